@@ -1,0 +1,24 @@
+"""Options dataclasses built from config mappings, with unknown keys rejected (as nanoGPT's configurator)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """Options or arguments that do not fit; the message names the key and the valid choices."""
+
+
+def make_options(cls: type, given: Mapping[str, Any], where: str) -> Any:
+    """Builds dataclass `cls` from `given`, rejecting unknown keys with the valid ones listed."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(given) - set(fields))
+    if unknown:
+        valid = ", ".join(sorted(fields)) or "none"
+        raise ConfigError(f"{where}: unknown option(s) {', '.join(unknown)}; valid: {valid}")
+    try:
+        return cls(**given)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc

@@ -1,0 +1,102 @@
+"""RunSpec: everything that defines one run, picklable and JSON-serialisable, with a stable run_id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.budget import Budget, parse_budget
+
+Options = tuple[tuple[str, Any], ...]
+
+
+def freeze(options: Mapping[str, Any] | None) -> Options:
+    """Options as a sorted tuple of pairs, so specs stay hashable and order-independent."""
+    return tuple(sorted((options or {}).items()))
+
+
+def options_label(options: Options) -> str:
+    """'k=v;k2=v2', or '' for none."""
+    return ";".join(f"{k}={v}" for k, v in options)
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset by registry name, with its options and an optional stratified subset size."""
+
+    name: str
+    options: Options = ()
+    max_train: int | None = None
+    max_test: int | None = None
+
+    @property
+    def label(self) -> str:
+        """Options and subset sizes as text, for the results table."""
+        parts = [options_label(self.options)] if self.options else []
+        if self.max_train is not None:
+            parts.append(f"max_train={self.max_train}")
+        if self.max_test is not None:
+            parts.append(f"max_test={self.max_test}")
+        return ";".join(parts)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: dataset x system x budget x seed, plus where to write and how long it may take."""
+
+    dataset: DatasetRef
+    system: str
+    budget: Budget
+    seed: int
+    system_options: Options = ()
+    suite: str = "adhoc"
+    # Hard wall-clock limit for the whole run process (data loading included); None = no limit.
+    timeout_s: float | None = None
+    # Results folder (holds runs.csv and runs/<run_id>/); not part of the run's identity.
+    out_dir: str = "results"
+    # Keep the exported best model after the run (systems that export one).
+    keep_models: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        """Stable hash of what defines the run's outcome (not suite, paths or limits)."""
+        key = {
+            "dataset": self.dataset.name,
+            "dataset_options": [list(p) for p in self.dataset.options],
+            "max_train": self.dataset.max_train,
+            "max_test": self.dataset.max_test,
+            "system": self.system,
+            "system_options": [list(p) for p in self.system_options],
+            "budget": self.budget.name,
+            "seed": self.seed,
+        }
+        blob = json.dumps(key, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def to_json(self) -> str:
+        """Serialises the spec for a worker process."""
+        return json.dumps({
+            "dataset": {"name": self.dataset.name, "options": dict(self.dataset.options),
+                        "max_train": self.dataset.max_train, "max_test": self.dataset.max_test},
+            "system": self.system, "system_options": dict(self.system_options),
+            "budget": self.budget.name, "seed": self.seed, "suite": self.suite,
+            "timeout_s": self.timeout_s, "out_dir": self.out_dir, "keep_models": self.keep_models,
+            "extra": dict(self.extra),
+        }, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        """Inverse of to_json."""
+        d = json.loads(text)
+        ds = d["dataset"]
+        return cls(
+            dataset=DatasetRef(ds["name"], freeze(ds["options"]), ds["max_train"], ds["max_test"]),
+            system=d["system"], system_options=freeze(d["system_options"]),
+            budget=parse_budget(d["budget"]), seed=int(d["seed"]), suite=d["suite"],
+            timeout_s=d["timeout_s"], out_dir=d["out_dir"], keep_models=d["keep_models"],
+            extra=d.get("extra", {}),
+        )

@@ -1,0 +1,49 @@
+"""System adapters by name; each module imports its ML libraries lazily, so listing stays cheap."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from bench.options import ConfigError
+from bench.systems.base import FitContext, System, SystemResult
+
+# name -> "module:Class"
+_SYSTEMS: dict[str, str] = {
+    "majority": "bench.systems.majority:Majority",
+    "resnet": "bench.systems.resnet:ResNet",
+    "autokeras": "bench.systems.autokeras:AutoKeras",
+    "autokeras-default": "bench.systems.autokeras:AutoKerasDefault",
+}
+
+
+def _find_class(name: str) -> type[System] | None:
+    module, _, cls = _SYSTEMS[name].partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+
+
+def system_names() -> list[str]:
+    """Registered systems whose adapter module exists."""
+    return [n for n in _SYSTEMS if _find_class(n) is not None]
+
+
+def system_class(name: str) -> type[System]:
+    """The adapter class for `name`, or a ConfigError listing the valid names."""
+    cls = _find_class(name) if name in _SYSTEMS else None
+    if cls is None:
+        raise ConfigError(f"unknown system {name!r}; valid: {', '.join(system_names())}")
+    return cls
+
+
+def make_system(name: str, options: Mapping[str, Any] | None = None) -> System:
+    """An adapter instance with its options checked."""
+    return system_class(name)(options)
+
+
+__all__ = ["FitContext", "System", "SystemResult", "make_system", "system_class", "system_names"]

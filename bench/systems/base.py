@@ -1,0 +1,109 @@
+"""The System concept (amlb's framework adapter): fit on training data, give class probabilities.
+
+The harness drives every system the same way (System.run): it times fit and predict separately
+with bench.timing, passes only training data to fit, and computes all metrics itself from the
+returned probabilities.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.budget import Budget
+from bench.options import make_options
+from bench.timing import measure
+from datasets.base import ImageData
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a system may know while fitting: the budget and its deadline, the seed, where to write."""
+
+    budget: Budget
+    seed: int
+    workdir: Path
+    n_classes: int
+    class_names: tuple[str, ...]
+    dataset: str
+    # time.monotonic() value by which the budget's time runs out (None: no time limit).
+    deadline: float | None = None
+    keep_models: bool = False
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the deadline (negative once past), or None without a time limit."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+@dataclass(frozen=True)
+class SystemResult:
+    """A system's output on the test set, with the harness's timings and the system's own figures."""
+
+    probabilities: np.ndarray  # (n_test, n_classes), rows sum to 1
+    fit_s: float
+    predict_s: float
+    cpu_s: float  # process CPU seconds over fit and predict
+    params: int | None = None
+    trials: int | None = None
+    # System-specific figures recorded with the run (search_s, refit_s, overshoot_s, ...).
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Predicted class index per test image."""
+        return np.asarray(self.probabilities).argmax(axis=1)
+
+
+class System(ABC):
+    """One contender. Subclasses set `name`, an `Options` dataclass, and implement fit and predict_proba."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    @dataclass(frozen=True)
+    class Options:
+        """No options."""
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options = make_options(self.Options, options or {}, f"system {self.name!r}")
+
+    def run(self, data: ImageData, ctx: FitContext) -> SystemResult:
+        """Fits on the training set, predicts the test set; timing each with the harness's clock."""
+        with measure() as fit_clock:
+            self.fit(data.x_train, data.y_train, ctx)
+        with measure() as predict_clock:
+            proba = np.asarray(self.predict_proba(data.x_test), dtype=np.float64)
+        if proba.shape != (len(data.x_test), ctx.n_classes):
+            raise RuntimeError(f"{self.name} returned probabilities of shape {proba.shape}, "
+                               f"expected {(len(data.x_test), ctx.n_classes)}")
+        return SystemResult(
+            probabilities=proba, fit_s=fit_clock.wall_s, predict_s=predict_clock.wall_s,
+            cpu_s=fit_clock.cpu_s + predict_clock.cpu_s, params=self.params(),
+            trials=self.trials(), extras=self.extras(),
+        )
+
+    @abstractmethod
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        """Trains on uint8 images x and int labels y within ctx.budget; never sees the test set."""
+
+    @abstractmethod
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities for uint8 images x, shape (len(x), n_classes)."""
+
+    def params(self) -> int | None:
+        """Trainable and non-trainable parameters of the final model, if it has any."""
+        return None
+
+    def trials(self) -> int | None:
+        """Models trained during a search (None for systems that do not search)."""
+        return None
+
+    def extras(self) -> dict[str, Any]:
+        """System-specific figures for the run record (see records.RunRecord for known names)."""
+        return {}

@@ -1,0 +1,45 @@
+"""scikit-learn's bundled handwritten digits: 1,797 real 8x8 images, 10 classes, no download needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from datasets.base import Availability, Dataset, DatasetError, ImageData
+
+
+@dataclass(frozen=True)
+class Digits(Dataset):
+    """The embedded default: always available, a seeded stratified train/test split."""
+
+    name: ClassVar[str] = "digits"
+    description: ClassVar[str] = "scikit-learn's 1,797 handwritten 8x8 digits (bundled, offline)"
+
+    test_fraction: float = 0.25  # share of images held out for testing, stratified by class
+    split_seed: int = 0  # fixed so every run sees the same test set; results stay paired
+
+    def __post_init__(self) -> None:
+        if not 0 < self.test_fraction < 1:
+            raise DatasetError(f"digits: test_fraction must be between 0 and 1, got {self.test_fraction}")
+
+    def availability(self) -> Availability:
+        """Bundled with scikit-learn, so always available."""
+        return Availability(ok=True)
+
+    def load(self) -> ImageData:
+        """Scales the 0..16 pixel values to 0..255 uint8, shape (N, 8, 8, 1)."""
+        bunch = load_digits()
+        x = np.rint(bunch.images * (255 / 16)).clip(0, 255).astype(np.uint8)[..., None]
+        y = bunch.target.astype(np.int64)
+        x_tr, x_te, y_tr, y_te = train_test_split(
+            x, y, test_size=self.test_fraction, stratify=y, random_state=self.split_seed)
+        return ImageData(
+            x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
+            class_names=tuple(str(c) for c in bunch.target_names),
+            split=f"stratified-{round(self.test_fraction * 100)}%",
+            info={"source": "sklearn.datasets.load_digits"},
+        )

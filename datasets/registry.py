@@ -1,0 +1,61 @@
+"""Dataset names to adapters; opening one validates its options, loading applies the subset."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Mapping
+from typing import Any
+
+from bench.options import make_options
+from datasets.base import Dataset, ImageData
+from datasets.subset import subset
+
+# name -> "module:Class"; imported on use so listing names stays cheap.
+_ADAPTERS: dict[str, str] = {
+    "digits": "datasets.digits:Digits",
+    "cifar10": "datasets.cifar10:Cifar10",
+    "malaria": "datasets.malaria:Malaria",
+    "folder": "datasets.folder:ImageFolder",
+}
+FOLDER_PREFIX = "folder:"  # 'folder:PATH' is the folder adapter with path=PATH
+
+
+def dataset_names() -> list[str]:
+    """Registered names whose adapter module exists."""
+    return [n for n in _ADAPTERS if _find_class(n) is not None]
+
+
+def _find_class(name: str) -> type[Dataset] | None:
+    module, _, cls = _ADAPTERS[name].partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise
+
+
+def open_dataset(name: str, options: Mapping[str, Any] | None = None) -> Dataset:
+    """The adapter for `name` ('digits', 'cifar10', 'malaria', 'folder:PATH') with its options checked."""
+    opts = dict(options or {})
+    if name.startswith(FOLDER_PREFIX):
+        opts["path"] = name[len(FOLDER_PREFIX):]
+        name = "folder"
+    cls = _find_class(name) if name in _ADAPTERS else None
+    if cls is None:
+        from bench.options import ConfigError
+
+        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}, folder:PATH")
+    return make_options(cls, opts, f"dataset {name!r}")
+
+
+def dataset_option_names(dataset: Dataset) -> list[str]:
+    """The option names an adapter accepts."""
+    return [f.name for f in dataclasses.fields(dataset)]  # type: ignore[arg-type]
+
+
+def load_data(name: str, options: Mapping[str, Any] | None = None,
+              max_train: int | None = None, max_test: int | None = None) -> ImageData:
+    """Opens, loads and subsets a dataset in one step."""
+    return subset(open_dataset(name, options).load(), max_train, max_test)
