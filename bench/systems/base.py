@@ -28,7 +28,10 @@ class FitContext:
 
     budget: Budget
     seed: int
+    # Scratch space (tuner projects, checkpoints); the harness deletes it when the run ends.
     workdir: Path
+    # The run's folder, kept: artifacts go here (history.csv, trials.csv, an exported model).
+    run_dir: Path
     n_classes: int
     class_names: tuple[str, ...]
     dataset: str
