@@ -13,6 +13,7 @@ from bench.systems.base import FitContext, System, SystemResult
 _SYSTEMS: dict[str, str] = {
     "majority": "bench.systems.majority:Majority",
     "resnet": "bench.systems.resnet:ResNet",
+    "resnet-2019": "bench.systems.resnet:ResNet2019",
     "autokeras": "bench.systems.autokeras:AutoKeras",
     "autokeras-default": "bench.systems.autokeras:AutoKerasDefault",
 }
