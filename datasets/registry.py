@@ -46,7 +46,8 @@ def open_dataset(name: str, options: Mapping[str, Any] | None = None) -> Dataset
     if cls is None:
         from bench.options import ConfigError
 
-        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(dataset_names())}, folder:PATH")
+        valid = [n for n in dataset_names() if n != "folder"]
+        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(valid)}, folder:PATH")
     return make_options(cls, opts, f"dataset {name!r}")
 
 

@@ -35,10 +35,25 @@ def system_names() -> list[str]:
 
 
 def system_class(name: str) -> type[System]:
-    """The adapter class for `name`, or a ConfigError listing the valid names."""
+    """The adapter class for `name` (a registered name or 'package.module:Class'), else a ConfigError."""
+    if ":" in name:
+        return _plugin_class(name)
     cls = _find_class(name) if name in _SYSTEMS else None
     if cls is None:
-        raise ConfigError(f"unknown system {name!r}; valid: {', '.join(system_names())}")
+        raise ConfigError(f"unknown system {name!r}; valid: {', '.join(system_names())}, "
+                          "or module:Class for your own System subclass")
+    return cls
+
+
+def _plugin_class(path: str) -> type[System]:
+    """A System subclass named by import path, so users can benchmark their own adapter."""
+    module, _, attr = path.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"system {path!r} cannot be imported: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, System)):
+        raise ConfigError(f"system {path!r} is not a subclass of bench.systems.base.System")
     return cls
 
 

@@ -1,0 +1,270 @@
+"""Command line: `python -m bench all | run | report | list`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench.budget import HELP as BUDGET_HELP
+from bench.budget import BudgetError, parse_budget
+from bench.options import ConfigError
+
+DEFAULT_OUT = "results"
+EXIT_FAILED_RUNS = 1
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad arguments: reported in one line, exit code 2, nothing written."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with its four commands."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=(
+        "Is AutoML worth its compute against a hand-built network? Runs suites of "
+        "datasets x systems x budgets x seeds and reports accuracy against compute."))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: %(default)s)")
+        p.add_argument("--data-dir", help="folder holding the data sets' files (sets BENCH_DATA_DIR)")
+        p.add_argument("--force", action="store_true", help="rerun runs already recorded as ok")
+        p.add_argument("--resume", action="store_true", default=True,
+                       help="skip runs already recorded as ok (the default)")
+        p.add_argument("--keep-models", action="store_true", help="keep exported best models")
+        p.add_argument("--max-train", type=int, help="stratified subset of the training set (all datasets)")
+        p.add_argument("--max-test", type=int, help="stratified subset of the test set (all datasets)")
+        p.add_argument("--max-rss-mb", type=float, help="kill a run whose memory exceeds this many MiB")
+
+    p_all = sub.add_parser("all", help="run a suite, then write the report")
+    p_all.add_argument("--suite", default=None, help="a shipped suite's name or a .toml path (default: default)")
+    p_all.add_argument("--dry-run", action="store_true", help="list the runs and stop")
+    p_all.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    common(p_all)
+
+    p_run = sub.add_parser("run", help="run one dataset x system x budget x seed")
+    p_run.add_argument("--dataset", required=True, help="digits, cifar10, malaria or folder:PATH")
+    p_run.add_argument("--system", required=True, help="majority, resnet, resnet-2019, autokeras, ...")
+    p_run.add_argument("--budget", required=True, help=BUDGET_HELP)
+    p_run.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p_run.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="dataset option, repeatable (e.g. split=patient)")
+    p_run.add_argument("--system-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="system option, repeatable (e.g. batch_size=64)")
+    p_run.add_argument("--timeout", help="hard limit of the run process (default: from the budget)")
+    common(p_run)
+
+    p_report = sub.add_parser("report", help="write tables, plots and REPORT.md from the results table alone")
+    p_report.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: %(default)s)")
+    p_report.add_argument("--baseline", default="resnet", help="the hand-built system (default: %(default)s)")
+    p_report.add_argument("--price-per-hour", type=float, help="USD per CPU-machine hour for the cost table")
+    p_report.add_argument("--gpu-price-per-hour", type=float, help="USD per GPU-machine hour for the cost table")
+
+    sub.add_parser("list", help="datasets (with availability), systems, budget forms and suites")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        if args.command == "list":
+            return cmd_list(console)
+        if args.command == "report":
+            return cmd_report(args, console)
+        if args.command == "run":
+            return cmd_run(args, console)
+        return cmd_all(args, console)
+    except (UsageError, ConfigError, BudgetError) as exc:
+        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/]: finished runs are kept; rerun the same command to resume")
+        return 130
+
+
+# ---------------------------------------------------------------------------------------------------
+def _check_out_dir(out: str) -> Path:
+    """The output folder, or a UsageError if it cannot be written (checked before anything is written)."""
+    path = Path(out).expanduser()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"output folder {path}: {probe} is a file; choose another --out")
+    try:
+        # A real write, removed at once: permission bits say little when running as root.
+        fd, tmp = tempfile.mkstemp(dir=probe, prefix=".bench-probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise UsageError(f"output folder {path} is not writable ({exc.strerror}); choose another --out") from exc
+    return path
+
+
+def _apply_data_dir(data_dir: str | None) -> None:
+    if data_dir is None:
+        return
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise UsageError(f"--data-dir {data_dir}: no such folder")
+    # Environment, so the run processes (children) see it too.
+    os.environ["BENCH_DATA_DIR"] = str(path.resolve())
+
+
+def _positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UsageError(f"{name} must be a positive integer, got {value}")
+
+
+def _executor(args: argparse.Namespace, max_rss_mb: float | None) -> Any:
+    from bench.execute import Limits, LocalExecutor
+
+    return LocalExecutor(Limits(max_rss_mb=args.max_rss_mb or max_rss_mb))
+
+
+def _finish(summary: Any, out: Path, console: Console, write_report: bool) -> int:
+    console.print(f"[bold]done[/]: {summary.line()}; results in {out / 'runs.csv'}")
+    code = EXIT_FAILED_RUNS if summary.failed else 0
+    if write_report:
+        code = max(code, _report(out, console))
+    return code
+
+
+def _report(out: Path, console: Console, **kwargs: Any) -> int:
+    try:
+        from bench.report import write_report
+    except ModuleNotFoundError:
+        console.print("[yellow]report module not installed[/]: no report written")
+        return 0
+    try:
+        paths = write_report(out, **{k: v for k, v in kwargs.items() if v is not None})
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]report failed[/]: {exc}")
+        return EXIT_FAILED_RUNS
+    main_file = next((p for p in paths if p.name == "REPORT.md"), paths[0] if paths else out)
+    console.print(f"report: {main_file} ({len(paths)} files)")
+    return 0
+
+
+def cmd_all(args: argparse.Namespace, console: Console) -> int:
+    """Runs a suite (resuming by default), then writes the report."""
+    from bench.driver import describe, run_specs
+    from bench.suite import DEFAULT_SUITE, load_suite
+
+    _positive("--max-train", args.max_train)
+    _positive("--max-test", args.max_test)
+    out = _check_out_dir(args.out)
+    _apply_data_dir(args.data_dir)
+    suite = load_suite(args.suite or DEFAULT_SUITE)
+    specs = suite.specs(str(out), keep_models=args.keep_models)
+    if args.max_train or args.max_test:
+        from dataclasses import replace
+
+        specs = [replace(s, dataset=replace(s.dataset, max_train=args.max_train or s.dataset.max_train,
+                                            max_test=args.max_test or s.dataset.max_test)) for s in specs]
+    console.print(f"suite [bold]{suite.name}[/]: {len(specs)} runs - {suite.description}")
+    if args.dry_run:
+        for spec in specs:
+            print(describe(spec))
+        return 0
+    summary = run_specs(specs, _executor(args, suite.max_rss_mb), out, force=args.force, console=console)
+    return _finish(summary, out, console, write_report=not args.no_report)
+
+
+def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
+    """KEY=VALUE pairs; values read as TOML (numbers, true/false, quoted strings), else as plain text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"{what} {item!r} is not KEY=VALUE")
+        try:
+            out[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = value
+    return out
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    """Runs one spec and records it in the same results table."""
+    from bench.driver import run_specs
+    from bench.spec import DatasetRef, RunSpec, freeze
+    from bench.suite import DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_FACTOR, DEFAULT_TIMEOUT_SLACK
+    from bench.systems import make_system
+    from datasets.registry import open_dataset
+
+    _positive("--max-train", args.max_train)
+    _positive("--max-test", args.max_test)
+    if args.seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    budget = parse_budget(args.budget)
+    dataset_options = parse_assignments(args.dataset_option, "--dataset-option")
+    system_options = parse_assignments(args.system_option, "--system-option")
+    open_dataset(args.dataset, dataset_options)
+    make_system(args.system, system_options)
+    if args.timeout is not None:
+        timeout = parse_budget(args.timeout).seconds
+        if timeout is None:
+            raise UsageError(f"--timeout {args.timeout!r} must be a time such as 30m")
+    elif budget.seconds is not None:
+        timeout = budget.seconds * DEFAULT_TIMEOUT_FACTOR + parse_budget(DEFAULT_TIMEOUT_SLACK).seconds
+    else:
+        timeout = parse_budget(DEFAULT_TIMEOUT).seconds
+    out = _check_out_dir(args.out)
+    _apply_data_dir(args.data_dir)
+    spec = RunSpec(dataset=DatasetRef(args.dataset, freeze(dataset_options), args.max_train, args.max_test),
+                   system=args.system, system_options=freeze(system_options), budget=budget, seed=args.seed,
+                   timeout_s=timeout, out_dir=str(out), keep_models=args.keep_models)
+    summary = run_specs([spec], _executor(args, None), out, force=args.force, console=console)
+    return _finish(summary, out, console, write_report=False)
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    """Regenerates the report from runs.csv; no training."""
+    out = Path(args.out)
+    if not (out / "runs.csv").exists():
+        raise UsageError(f"no results table {out / 'runs.csv'}: run `python -m bench all` first")
+    return _report(out, console, baseline=args.baseline, price_per_hour=args.price_per_hour,
+                   gpu_price_per_hour=args.gpu_price_per_hour)
+
+
+def cmd_list(console: Console) -> int:
+    """Prints datasets (with availability), systems, budget forms and suites."""
+    from bench.suite import load_suite, suite_names
+    from bench.systems import system_class, system_names
+    from datasets.registry import dataset_names, open_dataset
+
+    print("datasets:")
+    for name in dataset_names():
+        ds = open_dataset(name, {"path": "DIR"} if name == "folder" else {})
+        if name == "folder":
+            print(f"  folder:PATH  {ds.description}")
+            continue
+        found = ds.availability()
+        state = "available" if found.ok else f"unavailable - {found.reason}"
+        print(f"  {name:12s} {ds.description}\n  {'':12s} {state}")
+    print("systems:")
+    for name in system_names():
+        print(f"  {name:18s} {system_class(name).description}")
+    print(f"budgets:\n  {BUDGET_HELP}")
+    print("suites:")
+    for name in suite_names():
+        try:
+            desc = load_suite(name).description
+        except ConfigError as exc:
+            desc = f"(invalid: {exc})"
+        print(f"  {name:10s} {desc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Runs a suite: plans the runs, skips what is done or has no data, executes the rest, records each."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench import rundir
+from bench.execute import Executor
+from bench.records import RunRecord
+from bench.spec import DatasetRef, RunSpec
+from bench.store import ResultsStore
+from bench.worker import base_record
+
+
+@dataclass
+class Summary:
+    """How a suite went: counts per status, and the records of this invocation."""
+
+    counts: Counter = field(default_factory=Counter)
+    already_done: int = 0
+
+    @property
+    def failed(self) -> bool:
+        """True when any run failed or timed out."""
+        return bool(self.counts["failed"] or self.counts["timeout"])
+
+    def line(self) -> str:
+        """One line: 'ok 5, failed 1, timeout 0, skipped 2 (3 already done)'."""
+        parts = [f"{s} {self.counts[s]}" for s in ("ok", "failed", "timeout", "skipped")]
+        return ", ".join(parts) + f" ({self.already_done} already done)"
+
+
+def availability_reasons(specs: list[RunSpec]) -> dict[DatasetRef, str]:
+    """For each dataset that cannot be loaded here: why, and how to get it."""
+    from datasets.registry import open_dataset
+
+    reasons: dict[DatasetRef, str] = {}
+    for ref in {s.dataset for s in specs}:
+        found = open_dataset(ref.name, dict(ref.options)).availability()
+        if not found.ok:
+            reasons[ref] = found.reason
+    return reasons
+
+
+def adopt_finished(spec: RunSpec) -> RunRecord | None:
+    """An ok record a killed driver left in the run folder but never put in the table."""
+    path = rundir.run_dir(spec.out_dir, spec.run_id) / rundir.RECORD
+    if not path.exists():
+        return None
+    try:
+        record = RunRecord.from_json(path.read_text())
+    except (ValueError, TypeError):
+        return None
+    return record if record.status == "ok" and record.run_id == spec.run_id else None
+
+
+def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force: bool = False,
+              console: Console | None = None,
+              on_record: Callable[[RunRecord], None] | None = None) -> Summary:
+    """Executes what is missing from the table (everything with force) and records each run as it ends."""
+    console = console or Console(stderr=True)
+    store = ResultsStore(out_dir)
+    done = store.records()
+    summary = Summary()
+
+    unavailable = availability_reasons(specs)
+    skipped = [base_record(s, "skipped", error=unavailable[s.dataset]) for s in specs
+               if s.dataset in unavailable and (force or getattr(done.get(s.run_id), "status", "") != "ok")]
+    if skipped:
+        store.put_many(skipped)
+        summary.counts["skipped"] += len(skipped)
+        for ref, reason in unavailable.items():
+            console.print(f"[yellow]skipped[/] {ref.name} {ref.label}: {reason}")
+
+    todo: list[RunSpec] = []
+    for spec in specs:
+        if spec.dataset in unavailable:
+            continue
+        if not force and getattr(done.get(spec.run_id), "status", "") == "ok":
+            summary.already_done += 1
+        elif not force and (adopted := adopt_finished(spec)) is not None:
+            store.put(adopted)
+            summary.already_done += 1
+        else:
+            todo.append(spec)
+    if summary.already_done:
+        console.print(f"{summary.already_done} run(s) already recorded as ok: not run again (--force reruns)")
+
+    t_suite = time.monotonic()
+    position = {s.run_id: i for i, s in enumerate(todo, 1)}
+
+    # A live bar (elapsed time ticking while a run works) on a terminal; plain lines in logs.
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=console, disable=not console.is_terminal)
+    bar = progress.add_task("suite", total=len(todo))
+
+    def started(spec: RunSpec) -> None:
+        elapsed = time.monotonic() - t_suite
+        console.print(f"[bold]run {position[spec.run_id]}/{len(todo)}[/] {describe(spec)} "
+                      f"[dim](suite elapsed {elapsed:.0f} s, limit {spec.timeout_s or 0:.0f} s)[/]")
+        progress.update(bar, description=f"{spec.dataset.name}/{spec.system}/{spec.budget.name}/s{spec.seed}")
+
+    with progress:
+        for _, record in executor.map(todo, on_start=started):
+            store.put(record)
+            summary.counts[record.status] += 1
+            progress.advance(bar)
+            console.print(f"    -> {outcome(record)}")
+            if on_record is not None:
+                on_record(record)
+    return summary
+
+
+def describe(spec: RunSpec) -> str:
+    """'digits / resnet / 30s / seed 0 [run_id]'."""
+    label = f" ({spec.dataset.label})" if spec.dataset.label else ""
+    return f"{spec.dataset.name}{label} / {spec.system} / {spec.budget.name} / seed {spec.seed} [{spec.run_id}]"
+
+
+def outcome(record: RunRecord) -> str:
+    """A run's result in a few words."""
+    if record.status == "ok":
+        return (f"[green]ok[/] accuracy {record.accuracy:.4f}, fit {record.fit_s:.1f} s, "
+                f"predict {record.predict_s:.2f} s")
+    colour = "red" if record.status in ("failed", "timeout") else "yellow"
+    return f"[{colour}]{record.status}[/]: {record.error}"

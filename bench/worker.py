@@ -1,0 +1,134 @@
+"""One run, in its own process: load data, fit and predict through the system, score, write the run folder.
+
+Started by bench.execute.LocalExecutor as `python -m bench.worker SPEC_JSON`. A SIGTERM from the
+executor (the soft stop) raises SoftStop wherever Python code is running; the run is then recorded as
+a timeout. The record is written last, so its presence means the run folder is complete.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import os
+import random
+import shutil
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from bench import metadata, metrics, rundir
+from bench.records import RECORD_FIELDS, RunRecord
+from bench.spec import RunSpec, options_label
+from bench.systems import make_system
+from bench.systems.base import FitContext
+from bench.timing import peak_rss_mb
+from datasets import load_data
+
+ERROR_CHARS = 500  # error cells stay one readable line; the full traceback is in log.txt
+
+
+class SoftStop(BaseException):
+    """The executor's time limit arrived (SIGTERM); BaseException so `except Exception` cannot swallow it."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise SoftStop("stopped at the run's hard time limit")
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this process if the driver dies (kill -9), so no orphan keeps writing."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def error_text(exc: BaseException) -> str:
+    """'Type: message' on one line, cut to ERROR_CHARS."""
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").strip()
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
+
+def base_record(spec: RunSpec, status: str, **fields: object) -> RunRecord:
+    """A record carrying the spec's identity."""
+    return RunRecord(
+        run_id=spec.run_id, suite=spec.suite, dataset=spec.dataset.name, split=str(fields.pop("split", "")),
+        system=spec.system, budget=spec.budget.name, seed=spec.seed, status=status,
+        dataset_options=spec.dataset.label, system_options=options_label(spec.system_options),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def execute(spec: RunSpec) -> RunRecord:
+    """Runs the spec in this process and writes its folder; returns the record (never raises)."""
+    folder = rundir.run_dir(spec.out_dir, spec.run_id)
+    work = folder / rundir.WORK
+    work.mkdir(parents=True, exist_ok=True)
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    t0 = time.monotonic()
+    common: dict[str, object] = {"started_utc": started}
+    try:
+        data = load_data(spec.dataset.name, dict(spec.dataset.options),
+                         spec.dataset.max_train, spec.dataset.max_test)
+        common.update(split=data.split, n_train=len(data.y_train), n_test=len(data.y_test),
+                      n_classes=data.n_classes)
+        random.seed(spec.seed)
+        np.random.seed(spec.seed)
+        system = make_system(spec.system, dict(spec.system_options))
+        deadline = None if spec.budget.seconds is None else time.monotonic() + spec.budget.seconds
+        ctx = FitContext(budget=spec.budget, seed=spec.seed, workdir=work, run_dir=folder,
+                         n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
+                         deadline=deadline, keep_models=spec.keep_models)
+        result = system.run(data, ctx)
+        scores = metrics.score(data.y_test, result.probabilities)
+        meta = metadata.collect()
+        known = {k: v for k, v in result.extras.items() if k in RECORD_FIELDS}
+        record = base_record(
+            spec, "ok", accuracy=scores.accuracy, balanced_accuracy=scores.balanced_accuracy,
+            macro_f1=scores.macro_f1, log_loss=scores.log_loss, fit_s=result.fit_s,
+            predict_s=result.predict_s, cpu_s=result.cpu_s,
+            gpu_s=(result.fit_s + result.predict_s) if meta["gpus"] else None,
+            params=result.params, trials=result.trials, device=meta["gpus"][0] if meta["gpus"] else "cpu",
+            hardware=meta["hardware"], **known, **common)
+        rundir.write_predictions(folder / rundir.PREDICTIONS, result.probabilities, data.y_test,
+                                 data.class_names)
+        rundir.write_atomic(folder / rundir.REPORT,
+                            metrics.classification_report(data.y_test, result.probabilities, data.class_names))
+        meta["dataset_info"] = dict(data.info)
+        meta["extras"] = {k: v for k, v in result.extras.items() if k not in RECORD_FIELDS}
+    except SoftStop as exc:
+        record = base_record(spec, "timeout", error=error_text(exc), **common)
+        meta = metadata.collect()
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a recorded run
+        traceback.print_exc()
+        record = base_record(spec, "failed", error=error_text(exc), **common)
+        meta = metadata.collect()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    record = record.replace(duration_s=time.monotonic() - t0, peak_rss_mb=peak_rss_mb(),
+                            hardware=record.hardware or meta["hardware"])
+    rundir.write_json(folder / rundir.METADATA, meta)
+    rundir.write_atomic(folder / rundir.RECORD, record.to_json())
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: the spec file's path is the only argument."""
+    args = sys.argv[1:] if argv is None else argv
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    spec = RunSpec.from_json(Path(args[0]).read_text())
+    record = execute(spec)
+    print(f"run {record.run_id}: {record.status} {record.error}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
