@@ -3,6 +3,7 @@ so another engine (Ray, a batch scheduler) can stand in for the local one."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -131,10 +132,8 @@ class _Watch:
 
 
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _tree_rss_mb(pid: int) -> float:

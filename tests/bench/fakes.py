@@ -1,0 +1,90 @@
+"""Systems that misbehave on purpose, importable by worker processes as tests.bench.fakes:Name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.systems.base import FitContext, System
+
+
+class _Prior(System):
+    """Shared predict: the training prior, like majority."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        self._prior = np.bincount(y, minlength=ctx.n_classes) / len(y)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.tile(self._prior, (len(x), 1))
+
+
+class Raises(_Prior):
+    """Fails inside fit."""
+
+    name = "raises"
+    description = "raises in fit"
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        raise RuntimeError("deliberate failure in fit")
+
+
+class Hangs(_Prior):
+    """Never returns from fit."""
+
+    name = "hangs"
+    description = "sleeps forever"
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        while True:
+            time.sleep(0.1)
+
+
+class Deaf(_Prior):
+    """Ignores the soft stop, so only the kill ends it."""
+
+    name = "deaf"
+    description = "ignores SIGTERM and hangs"
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(0.1)
+
+
+class Hog(_Prior):
+    """Allocates memory until killed."""
+
+    name = "hog"
+    description = "eats memory"
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        blocks = []
+        while True:
+            blocks.append(np.ones(50 * 2**20 // 8))  # 50 MiB, touched
+            time.sleep(0.05)
+
+
+class Sleeps(_Prior):
+    """Sleeps a while, notes each call in a file, then predicts the prior."""
+
+    name = "sleeps"
+    description = "sleeps then predicts the prior"
+
+    @dataclass(frozen=True)
+    class Options:
+        seconds: float = 1.0
+        calls: str = ""  # file that gets one line per fit, for counting reruns
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        if self.options.calls:
+            with open(self.options.calls, "a") as f:
+                f.write(f"{ctx.run_dir.name} {os.getpid()}\n")
+        (ctx.workdir / "scratch.bin").write_bytes(b"x" * 2**20)
+        time.sleep(self.options.seconds)
+        super().fit(x, y, ctx)
+        Path(ctx.run_dir / "artifact.txt").write_text("kept")

@@ -1,0 +1,161 @@
+"""The executor and driver against systems that raise, hang, ignore the soft stop or eat memory."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score
+
+from bench.budget import parse_budget
+from bench.driver import run_specs
+from bench.execute import Limits, LocalExecutor
+from bench.spec import DatasetRef, RunSpec, freeze
+from bench.store import ResultsStore
+from datasets import load_data
+
+
+def spec(tmp_path, system, budget="full", seed=0, timeout=None, **options):
+    return RunSpec(dataset=DatasetRef("digits", max_train=200), system=system, system_options=freeze(options),
+                   budget=parse_budget(budget), seed=seed, timeout_s=timeout, out_dir=str(tmp_path))
+
+
+def test_ok_run_writes_its_folder_with_harness_metrics(tmp_path):
+    s = spec(tmp_path, "tests.bench.fakes:Sleeps", seconds=0.2)
+    record = LocalExecutor().run(s)
+    assert record.status == "ok", record.error
+    folder = tmp_path / "runs" / s.run_id
+    names = {p.name for p in folder.iterdir()}
+    assert {"record.json", "metadata.json", "classification_report.txt", "predictions.csv", "log.txt",
+            "artifact.txt"} <= names
+    assert "work" not in names  # scratch is deleted
+    preds = pd.read_csv(folder / "predictions.csv", dtype=str)
+    assert list(preds.columns) == [str(i) for i in range(10)] + ["predictions", "truth"]
+    truth = load_data("digits").y_test.astype(str)
+    assert (preds["truth"].to_numpy() == truth).all()
+    assert record.accuracy == accuracy_score(preds["truth"], preds["predictions"])
+    assert record.fit_s >= 0.2 and record.predict_s >= 0
+    assert record.n_train == 200 and record.n_test == len(truth) and record.split == "stratified-25%"
+    assert record.gpu_s is None and record.device == "cpu"
+    assert record.peak_rss_mb > 10 and record.peak_disk_mb is not None
+    meta = (folder / "metadata.json").read_text()
+    assert "versions" in meta and "git_commit" in meta and os.uname().nodename not in meta
+
+
+def test_a_system_that_raises_is_recorded_as_failed_with_its_reason(tmp_path):
+    record = LocalExecutor().run(spec(tmp_path, "tests.bench.fakes:Raises"))
+    assert record.status == "failed"
+    assert record.error == "RuntimeError: deliberate failure in fit"
+    assert "Traceback" in (tmp_path / "runs" / record.run_id / "log.txt").read_text()
+
+
+def test_a_hanging_system_times_out_softly(tmp_path):
+    t0 = time.monotonic()
+    record = LocalExecutor(Limits(grace_s=20)).run(spec(tmp_path, "tests.bench.fakes:Hangs", timeout=3))
+    assert record.status == "timeout"
+    assert "hard time limit of 3 s" in record.error
+    assert time.monotonic() - t0 < 15  # the soft stop worked; no wait for the grace period
+    assert not (tmp_path / "runs" / record.run_id / "work").exists()
+
+
+def test_a_system_that_ignores_the_soft_stop_is_killed(tmp_path):
+    t0 = time.monotonic()
+    record = LocalExecutor(Limits(grace_s=1)).run(spec(tmp_path, "tests.bench.fakes:Deaf", timeout=2))
+    assert record.status == "timeout"
+    assert time.monotonic() - t0 < 20
+
+
+def test_a_memory_hog_is_killed_and_recorded(tmp_path):
+    record = LocalExecutor(Limits(max_rss_mb=400)).run(spec(tmp_path, "tests.bench.fakes:Hog", timeout=60))
+    assert record.status == "failed"
+    assert "memory limit exceeded" in record.error
+    assert record.peak_rss_mb >= 400
+
+
+def test_suite_goes_on_after_failures_and_resume_skips_finished_runs(tmp_path):
+    specs = [spec(tmp_path, "tests.bench.fakes:Raises"), spec(tmp_path, "tests.bench.fakes:Hangs", timeout=2),
+             spec(tmp_path, "majority")]
+    summary = run_specs(specs, LocalExecutor(Limits(grace_s=5)), tmp_path)
+    assert (summary.counts["failed"], summary.counts["timeout"], summary.counts["ok"]) == (1, 1, 1)
+    assert summary.failed
+    again = run_specs(specs[2:], LocalExecutor(), tmp_path)
+    assert again.already_done == 1 and not again.counts
+    statuses = {r.system: r.status for r in ResultsStore(tmp_path).records().values()}
+    assert statuses == {"tests.bench.fakes:Raises": "failed", "tests.bench.fakes:Hangs": "timeout",
+                        "majority": "ok"}
+
+
+SUITE = """
+description = "kill test"
+seeds = [0, 1, 2, 3, 4]
+[[datasets]]
+name = "digits"
+max_train = 100
+[[systems]]
+name = "tests.bench.fakes:Sleeps"
+budgets = ["full"]
+options = {{ seconds = 1.5, calls = "{calls}" }}
+"""
+
+
+def _driver(tmp_path: Path, suite: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bench", "all", "--suite", str(suite), "--out",
+                             str(tmp_path / "out"), "--no-report"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
+    calls = tmp_path / "calls.txt"
+    suite = tmp_path / "kill.toml"
+    suite.write_text(SUITE.format(calls=calls))
+    table = ResultsStore(tmp_path / "out")
+    driver = _driver(tmp_path, suite)
+    deadline = time.monotonic() + 90
+    while len(table.records()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    finished = {r.run_id for r in table.records().values() if r.status == "ok"}
+    assert 2 <= len(finished) < 5
+    time.sleep(1)  # the orphaned worker dies with its driver (PR_SET_PDEATHSIG)
+
+    assert _driver(tmp_path, suite).wait(timeout=120) == 0
+    records = table.records()
+    assert len(records) == 5 and all(r.status == "ok" for r in records.values())
+    runs = [line.split()[0] for line in calls.read_text().splitlines()]
+    for run_id in finished:
+        assert runs.count(run_id) == 1, "a run already recorded as ok was run again"
+    assert len(runs) <= 6  # at most the one interrupted run was started twice
+
+    assert _driver(tmp_path, suite).wait(timeout=60) == 0
+    assert len(calls.read_text().splitlines()) == len(runs)  # a third invocation runs nothing
+
+
+def test_probabilities_must_match_the_test_set(tmp_path):
+    from bench.systems.base import FitContext, System
+    from datasets import ImageData
+
+    class Wrong(System):
+        name = "wrong"
+        description = "bad shape"
+
+        def fit(self, x, y, ctx):
+            pass
+
+        def predict_proba(self, x):
+            return np.ones((len(x), 3))
+
+    data = ImageData(np.zeros((4, 2, 2, 1), np.uint8), np.array([0, 1, 0, 1]), np.zeros((2, 2, 2, 1), np.uint8),
+                     np.array([0, 1]), ("a", "b"))
+    ctx = FitContext(budget=parse_budget("full"), seed=0, workdir=tmp_path, run_dir=tmp_path, n_classes=2,
+                     class_names=("a", "b"), dataset="x")
+    try:
+        Wrong().run(data, ctx)
+    except RuntimeError as exc:
+        assert "shape (2, 3)" in str(exc)
+    else:
+        raise AssertionError("a wrong shape went unnoticed")
