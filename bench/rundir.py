@@ -49,6 +49,8 @@ def predictions_frame(proba: np.ndarray, y_true: np.ndarray, class_names: tuple[
     """amlb's predictions layout: a probability column per class label, then predictions, then truth."""
     frame = pd.DataFrame(proba, columns=list(class_names))
     names = np.asarray(class_names, dtype=object)
+    # amlb's validate_predictions wants the probability columns in lexicographic order.
+    frame = frame[sorted(class_names)]
     frame["predictions"] = names[proba.argmax(axis=1)]
     frame["truth"] = names[y_true]
     return frame

@@ -1,0 +1,138 @@
+"""The report: tables, verdicts, plots, an HTML page and an amlb-style results file, from runs.csv alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import formatting as fmt
+from bench.report import tables
+from bench.report.amlb import AMLB_FILE, amlb_frame
+from bench.report.document import Block, Heading, Paragraph, Table, to_markdown
+from bench.report.html import to_html
+from bench.report.plots import PLOTS_DIR, palette, plot_group
+from bench.report.runs import RUNS_FILE, ReportError, grouped, hardware_of, load_runs
+from bench.report.tables import (
+    DEFAULT_GPU_PRICE_PER_HOUR,
+    DEFAULT_PRICE_PER_HOUR,
+    MANAGED_AUTOML_PRICE_PER_HOUR,
+    Prices,
+)
+from bench.report.verdicts import verdicts
+
+__all__ = [
+    "DEFAULT_GPU_PRICE_PER_HOUR",
+    "DEFAULT_PRICE_PER_HOUR",
+    "MANAGED_AUTOML_PRICE_PER_HOUR",
+    "ReportError",
+    "write_report",
+]
+
+REPORT_MD = "REPORT.md"
+REPORT_HTML = "report.html"
+TABLES_DIR = "tables"
+TITLE = "AutoML against a hand-built baseline: accuracy per unit of compute"
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, written: list[Path]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    written.append(path)
+
+
+def write_report(
+    out_dir: Path,
+    *,
+    baseline: str = "resnet",
+    price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
+    gpu_price_per_hour: float = DEFAULT_GPU_PRICE_PER_HOUR,
+) -> list[Path]:
+    """Writes REPORT.md, report.html, tables/, plots/ and results_amlb.csv from runs.csv; returns paths."""
+    out_dir = Path(out_dir)
+    runs = load_runs(out_dir)
+    for stale in (out_dir / PLOTS_DIR).glob("*.*"):
+        # A dataset that left the table must not leave its old plots behind.
+        stale.unlink()
+    prices = Prices(cpu=price_per_hour, gpu=gpu_price_per_hour)
+    written: list[Path] = []
+    summary, vs, cost, fails = [], [], [], []
+    all_verdicts: list[str] = []
+    sections: list[Block] = []
+    colors = palette(sorted(runs["system"].unique()))
+    for group, part in grouped(runs):
+        summaries = tables.summarize(group, part, baseline)
+        versus = tables.versus(summaries)
+        group_cost = tables.cost_frame(summaries, prices)
+        group_fails = tables.failures_frame(part)
+        sentences = verdicts(group, summaries, baseline)
+        all_verdicts += sentences
+        summary.append(tables.summary_frame(summaries))
+        vs.append(tables.versus_frame(versus))
+        cost.append(group_cost)
+        fails.append(group_fails)
+        plots = plot_group(group, part, summaries, out_dir, colors)
+        written += [p for f in plots.figures for p in (f.png, f.svg)]
+        base = tables.reference(summaries, "baseline")
+        sections += [
+            Heading(2, group.label),
+            Paragraph(f"{fmt.plural(len(part), 'run')} on {hardware_of(part)}."),
+            Paragraph(items=tuple(sentences)),
+            Heading(3, "Systems and budgets"),
+            Paragraph(
+                "Accuracy is the mean over ok seeds; the spread is ± 1 std with 2 seeds and a 95% t-interval "
+                "with 3 or more. Hours are means per ok run."
+            ),
+            Table(tables.summary_display(summaries), f"{TABLES_DIR}/summary.csv"),
+        ]
+        if not group_fails.empty:
+            sections += [
+                Heading(3, "Runs that did not finish"),
+                Table(tables.failures_display(group_fails), f"{TABLES_DIR}/failures.csv"),
+            ]
+        if versus:
+            ref = (
+                f"The baseline's reference is {base.system} at budget {base.budget}, its most accurate configuration."
+                if base
+                else f"{baseline} has no ok run here, so there is no reference."
+            )
+            sections += [
+                Heading(3, f"AutoML against {baseline}"),
+                Paragraph(ref + " Compute ratio = AutoML fit time / baseline fit time."),
+                Table(tables.versus_display(versus), f"{TABLES_DIR}/versus_baseline.csv"),
+            ]
+        if not group_cost.empty:
+            sections += [
+                Heading(3, "Cost"),
+                Paragraph(
+                    f"Per run: fit hours x the price of the machine rented for them, "
+                    f"{fmt.price(prices.cpu)}/h for a CPU machine and {fmt.price(prices.gpu)}/h for a GPU machine; "
+                    f"the managed cloud AutoML rows price the AutoML fit hours at "
+                    f"{fmt.price(prices.managed_automl)}/h, the commonly cited figure."
+                ),
+                Table(tables.cost_display(group_cost), f"{TABLES_DIR}/cost.csv"),
+            ]
+        sections += [Heading(3, "Figures"), *plots.figures]
+        if plots.notes:
+            sections.append(Paragraph(items=plots.notes))
+    tables_dir = out_dir / TABLES_DIR
+    _write_csv(pd.concat(summary, ignore_index=True), tables_dir / "summary.csv", written)
+    _write_csv(pd.concat(vs, ignore_index=True), tables_dir / "versus_baseline.csv", written)
+    _write_csv(pd.concat(cost, ignore_index=True), tables_dir / "cost.csv", written)
+    _write_csv(pd.concat(fails, ignore_index=True), tables_dir / "failures.csv", written)
+    _write_csv(amlb_frame(runs, out_dir), out_dir / AMLB_FILE, written)
+    head: list[Block] = [
+        Heading(1, TITLE),
+        Paragraph(
+            f"Made from {fmt.plural(len(runs), 'run')} in {RUNS_FILE} ({(runs['status'] == 'ok').sum()} ok); "
+            f"baseline: {baseline}; AutoML: systems named autokeras*; floor: majority. The amlb-style results are in "
+            f"{AMLB_FILE}."
+        ),
+        Heading(2, "Verdicts"),
+        Paragraph(items=tuple(all_verdicts)),
+    ]
+    blocks = head + sections
+    md, page = out_dir / REPORT_MD, out_dir / REPORT_HTML
+    md.write_text(to_markdown(blocks, out_dir), encoding="utf-8")
+    page.write_text(to_html(blocks, TITLE), encoding="utf-8")
+    return [md, page, *written]

@@ -1,0 +1,77 @@
+"""How numbers read in tables and sentences: percentages, hours, ratios, dollars."""
+
+from __future__ import annotations
+
+import math
+
+MISSING = "—"  # shown where a value was not measured or does not apply
+
+
+def _absent(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def pct(fraction: float | None) -> str:
+    """0.961 -> '96.1%'."""
+    return MISSING if _absent(fraction) else f"{100 * fraction:.1f}%"
+
+
+def points(fraction: float | None) -> str:
+    """Signed difference of two accuracies in percentage points: +0.012 -> '+1.2'."""
+    return MISSING if _absent(fraction) else f"{100 * fraction:+.1f}"
+
+
+def hours(value: float | None) -> str:
+    """Hours: '24.00', '0.917', '2.8e-06' (short runs stay readable)."""
+    if _absent(value):
+        return MISSING
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}" if value >= 1e-3 else f"{value:.1e}"
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as a reader says them: '24.0 h', '12.5 min', '40 s'."""
+    if _absent(seconds):
+        return MISSING
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
+def ratio(value: float | None) -> str:
+    """A compute ratio for tables: '23.4x'."""
+    return MISSING if _absent(value) else f"{value:.1f}x"
+
+
+def ratio_words(value: float) -> str:
+    """A compute ratio for sentences: '26x' from 10 up, '2.3x' below."""
+    return f"{value:.0f}x" if value >= 10 else f"{value:.1f}x"
+
+
+def dollars(value: float | None) -> str:
+    """US dollars: '$480', '$2.30', '$0.002' (one significant digit below a cent), '$0'."""
+    if _absent(value):
+        return MISSING
+    if value >= 100:
+        return f"${value:,.0f}"
+    if value >= 0.01 or value == 0:
+        return f"${value:,.2f}" if value else "$0"
+    return f"${value:.1g}"
+
+
+def price(value: float) -> str:
+    """A price per hour: '$0.048', '$20'."""
+    return f"${value:g}"
+
+
+def count(value: float | None) -> str:
+    """A whole number, or the missing mark."""
+    return MISSING if _absent(value) else f"{round(value):,}"
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 run', '3 runs'."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -1,0 +1,332 @@
+"""The report's figures (seaborn, PNG and SVG): accuracy by budget and compute, learning curves, classes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from sklearn.metrics import confusion_matrix, f1_score  # noqa: E402
+
+from bench.report import artifacts  # noqa: E402
+from bench.report.runs import Group, budget_seconds, budget_trials, hardware_of  # noqa: E402
+from bench.report.tables import SECONDS_PER_HOUR, ConfigSummary, reference  # noqa: E402
+
+PLOTS_DIR = "plots"
+PNG_DPI = 110  # sharp enough on a laptop screen, small enough to inline in report.html
+ANNOTATE_MAX_CLASSES = 12  # write numbers into heatmap cells up to this many classes
+STYLE_MAX_BUDGETS = 8  # beyond this many budgets, markers stop telling them apart
+RC = {"svg.hashsalt": "bench", "svg.fonttype": "none"}  # stable ids; text stays text in SVG
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A written figure: its PNG and SVG files and a caption."""
+
+    png: Path
+    svg: Path
+    caption: str
+
+
+@dataclass(frozen=True)
+class PlotSet:
+    """The figures made for one group of data, and notes on the ones that could not be made."""
+
+    figures: tuple[Figure, ...]
+    notes: tuple[str, ...]
+
+
+def palette(systems: list[str]) -> dict[str, tuple]:
+    """One colour per system, the same in every figure of a report."""
+    colors = sns.color_palette("tab10", n_colors=max(10, len(systems)))
+    return {s: colors[i] for i, s in enumerate(sorted(systems))}
+
+
+def _title(what: str, group: Group, hardware: str) -> str:
+    return f"{group.label}: {what}\n{hardware}"
+
+
+def _save(fig: plt.Figure, folder: Path, stem: str, caption: str) -> Figure:
+    png, svg = folder / f"{stem}.png", folder / f"{stem}.svg"
+    # One layout pass for both files: bbox_inches="tight" would redo it for each format.
+    fig.tight_layout()
+    fig.savefig(png, dpi=PNG_DPI, metadata={"Software": None})
+    fig.savefig(svg, metadata={"Date": None})
+    plt.close(fig)
+    return Figure(png, svg, caption)
+
+
+def _log_x(ax: plt.Axes) -> None:
+    # Plain-text tick labels: mathtext ones ('$10^{-3}$') cost most of a figure's drawing time.
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(mticker.LogFormatter())
+    # Within about a decade there is no major tick to read, so minor ticks get labels.
+    ax.xaxis.set_minor_formatter(mticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+
+
+def _percent(frame: pd.DataFrame, column: str = "accuracy") -> pd.DataFrame:
+    return frame.assign(**{"accuracy (%)": 100 * frame[column]})
+
+
+def accuracy_vs_budget(
+    group: Group, runs: pd.DataFrame, summaries: list[ConfigSummary], folder: Path, colors: dict[str, tuple]
+) -> Figure | str:
+    """Accuracy per budget (log axis), a line per system (± 1 std); 'full' runs and the baseline as bands."""
+    ok = _percent(runs[runs["status"] == "ok"].dropna(subset=["accuracy"]))
+    ok = ok.assign(seconds=[budget_seconds(b) for b in ok["budget"]], trials=[budget_trials(b) for b in ok["budget"]])
+    facets = [
+        (x, label, part)
+        for x, label, part in (
+            ("seconds", "wall-clock budget (s, log scale)", ok[ok["seconds"].notna()]),
+            ("trials", "trial budget (trials, log scale)", ok[ok["seconds"].isna() & ok["trials"].notna()]),
+        )
+        if not part.empty
+    ]
+    if not facets:
+        return "accuracy against budget: no run had a time or trial budget to place on the axis"
+    base = reference(summaries, "baseline")
+    bands = [
+        s
+        for s in summaries
+        if s.accuracy.mean is not None
+        and (s is base or (budget_seconds(s.budget) is None and budget_trials(s.budget) is None))
+    ]
+    fig, axes = plt.subplots(1, len(facets), figsize=(6.4 * len(facets), 4.8), squeeze=False)
+    for ax, (x, label, part) in zip(axes[0], facets, strict=True):
+        for s in bands:
+            mean, spread = 100 * s.accuracy.mean, 100 * (s.accuracy.std or 0.0)
+            name = f"{s.system} ({s.budget})" + (", reference" if s is base else "")
+            ax.axhline(mean, color=colors[s.system], linestyle="--", linewidth=1.5, label=name)
+            if spread:
+                ax.axhspan(mean - spread, mean + spread, color=colors[s.system], alpha=0.15)
+        part = part.assign(**{x: part[x].astype(float)})
+        sns.lineplot(
+            data=part,
+            x=x,
+            y="accuracy (%)",
+            hue="system",
+            palette=colors,
+            marker="o",
+            errorbar="sd",
+            err_style="bars",
+            ax=ax,
+        )
+        _log_x(ax)
+        # Ticks at the budgets that ran, named as the suite names them ('5m', '1h', 't10').
+        ticks = part.drop_duplicates(x).sort_values(x)
+        ax.set_xticks(ticks[x].to_list(), labels=ticks["budget"].to_list())
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy (%), mean ± 1 std over seeds")
+        ax.legend(fontsize="small", loc="best")
+    fig.suptitle(_title("accuracy against budget", group, hardware_of(runs)))
+    return _save(
+        fig,
+        folder,
+        f"{group.slug}_accuracy_vs_budget",
+        f"{group.label}: test accuracy against budget; dashed lines and bands are runs without a "
+        f"budget limit and the baseline's reference (mean ± 1 std).",
+    )
+
+
+def pareto_front(fit_h: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
+    """Indices of runs no other run beats on both less fit time and higher accuracy, by fit time."""
+    order = np.lexsort((-accuracy, fit_h))
+    front, best = [], -np.inf
+    for i in order:
+        if accuracy[i] > best:
+            front.append(i)
+            best = accuracy[i]
+    return np.array(front, dtype=int)
+
+
+def accuracy_vs_compute(group: Group, runs: pd.DataFrame, folder: Path, colors: dict[str, tuple]) -> Figure | str:
+    """Every ok run's accuracy against its fit hours (log axis), with the Pareto front marked."""
+    ok = runs[(runs["status"] == "ok") & (runs["fit_s"] > 0)].dropna(subset=["accuracy", "fit_s"])
+    if ok.empty:
+        return "accuracy against compute: no ok run with a recorded fit time"
+    ok = _percent(ok).assign(**{"fit hours": ok["fit_s"] / SECONDS_PER_HOUR})
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    style = "budget" if ok["budget"].nunique() <= STYLE_MAX_BUDGETS else None
+    sns.scatterplot(data=ok, x="fit hours", y="accuracy (%)", hue="system", style=style, palette=colors, s=70, ax=ax)
+    front = ok.iloc[pareto_front(ok["fit hours"].to_numpy(), ok["accuracy (%)"].to_numpy())]
+    ax.step(
+        front["fit hours"],
+        front["accuracy (%)"],
+        where="post",
+        color="black",
+        linewidth=1,
+        label="Pareto front",
+    )
+    ax.scatter(front["fit hours"], front["accuracy (%)"], s=160, facecolors="none", edgecolors="black")
+    _log_x(ax)
+    ax.set_xlabel("fit time per run (hours, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize="small", loc="best")
+    ax.set_title(_title("accuracy against compute, every run", group, hardware_of(runs)))
+    return _save(
+        fig,
+        folder,
+        f"{group.slug}_accuracy_vs_compute",
+        f"{group.label}: each run's test accuracy against its fit time; circled runs form the Pareto "
+        f"front (no run is both faster and more accurate).",
+    )
+
+
+def time_to_accuracy(
+    group: Group, runs: pd.DataFrame, out_dir: Path, folder: Path, colors: dict[str, tuple]
+) -> Figure | str:
+    """Best-so-far validation accuracy against seconds of fit, from history.csv and trials.csv."""
+    curves = []
+    for run in runs[runs["status"] == "ok"].itertuples():
+        curve = artifacts.learning_curve(out_dir, run.run_id)
+        if curve is not None:
+            curves.append(curve.assign(system=run.system, run_id=run.run_id))
+    if not curves:
+        return "time to accuracy: no history.csv or trials.csv among the ok runs' folders"
+    data = pd.concat(curves, ignore_index=True)
+    data = data[data["seconds"] > 0].assign(**{"best validation accuracy (%)": 100 * data["best"]})
+    if data.empty:
+        return "time to accuracy: the runs' curves have no positive times"
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    sns.lineplot(
+        data=data,
+        x="seconds",
+        y="best validation accuracy (%)",
+        hue="system",
+        units="run_id",
+        estimator=None,
+        drawstyle="steps-post",
+        marker="o",
+        markersize=6,
+        palette=colors,
+        alpha=0.8,
+        ax=ax,
+    )
+    _log_x(ax)
+    ax.set_xlabel("fit time (s, log scale): epochs for baselines, trial ends for AutoML")
+    ax.set_ylabel("best validation accuracy so far (%)")
+    ax.set_title(_title("time to accuracy", group, hardware_of(runs)))
+    return _save(
+        fig,
+        folder,
+        f"{group.slug}_time_to_accuracy",
+        f"{group.label}: best validation accuracy reached so far against fit time, one line per run.",
+    )
+
+
+def _best_runs(runs: pd.DataFrame, out_dir: Path) -> list[tuple[str, str, artifacts.Predictions]]:
+    best = []
+    ok = runs[runs["status"] == "ok"].dropna(subset=["accuracy"]).sort_values("accuracy", ascending=False)
+    for system, part in sorted(ok.groupby("system"), key=lambda kv: kv[0]):
+        for run in part.itertuples():
+            preds = artifacts.predictions(out_dir, run.run_id)
+            if preds is not None:
+                best.append((system, f"{run.budget}, seed {int(run.seed)}", preds))
+                break
+    return best
+
+
+def per_class_f1(group: Group, runs: pd.DataFrame, out_dir: Path, folder: Path) -> Figure | str:
+    """Heatmap of F1 per class (columns) for each system's best run (rows)."""
+    best = _best_runs(runs, out_dir)
+    if not best:
+        return "per-class F1: no predictions.csv among the ok runs' folders"
+    classes = list(best[0][2].classes)
+    scores = pd.DataFrame(
+        [f1_score(p.truth, p.predicted, labels=classes, average=None, zero_division=0) for _, _, p in best],
+        index=[f"{s} ({how})" for s, how, _ in best],
+        columns=classes,
+    )
+    annotate = len(classes) <= ANNOTATE_MAX_CLASSES
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(classes) + 3), 1.0 + 0.6 * len(best) + 1.5))
+    sns.heatmap(
+        scores,
+        vmin=0,
+        vmax=1,
+        cmap="viridis",
+        annot=annotate,
+        fmt=".2f",
+        ax=ax,
+        cbar_kws={"label": "F1 (0–1)"},
+    )
+    ax.set_xlabel("class")
+    ax.set_ylabel("system (best run)")
+    ax.set_title(_title("per-class F1 of each system's best run with predictions", group, hardware_of(runs)))
+    return _save(
+        fig,
+        folder,
+        f"{group.slug}_per_class_f1",
+        f"{group.label}: F1 per class on the test set for each system's most accurate run with saved predictions.",
+    )
+
+
+def confusion_matrices(group: Group, runs: pd.DataFrame, out_dir: Path, folder: Path) -> Figure | str:
+    """The confusion matrix (counts) of each system's best run, side by side."""
+    best = _best_runs(runs, out_dir)
+    if not best:
+        return "confusion matrices: no predictions.csv among the ok runs' folders"
+    n_classes = len(best[0][2].classes)
+    side = max(3.6, 0.45 * n_classes + 2)
+    fig, axes = plt.subplots(1, len(best), figsize=(side * len(best), side + 0.8), squeeze=False)
+    for ax, (system, how, p) in zip(axes[0], best, strict=True):
+        labels = list(p.classes)
+        matrix = pd.DataFrame(confusion_matrix(p.truth, p.predicted, labels=labels), index=labels, columns=labels)
+        sns.heatmap(
+            matrix,
+            annot=n_classes <= ANNOTATE_MAX_CLASSES,
+            fmt="d",
+            cmap="Blues",
+            cbar=False,
+            square=True,
+            ax=ax,
+        )
+        ax.set_title(f"{system} ({how})", fontsize="medium")
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+    fig.suptitle(
+        _title(
+            "confusion matrices (test images) of each system's best run with predictions",
+            group,
+            hardware_of(runs),
+        )
+    )
+    return _save(
+        fig,
+        folder,
+        f"{group.slug}_confusion",
+        f"{group.label}: confusion matrices (counts of test images) of each system's most accurate run "
+        f"with saved predictions.",
+    )
+
+
+def plot_group(
+    group: Group,
+    runs: pd.DataFrame,
+    summaries: list[ConfigSummary],
+    out_dir: Path,
+    colors: dict[str, tuple] | None = None,
+) -> PlotSet:
+    """All figures for one group, written under out_dir/plots/; skipped figures come back as notes."""
+    folder = Path(out_dir) / PLOTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    colors = colors or palette(sorted(runs["system"].unique()))
+    with plt.rc_context(RC), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+        made = [
+            accuracy_vs_budget(group, runs, summaries, folder, colors),
+            accuracy_vs_compute(group, runs, folder, colors),
+            time_to_accuracy(group, runs, out_dir, folder, colors),
+            per_class_f1(group, runs, out_dir, folder),
+            confusion_matrices(group, runs, out_dir, folder),
+        ]
+    return PlotSet(
+        tuple(m for m in made if isinstance(m, Figure)),
+        tuple(f"Skipped {m}." for m in made if isinstance(m, str)),
+    )

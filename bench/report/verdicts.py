@@ -1,0 +1,77 @@
+"""Verdicts: plain sentences from the numbers, never claiming a difference the seeds do not resolve."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bench.report import formatting as fmt
+from bench.report.runs import Group
+from bench.report.tables import ConfigSummary, Versus, reference
+
+
+def _reached(s: ConfigSummary) -> str:
+    return (
+        f"{s.system} (budget {s.budget}, {fmt.plural(s.ok, 'seed')}) reached {fmt.pct(s.accuracy.mean)} "
+        f"after {fmt.duration(s.fit_s)}"
+    )
+
+
+def _no_success(system: str, summaries: list[ConfigSummary]) -> str:
+    counts: Counter[str] = Counter()
+    for s in summaries:
+        if s.system == system:
+            counts.update(dict(s.statuses))
+    how = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"{system} has no successful run" + (f" ({how})" if how else "")
+
+
+def _point_words(difference: float) -> str:
+    amount = f"{abs(100 * difference):.1f}"
+    return f"{amount} point" if amount == "1.0" else f"{amount} points"
+
+
+def _interval_name(v: Versus) -> str:
+    kinds = {v.automl.accuracy.kind, v.baseline.accuracy.kind}
+    if kinds == {"ci"}:
+        return "95% intervals"
+    if kinds == {"std"}:
+        return "mean ± 1 std ranges"
+    return "intervals (95% CI or ± 1 std)"
+
+
+def compare(v: Versus) -> str:
+    """The clause after the colon: compute ratio and whether the accuracy difference holds."""
+    compute = (
+        f"{fmt.ratio_words(v.compute_ratio)} the compute" if v.compute_ratio is not None else "fit time not recorded"
+    )
+    d = v.difference
+    if v.resolution == "too few seeds":
+        few = ", ".join(f"{s.system} {s.ok}" for s in (v.automl, v.baseline) if s.ok < 2)
+        return f"{compute}; with fewer than 2 ok seeds ({few}), the difference of {_point_words(d)} is not resolved"
+    if v.resolution == "overlap":
+        return f"{compute}; the difference of {_point_words(d)} is not resolved (the {_interval_name(v)} overlap)"
+    if f"{abs(100 * d):.1f}" == "0.0":
+        return f"{compute} for the same accuracy"
+    return f"{compute} for {_point_words(d)} {'more' if d > 0 else 'less'}"
+
+
+def verdicts(group: Group, summaries: list[ConfigSummary], baseline: str) -> list[str]:
+    """One sentence per AutoML system on this data (one per dataset when one AutoML system ran)."""
+    base = reference(summaries, "baseline")
+    base_ran = any(s.system_class == "baseline" for s in summaries)
+    base_text = (
+        _reached(base) if base else (_no_success(baseline, summaries) if base_ran else f"{baseline} was not run")
+    )
+    automl_systems = sorted({s.system for s in summaries if s.system_class == "automl"})
+    if not automl_systems:
+        return [f"On {group.label}, no AutoML system was run; {base_text}."]
+    sentences = []
+    for system in automl_systems:
+        best = reference([s for s in summaries if s.system == system], "automl")
+        if best is None:
+            sentences.append(f"On {group.label}, {_no_success(system, summaries)}; {base_text}.")
+        elif base is None:
+            sentences.append(f"On {group.label}, {_reached(best)}; {base_text}, so there is no comparison.")
+        else:
+            sentences.append(f"On {group.label}, {_reached(best)}; {base_text}: {compare(Versus(best, base))}.")
+    return sentences

@@ -1,0 +1,204 @@
+"""CIFAR-10 from the canonical pickled batches (tar.gz or folder, as Keras caches them) or image folders."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, ClassVar
+
+import numpy as np
+
+from datasets import cache, sources
+from datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from datasets.folder import decode_layout
+from datasets.layouts import scan
+from datasets.trees import open_tree
+
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_BATCH = "test_batch"
+META_FILE = "batches.meta"
+BATCHES_DIR = "cifar-10-batches-py"
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+# File and folder names looked for inside BENCH_DATA_DIR, in order: canonical first, then image-folder copies.
+KNOWN_NAMES = (BATCHES_DIR, "cifar-10-python.tar.gz", "cifar10", "cifar10-jpeg.zip", "cifar10.zip")
+IMAGE_SHAPE = (32, 32, 3)
+EXPECTED_LAYOUT = (f"the pickled batches ({', '.join(TRAIN_BATCHES)}, {TEST_BATCH}, {META_FILE}) in a folder "
+                   "or in cifar-10-python.tar.gz, or image folders train/<class>/*, test/<class>/* (folder "
+                   f"or zip) with the classes {', '.join(CLASS_NAMES)}")
+# The pickles hold only a dict of bytes, lists and numpy arrays; nothing else may be built while reading
+# them, so a crafted file cannot run code.
+_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"), ("copy_reg", "_reconstructor"),
+    ("copyreg", "_reconstructor"), ("__builtin__", "object"), ("builtins", "object"),
+}
+
+
+def keras_places() -> tuple[Path, ...]:
+    """Where keras.datasets.cifar10 leaves the extracted batches (Keras 3, then Keras 2)."""
+    datasets = sources.keras_home() / "datasets"
+    return (datasets / "cifar-10-batches-py-target" / BATCHES_DIR, datasets / BATCHES_DIR)
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise DatasetError(f"a CIFAR-10 batch refers to {module}.{name}, which the canonical batches "
+                               "never do; the file is not a CIFAR-10 batch: download cifar-10-python.tar.gz "
+                               "again")
+        return super().find_class(module, name)
+
+
+def read_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled batch as uint8 images (N, 32, 32, 3) and int64 labels."""
+    try:
+        batch = _SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
+        raw = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise DatasetError(f"{where} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}); "
+                           "download cifar-10-python.tar.gz again") from exc
+    if raw.ndim != 2 or raw.shape[1] != 3072 or len(labels) != len(raw):
+        raise DatasetError(f"{where}: expected data (N, 3072) with N labels, got {raw.shape} and "
+                           f"{len(labels)} labels")
+    # Rows hold three 1024-byte colour planes (R, G, B), each 32x32 row-major.
+    return raw.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
+
+
+def _batch_files(path: Path) -> dict[str, bytes]:
+    """The batch files' bytes by base name, from a tar archive or a folder."""
+    wanted = {*TRAIN_BATCHES, TEST_BATCH, META_FILE}
+    found: dict[str, bytes] = {}
+    if path.is_file():
+        try:
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    base = PurePosixPath(member.name).name
+                    if member.isfile() and base in wanted:
+                        found[base] = tar.extractfile(member).read()  # type: ignore[union-attr]
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise DatasetError(f"{path} is not a complete tar archive ({exc}); download "
+                               "cifar-10-python.tar.gz again") from exc
+    else:
+        for name in wanted:
+            if (path / name).is_file():
+                found[name] = (path / name).read_bytes()
+    missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if n not in found]
+    if missing:
+        raise DatasetError(f"{path}: CIFAR-10 batches {', '.join(missing)} are missing. Expected "
+                           f"{EXPECTED_LAYOUT}. Found: {', '.join(sorted(found)) or 'none of them'}")
+    return found
+
+
+def read_pickled(path: Path) -> ImageData:
+    """The official split from the pickled batches in a tar.gz or folder."""
+    files = _batch_files(path)
+    parts = [read_batch(files[n], f"{path}/{n}") for n in TRAIN_BATCHES]
+    x_test, y_test = read_batch(files[TEST_BATCH], f"{path}/{TEST_BATCH}")
+    names = CLASS_NAMES
+    if META_FILE in files:
+        try:
+            meta = _SafeUnpickler(io.BytesIO(files[META_FILE]), encoding="bytes").load()
+            names = tuple(n.decode() for n in meta[b"label_names"])
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, AttributeError) as exc:
+            raise DatasetError(f"{path}/{META_FILE} is not readable ({exc}); download cifar-10-python.tar.gz "
+                               "again") from exc
+    if names != CLASS_NAMES:
+        raise DatasetError(f"{path}/{META_FILE} names the classes {list(names)}, not CIFAR-10's "
+                           f"{list(CLASS_NAMES)}")
+    return ImageData(
+        x_train=np.concatenate([x for x, _ in parts]), y_train=np.concatenate([y for _, y in parts]),
+        x_test=x_test, y_test=y_test, class_names=CLASS_NAMES, split="official",
+        info={"source": str(path.resolve()), "format": "pickled batches",
+              "cache": "not used (no decoding needed)", "n_skipped": 0, "skipped": []},
+    )
+
+
+def read_image_folders(path: Path) -> ImageData:
+    """The official split from train/<class>/ and test/<class>/ image folders (folder or zip), cached."""
+    with open_tree(path) as tree:
+        def build() -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+            layout = scan(tree, EXPECTED_LAYOUT)
+            if not layout.given or set(layout.class_names) != set(CLASS_NAMES):
+                raise DatasetError(f"{path}: found "
+                                   f"{'train/ and test/ with ' if layout.given else 'no train/ test/; '}classes "
+                                   f"{list(layout.class_names)}. Expected {EXPECTED_LAYOUT}")
+            return decode_layout(tree, layout, None, CLASS_NAMES)
+
+        arrays, meta, hit = cache.cached("cifar10", path, tree.fingerprint(), {}, build)
+    if arrays["x_train"].shape[1:] != IMAGE_SHAPE:
+        raise DatasetError(f"{path}: images are {arrays['x_train'].shape[1:]}, CIFAR-10's are {IMAGE_SHAPE}; "
+                           "use folder:PATH for other image sets")
+    return ImageData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], CLASS_NAMES,
+                     "official", {"source": str(path.resolve()), "format": "image folders", "cache": hit,
+                                  "n_skipped": meta["n_skipped"], "skipped": meta["skipped"]})
+
+
+def is_pickled(path: Path) -> bool:
+    """True for a tar archive or a folder holding the pickled batches."""
+    if path.is_file():
+        return not zipfile.is_zipfile(path) and tarfile.is_tarfile(path)
+    return (path / TRAIN_BATCHES[0]).is_file() or (path / TEST_BATCH).is_file()
+
+
+def fetch_with_keras() -> None:
+    """Downloads and caches the canonical batches through Keras' own loader (imported here: it is heavy)."""
+    import keras
+
+    keras.datasets.cifar10.load_data()
+
+
+@dataclass(frozen=True)
+class Cifar10(Dataset):
+    """60,000 32x32 colour images in 10 classes, official 50,000/10,000 split, canonical label order."""
+
+    name: ClassVar[str] = "cifar10"
+    description: ClassVar[str] = "CIFAR-10: 60,000 32x32 colour images, 10 classes, official 50k/10k split"
+
+    path: str | None = None  # cifar-10-python.tar.gz, cifar-10-batches-py/, or train/test image folders
+    download: bool = True  # fetch through keras.datasets.cifar10 when nothing is on disk and the net is up
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.download, bool):
+            raise DatasetError(f"cifar10: download must be true or false, got {self.download!r}")
+
+    def _search(self) -> sources.Search:
+        return sources.search(self.path, KNOWN_NAMES, keras_places())
+
+    def _message(self, where: sources.Search) -> str:
+        return sources.unavailable_message(self.name, where, f"{BATCHES_DIR}/ or cifar-10-python.tar.gz",
+                                           self.download, URL)
+
+    def availability(self) -> Availability:
+        """On disk, or downloadable right now (a quick connect to the server, never a download)."""
+        where = self._search()
+        if where.found is not None:
+            return Availability(ok=True)
+        if self.path is None and self.download and sources.is_online("www.cs.toronto.edu"):
+            return Availability(ok=True, reason="not on disk; will download through keras.datasets.cifar10")
+        return Availability(ok=False, reason=self._message(where))
+
+    def load(self) -> ImageData:
+        """Reads the first source found, downloading through Keras first when allowed and needed."""
+        where = self._search()
+        if where.found is None:
+            if not self.availability().ok:
+                raise DatasetUnavailable(self._message(where))
+            try:
+                fetch_with_keras()
+            except Exception as exc:  # Keras raises plain Exceptions for failed fetches and bad hashes
+                raise DatasetUnavailable(f"{self._message(where)} (the download through Keras failed: "
+                                         f"{exc})") from exc
+            where = self._search()
+            if where.found is None:
+                raise DatasetUnavailable(self._message(where))
+        path = where.found
+        if path.is_dir() and (path / BATCHES_DIR).is_dir():
+            path = path / BATCHES_DIR
+        return read_pickled(path) if is_pickled(path) else read_image_folders(path)

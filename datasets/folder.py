@@ -1,0 +1,117 @@
+"""Your own data: a folder or zip of class sub-folders of images, with or without train/ and test/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from datasets import cache
+from datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from datasets.images import MAX_SKIPPED_LISTED
+from datasets.layouts import ClassLayout, decode_labelled, scan
+from datasets.trees import open_tree
+
+
+def check_size(dataset: str, size: int | None) -> None:
+    """Raises unless size is None or a positive int."""
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise DatasetError(f"{dataset}: size must be a positive whole number of pixels (e.g. size=64), got "
+                           f"{size!r}")
+
+
+def check_fraction(dataset: str, test_fraction: float) -> None:
+    """Raises unless 0 < test_fraction < 1."""
+    number = isinstance(test_fraction, int | float) and not isinstance(test_fraction, bool)
+    if not number or not 0 < test_fraction < 1:
+        raise DatasetError(f"{dataset}: test_fraction must be between 0 and 1 (e.g. 0.2), got "
+                           f"{test_fraction!r}")
+
+
+def stratified_split_name(test_fraction: float) -> str:
+    """The protocol name of a seeded stratified split, e.g. 'stratified-20%'."""
+    return f"stratified-{round(test_fraction * 100)}%"
+
+
+def split_stratified(y: np.ndarray, test_fraction: float, seed: int,
+                     dataset: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and test indices of a seeded split stratified by label."""
+    try:
+        tr, te = train_test_split(np.arange(len(y)), test_size=test_fraction, stratify=y, random_state=seed)
+    except ValueError as exc:
+        raise DatasetError(f"{dataset}: cannot split {len(y)} images stratified with "
+                           f"test_fraction={test_fraction} ({exc}); add images to the small classes or "
+                           "change test_fraction") from exc
+    return np.sort(tr), np.sort(te)
+
+
+@dataclass(frozen=True)
+class ImageFolder(Dataset):
+    """Class names from sub-folder names (sorted); a given train/test split is kept, else one is drawn."""
+
+    name: ClassVar[str] = "folder"
+    description: ClassVar[str] = "your own images (folder:PATH): class sub-folders, train/ test/ optional"
+
+    path: str | None = None  # the folder or .zip holding the class sub-folders (required)
+    size: int | None = None  # resize all images to size x size px; None keeps native sizes (must be uniform)
+    test_fraction: float = 0.2  # share held out for testing when the source has no train/ and test/ folders
+    split_seed: int = 0  # seed of that split, fixed so every run sees the same test set
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise DatasetError("folder: the path option is required; use folder:PATH with a folder or .zip "
+                               "of class sub-folders")
+        check_size(self.name, self.size)
+        check_fraction(self.name, self.test_fraction)
+
+    def availability(self) -> Availability:
+        """Available when the path exists (its layout is checked on load)."""
+        p = Path(str(self.path)).expanduser()
+        if p.exists():
+            return Availability(ok=True)
+        return Availability(ok=False, reason=f"folder: {p} does not exist; give an existing folder or .zip "
+                                             "of class sub-folders as folder:PATH")
+
+    def load(self) -> ImageData:
+        """Decodes (or reads from the cache) and splits the images."""
+        status = self.availability()
+        if not status.ok:
+            raise DatasetUnavailable(status.reason)
+        source = Path(str(self.path)).expanduser()
+        with open_tree(source) as tree:
+            arrays, meta, hit = cache.cached(self.name, source, tree.fingerprint(), {"size": self.size},
+                                             lambda: decode_layout(tree, scan(tree), self.size))
+        class_names = tuple(meta["class_names"])
+        info: dict[str, Any] = {"source": str(source.resolve()), "cache": hit, "n_skipped": meta["n_skipped"],
+                                "skipped": meta["skipped"]}
+        if "x" in arrays:
+            x, y = arrays["x"], arrays["y"]
+            tr, te = split_stratified(y, self.test_fraction, self.split_seed, self.name)
+            split = stratified_split_name(self.test_fraction)
+            return ImageData(x[tr], y[tr], x[te], y[te], class_names, split, info)
+        return ImageData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                         class_names,                         "given", info)
+
+
+def decode_layout(tree: Any, layout: ClassLayout, size: int | None,
+                  class_names: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Decodes a class layout to cache arrays ('x', 'y' for one set; 'x_train' ... for a given split)."""
+    names = class_names or layout.class_names
+    if layout.test is None:
+        one = decode_labelled(tree, layout.train, names, size, "decoding images")
+        arrays = {"x": one.x, "y": one.y}
+        skipped = list(one.skipped)
+    else:
+        train = decode_labelled(tree, layout.train, names, size, "decoding train images")
+        test = decode_labelled(tree, layout.test, names, size, "decoding test images")
+        if train.x.shape[1:] != test.x.shape[1:]:
+            raise DatasetError(f"{tree.path}: train images are (H, W, C) {train.x.shape[1:]} but test images "
+                               f"{test.x.shape[1:]}; when the sizes differ set the dataset option size=N to "
+                               "resize all to N x N")
+        arrays = {"x_train": train.x, "y_train": train.y, "x_test": test.x, "y_test": test.y}
+        skipped = list(train.skipped + test.skipped)
+    meta = {"class_names": list(names), "n_skipped": len(skipped), "skipped": skipped[:MAX_SKIPPED_LISTED]}
+    return arrays, meta

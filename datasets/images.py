@@ -1,0 +1,163 @@
+"""Decoding image files to uint8 arrays: in parallel, with a progress bar, bad files skipped and counted."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import zipfile
+import zlib
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import PurePosixPath
+
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from datasets.base import DatasetError
+
+# File name endings PIL decodes that image sets use; anything else (Thumbs.db, desc.txt) is not data.
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                              ".pgm"})
+# A load fails when more than this share of the image files cannot be decoded: a few bad files in a
+# real collection are normal, many mean the wrong or a damaged source.
+MAX_BAD_FRACTION = 0.01
+# How many skipped file names the metadata keeps, so a broken set does not flood the run record.
+MAX_SKIPPED_LISTED = 20
+# Downscaling filter: PIL's bilinear widens its support when shrinking, so it antialiases (unlike nearest).
+RESAMPLE = Image.Resampling.BILINEAR
+# Images per pool task: large enough to amortise scheduling, small enough for a smooth progress bar.
+CHUNK = 256
+# Decoding threads. PIL's decoders and resize release the GIL; its header parsing does not, so tiny images
+# (CIFAR-10's 32x32 JPEGs) gain little. Threads, not processes: a process pool would re-import the
+# caller's main module (spawn) or fork a process holding TensorFlow's threads, and the result is cached.
+WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# Modes decoded as one grey channel; everything else (RGBA, P, CMYK, ...) becomes RGB.
+_GREY_MODES = {"1", "L", "I", "I;16", "F", "LA"}
+
+
+def is_image_name(rel: str) -> bool:
+    """True when the file name ends like an image file."""
+    return PurePosixPath(rel).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def decode(data: bytes, size: int | None) -> tuple[np.ndarray, bool]:
+    """One image as uint8 (H, W, 3), resized to size x size if given, and whether it was grey."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        grey = img.mode in _GREY_MODES
+        target = "L" if grey else "RGB"
+        if img.mode != target:  # convert() copies even when the mode already fits
+            img = img.convert(target)
+        if size is not None and img.size != (size, size):
+            img = img.resize((size, size), RESAMPLE)
+        arr = np.asarray(img, dtype=np.uint8)
+    return (np.repeat(arr[..., None], 3, axis=2), True) if grey else (arr, False)
+
+
+@dataclass
+class Decoded:
+    """Images that decoded (in input order) with their positions, and the files that did not."""
+
+    x: np.ndarray
+    kept: np.ndarray  # indices into the input list of the images in x
+    skipped: list[str] = field(default_factory=list)
+    grey: bool = False  # every kept image was single-channel; x then has one channel
+
+    @property
+    def n_skipped(self) -> int:
+        """How many image files could not be decoded."""
+        return len(self.skipped)
+
+
+def progress_bar(description: str) -> Progress:
+    """A rich progress bar on stderr that stays silent when stderr is not a terminal (logs, CI, tests)."""
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=console, transient=True,
+                    disable=not sys.stderr.isatty())
+
+
+def _decode_chunk(names: Sequence[str], start: int, size: int | None,
+                  read: Callable[[str], bytes]) -> list[tuple[int, np.ndarray | None, bool, str]]:
+    """(index, image or None, grey, error) for each name; runs in a worker thread."""
+    out = []
+    for k, name in enumerate(names):
+        try:
+            out.append((start + k, *decode(read(name), size), ""))
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error,
+                Image.DecompressionBombError) as exc:
+            # OSError covers unidentified and truncated images; BadZipFile and zlib a damaged zip member.
+            out.append((start + k, None, False, f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def decode_all(names: Sequence[str], read: Callable[[str], bytes], size: int | None,
+               description: str = "decoding") -> Decoded:
+    """Decodes every named file in parallel into one uint8 array; bad files are skipped and listed.
+
+    With size None every image must have the same native size, else the error asks for a size.
+    """
+    n = len(names)
+    if n == 0:
+        raise DatasetError("no image files to decode")
+    x: np.ndarray | None = None
+    ok = np.zeros(n, dtype=bool)
+    grey_all = True
+    skipped: list[str] = []
+    errors: dict[str, str] = {}
+
+    starts = range(0, n, CHUNK)
+    chunks = [names[s:s + CHUNK] for s in starts]
+    pool = ThreadPoolExecutor(WORKERS)
+    try:
+        with progress_bar(description) as bar:
+            task = bar.add_task(description, total=n)
+            for chunk in pool.map(_decode_chunk, chunks, starts, repeat(size), repeat(read)):
+                for i, arr, grey, err in chunk:
+                    if arr is None:
+                        skipped.append(names[i])
+                        errors[names[i]] = err
+                        continue
+                    if x is None:
+                        x = np.empty((n, *arr.shape), dtype=np.uint8)
+                    elif arr.shape != x.shape[1:]:
+                        raise DatasetError(
+                            f"images differ in size: {names[i]} is {arr.shape[1]}x{arr.shape[0]} but earlier "
+                            f"ones are {x.shape[2]}x{x.shape[1]}; set the dataset option size=N to resize "
+                            "all to N x N")
+                    x[i] = arr
+                    ok[i] = True
+                    grey_all &= grey
+                bar.advance(task, len(chunk))
+    finally:
+        # On an error (or Ctrl-C) the chunks not yet started are dropped instead of decoded for nothing.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    check_bad_fraction(len(skipped), n, skipped, errors)
+    if x is None:  # unreachable past check_bad_fraction, kept for the type checker
+        raise DatasetError("no image could be decoded")
+    kept = np.flatnonzero(ok)
+    x = x[kept] if len(kept) < n else x
+    if grey_all:
+        x = np.ascontiguousarray(x[..., :1])
+    return Decoded(x=x, kept=kept, skipped=skipped, grey=grey_all)
+
+
+def check_bad_fraction(n_bad: int, n_total: int, skipped: Sequence[str], errors: dict[str, str]) -> None:
+    """Raises when more than MAX_BAD_FRACTION of the image files are unreadable, showing a few of them."""
+    if n_bad and n_bad > MAX_BAD_FRACTION * n_total:
+        examples = "; ".join(f"{s} ({errors.get(s, '?')})" for s in skipped[:3])
+        raise DatasetError(
+            f"{n_bad} of {n_total} image files could not be decoded (more than {MAX_BAD_FRACTION:.0%} "
+            f"allowed), e.g. {examples}; the source looks damaged or is not what this dataset expects: "
+            "download or extract it again")
+
+
+def skipped_info(decoded: Decoded) -> dict[str, object]:
+    """The metadata entries for skipped files: their count and the first few names."""
+    return {"n_skipped": decoded.n_skipped, "skipped": list(decoded.skipped[:MAX_SKIPPED_LISTED])}

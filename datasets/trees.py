@@ -1,0 +1,140 @@
+"""A folder or a zip seen the same way: relative file paths, their bytes, and a fingerprint of the whole."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import zipfile
+from abc import ABC, abstractmethod
+from pathlib import Path, PurePosixPath
+
+from datasets.base import DatasetError
+
+# Entries no image set means to hold: macOS resource forks and hidden files (.DS_Store, ._x.png).
+_IGNORED_DIRS = {"__MACOSX"}
+
+
+def is_hidden(rel: str) -> bool:
+    """True for entries a user never meant as data: hidden files and macOS archive debris."""
+    parts = PurePosixPath(rel).parts
+    return any(p.startswith(".") or p in _IGNORED_DIRS for p in parts)
+
+
+class FileTree(ABC):
+    """Files under one root, named by '/'-separated relative paths."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @abstractmethod
+    def files(self) -> list[str]:
+        """Relative paths of every regular file, sorted, hidden entries left out."""
+
+    @abstractmethod
+    def read(self, rel: str) -> bytes:
+        """The bytes of one file (thread-safe)."""
+
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """A cheap digest that changes when any file is added, removed or rewritten."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most trees hold nothing open
+        """Releases open handles."""
+
+    def __enter__(self) -> FileTree:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DirTree(FileTree):
+    """A folder on disk."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._files: list[tuple[str, int, int]] | None = None
+
+    def _scan(self) -> list[tuple[str, int, int]]:
+        if self._files is None:
+            found = []
+            for dirpath, dirnames, filenames in os.walk(self.path):
+                dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
+                for name in filenames:
+                    full = os.path.join(dirpath, name)
+                    rel = Path(full).relative_to(self.path).as_posix()
+                    if is_hidden(rel):
+                        continue
+                    st = os.stat(full)
+                    found.append((rel, st.st_size, st.st_mtime_ns))
+            self._files = sorted(found)
+        return self._files
+
+    def files(self) -> list[str]:
+        """Relative paths of every regular file, sorted."""
+        return [rel for rel, _, _ in self._scan()]
+
+    def read(self, rel: str) -> bytes:
+        """The file's bytes."""
+        return (self.path / rel).read_bytes()
+
+    def fingerprint(self) -> str:
+        """Digest of every file's path, size and modification time (no contents read)."""
+        h = hashlib.sha256()
+        for rel, size, mtime in self._scan():
+            h.update(f"{rel}\0{size}\0{mtime}\n".encode())
+        return h.hexdigest()
+
+
+class ZipTree(FileTree):
+    """A zip archive, opened on first use: a large central directory takes seconds to read, and a cache hit
+    needs only the fingerprint. Threads share the handle: zipfile locks each read, not the decompression."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._zip: zipfile.ZipFile | None = None
+        self._lock = threading.Lock()
+
+    def _handle(self) -> zipfile.ZipFile:
+        with self._lock:
+            if self._zip is None:
+                try:
+                    self._zip = zipfile.ZipFile(self.path)
+                except (zipfile.BadZipFile, OSError) as exc:
+                    raise DatasetError(f"{self.path} is not a readable zip archive ({exc}); download it "
+                                       "again, or extract it and pass the folder instead") from exc
+            return self._zip
+
+    def files(self) -> list[str]:
+        """Member names of every file (directories left out), sorted."""
+        infos = self._handle().infolist()
+        return sorted(i.filename for i in infos if not i.is_dir() and not is_hidden(i.filename))
+
+    def read(self, rel: str) -> bytes:
+        """The member's bytes; a bad CRC or truncated member raises (and counts as a bad file upstream)."""
+        return self._handle().read(rel)
+
+    def fingerprint(self) -> str:
+        """Digest of the archive's size and modification time."""
+        st = self.path.stat()
+        return hashlib.sha256(f"{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+
+    def close(self) -> None:
+        """Closes the archive."""
+        with self._lock:
+            if self._zip is not None:
+                self._zip.close()
+                self._zip = None
+
+
+def open_tree(path: Path) -> FileTree:
+    """A DirTree for a folder, a ZipTree for a .zip file; anything else an error saying what fits."""
+    if path.is_dir():
+        return DirTree(path)
+    if path.is_file() and zipfile.is_zipfile(path):
+        return ZipTree(path)
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist; give an existing folder or .zip file")
+    raise DatasetError(f"{path} is neither a folder nor a zip archive; give a folder of class sub-folders or "
+                       "a zip of one")

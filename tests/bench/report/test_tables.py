@@ -1,0 +1,106 @@
+"""Tables from the hand-made results: values, the compute ratio, failed and timed-out runs, cost."""
+
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.report import tables
+from bench.report.runs import Group, grouped, load_runs
+from tests.bench.report.report_sample import records, run, write_runs
+
+
+@pytest.fixture(scope="module")
+def groups(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Group, object]]:
+    out = tmp_path_factory.mktemp("tables")
+    write_runs(out, records())
+    return {g.dataset: (g, part) for g, part in grouped(load_runs(out))}
+
+
+def summaries(groups, dataset: str) -> list[tables.ConfigSummary]:
+    group, part = groups[dataset]
+    return tables.summarize(group, part, "resnet")
+
+
+def test_summary_values_and_order(groups):
+    rows = summaries(groups, "malaria")
+    assert [(s.system, s.budget) for s in rows] == [
+        ("majority", "full"),
+        ("resnet", "full"),
+        ("autokeras", "1h"),
+        ("autokeras", "24h"),
+    ]
+    resnet = rows[1]
+    assert resnet.ok == 3 and resnet.accuracy.mean == pytest.approx(0.971)
+    assert resnet.fit_h == pytest.approx(3300 / 3600)
+    frame = tables.summary_frame(rows).set_index(["system", "budget"])
+    assert frame.loc[("autokeras", "24h"), "fit_h"] == pytest.approx(24.0)
+    assert frame.loc[("autokeras", "24h"), "cpu_h"] == pytest.approx(48.0)
+    assert frame.loc[("autokeras", "24h"), "trials"] == pytest.approx(40)
+    assert (
+        frame.loc[("autokeras", "24h"), "accuracy_ci95_low"]
+        < 0.961
+        < frame.loc[("autokeras", "24h"), "accuracy_ci95_high"]
+    )
+    display = tables.summary_display(rows).set_index(["System", "Budget"])
+    assert display.loc[("resnet", "full"), "Accuracy"] == "97.1%"
+    assert display.loc[("autokeras", "24h"), "Fit h"] == "24.00"
+    assert display.loc[("autokeras", "24h"), "GPU h"] == "—"  # no GPU time measured
+
+
+def test_failed_and_timed_out_runs_are_shown_not_dropped(groups):
+    rows = summaries(groups, "malaria")
+    one_hour = next(s for s in rows if s.budget == "1h")
+    assert one_hour.runs == 3 and one_hour.ok == 1
+    assert one_hour.not_ok_text == "1 failed, 1 timeout"
+    display = tables.summary_display(rows).set_index(["System", "Budget"])
+    assert display.loc[("autokeras", "1h"), "Seeds ok"] == "1/3"
+    assert display.loc[("autokeras", "1h"), "Not ok"] == "1 failed, 1 timeout"
+    fails = tables.failures_display(tables.failures_frame(groups["malaria"][1]))
+    assert fails[["Seed", "Status", "Error"]].values.tolist() == [
+        ["0", "failed", "ResourceExhaustedError: OOM"],
+        ["1", "timeout", "killed after 1.5h"],
+    ]
+    frame = tables.summary_frame(rows).set_index(["system", "budget"])
+    assert frame.loc[("autokeras", "1h"), ["failed", "timeout", "skipped"]].tolist() == [1, 1, 0]
+
+
+def test_versus_baseline_difference_and_ratio(groups):
+    items = tables.versus(summaries(groups, "malaria"))
+    by_budget = {v.automl.budget: v for v in items}
+    big = by_budget["24h"]
+    assert big.baseline.system == "resnet" and big.baseline.budget == "full"
+    assert 100 * big.difference == pytest.approx(-1.0)
+    assert big.compute_ratio == pytest.approx(86400 / 3300)
+    assert big.resolution == "resolved"
+    assert by_budget["1h"].resolution == "too few seeds"
+    display = tables.versus_display(items).set_index("Budget")
+    assert display.loc["24h", "Compute ratio"] == "26.2x"
+    assert display.loc["24h", "Difference (points)"] == "-1.0"
+    assert display.loc["24h", "Baseline (budget)"] == "resnet (full)"
+    cifar = tables.versus(summaries(groups, "cifar10"))
+    assert [v.resolution for v in cifar] == ["overlap"]
+
+
+def test_baseline_reference_is_its_best_mean_configuration(tmp_path: Path):
+    rows = [run("d", "s", "resnet", "5m", seed, accuracy=0.80, fit_s=300.0) for seed in (0, 1)]
+    rows += [run("d", "s", "resnet", "full", seed, accuracy=0.90, fit_s=900.0) for seed in (0, 1)]
+    write_runs(tmp_path, rows)
+    [(group, part)] = grouped(load_runs(tmp_path))
+    best = tables.reference(tables.summarize(group, part, "resnet"), "baseline")
+    assert (best.budget, best.accuracy.mean) == ("full", pytest.approx(0.90))
+
+
+def test_cost_charges_fit_hours_at_the_machine_price_and_adds_managed_automl_rows(groups):
+    prices = tables.Prices(cpu=0.5, gpu=2.0, managed_automl=20.0)
+    cost = tables.cost_frame(summaries(groups, "malaria"), prices).set_index("system")
+    assert cost.loc["resnet", "cost_usd"] == pytest.approx(3300 / 3600 * 0.5)
+    assert cost.loc["resnet", "machine"] == "CPU"
+    managed = cost.loc["managed cloud AutoML (reference, 24h)"]
+    assert managed["cost_usd"] == pytest.approx(24.0 * 20.0)
+    gpu = [run("d", "s", "resnet", "full", 0, accuracy=0.9, fit_s=1800.0, gpu_s=1500.0, device="NVIDIA H200")]
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in gpu])
+    row = tables.cost_frame(tables.summarize(Group("d", "s", ""), frame, "resnet"), prices).iloc[0]
+    assert (row["machine"], row["cost_usd"]) == ("GPU", pytest.approx(0.5 * 2.0))
+    assert row["gpu_h"] == pytest.approx(1500 / 3600)

@@ -1,0 +1,72 @@
+"""Verdict sentences: the numbers as a reader can cite them, and no claim they do not support."""
+
+from pathlib import Path
+
+import pytest
+
+from bench.report import tables
+from bench.report.runs import grouped, load_runs
+from bench.report.verdicts import verdicts
+from tests.bench.report.report_sample import records, run, write_runs
+
+
+def sentences_for(out: Path, rows) -> dict[str, list[str]]:
+    write_runs(out, rows)
+    result = {}
+    for group, part in grouped(load_runs(out)):
+        result[group.dataset] = verdicts(group, tables.summarize(group, part, "resnet"), "resnet")
+    return result
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+    return sentences_for(tmp_path_factory.mktemp("verdicts"), records())
+
+
+def test_resolved_difference_names_accuracy_time_ratio_and_points(known):
+    assert known["malaria"] == [
+        "On malaria (cell split), autokeras (budget 24h, 3 seeds) reached 96.1% after 24.0 h; "
+        "resnet (budget full, 3 seeds) reached 97.1% after 55.0 min: 26x the compute for 1.0 point less."
+    ]
+
+
+def test_overlapping_intervals_leave_the_difference_unresolved(known):
+    assert known["cifar10"] == [
+        "On cifar10 (official split), autokeras (budget 1h, 2 seeds) reached 92.0% after 1.0 h; "
+        "resnet (budget full, 2 seeds) reached 91.0% after 30.0 min: 2.0x the compute; the difference of "
+        "1.0 point is not resolved (the mean ± 1 std ranges overlap)."
+    ]
+
+
+def test_fewer_than_two_seeds_is_said(known):
+    assert known["digits"] == [
+        "On digits (stratified-25% split), autokeras (budget t2, 1 seed) reached 95.0% after 2.0 min; "
+        "resnet (budget full, 1 seed) reached 98.0% after 30 s: 4.0x the compute; with fewer than 2 ok seeds "
+        "(autokeras 1, resnet 1), the difference of 3.0 points is not resolved."
+    ]
+
+
+def test_a_side_without_ok_runs_is_named(known, tmp_path: Path):
+    assert known["mnist"] == [
+        "On mnist (official split), autokeras has no successful run (1 failed); "
+        "resnet (budget full, 1 seed) reached 99.0% after 10.0 min."
+    ]
+    rows = [run("d", "", "autokeras", "1h", s, accuracy=0.9, fit_s=3600.0) for s in (0, 1)]
+    rows.append(run("d", "", "resnet", "full", 0, "timeout", error="too slow"))
+    assert sentences_for(tmp_path / "a", rows)["d"] == [
+        "On d, autokeras (budget 1h, 2 seeds) reached 90.0% after 1.0 h; resnet has no successful run "
+        "(1 timeout), so there is no comparison."
+    ]
+    only_base = [run("d", "", "resnet", "full", s, accuracy=0.9, fit_s=60.0) for s in (0, 1)]
+    assert sentences_for(tmp_path / "b", only_base)["d"] == [
+        "On d, no AutoML system was run; resnet (budget full, 2 seeds) reached 90.0% after 1.0 min."
+    ]
+
+
+def test_more_accurate_automl_with_resolved_gain(tmp_path: Path):
+    rows = [run("d", "x", "resnet", "full", s, accuracy=a, fit_s=100.0) for s, a in enumerate((0.80, 0.81, 0.82))]
+    rows += [run("d", "x", "autokeras", "t5", s, accuracy=a, fit_s=150.0) for s, a in enumerate((0.90, 0.91, 0.92))]
+    assert sentences_for(tmp_path, rows)["d"] == [
+        "On d (x split), autokeras (budget t5, 3 seeds) reached 91.0% after 2.5 min; "
+        "resnet (budget full, 3 seeds) reached 81.0% after 1.7 min: 1.5x the compute for 10.0 points more."
+    ]

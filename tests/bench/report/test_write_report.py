@@ -1,0 +1,94 @@
+"""write_report end to end: the files it writes, plots that are real images, a self-contained page."""
+
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from bench.report import ReportError, write_report
+from tests.bench.report.report_sample import records, write_runs
+
+
+def test_writes_report_tables_amlb_and_returns_the_paths(report_dir):
+    out, paths = report_dir
+    names = {p.relative_to(out).as_posix() for p in paths}
+    assert {
+        "REPORT.md",
+        "report.html",
+        "results_amlb.csv",
+        "tables/summary.csv",
+        "tables/versus_baseline.csv",
+        "tables/cost.csv",
+        "tables/failures.csv",
+    } <= names
+    assert all(p.is_file() for p in paths)
+    summary = pd.read_csv(out / "tables" / "summary.csv")
+    row = summary[(summary.dataset == "malaria") & (summary.system == "autokeras") & (summary.budget == "24h")]
+    assert row["accuracy_mean"].item() == pytest.approx(0.961)
+    versus = pd.read_csv(out / "tables" / "versus_baseline.csv")
+    row = versus[(versus.dataset == "malaria") & (versus.budget == "24h")]
+    assert row["compute_ratio"].item() == pytest.approx(86400 / 3300)
+    assert row["difference_points"].item() == pytest.approx(-1.0)
+
+
+def test_markdown_has_verdicts_tables_and_failures(report_dir):
+    out, _ = report_dir
+    text = (out / "REPORT.md").read_text()
+    assert "26x the compute for 1.0 point less." in text
+    assert "| autokeras | 1h | 1/3 | 1 failed, 1 timeout | 95.0% |" in text
+    assert "| autokeras | 1h | 1 | timeout | killed after 1.5h |" in text
+    assert "| autokeras | 24h | 3 | 96.1% | 24.00 | resnet (full) | 97.1% | 0.917 | -1.0 | 26.2x | yes |" in text
+    assert "| managed cloud AutoML (reference, 24h) | 24h | 24.00 | — | — | managed AutoML | $20/h | $480 |" in text
+    assert "| autokeras | 24h | 24.00 | 48.00 | — | CPU | $0.096/h | $2.30 |" in text
+    for link in re.findall(r"\]\(([^)]+)\)", text):
+        assert (out / link).is_file(), link
+
+
+def test_plots_are_written_as_non_empty_png_and_svg(report_dir):
+    out, paths = report_dir
+    stems = ["accuracy_vs_budget", "accuracy_vs_compute", "time_to_accuracy", "per_class_f1", "confusion"]
+    for stem in stems:
+        png, svg = out / "plots" / f"malaria-cell_{stem}.png", out / "plots" / f"malaria-cell_{stem}.svg"
+        assert png in paths and svg in paths
+        with Image.open(png) as image:
+            assert image.width > 300 and image.height > 200
+            assert len(set(image.convert("L").getdata())) > 10  # drawn on, not blank
+        assert "<svg" in svg.read_text()[:2000]
+
+
+def test_figures_needing_run_artifacts_are_skipped_with_a_note(report_dir):
+    out, _ = report_dir
+    text = (out / "REPORT.md").read_text()
+    cifar = text.split("## cifar10 (official split)")[1].split("\n## ")[0]
+    assert "Skipped time to accuracy: no history.csv or trials.csv" in cifar
+    assert "Skipped confusion matrices: no predictions.csv" in cifar
+    assert not (out / "plots" / "cifar10-official_confusion.png").exists()
+
+
+def test_html_is_one_self_contained_page(report_dir):
+    out, _ = report_dir
+    page = (out / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    sources = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<link" not in page and "<script" not in page and "url(" not in page
+    assert "26x the compute for 1.0 point less." in page
+    assert page.count("<img") == 5 + 2 + 2 + 1  # malaria 5, cifar10 2, digits 2, mnist 1
+
+
+def test_missing_or_empty_results_raise_a_clear_error(tmp_path: Path):
+    with pytest.raises(ReportError, match=r"no results in .*: runs.csv is missing; run `python -m bench all`"):
+        write_report(tmp_path)
+    write_runs(tmp_path, [])
+    with pytest.raises(ReportError, match=r"no results in .*: runs.csv has no runs; run `python -m bench all`"):
+        write_report(tmp_path)
+
+
+def test_runs_csv_alone_is_enough(tmp_path: Path):
+    write_runs(tmp_path, [r for r in records() if r.dataset == "digits"])
+    paths = write_report(tmp_path, price_per_hour=1.0, gpu_price_per_hour=9.0)
+    assert (tmp_path / "report.html") in paths
+    cost = pd.read_csv(tmp_path / "tables" / "cost.csv").set_index("system")
+    assert cost.loc["resnet", "cost_usd"] == pytest.approx(30 / 3600)  # 30 s of fit at $1/h

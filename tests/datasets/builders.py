@@ -1,0 +1,116 @@
+"""Tiny data sets written in the real on-disk formats (CIFAR pickles, NIH zip, image folders) for tests."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from datasets.cifar10 import CLASS_NAMES as CIFAR_CLASSES
+from datasets.cifar10 import TEST_BATCH, TRAIN_BATCHES
+
+CIFAR_PER_BATCH = 10  # one image per class in every batch
+
+
+def png_bytes(side: int | tuple[int, int], seed: int, mode: str = "RGB", fmt: str = "PNG") -> bytes:
+    """A random image encoded as PNG (or fmt), side x side or (width, height)."""
+    w, h = (side, side) if isinstance(side, int) else side
+    rng = np.random.default_rng(seed)
+    shape = (h, w, 3) if mode == "RGB" else (h, w)
+    img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+    buf = io.BytesIO()
+    img.save(buf, fmt)
+    return buf.getvalue()
+
+
+def corrupt_png(seed: int = 0) -> bytes:
+    """A PNG cut off halfway: the header parses, the pixel data does not."""
+    data = png_bytes(24, seed)
+    return data[: len(data) // 2]
+
+
+def cifar_batches(seed: int = 0) -> dict[str, bytes]:
+    """Pickled batches laid out as the real ones: {b'data': (N, 3072) uint8 R,G,B planes, b'labels': [...]}."""
+    rng = np.random.default_rng(seed)
+    files = {}
+    for i, name in enumerate((*TRAIN_BATCHES, TEST_BATCH)):
+        data = rng.integers(0, 256, (CIFAR_PER_BATCH, 3072), dtype=np.uint8)
+        labels = [(j + i) % 10 for j in range(CIFAR_PER_BATCH)]
+        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": data,
+                 b"filenames": [f"img_{j}.png".encode() for j in range(CIFAR_PER_BATCH)]}
+        files[name] = pickle.dumps(batch, protocol=2)
+    files["batches.meta"] = pickle.dumps({b"label_names": [c.encode() for c in CIFAR_CLASSES],
+                                          b"num_cases_per_batch": CIFAR_PER_BATCH, b"num_vis": 3072}, protocol=2)
+    return files
+
+
+def write_cifar_folder(root: Path, files: dict[str, bytes] | None = None) -> Path:
+    """An extracted cifar-10-batches-py/ folder under root."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name, data in (files or cifar_batches()).items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def write_cifar_tar(path: Path, files: dict[str, bytes] | None = None) -> Path:
+    """A cifar-10-python.tar.gz holding cifar-10-batches-py/<batches>, as the real archive."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (files or cifar_batches()).items():
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_zip(path: Path, members: dict[str, bytes]) -> Path:
+    """A zip of the given members (name -> bytes), stored like the shared data zips."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+def write_tree(root: Path, members: dict[str, bytes]) -> Path:
+    """The same members as files under root."""
+    for name, data in members.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+def malaria_members(codes_per_class: int = 6, cells_per_code: int = 10, corrupt: int = 1,
+                    shared_codes: int = 2) -> dict[str, bytes]:
+    """NIH's layout: cell_images/<class>/C<n>P<m>ThinF_IMG_..._cell_<k>.png of varying sizes, Thumbs.db, bad PNGs.
+
+    The first `shared_codes` codes hold cells of both classes, as some slides in the real set do.
+    """
+    members: dict[str, bytes] = {}
+    seed = 0
+    for c, cls in enumerate(("Parasitized", "Uninfected")):
+        codes = list(range(codes_per_class)) if c == 0 else \
+            [*range(shared_codes), *range(100, 100 + codes_per_class - shared_codes)]
+        for code in codes:
+            for k in range(cells_per_code):
+                seed += 1
+                side = 12 + (seed * 7) % 30  # cells vary in size, as the real ones do
+                members[f"cell_images/{cls}/C{code}P{code + 7}ThinF_IMG_20150918_1441{k:02d}_cell_{k}.png"] = \
+                    png_bytes((side, side + seed % 5), seed)
+        members[f"cell_images/{cls}/Thumbs.db"] = b"\xd0\xcf\x11\xe0 not an image"
+    for k in range(corrupt):
+        members[f"cell_images/Parasitized/C0P7ThinF_IMG_20150918_144199_cell_9{k}.png"] = corrupt_png(k)
+    return members
+
+
+def class_members(classes: tuple[str, ...] = ("cat", "dog", "fish"), per_class: int = 10, side: int = 8,
+                  prefix: str = "", mode: str = "RGB") -> dict[str, bytes]:
+    """<prefix><class>/<i>.png images of one size."""
+    return {f"{prefix}{cls}/{i:03d}.png": png_bytes(side, c * 1000 + i, mode)
+            for c, cls in enumerate(classes) for i in range(per_class)}

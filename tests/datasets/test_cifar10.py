@@ -1,0 +1,162 @@
+"""CIFAR-10 from pickled batches (folder, tar.gz), image folders, the data dir and Keras cache, and offline."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datasets import DatasetError, DatasetUnavailable, open_dataset, sources
+from datasets import cifar10 as cifar_module
+from datasets.cifar10 import CLASS_NAMES, Cifar10
+from tests.datasets.builders import (
+    CIFAR_PER_BATCH,
+    cifar_batches,
+    png_bytes,
+    write_cifar_folder,
+    write_cifar_tar,
+    write_zip,
+)
+
+
+def test_pickled_folder_decodes_planes_row_major(tmp_path: Path) -> None:
+    files = cifar_batches()
+    folder = write_cifar_folder(tmp_path, files)
+    data = Cifar10(path=str(folder)).load()
+    assert data.x_train.shape == (5 * CIFAR_PER_BATCH, 32, 32, 3) and data.x_train.dtype == np.uint8
+    assert data.x_test.shape == (CIFAR_PER_BATCH, 32, 32, 3)
+    assert data.class_names == CLASS_NAMES and data.split == "official"
+    raw = pickle.loads(files["data_batch_2"], encoding="bytes")
+    row = raw[b"data"][3]
+    # pixel (r, c) of colour k is byte k*1024 + r*32 + c
+    first = data.x_train[CIFAR_PER_BATCH + 3]
+    assert first[0, 1, 0] == row[1] and first[2, 5, 1] == row[1024 + 2 * 32 + 5] and first[31, 31, 2] == row[3071]
+    assert data.y_train[CIFAR_PER_BATCH + 3] == raw[b"labels"][3]
+
+
+def test_tar_gz_gives_the_same_arrays_as_the_folder(tmp_path: Path) -> None:
+    files = cifar_batches(seed=3)
+    from_folder = Cifar10(path=str(write_cifar_folder(tmp_path / "a", files))).load()
+    from_tar = Cifar10(path=str(write_cifar_tar(tmp_path / "b" / "cifar-10-python.tar.gz", files))).load()
+    np.testing.assert_array_equal(from_folder.x_train, from_tar.x_train)
+    np.testing.assert_array_equal(from_folder.y_test, from_tar.y_test)
+
+
+def test_found_in_data_dir_then_keras_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    keras_dir = tmp_path / "keras-home" / "datasets" / "cifar-10-batches-py-target"
+    write_cifar_folder(keras_dir, cifar_batches(seed=1))
+    assert Cifar10(download=False).availability().ok
+    from_keras = Cifar10(download=False).load()
+    assert from_keras.info["source"].startswith(str(keras_dir.resolve()))
+
+    data_dir = tmp_path / "data"
+    write_cifar_tar(data_dir / "cifar-10-python.tar.gz", cifar_batches(seed=2))
+    monkeypatch.setenv("BENCH_DATA_DIR", str(data_dir))
+    from_data_dir = open_dataset("cifar10", {"download": False}).load()
+    assert from_data_dir.info["source"] == str((data_dir / "cifar-10-python.tar.gz").resolve())
+    assert not np.array_equal(from_data_dir.x_train, from_keras.x_train)
+
+
+def test_image_folder_zip_in_canonical_order(tmp_path: Path) -> None:
+    members = {}
+    for side, n in (("train", 3), ("test", 2)):
+        for label, cls in enumerate(CLASS_NAMES):
+            for i in range(n):
+                members[f"{side}/{cls}/{i:04d}.jpg"] = png_bytes(32, label * 100 + i, fmt="JPEG")
+    members["train/Thumbs.db"] = b"junk"
+    path = write_zip(tmp_path / "cifar10-jpeg.zip", members)
+    data = Cifar10(path=str(path)).load()
+    assert data.x_train.shape == (30, 32, 32, 3) and data.x_test.shape == (20, 32, 32, 3)
+    assert data.split == "official" and data.info["format"] == "image folders" and data.info["n_skipped"] == 0
+    np.testing.assert_array_equal(np.bincount(data.y_train), [3] * 10)
+    # label i holds the images of CLASS_NAMES[i]: compare one decoded image with its source
+    import io
+
+    from PIL import Image
+    ship = np.asarray(Image.open(io.BytesIO(members["train/ship/0001.jpg"])).convert("RGB"))
+    i = int(np.flatnonzero(data.y_train == CLASS_NAMES.index("ship"))[1])
+    np.testing.assert_array_equal(data.x_train[i], ship)
+
+
+def test_image_folder_with_other_classes_is_a_layout_error(tmp_path: Path) -> None:
+    members = {f"{s}/{c}/0.png": png_bytes(32, 1) for s in ("train", "test") for c in ("cats", "dogs")}
+    with pytest.raises(DatasetError, match=r"classes \['cats', 'dogs'\].*Expected .*airplane"):
+        Cifar10(path=str(write_zip(tmp_path / "x.zip", members))).load()
+
+
+def test_missing_batch_names_it_and_the_layout(tmp_path: Path) -> None:
+    files = cifar_batches()
+    del files["data_batch_4"]
+    with pytest.raises(DatasetError, match=r"data_batch_4 are missing.*Expected the pickled batches"):
+        Cifar10(path=str(write_cifar_tar(tmp_path / "c.tar.gz", files))).load()
+
+
+def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    files = cifar_batches()
+
+    class Evil:
+        def __reduce__(self) -> tuple:
+            return (print, ("owned",))
+
+    files["test_batch"] = pickle.dumps({b"data": Evil(), b"labels": []}, protocol=2)
+    with pytest.raises(DatasetError, match=r"builtin_*\.print.*not a CIFAR-10 batch"):
+        Cifar10(path=str(write_cifar_folder(tmp_path, files))).load()
+
+
+def test_offline_without_data_names_every_place_and_every_fix(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "nothing-here"))
+    for download, why in ((False, "download=False"), (True, "cannot be reached")):
+        status = Cifar10(download=download).availability()
+        assert not status.ok
+        for text in (why, "nothing-here/cifar-10-python.tar.gz", "nothing-here/cifar10-jpeg.zip",
+                     "keras-home/datasets/cifar-10-batches-py", "BENCH_DATA_DIR", "path=",
+                     cifar_module.URL):
+            assert text in status.reason
+        with pytest.raises(DatasetUnavailable) as err:
+            Cifar10(download=download).load()
+        assert str(err.value) == status.reason
+
+
+def test_download_goes_through_keras_then_reads_its_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    monkeypatch.setattr(sources, "is_online", lambda host, *a, **k: calls.append(host) or True)
+
+    def fake_keras_download() -> None:
+        write_cifar_folder(tmp_path / "keras-home" / "datasets" / "cifar-10-batches-py-target", cifar_batches())
+
+    monkeypatch.setattr(cifar_module, "fetch_with_keras", fake_keras_download)
+    assert Cifar10().availability().ok
+    data = Cifar10().load()
+    assert calls == ["www.cs.toronto.edu"] * 2 and data.x_train.shape[0] == 5 * CIFAR_PER_BATCH
+
+
+def test_invalid_option_is_rejected() -> None:
+    with pytest.raises(DatasetError, match="download must be true or false"):
+        Cifar10(download="yes")  # type: ignore[arg-type]
+
+
+def test_image_folders_are_cached(tmp_path: Path) -> None:
+    members = {f"{s}/{c}/0.png": png_bytes(32, i) for s in ("train", "test") for i, c in enumerate(CLASS_NAMES)}
+    path = write_zip(tmp_path / "cifar10.zip", members)
+    assert Cifar10(path=str(path)).load().info["cache"] == "miss"
+    assert Cifar10(path=str(path)).load().info["cache"] == "hit"
+
+
+def test_an_explicit_missing_path_is_never_downloaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "is_online", lambda *a, **k: True)
+    status = Cifar10(path=str(tmp_path / "nope.tar.gz")).availability()
+    assert not status.ok and "looked in " + str(tmp_path / "nope.tar.gz") in status.reason
+
+
+def test_a_failed_keras_download_is_reported_as_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sources, "is_online", lambda *a, **k: True)
+
+    def broken() -> None:
+        raise Exception("URL fetch failure: connection reset")
+
+    monkeypatch.setattr(cifar_module, "fetch_with_keras", broken)
+    with pytest.raises(DatasetUnavailable, match="download through Keras failed: URL fetch failure"):
+        Cifar10().load()

@@ -1,0 +1,117 @@
+"""folder:PATH: class sub-folders as a folder or zip, with or without train/test, and every layout error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.options import ConfigError
+from datasets import DatasetError, DatasetUnavailable, load_data, open_dataset
+from datasets.folder import ImageFolder
+from tests.datasets.builders import class_members, corrupt_png, png_bytes, write_tree, write_zip
+
+
+def test_one_set_is_split_stratified_and_seeded(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "pets", class_members(per_class=10))
+    (root / ".DS_Store").write_bytes(b"junk")
+    (root / "cat" / "Thumbs.db").write_bytes(b"junk")
+    data = open_dataset(f"folder:{root}").load()
+    assert data.class_names == ("cat", "dog", "fish") and data.split == "stratified-20%"
+    assert data.x_train.shape == (24, 8, 8, 3) and data.x_test.shape == (6, 8, 8, 3)
+    np.testing.assert_array_equal(np.bincount(data.y_test), [2, 2, 2])
+    assert data.info["n_skipped"] == 0
+    same = ImageFolder(path=str(root)).load()
+    np.testing.assert_array_equal(same.x_test, data.x_test)
+    other = ImageFolder(path=str(root), split_seed=5, test_fraction=0.5).load()
+    assert other.split == "stratified-50%" and len(other.y_test) == 15
+
+
+def test_given_train_test_in_a_zip_under_a_wrapper_folder(tmp_path: Path) -> None:
+    members = {**class_members(("b", "a"), per_class=4, prefix="mydata/train/"),
+               **class_members(("b", "a"), per_class=2, prefix="mydata/test/"),
+               "__MACOSX/mydata/train/a/._000.png": b"resource fork", "mydata/train/README.txt": b"notes"}
+    data = load_data(f"folder:{write_zip(tmp_path / 'd.zip', members)}")
+    assert data.split == "given" and data.class_names == ("a", "b")
+    assert len(data.y_train) == 8 and len(data.y_test) == 4
+
+
+def test_labels_follow_the_folder_names(tmp_path: Path) -> None:
+    members = {"x/0.png": png_bytes(4, 1), "y/0.png": png_bytes(4, 2), "x/1.png": png_bytes(4, 3),
+               "y/1.png": png_bytes(4, 4)}
+    data = ImageFolder(path=str(write_tree(tmp_path / "r", members)), test_fraction=0.5).load()
+    from PIL import Image
+    y_img = np.asarray(Image.open(tmp_path / "r" / "y" / "0.png"))
+    both = np.concatenate([data.x_train, data.x_test])
+    labels = np.concatenate([data.y_train, data.y_test])
+    hits = [i for i in range(4) if np.array_equal(both[i], y_img)]
+    assert len(hits) == 1 and labels[hits[0]] == 1
+
+
+def test_mixed_sizes_ask_for_size_and_size_resizes(tmp_path: Path) -> None:
+    members = {**class_members(per_class=6, side=8), "dog/big.png": png_bytes(20, 9)}
+    root = write_tree(tmp_path / "r", members)
+    with pytest.raises(DatasetError, match="images differ in size.*set the dataset option size=N"):
+        ImageFolder(path=str(root)).load()
+    assert ImageFolder(path=str(root), size=12).load().input_shape == (12, 12, 3)
+
+
+def test_grey_images_keep_one_channel(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "r", class_members(per_class=5, mode="L"))
+    assert ImageFolder(path=str(root)).load().input_shape == (8, 8, 1)
+
+
+def test_corrupt_files_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datasets import images
+
+    monkeypatch.setattr(images, "MAX_BAD_FRACTION", 0.1)
+    root = write_tree(tmp_path / "r", {**class_members(per_class=10), "dog/broken.png": corrupt_png()})
+    data = ImageFolder(path=str(root)).load()
+    assert data.info["n_skipped"] == 1 and data.info["skipped"] == ["dog/broken.png"]
+    assert len(data.y_train) + len(data.y_test) == 30
+
+
+@pytest.mark.parametrize(("members", "message"), [
+    ({"a.png": png_bytes(4, 1), "b.png": png_bytes(4, 2)}, r"a\.png is not inside a class sub-folder"),
+    (class_members(("only",), per_class=3), r"only one class \(only\)"),
+    ({"notes.txt": b"hello"}, "no image files found"),
+    (class_members(per_class=2, prefix="train/"), "a train/ or test/ folder needs its partner"),
+    ({**class_members(("a", "b"), per_class=2, prefix="train/"), **class_members(("a", "c"), prefix="test/")},
+     r"train/ has classes \['a', 'b'\] but test/ has \['a', 'c'\]"),
+    ({**class_members(("a", "b"), per_class=2, prefix="train/"), "test/x.png": png_bytes(4, 1)},
+     r"test/x\.png sits in test/ itself"),
+])
+def test_layout_errors_show_expected_and_found(tmp_path: Path, members: dict, message: str) -> None:
+    path = write_zip(tmp_path / "bad.zip", members)
+    with pytest.raises(DatasetError, match=message) as err:
+        ImageFolder(path=str(path)).load()
+    assert "Expected either <root>/<class>/<images>" in str(err.value) and "Found: " in str(err.value)
+
+
+def test_layout_error_lists_what_was_found(tmp_path: Path) -> None:
+    path = write_zip(tmp_path / "bad.zip", {"a.png": png_bytes(4, 1), "sub/b.png": png_bytes(4, 2)})
+    with pytest.raises(DatasetError, match=r"Found: \(top level\) \(1 images\), sub/ \(1 images\)"):
+        ImageFolder(path=str(path)).load()
+
+
+def test_too_small_class_for_the_split(tmp_path: Path) -> None:
+    members = {**class_members(("a",), per_class=10), "b/0.png": png_bytes(8, 1)}
+    with pytest.raises(DatasetError, match="cannot split 11 images stratified"):
+        ImageFolder(path=str(write_tree(tmp_path / "r", members))).load()
+
+
+def test_missing_path_and_bad_options(tmp_path: Path) -> None:
+    missing = ImageFolder(path=str(tmp_path / "nope"))
+    assert not missing.availability().ok and "does not exist" in missing.availability().reason
+    with pytest.raises(DatasetUnavailable, match="does not exist"):
+        missing.load()
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(DatasetError, match="neither a folder nor a zip"):
+        ImageFolder(path=str(tmp_path / "file.txt")).load()
+    with pytest.raises(DatasetError, match="path option is required"):
+        ImageFolder()
+    with pytest.raises(DatasetError, match="size must be a positive whole number"):
+        ImageFolder(path="x", size=-3)
+    with pytest.raises(ConfigError, match="unknown option"):
+        open_dataset("folder:x", {"colour": True})
