@@ -1,0 +1,290 @@
+"""Auto-Keras 3 as two contenders under honest budgets: `autokeras` (fair, offline) and `autokeras-default`.
+
+Both run Auto-Keras' own search (AutoModel.fit: keras-tuner's Greedy oracle, objective val_loss) on the
+training set only, shuffled with the run's seed before Auto-Keras takes the *last* `validation_fraction`
+of it as validation data, then refit the best trial's architecture and hyperparameters from scratch on the
+whole training set for the epochs that trial trained to its best epoch (as the 2019 run's
+final_fit(retrain=True)); predictions come from that refit model. Budgets (bench.budget):
+
+- a wall-clock budget: no trial starts after the deadline, a running trial stops at its next batch
+  (its epoch's validation still runs, so it keeps a score); a trial still inside one batch or its
+  validation half the allowed overshoot (max(5% of the budget, 30 s)) after the deadline is interrupted
+  there (a model's first batch, graph tracing included, can take minutes on a CPU) and recorded as
+  stopped without a score; the refit is not part of the budget and is
+  timed separately (search_s + refit_s = fit_s); search time beyond the budget is overshoot_s;
+- a trial budget `tN`: exactly N trials (max_trials); with a time budget too, whichever ends first;
+- `full`: Auto-Keras' defaults, max_trials=100, no time limit (for `autokeras-default` also its epochs:
+  up to 1000 per trial with EarlyStopping(patience=10); `autokeras` keeps its epoch cap below).
+
+A budget shorter than one trial still trains the first trial until the deadline and refits that one.
+When no trial completes at all (every one failed), fit raises NoCompletedTrial naming each trial's error.
+
+`autokeras-default`: autokeras.ImageClassifier as users call it, untouched: its task tuner
+(ImageClassifierTuner) first tries a small CNN, then ResNet50 resized to 224 px with augmentation, then a
+pretrained EfficientNetB7 at 224 px (an ImageNet weights download), then greedy mutations of the best,
+over the full ImageBlock space below with `pretrained` and `imagenet_size` free. Offline, trials that need
+the download fail; they are counted (trials_failed) with their error in trials.csv, and the search goes on
+(keras-tuner's abort after 3 consecutive failures is raised to MAX_CONSECUTIVE_FAILURES).
+
+`autokeras` search space (the fair variant; no download, native input size; see autokeras_space.py):
+
+    ImageInput -> ImageBlock -> ClassificationHead, Greedy oracle, objective val_loss
+    ImageBlock
+      normalize          Boolean (per-channel Normalization adapted on the training split)
+      augment            Boolean; if True ImageAugmentation: translation_factor {0.0, 0.1},
+                         horizontal_flip Bool, vertical_flip Bool, rotation_factor {0.0, 0.1},
+                         zoom_factor {0.0, 0.1}, contrast_factor {0.0, 0.1}
+      block_type         the option block_types, default {vanilla, resnet}
+        vanilla          ConvBlock: kernel_size {3,5,7}, num_blocks {1,2,3}, num_layers {1,2},
+                         filters per layer {16,32,64,128,256,512}, max_pooling Bool, separable Bool,
+                         dropout {0.0,0.25,0.5}
+        resnet           ResNet v1/v2 from keras.applications, version {resnet50, resnet101, resnet152,
+                         resnet50_v2, resnet101_v2, resnet152_v2}, random init (pretrained fixed False),
+                         input at native size (imagenet_size fixed False; inputs under 32 px resized to 32)
+        xception         (only if listed) Xception, random init, native size (resized up to its 71 px minimum)
+        efficient        (only if listed) EfficientNet {b0..b7}, random init, native size (min 32 px)
+    ClassificationHead   spatial reduction {flatten, global_avg, global_max}, dropout {0.0,0.25,0.5},
+                         Dense + softmax (sigmoid unit for two classes)
+    optimizer            {adam, sgd, adam_weight_decay}; learning_rate {1e-1,1e-2,1e-3,1e-4,2e-5,1e-5}
+    initial trials       Auto-Keras' own first two for images: the small CNN (2 conv 32/64, max-pool,
+                         dropout 0.25, flatten, dropout 0.5, adam 1e-3) and ResNet50 with augmentation
+                         at native size (adam 1e-3); its third (pretrained EfficientNetB7) is dropped
+    per trial            at most `epochs` epochs (20), EarlyStopping on val_loss (patience `patience`=5,
+                         min_delta 1e-4), batch size `batch_size` (32)
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.systems.autokeras_search import SearchLog, budgeted_tuner, write_trials_csv
+from bench.systems.autokeras_space import BLOCK_TYPES, parse_block_types
+from bench.systems.base import FitContext, System
+from bench.systems.keras_support import count_params, seed_everything
+
+# Auto-Keras' own max_trials, used for the `full` budget.
+LIBRARY_MAX_TRIALS = 100
+# max_trials under a time-only budget: the deadline ends the search long before this.
+TIME_ONLY_MAX_TRIALS = 10_000
+# Auto-Keras' default validation fraction (AutoModel.fit validation_split).
+LIBRARY_VALIDATION_FRACTION = 0.2
+# Auto-Keras' default batch size (AutoModel.fit batch_size).
+LIBRARY_BATCH_SIZE = 32
+# Fair variant per-trial cap: 20 epochs of a small CNN on 40k CIFAR images take minutes on a CPU, so a
+# 1 h budget still sees several trials; EarlyStopping usually ends a trial earlier.
+FAIR_EPOCHS = 20
+# Fair variant EarlyStopping patience on val_loss (the library uses 10 with 1000 epochs).
+FAIR_PATIENCE = 5
+# Smallest val_loss change that counts as progress (the library's value).
+EARLY_STOPPING_MIN_DELTA = 1e-4
+# Keras verbosity during search and refit: one line per epoch, readable in log.txt.
+VERBOSE = 2
+# Overshoot the project allows a search: max(5% of the budget, 30 s) ...
+OVERSHOOT_ALLOWED_SHARE, OVERSHOOT_ALLOWED_MIN_S = 0.05, 30.0
+# ... of which a trial may use this share finishing its batch and validation before it is interrupted
+# (the rest is for the trial's bookkeeping and the start of the refit).
+HARD_STOP_SHARE = 0.5
+# Folder under ctx.workdir holding the tuner project (trial checkpoints), deleted after every run.
+PROJECT_FOLDER = "autokeras"
+
+
+def _shuffled(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded permutation, so Auto-Keras' last-samples validation split mixes all classes."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    return x[order], y[order]
+
+
+def _targets(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Labels as Auto-Keras reads them with our column order: 0/1 for two classes, one-hot otherwise.
+
+    Raw labels with more classes would be sorted as strings by Auto-Keras ('10' before '2').
+    """
+    if n_classes == 2:
+        return y.astype(np.int64)
+    return np.eye(n_classes, dtype=np.float32)[y]
+
+
+class _AutoKerasSystem(System):
+    """The shared search-refit-predict machinery; subclasses build the AutoModel and choose epochs."""
+
+    @dataclass(frozen=True)
+    class Options:
+        """Batch size and validation fraction (library defaults)."""
+
+        batch_size: int = LIBRARY_BATCH_SIZE
+        validation_fraction: float = LIBRARY_VALIDATION_FRACTION
+
+        def __post_init__(self) -> None:
+            if self.batch_size < 1:
+                raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+            if not 0 < self.validation_fraction < 1:
+                raise ValueError(f"validation_fraction must be between 0 and 1, got {self.validation_fraction}")
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._log: SearchLog | None = None
+        self._n_classes = 0
+
+    # --- what subclasses choose -----------------------------------------------------------------
+    def _auto_model(self, ak: Any, log: SearchLog, ctx: FitContext, max_trials: int) -> Any:
+        raise NotImplementedError
+
+    def _fit_args(self) -> dict[str, Any]:
+        """epochs and callbacks for AutoModel.fit."""
+        raise NotImplementedError
+
+    # --- the run --------------------------------------------------------------------------------
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        """Searches within ctx.budget, then refits the best trial on all of x; tuner files are deleted after."""
+        t0 = time.monotonic()  # the search's clock includes importing and setting up Auto-Keras
+        import autokeras as ak
+
+        seed_everything(ctx.seed)
+        deadline = ctx.deadline
+        if deadline is None and ctx.budget.seconds is not None:
+            deadline = t0 + ctx.budget.seconds
+        allowed = max(OVERSHOOT_ALLOWED_SHARE * (ctx.budget.seconds or 0.0), OVERSHOOT_ALLOWED_MIN_S)
+        self._log = log = SearchLog(t0=t0, deadline=deadline, hard_stop_grace_s=HARD_STOP_SHARE * allowed)
+        self._n_classes = ctx.n_classes
+        if ctx.budget.trials is not None:
+            max_trials = ctx.budget.trials
+        else:
+            max_trials = LIBRARY_MAX_TRIALS if ctx.budget.seconds is None else TIME_ONLY_MAX_TRIALS
+        xs, ys = _shuffled(x, y, ctx.seed)
+        project_root = ctx.workdir / PROJECT_FOLDER
+        try:
+            model = self._auto_model(ak, log, ctx, max_trials)
+            model.fit(xs, _targets(ys, ctx.n_classes), batch_size=self.options.batch_size,
+                      validation_split=self.options.validation_fraction, verbose=VERBOSE, **self._fit_args())
+            log.refit_end = time.monotonic()
+            if ctx.keep_models:
+                log.refit_model.save(ctx.run_dir / "model.keras")
+        finally:
+            if log.search_end is None:
+                log.search_end = time.monotonic()
+            log.note_disk()
+            ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            write_trials_csv(log.rows, ctx.run_dir / "trials.csv")
+            # Trial checkpoints can reach gigabytes per run (ResNet weights per trial).
+            shutil.rmtree(project_root, ignore_errors=True)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities from the refit model (columns in class-index order)."""
+        if self._log is None or self._log.refit_model is None:
+            raise RuntimeError(f"{self.name}: call fit() before predict_proba()")
+        inputs = self._log.refit_pipeline.transform_x(x)
+        out = np.asarray(self._log.refit_model.predict(inputs, batch_size=self.options.batch_size, verbose=0),
+                         dtype=np.float64)
+        if out.shape[1] == 1:  # one sigmoid unit: P(class 1)
+            p = out[:, 0]
+            return np.stack([1.0 - p, p], axis=1)
+        return out / out.sum(axis=1, keepdims=True)
+
+    def params(self) -> int | None:
+        """Weights of the refit (exported) model."""
+        if self._log is None or self._log.refit_model is None:
+            return None
+        return count_params(self._log.refit_model)
+
+    def trials(self) -> int | None:
+        """Trials run, failed ones included."""
+        return None if self._log is None else len(self._log.rows)
+
+    def extras(self) -> dict[str, Any]:
+        """search_s, refit_s, overshoot_s, trials_failed, val_accuracy, peak_disk_mb, refit_epochs."""
+        log = self._log
+        if log is None:
+            return {}
+        search_s = log.since_start(log.search_end)
+        overshoot = None
+        if log.deadline is not None and log.search_end is not None:
+            overshoot = max(0.0, log.search_end - log.deadline)
+        return {
+            "search_s": search_s,
+            "refit_s": None if log.refit_end is None else log.refit_end - log.search_end,
+            "overshoot_s": overshoot,
+            "trials_failed": log.failed,
+            "trials_completed": log.completed,
+            "val_accuracy": log.best_val_accuracy(),
+            "peak_disk_mb": log.peak_disk_mb,
+            "refit_epochs": log.refit_epochs,
+        }
+
+
+class AutoKeras(_AutoKerasSystem):
+    """Auto-Keras' image search made fair for any machine: no downloads, native input size, CPU-sized trials."""
+
+    name: ClassVar[str] = "autokeras"
+    description: ClassVar[str] = ("Auto-Keras 3 image search without pretrained weights or 224 px upscaling, "
+                                  "per-trial epoch cap and early stopping; best trial refit on all data")
+
+    @dataclass(frozen=True)
+    class Options(_AutoKerasSystem.Options):
+        """Per-trial epochs and patience, batch size, validation fraction, block types to search."""
+
+        epochs: int = FAIR_EPOCHS
+        patience: int = FAIR_PATIENCE
+        # Comma-separated or a list: some of vanilla, resnet, xception, efficient.
+        block_types: Any = ("vanilla", "resnet")
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.epochs < 1 or self.patience < 1:
+                raise ValueError(f"epochs and patience must be at least 1, got {self.epochs}, {self.patience}")
+            try:
+                object.__setattr__(self, "block_types", parse_block_types(self.block_types))
+            except ValueError as exc:
+                raise ValueError(f"{exc} (valid: {', '.join(BLOCK_TYPES)})") from exc
+
+    def _auto_model(self, ak: Any, log: SearchLog, ctx: FitContext, max_trials: int) -> Any:
+        from autokeras.tuners import greedy
+
+        from bench.systems.autokeras_space import fair_hyperparameters, fair_initial_hps
+
+        initial = fair_initial_hps(self.options.block_types)
+
+        class FairTuner(greedy.Greedy):
+            """Greedy with the fair initial trials."""
+
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(initial_hps=initial, **kwargs)
+
+        return ak.AutoModel(
+            inputs=ak.ImageInput(), outputs=ak.ClassificationHead(),
+            tuner=budgeted_tuner(FairTuner, log),
+            hyperparameters=fair_hyperparameters(self.options.block_types),
+            max_trials=max_trials, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
+            overwrite=True, seed=ctx.seed,
+        )
+
+    def _fit_args(self) -> dict[str, Any]:
+        import keras
+
+        stop = keras.callbacks.EarlyStopping(patience=self.options.patience, min_delta=EARLY_STOPPING_MIN_DELTA)
+        return {"epochs": self.options.epochs, "callbacks": [stop]}
+
+
+class AutoKerasDefault(_AutoKerasSystem):
+    """autokeras.ImageClassifier with the library's defaults (only directory, seed, trials and deadline set)."""
+
+    name: ClassVar[str] = "autokeras-default"
+    description: ClassVar[str] = ("Auto-Keras 3 ImageClassifier as shipped (ResNet50 at 224 px, pretrained "
+                                  "EfficientNetB7: fails offline and is recorded); best trial refit on all data")
+
+    def _auto_model(self, ak: Any, log: SearchLog, ctx: FitContext, max_trials: int) -> Any:
+        from autokeras.tuners import task_specific
+
+        return ak.ImageClassifier(
+            tuner=budgeted_tuner(task_specific.ImageClassifierTuner, log),
+            max_trials=max_trials, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
+            overwrite=True, seed=ctx.seed,
+        )
+
+    def _fit_args(self) -> dict[str, Any]:
+        # epochs=None: the library's 1000-epoch cap with its inserted EarlyStopping(patience=10).
+        return {"epochs": None, "callbacks": None}

@@ -1,0 +1,337 @@
+"""Budget plumbing for Auto-Keras 3: a tuner subclass that obeys a wall-clock deadline and logs every trial.
+
+Auto-Keras 3 (AutoModel.fit -> AutoTuner.search) runs keras-tuner's trial loop (BaseTuner.search:
+pre_create_trial, oracle.create_trial, run_trial, on_trial_end) and then refits the best trial's
+hyperparameters on training + validation data (AutoTuner.final_fit). It has no time limit, so the tuner
+made here adds one without touching the search itself:
+
+- pre_create_trial: once the deadline has passed (and at least one trial was started), the oracle's
+  max_trials is lowered to the trials already made, so oracle.create_trial answers STOPPED;
+- _build_and_fit_model: each trial's fit gets a callback that stops at the next batch after the deadline
+  (the epoch's validation still runs, so a cut trial keeps a score) and the epochs it trained are logged;
+  a HardStop watchdog interrupts a trial still running `hard_stop_grace_s` after the deadline (inside
+  one long batch, e.g. a ResNet50's first step with graph tracing on a busy CPU); its finished epochs
+  keep their scores, and a trial without any is recorded as stopped without a score;
+- final_fit: marks the end of the search, refits for the epochs the best trial used (its best epoch),
+  and keeps the refit model. Auto-Keras 3.0.0 itself saves the refit model but predicts with the best
+  *search-time* checkpoint (AutoModel.predict -> tuner.get_best_model); this adapter predicts with the
+  refit model, as the 2019 run did (final_fit(retrain=True)).
+
+keras-tuner aborts a search after `max_consecutive_failed_trials` (default 3) failed trials in a row with a
+RuntimeError; the tuner raises that limit (MAX_CONSECUTIVE_FAILURES) so a few trials that cannot run here
+(a download offline, an out-of-memory) are recorded as failed and the search goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import ctypes
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.systems.keras_support import deadline_callback
+
+# Failed trials in a row before the search gives up (keras-tuner's default is 3): high enough to get past
+# a run of trials that need a download, low enough that a search where nothing can run ends quickly.
+MAX_CONSECUTIVE_FAILURES = 10
+# Columns of trials.csv (the contract in the project brief).
+TRIAL_COLUMNS = ("trial_id", "started_s", "ended_s", "epochs", "val_accuracy", "status", "summary", "error")
+# Longest error text kept per trial in trials.csv (keras-tuner stores whole tracebacks).
+MAX_ERROR_CHARS = 600
+# ConvBlock's per-layer filter hyperparameters: filters_<block>_<layer>.
+_FILTERS = re.compile(r".*/filters_(\d+)_(\d+)$")
+# How often the hard-stop watchdog looks at the clock, and re-raises while a trial ignores it.
+WATCHDOG_POLL_S = 0.5
+
+
+class NoCompletedTrial(RuntimeError):
+    """The search ended without a single trial that produced a validation score."""
+
+
+class DeadlineInterrupt(Exception):
+    """Raised into a trial still running past the deadline plus grace (e.g. inside a long first batch)."""
+
+
+class HardStop:
+    """Context manager: while inside, a watchdog thread interrupts the calling thread after `at`.
+
+    The batch-end callback cannot stop a trial inside one step, and a model's first step (graph tracing,
+    e.g. a ResNet50 on a busy CPU) can take minutes. The exception arrives at the next Python bytecode of
+    the main thread: at once during tracing, after the running op during execution. It is raised again
+    every WATCHDOG_POLL_S until the block exits, in case library code swallows one.
+    """
+
+    def __init__(self, at: float | None) -> None:
+        self.at = at
+        self.fired = False
+        self._target = threading.get_ident()
+        self._lock = threading.Lock()
+        self._armed = False
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> HardStop:
+        if self.at is not None:
+            self._armed = True
+            self._thread = threading.Thread(target=self._watch, name="autokeras-hard-stop", daemon=True)
+            self._thread.start()
+        return self
+
+    def _raise_in_target(self, exc: type[BaseException] | None) -> None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target),
+                                                   None if exc is None else ctypes.py_object(exc))
+
+    def _watch(self) -> None:
+        assert self.at is not None
+        while not self._done.wait(WATCHDOG_POLL_S):
+            if time.monotonic() < self.at:
+                continue
+            with self._lock:
+                if not self._armed:
+                    return
+                self.fired = True
+                self._raise_in_target(DeadlineInterrupt)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        with self._lock:
+            self._armed = False
+            if self.fired:
+                self._raise_in_target(None)  # drop an interrupt not yet delivered
+        if self._thread is not None:
+            self._thread.join()
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One row of trials.csv: a trial's timing, outcome and configuration."""
+
+    trial_id: str
+    started_s: float  # seconds since fit started
+    ended_s: float
+    epochs: int | None  # epochs trained (None when the model never trained)
+    val_accuracy: float | None  # validation accuracy at the trial's best epoch
+    status: str  # completed, failed or stopped (cut by the deadline)
+    summary: str
+    error: str = ""
+    interrupted: bool = False  # stopped inside a batch by HardStop, so without a score
+
+
+@dataclass
+class SearchLog:
+    """What the tuner reports back to the adapter while the search runs (mutable, one per fit)."""
+
+    t0: float  # time.monotonic() at fit start
+    deadline: float | None
+    # Seconds past the deadline after which a trial is interrupted mid-batch (None: never).
+    hard_stop_grace_s: float | None = None
+    project_dir: Path | None = None
+    rows: list[TrialRow] = field(default_factory=list)
+    search_end: float | None = None  # monotonic time the search stopped and the refit began
+    refit_end: float | None = None
+    refit_epochs: int | None = None
+    refit_model: Any = None
+    refit_pipeline: Any = None
+    peak_disk_mb: float = 0.0
+    _started: dict[str, float] = field(default_factory=dict)
+    _fits: dict[str, tuple[int | None, bool]] = field(default_factory=dict)
+
+    def since_start(self, when: float | None = None) -> float:
+        """Seconds from fit start to `when` (default: now)."""
+        return (time.monotonic() if when is None else when) - self.t0
+
+    def past_deadline(self) -> bool:
+        """Whether the wall-clock budget has run out."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def note_disk(self) -> None:
+        """Updates the peak size of the tuner's project folder."""
+        if self.project_dir is not None:
+            self.peak_disk_mb = max(self.peak_disk_mb, folder_mb(self.project_dir))
+
+    @property
+    def completed(self) -> int:
+        """Trials that produced a score (cut ones included)."""
+        return sum(r.status != "failed" and not r.interrupted for r in self.rows)
+
+    @property
+    def failed(self) -> int:
+        """Trials that raised (build error, download offline, out of memory, NaN loss)."""
+        return sum(r.status == "failed" for r in self.rows)
+
+    def best_val_accuracy(self) -> float | None:
+        """Highest validation accuracy over all scored trials."""
+        scores = [r.val_accuracy for r in self.rows if r.val_accuracy is not None]
+        return max(scores) if scores else None
+
+
+def folder_mb(path: Path) -> float:
+    """Size of all files under path in MiB (0 if it does not exist)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):  # a checkpoint replaced while we walk
+                total += os.path.getsize(os.path.join(root, name))
+    return total / 2**20
+
+
+def write_trials_csv(rows: list[TrialRow], path: Path) -> None:
+    """Writes trials.csv with the contract's columns; empty cells for unknown values."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TRIAL_COLUMNS)
+        for r in rows:
+            writer.writerow([
+                r.trial_id, f"{r.started_s:.3f}", f"{r.ended_s:.3f}", "" if r.epochs is None else r.epochs,
+                "" if r.val_accuracy is None else f"{r.val_accuracy:.6g}", r.status, r.summary, r.error,
+            ])
+
+
+def summarize_hyperparameters(values: dict[str, Any]) -> str:
+    """A readable one-line description: the architecture first, then every active hyperparameter."""
+    short = {name.split("/", 1)[1] if name.startswith("image_block_1/") else name: v for name, v in values.items()}
+    arch = str(short.get("block_type", "?"))
+    for key, v in short.items():
+        if key.endswith("/version"):
+            arch += f" {v}"
+    return arch + ": " + "; ".join(f"{k}={v}" for k, v in sorted(short.items()))
+
+
+def _active_values(hps: Any) -> dict[str, Any]:
+    """The hyperparameter values that shaped the model (keras-tuner also keeps inactive ones)."""
+    values = {name: v for name, v in hps.values.items() if hps.is_active(name)}
+    # ConvBlock declares filters_<block>_<layer> for every block and layer it ever built, used or not.
+    for name in list(values):
+        m = _FILTERS.match(name)
+        if m is not None:
+            prefix = name[: m.start(1)].rsplit("filters_", 1)[0]
+            blocks, layers = values.get(prefix + "num_blocks"), values.get(prefix + "num_layers")
+            if (blocks is not None and int(m.group(1)) >= blocks) or (layers is not None and int(m.group(2)) >= layers):
+                del values[name]
+    return values
+
+
+def _error_text(message: str | None) -> str:
+    """The last line of a traceback (the exception), shortened for a CSV cell."""
+    if not message:
+        return ""
+    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
+    text = lines[-1] if lines else ""
+    return text[:MAX_ERROR_CHARS]
+
+
+def _finished_epochs(callback: Any, objective: str) -> Any:
+    """The History of the fit `callback` was part of, if at least one epoch was scored; else None."""
+    try:
+        history = callback.model.history
+    except AttributeError:
+        return None
+    logs = getattr(history, "history", None) or {}
+    return history if logs.get(objective) and logs.get("loss") else None
+
+
+def budgeted_tuner(base: type, log: SearchLog) -> type:
+    """A subclass of the Auto-Keras tuner class `base` that stops at log.deadline and logs trials to `log`."""
+    from keras_tuner.src.engine import trial as trial_module
+
+    class BudgetedTuner(base):  # type: ignore[misc, valid-type]
+        """`base` with a wall-clock deadline, per-trial logging and a refit for the best trial's epochs."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.oracle.max_consecutive_failed_trials = MAX_CONSECUTIVE_FAILURES
+            log.project_dir = Path(self.project_dir)
+
+        def pre_create_trial(self) -> None:
+            """Stops the search once the deadline has passed (the first trial always starts)."""
+            if log.past_deadline() and self.oracle.trials:
+                self.oracle.max_trials = len(self.oracle.trials)
+            super().pre_create_trial()
+
+        def on_trial_begin(self, trial: Any) -> None:
+            """Remembers when the trial started."""
+            log._started[trial.trial_id] = time.monotonic()
+            super().on_trial_begin(trial)
+
+        def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+            # A live (not deep-copied) callback, so we learn whether the deadline cut this trial.
+            stopper = deadline_callback(log.deadline)
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), stopper]
+            at = None
+            if log.deadline is not None and log.hard_stop_grace_s is not None:
+                at = log.deadline + log.hard_stop_grace_s
+            hard_stop = HardStop(at)
+            try:
+                with hard_stop:
+                    history = super()._build_and_fit_model(trial, *args, **kwargs)
+            except Exception as exc:
+                # The interrupt can surface as another type (pybind11 turns it into a RuntimeError).
+                if not hard_stop.fired:
+                    raise
+                # Epochs finished before the interrupt still count: Keras' History holds their logs.
+                history = _finished_epochs(stopper, self.oracle.objective.name)
+                log._fits[trial.trial_id] = (None if history is None else len(history.history["loss"]), True)
+                if history is None:
+                    raise DeadlineInterrupt("interrupted after the deadline before any epoch finished") from exc
+                return history
+            log._fits[trial.trial_id] = (len(history.history.get("loss", [])), stopper.stopped)
+            return history
+
+        def on_trial_end(self, trial: Any) -> None:
+            """Lets the oracle score the trial, then logs it (also when the oracle aborts the search)."""
+            try:
+                super().on_trial_end(trial)
+            finally:
+                self._log_trial(self.oracle.trials.get(trial.trial_id, trial))
+
+        def _log_trial(self, trial: Any) -> None:
+            ended = time.monotonic()
+            epochs, stopped = log._fits.get(trial.trial_id, (None, False))
+            ok = trial.status == trial_module.TrialStatus.COMPLETED
+            val_acc = None
+            if ok and trial.metrics.exists("val_accuracy"):
+                val_acc = float(trial.metrics.get_best_value("val_accuracy"))
+            # A trial interrupted before it had a score is 'stopped' too, with the reason in its error.
+            status = "stopped" if stopped else ("completed" if ok else "failed")
+            log.rows.append(TrialRow(
+                trial_id=str(trial.trial_id),
+                started_s=log.since_start(log._started.get(trial.trial_id, ended)),
+                ended_s=log.since_start(ended),
+                epochs=epochs,
+                val_accuracy=val_acc,
+                status=status,
+                summary=summarize_hyperparameters(_active_values(trial.hyperparameters)),
+                error=("" if ok else f"interrupted inside a batch {log.hard_stop_grace_s:g} s after the deadline"
+                       if stopped else _error_text(trial.message) or str(trial.status)),
+                interrupted=stopped and not ok,
+            ))
+            log.note_disk()
+
+        def final_fit(self, **kwargs: Any) -> Any:
+            """Refits the best trial on all training data for the epochs that trial used."""
+            log.search_end = time.monotonic()
+            log.note_disk()
+            best = self.oracle.get_best_trials(1)
+            # keras-tuner pads the list with unfinished trials when too few completed.
+            if not best or best[0].status != trial_module.TrialStatus.COMPLETED:
+                reasons = "; ".join(f"trial {r.trial_id}: {r.error}" for r in log.rows) or "no trial started"
+                raise NoCompletedTrial(f"Auto-Keras finished no trial within the budget ({reasons}); "
+                                       "give it a larger budget or a smaller search space")
+            epochs = self._get_best_trial_epochs()
+            # The library would pass the user's callbacks through a helper that nests them in a list;
+            # the refit needs none: no early stopping without validation data, and no deadline.
+            kwargs["callbacks"] = []
+            kwargs["epochs"] = epochs
+            self.hypermodel.set_fit_args(0, epochs=epochs)
+            pipeline, model, history = super().final_fit(**kwargs)
+            log.refit_epochs, log.refit_model, log.refit_pipeline = epochs, model, pipeline
+            return pipeline, model, history
+
+    BudgetedTuner.__name__ = f"Budgeted{base.__name__}"
+    return BudgetedTuner

@@ -1,0 +1,226 @@
+"""Auto-Keras adapters on tiny synthetic images with tiny budgets: deadlines, trial counts, cleanup, offline."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.budget import parse_budget
+from bench.options import ConfigError
+from bench.systems import FitContext, SystemResult, make_system
+from bench.systems.autokeras import _shuffled, _targets
+from bench.systems.autokeras_search import TRIAL_COLUMNS, NoCompletedTrial
+from datasets.base import ImageData
+
+N_TRAIN, N_TEST, SIZE, CLASSES = 90, 30, 16, ("a", "b", "c")
+
+
+def _images(rng: np.random.Generator, y: np.ndarray) -> np.ndarray:
+    """Noise whose brightness gives the class away, so a few epochs learn it."""
+    noise = rng.integers(0, 60, (len(y), SIZE, SIZE, 3))
+    return (noise + 80 * y[:, None, None, None]).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def data() -> ImageData:
+    """Class-sorted training images (an unshuffled validation tail would hold one class only)."""
+    rng = np.random.default_rng(0)
+    y_train = np.sort(rng.integers(0, len(CLASSES), N_TRAIN))
+    y_test = rng.integers(0, len(CLASSES), N_TEST)
+    return ImageData(_images(rng, y_train), y_train, _images(rng, y_test), y_test, CLASSES)
+
+
+def _run(name: str, budget: str, data: ImageData, tmp_path: Path, **options: object
+         ) -> tuple[SystemResult, FitContext, list[dict[str, str]]]:
+    """Runs a system as the harness does; returns its result, context and trials.csv rows."""
+    b = parse_budget(budget)
+    workdir, run_dir = tmp_path / "work", tmp_path / "run"
+    workdir.mkdir()
+    run_dir.mkdir()
+    system = make_system(name, options)
+    ctx = FitContext(budget=b, seed=3, workdir=workdir, run_dir=run_dir, n_classes=data.n_classes,
+                     class_names=data.class_names, dataset="toy",
+                     deadline=None if b.seconds is None else time.monotonic() + b.seconds)
+    result = system.run(data, ctx)
+    return result, ctx, _trial_rows(run_dir)
+
+
+def _trial_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "trials.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames or ()) == TRIAL_COLUMNS
+        return list(reader)
+
+
+def _assert_no_tuner_files(ctx: FitContext) -> None:
+    left = [p for p in ctx.workdir.rglob("*") if p.is_file()]
+    assert left == [], f"tuner files left behind: {left[:5]}"
+
+
+def _assert_valid_probabilities(result: SystemResult, data: ImageData) -> None:
+    assert result.probabilities.shape == (N_TEST, data.n_classes)
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_shuffle_mixes_classes_into_the_validation_tail(data: ImageData) -> None:
+    """Auto-Keras validates on the last 20%; after the seeded shuffle that tail holds every class."""
+    assert set(data.y_train[-N_TRAIN // 5:]) == {2}
+    _, ys = _shuffled(data.x_train, data.y_train, seed=3)
+    assert set(ys[-N_TRAIN // 5:]) == {0, 1, 2}
+    assert sorted(ys) == sorted(data.y_train)
+
+
+def test_targets_keep_class_index_order() -> None:
+    """One-hot columns follow class indices (Auto-Keras would sort raw labels as strings)."""
+    y = np.array([0, 10, 2])
+    assert _targets(y, 11).argmax(axis=1).tolist() == [0, 10, 2]
+    assert _targets(np.array([1, 0]), 2).tolist() == [1, 0]
+
+
+def test_options_are_checked() -> None:
+    """Bad block types and batch sizes name the problem."""
+    with pytest.raises(ConfigError, match="block_types"):
+        make_system("autokeras", {"block_types": "vanilla,vgg"})
+    with pytest.raises(ConfigError, match="batch_size"):
+        make_system("autokeras-default", {"batch_size": 0})
+    assert make_system("autokeras", {"block_types": ["resnet"]}).options.block_types == ("resnet",)
+
+
+def test_import_is_cheap() -> None:
+    """Listing systems must not import Keras or Auto-Keras."""
+    code = ("import sys, bench.systems.autokeras; "
+            "assert not {'keras', 'autokeras', 'tensorflow'} & set(sys.modules), 'heavy import'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_time_budget_stops_search_within_overshoot_bound(data: ImageData, tmp_path: Path) -> None:
+    """A 20 s budget: the search ends within max(5%, 30 s) of it, then the refit is timed apart."""
+    result, ctx, rows = _run("autokeras", "20s", data, tmp_path)
+    extras = result.extras
+    assert 0 <= extras["overshoot_s"] <= max(0.05 * 20, 30)
+    assert extras["search_s"] >= 20 - 1
+    assert extras["refit_s"] > 0
+    assert extras["search_s"] + extras["refit_s"] <= result.fit_s + 0.5
+    assert result.trials == len(rows) >= 1
+    assert rows[-1]["status"] in {"stopped", "completed"}
+    assert all(float(r["ended_s"]) <= extras["search_s"] + 0.5 for r in rows)
+    assert result.params and result.params > 0
+    assert 0 <= extras["val_accuracy"] <= 1
+    _assert_valid_probabilities(result, data)
+    _assert_no_tuner_files(ctx)
+
+
+def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: Path) -> None:
+    """t2 runs two trials, no deadline, and keeps only the exported model with keep_models."""
+    b = parse_budget("t2")
+    (tmp_path / "work").mkdir()
+    (tmp_path / "run").mkdir()
+    ctx = FitContext(budget=b, seed=3, workdir=tmp_path / "work", run_dir=tmp_path / "run",
+                     n_classes=data.n_classes, class_names=data.class_names, dataset="toy", keep_models=True)
+    result = make_system("autokeras", {"block_types": "vanilla", "epochs": 2}).run(data, ctx)
+    rows = _trial_rows(ctx.run_dir)
+    assert result.trials == 2
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert all(1 <= int(r["epochs"]) <= 2 for r in rows)
+    assert result.extras["overshoot_s"] is None
+    assert result.extras["trials_failed"] == 0
+    assert 1 <= result.extras["refit_epochs"] <= 2
+    assert (ctx.run_dir / "model.keras").is_file()
+    assert "block_type=vanilla" in rows[0]["summary"]
+    _assert_valid_probabilities(result, data)
+    _assert_no_tuner_files(ctx)
+
+
+def test_budget_smaller_than_one_trial_refits_the_partial_best(data: ImageData, tmp_path: Path) -> None:
+    """A 1 s budget cuts the first trial at its next batch; that partial best is refit, not a hang."""
+    result, ctx, rows = _run("autokeras", "1s", data, tmp_path)
+    assert result.trials == 1
+    assert rows[0]["status"] == "stopped"
+    assert int(rows[0]["epochs"]) == 1
+    assert result.extras["refit_epochs"] == 1
+    assert result.extras["overshoot_s"] <= 30
+    _assert_valid_probabilities(result, data)
+    _assert_no_tuner_files(ctx)
+
+
+def _offline(monkeypatch: pytest.MonkeyPatch, first_trials: list[int]) -> None:
+    """Keras downloads raise (as offline), and the library's initial trials are reordered for speed."""
+    import keras.src.utils.file_utils as file_utils
+    from autokeras.tuners import task_specific
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise OSError("offline: URL fetch failure (simulated by the test)")
+
+    monkeypatch.setattr(file_utils, "get_file", no_network)
+    # The pretrained EfficientNet trial first, so the test need not train a ResNet50 at 224 px; as B0,
+    # which fails on the same weights download as the library's B7 but builds in a fraction of the time.
+    reordered = [dict(task_specific.IMAGE_CLASSIFIER[i]) for i in first_trials]
+    for hps in reordered:
+        if hps.get("image_block_1/block_type") == "efficient":
+            hps["image_block_1/efficient_net_block_1/version"] = "b0"
+    monkeypatch.setattr(task_specific, "IMAGE_CLASSIFIER", reordered)
+
+
+def test_default_offline_records_the_download_failure(
+        data: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """autokeras-default offline: the pretrained trial fails with its reason, the next one still runs."""
+    _offline(monkeypatch, first_trials=[2, 0])
+    result, ctx, rows = _run("autokeras-default", "t2+40s", data, tmp_path)
+    assert [r["status"] for r in rows][0] == "failed"
+    assert "offline" in rows[0]["error"]
+    assert "efficient" in rows[0]["summary"]
+    assert rows[1]["status"] in {"completed", "stopped"}
+    assert result.trials == 2
+    assert result.extras["trials_failed"] == 1
+    _assert_valid_probabilities(result, data)
+    _assert_no_tuner_files(ctx)
+
+
+def test_no_completed_trial_raises_a_clear_error(
+        data: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When every trial fails the run fails with each trial's reason, and still leaves no tuner files."""
+    _offline(monkeypatch, first_trials=[2])
+    with pytest.raises(NoCompletedTrial, match="offline"):
+        _run("autokeras-default", "t1", data, tmp_path)
+    rows = _trial_rows(tmp_path / "run")
+    assert [r["status"] for r in rows] == ["failed"]
+    assert [p for p in (tmp_path / "work").rglob("*") if p.is_file()] == []
+
+
+def test_hard_stop_interrupts_a_stuck_fit_and_keeps_finished_epochs() -> None:
+    """A batch that outlives the deadline is interrupted; the epochs finished before it keep their scores."""
+    import keras
+
+    from bench.systems.autokeras_search import DeadlineInterrupt, HardStop, _finished_epochs
+    from bench.systems.keras_support import deadline_callback
+
+    class StuckInSecondEpoch(keras.callbacks.Callback):
+        """Emulates one endless batch (e.g. a huge model's first step) in epoch 2."""
+
+        def on_train_batch_begin(self, batch: int, logs: object = None) -> None:
+            if self.model.history.history.get("loss"):
+                t = time.monotonic()
+                while time.monotonic() - t < 30:
+                    time.sleep(0.01)
+
+    x = np.random.default_rng(0).random((64, 4)).astype("float32")
+    y = (x[:, 0] > 0.5).astype("int64")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    stopper = deadline_callback(None)
+    started = time.monotonic()
+    hard_stop = HardStop(time.monotonic() + 1.0)
+    # Usually DeadlineInterrupt; inside pybind11 code it can arrive as a RuntimeError naming it.
+    with pytest.raises((DeadlineInterrupt, RuntimeError)), hard_stop:
+        model.fit(x, y, epochs=3, validation_split=0.25, verbose=0, callbacks=[stopper, StuckInSecondEpoch()])
+    assert hard_stop.fired
+    assert time.monotonic() - started < 10
+    history = _finished_epochs(stopper, "val_loss")
+    assert history is not None and len(history.history["val_loss"]) == 1
+    time.sleep(1.0)  # no interrupt is left pending once the block has exited
