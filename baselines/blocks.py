@@ -1,0 +1,264 @@
+"""Ingredients every recipe shares: network blocks, on-the-fly augmentation (numpy), the LR schedule.
+
+Keras is imported inside the functions that build layers, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+# Augmentation: uint8 batch (B, H, W, C) and a generator in, augmented uint8 batch out.
+Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+BN_MOMENTUM = 0.9  # running-statistics momentum; short schedules need statistics that keep up
+BN_EPSILON = 1e-5  # the usual epsilon
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Network blocks (functional Keras)
+
+
+def inputs_uint8(input_shape: Sequence[int]) -> Any:
+    """A uint8 image input: batches stay uint8 until the model casts them."""
+    import keras
+
+    return keras.Input(shape=tuple(input_shape), dtype="uint8", name="image")
+
+
+def normalise(x: Any, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> Any:
+    """Casts uint8 to float in the model; scales to [0, 1], then standardises per channel when given."""
+    import keras
+
+    x = keras.layers.Rescaling(1 / 255, name="rescale")(x)
+    if mean is not None and std is not None:
+        x = keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std], name="standardise")(x)
+    return x
+
+
+def conv_bn_act(x: Any, filters: int, kernel: int = 3, strides: int = 1, pool: bool = False,
+                activation: str = "relu", weight_decay: float = 0.0, bn_momentum: float = BN_MOMENTUM,
+                bn_scale: bool = True, bias_lr_scale: float = 1.0, kernel_initializer: Any = "he_normal",
+                name: str | None = None) -> Any:
+    """Conv (no bias) -> optional 2x2 max-pool -> batch norm -> activation: airbench's and ResNet-9's unit.
+
+    bias_lr_scale > 1 gives the BN offset that many times the learning rate (airbench trains biases 64x
+    faster), through a ScaledBias layer in place of BN's own offset.
+    """
+    import keras
+
+    reg = keras.regularizers.L2(weight_decay) if weight_decay else None
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                            kernel_initializer=kernel_initializer, kernel_regularizer=reg,
+                            name=None if name is None else f"{name}_conv")(x)
+    if pool:
+        x = keras.layers.MaxPooling2D(2, name=None if name is None else f"{name}_pool")(x)
+    x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, scale=bn_scale,
+                                        center=bias_lr_scale == 1.0,
+                                        name=None if name is None else f"{name}_bn")(x)
+    if bias_lr_scale != 1.0:
+        x = scaled_bias(bias_lr_scale, name=None if name is None else f"{name}_bias")(x)
+    return keras.layers.Activation(activation, name=None if name is None else f"{name}_act")(x)
+
+
+def scaled_bias(lr_scale: float, name: str | None = None) -> Any:
+    """A per-channel offset whose effective learning rate is lr_scale times the optimizer's.
+
+    The offset is stored as b / sqrt(lr_scale) and multiplied back, so SGD's step on it is sqrt(lr_scale)
+    times larger and its effect on b another sqrt(lr_scale): lr_scale in all (a reparameterisation that
+    works with any stock optimizer and backend).
+    """
+    import keras
+    from keras import ops
+
+    class ScaledBias(keras.layers.Layer):
+        """x + sqrt(lr_scale) * bias, bias one value per channel, zero-initialised."""
+
+        def build(self, input_shape: Any) -> None:
+            self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+        def call(self, x: Any) -> Any:
+            return x + ops.cast(self.bias, x.dtype) * float(np.sqrt(lr_scale))
+
+    return ScaledBias(name=name)
+
+
+def residual(x: Any, filters: int, n_convs: int = 2, name: str | None = None, **unit: Any) -> Any:
+    """x + f(x), f n_convs conv-bn-act units at x's width (ResNet-9's module has two, airbench-style one)."""
+    import keras
+
+    y = x
+    for i in range(n_convs):
+        y = conv_bn_act(y, filters, name=None if name is None else f"{name}_{i}", **unit)
+    return keras.layers.Add(name=None if name is None else f"{name}_add")([x, y])
+
+
+def downsample_stage(x: Any, filters: int, n_convs: int = 1, name: str = "stage", **unit: Any) -> Any:
+    """conv-pool-bn-act (halves the resolution, sets the width), then a residual module of n_convs units."""
+    x = conv_bn_act(x, filters, pool=True, name=f"{name}_down", **unit)
+    return residual(x, filters, n_convs=n_convs, name=f"{name}_res", **unit) if n_convs else x
+
+
+def whitening_filters(images: np.ndarray, kernel: int = 2, n_patches: int = 20000, eps: float = 5e-4,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Conv kernel (HWIO) and bias that whiten kernel x kernel patches of float images (airbench's stem).
+
+    Each eigenvector e of the patch covariance gives the filters +e/sqrt(lambda+eps) and its negative
+    (2*C*k*k filters); the bias centres the patches. `images` must be scaled as the layer's input will be.
+    """
+    rng = np.random.default_rng(seed)
+    windows = np.lib.stride_tricks.sliding_window_view(images, (kernel, kernel), axis=(1, 2))
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kernel * kernel * images.shape[-1])
+    patches = patches[rng.choice(len(patches), size=min(len(patches), n_patches), replace=False)]
+    mean = patches.mean(axis=0)
+    eigvals, eigvecs = np.linalg.eigh(np.cov(patches - mean, rowvar=False))
+    filters = (eigvecs / np.sqrt(np.maximum(eigvals, 0) + eps)).T  # one whitening filter per row
+    filters = np.concatenate([filters, -filters])
+    kernel_hwio = filters.reshape(len(filters), kernel, kernel, images.shape[-1]).transpose(1, 2, 3, 0)
+    return kernel_hwio.astype(np.float32), (-(filters @ mean)).astype(np.float32)
+
+
+def preact_bottleneck(x: Any, filters: int, strides: int, reduce: bool, weight_decay: float,
+                      bn_epsilon: float = 2e-5, bn_momentum: float = 0.9, name: str = "block") -> Any:
+    """Pre-activation bottleneck module (He et al. 2016; the 2019 reference's `residual_module`).
+
+    BN-ReLU-1x1(filters/4), BN-ReLU-3x3(filters/4, strides), BN-ReLU-1x1(filters); the shortcut is a strided
+    1x1 conv of the first activation when `reduce`, else the identity.
+    """
+    import keras
+
+    reg = keras.regularizers.L2(weight_decay) if weight_decay else None
+
+    def bn_relu(t: Any, tag: str) -> Any:
+        t = keras.layers.BatchNormalization(epsilon=bn_epsilon, momentum=bn_momentum,
+                                            name=f"{name}_{tag}_bn")(t)
+        return keras.layers.Activation("relu", name=f"{name}_{tag}_relu")(t)
+
+    def conv(t: Any, width: int, kernel: int, stride: int, tag: str) -> Any:
+        return keras.layers.Conv2D(width, kernel, strides=stride, padding="same", use_bias=False,
+                                   kernel_regularizer=reg, name=f"{name}_{tag}")(t)
+
+    act1 = bn_relu(x, "1")
+    y = conv(act1, filters // 4, 1, 1, "conv1")
+    y = conv(bn_relu(y, "2"), filters // 4, 3, strides, "conv2")
+    y = conv(bn_relu(y, "3"), filters, 1, 1, "conv3")
+    shortcut = conv(act1, filters, 1, strides, "shortcut") if reduce else x
+    return keras.layers.Add(name=f"{name}_add")([y, shortcut])
+
+
+def classifier_head(x: Any, n_classes: int, pool: str = "max", scale: float = 1.0) -> Any:
+    """Global pooling -> dense logits (optionally scaled, as airbench) -> float32 softmax."""
+    import keras
+
+    pooled = keras.layers.GlobalMaxPooling2D(name="pool") if pool == "max" else \
+        keras.layers.GlobalAveragePooling2D(name="pool")
+    x = pooled(x)
+    x = keras.layers.Dense(n_classes, use_bias=False, name="logits")(x)
+    if scale != 1.0:
+        x = keras.layers.Rescaling(scale, name="logit_scale")(x)
+    # float32 softmax keeps probabilities exact under a mixed-precision policy.
+    return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Augmentation on uint8 numpy batches (one vectorised pass per batch, no float copy)
+
+
+def random_crop(x: np.ndarray, rng: np.random.Generator, pad: int, mode: str = "reflect") -> np.ndarray:
+    """Pads each image by `pad` pixels and crops it back at a random offset (translation by up to pad)."""
+    if pad <= 0:
+        return x
+    b, h, w, _ = x.shape
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode=mode)
+    dy = rng.integers(0, 2 * pad + 1, size=b)
+    dx = rng.integers(0, 2 * pad + 1, size=b)
+    rows = dy[:, None] + np.arange(h)[None, :]  # (B, H)
+    cols = dx[:, None] + np.arange(w)[None, :]  # (B, W)
+    return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def random_flip(x: np.ndarray, rng: np.random.Generator, vertical: bool = False) -> np.ndarray:
+    """Mirrors a random half of the batch left-right (and, independently, top-bottom when `vertical`)."""
+    out = np.where(rng.random(len(x))[:, None, None, None] < 0.5, x[:, :, ::-1], x)
+    if vertical:
+        out = np.where(rng.random(len(x))[:, None, None, None] < 0.5, out[:, ::-1], out)
+    return out
+
+
+def random_rot90(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rotates each square image by a random multiple of 90 degrees (cells have no up or down)."""
+    if x.shape[1] != x.shape[2]:
+        raise ValueError(f"random_rot90 needs square images, got {x.shape[1]}x{x.shape[2]}; "
+                         "resize them first")
+    k = rng.integers(0, 4, size=len(x))
+    out = x.copy()
+    for turns in (1, 2, 3):
+        sel = k == turns
+        if sel.any():
+            out[sel] = np.rot90(x[sel], turns, axes=(1, 2))
+    return out
+
+
+def flip_and_crop(pad: int) -> Augment:
+    """CIFAR-style augmentation: random left-right flip and pad-and-crop by `pad` pixels."""
+
+    def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return random_crop(random_flip(x, rng), rng, pad)
+
+    return augment
+
+
+def dihedral_and_crop(pad: int) -> Augment:
+    """Cell augmentation: any of the 8 flips/quarter turns, then pad-and-crop by `pad` pixels."""
+
+    def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return random_crop(random_rot90(random_flip(x, rng), rng), rng, pad)
+
+    return augment
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Learning-rate schedule
+
+
+def linear_schedule(peak_lr: float, warmup_steps: int, total_steps: int, end_fraction: float = 0.0,
+                    staircase_steps: int = 0, start_fraction: float = 0.0) -> Any:
+    """A Keras LearningRateSchedule: linear warm-up to peak_lr, then linear decay (one-cycle / poly-1).
+
+    The LR rises from start_fraction * peak_lr to peak_lr over warmup_steps, then falls to
+    end_fraction * peak_lr at total_steps and stays there.
+
+    With staircase_steps > 0 the step is floored to a multiple of it (per-epoch decay, as 2019's
+    LearningRateScheduler). The totals are Python numbers: a compiled train step bakes them in, so a
+    trainer that changes them must rebuild its train function.
+    """
+    import keras
+    from keras import ops
+
+    class LinearSchedule(keras.optimizers.schedules.LearningRateSchedule):
+        """Warm-up then linear decay; see linear_schedule."""
+
+        def __init__(self) -> None:
+            self.peak_lr, self.warmup_steps, self.total_steps = peak_lr, warmup_steps, total_steps
+            self.end_fraction, self.staircase_steps = end_fraction, staircase_steps
+            self.start_fraction = start_fraction
+
+        def __call__(self, step: Any) -> Any:
+            s = ops.cast(step, "float32")
+            if self.staircase_steps:
+                s = ops.floor(s / self.staircase_steps) * self.staircase_steps
+            warm = self.start_fraction + (1 - self.start_fraction) * s / float(max(self.warmup_steps, 1))
+            span = float(max(self.total_steps - self.warmup_steps, 1))
+            decay = ops.clip((float(self.total_steps) - s) / span, 0.0, 1.0)
+            decay = self.end_fraction + (1 - self.end_fraction) * decay
+            mult = ops.where(s < float(self.warmup_steps), warm, decay)
+            return self.peak_lr * mult
+
+        def get_config(self) -> dict[str, Any]:
+            return {"peak_lr": self.peak_lr, "warmup_steps": self.warmup_steps,
+                    "total_steps": self.total_steps, "end_fraction": self.end_fraction,
+                    "staircase_steps": self.staircase_steps, "start_fraction": self.start_fraction}
+
+    return LinearSchedule()

@@ -1,0 +1,98 @@
+"""CIFAR-10 in the airbench94 style (Jordan 2024), in Keras 3: a whitened stem, three conv-pool stages.
+
+Network: Rescaling/standardise -> frozen 2x2 patch-whitening conv (24 filters, computed from the training
+images) -> GELU -> three stages of [conv-pool-BN-GELU, + a one-conv residual] at widths 64/256/256 ->
+global max pool -> bias-free dense, logits scaled by 1/9 -> softmax. Training: Nesterov SGD, a triangular
+LR cycle, label smoothing 0.2, random flip and 2-pixel translate, flip test-time augmentation.
+Left out from airbench: Lookahead, multi-crop TTA, training the whitening bias; the epoch count is
+raised a little to make up for them. Its 64x bias learning rate is kept, through a reparameterised offset.
+
+Run: python -m baselines.cifar10 --help
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from baselines import blocks
+from baselines.training import Recipe
+
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # per-channel pixel mean of the training set, in [0, 1]
+CIFAR_STD = (0.2470, 0.2435, 0.2616)  # per-channel pixel std of the training set
+WHITEN_KERNEL = 2  # patch size of the whitening stem (2x2x3 patches -> 12 eigenvectors -> 24 filters)
+WHITEN_SAMPLE = 5000  # training images whose patches estimate the whitening (plenty for 12 dimensions)
+WIDTHS = (64, 256, 256)  # stage widths, airbench94's
+RESIDUAL_CONVS = 1  # conv units in each stage's residual branch
+ACTIVATION = "gelu"  # airbench's choice; smoother than ReLU at high LR
+BN_MOMENTUM = 0.4  # Keras convention (PyTorch 0.6): statistics follow the weights closely in a short run
+BN_SCALE = False  # airbench freezes BN's scale at 1 (the next conv can rescale)
+# PyTorch's default conv init (variance 1/(3 fan_in)), as airbench's: with BN after each conv the weight
+# scale sets the effective learning rate, and He-normal's 6x larger variance made this recipe underfit.
+KERNEL_INIT = {"class_name": "VarianceScaling",
+               "config": {"scale": 1 / 3, "mode": "fan_in", "distribution": "uniform"}}
+BIAS_LR_SCALE = 64.0  # BN offsets learn this many times faster (airbench's bias_scaler)
+LOGIT_SCALE = 1 / 9  # airbench's output scaling; keeps softmax from saturating at LR ~1
+BATCH_SIZE = 512  # images per step (airbench: 1024; halved for CPU memory)
+PEAK_LR = 1.5 * BATCH_SIZE / 1024  # airbench's per-image LR, converted to Keras' mean-reduced loss
+MOMENTUM = 0.85  # Nesterov momentum, airbench's
+WEIGHT_DECAY = 1.3e-5  # decoupled; equals airbench's coupled 0.0153 through momentum at this LR
+LABEL_SMOOTHING = 0.2  # airbench's
+START_LR_FRACTION = 0.2  # triangular cycle: starts at 0.2 x peak ...
+PEAK_AT = 0.23  # ... peaks at 23% of the full schedule ...
+END_LR_FRACTION = 0.07  # ... and ends at 0.07 x peak
+TRANSLATE = 2  # pad-and-crop pixels (reflect padding)
+VAL_FRACTION = 0.04  # 2,000 of the 50,000 training images held out for the per-epoch validation accuracy
+FULL_EPOCHS = 12  # airbench94 needs 9.9 with its extra tricks; target >= 94% test accuracy
+SHORT_EPOCHS = 5  # the 15-minute CPU preset; target >= 90% test accuracy
+
+PRESETS = ("full", "short")
+
+
+def build(input_shape: tuple[int, int, int], n_classes: int) -> Any:
+    """The network for uint8 images of input_shape (32x32x3 for CIFAR-10; any size works)."""
+    import keras
+
+    inputs = blocks.inputs_uint8(input_shape)
+    x = blocks.normalise(inputs, CIFAR_MEAN if input_shape[-1] == 3 else None,
+                         CIFAR_STD if input_shape[-1] == 3 else None)
+    # Filled by `whiten` from the training images and never trained.
+    x = keras.layers.Conv2D(2 * WHITEN_KERNEL * WHITEN_KERNEL * input_shape[-1], WHITEN_KERNEL,
+                            padding="valid", trainable=False, name="whiten")(x)
+    x = keras.layers.Activation(ACTIVATION, name="whiten_act")(x)
+    for i, width in enumerate(WIDTHS):
+        x = blocks.downsample_stage(x, width, n_convs=RESIDUAL_CONVS, name=f"stage{i + 1}",
+                                    activation=ACTIVATION, bn_momentum=BN_MOMENTUM, bn_scale=BN_SCALE,
+                                    bias_lr_scale=BIAS_LR_SCALE,
+                                    kernel_initializer=keras.initializers.get(KERNEL_INIT))
+    outputs = blocks.classifier_head(x, n_classes, pool="max", scale=LOGIT_SCALE)
+    return keras.Model(inputs, outputs, name="cifar10_airbench_resnet")
+
+
+def whiten(model: Any, x_train: np.ndarray) -> None:
+    """Sets the stem to whiten the training images' patches, as the standardisation layer hands them on."""
+    sample = x_train[np.random.default_rng(0).permutation(len(x_train))[:WHITEN_SAMPLE]] / np.float32(255)
+    if x_train.shape[-1] == 3:
+        sample = (sample - np.float32(CIFAR_MEAN)) / np.float32(CIFAR_STD)
+    model.get_layer("whiten").set_weights(list(blocks.whitening_filters(sample, WHITEN_KERNEL)))
+
+
+def recipe(preset: str = "full") -> Recipe:
+    """The recipe for a preset: 'full' (>= 94% target) or 'short' (>= 90% in 15 CPU minutes)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown cifar10 preset {preset!r}; valid: {', '.join(PRESETS)}")
+    epochs = FULL_EPOCHS if preset == "full" else SHORT_EPOCHS
+    return Recipe(
+        name=f"cifar10-{preset}", build=build, prepare=whiten, epochs=epochs, batch_size=BATCH_SIZE,
+        peak_lr=PEAK_LR, warmup_epochs=PEAK_AT * epochs, start_lr_fraction=START_LR_FRACTION,
+        end_lr_fraction=END_LR_FRACTION, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY,
+        label_smoothing=LABEL_SMOOTHING, augment=blocks.flip_and_crop(TRANSLATE), val_fraction=VAL_FRACTION,
+        tta_flip=True,
+    )
+
+
+if __name__ == "__main__":
+    from baselines.cli import main
+
+    main("cifar10", recipe, presets=tuple(PRESETS), default_preset="full")

@@ -1,0 +1,125 @@
+"""Hand-built baselines as systems: `resnet` (the recipe that suits the data set) and `resnet-2019`.
+
+The recipes live in baselines/ (one file each); this adapter picks one, hands it the run's budget, seed and
+folder, and reports its history, validation accuracy and size. Keras is imported only when fitting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.systems.base import FitContext, System
+
+# recipe option -> (module in baselines/, preset)
+RECIPES: dict[str, tuple[str, str]] = {
+    "cifar10": ("cifar10", "full"),
+    "cifar10-short": ("cifar10", "short"),
+    "malaria": ("malaria", "fast"),
+    "generic": ("generic", "default"),
+}
+# Data set name -> recipe under recipe="auto"; any other data set gets the generic recipe.
+AUTO_RECIPE = {"cifar10": "cifar10", "malaria": "malaria"}
+MODEL_FILE = "model.keras"  # written into run_dir when the run keeps models
+
+
+def _check_positive(name: str, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        raise ValueError(f"{name} must be a positive integer or left unset, got {value!r}")
+
+
+class ResNet(System):
+    """A hand-built residual network with a recipe tuned for time to accuracy (baselines/)."""
+
+    name: ClassVar[str] = "resnet"
+    description: ClassVar[str] = "hand-built ResNet baseline: fast recipes per data set (baselines/)"
+
+    @dataclass(frozen=True)
+    class Options:
+        """Which recipe, and overrides of its schedule."""
+
+        # 'auto' picks by data set (cifar10 -> cifar10, malaria -> malaria, else generic), or name one of
+        # cifar10, cifar10-short, malaria, generic.
+        recipe: str = "auto"
+        # Epochs of the recipe's schedule under a 'full' budget (unset: the recipe's own).
+        epochs: int | None = None
+        # Images per training step (unset: the recipe's own; the LR is not rescaled).
+        batch_size: int | None = None
+
+        def __post_init__(self) -> None:
+            if self.recipe != "auto" and self.recipe not in RECIPES:
+                raise ValueError(f"unknown recipe {self.recipe!r}; valid: auto, {', '.join(RECIPES)}")
+            _check_positive("epochs", self.epochs)
+            _check_positive("batch_size", self.batch_size)
+
+    def recipe_name(self, dataset: str) -> str:
+        """The recipe this system runs on `dataset`."""
+        if self.options.recipe != "auto":
+            return self.options.recipe
+        return AUTO_RECIPE.get(dataset, "generic")
+
+    def make_recipe(self, dataset: str, input_shape: tuple[int, ...]) -> Any:
+        """The baselines.training.Recipe for this data set, options applied."""
+        import importlib
+
+        module_name, preset = RECIPES[self.recipe_name(dataset)]
+        module = importlib.import_module(f"baselines.{module_name}")
+        return module.recipe(preset).with_overrides(self.options.epochs, self.options.batch_size)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        """Trains the recipe; a wall-clock budget scales its schedule, a trial budget is ignored."""
+        from baselines.training import train
+
+        recipe = self.make_recipe(ctx.dataset, x.shape[1:])
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        self._trained = train(recipe, x, y, ctx.n_classes, seed=ctx.seed, deadline=ctx.deadline,
+                              history_path=ctx.run_dir / "history.csv")
+        if ctx.keep_models:
+            self._trained.model.save(ctx.run_dir / MODEL_FILE)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, with the recipe's test-time augmentation."""
+        return self._trained.predict_proba(x)
+
+    def params(self) -> int | None:
+        """All weights of the trained model."""
+        return self._trained.params
+
+    def extras(self) -> dict[str, Any]:
+        """Last-epoch validation accuracy (the kept model), the best one, the recipe and epochs run."""
+        t = self._trained
+        return {"val_accuracy": t.val_accuracy, "best_val_accuracy": t.best_val_accuracy,
+                "recipe": t.recipe.name, "epochs": len(t.history), "epochs_planned": t.epochs_planned,
+                "stopped_at_deadline": t.stopped_at_deadline}
+
+
+class ResNet2019(ResNet):
+    """The 2019 reference ResNet and training configuration, unchanged (baselines/resnet2019.py)."""
+
+    name: ClassVar[str] = "resnet-2019"
+    description: ClassVar[str] = "the 2019 reference ResNet (3/4/6 bottlenecks, SGD 0.1 poly decay, 50 epochs)"
+
+    @dataclass(frozen=True)
+    class Options:
+        """Overrides of the 2019 schedule (for smoke runs; unset for the faithful replication)."""
+
+        # Epochs under a 'full' budget (unset: 2019's 50).
+        epochs: int | None = None
+        # Images per training step (unset: 2019's 32).
+        batch_size: int | None = None
+
+        def __post_init__(self) -> None:
+            _check_positive("epochs", self.epochs)
+            _check_positive("batch_size", self.batch_size)
+
+    def recipe_name(self, dataset: str) -> str:
+        """Always the 2019 configuration."""
+        return "resnet2019"
+
+    def make_recipe(self, dataset: str, input_shape: tuple[int, ...]) -> Any:
+        """baselines.resnet2019's recipe, options applied."""
+        from baselines import resnet2019
+
+        return resnet2019.recipe().with_overrides(self.options.epochs, self.options.batch_size)

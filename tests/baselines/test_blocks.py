@@ -1,0 +1,103 @@
+"""Augmentation, whitening, schedule and planning helpers (numpy only; no training)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from baselines import blocks
+from baselines.training import EPOCH_TIME_SAFETY, Batches, plan_epochs, validation_split
+
+
+def test_random_crop_translates_within_pad_and_keeps_uint8() -> None:
+    x = np.arange(2 * 6 * 6 * 1, dtype=np.uint8).reshape(2, 6, 6, 1)
+    rng = np.random.default_rng(1)
+    out = blocks.random_crop(x, rng, pad=2, mode="constant")
+    assert out.shape == x.shape and out.dtype == np.uint8
+    for img, src in zip(out, x, strict=True):
+        padded = np.pad(src, ((2, 2), (2, 2), (0, 0)))
+        hits = [(dy, dx) for dy in range(5) for dx in range(5)
+                if np.array_equal(padded[dy:dy + 6, dx:dx + 6], img)]
+        assert hits, "each crop must be a window of the padded image"
+
+
+def test_random_crop_moves_some_images() -> None:
+    x = np.random.default_rng(0).integers(0, 255, (200, 8, 8, 3), dtype=np.uint8)
+    out = blocks.random_crop(x, np.random.default_rng(0), pad=2)
+    unmoved = sum(np.array_equal(a, b) for a, b in zip(out, x, strict=True))
+    assert 0 < unmoved < 30  # 1 offset in 25 leaves an image in place: ~8 expected
+
+
+def test_random_flip_mirrors_about_half() -> None:
+    x = np.random.default_rng(0).integers(0, 255, (200, 4, 4, 1), dtype=np.uint8)
+    out = blocks.random_flip(x, np.random.default_rng(0))
+    mirrored = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, x, strict=True)]
+    kept = [np.array_equal(o, i) for o, i in zip(out, x, strict=True)]
+    assert all(m or k for m, k in zip(mirrored, kept, strict=True))
+    assert 60 < sum(mirrored) < 140
+
+
+def test_random_rot90_keeps_pixels_and_rejects_non_square() -> None:
+    x = np.random.default_rng(0).integers(0, 255, (16, 5, 5, 3), dtype=np.uint8)
+    out = blocks.random_rot90(x, np.random.default_rng(0))
+    for o, i in zip(out, x, strict=True):
+        assert any(np.array_equal(o, np.rot90(i, k)) for k in range(4))
+    with pytest.raises(ValueError, match="square"):
+        blocks.random_rot90(np.zeros((2, 4, 5, 1), np.uint8), np.random.default_rng(0))
+
+
+def test_whitening_filters_decorrelate_patches() -> None:
+    rng = np.random.default_rng(0)
+    # Correlated channels: the whitened responses should have near-identity covariance.
+    base = rng.normal(size=(200, 8, 8, 1)).astype(np.float32)
+    images = np.concatenate([base, base * 0.9 + 0.1 * rng.normal(size=base.shape)], axis=-1)
+    kernel, bias = blocks.whitening_filters(images, kernel=2, eps=1e-6)
+    assert kernel.shape == (2, 2, 2, 16) and bias.shape == (16,)
+    windows = np.lib.stride_tricks.sliding_window_view(images, (2, 2), axis=(1, 2))
+    patches = windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 8)
+    responses = patches @ kernel.reshape(8, 16)[:, :8] + bias[:8]
+    assert np.allclose(np.cov(responses, rowvar=False), np.eye(8), atol=0.05)
+    assert np.allclose(responses.mean(axis=0), 0, atol=1e-3)
+
+
+def test_linear_schedule_warms_up_then_decays() -> None:
+    schedule = blocks.linear_schedule(1.0, warmup_steps=10, total_steps=110, end_fraction=0.1,
+                                      start_fraction=0.2)
+    lr = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 500)]
+    assert lr == pytest.approx([0.2, 0.6, 1.0, 0.55, 0.1, 0.1], abs=1e-6)
+    stairs = blocks.linear_schedule(0.1, warmup_steps=0, total_steps=100, staircase_steps=10)
+    assert float(stairs(15)) == pytest.approx(float(stairs(10))) == pytest.approx(0.09)
+
+
+def test_plan_epochs_fits_the_time_left() -> None:
+    assert plan_epochs(10, done=1, epoch_seconds=10, seconds_left=None) == 10
+    big = plan_epochs(50, done=1, epoch_seconds=10, seconds_left=300)
+    small = plan_epochs(50, done=1, epoch_seconds=10, seconds_left=100)
+    assert small < big <= 50
+    assert (big - 1) * 10 * EPOCH_TIME_SAFETY <= 300
+    assert plan_epochs(50, done=3, epoch_seconds=10, seconds_left=-5) == 3
+    assert plan_epochs(5, done=1, epoch_seconds=1, seconds_left=1000) == 5
+
+
+def test_validation_split_is_stratified_and_seeded() -> None:
+    y = np.repeat([0, 1, 2, 3], 50)
+    train_a, val_a = validation_split(y, 0.1, seed=3)
+    train_b, val_b = validation_split(y, 0.1, seed=3)
+    assert np.array_equal(val_a, val_b) and len(val_a) == 20
+    assert np.bincount(y[val_a]).tolist() == [5, 5, 5, 5]
+    assert not set(train_a) & set(val_a) and len(train_a) + len(val_a) == len(y)
+    with pytest.raises(ValueError, match="validation slice"):
+        validation_split(np.array([0, 1, 0]), 0.5, seed=0)
+
+
+def test_batches_are_uint8_onehot_and_reproducible() -> None:
+    x = np.random.default_rng(0).integers(0, 255, (50, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(50) % 5
+    feed = Batches(x, y, 5, batch_size=16, augment=blocks.flip_and_crop(1), seed=0)
+    assert len(feed) == 3  # the partial batch is dropped
+    xb, yb = feed[0]
+    assert xb.dtype == np.uint8 and xb.shape == (16, 8, 8, 3)
+    assert yb.dtype == np.float32 and yb.shape == (16, 5) and np.all(yb.sum(axis=1) == 1)
+    assert np.array_equal(feed[0][0], xb)
+    feed.set_epoch(1)
+    assert not np.array_equal(feed[0][0], xb)
