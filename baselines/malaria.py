@@ -62,4 +62,4 @@ def recipe(preset: str = "fast") -> Recipe:
 if __name__ == "__main__":
     from baselines.cli import main
 
-    main("malaria", recipe, presets=tuple(PRESETS), default_preset="fast", default_size=IMAGE_SIZE)
+    main("malaria", recipe, presets=tuple(PRESETS), default_preset="fast")

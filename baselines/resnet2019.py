@@ -82,4 +82,4 @@ def recipe(preset: str = "2019") -> Recipe:
 if __name__ == "__main__":
     from baselines.cli import main
 
-    main("malaria", recipe, presets=("2019",), default_preset="2019", default_size=IMAGE_SIZE)
+    main("malaria", recipe, presets=("2019",), default_preset="2019")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import rundir
@@ -77,7 +78,7 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
         store.put_many(skipped)
         summary.counts["skipped"] += len(skipped)
         for ref, reason in unavailable.items():
-            console.print(f"[yellow]skipped[/] {ref.name} {ref.label}: {reason}")
+            console.print(f"[yellow]skipped[/] {ref.name} {ref.label}: {escape(reason)}")
 
     todo: list[RunSpec] = []
     for spec in specs:
@@ -103,7 +104,7 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
 
     def started(spec: RunSpec) -> None:
         elapsed = time.monotonic() - t_suite
-        console.print(f"[bold]run {position[spec.run_id]}/{len(todo)}[/] {describe(spec)} "
+        console.print(f"[bold]run {position[spec.run_id]}/{len(todo)}[/] {escape(describe(spec))} "
                       f"[dim](suite elapsed {elapsed:.0f} s, limit {spec.timeout_s or 0:.0f} s)[/]")
         progress.update(bar, description=f"{spec.dataset.name}/{spec.system}/{spec.budget.name}/s{spec.seed}")
 
@@ -130,4 +131,4 @@ def outcome(record: RunRecord) -> str:
         return (f"[green]ok[/] accuracy {record.accuracy:.4f}, fit {record.fit_s:.1f} s, "
                 f"predict {record.predict_s:.2f} s")
     colour = "red" if record.status in ("failed", "timeout") else "yellow"
-    return f"[{colour}]{record.status}[/]: {record.error}"
+    return f"[{colour}]{record.status}[/]: {escape(record.error)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,3 +23,14 @@ def make_options(cls: type, given: Mapping[str, Any], where: str) -> Any:
         return cls(**given)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def find_class(spec: str) -> type | None:
+    """The class named 'package.module:Class', or None when that module does not exist."""
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            return None
+        raise

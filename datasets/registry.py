@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from bench.options import make_options
+from bench.options import find_class, make_options
 from datasets.base import Dataset, ImageData
 from datasets.subset import subset
 
@@ -27,13 +26,7 @@ def dataset_names() -> list[str]:
 
 
 def _find_class(name: str) -> type[Dataset] | None:
-    module, _, cls = _ADAPTERS[name].partition(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
+    return find_class(_ADAPTERS[name])
 
 
 def open_dataset(name: str, options: Mapping[str, Any] | None = None) -> Dataset:

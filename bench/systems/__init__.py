@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
-from bench.options import ConfigError
+from bench.options import ConfigError, find_class
 from bench.systems.base import FitContext, System, SystemResult
 
 # name -> "module:Class"
@@ -20,13 +19,7 @@ _SYSTEMS: dict[str, str] = {
 
 
 def _find_class(name: str) -> type[System] | None:
-    module, _, cls = _SYSTEMS[name].partition(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
+    return find_class(_SYSTEMS[name])
 
 
 def system_names() -> list[str]:
@@ -47,11 +40,12 @@ def system_class(name: str) -> type[System]:
 
 def _plugin_class(path: str) -> type[System]:
     """A System subclass named by import path, so users can benchmark their own adapter."""
-    module, _, attr = path.partition(":")
     try:
-        cls = getattr(importlib.import_module(module), attr)
+        cls = find_class(path)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"system {path!r} cannot be imported: {exc}") from exc
+    if cls is None:
+        raise ConfigError(f"system {path!r} cannot be imported: no module {path.partition(':')[0]!r}")
     if not (isinstance(cls, type) and issubclass(cls, System)):
         raise ConfigError(f"system {path!r} is not a subclass of bench.systems.base.System")
     return cls
