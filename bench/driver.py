@@ -22,7 +22,7 @@ from bench.worker import base_record
 
 @dataclass
 class Summary:
-    """How a suite went: counts per status, and the records of this invocation."""
+    """How a suite went: counts per status in this invocation, and how many runs were already done."""
 
     counts: Counter = field(default_factory=Counter)
     already_done: int = 0

@@ -57,12 +57,12 @@ class Suite:
     def specs(self, out_dir: str, keep_models: bool = False) -> list[RunSpec]:
         """Every run of the suite, dataset by dataset, cheapest budgets first."""
         return [
-            RunSpec(dataset=ds, system=sys.name, system_options=sys.options, budget=budget, seed=seed,
+            RunSpec(dataset=ds, system=entry.name, system_options=entry.options, budget=budget, seed=seed,
                     suite=self.name, timeout_s=self.timeout_for(budget), out_dir=out_dir,
                     keep_models=keep_models)
             for ds in self.datasets
             for budget in sorted({b for s in self.systems for b in s.budgets}, key=lambda b: b.sort_key)
-            for sys in self.systems if budget in sys.budgets
+            for entry in self.systems if budget in entry.budgets
             for seed in self.seeds
         ]
 

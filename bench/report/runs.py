@@ -38,8 +38,10 @@ class Group:
     def label(self) -> str:
         """Readable name, e.g. 'malaria (cell split)'."""
         details = [f"{self.split} split"] if self.split else []
-        if self.dataset_options:
-            details.append(self.dataset_options)
+        # The split protocol is already named; other options (subset sizes, image size) follow it.
+        extra = [o for o in self.dataset_options.split(";") if o and o != f"split={self.split}"]
+        if extra:
+            details.append(", ".join(extra))
         return f"{self.dataset} ({'; '.join(details)})" if details else self.dataset
 
     @property
