@@ -139,6 +139,10 @@ def test_download_from_a_local_url_then_load(tmp_path: Path, monkeypatch: pytest
     assert len(data.y_train) + len(data.y_test) == N_CELLS
 
 
+# Served by the fake opener below; no request leaves the process.
+FAKE_URL = "fake://served-by-the-test/cell_images.zip"
+
+
 class FakeResponse(io.BytesIO):
     """An HTTP response whose Content-Length may promise more bytes than it sends."""
 
@@ -151,15 +155,15 @@ def test_a_cut_download_never_takes_the_final_name(tmp_path: Path) -> None:
     body = write_zip(tmp_path / "full.zip", malaria_members()).read_bytes()
     dest = tmp_path / "dl" / "cell_images.zip"
     with pytest.raises(DatasetError, match=r"stopped after \d+ of \d+ bytes"):
-        sources.download("https://example.invalid/x.zip", dest, malaria_module.verify_download,
+        sources.download(FAKE_URL, dest, malaria_module.verify_download,
                          opener=lambda url, timeout: FakeResponse(body[:1000], len(body)))
     assert not dest.exists() and not dest.with_name(dest.name + ".part").exists()
     # a server that omits Content-Length: the zip check catches the truncation
     with pytest.raises(DatasetError, match="not a complete zip"):
-        sources.download("https://example.invalid/x.zip", dest, malaria_module.verify_download,
+        sources.download(FAKE_URL, dest, malaria_module.verify_download,
                          opener=lambda url, timeout: FakeResponse(body[:-100], None))
     assert not dest.exists()
-    sources.download("https://example.invalid/x.zip", dest, malaria_module.verify_download,
+    sources.download(FAKE_URL, dest, malaria_module.verify_download,
                      opener=lambda url, timeout: FakeResponse(body, len(body)))
     assert dest.read_bytes() == body
 
@@ -170,7 +174,7 @@ def test_a_download_with_a_damaged_member_is_rejected(tmp_path: Path) -> None:
     body[first_png + 40] ^= 0xFF  # flip a byte inside a stored member: its CRC no longer matches
     dest = tmp_path / "dl" / "cell_images.zip"
     with pytest.raises(DatasetError, match="fails its CRC check"):
-        sources.download("https://example.invalid/x.zip", dest, malaria_module.verify_download,
+        sources.download(FAKE_URL, dest, malaria_module.verify_download,
                          opener=lambda url, timeout: FakeResponse(bytes(body), len(body)))
     assert not dest.exists()
 
