@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bench.budget import Budget, parse_budget
@@ -59,7 +59,6 @@ class RunSpec:
     out_dir: str = "results"
     # Keep the exported best model after the run (systems that export one).
     keep_models: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -85,7 +84,6 @@ class RunSpec:
             "system": self.system, "system_options": dict(self.system_options),
             "budget": self.budget.name, "seed": self.seed, "suite": self.suite,
             "timeout_s": self.timeout_s, "out_dir": self.out_dir, "keep_models": self.keep_models,
-            "extra": dict(self.extra),
         }, sort_keys=True)
 
     @classmethod
@@ -98,5 +96,4 @@ class RunSpec:
             system=d["system"], system_options=freeze(d["system_options"]),
             budget=parse_budget(d["budget"]), seed=int(d["seed"]), suite=d["suite"],
             timeout_s=d["timeout_s"], out_dir=d["out_dir"], keep_models=d["keep_models"],
-            extra=d.get("extra", {}),
         )
