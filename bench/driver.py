@@ -71,9 +71,12 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
     done = store.records()
     summary = Summary()
 
+    def finished(spec: RunSpec) -> bool:
+        return not force and getattr(done.get(spec.run_id), "status", "") == "ok"
+
     unavailable = availability_reasons(specs)
     skipped = [base_record(s, "skipped", error=unavailable[s.dataset]) for s in specs
-               if s.dataset in unavailable and (force or getattr(done.get(s.run_id), "status", "") != "ok")]
+               if s.dataset in unavailable and not finished(s)]
     if skipped:
         store.put_many(skipped)
         summary.counts["skipped"] += len(skipped)
@@ -84,7 +87,7 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
     for spec in specs:
         if spec.dataset in unavailable:
             continue
-        if not force and getattr(done.get(spec.run_id), "status", "") == "ok":
+        if finished(spec):
             summary.already_done += 1
         elif not force and (adopted := adopt_finished(spec)) is not None:
             store.put(adopted)

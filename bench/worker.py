@@ -73,6 +73,7 @@ def execute(spec: RunSpec) -> RunRecord:
     started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     t0 = time.monotonic()
     common: dict[str, object] = {"started_utc": started}
+    meta: dict[str, object] | None = None
     try:
         data = load_data(spec.dataset.name, dict(spec.dataset.options),
                          spec.dataset.max_train, spec.dataset.max_test)
@@ -104,13 +105,12 @@ def execute(spec: RunSpec) -> RunRecord:
         meta["extras"] = {k: v for k, v in result.extras.items() if k not in RECORD_FIELDS}
     except SoftStop as exc:
         record = base_record(spec, "timeout", error=error_text(exc), **common)
-        meta = metadata.collect()
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a recorded run
         traceback.print_exc()
         record = base_record(spec, "failed", error=error_text(exc), **common)
-        meta = metadata.collect()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    meta = meta or metadata.collect()
     record = record.replace(duration_s=time.monotonic() - t0, peak_rss_mb=peak_rss_mb(),
                             hardware=record.hardware or meta["hardware"])
     rundir.write_json(folder / rundir.METADATA, meta)
