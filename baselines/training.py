@@ -1,9 +1,11 @@
 """The training loop every recipe shares: feeding, validation slice, budget scaling, history, prediction.
 
 A recipe (baselines/cifar10.py, ...) is a `Recipe`: a model builder plus its schedule and augmentation.
-`train()` runs it one epoch per `model.fit` call, so each epoch's training steps can be timed apart from the
-validation pass (history.csv's fit_s excludes evaluation). Under a deadline the number of epochs is re-planned
-from measured epoch times so the LR schedule ends inside the budget; the deadline callback is the safety net.
+`train()` runs its own step loop (`train_on_batch`; Keras' PyDataset feeding halved the CPU throughput),
+so each epoch's training steps are timed apart from the validation pass (history.csv's fit_s excludes
+evaluation). Under a deadline the schedule's length in steps is planned from a timed probe before the first
+epoch and re-planned from the epochs' times, and the whole LR cycle is compressed to it, so the schedule ends
+inside the budget; stopping at the deadline mid-schedule is only the safety net.
 """
 
 from __future__ import annotations
@@ -23,17 +25,20 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
 from baselines.blocks import Augment, linear_schedule
-from bench.systems.keras_support import count_params, deadline_callback, seed_everything
+from bench.systems.keras_support import count_params, seed_everything
 
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = ("epoch", "fit_s", "loss", "val_accuracy")
-# Re-plan the epoch count freely after these many epochs (the first includes compilation, the second
-# is the first clean measurement); later only shrink it, so the schedule changes (and recompiles) rarely.
-FREE_REPLANS = 2
-# Epoch-time estimates are padded by this factor before dividing the time left, so a slow epoch late in
+# Under a deadline, this many training steps are timed (after one that compiles) before the first epoch to
+# size the schedule; the weights and optimizer state are then reset, so the probe trains nothing.
+PROBE_STEPS = 2
+# After the first epoch (the first long measurement) the plan may grow as well as shrink; later it only
+# shrinks, so the schedule changes (and the train step is traced again) rarely.
+FREE_REPLANS = 1
+# Step-time estimates are padded by this factor before dividing the time left, so a slow stretch late in
 # the run does not push the end of the schedule past the deadline.
-EPOCH_TIME_SAFETY = 1.1
+STEP_TIME_SAFETY = 1.1
 # Weights named like these are never decayed (batch-norm scale/offset, biases), as usual.
 NO_DECAY_NAMES = ("gamma", "beta", "bias")
 
@@ -58,7 +63,15 @@ class Recipe:
     augment: Augment | None = None  # applied per training batch on uint8 numpy
     val_fraction: float = 0.1  # stratified validation slice carved from the training data
     tta_flip: bool = False  # average predictions over the image and its left-right mirror
+    # With tta_flip: also average (at half weight) over copies shifted this many pixels up-left and
+    # down-right, reflect-padded (airbench's level-2 test-time augmentation); 0 turns it off.
+    tta_translate: int = 0
     eval_batch_size: int = 512
+    # Lookahead (airbench): every this many steps the weights are pulled toward a slow copy, the slow copy
+    # kept at the end; 0 turns it off.
+    lookahead_every: int = 0
+    # The pull's strength at the end of the schedule; it ramps up as (step / total)^3 from nothing.
+    lookahead_decay: float = 0.95 ** 5
     # Data-dependent initialisation, called once with the model and the training images (whitening, ...).
     prepare: Callable[[Any, np.ndarray], None] | None = None
 
@@ -114,12 +127,15 @@ def validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(train_idx), np.sort(val_idx)
 
 
-def plan_epochs(max_epochs: int, done: int, epoch_seconds: float, seconds_left: float | None) -> int:
-    """Total epochs that fit: those done plus as many more as the time left allows, at most max_epochs."""
+def plan_steps(max_steps: int, done: int, step_seconds: float, seconds_left: float | None) -> int:
+    """Total training steps that fit: those done plus as many more as the time left allows, at most max_steps.
+
+    step_seconds is the cost of one step with the per-epoch validation pass spread over the epoch's steps.
+    """
     if seconds_left is None:
-        return max_epochs
-    more = math.floor(max(seconds_left, 0.0) / (epoch_seconds * EPOCH_TIME_SAFETY))
-    return max(done, min(max_epochs, done + more))
+        return max_steps
+    more = math.floor(max(seconds_left, 0.0) / (step_seconds * STEP_TIME_SAFETY))
+    return max(done, min(max_steps, done + more))
 
 
 def make_optimizer(recipe: Recipe, schedule: Any) -> Any:
@@ -131,12 +147,27 @@ def make_optimizer(recipe: Recipe, schedule: Any) -> Any:
     return optimizer
 
 
-def predict_proba(model: Any, x: np.ndarray, batch_size: int = 512, tta_flip: bool = False) -> np.ndarray:
-    """Class probabilities for uint8 images; with tta_flip, averaged with the mirrored images'."""
-    proba = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
-    if tta_flip:
-        mirrored = np.ascontiguousarray(x[:, :, ::-1])
-        proba = (proba + np.asarray(model.predict(mirrored, batch_size=batch_size, verbose=0))) / 2
+def predict_proba(model: Any, x: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
+                  tta_translate: int = 0) -> np.ndarray:
+    """Class probabilities for uint8 images; with tta_flip, averaged with the mirrored images'.
+
+    tta_translate > 0 (with tta_flip) gives the image-and-mirror average half the weight and shares the other
+    half between the same pair shifted by tta_translate pixels up-left and down-right, as airbench does.
+    """
+    def views(images: np.ndarray) -> np.ndarray:
+        proba = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
+        if tta_flip:
+            mirrored = np.ascontiguousarray(images[:, :, ::-1])
+            proba = (proba + np.asarray(model.predict(mirrored, batch_size=batch_size, verbose=0))) / 2
+        return proba
+
+    proba = views(x)
+    if tta_flip and tta_translate > 0:
+        pad = tta_translate
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        h, w = x.shape[1:3]
+        shifted = [np.ascontiguousarray(padded[:, :h, :w]), np.ascontiguousarray(padded[:, 2 * pad:, 2 * pad:])]
+        proba = proba / 2 + sum(views(s) for s in shifted) / 4
     return proba
 
 
@@ -147,7 +178,7 @@ class Trained:
     model: Any
     recipe: Recipe
     history: pd.DataFrame
-    epochs_planned: int
+    epochs_planned: float  # the schedule's length in epochs (fractional when a budget cut it mid-epoch)
     stopped_at_deadline: bool
 
     @property
@@ -167,12 +198,98 @@ class Trained:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, with the recipe's test-time augmentation."""
-        return predict_proba(self.model, x, self.recipe.eval_batch_size, self.recipe.tta_flip)
+        return predict_proba(self.model, x, self.recipe.eval_batch_size, self.recipe.tta_flip,
+                             self.recipe.tta_translate)
+
+
+class Lookahead:
+    """airbench's Lookahead: slow = d * slow + (1 - d) * fast, then fast = slow, every `every` steps.
+
+    d grows as decay * (step / total)^3, so early training runs free and the end averages over recent
+    weights (batch-norm statistics included); `finish` leaves the model on the slow weights.
+    """
+
+    def __init__(self, model: Any, every: int, decay: float) -> None:
+        self.model, self.every, self.decay = model, every, decay
+        self.slow = [np.array(w) for w in model.get_weights()]
+
+    def step(self, done: int, total: int) -> None:
+        """Called after each training step with the steps done and the schedule's total."""
+        if done % self.every == 0:
+            self.pull(self.decay * (done / max(total, 1)) ** 3)
+
+    def pull(self, d: float) -> None:
+        """Moves the slow weights toward the model's by 1 - d and sets the model to them."""
+        self.slow = [d * s + (1 - d) * f if np.issubdtype(f.dtype, np.floating) else f
+                     for s, f in zip(self.slow, self.model.get_weights(), strict=True)]
+        self.model.set_weights(self.slow)
+
+    def finish(self) -> None:
+        """Leaves the model on the slow weights (airbench's final update with d = 1)."""
+        self.model.set_weights(self.slow)
+
+
+class Schedule:
+    """The recipe's LR cycle over a number of steps; a budget compresses the whole cycle, warm-up included."""
+
+    def __init__(self, recipe: Recipe, steps_per_epoch: int) -> None:
+        self.recipe, self.steps_per_epoch = recipe, steps_per_epoch
+        self.full_steps = recipe.epochs * steps_per_epoch
+        self.lr = linear_schedule(recipe.peak_lr, 0, self.full_steps, recipe.end_lr_fraction,
+                                  staircase_steps=steps_per_epoch if recipe.per_epoch_decay else 0,
+                                  start_fraction=recipe.start_lr_fraction)
+        self.set_total(self.full_steps)
+
+    def set_total(self, total_steps: int) -> None:
+        """Fits the cycle into total_steps; the caller must drop the compiled train step (it bakes totals in)."""
+        self.total_steps = total_steps
+        self.lr.total_steps = total_steps
+        self.lr.warmup_steps = round(self.recipe.warmup_epochs * self.steps_per_epoch * total_steps
+                                     / max(self.full_steps, 1))
+
+
+def probe_step_seconds(model: Any, batches: Batches, x_val: np.ndarray, recipe: Recipe) -> float:
+    """Seconds per training step, validation pass spread over an epoch, measured on the real batches.
+
+    One step compiles the train function, PROBE_STEPS more are timed; then weights (batch-norm statistics
+    included) and optimizer state go back to where they were, so the probe leaves no trace on the model.
+    """
+    weights = model.get_weights()
+    model.train_on_batch(*batches[0])
+    t0 = time.perf_counter()
+    for i in range(PROBE_STEPS):
+        model.train_on_batch(*batches[(1 + i) % len(batches)])
+    step_s = (time.perf_counter() - t0) / PROBE_STEPS
+    t0 = time.perf_counter()
+    predict_proba(model, x_val, recipe.eval_batch_size)  # compiles predict too: an upper bound
+    val_s = time.perf_counter() - t0
+    model.set_weights(weights)
+    for variable in model.optimizer.variables:  # iterations and momenta back to zero
+        variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
+    return step_s + val_s / len(batches)
+
+
+def train_steps(model: Any, batches: Batches, n: int, after_step: Callable[[int], bool] | None = None
+                ) -> list[float]:
+    """Runs training steps on batches[0] .. batches[n-1] and returns their losses.
+
+    after_step(k) is called after the k-th step (from 1); returning True ends the run of steps early.
+    """
+    losses = []
+    for i in range(n):
+        losses.append(float(np.asarray(model.train_on_batch(*batches[i])).ravel()[0]))
+        if after_step is not None and after_step(i + 1):
+            break
+    return losses
 
 
 def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed: int = 0,
           deadline: float | None = None, history_path: Path | None = None) -> Trained:
-    """Trains `recipe` on uint8 images x and int labels y, never past `deadline` (time.monotonic())."""
+    """Trains `recipe` on uint8 images x and int labels y, never past `deadline` (time.monotonic()).
+
+    Under a deadline the schedule is sized before the first epoch from a timed probe, and re-sized from the
+    epochs' own times, so the LR cycle completes inside the budget instead of being cut off.
+    """
     if x.dtype != np.uint8:
         raise TypeError(f"train() takes uint8 images, got {x.dtype}; pass the data set's arrays unconverted")
     seed_everything(seed)
@@ -185,50 +302,62 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
     model = recipe.build(tuple(x.shape[1:]), n_classes)
     if recipe.prepare is not None:
         recipe.prepare(model, batches.x)
-    warmup_steps = round(recipe.warmup_epochs * steps)
-    schedule = linear_schedule(recipe.peak_lr, warmup_steps, recipe.epochs * steps, recipe.end_lr_fraction,
-                               staircase_steps=steps if recipe.per_epoch_decay else 0,
-                               start_fraction=recipe.start_lr_fraction)
-    model.compile(optimizer=make_optimizer(recipe, schedule),
+    schedule = Schedule(recipe, steps)
+    model.compile(optimizer=make_optimizer(recipe, schedule.lr),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing))
-    stopper = deadline_callback(deadline)
 
-    planned = recipe.epochs
-    if deadline is not None and deadline - time.monotonic() <= 0:
-        planned = 0
+    def seconds_left() -> float | None:
+        return None if deadline is None else deadline - time.monotonic()
+
+    if deadline is not None:
+        left = seconds_left()
+        step_s = probe_step_seconds(model, batches, x_val, recipe) if left and left > 0 else math.inf
+        schedule.set_total(plan_steps(schedule.full_steps, 0, step_s, seconds_left()))
+        model.train_function = None
+        log.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", recipe.name, schedule.total_steps,
+                 schedule.total_steps / steps, step_s)
+    lookahead = Lookahead(model, recipe.lookahead_every, recipe.lookahead_decay) if recipe.lookahead_every else None
     rows: list[dict[str, float]] = []
-    epoch_walls: list[float] = []
     fit_s = 0.0
+    done = 0
     epoch = 0
-    while epoch < planned:
+    stopped = False
+    while done < schedule.total_steps and not stopped:
         wall0 = time.monotonic()
         batches.set_epoch(epoch)
+        n = min(steps, schedule.total_steps - done)
+
+        def after_step(k: int, done: int = done) -> bool:
+            if lookahead is not None:
+                lookahead.step(done + k, schedule.total_steps)
+            # The safety net: the plan should have ended the schedule in time.
+            return deadline is not None and time.monotonic() >= deadline
+
         t0 = time.perf_counter()
-        result = model.fit(batches, epochs=epoch + 1, initial_epoch=epoch, verbose=0, callbacks=[stopper])
+        losses = train_steps(model, batches, n, after_step)
         fit_s += time.perf_counter() - t0
         epoch += 1
+        done += len(losses)
+        stopped = deadline is not None and time.monotonic() >= deadline and done < schedule.total_steps
+        if lookahead is not None and (done >= schedule.total_steps or stopped):
+            lookahead.finish()  # before the last validation pass, which then scores the kept model
         val_acc = accuracy_score(y_val, predict_proba(model, x_val, recipe.eval_batch_size).argmax(axis=1))
-        rows.append({"epoch": epoch, "fit_s": fit_s, "loss": float(result.history["loss"][-1]),
+        rows.append({"epoch": epoch, "fit_s": fit_s, "loss": float(np.mean(losses)),
                      "val_accuracy": float(val_acc)})
         if history_path is not None:
             pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)).to_csv(history_path, index=False)
-        log.info("%s epoch %d/%d: fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, epoch, planned, fit_s,
-                 rows[-1]["loss"], val_acc)
-        epoch_walls.append(time.monotonic() - wall0)
-        if stopper.stopped:
-            break
-        if deadline is not None:
-            recent = epoch_walls[1:] if len(epoch_walls) > 1 else epoch_walls
-            estimate = float(np.median(recent))
-            new_plan = plan_epochs(recipe.epochs, epoch, estimate, deadline - time.monotonic())
-            if epoch > FREE_REPLANS:
-                new_plan = min(new_plan, planned)
-            if new_plan != planned:
-                log.info("%s: %d epochs fit the budget (epoch ~%.1fs)", recipe.name, new_plan, estimate)
-                planned = new_plan
-                schedule.total_steps = planned * steps
-                schedule.warmup_steps = min(warmup_steps, planned * steps // 2)
-                # The compiled step baked the old totals in; the next fit() traces it again.
+        log.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, epoch, done,
+                 schedule.total_steps, fit_s, rows[-1]["loss"], val_acc)
+        if deadline is not None and not stopped:
+            step_s, left = (time.monotonic() - wall0) / n, seconds_left()
+            new_total = plan_steps(schedule.full_steps, done, step_s, left)
+            # Shrink only when the plan would overrun (not on every noisy estimate: each change re-traces).
+            overrun = (schedule.total_steps - done) * step_s > (left or 0.0)
+            grow = epoch <= FREE_REPLANS and new_total > schedule.total_steps + steps // 2
+            if (overrun and new_total < schedule.total_steps) or grow:
+                log.info("%s: re-planned to %d steps (%.2f epochs)", recipe.name, new_total, new_total / steps)
+                schedule.set_total(new_total)
+                # The compiled step baked the old totals in; the next step traces it again.
                 model.train_function = None
     return Trained(model=model, recipe=recipe, history=pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)),
-                   epochs_planned=planned, stopped_at_deadline=bool(stopper.stopped))
+                   epochs_planned=round(schedule.total_steps / steps, 3), stopped_at_deadline=stopped)

@@ -262,7 +262,7 @@ def cmd_list(console: Console) -> int:
             desc = load_suite(name).description
         except ConfigError as exc:
             desc = f"(invalid: {exc})"
-        print(f"  {name:10s} {desc}")
+        print(f"  {name:18s} {desc}")
     return 0
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from baselines import blocks
-from baselines.training import EPOCH_TIME_SAFETY, Batches, plan_epochs, validation_split
+from baselines.training import STEP_TIME_SAFETY, Batches, plan_steps, validation_split
 
 
 def test_random_crop_translates_within_pad_and_keeps_uint8() -> None:
@@ -69,14 +69,14 @@ def test_linear_schedule_warms_up_then_decays() -> None:
     assert float(stairs(15)) == pytest.approx(float(stairs(10))) == pytest.approx(0.09)
 
 
-def test_plan_epochs_fits_the_time_left() -> None:
-    assert plan_epochs(10, done=1, epoch_seconds=10, seconds_left=None) == 10
-    big = plan_epochs(50, done=1, epoch_seconds=10, seconds_left=300)
-    small = plan_epochs(50, done=1, epoch_seconds=10, seconds_left=100)
-    assert small < big <= 50
-    assert (big - 1) * 10 * EPOCH_TIME_SAFETY <= 300
-    assert plan_epochs(50, done=3, epoch_seconds=10, seconds_left=-5) == 3
-    assert plan_epochs(5, done=1, epoch_seconds=1, seconds_left=1000) == 5
+def test_plan_steps_fits_the_time_left() -> None:
+    assert plan_steps(1000, done=10, step_seconds=1, seconds_left=None) == 1000
+    big = plan_steps(5000, done=10, step_seconds=1, seconds_left=300)
+    small = plan_steps(5000, done=10, step_seconds=1, seconds_left=100)
+    assert small < big <= 5000
+    assert (big - 10) * 1 * STEP_TIME_SAFETY <= 300 < (big - 9) * 1 * STEP_TIME_SAFETY
+    assert plan_steps(5000, done=30, step_seconds=1, seconds_left=-5) == 30  # never undoes steps taken
+    assert plan_steps(50, done=10, step_seconds=0.01, seconds_left=1000) == 50  # the recipe's length caps it
 
 
 def test_validation_split_is_stratified_and_seeded() -> None:

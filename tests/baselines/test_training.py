@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from baselines import generic
-from baselines.training import HISTORY_COLUMNS, train
+from baselines.training import HISTORY_COLUMNS, Batches, Schedule, probe_step_seconds, train
 
 
 def test_train_writes_history_with_monotone_fit_time(digits_like, tmp_path: Path) -> None:
@@ -48,8 +48,82 @@ def test_train_stops_at_the_deadline_and_shrinks_the_schedule(digits_like, tmp_p
     assert trained.epochs_planned < 10_000  # the schedule was re-planned to fit, not just cut
 
 
+def test_a_budget_compresses_the_whole_lr_cycle_and_completes_it(digits_like) -> None:
+    x, y = digits_like
+    recipe = generic.recipe().with_overrides(epochs=10_000, batch_size=16)
+    start = time.monotonic()
+    trained = train(recipe, x, y, 3, deadline=start + 15.0)
+    steps_per_epoch = (len(x) - 12) // 16  # 10% held out for validation
+    # Sized before the first epoch from the probe: the LR cycle ran to its end, the deadline never cut it.
+    assert not trained.stopped_at_deadline and 1 <= trained.epochs_planned < 10_000
+    assert int(trained.model.optimizer.iterations) == round(trained.epochs_planned * steps_per_epoch)
+    assert float(trained.model.optimizer.learning_rate) == pytest.approx(
+        recipe.peak_lr * recipe.end_lr_fraction, abs=1e-6)
+
+
+def test_schedule_compresses_warmup_with_the_cycle() -> None:
+    recipe = generic.recipe().with_overrides(epochs=30)
+    schedule = Schedule(recipe, steps_per_epoch=10)
+    assert schedule.total_steps == 300 and schedule.lr.warmup_steps == round(recipe.warmup_epochs * 10)
+    schedule.set_total(30)  # a budget that fits a tenth of the recipe
+    assert schedule.lr.total_steps == 30 and schedule.lr.warmup_steps == round(recipe.warmup_epochs)
+    assert float(schedule.lr(30)) == pytest.approx(recipe.peak_lr * recipe.end_lr_fraction)
+
+
+def test_probe_times_steps_and_leaves_no_trace(digits_like) -> None:
+    import keras
+
+    x, y = digits_like
+    recipe = generic.recipe().with_overrides(batch_size=16)
+    batches = Batches(x, y, 3, 16, recipe.augment, seed=0)
+    model = recipe.build(x.shape[1:], 3)
+    model.compile(optimizer=keras.optimizers.SGD(0.5, momentum=0.9), loss="categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    step_s = probe_step_seconds(model, batches, x[:20], recipe)
+    assert step_s > 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    assert all(not np.any(np.asarray(v)) for v in model.optimizer.variables)
+
+
 def test_past_deadline_trains_nothing(digits_like) -> None:
     x, y = digits_like
     trained = train(generic.recipe(), x, y, 3, deadline=time.monotonic() - 1)
     assert trained.history.empty and trained.val_accuracy is None
     assert trained.predict_proba(x[:3]).shape == (3, 3)
+
+
+class CornerModel:
+    """A stand-in model whose class-1 probability is the top-left pixel / 255 of each image it is shown."""
+
+    def predict(self, images: np.ndarray, batch_size: int = 0, verbose: int = 0) -> np.ndarray:
+        p = images[:, 0, 0, 0].astype(np.float64) / 255
+        return np.stack([1 - p, p], axis=1)
+
+
+def test_predict_proba_weights_the_flip_and_translate_views_as_airbench() -> None:
+    from baselines.training import predict_proba
+
+    image = (10 * np.arange(4)[:, None] + np.arange(4)[None, :] + 1).astype(np.uint8)[None, :, :, None]
+    # Top-left pixels seen: image 1, mirror 4; shifted up-left and down-right (reflect) 12, mirrors 13.
+    assert predict_proba(CornerModel(), image)[0, 1] * 255 == pytest.approx(1)
+    assert predict_proba(CornerModel(), image, tta_flip=True)[0, 1] * 255 == pytest.approx(2.5)
+    both = predict_proba(CornerModel(), image, tta_flip=True, tta_translate=1)[0, 1] * 255
+    assert both == pytest.approx(0.5 * 2.5 + 0.25 * 12.5 + 0.25 * 12.5)
+
+
+def test_lookahead_pulls_toward_the_slow_weights_and_keeps_them() -> None:
+    import keras
+
+    from baselines.training import Lookahead
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    model.set_weights([np.array([[1.0], [2.0]], dtype=np.float32)])
+    lookahead = Lookahead(model, every=5, decay=0.5)
+    model.set_weights([np.array([[3.0], [6.0]], dtype=np.float32)])
+    lookahead.step(done=4, total=10)  # not a multiple of 5: nothing happens
+    np.testing.assert_allclose(model.get_weights()[0].ravel(), [3, 6])
+    lookahead.step(done=10, total=10)  # d = 0.5 * 1^3: halfway between slow and fast
+    np.testing.assert_allclose(model.get_weights()[0].ravel(), [2, 4])
+    model.set_weights([np.array([[10.0], [10.0]], dtype=np.float32)])
+    lookahead.finish()
+    np.testing.assert_allclose(model.get_weights()[0].ravel(), [2, 4])

@@ -25,7 +25,7 @@ def run_cli(*args, cwd=None):
      "is not KEY=VALUE"),
     (["run", "--dataset", "digits", "--system", "majority", "--budget", "1m", "--system-option", "x=1"],
      r"unknown option\(s\) x"),
-    (["all", "--suite", "nope"], "valid: default"),
+    (["all", "--suite", "nope"], "unknown suite .nope.; valid: .*default"),
 ])
 def test_bad_arguments_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, args, message):
     out = tmp_path / "out"

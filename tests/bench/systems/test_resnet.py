@@ -30,6 +30,14 @@ def test_auto_recipe_follows_the_dataset(dataset: str, expected: str) -> None:
     assert make_system("resnet").recipe_name(dataset) == expected
 
 
+def test_auto_recipe_takes_the_short_cifar10_preset_under_small_budgets() -> None:
+    system = make_system("resnet")
+    assert system.recipe_name("cifar10", 15 * 60) == "cifar10-short"
+    assert system.recipe_name("cifar10", 45 * 60) == system.recipe_name("cifar10", None) == "cifar10"
+    assert system.recipe_name("malaria", 60) == "malaria"
+    assert make_system("resnet", {"recipe": "cifar10"}).recipe_name("cifar10", 60) == "cifar10"
+
+
 def test_recipe_option_overrides_the_dataset_and_epochs_apply() -> None:
     system = make_system("resnet", {"recipe": "cifar10-short", "epochs": 2, "batch_size": 64})
     assert system.recipe_name("malaria") == "cifar10-short"
