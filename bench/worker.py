@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import datetime as dt
+import logging
 import os
 import random
 import shutil
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # The systems' progress (baseline epochs, budget plans, trials) goes to the run's log.txt.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     spec = RunSpec.from_json(Path(args[0]).read_text())
     record = execute(spec)
     print(f"run {record.run_id}: {record.status} {record.error}", flush=True)

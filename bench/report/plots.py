@@ -188,7 +188,7 @@ def time_to_accuracy(
     for run in runs[runs["status"] == "ok"].itertuples():
         curve = artifacts.learning_curve(out_dir, run.run_id)
         if curve is not None:
-            curves.append(curve.assign(system=run.system, run_id=run.run_id))
+            curves.append(curve.assign(system=run.system, budget=str(run.budget), run_id=run.run_id))
     if not curves:
         return "time to accuracy: no history.csv or trials.csv among the ok runs' folders"
     data = pd.concat(curves, ignore_index=True)
@@ -201,6 +201,8 @@ def time_to_accuracy(
         x="seconds",
         y="best validation accuracy (%)",
         hue="system",
+        # One system at several budgets: a line style per budget, while there are few enough to tell apart.
+        style="budget" if data["budget"].nunique() <= STYLE_MAX_BUDGETS else None,
         units="run_id",
         estimator=None,
         drawstyle="steps-post",
