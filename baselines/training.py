@@ -240,9 +240,13 @@ class Schedule:
                                   start_fraction=recipe.start_lr_fraction)
         self.set_total(self.full_steps)
 
+    @property
+    def total_steps(self) -> int:
+        """The steps the cycle now spans."""
+        return self.lr.total_steps
+
     def set_total(self, total_steps: int) -> None:
         """Fits the cycle into total_steps; the caller must drop the compiled train step (it bakes totals in)."""
-        self.total_steps = total_steps
         self.lr.total_steps = total_steps
         self.lr.warmup_steps = round(self.recipe.warmup_epochs * self.steps_per_epoch * total_steps
                                      / max(self.full_steps, 1))
@@ -310,8 +314,7 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
         return None if deadline is None else deadline - time.monotonic()
 
     if deadline is not None:
-        left = seconds_left()
-        step_s = probe_step_seconds(model, batches, x_val, recipe) if left and left > 0 else math.inf
+        step_s = probe_step_seconds(model, batches, x_val, recipe) if deadline > time.monotonic() else math.inf
         schedule.set_total(plan_steps(schedule.full_steps, 0, step_s, seconds_left()))
         model.train_function = None
         log.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", recipe.name, schedule.total_steps,

@@ -48,8 +48,6 @@ class ResNet20:
 class Cifar10Short:
     """A stand-in recipe module for the cifar10 'short' preset."""
 
-    build = staticmethod(cifar10.build)
-
     @staticmethod
     def recipe() -> Recipe:
         return cifar10.recipe("short")
