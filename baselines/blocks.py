@@ -101,6 +101,20 @@ def downsample_stage(x: Any, filters: int, n_convs: int = 1, name: str = "stage"
     return residual(x, filters, n_convs=n_convs, name=f"{name}_res", **unit) if n_convs else x
 
 
+def partial_identity(conv: Any) -> None:
+    """Sets a built conv layer's first min(in, out) filters to pass their input channel through unchanged.
+
+    airbench's dirac initialisation (an implicit residual at the start of training); the other filters
+    keep their random initialisation.
+    """
+    kernel = np.array(conv.kernel)
+    kh, kw, c_in, c_out = kernel.shape
+    n = min(c_in, c_out)
+    kernel[:, :, :, :n] = 0.0
+    kernel[kh // 2, kw // 2, np.arange(n), np.arange(n)] = 1.0
+    conv.kernel.assign(kernel)
+
+
 def whitening_filters(images: np.ndarray, kernel: int = 2, n_patches: int = 20000, eps: float = 5e-4,
                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Conv kernel (HWIO) and bias that whiten kernel x kernel patches of float images (airbench's stem).

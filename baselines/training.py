@@ -61,6 +61,12 @@ class Recipe:
     weight_decay: float = 0.0  # decoupled decay (w -= lr * wd * w) on kernels; L2 penalties live in the model
     label_smoothing: float = 0.0
     augment: Augment | None = None  # applied per training batch on uint8 numpy
+    # airbench's derandomised flip: each image is mirrored in every other epoch (a random half start
+    # mirrored), so consecutive epochs show both orientations; applied before `augment`.
+    alternating_flip: bool = False
+    # XLA-compile the train and predict steps under TensorFlow (other backends keep Keras' choice). On a CPU
+    # it pays for some networks, not all (measured per recipe): off unless a recipe turns it on.
+    jit_compile: bool = False
     val_fraction: float = 0.1  # stratified validation slice carved from the training data
     tta_flip: bool = False  # average predictions over the image and its left-right mirror
     # With tta_flip: also average (at half weight) over copies shifted this many pixels up-left and
@@ -89,11 +95,13 @@ class Batches(keras.utils.PyDataset):
     """Shuffled, augmented uint8 batches, one-hot float32 labels; reproducible per (seed, epoch, batch)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int,
-                 augment: Augment | None, seed: int) -> None:
+                 augment: Augment | None, seed: int, alternating_flip: bool = False) -> None:
         super().__init__()
         self.x, self.y, self.augment, self.seed = x, y, augment, seed
         self.batch_size = min(batch_size, len(x))
         self.onehot = np.eye(n_classes, dtype=np.float32)
+        # Which images start mirrored under the alternating flip (None: no flip here).
+        self.flip_start = np.random.default_rng([seed, 1]).random(len(x)) < 0.5 if alternating_flip else None
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -107,6 +115,9 @@ class Batches(keras.utils.PyDataset):
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         idx = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
         xb = self.x[idx]
+        if self.flip_start is not None:
+            mirrored = self.flip_start[idx] ^ bool(self.epoch % 2)
+            xb = np.where(mirrored[:, None, None, None], xb[:, :, ::-1], xb)
         if self.augment is not None:
             xb = self.augment(xb, np.random.default_rng([self.seed, self.epoch, index]))
         return np.ascontiguousarray(xb), self.onehot[self.y[idx]]
@@ -145,6 +156,13 @@ def make_optimizer(recipe: Recipe, schedule: Any) -> Any:
     if recipe.weight_decay:
         optimizer.exclude_from_weight_decay(var_names=list(NO_DECAY_NAMES))
     return optimizer
+
+
+def compile_model(model: Any, recipe: Recipe, learning_rate: Any) -> None:
+    """Compiles model for the recipe: its optimizer on learning_rate, smoothed cross-entropy, XLA or not."""
+    model.compile(optimizer=make_optimizer(recipe, learning_rate),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+                  jit_compile=recipe.jit_compile if keras.backend.backend() == "tensorflow" else "auto")
 
 
 def predict_proba(model: Any, x: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
@@ -300,15 +318,15 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
     y = np.asarray(y, dtype=np.int64)
     train_idx, val_idx = validation_split(y, recipe.val_fraction, seed)
     x_val, y_val = x[val_idx], y[val_idx]
-    batches = Batches(x[train_idx], y[train_idx], n_classes, recipe.batch_size, recipe.augment, seed)
+    batches = Batches(x[train_idx], y[train_idx], n_classes, recipe.batch_size, recipe.augment, seed,
+                      recipe.alternating_flip)
     steps = len(batches)
 
     model = recipe.build(tuple(x.shape[1:]), n_classes)
     if recipe.prepare is not None:
         recipe.prepare(model, batches.x)
     schedule = Schedule(recipe, steps)
-    model.compile(optimizer=make_optimizer(recipe, schedule.lr),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing))
+    compile_model(model, recipe, schedule.lr)
 
     def seconds_left() -> float | None:
         return None if deadline is None else deadline - time.monotonic()

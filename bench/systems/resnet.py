@@ -23,7 +23,7 @@ RECIPES: dict[str, tuple[str, str]] = {
 # Data set name -> recipe under recipe="auto"; any other data set gets the generic recipe.
 AUTO_RECIPE = {"cifar10": "cifar10", "malaria": "malaria"}
 # Under recipe="auto", wall-clock budgets below this many seconds get the cheaper variant of a recipe: on a
-# 2-core CPU the full CIFAR-10 network fits 5 of its 10 epochs in 45 minutes, the short one its 4 in 15.
+# 2-core CPU the full CIFAR-10 network fits about 6 of its 10 epochs in 45 minutes, the short one its 5 in 15.
 SHORT_BELOW_S = 30 * 60
 AUTO_SHORT = {"cifar10": "cifar10-short"}
 MODEL_FILE = "model.keras"  # written into run_dir when the run keeps models

@@ -101,3 +101,33 @@ def test_batches_are_uint8_onehot_and_reproducible() -> None:
     assert np.array_equal(feed[0][0], xb)
     feed.set_epoch(1)
     assert not np.array_equal(feed[0][0], xb)
+
+
+def test_alternating_flip_mirrors_each_image_in_every_other_epoch() -> None:
+    x = np.random.default_rng(0).integers(0, 255, (64, 4, 4, 1), dtype=np.uint8)
+    y = np.arange(64) % 4
+    feed = Batches(x, y, 4, batch_size=64, augment=None, seed=0, alternating_flip=True)
+
+    def mirrored(epoch: int) -> np.ndarray:
+        feed.set_epoch(epoch)
+        xb, yb = feed[0]
+        # One batch holds every image (sorted indices): compare each with its source.
+        assert np.array_equal(yb.argmax(axis=1), y)
+        return np.array([np.array_equal(o, i[:, ::-1]) for o, i in zip(xb, x, strict=True)])
+
+    first, second, third = mirrored(0), mirrored(1), mirrored(2)
+    assert 16 < first.sum() < 48  # a random half starts mirrored
+    assert np.array_equal(second, ~first)  # every image shows its other side next epoch
+    assert np.array_equal(third, first)
+
+
+def test_partial_identity_passes_the_first_channels_through() -> None:
+    import keras
+
+    conv = keras.layers.Conv2D(6, 3, padding="same", use_bias=False)
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 4)).astype(np.float32)
+    conv.build(x.shape)
+    blocks.partial_identity(conv)
+    out = np.asarray(conv(x))
+    assert np.allclose(out[..., :4], x, atol=1e-6)  # filters 0-3 copy channels 0-3
+    assert not np.allclose(out[..., 4:], 0)  # the rest keep their random init
