@@ -78,13 +78,17 @@ def gpu_models() -> list[str]:
 
 @cache
 def git_commit() -> str:
-    """The repository's commit, with '-dirty' when the work tree has changes; '' outside git."""
+    """The repository's commit, with '-dirty' when the code has uncommitted changes; '' outside git.
+
+    Changes under results/ do not count: runs write their own records there (the committed example reports),
+    so every run into them would otherwise call its own code dirty.
+    """
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     except (OSError, subprocess.SubprocessError):
         return ""
     return commit + ("-dirty" if dirty else "")
