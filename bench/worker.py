@@ -75,6 +75,8 @@ def execute(spec: RunSpec) -> RunRecord:
     t0 = time.monotonic()
     common: dict[str, object] = {"started_utc": started}
     meta: dict[str, object] | None = None
+    # The code that runs is the commit checked out now; one made while the run goes must not be recorded.
+    commit = metadata.git_commit()
     try:
         data = load_data(spec.dataset.name, dict(spec.dataset.options),
                          spec.dataset.max_train, spec.dataset.max_test)
@@ -112,6 +114,7 @@ def execute(spec: RunSpec) -> RunRecord:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     meta = meta or metadata.collect()
+    meta["git_commit"] = commit
     record = record.replace(duration_s=time.monotonic() - t0, peak_rss_mb=peak_rss_mb(),
                             hardware=record.hardware or meta["hardware"])
     rundir.write_json(folder / rundir.METADATA, meta)

@@ -1,5 +1,6 @@
 """The executor and driver against systems that raise, hang, ignore the soft stop or eat memory."""
 
+import json
 import os
 import signal
 import subprocess
@@ -159,3 +160,22 @@ def test_probabilities_must_match_the_test_set(tmp_path):
         assert "shape (2, 3)" in str(exc)
     else:
         raise AssertionError("a wrong shape went unnoticed")
+
+
+def test_metadata_records_the_commit_checked_out_when_the_run_started(tmp_path, monkeypatch):
+    from bench import metadata, worker
+    from tests.bench import fakes
+
+    checked_out = ["a" * 40]
+    monkeypatch.setattr(metadata, "git_commit", lambda: checked_out[0])
+    fit = fakes.Sleeps.fit
+
+    def fit_then_commit(self, x, y, ctx):
+        fit(self, x, y, ctx)
+        checked_out[0] = "b" * 40  # a commit made while the run goes must not be recorded
+
+    monkeypatch.setattr(fakes.Sleeps, "fit", fit_then_commit)
+    s = spec(tmp_path, "tests.bench.fakes:Sleeps", seconds=0.01)
+    assert worker.execute(s).status == "ok"
+    meta = json.loads((tmp_path / "runs" / s.run_id / "metadata.json").read_text())
+    assert meta["git_commit"] == "a" * 40
