@@ -215,15 +215,6 @@ def random_rot90(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def flip_and_crop(pad: int) -> Augment:
-    """CIFAR-style augmentation: random left-right flip and pad-and-crop by `pad` pixels."""
-
-    def augment(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return random_crop(random_flip(x, rng), rng, pad)
-
-    return augment
-
-
 def dihedral_and_crop(pad: int) -> Augment:
     """Cell augmentation: any of the 8 flips/quarter turns, then pad-and-crop by `pad` pixels."""
 
