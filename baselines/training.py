@@ -104,6 +104,11 @@ class Batches(keras.utils.PyDataset):
         self.flip_start = np.random.default_rng([seed, 1]).random(len(x)) < 0.5 if alternating_flip else None
         self.set_epoch(0)
 
+    @classmethod
+    def for_recipe(cls, recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, seed: int) -> Batches:
+        """The recipe's training feed: its batch size, augmentation and flip."""
+        return cls(x, y, n_classes, recipe.batch_size, recipe.augment, seed, recipe.alternating_flip)
+
     def set_epoch(self, epoch: int) -> None:
         """Draws the epoch's order; the last partial batch is dropped (one compiled batch shape)."""
         self.epoch = epoch
@@ -318,8 +323,7 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
     y = np.asarray(y, dtype=np.int64)
     train_idx, val_idx = validation_split(y, recipe.val_fraction, seed)
     x_val, y_val = x[val_idx], y[val_idx]
-    batches = Batches(x[train_idx], y[train_idx], n_classes, recipe.batch_size, recipe.augment, seed,
-                      recipe.alternating_flip)
+    batches = Batches.for_recipe(recipe, x[train_idx], y[train_idx], n_classes, seed)
     steps = len(batches)
 
     model = recipe.build(tuple(x.shape[1:]), n_classes)

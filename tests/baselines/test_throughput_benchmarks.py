@@ -72,8 +72,7 @@ def test_training_throughput(benchmark, module, shape, n_classes, n_batches) -> 
     if recipe.prepare is not None:
         recipe.prepare(model, x)
     compile_model(model, recipe, linear_schedule(recipe.peak_lr, 10, 10_000))
-    feed = Batches(x, y, n_classes, recipe.batch_size, recipe.augment, seed=0,
-                   alternating_flip=recipe.alternating_flip)
+    feed = Batches.for_recipe(recipe, x, y, n_classes, seed=0)
     train_steps(model, feed, len(feed))  # compile and warm up
     benchmark.pedantic(train_steps, args=(model, feed, len(feed)), rounds=3, iterations=1)
     images = len(feed) * feed.batch_size
