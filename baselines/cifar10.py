@@ -15,7 +15,7 @@ What it reaches is measured, not promised: see the README's baseline section for
 on a 2-core CPU it trains at about 120 images/s, so it needs over an hour, and a 45-minute budget
 compresses its schedule. 'short' halves the widths (about 2.6x the throughput) for a 15-minute CPU run.
 
-Run: python -m baselines.cifar10 --help
+Run: python -m bench.baselines.cifar10 --help
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from baselines import blocks
-from baselines.training import Recipe
+from bench.baselines import blocks
+from bench.baselines.training import Recipe
 
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)  # per-channel pixel mean of the training set, in [0, 1]
 CIFAR_STD = (0.2470, 0.2435, 0.2616)  # per-channel pixel std of the training set
@@ -118,6 +118,6 @@ def recipe(preset: str = "full") -> Recipe:
 
 
 if __name__ == "__main__":
-    from baselines.cli import main
+    from bench.baselines.cli import main
 
     main("cifar10", recipe, presets=tuple(PRESETS), default_preset="full")

@@ -1,4 +1,4 @@
-"""Command line for one recipe (`python -m baselines.cifar10 --help`): load data, train, print test accuracy.
+"""Command line for one recipe (`python -m bench.baselines.cifar10 --help`): load data, train, print test accuracy.
 
 Data comes from the bench data set registry: --path names a file or folder (the adapter's `path` option),
 otherwise BENCH_DATA_DIR and the Keras cache are searched, as for `python -m bench`.
@@ -20,8 +20,8 @@ def main(dataset: str, make_recipe: Callable[[str], object], presets: Sequence[s
          argv: Sequence[str] | None = None) -> dict[str, float]:
     """Parses arguments, trains the recipe, prints and returns test accuracy and times."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m baselines.{dataset}", description=f"Train the {dataset} baseline and score it once "
-        "on the test set. Example on a GPU: KERAS_BACKEND=jax python -m baselines.cifar10 --preset full "
+        prog=f"python -m bench.baselines.{dataset}", description=f"Train the {dataset} baseline and score it once "
+        "on the test set. Example on a GPU: KERAS_BACKEND=jax python -m bench.baselines.cifar10 --preset full "
         "--path ../shared/data/cifar10-jpeg.zip")
     parser.add_argument("--preset", choices=list(presets), default=default_preset, help="recipe preset")
     parser.add_argument("--dataset", default=dataset, help="bench data set name (default: %(default)s)")
@@ -49,13 +49,13 @@ def main(dataset: str, make_recipe: Callable[[str], object], presets: Sequence[s
     import keras
     from sklearn.metrics import accuracy_score
 
-    from baselines.training import train
+    from bench.baselines.training import train
     from bench.timing import measure
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     t0 = time.perf_counter()
-    from datasets.registry import load_data
+    from bench.datasets.registry import load_data
 
     options = {k: v for k, v in (("path", args.path), ("split", args.split)) if v is not None}
     data = load_data(args.dataset, options, max_train=args.max_train, max_test=args.max_test)

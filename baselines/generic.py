@@ -5,7 +5,7 @@ Network: Rescaling -> (Resizing down to MAX_SIDE if larger) -> conv-BN-ReLU stem
 len(WIDTHS)) -> global average pool -> dense -> softmax. Training: Nesterov SGD, one linear LR cycle,
 label smoothing, translate-only augmentation (flips are not safe for every data set: digits, text).
 
-Run: python -m baselines.generic --help
+Run: python -m bench.baselines.generic --help
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from baselines import blocks
-from baselines.training import Recipe
+from bench.baselines import blocks
+from bench.baselines.training import Recipe
 
 MAX_SIDE = 64  # larger images are resized down to this in the model (keeps CPU cost bounded)
 MIN_SIDE = 4  # stop halving once the feature map would be smaller than this
@@ -76,6 +76,6 @@ def recipe(preset: str = "default") -> Recipe:
 
 
 if __name__ == "__main__":
-    from baselines.cli import main
+    from bench.baselines.cli import main
 
     main("digits", recipe, presets=tuple(PRESETS), default_preset="default")

@@ -5,15 +5,15 @@ early downsampling) -> three stages of [conv-pool-BN-ReLU, + a one-conv residual
 global average pool -> dense -> softmax. Training: Nesterov SGD, one linear LR cycle, label smoothing,
 all 8 flips/quarter turns plus a 4-pixel translate (cells have no orientation), flip test-time augmentation.
 
-Run: python -m baselines.malaria --help
+Run: python -m bench.baselines.malaria --help
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from baselines import blocks
-from baselines.training import Recipe
+from bench.baselines import blocks
+from bench.baselines.training import Recipe
 
 IMAGE_SIZE = 64  # side the network works at; the 2019 reference used 64x64 as well
 STEM_WIDTH = 32  # filters of the 2x2 stride-2 stem
@@ -60,6 +60,6 @@ def recipe(preset: str = "fast") -> Recipe:
 
 
 if __name__ == "__main__":
-    from baselines.cli import main
+    from bench.baselines.cli import main
 
     main("malaria", recipe, presets=tuple(PRESETS), default_preset="fast")

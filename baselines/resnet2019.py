@@ -8,15 +8,15 @@ kernel. Training: SGD momentum 0.9 (no Nesterov), LR 0.1 with per-epoch polynomi
 horizontal flip, nearest fill) done by Keras layers inside the model. The 80/20 cell split is the data
 set's job; 10% of the training part is held out for validation, as in 2019.
 
-Run: python -m baselines.resnet2019 --help
+Run: python -m bench.baselines.resnet2019 --help
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from baselines import blocks
-from baselines.training import Recipe
+from bench.baselines import blocks
+from bench.baselines.training import Recipe
 
 IMAGE_SIZE = 64  # the 2019 input side
 STAGES = (3, 4, 6)  # bottleneck modules per stage
@@ -80,6 +80,6 @@ def recipe(preset: str = "2019") -> Recipe:
 
 
 if __name__ == "__main__":
-    from baselines.cli import main
+    from bench.baselines.cli import main
 
     main("malaria", recipe, presets=("2019",), default_preset="2019")

@@ -24,7 +24,7 @@ import pandas as pd
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
-from baselines.blocks import Augment, linear_schedule
+from bench.baselines.blocks import Augment, linear_schedule
 from bench.systems.keras_support import count_params, seed_everything
 
 log = logging.getLogger(__name__)

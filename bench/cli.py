@@ -200,7 +200,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench.spec import DatasetRef, RunSpec, freeze
     from bench.suite import DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_FACTOR, DEFAULT_TIMEOUT_SLACK
     from bench.systems import make_system
-    from datasets.registry import open_dataset
+    from bench.datasets.registry import open_dataset
 
     _positive("--max-train", args.max_train)
     _positive("--max-test", args.max_test)
@@ -241,7 +241,7 @@ def cmd_list(console: Console) -> int:
     """Prints datasets (with availability), systems, budget forms and suites."""
     from bench.suite import load_suite, suite_names
     from bench.systems import system_class, system_names
-    from datasets.registry import dataset_names, open_dataset
+    from bench.datasets.registry import dataset_names, open_dataset
 
     print("datasets:")
     for name in dataset_names():

@@ -40,7 +40,7 @@ class Summary:
 
 def availability_reasons(specs: list[RunSpec]) -> dict[DatasetRef, str]:
     """For each dataset that cannot be loaded here: why, and how to get it."""
-    from datasets.registry import open_dataset
+    from bench.datasets.registry import open_dataset
 
     reasons: dict[DatasetRef, str] = {}
     for ref in {s.dataset for s in specs}:

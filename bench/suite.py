@@ -130,7 +130,7 @@ def _check_keys(table: Any, allowed: set[str], where: str) -> None:
 
 
 def _dataset(entry: Any, where: str) -> DatasetRef:
-    from datasets.registry import open_dataset
+    from bench.datasets.registry import open_dataset
 
     _check_keys(entry, _DATASET_KEYS, where)
     if "name" not in entry:

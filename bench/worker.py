@@ -27,7 +27,7 @@ from bench.spec import RunSpec, options_label
 from bench.systems import make_system
 from bench.systems.base import FitContext
 from bench.timing import peak_rss_mb
-from datasets import load_data
+from bench.datasets import load_data
 
 ERROR_CHARS = 500  # error cells stay one readable line; the full traceback is in log.txt
 

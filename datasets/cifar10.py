@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from datasets import cache, sources
-from datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
-from datasets.folder import decode_layout
-from datasets.layouts import scan
-from datasets.trees import open_tree
+from bench.datasets import cache, sources
+from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from bench.datasets.folder import decode_layout
+from bench.datasets.layouts import scan
+from bench.datasets.trees import open_tree
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

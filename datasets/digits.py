@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from datasets.base import Availability, Dataset, DatasetError, ImageData
+from bench.datasets.base import Availability, Dataset, DatasetError, ImageData
 
 
 @dataclass(frozen=True)

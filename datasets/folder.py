@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from datasets import cache
-from datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
-from datasets.images import MAX_SKIPPED_LISTED
-from datasets.layouts import ClassLayout, decode_labelled, scan
-from datasets.trees import open_tree
+from bench.datasets import cache
+from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from bench.datasets.images import MAX_SKIPPED_LISTED
+from bench.datasets.layouts import ClassLayout, decode_labelled, scan
+from bench.datasets.trees import open_tree
 
 
 def check_size(dataset: str, size: int | None) -> None:

@@ -18,7 +18,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from datasets.base import DatasetError
+from bench.datasets.base import DatasetError
 
 # File name endings PIL decodes that image sets use; anything else (Thumbs.db, desc.txt) is not data.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",

@@ -9,9 +9,9 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from datasets.base import DatasetError
-from datasets.images import Decoded, decode_all, is_image_name
-from datasets.trees import FileTree
+from bench.datasets.base import DatasetError
+from bench.datasets.images import Decoded, decode_all, is_image_name
+from bench.datasets.trees import FileTree
 
 EXPECTED_LAYOUT = ("either <root>/<class>/<images> (one set, split by the harness) or "
                    "<root>/train/<class>/<images> and <root>/test/<class>/<images> (a given split); one "

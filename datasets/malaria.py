@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from datasets import cache, sources
-from datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
-from datasets.folder import check_fraction, check_size, split_stratified
-from datasets.images import MAX_SKIPPED_LISTED
-from datasets.layouts import ClassLayout, decode_labelled, scan
-from datasets.trees import FileTree, open_tree
+from bench.datasets import cache, sources
+from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from bench.datasets.folder import check_fraction, check_size, split_stratified
+from bench.datasets.images import MAX_SKIPPED_LISTED
+from bench.datasets.layouts import ClassLayout, decode_labelled, scan
+from bench.datasets.trees import FileTree, open_tree
 
 CLASS_NAMES = ("Parasitized", "Uninfected")  # sorted, as the folder names
 URL = "https://data.lhncbc.nlm.nih.gov/public/Malaria/cell_images.zip"

@@ -7,15 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.options import find_class, make_options
-from datasets.base import Dataset, ImageData
-from datasets.subset import subset
+from bench.datasets.base import Dataset, ImageData
+from bench.datasets.subset import subset
 
 # name -> "module:Class"; imported on use so listing names stays cheap.
 _ADAPTERS: dict[str, str] = {
-    "digits": "datasets.digits:Digits",
-    "cifar10": "datasets.cifar10:Cifar10",
-    "malaria": "datasets.malaria:Malaria",
-    "folder": "datasets.folder:ImageFolder",
+    "digits": "bench.datasets.digits:Digits",
+    "cifar10": "bench.datasets.cifar10:Cifar10",
+    "malaria": "bench.datasets.malaria:Malaria",
+    "folder": "bench.datasets.folder:ImageFolder",
 }
 FOLDER_PREFIX = "folder:"  # 'folder:PATH' is the folder adapter with path=PATH
 

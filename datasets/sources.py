@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets.base import DatasetError
-from datasets.images import progress_bar
+from bench.datasets.base import DatasetError
+from bench.datasets.images import progress_bar
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 # The connectivity probe: one TCP connect, bounded so availability() never hangs offline.

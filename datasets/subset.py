@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from datasets.base import ImageData
+from bench.datasets.base import ImageData
 
 # Subsets are drawn with a fixed seed, not the run's: every system and seed then sees the same
 # images, so differences between runs come from training, not from the sample.

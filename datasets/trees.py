@@ -9,7 +9,7 @@ import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
 
-from datasets.base import DatasetError
+from bench.datasets.base import DatasetError
 
 # Entries no image set means to hold: macOS resource forks and hidden files (.DS_Store, ._x.png).
 _IGNORED_DIRS = {"__MACOSX"}

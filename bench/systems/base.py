@@ -19,7 +19,7 @@ import numpy as np
 from bench.budget import Budget
 from bench.options import make_options
 from bench.timing import measure
-from datasets.base import ImageData
+from bench.datasets.base import ImageData
 
 
 @dataclass(frozen=True)

@@ -71,12 +71,12 @@ class ResNet(System):
         import importlib
 
         module_name, preset = RECIPES[self.recipe_name(dataset, budget_s)]
-        module = importlib.import_module(f"baselines.{module_name}")
+        module = importlib.import_module(f"bench.baselines.{module_name}")
         return module.recipe(preset).with_overrides(self.options.epochs, self.options.batch_size)
 
     def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
         """Trains the recipe; a wall-clock budget scales its schedule, a trial budget is ignored."""
-        from baselines.training import train
+        from bench.baselines.training import train
 
         recipe = self.make_recipe(ctx.dataset, x.shape[1:], ctx.budget.seconds)
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +125,7 @@ class ResNet2019(ResNet):
         return "resnet2019"
 
     def make_recipe(self, dataset: str, input_shape: tuple[int, ...], budget_s: float | None = None) -> Any:
-        """baselines.resnet2019's recipe, options applied."""
-        from baselines import resnet2019
+        """bench.baselines.resnet2019's recipe, options applied."""
+        from bench.baselines import resnet2019
 
         return resnet2019.recipe().with_overrides(self.options.epochs, self.options.batch_size)

@@ -7,8 +7,8 @@ import functools
 import numpy as np
 import pytest
 
-from baselines import blocks
-from baselines.training import STEP_TIME_SAFETY, Batches, plan_steps, validation_split
+from bench.baselines import blocks
+from bench.baselines.training import STEP_TIME_SAFETY, Batches, plan_steps, validation_split
 
 
 def test_random_crop_translates_within_pad_and_keeps_uint8() -> None:

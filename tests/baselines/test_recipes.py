@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from baselines import cifar10, generic, malaria, resnet2019
-from baselines.training import train
+from bench.baselines import cifar10, generic, malaria, resnet2019
+from bench.baselines.training import train
 from bench.systems.keras_support import count_params
 from tests.baselines.conftest import synthetic_images
 

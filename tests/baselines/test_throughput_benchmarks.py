@@ -12,9 +12,9 @@ from __future__ import annotations
 import keras
 import pytest
 
-from baselines import cifar10, generic, malaria, resnet2019
-from baselines.blocks import linear_schedule
-from baselines.training import Batches, Recipe, compile_model, train_steps
+from bench.baselines import cifar10, generic, malaria, resnet2019
+from bench.baselines.blocks import linear_schedule
+from bench.baselines.training import Batches, Recipe, compile_model, train_steps
 from tests.baselines.conftest import synthetic_images
 
 

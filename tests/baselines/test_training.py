@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from baselines import generic
-from baselines.training import HISTORY_COLUMNS, Batches, Schedule, probe_step_seconds, train
+from bench.baselines import generic
+from bench.baselines.training import HISTORY_COLUMNS, Batches, Schedule, probe_step_seconds, train
 
 
 def test_train_writes_history_with_monotone_fit_time(digits_like, tmp_path: Path) -> None:
@@ -101,7 +101,7 @@ class CornerModel:
 
 
 def test_predict_proba_weights_the_flip_and_translate_views_as_airbench() -> None:
-    from baselines.training import predict_proba
+    from bench.baselines.training import predict_proba
 
     image = (10 * np.arange(4)[:, None] + np.arange(4)[None, :] + 1).astype(np.uint8)[None, :, :, None]
     # Top-left pixels seen: image 1, mirror 4; shifted up-left and down-right (reflect) 12, mirrors 13.
@@ -114,7 +114,7 @@ def test_predict_proba_weights_the_flip_and_translate_views_as_airbench() -> Non
 def test_lookahead_pulls_toward_the_slow_weights_and_keeps_them() -> None:
     import keras
 
-    from baselines.training import Lookahead
+    from bench.baselines.training import Lookahead
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
     model.set_weights([np.array([[1.0], [2.0]], dtype=np.float32)])

@@ -17,7 +17,7 @@ from bench.driver import run_specs
 from bench.execute import Limits, LocalExecutor
 from bench.spec import DatasetRef, RunSpec, freeze
 from bench.store import ResultsStore
-from datasets import load_data
+from bench.datasets import load_data
 
 
 def spec(tmp_path, system, budget="full", seed=0, timeout=None, **options):
@@ -138,7 +138,7 @@ def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
 
 def test_probabilities_must_match_the_test_set(tmp_path):
     from bench.systems.base import FitContext, System
-    from datasets import ImageData
+    from bench.datasets import ImageData
 
     class Wrong(System):
         name = "wrong"

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datasets.cifar10 import CLASS_NAMES as CIFAR_CLASSES
-from datasets.cifar10 import TEST_BATCH, TRAIN_BATCHES
+from bench.datasets.cifar10 import CLASS_NAMES as CIFAR_CLASSES
+from bench.datasets.cifar10 import TEST_BATCH, TRAIN_BATCHES
 
 CIFAR_PER_BATCH = 10  # one image per class in every batch
 

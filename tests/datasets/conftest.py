@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets import sources
+from bench.datasets import sources
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets import cache
-from datasets.folder import ImageFolder
-from datasets.malaria import Malaria
+from bench.datasets import cache
+from bench.datasets.folder import ImageFolder
+from bench.datasets.malaria import Malaria
 from tests.datasets.builders import class_members, malaria_members, png_bytes, write_tree, write_zip
 
 

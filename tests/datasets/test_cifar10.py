@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datasets import DatasetError, DatasetUnavailable, open_dataset, sources
-from datasets import cifar10 as cifar_module
-from datasets.cifar10 import CLASS_NAMES, Cifar10
+from bench.datasets import DatasetError, DatasetUnavailable, open_dataset, sources
+from bench.datasets import cifar10 as cifar_module
+from bench.datasets.cifar10 import CLASS_NAMES, Cifar10
 from tests.datasets.builders import (
     CIFAR_PER_BATCH,
     cifar_batches,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bench.options import ConfigError
-from datasets import DatasetError, DatasetUnavailable, load_data, open_dataset
-from datasets.folder import ImageFolder
+from bench.datasets import DatasetError, DatasetUnavailable, load_data, open_dataset
+from bench.datasets.folder import ImageFolder
 from tests.datasets.builders import class_members, corrupt_png, png_bytes, write_tree, write_zip
 
 
@@ -63,7 +63,7 @@ def test_grey_images_keep_one_channel(tmp_path: Path) -> None:
 
 
 def test_corrupt_files_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from datasets import images
+    from bench.datasets import images
 
     monkeypatch.setattr(images, "MAX_BAD_FRACTION", 0.1)
     root = write_tree(tmp_path / "r", {**class_members(per_class=10), "dog/broken.png": corrupt_png()})

@@ -15,9 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from datasets import ImageData
-from datasets.cifar10 import Cifar10
-from datasets.malaria import Malaria
+from bench.datasets import ImageData
+from bench.datasets.cifar10 import Cifar10
+from bench.datasets.malaria import Malaria
 
 SHARED = Path(os.environ.get("BENCH_SHARED_DATA") or Path(__file__).resolve().parents[2] / "../shared/data").resolve()
 CIFAR_ZIP = SHARED / "cifar10-jpeg.zip"

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import DatasetError, DatasetUnavailable, images, open_dataset, sources
-from datasets import malaria as malaria_module
-from datasets.malaria import CLASS_NAMES, Malaria, patient_code, split_by_patient
+from bench.datasets import DatasetError, DatasetUnavailable, images, open_dataset, sources
+from bench.datasets import malaria as malaria_module
+from bench.datasets.malaria import CLASS_NAMES, Malaria, patient_code, split_by_patient
 from tests.datasets.builders import corrupt_png, malaria_members, png_bytes, write_tree, write_zip
 
 N_CELLS = 2 * 6 * 10  # malaria_members() defaults: 2 classes x 6 codes x 10 cells, plus 1 corrupt file

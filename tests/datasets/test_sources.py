@@ -5,9 +5,9 @@ from __future__ import annotations
 import socket
 import time
 
-from datasets import images
-from datasets.sources import PROBE_TIMEOUT_S
-from datasets.sources import is_online as real_probe  # bound at import, before the conftest's offline stub
+from bench.datasets import images
+from bench.datasets.sources import PROBE_TIMEOUT_S
+from bench.datasets.sources import is_online as real_probe  # bound at import, before the conftest's offline stub
 
 
 def test_probe_connects_to_a_local_listener_and_fails_fast_on_a_closed_port() -> None:

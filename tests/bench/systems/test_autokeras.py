@@ -16,7 +16,7 @@ from bench.options import ConfigError
 from bench.systems import FitContext, SystemResult, make_system
 from bench.systems.autokeras import _shuffled, _targets
 from bench.systems.autokeras_search import TRIAL_COLUMNS, NoCompletedTrial
-from datasets.base import ImageData
+from bench.datasets.base import ImageData
 
 N_TRAIN, N_TEST, SIZE, CLASSES = 90, 30, 16, ("a", "b", "c")
 

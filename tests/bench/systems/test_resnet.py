@@ -13,7 +13,7 @@ import pytest
 from bench.budget import Budget
 from bench.options import ConfigError
 from bench.systems import FitContext, make_system
-from datasets.registry import load_data
+from bench.datasets.registry import load_data
 
 
 def test_importing_the_adapter_does_not_import_keras() -> None:
