@@ -39,9 +39,8 @@ def normalise(x: Any, mean: Sequence[float] | None = None, std: Sequence[float] 
 
 
 def conv_bn_act(x: Any, filters: int, kernel: int = 3, strides: int = 1, pool: bool = False,
-                activation: str = "relu", weight_decay: float = 0.0, bn_momentum: float = BN_MOMENTUM,
-                bn_scale: bool = True, bias_lr_scale: float = 1.0, kernel_initializer: Any = "he_normal",
-                name: str | None = None) -> Any:
+                activation: str = "relu", bn_momentum: float = BN_MOMENTUM, bn_scale: bool = True,
+                bias_lr_scale: float = 1.0, kernel_initializer: Any = "he_normal", name: str | None = None) -> Any:
     """Conv (no bias) -> optional 2x2 max-pool -> batch norm -> activation: airbench's and ResNet-9's unit.
 
     bias_lr_scale > 1 gives the BN offset that many times the learning rate (airbench trains biases 64x
@@ -49,9 +48,8 @@ def conv_bn_act(x: Any, filters: int, kernel: int = 3, strides: int = 1, pool: b
     """
     import keras
 
-    reg = keras.regularizers.L2(weight_decay) if weight_decay else None
     x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                            kernel_initializer=kernel_initializer, kernel_regularizer=reg,
+                            kernel_initializer=kernel_initializer,
                             name=None if name is None else f"{name}_conv")(x)
     if pool:
         x = keras.layers.MaxPooling2D(2, name=None if name is None else f"{name}_pool")(x)
@@ -193,12 +191,9 @@ def random_crop(x: np.ndarray, rng: np.random.Generator, pad: int, mode: str = "
     return padded[np.arange(b)[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def random_flip(x: np.ndarray, rng: np.random.Generator, vertical: bool = False) -> np.ndarray:
-    """Mirrors a random half of the batch left-right (and, independently, top-bottom when `vertical`)."""
-    out = np.where(rng.random(len(x))[:, None, None, None] < 0.5, x[:, :, ::-1], x)
-    if vertical:
-        out = np.where(rng.random(len(x))[:, None, None, None] < 0.5, out[:, ::-1], out)
-    return out
+def random_flip(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mirrors a random half of the batch left-right."""
+    return np.where(rng.random(len(x))[:, None, None, None] < 0.5, x[:, :, ::-1], x)
 
 
 def random_rot90(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -44,14 +44,19 @@ KERNEL_INIT = {"class_name": "VarianceScaling",
 BIAS_LR_SCALE = 64.0  # BN offsets learn this many times faster (airbench's bias_scaler)
 LOGIT_SCALE = 1 / 9  # airbench's output scaling; keeps softmax from saturating at LR ~1
 BATCH_SIZE = 256  # images per step (airbench: 1024): more steps per epoch, and 1.1x the CPU images/s of 512
-# Keras convention; airbench's 0.6 per 1024-image batch (PyTorch's 1 - 0.6), kept per image: the running
-# statistics follow the last few thousand images, in step with Lookahead's averaging.
-BN_MOMENTUM = 0.6 ** (BATCH_SIZE / 1024)
-PEAK_LR = 1.5 * BATCH_SIZE / 1024  # airbench's per-image LR, converted to Keras' mean-reduced loss
+# The next three are airbench's, per 1024 images; recipe() converts them to BATCH_SIZE when it is called, so
+# they follow a changed BATCH_SIZE (`--set BATCH_SIZE=512`), each kept per image. At 256 images a step: BN
+# momentum 0.6 ** (256 / 1024) = 0.88, peak LR 1.5 * 256 / 1024 = 0.375, a Lookahead pull every 20 steps.
+# BN momentum (Keras convention; PyTorch's 1 - 0.6) over 1024 images: 0.6 ** (BATCH_SIZE / 1024) a step. The
+# running statistics follow the last few thousand images, in step with Lookahead's averaging.
+BN_MOMENTUM_PER_1024 = 0.6
+# Peak LR per 1024 images (airbench's per-image LR, converted to Keras' mean-reduced loss): 1.5 * BATCH_SIZE / 1024.
+PEAK_LR_PER_1024 = 1.5
+LOOKAHEAD_IMAGES = 5 * 1024  # between Lookahead pulls (airbench: 5 steps of 1024): 5 * 1024 // BATCH_SIZE steps
 MOMENTUM = 0.85  # Nesterov momentum, airbench's
 # Decoupled (Keras shrinks w by lr * wd per step). airbench's coupled decay (0.0153 per 1024 images, through
 # Nesterov momentum 0.85) shrinks the weights by 1.33% per 1024-image step at the peak LR: 0.0089 x the
-# peak LR per step here (PEAK_LR scales with the batch, so the decay per image is airbench's).
+# peak LR per step here (the peak LR scales with the batch, so the decay per image is airbench's).
 WEIGHT_DECAY = 0.0089
 LABEL_SMOOTHING = 0.2  # airbench's
 START_LR_FRACTION = 0.2  # triangular cycle: starts at 0.2 x peak ...
@@ -59,7 +64,6 @@ PEAK_AT = 0.23  # ... peaks at 23% of the full schedule ...
 END_LR_FRACTION = 0.07  # ... and ends at 0.07 x peak
 TRANSLATE = 2  # pad-and-crop pixels (reflect padding)
 TTA_TRANSLATE = 1  # test-time views shifted by this many pixels (airbench's tta_level 2)
-LOOKAHEAD_EVERY = 5 * 1024 // BATCH_SIZE  # steps between Lookahead pulls: airbench's 5 of 1024 images
 # XLA under TensorFlow: fuses the batch-norm and GELU passes, 1.2-1.3x the images/s on a 2-core CPU.
 JIT_COMPILE = True
 VAL_FRACTION = 0.04  # 2,000 of the 50,000 training images held out for the per-epoch validation accuracy
@@ -69,8 +73,27 @@ SHORT_EPOCHS = 5  # about what fits 15 minutes on a 2-core CPU at the short widt
 PRESETS = ("full", "short")
 
 
-def build(input_shape: tuple[int, int, int], n_classes: int, widths: tuple[int, ...] = WIDTHS) -> Any:
-    """The network for uint8 images of input_shape (32x32x3 for CIFAR-10; any size works)."""
+def bn_momentum_for(batch_size: int) -> float:
+    """Batch-norm momentum at batch_size images a step: BN_MOMENTUM_PER_1024 ** (batch_size / 1024)."""
+    return BN_MOMENTUM_PER_1024 ** (batch_size / 1024)
+
+
+def peak_lr_for(batch_size: int) -> float:
+    """Peak LR at batch_size images a step: PEAK_LR_PER_1024 * batch_size / 1024 (the same LR per image)."""
+    return PEAK_LR_PER_1024 * batch_size / 1024
+
+
+def lookahead_every_for(batch_size: int) -> int:
+    """Steps between Lookahead pulls at batch_size images a step: LOOKAHEAD_IMAGES // batch_size."""
+    return LOOKAHEAD_IMAGES // batch_size
+
+
+def build(input_shape: tuple[int, int, int], n_classes: int, widths: tuple[int, ...] | None = None,
+          bn_momentum: float | None = None) -> Any:
+    """The network for uint8 images of input_shape (32x32x3 for CIFAR-10; any size works).
+
+    widths defaults to WIDTHS, bn_momentum to the one for BATCH_SIZE (both read when called).
+    """
     import keras
 
     inputs = blocks.inputs_uint8(input_shape)
@@ -80,9 +103,10 @@ def build(input_shape: tuple[int, int, int], n_classes: int, widths: tuple[int, 
     x = keras.layers.Conv2D(2 * WHITEN_KERNEL * WHITEN_KERNEL * input_shape[-1], WHITEN_KERNEL,
                             padding="valid", trainable=False, name="whiten")(x)
     x = keras.layers.Activation(ACTIVATION, name="whiten_act")(x)
-    for i, width in enumerate(widths):
+    momentum = bn_momentum_for(BATCH_SIZE) if bn_momentum is None else bn_momentum
+    for i, width in enumerate(WIDTHS if widths is None else widths):
         x = blocks.downsample_stage(x, width, n_convs=RESIDUAL_CONVS, name=f"stage{i + 1}",
-                                    activation=ACTIVATION, bn_momentum=BN_MOMENTUM, bn_scale=BN_SCALE,
+                                    activation=ACTIVATION, bn_momentum=momentum, bn_scale=BN_SCALE,
                                     bias_lr_scale=BIAS_LR_SCALE,
                                     kernel_initializer=keras.initializers.get(KERNEL_INIT))
     outputs = blocks.classifier_head(x, n_classes, pool="max", scale=LOGIT_SCALE)
@@ -107,17 +131,20 @@ def recipe(preset: str = "full") -> Recipe:
         raise ValueError(f"unknown cifar10 preset {preset!r}; valid: {', '.join(PRESETS)}")
     epochs = FULL_EPOCHS if preset == "full" else SHORT_EPOCHS
     widths = WIDTHS if preset == "full" else SHORT_WIDTHS
+    # Derived here, from the constants as they are now (after any `--set`), never at import.
+    network = functools.partial(build, widths=widths, bn_momentum=bn_momentum_for(BATCH_SIZE))
     return Recipe(
-        name=f"cifar10-{preset}", build=functools.partial(build, widths=widths), prepare=whiten, epochs=epochs,
-        batch_size=BATCH_SIZE, peak_lr=PEAK_LR, warmup_epochs=PEAK_AT * epochs, start_lr_fraction=START_LR_FRACTION,
+        name=f"cifar10-{preset}", build=network, prepare=whiten, epochs=epochs, batch_size=BATCH_SIZE,
+        peak_lr=peak_lr_for(BATCH_SIZE), warmup_epochs=PEAK_AT * epochs, start_lr_fraction=START_LR_FRACTION,
         end_lr_fraction=END_LR_FRACTION, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY,
         label_smoothing=LABEL_SMOOTHING, alternating_flip=True,
         augment=functools.partial(blocks.random_crop, pad=TRANSLATE), val_fraction=VAL_FRACTION,
-        tta_flip=True, tta_translate=TTA_TRANSLATE, lookahead_every=LOOKAHEAD_EVERY, jit_compile=JIT_COMPILE,
+        tta_flip=True, tta_translate=TTA_TRANSLATE, lookahead_every=lookahead_every_for(BATCH_SIZE),
+        jit_compile=JIT_COMPILE,
     )
 
 
 if __name__ == "__main__":
     from bench.baselines.cli import main
 
-    main("cifar10", recipe, presets=tuple(PRESETS), default_preset="full")
+    main("cifar10", recipe, presets=PRESETS, default_preset="full")

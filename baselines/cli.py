@@ -14,6 +14,24 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
+
+
+def set_constants(module: ModuleType, assignments: Sequence[str]) -> None:
+    """Sets the recipe module's constants from NAME=VALUE strings, each VALUE a Python literal.
+
+    Only upper-case names the module already has are accepted. Call it before the recipe is built: the
+    recipe reads the constants, and derives its other values from them, when it is built.
+    """
+    # Run as `python -m`, the module is __main__; its spec still has its name.
+    module_name = module.__spec__.name if module.__spec__ is not None else module.__name__
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if not hasattr(module, name) or not name.isupper():
+            constants = ", ".join(n for n in vars(module) if n.isupper())
+            raise SystemExit(f"--set {assignment}: {module_name} has no constant {name!r}; its constants: "
+                             f"{constants}")
+        setattr(module, name, ast.literal_eval(value))
 
 
 def main(dataset: str, make_recipe: Callable[[str], object], presets: Sequence[str], default_preset: str,
@@ -29,21 +47,19 @@ def main(dataset: str, make_recipe: Callable[[str], object], presets: Sequence[s
     parser.add_argument("--split", default=None, help="split protocol ('cell' or 'patient' for malaria)")
     parser.add_argument("--max-train", type=int, help="stratified training subset size")
     parser.add_argument("--max-test", type=int, help="stratified test subset size")
-    parser.add_argument("--epochs", type=int, help="override the preset's epoch count")
-    parser.add_argument("--batch-size", type=int, help="override the preset's batch size")
+    parser.add_argument("--epochs", type=int, help="override the preset's epoch count (values derived from it, "
+                        "such as a warm-up length, stay the preset's)")
+    parser.add_argument("--batch-size", type=int, help="override the preset's batch size alone: the LR and "
+                        "other values derived from it stay the preset's (--set BATCH_SIZE=N rescales them)")
     parser.add_argument("--budget", type=float, help="wall-clock seconds for training (scales the schedule)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_bfloat16 policy (GPU)")
     parser.add_argument("--out", type=Path, help="folder for history.csv and result.json")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override one of the recipe module's constants (for tuning runs)")
+                        help="override one of the recipe module's constants (for tuning runs); values the "
+                        "recipe derives from it follow")
     args = parser.parse_args(argv)
-    module = sys.modules[make_recipe.__module__]
-    for assignment in args.set:
-        name, _, value = assignment.partition("=")
-        if not hasattr(module, name) or not name.isupper():
-            raise SystemExit(f"--set {assignment}: {module.__name__} has no constant {name!r}")
-        setattr(module, name, ast.literal_eval(value))
+    set_constants(sys.modules[make_recipe.__module__], args.set)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import keras

@@ -25,7 +25,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
 from bench.baselines.blocks import Augment, linear_schedule
-from bench.systems.keras_support import count_params, seed_everything
+from bench.baselines.keras_support import count_params, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,14 @@ class Recipe:
     prepare: Callable[[Any, np.ndarray], None] | None = None
 
     def with_overrides(self, epochs: int | None = None, batch_size: int | None = None) -> Recipe:
-        """The same recipe with the schedule length or batch size replaced (None keeps the recipe's)."""
+        """The same recipe with the schedule length or batch size replaced (None keeps the recipe's).
+
+        Only these two fields change: values the recipe derived from them when it was built stay as they
+        were (cifar10's peak LR, BN momentum and Lookahead period from its batch size, its warm-up from its
+        epochs). The harness's epochs and batch_size options work this way. To rederive them, change the
+        recipe module's constant and build the recipe again (`python -m bench.baselines.cifar10 --set
+        BATCH_SIZE=512`).
+        """
         changes: dict[str, Any] = {}
         if epochs is not None:
             changes["epochs"] = int(epochs)
@@ -91,12 +98,15 @@ class Recipe:
         return replace(self, **changes) if changes else self
 
 
-class Batches(keras.utils.PyDataset):
-    """Shuffled, augmented uint8 batches, one-hot float32 labels; reproducible per (seed, epoch, batch)."""
+class Batches:
+    """Shuffled, augmented uint8 batches, one-hot float32 labels; reproducible per (seed, epoch, batch).
+
+    `len(batches)` batches an epoch, `batches[i]` the i-th as (images, labels); the training loop steps
+    through them itself.
+    """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, n_classes: int, batch_size: int,
                  augment: Augment | None, seed: int, alternating_flip: bool = False) -> None:
-        super().__init__()
         self.x, self.y, self.augment, self.seed = x, y, augment, seed
         self.batch_size = min(batch_size, len(x))
         self.onehot = np.eye(n_classes, dtype=np.float32)

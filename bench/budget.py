@@ -15,7 +15,7 @@ class BudgetError(ValueError):
     """A budget string that is not one of the accepted forms."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Budget:
     """What a run may spend: wall-clock seconds, a trial count, both, or neither ('full')."""
 

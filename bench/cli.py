@@ -15,6 +15,7 @@ from rich.console import Console
 from bench.budget import HELP as BUDGET_HELP
 from bench.budget import BudgetError, parse_budget
 from bench.options import ConfigError
+from bench.rundir import RUNS_TABLE
 
 DEFAULT_OUT = "results"
 EXIT_FAILED_RUNS = 1
@@ -36,12 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: %(default)s)")
         p.add_argument("--data-dir", help="folder holding the data sets' files (sets BENCH_DATA_DIR)")
         p.add_argument("--force", action="store_true", help="rerun runs already recorded as ok")
-        p.add_argument("--resume", action="store_true", default=True,
-                       help="skip runs already recorded as ok (the default)")
         p.add_argument("--keep-models", action="store_true", help="keep exported best models")
         p.add_argument("--max-train", type=int, help="stratified subset of the training set (all datasets)")
         p.add_argument("--max-test", type=int, help="stratified subset of the test set (all datasets)")
         p.add_argument("--max-rss-mb", type=float, help="kill a run whose memory exceeds this many MiB")
+        p.add_argument("--max-disk-mb", type=float, help="kill a run whose scratch files exceed this many MiB")
+        p.add_argument("--executor", choices=("local", "ray"), default="local",
+                       help="where runs happen: one at a time here (default), or spread over a Ray cluster")
+        p.add_argument("--ray-address", default=None, metavar="ADDR",
+                       help="with --executor ray: 'auto' joins the cluster running here, 'ray://HOST:PORT' a remote "
+                       "one; default: start a local Ray with this machine's resources")
+        p.add_argument("--max-retries", type=int, default=None, metavar="N",
+                       help="with --executor ray: tries again a run whose node died, N times (default: 1)")
 
     p_all = sub.add_parser("all", help="run a suite, then write the report")
     p_all.add_argument("--suite", default=None, help="a shipped suite's name or a .toml path (default: default)")
@@ -125,14 +132,35 @@ def _positive(name: str, value: int | None) -> None:
         raise UsageError(f"{name} must be a positive integer, got {value}")
 
 
-def _executor(args: argparse.Namespace, max_rss_mb: float | None) -> Any:
-    from bench.execute import Limits, LocalExecutor
+def _executor(args: argparse.Namespace, max_rss_mb: float | None = None, max_disk_mb: float | None = None) -> Any:
+    """The executor the arguments ask for, with the run limits (the command line's over the suite's)."""
+    from bench.execute import LocalExecutor
+    from bench.supervise import Limits
 
-    return LocalExecutor(Limits(max_rss_mb=args.max_rss_mb or max_rss_mb))
+    limits = Limits(max_rss_mb=args.max_rss_mb or max_rss_mb, max_disk_mb=args.max_disk_mb or max_disk_mb)
+    if args.executor == "local":
+        if args.ray_address is not None or args.max_retries is not None:
+            raise UsageError("--ray-address and --max-retries need --executor ray")
+        return LocalExecutor(limits)
+    from bench.ray_executor import DEFAULT_MAX_RETRIES, RayExecutor
+
+    retries = DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries
+    return RayExecutor(limits, address=args.ray_address, max_retries=retries)
+
+
+def _run(specs: list[Any], args: argparse.Namespace, out: Path, console: Console, **limits: Any) -> Any:
+    """Runs the specs on the executor asked for, releasing it afterwards."""
+    from bench.driver import run_specs
+
+    executor = _executor(args, **limits)
+    try:
+        return run_specs(specs, executor, out, force=args.force, console=console)
+    finally:
+        executor.close()
 
 
 def _finish(summary: Any, out: Path, console: Console, write_report: bool) -> int:
-    console.print(f"[bold]done[/]: {summary.line()}; results in {out / 'runs.csv'}")
+    console.print(f"[bold]done[/]: {summary.line()}; results in {out / RUNS_TABLE}")
     code = EXIT_FAILED_RUNS if summary.failed else 0
     if write_report:
         code = max(code, _report(out, console))
@@ -140,11 +168,8 @@ def _finish(summary: Any, out: Path, console: Console, write_report: bool) -> in
 
 
 def _report(out: Path, console: Console, **kwargs: Any) -> int:
-    try:
-        from bench.report import write_report
-    except ModuleNotFoundError:
-        console.print("[yellow]report module not installed[/]: no report written")
-        return 0
+    from bench.report import write_report
+
     try:
         paths = write_report(out, **{k: v for k, v in kwargs.items() if v is not None})
     except (FileNotFoundError, ValueError) as exc:
@@ -157,7 +182,7 @@ def _report(out: Path, console: Console, **kwargs: Any) -> int:
 
 def cmd_all(args: argparse.Namespace, console: Console) -> int:
     """Runs a suite (resuming by default), then writes the report."""
-    from bench.driver import describe, run_specs
+    from bench.driver import describe
     from bench.suite import DEFAULT_SUITE, load_suite
 
     _positive("--max-train", args.max_train)
@@ -176,7 +201,7 @@ def cmd_all(args: argparse.Namespace, console: Console) -> int:
         for spec in specs:
             print(describe(spec))
         return 0
-    summary = run_specs(specs, _executor(args, suite.max_rss_mb), out, force=args.force, console=console)
+    summary = _run(specs, args, out, console, max_rss_mb=suite.max_rss_mb, max_disk_mb=suite.max_disk_mb)
     return _finish(summary, out, console, write_report=not args.no_report)
 
 
@@ -196,11 +221,10 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Runs one spec and records it in the same results table."""
-    from bench.driver import run_specs
-    from bench.spec import DatasetRef, RunSpec, freeze
-    from bench.suite import DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_FACTOR, DEFAULT_TIMEOUT_SLACK
-    from bench.systems import make_system
     from bench.datasets.registry import open_dataset
+    from bench.spec import DatasetRef, RunSpec, freeze
+    from bench.suite import TimeoutRule
+    from bench.systems import make_system
 
     _positive("--max-train", args.max_train)
     _positive("--max-test", args.max_test)
@@ -215,33 +239,31 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         timeout = parse_budget(args.timeout).seconds
         if timeout is None:
             raise UsageError(f"--timeout {args.timeout!r} must be a time such as 30m")
-    elif budget.seconds is not None:
-        timeout = budget.seconds * DEFAULT_TIMEOUT_FACTOR + parse_budget(DEFAULT_TIMEOUT_SLACK).seconds
     else:
-        timeout = parse_budget(DEFAULT_TIMEOUT).seconds
+        timeout = TimeoutRule().for_budget(budget)
     out = _check_out_dir(args.out)
     _apply_data_dir(args.data_dir)
     spec = RunSpec(dataset=DatasetRef(args.dataset, freeze(dataset_options), args.max_train, args.max_test),
                    system=args.system, system_options=freeze(system_options), budget=budget, seed=args.seed,
                    timeout_s=timeout, out_dir=str(out), keep_models=args.keep_models)
-    summary = run_specs([spec], _executor(args, None), out, force=args.force, console=console)
+    summary = _run([spec], args, out, console)
     return _finish(summary, out, console, write_report=False)
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     """Regenerates the report from runs.csv; no training."""
     out = Path(args.out)
-    if not (out / "runs.csv").exists():
-        raise UsageError(f"no results table {out / 'runs.csv'}: run `python -m bench all` first")
+    if not (out / RUNS_TABLE).exists():
+        raise UsageError(f"no results table {out / RUNS_TABLE}: run `python -m bench all` first")
     return _report(out, console, baseline=args.baseline, price_per_hour=args.price_per_hour,
                    gpu_price_per_hour=args.gpu_price_per_hour)
 
 
 def cmd_list(console: Console) -> int:
     """Prints datasets (with availability), systems, budget forms and suites."""
-    from bench.suite import load_suite, suite_names
-    from bench.systems import system_class, system_names
     from bench.datasets.registry import dataset_names, open_dataset
+    from bench.suite import load_suite, suite_names
+    from bench.systems import system_description, system_names
 
     print("datasets:")
     for name in dataset_names():
@@ -254,7 +276,7 @@ def cmd_list(console: Console) -> int:
         print(f"  {name:12s} {ds.description}\n  {'':12s} {state}")
     print("systems:")
     for name in system_names():
-        print(f"  {name:18s} {system_class(name).description}")
+        print(f"  {name:18s} {system_description(name)}")
     print(f"budgets:\n  {BUDGET_HELP}")
     print("suites:")
     for name in suite_names():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,10 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import rundir
 from bench.execute import Executor
-from bench.records import RunRecord
+from bench.records import RunRecord, record_for
 from bench.spec import DatasetRef, RunSpec
 from bench.store import ResultsStore
-from bench.worker import base_record
 
 
 @dataclass
@@ -63,8 +61,7 @@ def adopt_finished(spec: RunSpec) -> RunRecord | None:
 
 
 def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force: bool = False,
-              console: Console | None = None,
-              on_record: Callable[[RunRecord], None] | None = None) -> Summary:
+              console: Console | None = None) -> Summary:
     """Executes what is missing from the table (everything with force) and records each run as it ends."""
     console = console or Console(stderr=True)
     store = ResultsStore(out_dir)
@@ -75,7 +72,7 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
         return not force and getattr(done.get(spec.run_id), "status", "") == "ok"
 
     unavailable = availability_reasons(specs)
-    skipped = [base_record(s, "skipped", error=unavailable[s.dataset]) for s in specs
+    skipped = [record_for(s, "skipped", error=unavailable[s.dataset], **system_identity(s.system)) for s in specs
                if s.dataset in unavailable and not finished(s)]
     if skipped:
         store.put_many(skipped)
@@ -99,27 +96,52 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
 
     t_suite = time.monotonic()
     position = {s.run_id: i for i, s in enumerate(todo, 1)}
+    running: dict[str, str] = {}  # run_id -> where it runs ('' on this machine)
+    finished = 0
 
     # A live bar (elapsed time ticking while a run works) on a terminal; plain lines in logs.
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=console, disable=not console.is_terminal)
     bar = progress.add_task("suite", total=len(todo))
 
-    def started(spec: RunSpec) -> None:
+    def show() -> None:
+        """'pending 3, running 2 (1 on node-a, 1 on node-b), finished 5' across the cluster."""
+        where = Counter(node or "here" for node in running.values())
+        nodes = ", ".join(f"{n} on {node}" for node, n in sorted(where.items()))
+        pending = len(todo) - len(running) - finished
+        progress.update(bar, description=f"pending {pending}, running {len(running)}"
+                        + (f" ({nodes})" if nodes else "") + f", finished {finished}")
+
+    def started(spec: RunSpec, node: str) -> None:
+        running[spec.run_id] = node
         elapsed = time.monotonic() - t_suite
-        console.print(f"[bold]run {position[spec.run_id]}/{len(todo)}[/] {escape(describe(spec))} "
+        on = f" on {node}" if node else ""
+        console.print(f"[bold]run {position[spec.run_id]}/{len(todo)}[/]{on} {escape(describe(spec))} "
                       f"[dim](suite elapsed {elapsed:.0f} s, limit {spec.timeout_s or 0:.0f} s)[/]")
-        progress.update(bar, description=f"{spec.dataset.name}/{spec.system}/{spec.budget.name}/s{spec.seed}")
+        show()
 
     with progress:
-        for _, record in executor.map(todo, on_start=started):
+        for spec, record in executor.map(todo, on_start=started):
+            running.pop(spec.run_id, None)
             store.put(record)
+            finished += 1
             summary.counts[record.status] += 1
             progress.advance(bar)
-            console.print(f"    -> {outcome(record)}")
-            if on_record is not None:
-                on_record(record)
+            show()
+            console.print(f"    -> {escape(describe(spec))}: {outcome(record)}")
     return summary
+
+
+def system_identity(name: str) -> dict[str, str]:
+    """A system's declared role, library and its version, for records the worker never made (skipped)."""
+    from bench.options import ConfigError
+    from bench.systems import system_class
+
+    try:
+        cls = system_class(name)
+    except ConfigError:
+        return {}
+    return {"role": cls.role, "library": cls.library, "library_version": cls.library_version()}
 
 
 def describe(spec: RunSpec) -> str:

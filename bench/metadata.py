@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import subprocess
@@ -11,19 +10,20 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("bench", "numpy", "tensorflow", "keras", "autokeras", "keras-tuner", "scikit-learn",
-            "pandas", "jax", "torch")
+from bench.options import package_version
+
+# Packages that shape every run's results; a run adds the library its system wraps (System.library).
+PACKAGES = ("bench", "numpy", "tensorflow", "keras", "scikit-learn", "pandas", "jax", "torch")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that shape results."""
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the packages that shape results, plus `extra` (those not installed are left out)."""
     out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
+    for name in dict.fromkeys((*PACKAGES, *extra)):
+        version = package_version(name)
+        if version:
+            out[name] = version
     return out
 
 
@@ -100,11 +100,11 @@ def hardware_label(gpus: list[str]) -> str:
     return f"{cpu} + {gpus[0]}" if gpus else f"{cpu} (CPU only)"
 
 
-def collect() -> dict[str, Any]:
-    """Everything worth knowing to reproduce or compare a run; no hostname."""
+def collect(packages: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Everything worth knowing to reproduce or compare a run (with the versions of `packages` too); no hostname."""
     gpus = gpu_models()
     return {
-        "versions": package_versions(),
+        "versions": package_versions(packages),
         "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,3 +35,11 @@ def find_class(spec: str) -> type | None:
         if exc.name == module:
             return None
         raise
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of a distribution (pip name), or '' when it is not installed."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return ""

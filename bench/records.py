@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bench.spec import RunSpec, options_label
+
 STATUSES = ("ok", "failed", "timeout", "skipped")
 
 
@@ -31,7 +33,8 @@ class RunRecord:
     fit_s: float | None = None  # wall seconds in fit (for AutoML: search + refit)
     predict_s: float | None = None  # wall seconds predicting the test set
     cpu_s: float | None = None  # process CPU seconds over fit and predict, all threads
-    gpu_s: float | None = None  # GPU-busy wall seconds (fit + predict on a GPU); empty without one
+    # GPUs held x wall seconds of fit and predict (what a renter pays); empty, never 0, without a GPU or NVML.
+    gpu_s: float | None = None
     peak_rss_mb: float | None = None
     params: int | None = None
     trials: int | None = None
@@ -52,6 +55,18 @@ class RunRecord:
     peak_disk_mb: float | None = None
     device: str = ""  # 'cpu' or the GPU model
     hardware: str = ""  # short CPU/GPU description for plot titles
+    # What the system is (its declared System.role: automl, baseline, floor, other) and the library it wraps.
+    role: str = ""
+    library: str = ""
+    library_version: str = ""
+    # GPU use read from NVML during fit and predict: empty, never 0, without a GPU or NVML.
+    gpu_count: int | None = None  # GPUs the run held
+    gpu_model: str = ""
+    gpu_busy_s: float | None = None  # time-integral of utilisation over the held GPUs (what they worked)
+    gpu_mem_peak_mb: float | None = None  # highest memory in use on a held GPU
+    node: str = ""  # the Ray node that ran it (node id prefix); empty under the local executor
+    attempts: int | None = None  # Ray: tries it took (a lost node's run is tried again)
+    model_path: str = ""  # a kept model left on the node that made it (Ray), as 'node:path'
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -85,6 +100,15 @@ class RunRecord:
         d = json.loads(text)
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def record_for(spec: RunSpec, status: str, **fields: Any) -> RunRecord:
+    """A record carrying the spec's identity (the one place a record is made from a spec) plus fields."""
+    return RunRecord(
+        run_id=spec.run_id, suite=spec.suite, dataset=spec.dataset.name, split=str(fields.pop("split", "")),
+        system=spec.system, budget=spec.budget.name, seed=spec.seed, status=status,
+        dataset_options=spec.dataset.label, system_options=options_label(spec.system_options), **fields,
+    )
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunRecord))

@@ -1,4 +1,5 @@
-"""The per-run folder results/runs/<run_id>/: its file names and the writers for what the harness puts there."""
+"""The results folder's layout, declared once: runs.csv, runs/<run_id>/ and the file names in a run's folder,
+with the writers for what the harness puts there. Imports nothing of the project, so systems may use it."""
 
 from __future__ import annotations
 
@@ -6,23 +7,42 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numpy and pandas load on use: the command line reads this module's names at start
+    import numpy as np
+    import pandas as pd
 
+RUNS_TABLE = "runs.csv"  # the results table, one row per run, in the output folder
+RUNS_DIR = "runs"  # holds one folder per run, named by run_id
 SPEC = "spec.json"
-RECORD = "record.json"
+RECORD = "record.json"  # written last: its presence means the run's folder is complete
 METADATA = "metadata.json"
 REPORT = "classification_report.txt"
 PREDICTIONS = "predictions.csv"
 LOG = "log.txt"
+HISTORY = "history.csv"  # baselines: epoch, fit_s, loss, val_accuracy
+TRIALS = "trials.csv"  # searchers: one row per trial
+MODEL = "model.keras"  # the final model, only when the run keeps models
 WORK = "work"  # scratch for the system; deleted when the run ends
+WORKER_RESULT = "result.json"  # in WORK: the worker's part of the record, which the supervisor completes
 
 
 def run_dir(out_dir: Path | str, run_id: str) -> Path:
     """The folder of one run."""
-    return Path(out_dir) / "runs" / run_id
+    return Path(out_dir) / RUNS_DIR / run_id
+
+
+def folder_mb(path: Path) -> float:
+    """Bytes of the files under path, in MiB (0 for a missing folder; files vanishing meanwhile are skipped)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total / 2**20
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -47,6 +67,9 @@ def write_json(path: Path, data: Any) -> None:
 
 def predictions_frame(proba: np.ndarray, y_true: np.ndarray, class_names: tuple[str, ...]) -> pd.DataFrame:
     """amlb's predictions layout: a probability column per class label, then predictions, then truth."""
+    import numpy as np
+    import pandas as pd
+
     frame = pd.DataFrame(proba, columns=list(class_names))
     names = np.asarray(class_names, dtype=object)
     # amlb's validate_predictions wants the probability columns in lexicographic order.

@@ -44,6 +44,24 @@ class DatasetRef:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """What one run holds while it runs on a cluster (Ray's task resources); the local executor runs one
+    run at a time and ignores them."""
+
+    # CPU cores held; None: all of a node's cores (the smallest node's count), one run per node, so CPU
+    # timings stay comparable; a GPU run's default is its share of its node's cores instead.
+    num_cpus: float | None = None
+    # GPUs held; Ray sets CUDA_VISIBLE_DEVICES, so a run sees only its own.
+    num_gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("num_cpus", "num_gpus"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+                raise ValueError(f"resources.{name} must be a non-negative number, got {value!r}")
+
+
+@dataclass(frozen=True)
 class RunSpec:
     """One run: dataset x system x budget x seed, plus where to write and how long it may take."""
 
@@ -59,6 +77,8 @@ class RunSpec:
     out_dir: str = "results"
     # Keep the exported best model after the run (systems that export one).
     keep_models: bool = False
+    # What the run holds on a cluster; not part of the run's identity.
+    resources: Resources = Resources()
 
     @property
     def run_id(self) -> str:
@@ -84,6 +104,7 @@ class RunSpec:
             "system": self.system, "system_options": dict(self.system_options),
             "budget": self.budget.name, "seed": self.seed, "suite": self.suite,
             "timeout_s": self.timeout_s, "out_dir": self.out_dir, "keep_models": self.keep_models,
+            "resources": {"num_cpus": self.resources.num_cpus, "num_gpus": self.resources.num_gpus},
         }, sort_keys=True)
 
     @classmethod
@@ -96,4 +117,5 @@ class RunSpec:
             system=d["system"], system_options=freeze(d["system_options"]),
             budget=parse_budget(d["budget"]), seed=int(d["seed"]), suite=d["suite"],
             timeout_s=d["timeout_s"], out_dir=d["out_dir"], keep_models=d["keep_models"],
+            resources=Resources(**d.get("resources", {})),
         )

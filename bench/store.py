@@ -10,9 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.records import COLUMNS, RunRecord
-from bench.rundir import write_atomic
+from bench.rundir import RUNS_TABLE, write_atomic
 
-TABLE = "runs.csv"
 LOCK = ".runs.lock"
 
 
@@ -25,7 +24,7 @@ class ResultsStore:
 
     def __init__(self, out_dir: Path | str) -> None:
         self.out_dir = Path(out_dir)
-        self.path = self.out_dir / TABLE
+        self.path = self.out_dir / RUNS_TABLE
 
     def records(self) -> dict[str, RunRecord]:
         """All recorded runs by run_id ({} when there is no table yet)."""

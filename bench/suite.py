@@ -10,19 +10,30 @@ from typing import Any
 
 from bench.budget import Budget, BudgetError, parse_budget
 from bench.options import ConfigError
-from bench.spec import DatasetRef, Options, RunSpec, freeze
+from bench.spec import DatasetRef, Options, Resources, RunSpec, freeze
 
 DEFAULT_SUITE = "default"
 _TOP_KEYS = {"description", "seeds", "budgets", "datasets", "systems", "timeout_factor", "timeout_slack",
-             "timeout", "max_rss_mb"}
+             "timeout", "max_rss_mb", "max_disk_mb", "resources"}
 _DATASET_KEYS = {"name", "options", "max_train", "max_test"}
-_SYSTEM_KEYS = {"name", "options", "budgets"}
-# Hard limit of a run with a wall-clock budget = budget x factor + slack: the slack pays for process
-# start, data loading and (AutoML) the refit after the search; the factor for systems that overrun.
-DEFAULT_TIMEOUT_FACTOR = 1.5
-DEFAULT_TIMEOUT_SLACK = "10m"
-# Hard limit for budgets with no time part (trial counts, 'full').
-DEFAULT_TIMEOUT = "2h"
+_SYSTEM_KEYS = {"name", "options", "budgets", "resources"}
+_RESOURCE_KEYS = {"num_cpus", "num_gpus"}
+
+
+@dataclass(frozen=True)
+class TimeoutRule:
+    """The hard wall-clock limit of a run's process, from its budget (the one definition of it)."""
+
+    # A wall-clock budget's limit = budget x factor + slack: the factor for systems that overrun...
+    factor: float = 1.5
+    # ... the slack for process start, data loading and (AutoML) the refit after the search.
+    slack_s: float = 600.0
+    # The limit for budgets with no time part (trial counts, 'full').
+    no_time_s: float = 7200.0
+
+    def for_budget(self, budget: Budget) -> float:
+        """The hard wall-clock limit of one run under this budget."""
+        return self.no_time_s if budget.seconds is None else budget.seconds * self.factor + self.slack_s
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,7 @@ class SystemEntry:
     name: str
     options: Options
     budgets: tuple[Budget, ...]
+    resources: Resources | None = None  # None: the suite's
 
 
 @dataclass(frozen=True)
@@ -43,23 +55,17 @@ class Suite:
     seeds: tuple[int, ...]
     datasets: tuple[DatasetRef, ...]
     systems: tuple[SystemEntry, ...]
-    timeout_factor: float = DEFAULT_TIMEOUT_FACTOR
-    timeout_slack_s: float = 600.0
-    timeout_s: float = 7200.0
+    timeouts: TimeoutRule = TimeoutRule()
     max_rss_mb: float | None = None
-
-    def timeout_for(self, budget: Budget) -> float:
-        """The hard wall-clock limit of one run under this budget."""
-        if budget.seconds is None:
-            return self.timeout_s
-        return budget.seconds * self.timeout_factor + self.timeout_slack_s
+    max_disk_mb: float | None = None
+    resources: Resources = Resources()
 
     def specs(self, out_dir: str, keep_models: bool = False) -> list[RunSpec]:
         """Every run of the suite, dataset by dataset, cheapest budgets first."""
         return [
             RunSpec(dataset=ds, system=entry.name, system_options=entry.options, budget=budget, seed=seed,
-                    suite=self.name, timeout_s=self.timeout_for(budget), out_dir=out_dir,
-                    keep_models=keep_models)
+                    suite=self.name, timeout_s=self.timeouts.for_budget(budget), out_dir=out_dir,
+                    keep_models=keep_models, resources=entry.resources or self.resources)
             for ds in self.datasets
             for budget in sorted({b for s in self.systems for b in s.budgets}, key=lambda b: b.sort_key)
             for entry in self.systems if budget in entry.budgets
@@ -107,18 +113,36 @@ def parse_suite(raw: dict[str, Any], name: str, where: str) -> Suite:
     datasets = tuple(_dataset(entry, f"{where}: datasets[{i}]") for i, entry in enumerate(raw["datasets"]))
     systems = tuple(_system(entry, default_budgets, f"{where}: systems[{i}]")
                     for i, entry in enumerate(raw["systems"]))
+    default = TimeoutRule()
     try:
-        slack = parse_budget(raw.get("timeout_slack", DEFAULT_TIMEOUT_SLACK)).seconds
-        timeout = parse_budget(raw.get("timeout", DEFAULT_TIMEOUT)).seconds
+        slack = parse_budget(raw["timeout_slack"]).seconds if "timeout_slack" in raw else default.slack_s
+        timeout = parse_budget(raw["timeout"]).seconds if "timeout" in raw else default.no_time_s
     except BudgetError as exc:
         raise ConfigError(f"{where}: timeout_slack/timeout: {exc}") from exc
     if slack is None or timeout is None:
         raise ConfigError(f"{where}: timeout_slack and timeout must be times such as '10m'")
+    for key in ("max_rss_mb", "max_disk_mb"):
+        value = raw.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+            raise ConfigError(f"{where}: '{key}' must be a positive number of MiB, got {value!r}")
     return Suite(
         name=name, description=raw.get("description", ""), seeds=tuple(seeds), datasets=datasets,
-        systems=systems, timeout_factor=float(raw.get("timeout_factor", DEFAULT_TIMEOUT_FACTOR)),
-        timeout_slack_s=slack, timeout_s=timeout, max_rss_mb=raw.get("max_rss_mb"),
+        systems=systems,
+        timeouts=TimeoutRule(float(raw.get("timeout_factor", default.factor)), slack, timeout),
+        max_rss_mb=raw.get("max_rss_mb"), max_disk_mb=raw.get("max_disk_mb"),
+        resources=_resources(raw.get("resources"), f"{where}: resources") or Resources(),
     )
+
+
+def _resources(table: Any, where: str) -> Resources | None:
+    """A `resources = {num_cpus = 2, num_gpus = 1}` table, checked; None when absent."""
+    if table is None:
+        return None
+    _check_keys(table, _RESOURCE_KEYS, where)
+    try:
+        return Resources(**table)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _check_keys(table: Any, allowed: set[str], where: str) -> None:
@@ -150,19 +174,18 @@ def _dataset(entry: Any, where: str) -> DatasetRef:
 
 
 def _system(entry: Any, default_budgets: list[str], where: str) -> SystemEntry:
-    from bench.options import make_options
-    from bench.systems import system_class
+    from bench.systems import make_system
 
     _check_keys(entry, _SYSTEM_KEYS, where)
     if "name" not in entry:
         raise ConfigError(f"{where}: 'name' is missing")
     try:
-        cls = system_class(entry["name"])
         options = entry.get("options", {})
-        make_options(cls.Options, options, f"system {entry['name']!r}")
+        make_system(entry["name"], options)
         budgets = tuple(parse_budget(b) for b in entry.get("budgets", default_budgets))
     except (ConfigError, BudgetError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
     if not budgets:
         raise ConfigError(f"{where}: no budgets: give 'budgets' here or at the top of the suite")
-    return SystemEntry(entry["name"], freeze(options), budgets)
+    resources = _resources(entry.get("resources"), f"{where}: resources")
+    return SystemEntry(entry["name"], freeze(options), budgets, resources)

@@ -1,8 +1,9 @@
 """One run, in its own process: load data, fit and predict through the system, score, write the run folder.
 
-Started by bench.execute.LocalExecutor as `python -m bench.worker SPEC_JSON`. A SIGTERM from the
-executor (the soft stop) raises SoftStop wherever Python code is running; the run is then recorded as
-a timeout. The record is written last, so its presence means the run folder is complete.
+Started by bench.supervise.supervise as `python -m bench.worker SPEC_JSON`. A SIGTERM from the
+supervisor (the soft stop) raises SoftStop wherever Python code is running; the run is then recorded as
+a timeout. The worker leaves its part of the record in the run folder (rundir.WORKER_RESULT); the
+supervisor completes it and writes record.json.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import datetime as dt
 import logging
 import os
 import random
-import shutil
 import signal
 import sys
 import time
@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from bench import metadata, metrics, rundir
-from bench.records import RECORD_FIELDS, RunRecord
-from bench.spec import RunSpec, options_label
+from bench.datasets import load_data
+from bench.gpu_usage import GpuSampler
+from bench.records import RECORD_FIELDS, RunRecord, record_for
+from bench.spec import RunSpec
 from bench.systems import make_system
 from bench.systems.base import FitContext
 from bench.timing import peak_rss_mb
-from bench.datasets import load_data
 
 ERROR_CHARS = 500  # error cells stay one readable line; the full traceback is in log.txt
 
@@ -56,48 +57,41 @@ def error_text(exc: BaseException) -> str:
     return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
 
 
-def base_record(spec: RunSpec, status: str, **fields: object) -> RunRecord:
-    """A record carrying the spec's identity."""
-    return RunRecord(
-        run_id=spec.run_id, suite=spec.suite, dataset=spec.dataset.name, split=str(fields.pop("split", "")),
-        system=spec.system, budget=spec.budget.name, seed=spec.seed, status=status,
-        dataset_options=spec.dataset.label, system_options=options_label(spec.system_options),
-        **fields,  # type: ignore[arg-type]
-    )
-
-
 def execute(spec: RunSpec) -> RunRecord:
-    """Runs the spec in this process and writes its folder; returns the record (never raises)."""
+    """Runs the spec in this process, writes the run's files and its part of the record; never raises."""
     folder = rundir.run_dir(spec.out_dir, spec.run_id)
     work = folder / rundir.WORK
     work.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-    t0 = time.monotonic()
     common: dict[str, object] = {"started_utc": started}
     meta: dict[str, object] | None = None
+    packages: tuple[str, ...] = ()
     # The code that runs is the commit checked out now; one made while the run goes must not be recorded.
     commit = metadata.git_commit()
+    gpus = GpuSampler()
     try:
+        system = make_system(spec.system, dict(spec.system_options))
+        common.update(role=system.role, library=system.library, library_version=system.library_version())
+        packages = (system.library,)
         data = load_data(spec.dataset.name, dict(spec.dataset.options),
                          spec.dataset.max_train, spec.dataset.max_test)
         common.update(split=data.split, n_train=len(data.y_train), n_test=len(data.y_test),
                       n_classes=data.n_classes)
         random.seed(spec.seed)
         np.random.seed(spec.seed)
-        system = make_system(spec.system, dict(spec.system_options))
         deadline = None if spec.budget.seconds is None else time.monotonic() + spec.budget.seconds
         ctx = FitContext(budget=spec.budget, seed=spec.seed, workdir=work, run_dir=folder,
                          n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
                          deadline=deadline, keep_models=spec.keep_models)
-        result = system.run(data, ctx)
+        with gpus:
+            result = system.run(data, ctx, gpus)
         scores = metrics.score(data.y_test, result.probabilities)
-        meta = metadata.collect()
+        meta = metadata.collect(packages)
         known = {k: v for k, v in result.extras.items() if k in RECORD_FIELDS}
-        record = base_record(
+        record = record_for(
             spec, "ok", accuracy=scores.accuracy, balanced_accuracy=scores.balanced_accuracy,
             macro_f1=scores.macro_f1, log_loss=scores.log_loss, fit_s=result.fit_s,
-            predict_s=result.predict_s, cpu_s=result.cpu_s,
-            gpu_s=(result.fit_s + result.predict_s) if meta["gpus"] else None,
+            predict_s=result.predict_s, cpu_s=result.cpu_s, **gpus.stop().as_fields(),
             params=result.params, trials=result.trials, device=meta["gpus"][0] if meta["gpus"] else "cpu",
             hardware=meta["hardware"], **known, **common)
         rundir.write_predictions(folder / rundir.PREDICTIONS, result.probabilities, data.y_test,
@@ -107,18 +101,17 @@ def execute(spec: RunSpec) -> RunRecord:
         meta["dataset_info"] = dict(data.info)
         meta["extras"] = {k: v for k, v in result.extras.items() if k not in RECORD_FIELDS}
     except SoftStop as exc:
-        record = base_record(spec, "timeout", error=error_text(exc), **common)
+        record = record_for(spec, "timeout", error=error_text(exc), **common)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a recorded run
         traceback.print_exc()
-        record = base_record(spec, "failed", error=error_text(exc), **common)
+        record = record_for(spec, "failed", error=error_text(exc), **common)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    meta = meta or metadata.collect()
+        gpus.stop()
+    meta = meta or metadata.collect(packages)
     meta["git_commit"] = commit
-    record = record.replace(duration_s=time.monotonic() - t0, peak_rss_mb=peak_rss_mb(),
-                            hardware=record.hardware or meta["hardware"])
+    record = record.replace(peak_rss_mb=peak_rss_mb(), hardware=record.hardware or meta["hardware"])
     rundir.write_json(folder / rundir.METADATA, meta)
-    rundir.write_atomic(folder / rundir.RECORD, record.to_json())
+    rundir.write_atomic(folder / rundir.WORKER_RESULT, record.to_json())
     return record
 
 

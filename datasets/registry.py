@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from bench.options import find_class, make_options
 from bench.datasets.base import Dataset, ImageData
 from bench.datasets.subset import subset
+from bench.options import find_class, make_options
 
 # name -> "module:Class"; imported on use so listing names stays cheap.
-_ADAPTERS: dict[str, str] = {
+DATASETS: dict[str, str] = {
     "digits": "bench.datasets.digits:Digits",
     "cifar10": "bench.datasets.cifar10:Cifar10",
     "malaria": "bench.datasets.malaria:Malaria",
@@ -22,11 +21,11 @@ FOLDER_PREFIX = "folder:"  # 'folder:PATH' is the folder adapter with path=PATH
 
 def dataset_names() -> list[str]:
     """Registered names whose adapter module exists."""
-    return [n for n in _ADAPTERS if _find_class(n) is not None]
+    return [n for n in DATASETS if _find_class(n) is not None]
 
 
 def _find_class(name: str) -> type[Dataset] | None:
-    return find_class(_ADAPTERS[name])
+    return find_class(DATASETS[name])
 
 
 def open_dataset(name: str, options: Mapping[str, Any] | None = None) -> Dataset:
@@ -35,18 +34,13 @@ def open_dataset(name: str, options: Mapping[str, Any] | None = None) -> Dataset
     if name.startswith(FOLDER_PREFIX):
         opts["path"] = name[len(FOLDER_PREFIX):]
         name = "folder"
-    cls = _find_class(name) if name in _ADAPTERS else None
+    cls = _find_class(name) if name in DATASETS else None
     if cls is None:
         from bench.options import ConfigError
 
         valid = [n for n in dataset_names() if n != "folder"]
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(valid)}, folder:PATH")
     return make_options(cls, opts, f"dataset {name!r}")
-
-
-def dataset_option_names(dataset: Dataset) -> list[str]:
-    """The option names an adapter accepts."""
-    return [f.name for f in dataclasses.fields(dataset)]  # type: ignore[arg-type]
 
 
 def load_data(name: str, options: Mapping[str, Any] | None = None,

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import rundir
 from bench.report import formatting as fmt
 from bench.report import tables
 from bench.report.amlb import AMLB_FILE, amlb_frame
 from bench.report.document import Block, Heading, Paragraph, Table, to_markdown
 from bench.report.html import to_html
 from bench.report.plots import PLOTS_DIR, palette, plot_group
-from bench.report.runs import RUNS_FILE, ReportError, grouped, hardware_of, load_runs
+from bench.report.runs import ReportError, grouped, load_runs, system_classes, where_run
 from bench.report.tables import (
     DEFAULT_GPU_PRICE_PER_HOUR,
     DEFAULT_PRICE_PER_HOUR,
@@ -41,6 +42,28 @@ def _write_csv(frame: pd.DataFrame, path: Path, written: list[Path]) -> None:
     written.append(path)
 
 
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The groups' rows in one frame: the columns of the first when no group has a row; none without groups."""
+    rows = [f for f in frames if not f.empty]
+    if rows:
+        return pd.concat(rows, ignore_index=True)
+    return frames[0] if frames else pd.DataFrame()
+
+
+def _names(classes: dict[str, str], klass: str) -> str:
+    return ", ".join(sorted(s for s, c in classes.items() if c == klass)) or "none"
+
+
+def _gpu_paragraph(summaries: list[tables.ConfigSummary]) -> str:
+    """What the GPU columns measure, for data where some run measured them ('' where none did)."""
+    text = ""
+    if any(s.gpu_s is not None for s in summaries):
+        text += " GPU h is GPUs held x wall time of fit and predict (what renting them costs)."
+    if any(s.gpu_busy_s is not None for s in summaries):
+        text += " GPU busy h is what they worked: the time-integral of their utilisation (1 h at 50% counts 0.5 h)."
+    return text
+
+
 def write_report(
     out_dir: Path,
     *,
@@ -63,32 +86,34 @@ def write_report(
     for group, part in grouped(runs):
         summaries = tables.summarize(group, part, baseline)
         versus = tables.versus(summaries)
-        group_cost = tables.cost_frame(summaries, prices)
-        group_fails = tables.failures_frame(part)
+        group_cost = tables.cost_rows(summaries, prices)
+        group_fails = tables.failures(part)
         sentences = verdicts(group, summaries, baseline)
         all_verdicts += sentences
-        summary.append(tables.summary_frame(summaries))
-        vs.append(tables.versus_frame(versus))
-        cost.append(group_cost)
-        fails.append(group_fails)
+        summary.append(tables.SUMMARY.csv(summaries))
+        if versus:
+            vs.append(tables.VERSUS.csv(versus))
+        cost.append(tables.COST.csv(group_cost))
+        fails.append(tables.FAILURES.csv(group_fails))
+        gpu_text = _gpu_paragraph(summaries)
         plots = plot_group(group, part, summaries, out_dir, colors)
         written += [p for f in plots.figures for p in (f.png, f.svg)]
         base = tables.reference(summaries, "baseline")
         sections += [
             Heading(2, group.label),
-            Paragraph(f"{fmt.plural(len(part), 'run')} on {hardware_of(part)}."),
+            Paragraph(f"{fmt.plural(len(part), 'run')} on {where_run(part)}."),
             Paragraph(items=tuple(sentences)),
             Heading(3, "Systems and budgets"),
             Paragraph(
                 "Accuracy is the mean over ok seeds; the spread is ± 1 std with 2 seeds and a 95% t-interval "
-                "with 3 or more. Hours are means per ok run."
+                "with 3 or more. Hours are means per ok run." + gpu_text
             ),
-            Table(tables.summary_display(summaries), f"{TABLES_DIR}/summary.csv"),
+            Table(tables.SUMMARY.display(summaries), f"{TABLES_DIR}/summary.csv"),
         ]
-        if not group_fails.empty:
+        if group_fails:
             sections += [
                 Heading(3, "Runs that did not finish"),
-                Table(tables.failures_display(group_fails), f"{TABLES_DIR}/failures.csv"),
+                Table(tables.FAILURES.display(group_fails), f"{TABLES_DIR}/failures.csv"),
             ]
         if versus:
             ref = (
@@ -96,12 +121,16 @@ def write_report(
                 if base
                 else f"{baseline} has no ok run here, so there is no reference."
             )
+            # The ratio is of fit (wall) time also where GPUs ran: GPU h and GPU busy h are in the summary.
+            ratio = " Compute ratio = AutoML fit time / baseline fit time" + (
+                " (wall time, not GPU h or GPU busy h)." if gpu_text else "."
+            )
             sections += [
                 Heading(3, f"AutoML against {baseline}"),
-                Paragraph(ref + " Compute ratio = AutoML fit time / baseline fit time."),
-                Table(tables.versus_display(versus), f"{TABLES_DIR}/versus_baseline.csv"),
+                Paragraph(ref + ratio),
+                Table(tables.VERSUS.display(versus), f"{TABLES_DIR}/versus_baseline.csv"),
             ]
-        if not group_cost.empty:
+        if group_cost:
             sections += [
                 Heading(3, "Cost"),
                 Paragraph(
@@ -110,23 +139,27 @@ def write_report(
                     f"the managed cloud AutoML rows price the AutoML fit hours at "
                     f"{fmt.price(prices.managed_automl)}/h, the commonly cited figure."
                 ),
-                Table(tables.cost_display(group_cost), f"{TABLES_DIR}/cost.csv"),
+                Table(tables.COST.display(group_cost), f"{TABLES_DIR}/cost.csv"),
             ]
         sections += [Heading(3, "Figures"), *plots.figures]
         if plots.notes:
             sections.append(Paragraph(items=plots.notes))
     tables_dir = out_dir / TABLES_DIR
-    _write_csv(pd.concat(summary, ignore_index=True), tables_dir / "summary.csv", written)
-    _write_csv(pd.concat(vs, ignore_index=True), tables_dir / "versus_baseline.csv", written)
-    _write_csv(pd.concat(cost, ignore_index=True), tables_dir / "cost.csv", written)
-    _write_csv(pd.concat(fails, ignore_index=True), tables_dir / "failures.csv", written)
+    _write_csv(_concat(summary), tables_dir / "summary.csv", written)
+    _write_csv(_concat(vs), tables_dir / "versus_baseline.csv", written)
+    _write_csv(_concat(cost), tables_dir / "cost.csv", written)
+    _write_csv(_concat(fails), tables_dir / "failures.csv", written)
     _write_csv(amlb_frame(runs, out_dir), out_dir / AMLB_FILE, written)
+    classes = system_classes(runs, baseline)
+    others = _names(classes, "other")
     head: list[Block] = [
         Heading(1, TITLE),
         Paragraph(
-            f"Made from {fmt.plural(len(runs), 'run')} in {RUNS_FILE} ({(runs['status'] == 'ok').sum()} ok); "
-            f"baseline: {baseline}; AutoML: systems named autokeras*; floor: majority. The amlb-style results are in "
-            f"{AMLB_FILE}."
+            f"Made from {fmt.plural(len(runs), 'run')} in {rundir.RUNS_TABLE} ({(runs['status'] == 'ok').sum()} ok); "
+            f"baseline: {baseline}; by the roles the systems declare, AutoML: {_names(classes, 'automl')}; "
+            f"floor: {_names(classes, 'floor')}"
+            + (f"; other: {others}" if others != "none" else "")
+            + f". The amlb-style results are in {AMLB_FILE}."
         ),
         Heading(2, "Verdicts"),
         Paragraph(items=tuple(all_verdicts)),

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import rundir
 from bench.report import artifacts
-from bench.report.runs import AUTOML_PREFIX
+from bench.report.runs import declared_library
 
 AMLB_FILE = "results_amlb.csv"
-METADATA_FILE = "metadata.json"  # per run; its "versions" maps package names to versions
 # amlb.results.Scoreboard.as_data_frame: these columns first, in this order.
 FIXED_COLUMNS = (
     "id",
@@ -70,18 +70,20 @@ def _task_type(n_classes: float) -> str:
 
 
 def _framework_version(out_dir: Path | None, run: dict) -> str:
-    """The system's version from the run's metadata.json ('versions'); '' when not recorded."""
-    folder = None if out_dir is None else artifacts.run_folder(out_dir, run["run_id"])
-    path = None if folder is None else folder / METADATA_FILE
+    """The version of the library the system wraps: the recorded library_version, else (rows recorded before
+    that column) the run's metadata ('versions' by distribution name); '' when neither has it."""
+    if run["library_version"]:
+        return str(run["library_version"])
+    library = run["library"] or declared_library(run["system"])
+    folder = None if out_dir is None or not library else artifacts.run_folder(out_dir, run["run_id"])
+    path = None if folder is None else folder / rundir.METADATA
     if path is None or not path.is_file():
         return ""
     try:
         versions = json.loads(path.read_text(encoding="utf-8")).get("versions", {})
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
         return ""
-    # AutoML systems are the autokeras package; the others (baseline, floor) are this project's own code.
-    package = "autokeras" if run["system"].startswith(AUTOML_PREFIX) else "bench"
-    return str(versions.get(package, "")) if isinstance(versions, dict) else ""
+    return str(versions.get(library, "")) if isinstance(versions, dict) else ""
 
 
 def amlb_frame(runs: pd.DataFrame, out_dir: Path | None = None) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Per-run artifacts the plots read when present: history.csv, trials.csv, predictions.csv."""
+"""Per-run artifacts the plots read when present: the history, trials and predictions files of a run's folder."""
 
 from __future__ import annotations
 
@@ -8,18 +8,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.report.runs import RUNS_DIR
+from bench import rundir
 
-HISTORY_FILE = "history.csv"  # baselines: epoch, fit_s, loss, val_accuracy[, test_accuracy]
-TRIALS_FILE = "trials.csv"  # Auto-Keras: trial_id, started_s, ended_s, epochs, val_accuracy, status, ...
-PREDICTIONS_FILE = "predictions.csv"  # amlb format: a probability column per class, predictions, truth
+# The file names are rundir's: rundir.HISTORY (baselines: epoch, fit_s, loss, val_accuracy[, test_accuracy]),
+# rundir.TRIALS (searchers: trial_id, started_s, ended_s, epochs, val_accuracy, status, ...) and
+# rundir.PREDICTIONS (amlb format: a probability column per class, predictions, truth).
 
 
 def run_folder(out_dir: Path, run_id: str) -> Path | None:
     """The run's artifact folder, or None when the id cannot name one folder."""
     if not run_id or Path(run_id).name != run_id:
         return None
-    return Path(out_dir) / RUNS_DIR / run_id
+    return rundir.run_dir(out_dir, run_id)
 
 
 def _read(out_dir: Path, run_id: str, name: str, **kwargs) -> pd.DataFrame | None:
@@ -34,12 +34,12 @@ def _read(out_dir: Path, run_id: str, name: str, **kwargs) -> pd.DataFrame | Non
 
 
 def learning_curve(out_dir: Path, run_id: str) -> pd.DataFrame | None:
-    """Seconds and best-so-far validation accuracy: from history.csv (fit_s) or trials.csv (ended_s)."""
-    history = _read(out_dir, run_id, HISTORY_FILE)
+    """Seconds and best-so-far validation accuracy: from the history (fit_s) or the trials (ended_s)."""
+    history = _read(out_dir, run_id, rundir.HISTORY)
     if history is not None and {"fit_s", "val_accuracy"} <= set(history.columns):
         curve = history[["fit_s", "val_accuracy"]].rename(columns={"fit_s": "seconds"})
         return _best_so_far(curve, "history")
-    trials = _read(out_dir, run_id, TRIALS_FILE)
+    trials = _read(out_dir, run_id, rundir.TRIALS)
     if trials is not None and {"ended_s", "val_accuracy"} <= set(trials.columns):
         curve = trials[["ended_s", "val_accuracy"]].rename(columns={"ended_s": "seconds"})
         return _best_so_far(curve, "trials")
@@ -64,8 +64,8 @@ class Predictions:
 
 
 def predictions(out_dir: Path, run_id: str) -> Predictions | None:
-    """Reads predictions.csv (labels kept as strings), or None when absent or malformed."""
-    frame = _read(out_dir, run_id, PREDICTIONS_FILE, dtype=str, keep_default_na=False)
+    """Reads the run's predictions (labels kept as strings), or None when absent or malformed."""
+    frame = _read(out_dir, run_id, rundir.PREDICTIONS, dtype=str, keep_default_na=False)
     if frame is None or list(frame.columns[-2:]) != ["predictions", "truth"] or frame.shape[1] < 3:
         return None
     return Predictions(

@@ -7,23 +7,29 @@ import math
 MISSING = "—"  # shown where a value was not measured or does not apply
 
 
-def _absent(value: float | None) -> bool:
+def absent(value: object) -> bool:
+    """None or NaN: not measured or does not apply."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def pct(fraction: float | None) -> str:
     """0.961 -> '96.1%'."""
-    return MISSING if _absent(fraction) else f"{100 * fraction:.1f}%"
+    return MISSING if absent(fraction) else f"{100 * fraction:.1f}%"
 
 
 def points(fraction: float | None) -> str:
     """Signed difference of two accuracies in percentage points: +0.012 -> '+1.2'."""
-    return MISSING if _absent(fraction) else f"{100 * fraction:+.1f}"
+    return MISSING if absent(fraction) else signed(100 * fraction)
+
+
+def signed(value: float | None) -> str:
+    """A signed number with one decimal: 1.2 -> '+1.2'."""
+    return MISSING if absent(value) else f"{value:+.1f}"
 
 
 def hours(value: float | None) -> str:
     """Hours: '24.00', '0.917', '2.8e-06' (short runs stay readable)."""
-    if _absent(value):
+    if absent(value):
         return MISSING
     if value >= 1:
         return f"{value:.2f}"
@@ -32,7 +38,7 @@ def hours(value: float | None) -> str:
 
 def duration(seconds: float | None) -> str:
     """Seconds as a reader says them: '24.0 h', '12.5 min', '40 s'."""
-    if _absent(seconds):
+    if absent(seconds):
         return MISSING
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
@@ -43,7 +49,7 @@ def duration(seconds: float | None) -> str:
 
 def ratio(value: float | None) -> str:
     """A compute ratio for tables: '23.4x'."""
-    return MISSING if _absent(value) else f"{value:.1f}x"
+    return MISSING if absent(value) else f"{value:.1f}x"
 
 
 def ratio_words(value: float) -> str:
@@ -53,7 +59,7 @@ def ratio_words(value: float) -> str:
 
 def dollars(value: float | None) -> str:
     """US dollars: '$480', '$2.30', '$0.002' (one significant digit below a cent), '$0'."""
-    if _absent(value):
+    if absent(value):
         return MISSING
     if value >= 100:
         return f"${value:,.0f}"
@@ -69,7 +75,7 @@ def price(value: float) -> str:
 
 def count(value: float | None) -> str:
     """A whole number, or the missing mark."""
-    return MISSING if _absent(value) else f"{round(value):,}"
+    return MISSING if absent(value) else f"{round(value):,}"
 
 
 def plural(n: int, noun: str) -> str:

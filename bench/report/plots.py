@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from sklearn.metrics import confusion_matrix, f1_score  # noqa: E402
 
+from bench import rundir  # noqa: E402
 from bench.report import artifacts  # noqa: E402
 from bench.report.runs import Group, budget_seconds, budget_trials, hardware_of  # noqa: E402
 from bench.report.tables import SECONDS_PER_HOUR, ConfigSummary, reference  # noqa: E402
@@ -183,14 +184,14 @@ def accuracy_vs_compute(group: Group, runs: pd.DataFrame, folder: Path, colors: 
 def time_to_accuracy(
     group: Group, runs: pd.DataFrame, out_dir: Path, folder: Path, colors: dict[str, tuple]
 ) -> Figure | str:
-    """Best-so-far validation accuracy against seconds of fit, from history.csv and trials.csv."""
+    """Best-so-far validation accuracy against seconds of fit, from the runs' history or trials files."""
     curves = []
     for run in runs[runs["status"] == "ok"].itertuples():
         curve = artifacts.learning_curve(out_dir, run.run_id)
         if curve is not None:
             curves.append(curve.assign(system=run.system, budget=str(run.budget), run_id=run.run_id))
     if not curves:
-        return "time to accuracy: no history.csv or trials.csv among the ok runs' folders"
+        return f"time to accuracy: no {rundir.HISTORY} or {rundir.TRIALS} among the ok runs' folders"
     data = pd.concat(curves, ignore_index=True)
     data = data[data["seconds"] > 0].assign(**{"best validation accuracy (%)": 100 * data["best"]})
     if data.empty:
@@ -240,7 +241,7 @@ def per_class_f1(group: Group, runs: pd.DataFrame, out_dir: Path, folder: Path) 
     """Heatmap of F1 per class (columns) for each system's best run (rows)."""
     best = _best_runs(runs, out_dir)
     if not best:
-        return "per-class F1: no predictions.csv among the ok runs' folders"
+        return f"per-class F1: no {rundir.PREDICTIONS} among the ok runs' folders"
     classes = list(best[0][2].classes)
     scores = pd.DataFrame(
         [f1_score(p.truth, p.predicted, labels=classes, average=None, zero_division=0) for _, _, p in best],
@@ -274,7 +275,7 @@ def confusion_matrices(group: Group, runs: pd.DataFrame, out_dir: Path, folder: 
     """The confusion matrix (counts) of each system's best run, side by side."""
     best = _best_runs(runs, out_dir)
     if not best:
-        return "confusion matrices: no predictions.csv among the ok runs' folders"
+        return f"confusion matrices: no {rundir.PREDICTIONS} among the ok runs' folders"
     n_classes = len(best[0][2].classes)
     side = max(3.6, 0.45 * n_classes + 2)
     fig, axes = plt.subplots(1, len(best), figsize=(side * len(best), side + 0.8), squeeze=False)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,14 +11,17 @@ from pathlib import Path
 import pandas as pd
 
 from bench.budget import BudgetError, parse_budget
+from bench.options import ConfigError
 from bench.records import COLUMNS, RunRecord
+from bench.report import formatting as fmt
+from bench.store import ResultsStore, StoreError
+from bench.systems import system_class as registered_class
 
-RUNS_FILE = "runs.csv"
-RUNS_DIR = "runs"  # per-run folders: <out_dir>/runs/<run_id>/
-FLOOR_SYSTEM = "majority"  # predicts the most frequent class: the accuracy any system must beat
-AUTOML_PREFIX = "autokeras"  # every system whose name starts with it is an AutoML system
 # Order of system classes in tables and legends: the floor first, then the baseline, then AutoML.
 CLASS_ORDER = {"floor": 0, "baseline": 1, "automl": 2, "other": 3}
+# Recorded roles the report keeps as classes: the baseline class is only the system chosen with --baseline, so
+# any other system whose role is 'baseline' (or unknown) is 'other'.
+KEPT_ROLES = ("automl", "floor")
 _NUMERIC = tuple(f.name for f in dataclasses.fields(RunRecord) if str(f.type).startswith(("int", "float")))
 
 
@@ -52,34 +55,61 @@ class Group:
 
 
 def load_runs(out_dir: Path) -> pd.DataFrame:
-    """Reads out_dir/runs.csv into a frame with RunRecord's columns (numbers as floats, None as NaN)."""
-    path = Path(out_dir) / RUNS_FILE
+    """Reads out_dir/runs.csv through the results store into a frame with RunRecord's columns (numbers as
+    floats, None as NaN)."""
+    store = ResultsStore(out_dir)
     hint = "run `python -m bench all` first"
-    if not path.is_file():
-        raise ReportError(f"no results in {out_dir}: {path.name} is missing; {hint}")
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        raise ReportError(f"no results in {out_dir}: {path.name} has no runs; {hint}")
+    if not store.path.is_file():
+        raise ReportError(f"no results in {out_dir}: {store.path.name} is missing; {hint}")
     try:
-        records = [RunRecord.from_row(row) for row in rows]
-    except (ValueError, TypeError) as error:
-        raise ReportError(f"{path} is not a bench results table ({error}); regenerate it with {hint}") from error
-    frame = pd.DataFrame([dataclasses.asdict(r) for r in records], columns=list(COLUMNS))
+        records = store.records()
+    except StoreError as error:
+        raise ReportError(f"{store.path} is not a bench results table ({error}); regenerate it with {hint}") from error
+    if not records:
+        raise ReportError(f"no results in {out_dir}: {store.path.name} has no runs; {hint}")
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in records.values()], columns=list(COLUMNS))
     for name in _NUMERIC:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     return frame
 
 
-def system_class(system: str, baseline: str) -> str:
-    """'baseline', 'automl', 'floor' or 'other'."""
+@functools.cache
+def _registered(system: str) -> type | None:
+    """The registered System class of that name, or None (unknown here, or its module cannot be imported)."""
+    try:
+        return registered_class(system)
+    except (ConfigError, ImportError):
+        return None
+
+
+def declared_role(system: str) -> str:
+    """The role the registered class declares, 'other' for an unknown system: for rows recorded before runs.csv
+    had a role column."""
+    return str(getattr(_registered(system), "role", "other"))
+
+
+def declared_library(system: str) -> str:
+    """The library (distribution name) the registered class declares, '' for an unknown system: for rows
+    recorded before runs.csv had a library column."""
+    return str(getattr(_registered(system), "library", ""))
+
+
+def class_of(system: str, role: str, baseline: str) -> str:
+    """'baseline' (the system chosen as the reference), 'automl', 'floor' or 'other': from the recorded role, or
+    the declared one where the row has none; never from the name."""
     if system == baseline:
         return "baseline"
-    if system.startswith(AUTOML_PREFIX):
-        return "automl"
-    if system == FLOOR_SYSTEM:
-        return "floor"
-    return "other"
+    role = role or declared_role(system)
+    return role if role in KEPT_ROLES else "other"
+
+
+def system_classes(frame: pd.DataFrame, baseline: str) -> dict[str, str]:
+    """Each system's class in these runs, from its first non-empty recorded role (else its declared one)."""
+    roles: dict[str, str] = {}
+    for system, role in zip(frame["system"], frame["role"], strict=True):
+        if not roles.get(system):
+            roles[system] = role if isinstance(role, str) else ""
+    return {system: class_of(system, role, baseline) for system, role in roles.items()}
 
 
 def budget_key(budget: str) -> tuple[float, float]:
@@ -116,3 +146,10 @@ def hardware_of(frame: pd.DataFrame) -> str:
     """The hardware descriptions recorded for these runs, joined; says so when none was recorded."""
     names = sorted({h for h in frame["hardware"] if h})
     return "; ".join(names) if names else "hardware not recorded"
+
+
+def where_run(frame: pd.DataFrame) -> str:
+    """The hardware, after the number of Ray nodes that ran these runs when any did: '2 nodes: <hardware>'."""
+    nodes = {n for n in frame["node"] if isinstance(n, str) and n}
+    hardware = hardware_of(frame)
+    return f"{fmt.plural(len(nodes), 'node')}: {hardware}" if nodes else hardware

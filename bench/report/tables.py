@@ -1,14 +1,20 @@
-"""The report's tables: summary per system and budget, AutoML against the baseline, cost, unfinished runs."""
+"""The report's tables: summary per system and budget, AutoML against the baseline, cost, unfinished runs.
+
+Each table is one column spec (a TableSpec of Columns): the CSV frame holds the numbers, the displayed frame
+(markdown, HTML) their text, and both come from the same spec, so they cannot drift apart.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
 from bench.report import formatting as fmt
-from bench.report.runs import CLASS_ORDER, Group, budget_key, system_class
+from bench.report.runs import CLASS_ORDER, Group, budget_key, system_classes
 from bench.report.stats import Spread, mean_or_none, spread
 
 SECONDS_PER_HOUR = 3600.0
@@ -23,6 +29,54 @@ DEFAULT_GPU_PRICE_PER_HOUR = 3.06
 MANAGED_AUTOML_PRICE_PER_HOUR = 20.0
 ERROR_CHARS = 160  # errors are cut to this length in the markdown tables (CSV keeps them whole)
 NOT_OK = ("failed", "timeout", "skipped")
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Column(Generic[T]):
+    """One column of a table: `value` gives a row's number (or text) for the CSV, `text` formats that value for
+    the reader. A CSV-only column has no header; a display-only one has no csv_name."""
+
+    csv_name: str
+    header: str
+    value: Callable[[T], Any]
+    text: Callable[[Any], str] = str
+    optional: bool = False  # displayed only when some row has a value (CSV columns are always written)
+
+
+@dataclass(frozen=True)
+class TableSpec(Generic[T]):
+    """A table's columns in order; both frames keep that order."""
+
+    columns: tuple[Column[T], ...]
+
+    @property
+    def csv_names(self) -> list[str]:
+        """The CSV's columns."""
+        return [c.csv_name for c in self.columns if c.csv_name]
+
+    @property
+    def headers(self) -> list[str]:
+        """The displayed table's columns, optional ones included."""
+        return [c.header for c in self.columns if c.header]
+
+    def csv(self, items: Iterable[T]) -> pd.DataFrame:
+        """The table as numbers (CSV): one row per item."""
+        cols = [c for c in self.columns if c.csv_name]
+        return pd.DataFrame([{c.csv_name: c.value(i) for c in cols} for i in items], columns=self.csv_names)
+
+    def display(self, items: Iterable[T]) -> pd.DataFrame:
+        """The table as a reader sees it (markdown, HTML); optional columns without any value are left out."""
+        items = list(items)
+        cols = [c for c in self.columns if c.header]
+        values = {c.header: [c.value(i) for i in items] for c in cols}
+        shown = [c for c in cols if not c.optional or not all(fmt.absent(v) for v in values[c.header])]
+        return pd.DataFrame(
+            [{c.header: c.text(values[c.header][n]) for c in shown} for n in range(len(items))],
+            columns=[c.header for c in shown],
+        )
 
 
 @dataclass(frozen=True)
@@ -40,7 +94,8 @@ class ConfigSummary:
     macro_f1: float | None
     fit_s: float | None  # mean per ok run
     cpu_s: float | None
-    gpu_s: float | None  # None: no run measured GPU time
+    gpu_s: float | None  # GPUs held x wall seconds; None: no run measured GPU time
+    gpu_busy_s: float | None  # time-integral of GPU utilisation; None: no run measured it
     params: float | None
     trials: float | None
     hardware: str
@@ -65,15 +120,17 @@ class ConfigSummary:
 def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSummary]:
     """One summary per (system, budget): floor first, then baseline, then AutoML; budgets ascending."""
     summaries = []
+    classes = system_classes(runs, baseline)
     for (system, budget), part in runs.groupby(["system", "budget"], sort=False):
         ok = part[part["status"] == "ok"]
         counts = Counter(s for s in part["status"] if s != "ok")
         gpu = ok["gpu_s"].dropna()
+        busy = ok["gpu_busy_s"].dropna()
         summaries.append(
             ConfigSummary(
                 group=group,
                 system=system,
-                system_class=system_class(system, baseline),
+                system_class=classes[system],
                 budget=budget,
                 runs=len(part),
                 statuses=tuple((s, counts[s]) for s in NOT_OK if counts[s]),
@@ -84,6 +141,7 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSum
                 fit_s=mean_or_none(ok["fit_s"]),
                 cpu_s=mean_or_none(ok["cpu_s"]),
                 gpu_s=mean_or_none(gpu) if len(gpu) else None,
+                gpu_busy_s=mean_or_none(busy) if len(busy) else None,
                 params=mean_or_none(ok["params"]),
                 trials=mean_or_none(ok["trials"]),
                 hardware="; ".join(sorted({h for h in part["hardware"] if h})),
@@ -105,39 +163,6 @@ def _h(seconds: float | None) -> float | None:
     return None if seconds is None else seconds / SECONDS_PER_HOUR
 
 
-def summary_frame(summaries: list[ConfigSummary]) -> pd.DataFrame:
-    """The summary as numbers (CSV)."""
-    rows = []
-    for s in summaries:
-        counts = dict(s.statuses)
-        rows.append(
-            {
-                "dataset": s.group.dataset,
-                "split": s.group.split,
-                "dataset_options": s.group.dataset_options,
-                "system": s.system,
-                "system_class": s.system_class,
-                "budget": s.budget,
-                "runs": s.runs,
-                "ok": s.ok,
-                **{status: counts.get(status, 0) for status in NOT_OK},
-                "accuracy_mean": s.accuracy.mean,
-                "accuracy_std": s.accuracy.std,
-                "accuracy_ci95_low": s.accuracy.low if s.accuracy.kind == "ci" else None,
-                "accuracy_ci95_high": s.accuracy.high if s.accuracy.kind == "ci" else None,
-                "balanced_accuracy_mean": s.balanced_accuracy,
-                "macro_f1_mean": s.macro_f1,
-                "fit_h": _h(s.fit_s),
-                "cpu_h": _h(s.cpu_s),
-                "gpu_h": _h(s.gpu_s),
-                "params": s.params,
-                "trials": s.trials,
-                "hardware": s.hardware,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def spread_text(s: Spread) -> str:
     """'± 0.4' (n == 2), '95% CI 95.2–97.0' (n >= 3), or the missing mark."""
     if s.kind == "std":
@@ -147,28 +172,51 @@ def spread_text(s: Spread) -> str:
     return fmt.MISSING
 
 
-def summary_display(summaries: list[ConfigSummary]) -> pd.DataFrame:
-    """The summary as a reader sees it (markdown, HTML)."""
-    return pd.DataFrame(
-        [
-            {
-                "System": s.system,
-                "Budget": s.budget,
-                "Seeds ok": f"{s.ok}/{s.runs}",
-                "Not ok": s.not_ok_text or fmt.MISSING,
-                "Accuracy": fmt.pct(s.accuracy.mean),
-                "Spread": spread_text(s.accuracy),
-                "Bal. acc.": fmt.pct(s.balanced_accuracy),
-                "Macro F1": fmt.pct(s.macro_f1),
-                "Fit h": fmt.hours(_h(s.fit_s)),
-                "CPU h": fmt.hours(_h(s.cpu_s)),
-                "GPU h": fmt.hours(_h(s.gpu_s)),
-                "Params": fmt.count(s.params),
-                "Trials": fmt.count(s.trials),
-            }
-            for s in summaries
-        ]
+def _group_columns(group: Callable[[T], Group]) -> tuple[Column[T], ...]:
+    """The CSV's leading columns naming the data a row is about."""
+    return (
+        Column("dataset", "", lambda i: group(i).dataset),
+        Column("split", "", lambda i: group(i).split),
+        Column("dataset_options", "", lambda i: group(i).dataset_options),
     )
+
+
+def _status_count(status: str) -> Column[ConfigSummary]:
+    return Column(status, "", lambda s: dict(s.statuses).get(status, 0))
+
+
+def _ci(bound: str) -> Callable[[ConfigSummary], float | None]:
+    return lambda s: getattr(s.accuracy, bound) if s.accuracy.kind == "ci" else None
+
+
+# The summary: one row per system and budget.
+SUMMARY: TableSpec[ConfigSummary] = TableSpec(
+    (
+        *_group_columns(lambda s: s.group),
+        Column("system", "System", lambda s: s.system),
+        Column("system_class", "", lambda s: s.system_class),
+        Column("budget", "Budget", lambda s: s.budget),
+        Column("runs", "", lambda s: s.runs),
+        Column("ok", "", lambda s: s.ok),
+        Column("", "Seeds ok", lambda s: f"{s.ok}/{s.runs}"),
+        *(_status_count(status) for status in NOT_OK),
+        Column("", "Not ok", lambda s: s.not_ok_text or fmt.MISSING),
+        Column("accuracy_mean", "Accuracy", lambda s: s.accuracy.mean, fmt.pct),
+        Column("accuracy_std", "", lambda s: s.accuracy.std),
+        Column("", "Spread", lambda s: s.accuracy, spread_text),
+        Column("accuracy_ci95_low", "", _ci("low")),
+        Column("accuracy_ci95_high", "", _ci("high")),
+        Column("balanced_accuracy_mean", "Bal. acc.", lambda s: s.balanced_accuracy, fmt.pct),
+        Column("macro_f1_mean", "Macro F1", lambda s: s.macro_f1, fmt.pct),
+        Column("fit_h", "Fit h", lambda s: _h(s.fit_s), fmt.hours),
+        Column("cpu_h", "CPU h", lambda s: _h(s.cpu_s), fmt.hours),
+        Column("gpu_h", "GPU h", lambda s: _h(s.gpu_s), fmt.hours),
+        Column("gpu_busy_h", "GPU busy h", lambda s: _h(s.gpu_busy_s), fmt.hours, optional=True),
+        Column("params", "Params", lambda s: s.params, fmt.count),
+        Column("trials", "Trials", lambda s: s.trials, fmt.count),
+        Column("hardware", "", lambda s: s.hardware),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -209,57 +257,43 @@ def versus(summaries: list[ConfigSummary]) -> list[Versus]:
     return [Versus(s, base) for s in summaries if s.system_class == "automl"]
 
 
-def versus_frame(items: list[Versus]) -> pd.DataFrame:
-    """AutoML against the baseline as numbers (CSV)."""
-    return pd.DataFrame(
-        [
-            {
-                "dataset": v.automl.group.dataset,
-                "split": v.automl.group.split,
-                "dataset_options": v.automl.group.dataset_options,
-                "system": v.automl.system,
-                "budget": v.automl.budget,
-                "ok": v.automl.ok,
-                "accuracy_mean": v.automl.accuracy.mean,
-                "fit_h": _h(v.automl.fit_s),
-                "baseline": v.baseline.system if v.baseline else None,
-                "baseline_budget": v.baseline.budget if v.baseline else None,
-                "baseline_ok": v.baseline.ok if v.baseline else None,
-                "baseline_accuracy_mean": v.baseline.accuracy.mean if v.baseline else None,
-                "baseline_fit_h": _h(v.baseline.fit_s) if v.baseline else None,
-                "difference_points": None if v.difference is None else 100 * v.difference,
-                "compute_ratio": v.compute_ratio,
-                "resolution": v.resolution,
-            }
-            for v in items
-        ]
-    )
+RESOLVED_TEXT = {"resolved": "yes", "overlap": "no (intervals overlap)", "too few seeds": "no (< 2 seeds)"}
 
 
-def versus_display(items: list[Versus]) -> pd.DataFrame:
-    """AutoML against the baseline as a reader sees it."""
-    return pd.DataFrame(
-        [
-            {
-                "AutoML": v.automl.system,
-                "Budget": v.automl.budget,
-                "Seeds ok": str(v.automl.ok),
-                "Accuracy": fmt.pct(v.automl.accuracy.mean),
-                "Fit h": fmt.hours(_h(v.automl.fit_s)),
-                "Baseline (budget)": f"{v.baseline.system} ({v.baseline.budget})" if v.baseline else fmt.MISSING,
-                "Baseline accuracy": fmt.pct(v.baseline.accuracy.mean) if v.baseline else fmt.MISSING,
-                "Baseline fit h": fmt.hours(_h(v.baseline.fit_s)) if v.baseline else fmt.MISSING,
-                "Difference (points)": fmt.points(v.difference),
-                "Compute ratio": fmt.ratio(v.compute_ratio),
-                "Difference resolved?": {
-                    "resolved": "yes",
-                    "overlap": "no (intervals overlap)",
-                    "too few seeds": "no (< 2 seeds)",
-                }.get(v.resolution, fmt.MISSING),
-            }
-            for v in items
-        ]
+def _resolved_text(resolution: str) -> str:
+    return RESOLVED_TEXT.get(resolution, fmt.MISSING)
+
+
+def _base(value: Callable[[ConfigSummary], Any]) -> Callable[[Versus], Any]:
+    """A value of the baseline's reference, None where there is none."""
+    return lambda v: value(v.baseline) if v.baseline else None
+
+
+# AutoML against the baseline: one row per AutoML configuration.
+VERSUS: TableSpec[Versus] = TableSpec(
+    (
+        *_group_columns(lambda v: v.automl.group),
+        Column("system", "AutoML", lambda v: v.automl.system),
+        Column("budget", "Budget", lambda v: v.automl.budget),
+        Column("ok", "Seeds ok", lambda v: v.automl.ok),
+        Column("accuracy_mean", "Accuracy", lambda v: v.automl.accuracy.mean, fmt.pct),
+        Column("fit_h", "Fit h", lambda v: _h(v.automl.fit_s), fmt.hours),
+        Column("baseline", "", _base(lambda b: b.system)),
+        Column("baseline_budget", "", _base(lambda b: b.budget)),
+        Column("", "Baseline (budget)", _base(lambda b: f"{b.system} ({b.budget})"), lambda t: t or fmt.MISSING),
+        Column("baseline_ok", "", _base(lambda b: b.ok)),
+        Column("baseline_accuracy_mean", "Baseline accuracy", _base(lambda b: b.accuracy.mean), fmt.pct),
+        Column("baseline_fit_h", "Baseline fit h", _base(lambda b: _h(b.fit_s)), fmt.hours),
+        Column(
+            "difference_points",
+            "Difference (points)",
+            lambda v: None if v.difference is None else 100 * v.difference,
+            fmt.signed,
+        ),
+        Column("compute_ratio", "Compute ratio", lambda v: v.compute_ratio, fmt.ratio),
+        Column("resolution", "Difference resolved?", lambda v: v.resolution, _resolved_text),
     )
+)
 
 
 @dataclass(frozen=True)
@@ -271,93 +305,76 @@ class Prices:
     managed_automl: float = MANAGED_AUTOML_PRICE_PER_HOUR
 
 
-def cost_frame(summaries: list[ConfigSummary], prices: Prices) -> pd.DataFrame:
-    """Mean cost of one run per configuration (fit hours x the machine's price), plus managed AutoML rows."""
+@dataclass(frozen=True)
+class CostRow:
+    """The mean cost of one run of a configuration, or the managed cloud AutoML reference for its hours."""
+
+    group: Group
+    system: str
+    budget: str
+    fit_h: float | None
+    cpu_h: float | None
+    gpu_h: float | None
+    machine: str
+    price_per_hour: float
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Fit hours x the price per hour."""
+        return None if self.fit_h is None else self.fit_h * self.price_per_hour
+
+
+def cost_rows(summaries: list[ConfigSummary], prices: Prices) -> list[CostRow]:
+    """Mean cost of one run per configuration with an ok run (fit hours x the machine's price), each AutoML
+    configuration followed by what managed cloud AutoML would charge for its fit hours."""
     rows = []
     for s in summaries:
         if s.ok == 0:
             continue
         machine, rate = ("GPU", prices.gpu) if s.on_gpu else ("CPU", prices.cpu)
         fit_h = _h(s.fit_s)
-        rows.append(
-            {
-                "system": s.system,
-                "budget": s.budget,
-                "fit_h": fit_h,
-                "cpu_h": _h(s.cpu_s),
-                "gpu_h": _h(s.gpu_s),
-                "machine": machine,
-                "price_per_hour": rate,
-                "cost_usd": None if fit_h is None else fit_h * rate,
-            }
-        )
+        rows.append(CostRow(s.group, s.system, s.budget, fit_h, _h(s.cpu_s), _h(s.gpu_s), machine, rate))
         if s.system_class == "automl" and fit_h is not None:
-            rows.append(
-                {
-                    "system": f"managed cloud AutoML (reference, {s.budget})",
-                    "budget": s.budget,
-                    "fit_h": fit_h,
-                    "cpu_h": None,
-                    "gpu_h": None,
-                    "machine": "managed AutoML",
-                    "price_per_hour": prices.managed_automl,
-                    "cost_usd": fit_h * prices.managed_automl,
-                }
-            )
-    frame = pd.DataFrame(
-        rows,
-        columns=["system", "budget", "fit_h", "cpu_h", "gpu_h", "machine", "price_per_hour", "cost_usd"],
+            name = f"managed cloud AutoML (reference, {s.budget})"
+            rows.append(CostRow(s.group, name, s.budget, fit_h, None, None, "managed AutoML", prices.managed_automl))
+    return rows
+
+
+COST: TableSpec[CostRow] = TableSpec(
+    (
+        *_group_columns(lambda r: r.group),
+        Column("system", "System", lambda r: r.system),
+        Column("budget", "Budget", lambda r: r.budget),
+        Column("fit_h", "Fit h", lambda r: r.fit_h, fmt.hours),
+        Column("cpu_h", "CPU h", lambda r: r.cpu_h, fmt.hours),
+        Column("gpu_h", "GPU h", lambda r: r.gpu_h, fmt.hours),
+        Column("machine", "Charged as", lambda r: r.machine),
+        Column("price_per_hour", "Price", lambda r: r.price_per_hour, lambda p: f"{fmt.price(p)}/h"),
+        Column("cost_usd", "Cost per run", lambda r: r.cost_usd, fmt.dollars),
     )
-    if summaries:
-        g = summaries[0].group
-        frame.insert(0, "dataset_options", g.dataset_options)
-        frame.insert(0, "split", g.split)
-        frame.insert(0, "dataset", g.dataset)
-    return frame
+)
 
 
-def cost_display(frame: pd.DataFrame) -> pd.DataFrame:
-    """The cost table as a reader sees it."""
-    return pd.DataFrame(
-        [
-            {
-                "System": r.system,
-                "Budget": r.budget,
-                "Fit h": fmt.hours(r.fit_h),
-                "CPU h": fmt.hours(r.cpu_h),
-                "GPU h": fmt.hours(r.gpu_h),
-                "Charged as": r.machine,
-                "Price": f"{fmt.price(r.price_per_hour)}/h",
-                "Cost per run": fmt.dollars(r.cost_usd),
-            }
-            for r in frame.itertuples()
-        ]
+def failures(runs: pd.DataFrame) -> list[Any]:
+    """Runs that did not end ok, as rows of the runs table (attributes named as its columns)."""
+    return list(runs[runs["status"] != "ok"].itertuples(index=False))
+
+
+def short_error(text: str) -> str:
+    """The error on one line, cut to ERROR_CHARS; the missing mark for none."""
+    line = " ".join(str(text).split())
+    return (line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1] + "…") or fmt.MISSING
+
+
+# Runs that did not end ok: which, how, and the error (the CSV keeps it whole).
+FAILURES: TableSpec[Any] = TableSpec(
+    (
+        Column("run_id", "", lambda r: r.run_id),
+        *_group_columns(lambda r: Group(r.dataset, r.split, r.dataset_options)),
+        Column("system", "System", lambda r: r.system),
+        Column("budget", "Budget", lambda r: r.budget),
+        Column("seed", "Seed", lambda r: r.seed, lambda seed: str(int(seed))),
+        Column("status", "Status", lambda r: r.status),
+        Column("error", "Error", lambda r: r.error, short_error),
     )
-
-
-def failures_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    """Runs that did not end ok: which, how, and the error (CSV keeps it whole)."""
-    bad = runs[runs["status"] != "ok"]
-    cols = ["run_id", "dataset", "split", "dataset_options", "system", "budget", "seed", "status", "error"]
-    return bad[cols].reset_index(drop=True)
-
-
-def failures_display(frame: pd.DataFrame) -> pd.DataFrame:
-    """Unfinished runs as a reader sees them, errors shortened."""
-
-    def short(text: str) -> str:
-        line = " ".join(str(text).split())
-        return line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1] + "…"
-
-    return pd.DataFrame(
-        [
-            {
-                "System": r.system,
-                "Budget": r.budget,
-                "Seed": str(int(r.seed)),
-                "Status": r.status,
-                "Error": short(r.error) or fmt.MISSING,
-            }
-            for r in frame.itertuples()
-        ]
-    )
+)

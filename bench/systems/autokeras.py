@@ -62,10 +62,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bench import rundir
+from bench.baselines.keras_support import count_params, seed_everything
 from bench.systems.autokeras_search import SearchLog, budgeted_tuner, write_trials_csv
 from bench.systems.autokeras_space import BLOCK_TYPES, parse_block_types
 from bench.systems.base import FitContext, System
-from bench.systems.keras_support import count_params, seed_everything
 
 # Auto-Keras' own max_trials, used for the `full` budget.
 LIBRARY_MAX_TRIALS = 100
@@ -112,6 +113,9 @@ def _targets(y: np.ndarray, n_classes: int) -> np.ndarray:
 class _AutoKerasSystem(System):
     """The shared search-refit-predict machinery; subclasses build the AutoModel and choose epochs."""
 
+    role: ClassVar[str] = "automl"
+    library: ClassVar[str] = "autokeras"
+
     @dataclass(frozen=True)
     class Options:
         """Batch size and validation fraction (library defaults)."""
@@ -128,7 +132,6 @@ class _AutoKerasSystem(System):
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
         self._log: SearchLog | None = None
-        self._n_classes = 0
 
     # --- what subclasses choose -----------------------------------------------------------------
     def _auto_model(self, ak: Any, log: SearchLog, ctx: FitContext, max_trials: int) -> Any:
@@ -150,7 +153,6 @@ class _AutoKerasSystem(System):
             deadline = t0 + ctx.budget.seconds
         allowed = max(OVERSHOOT_ALLOWED_SHARE * (ctx.budget.seconds or 0.0), OVERSHOOT_ALLOWED_MIN_S)
         self._log = log = SearchLog(t0=t0, deadline=deadline, hard_stop_grace_s=HARD_STOP_SHARE * allowed)
-        self._n_classes = ctx.n_classes
         if ctx.budget.trials is not None:
             max_trials = ctx.budget.trials
         else:
@@ -163,13 +165,13 @@ class _AutoKerasSystem(System):
                       validation_split=self.options.validation_fraction, verbose=VERBOSE, **self._fit_args())
             log.refit_end = time.monotonic()
             if ctx.keep_models:
-                log.refit_model.save(ctx.run_dir / "model.keras")
+                log.refit_model.save(ctx.run_dir / rundir.MODEL)
         finally:
             if log.search_end is None:
                 log.search_end = time.monotonic()
             log.note_disk()
             ctx.run_dir.mkdir(parents=True, exist_ok=True)
-            write_trials_csv(log.rows, ctx.run_dir / "trials.csv")
+            write_trials_csv(log.rows, ctx.run_dir / rundir.TRIALS)
             # Trial checkpoints can reach gigabytes per run (ResNet weights per trial).
             shutil.rmtree(project_root, ignore_errors=True)
 

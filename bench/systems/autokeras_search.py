@@ -24,10 +24,8 @@ RuntimeError; the tuner raises that limit (MAX_CONSECUTIVE_FAILURES) so a few tr
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import ctypes
-import os
 import re
 import threading
 import time
@@ -35,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.systems.keras_support import deadline_callback
+from bench.rundir import folder_mb
 
 # Failed trials in a row before the search gives up (keras-tuner's default is 3): high enough to get past
 # a run of trials that need a download, low enough that a search where nothing can run ends quickly.
@@ -169,16 +167,6 @@ class SearchLog:
         """Highest validation accuracy over all scored trials."""
         scores = [r.val_accuracy for r in self.rows if r.val_accuracy is not None]
         return max(scores) if scores else None
-
-
-def folder_mb(path: Path) -> float:
-    """Size of all files under path in MiB (0 if it does not exist)."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):  # a checkpoint replaced while we walk
-                total += os.path.getsize(os.path.join(root, name))
-    return total / 2**20
 
 
 def write_trials_csv(rows: list[TrialRow], path: Path) -> None:
@@ -335,3 +323,20 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
 
     BudgetedTuner.__name__ = f"Budgeted{base.__name__}"
     return BudgetedTuner
+
+
+def deadline_callback(deadline: float | None) -> Any:
+    """A Keras callback that stops training at the next batch once time.monotonic() passes deadline."""
+    import keras
+
+    class StopAtDeadline(keras.callbacks.Callback):
+        """Stops fit() at the first batch end after the deadline."""
+
+        stopped = False
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stopped = True
+                self.model.stop_training = True
+
+    return StopAtDeadline()

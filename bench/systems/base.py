@@ -7,9 +7,9 @@ returned probabilities.
 
 from __future__ import annotations
 
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,9 +17,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.budget import Budget
-from bench.options import make_options
-from bench.timing import measure
 from bench.datasets.base import ImageData
+from bench.gpu_usage import GpuSampler
+from bench.options import make_options, package_version
+from bench.timing import measure
 
 
 @dataclass(frozen=True)
@@ -39,10 +40,6 @@ class FitContext:
     deadline: float | None = None
     keep_models: bool = False
 
-    def seconds_left(self) -> float | None:
-        """Seconds until the deadline (negative once past), or None without a time limit."""
-        return None if self.deadline is None else self.deadline - time.monotonic()
-
 
 @dataclass(frozen=True)
 class SystemResult:
@@ -57,30 +54,45 @@ class SystemResult:
     # System-specific figures recorded with the run (search_s, refit_s, overshoot_s, ...).
     extras: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def predictions(self) -> np.ndarray:
-        """Predicted class index per test image."""
-        return np.asarray(self.probabilities).argmax(axis=1)
+
+# What a system is in the comparison: the report places and compares runs by this, never by the name.
+ROLES = ("automl", "baseline", "floor", "other")
 
 
 class System(ABC):
-    """One contender. Subclasses set `name`, an `Options` dataclass, and implement fit and predict_proba."""
+    """One contender. Subclasses set name, description, role and library, an `Options` dataclass, and
+    implement fit and predict_proba."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # One of ROLES: 'automl' (searches models), 'baseline' (hand-built), 'floor' (sanity predictor).
+    role: ClassVar[str] = "other"
+    # The distribution (pip name) whose code the system wraps; its installed version goes in the record.
+    library: ClassVar[str] = "bench"
 
     @dataclass(frozen=True)
     class Options:
         """No options."""
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.role not in ROLES:
+            raise TypeError(f"{cls.__qualname__}.role must be one of {ROLES}, got {cls.role!r}")
+
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = make_options(self.Options, options or {}, f"system {self.name!r}")
 
-    def run(self, data: ImageData, ctx: FitContext) -> SystemResult:
-        """Fits on the training set, predicts the test set; timing each with the harness's clock."""
-        with measure() as fit_clock:
+    @classmethod
+    def library_version(cls) -> str:
+        """The installed version of `library` ('' when it is not installed as a distribution)."""
+        return package_version(cls.library)
+
+    def run(self, data: ImageData, ctx: FitContext, gpus: GpuSampler | None = None) -> SystemResult:
+        """Fits on the training set, predicts the test set; timing each with the harness's clock (and the
+        GPU sampler's windows, when given, so GPU time covers fit and predict alone)."""
+        with measure() as fit_clock, _window(gpus):
             self.fit(data.x_train, data.y_train, ctx)
-        with measure() as predict_clock:
+        with measure() as predict_clock, _window(gpus):
             proba = np.asarray(self.predict_proba(data.x_test), dtype=np.float64)
         if proba.shape != (len(data.x_test), ctx.n_classes):
             raise RuntimeError(f"{self.name} returned probabilities of shape {proba.shape}, "
@@ -110,3 +122,7 @@ class System(ABC):
     def extras(self) -> dict[str, Any]:
         """System-specific figures for the run record (see records.RunRecord for known names)."""
         return {}
+
+
+def _window(gpus: GpuSampler | None) -> AbstractContextManager[None]:
+    return nullcontext() if gpus is None else gpus.window()

@@ -14,6 +14,7 @@ class Majority(System):
 
     name: ClassVar[str] = "majority"
     description: ClassVar[str] = "constant predictor: training class frequencies (sanity floor)"
+    role: ClassVar[str] = "floor"
 
     def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
         """Counts classes; the images themselves are ignored."""

@@ -1,4 +1,5 @@
-"""Hand-built baselines as systems: `resnet` (the recipe that suits the data set) and `resnet-2019`.
+"""Hand-built baselines as a system: `resnet` (the recipe that suits the data set; `resnet-2019` is this
+system with recipe=resnet2019, a variant in the registry).
 
 The recipes live in baselines/ (one file each); this adapter picks one, hands it the run's budget, seed and
 folder, and reports its history, validation accuracy and size. Keras is imported only when fitting.
@@ -11,6 +12,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bench import rundir
 from bench.systems.base import FitContext, System
 
 # recipe option -> (module in baselines/, preset)
@@ -19,6 +21,7 @@ RECIPES: dict[str, tuple[str, str]] = {
     "cifar10-short": ("cifar10", "short"),
     "malaria": ("malaria", "fast"),
     "generic": ("generic", "default"),
+    "resnet2019": ("resnet2019", "2019"),
 }
 # Data set name -> recipe under recipe="auto"; any other data set gets the generic recipe.
 AUTO_RECIPE = {"cifar10": "cifar10", "malaria": "malaria"}
@@ -26,7 +29,6 @@ AUTO_RECIPE = {"cifar10": "cifar10", "malaria": "malaria"}
 # 2-core CPU the full CIFAR-10 network fits about 6 of its 10 epochs in 45 minutes, the short one its 5 in 15.
 SHORT_BELOW_S = 30 * 60
 AUTO_SHORT = {"cifar10": "cifar10-short"}
-MODEL_FILE = "model.keras"  # written into run_dir when the run keeps models
 
 
 def _check_positive(name: str, value: int | None) -> None:
@@ -39,13 +41,15 @@ class ResNet(System):
 
     name: ClassVar[str] = "resnet"
     description: ClassVar[str] = "hand-built ResNet baseline: fast recipes per data set (baselines/)"
+    role: ClassVar[str] = "baseline"
 
     @dataclass(frozen=True)
     class Options:
         """Which recipe, and overrides of its schedule."""
 
         # 'auto' picks by data set (cifar10 -> cifar10, or cifar10-short under budgets below 30 minutes;
-        # malaria -> malaria; else generic), or name one of cifar10, cifar10-short, malaria, generic.
+        # malaria -> malaria; else generic), or name one of cifar10, cifar10-short, malaria, generic,
+        # resnet2019 (the 2019 reference network and schedule, unchanged).
         recipe: str = "auto"
         # Epochs of the recipe's schedule under a 'full' budget (unset: the recipe's own).
         epochs: int | None = None
@@ -66,7 +70,7 @@ class ResNet(System):
             return AUTO_SHORT[dataset]
         return AUTO_RECIPE.get(dataset, "generic")
 
-    def make_recipe(self, dataset: str, input_shape: tuple[int, ...], budget_s: float | None = None) -> Any:
+    def make_recipe(self, dataset: str, budget_s: float | None = None) -> Any:
         """The baselines.training.Recipe for this data set and budget, options applied."""
         import importlib
 
@@ -78,12 +82,12 @@ class ResNet(System):
         """Trains the recipe; a wall-clock budget scales its schedule, a trial budget is ignored."""
         from bench.baselines.training import train
 
-        recipe = self.make_recipe(ctx.dataset, x.shape[1:], ctx.budget.seconds)
+        recipe = self.make_recipe(ctx.dataset, ctx.budget.seconds)
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
         self._trained = train(recipe, x, y, ctx.n_classes, seed=ctx.seed, deadline=ctx.deadline,
-                              history_path=ctx.run_dir / "history.csv")
+                              history_path=ctx.run_dir / rundir.HISTORY)
         if ctx.keep_models:
-            self._trained.model.save(ctx.run_dir / MODEL_FILE)
+            self._trained.model.save(ctx.run_dir / rundir.MODEL)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, with the recipe's test-time augmentation."""
@@ -99,33 +103,3 @@ class ResNet(System):
         return {"val_accuracy": t.val_accuracy, "best_val_accuracy": t.best_val_accuracy,
                 "recipe": t.recipe.name, "epochs": len(t.history), "epochs_planned": t.epochs_planned,
                 "stopped_at_deadline": t.stopped_at_deadline}
-
-
-class ResNet2019(ResNet):
-    """The 2019 reference ResNet and training configuration, unchanged (baselines/resnet2019.py)."""
-
-    name: ClassVar[str] = "resnet-2019"
-    description: ClassVar[str] = "the 2019 reference ResNet (3/4/6 bottlenecks, SGD 0.1 poly decay, 50 epochs)"
-
-    @dataclass(frozen=True)
-    class Options:
-        """Overrides of the 2019 schedule (for smoke runs; unset for the faithful replication)."""
-
-        # Epochs under a 'full' budget (unset: 2019's 50).
-        epochs: int | None = None
-        # Images per training step (unset: 2019's 32).
-        batch_size: int | None = None
-
-        def __post_init__(self) -> None:
-            _check_positive("epochs", self.epochs)
-            _check_positive("batch_size", self.batch_size)
-
-    def recipe_name(self, dataset: str, budget_s: float | None = None) -> str:
-        """Always the 2019 configuration."""
-        return "resnet2019"
-
-    def make_recipe(self, dataset: str, input_shape: tuple[int, ...], budget_s: float | None = None) -> Any:
-        """bench.baselines.resnet2019's recipe, options applied."""
-        from bench.baselines import resnet2019
-
-        return resnet2019.recipe().with_overrides(self.options.epochs, self.options.batch_size)

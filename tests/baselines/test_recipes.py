@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bench.baselines import cifar10, generic, malaria, resnet2019
+from bench.baselines.keras_support import count_params
 from bench.baselines.training import train
-from bench.systems.keras_support import count_params
 from tests.baselines.conftest import synthetic_images
 
 

@@ -13,11 +13,11 @@ import pandas as pd
 from sklearn.metrics import accuracy_score
 
 from bench.budget import parse_budget
+from bench.datasets import load_data
 from bench.driver import run_specs
 from bench.execute import Limits, LocalExecutor
 from bench.spec import DatasetRef, RunSpec, freeze
 from bench.store import ResultsStore
-from bench.datasets import load_data
 
 
 def spec(tmp_path, system, budget="full", seed=0, timeout=None, **options):
@@ -103,9 +103,10 @@ options = {{ seconds = 1.5, calls = "{calls}" }}
 """
 
 
-def _driver(tmp_path: Path, suite: Path) -> subprocess.Popen:
+def driver(tmp_path: Path, suite: Path, *args: str) -> subprocess.Popen:
+    """`python -m bench all` on the suite into tmp_path/out, in the background."""
     return subprocess.Popen([sys.executable, "-m", "bench", "all", "--suite", str(suite), "--out",
-                             str(tmp_path / "out"), "--no-report"], stdout=subprocess.DEVNULL,
+                             str(tmp_path / "out"), "--no-report", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
 
@@ -114,17 +115,17 @@ def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
     suite = tmp_path / "kill.toml"
     suite.write_text(SUITE.format(calls=calls))
     table = ResultsStore(tmp_path / "out")
-    driver = _driver(tmp_path, suite)
+    first = driver(tmp_path, suite)
     deadline = time.monotonic() + 90
     while len(table.records()) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
     finished = {r.run_id for r in table.records().values() if r.status == "ok"}
     assert 2 <= len(finished) < 5
     time.sleep(1)  # the orphaned worker dies with its driver (PR_SET_PDEATHSIG)
 
-    assert _driver(tmp_path, suite).wait(timeout=120) == 0
+    assert driver(tmp_path, suite).wait(timeout=120) == 0
     records = table.records()
     assert len(records) == 5 and all(r.status == "ok" for r in records.values())
     runs = [line.split()[0] for line in calls.read_text().splitlines()]
@@ -132,13 +133,13 @@ def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
         assert runs.count(run_id) == 1, "a run already recorded as ok was run again"
     assert len(runs) <= 6  # at most the one interrupted run was started twice
 
-    assert _driver(tmp_path, suite).wait(timeout=60) == 0
+    assert driver(tmp_path, suite).wait(timeout=60) == 0
     assert len(calls.read_text().splitlines()) == len(runs)  # a third invocation runs nothing
 
 
 def test_probabilities_must_match_the_test_set(tmp_path):
-    from bench.systems.base import FitContext, System
     from bench.datasets import ImageData
+    from bench.systems.base import FitContext, System
 
     class Wrong(System):
         name = "wrong"

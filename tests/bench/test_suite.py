@@ -38,7 +38,7 @@ def test_loads_a_suite_and_expands_the_grid(tmp_path):
     assert len(specs) == 6
     assert len({s.run_id for s in specs}) == 6
     assert [s.budget.name for s in specs] == ["30s", "30s", "t2", "t2", "full", "full"]
-    assert suite.timeout_for(specs[0].budget) == pytest.approx(30 * 1.5 + 600)
+    assert suite.timeouts.for_budget(specs[0].budget) == pytest.approx(30 * 1.5 + 600)
     assert specs[-1].timeout_s == 7200
 
 

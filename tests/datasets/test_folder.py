@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.options import ConfigError
 from bench.datasets import DatasetError, DatasetUnavailable, load_data, open_dataset
 from bench.datasets.folder import ImageFolder
+from bench.options import ConfigError
 from tests.datasets.builders import class_members, corrupt_png, png_bytes, write_tree, write_zip
 
 

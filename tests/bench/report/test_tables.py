@@ -34,7 +34,7 @@ def test_summary_values_and_order(groups):
     resnet = rows[1]
     assert resnet.ok == 3 and resnet.accuracy.mean == pytest.approx(0.971)
     assert resnet.fit_h == pytest.approx(3300 / 3600)
-    frame = tables.summary_frame(rows).set_index(["system", "budget"])
+    frame = tables.SUMMARY.csv(rows).set_index(["system", "budget"])
     assert frame.loc[("autokeras", "24h"), "fit_h"] == pytest.approx(24.0)
     assert frame.loc[("autokeras", "24h"), "cpu_h"] == pytest.approx(48.0)
     assert frame.loc[("autokeras", "24h"), "trials"] == pytest.approx(40)
@@ -43,7 +43,7 @@ def test_summary_values_and_order(groups):
         < 0.961
         < frame.loc[("autokeras", "24h"), "accuracy_ci95_high"]
     )
-    display = tables.summary_display(rows).set_index(["System", "Budget"])
+    display = tables.SUMMARY.display(rows).set_index(["System", "Budget"])
     assert display.loc[("resnet", "full"), "Accuracy"] == "97.1%"
     assert display.loc[("autokeras", "24h"), "Fit h"] == "24.00"
     assert display.loc[("autokeras", "24h"), "GPU h"] == "—"  # no GPU time measured
@@ -54,15 +54,15 @@ def test_failed_and_timed_out_runs_are_shown_not_dropped(groups):
     one_hour = next(s for s in rows if s.budget == "1h")
     assert one_hour.runs == 3 and one_hour.ok == 1
     assert one_hour.not_ok_text == "1 failed, 1 timeout"
-    display = tables.summary_display(rows).set_index(["System", "Budget"])
+    display = tables.SUMMARY.display(rows).set_index(["System", "Budget"])
     assert display.loc[("autokeras", "1h"), "Seeds ok"] == "1/3"
     assert display.loc[("autokeras", "1h"), "Not ok"] == "1 failed, 1 timeout"
-    fails = tables.failures_display(tables.failures_frame(groups["malaria"][1]))
+    fails = tables.FAILURES.display(tables.failures(groups["malaria"][1]))
     assert fails[["Seed", "Status", "Error"]].values.tolist() == [
         ["0", "failed", "ResourceExhaustedError: OOM"],
         ["1", "timeout", "killed after 1.5h"],
     ]
-    frame = tables.summary_frame(rows).set_index(["system", "budget"])
+    frame = tables.SUMMARY.csv(rows).set_index(["system", "budget"])
     assert frame.loc[("autokeras", "1h"), ["failed", "timeout", "skipped"]].tolist() == [1, 1, 0]
 
 
@@ -75,7 +75,7 @@ def test_versus_baseline_difference_and_ratio(groups):
     assert big.compute_ratio == pytest.approx(86400 / 3300)
     assert big.resolution == "resolved"
     assert by_budget["1h"].resolution == "too few seeds"
-    display = tables.versus_display(items).set_index("Budget")
+    display = tables.VERSUS.display(items).set_index("Budget")
     assert display.loc["24h", "Compute ratio"] == "26.2x"
     assert display.loc["24h", "Difference (points)"] == "-1.0"
     assert display.loc["24h", "Baseline (budget)"] == "resnet (full)"
@@ -94,13 +94,13 @@ def test_baseline_reference_is_its_best_mean_configuration(tmp_path: Path):
 
 def test_cost_charges_fit_hours_at_the_machine_price_and_adds_managed_automl_rows(groups):
     prices = tables.Prices(cpu=0.5, gpu=2.0, managed_automl=20.0)
-    cost = tables.cost_frame(summaries(groups, "malaria"), prices).set_index("system")
+    cost = tables.COST.csv(tables.cost_rows(summaries(groups, "malaria"), prices)).set_index("system")
     assert cost.loc["resnet", "cost_usd"] == pytest.approx(3300 / 3600 * 0.5)
     assert cost.loc["resnet", "machine"] == "CPU"
     managed = cost.loc["managed cloud AutoML (reference, 24h)"]
     assert managed["cost_usd"] == pytest.approx(24.0 * 20.0)
     gpu = [run("d", "s", "resnet", "full", 0, accuracy=0.9, fit_s=1800.0, gpu_s=1500.0, device="NVIDIA H200")]
     frame = pd.DataFrame([dataclasses.asdict(r) for r in gpu])
-    row = tables.cost_frame(tables.summarize(Group("d", "s", ""), frame, "resnet"), prices).iloc[0]
+    row = tables.COST.csv(tables.cost_rows(tables.summarize(Group("d", "s", ""), frame, "resnet"), prices)).iloc[0]
     assert (row["machine"], row["cost_usd"]) == ("GPU", pytest.approx(0.5 * 2.0))
     assert row["gpu_h"] == pytest.approx(1500 / 3600)

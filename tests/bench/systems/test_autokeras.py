@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from bench.budget import parse_budget
+from bench.datasets.base import ImageData
 from bench.options import ConfigError
 from bench.systems import FitContext, SystemResult, make_system
 from bench.systems.autokeras import _shuffled, _targets
 from bench.systems.autokeras_search import TRIAL_COLUMNS, NoCompletedTrial
-from bench.datasets.base import ImageData
 
 N_TRAIN, N_TEST, SIZE, CLASSES = 90, 30, 16, ("a", "b", "c")
 
@@ -197,8 +197,7 @@ def test_hard_stop_interrupts_a_stuck_fit_and_keeps_finished_epochs() -> None:
     """A batch that outlives the deadline is interrupted; the epochs finished before it keep their scores."""
     import keras
 
-    from bench.systems.autokeras_search import DeadlineInterrupt, HardStop, _finished_epochs
-    from bench.systems.keras_support import deadline_callback
+    from bench.systems.autokeras_search import DeadlineInterrupt, HardStop, _finished_epochs, deadline_callback
 
     class StuckInSecondEpoch(keras.callbacks.Callback):
         """Emulates one endless batch (e.g. a huge model's first step) in epoch 2."""

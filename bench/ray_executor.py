@@ -1,0 +1,258 @@
+"""`--executor ray`: a suite spread over a Ray cluster, one Ray task per run.
+
+Each task runs the same run unit as the local executor (bench.supervise.supervise) on whichever node Ray
+picks, holding the resources the run declares (a GPU run holds its GPUs, and Ray sets
+CUDA_VISIBLE_DEVICES so the run sees only those). The run works in a scratch folder on its node, and its
+folder's files (record, predictions, classification report, history or trials, log, metadata) come back
+to the driver through Ray, so no shared filesystem is needed; a kept model stays on the node and the
+record names node and path. Only the driver writes runs.csv, one record at a time as tasks end.
+
+Data: every node loads the data set itself, from its own BENCH_DATA_DIR (the environment `ray start` ran
+in) or its own cache, exactly as a local run does; nothing is shipped through the object store.
+Faults: a task whose node dies is retried up to max_retries times, then recorded failed with 'node lost'.
+Order: the runs expected to take longest are submitted first (budget, then data size), so a long run does
+not start last on an otherwise idle cluster.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench import rundir
+from bench.execute import Executor, OnStart
+from bench.options import ConfigError
+from bench.records import RunRecord, record_for
+from bench.spec import Resources, RunSpec
+from bench.supervise import Limits, supervise
+
+RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]' (on the driver and on every node)"
+DEFAULT_MAX_RETRIES = 1  # a run whose node dies is tried once more before it is recorded as failed
+WAIT_S = 1.0  # how often the driver looks for finished tasks and runs that started
+EVENT_TIMEOUT_S = 10.0  # a run waits at most this long to tell the driver it started, then runs regardless
+NODE_ID_CHARS = 8  # a node is named by this many characters of its Ray node id (never by its host name)
+# On each node, kept models (--keep-models) are moved here, out of the run's scratch folder.
+KEPT_MODELS_DIR = Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench")) / "ray-models"
+# Ray's exceptions that mean the task's process or node went away (not that the run itself failed).
+_LOST = ("NodeDiedError", "WorkerCrashedError", "OwnerDiedError", "ObjectLostError", "LocalRayletDiedError",
+         "RaySystemError", "ObjectReconstructionFailedError", "ObjectReconstructionFailedMaxAttemptsExceededError")
+
+log = logging.getLogger(__name__)
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ConfigError(RAY_MISSING) from exc
+    return ray
+
+
+def expected_cost(spec: RunSpec) -> tuple[float, float]:
+    """How long a run is expected to take, for ordering: its wall-clock budget (else its hard limit), then
+    its training-set cap (an uncapped data set counts as the largest)."""
+    seconds = spec.budget.seconds if spec.budget.seconds is not None else (spec.timeout_s or float("inf"))
+    size = float("inf") if spec.dataset.max_train is None else float(spec.dataset.max_train)
+    return seconds, size
+
+
+def longest_first(specs: Iterable[RunSpec]) -> list[RunSpec]:
+    """The specs in the order to submit them to a cluster: expected longest first (stable otherwise)."""
+    return sorted(specs, key=expected_cost, reverse=True)
+
+
+def node_name(node_id: str) -> str:
+    """A node's short name in records and progress lines."""
+    return node_id[:NODE_ID_CHARS]
+
+
+def _run_on_node(spec_json: str, limits: Limits, events: Any) -> tuple[str, dict[str, bytes]]:
+    """The Ray task: supervise the run in a scratch folder on this node; return its record and files."""
+    import ray
+
+    spec = RunSpec.from_json(spec_json)
+    node = node_name(ray.get_runtime_context().get_node_id())
+    # Waited for, so the driver hears of this try even if the node dies right after (then it counts attempts).
+    with contextlib.suppress(ray.exceptions.RayError):
+        ray.get(events.started.remote(spec.run_id, node), timeout=EVENT_TIMEOUT_S)
+    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{spec.run_id}-"))
+    try:
+        record = supervise(replace(spec, out_dir=str(scratch)), limits).replace(node=node)
+        folder = rundir.run_dir(scratch, spec.run_id)
+        model = folder / rundir.MODEL
+        if model.exists():
+            kept = KEPT_MODELS_DIR / spec.run_id / rundir.MODEL
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(model, kept)
+            record = record.replace(model_path=f"{node}:{kept}")
+        files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+                 if p.is_file() and p.name not in (rundir.RECORD, rundir.SPEC)}
+        return record.to_json(), files
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _Events:
+    """Runs report here when they start (and start again after a lost node); the driver drains it."""
+
+    def __init__(self) -> None:
+        self._events: list[tuple[str, str]] = []
+
+    def started(self, run_id: str, node: str) -> None:
+        """A run began on a node."""
+        self._events.append((run_id, node))
+
+    def drain(self) -> list[tuple[str, str]]:
+        """The events since the last drain."""
+        out, self._events = self._events, []
+        return out
+
+
+class RayExecutor(Executor):
+    """Runs specs as Ray tasks on a local or remote Ray cluster; records come back as tasks end."""
+
+    def __init__(self, limits: Limits | None = None, address: str | None = None,
+                 max_retries: int = DEFAULT_MAX_RETRIES, num_cpus: int | None = None) -> None:
+        """address None starts a local Ray with this machine's resources (num_cpus caps its cores); 'auto'
+        joins the cluster running here; 'ray://HOST:PORT' a remote one. Ray already initialised is used as is."""
+        if max_retries < 0:
+            raise ConfigError(f"--max-retries must be 0 or more, got {max_retries}")
+        ray = _ray()
+        self.limits = limits or Limits()
+        self.max_retries = max_retries
+        self._owns_ray = not ray.is_initialized()
+        if self._owns_ray:
+            if address is None:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                         log_to_driver=False)
+            else:
+                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        self._task = ray.remote(_run_on_node)
+        self._events_cls = ray.remote(num_cpus=0)(_Events)
+
+    def close(self) -> None:
+        """Disconnects from Ray (stopping it if this executor started it)."""
+        ray = _ray()
+        if self._owns_ray and ray.is_initialized():
+            ray.shutdown()
+            self._owns_ray = False
+
+    def nodes(self) -> list[dict[str, float]]:
+        """The alive nodes' resources (CPU, GPU, ...)."""
+        return [dict(n["Resources"]) for n in _ray().nodes() if n.get("Alive")]
+
+    def task_resources(self, resources: Resources, nodes: list[dict[str, float]]) -> dict[str, float] | None:
+        """What Ray should reserve for a run (defaults filled in from the nodes), or None when no node fits."""
+        gpus = resources.num_gpus
+        # Nodes with no cores (a head node kept free for the driver) run nothing.
+        fitting = [n for n in nodes if n.get("CPU", 0.0) > 0 and n.get("GPU", 0.0) >= gpus]
+        if not fitting:
+            return None
+        cpus = resources.num_cpus
+        if cpus is None:
+            # A CPU run holds all of a node's cores (the smallest node's count, so it fits anywhere); a GPU run
+            # holds its GPUs' share of its node's cores.
+            shares = [n.get("CPU", 0.0) * (gpus / n["GPU"] if gpus else 1.0) for n in fitting]
+            cpus = float(int(min(shares))) if min(shares) >= 1 else min(shares)
+        if not any(n.get("CPU", 0.0) >= cpus for n in fitting):
+            return None
+        return {"num_cpus": cpus, "num_gpus": gpus}
+
+    def map(self, specs: Iterable[RunSpec], on_start: OnStart | None = None) -> Iterator[tuple[RunSpec, RunRecord]]:
+        """Submits every spec, longest first, and yields each record as its task ends."""
+        ray = _ray()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        # On the driver's own node (strictly: Ray's soft affinity let it land on a worker node), so a worker
+        # node that dies does not take the progress events with it.
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+        events = self._events_cls.options(scheduling_strategy=here).remote()
+
+        def started() -> list[tuple[str, str]]:
+            """Runs that began since the last look; none when the events actor is gone (it is remade)."""
+            nonlocal events
+            try:
+                return ray.get(events.drain.remote())
+            except ray.exceptions.RayError:
+                events = self._events_cls.options(scheduling_strategy=here).remote()
+                return []
+
+        nodes = self.nodes()
+        pending: dict[Any, RunSpec] = {}
+        attempts: Counter[str] = Counter()
+        by_id: dict[str, RunSpec] = {}
+        try:
+            for spec in longest_first(specs):
+                by_id[spec.run_id] = spec
+                held = self.task_resources(spec.resources, nodes)
+                if held is None:
+                    yield spec, self._write(spec, record_for(spec, "failed", error=(
+                        f"no node of the cluster has the resources this run declares ({spec.resources}); "
+                        "change the suite's resources or add such a node")), {})
+                    continue
+                ref = self._task.options(**held, max_retries=self.max_retries, retry_exceptions=False).remote(
+                    spec.to_json(), self.limits, events)
+                pending[ref] = spec
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+                for run_id, node in started():
+                    attempts[run_id] += 1
+                    if attempts[run_id] == 1 and on_start is not None:
+                        on_start(by_id[run_id], node)
+                for ref in ready:
+                    spec = pending.pop(ref)
+                    record, files = self._outcome(ref, spec)
+                    record = record.replace(attempts=attempts[spec.run_id] or None)
+                    yield spec, self._write(spec, record, files)
+        finally:
+            for ref in pending:
+                with contextlib.suppress(ray.exceptions.RayError, ValueError):
+                    ray.cancel(ref, force=True)
+            with contextlib.suppress(ray.exceptions.RayError, ValueError):
+                ray.kill(events)
+
+    def _outcome(self, ref: Any, spec: RunSpec) -> tuple[RunRecord, dict[str, bytes]]:
+        """The task's record and files, or a failed record saying why there is none."""
+        ray = _ray()
+        try:
+            record_json, files = ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            kind = type(exc).__name__
+            if kind in _LOST or isinstance(exc, ray.exceptions.RayTaskError) and _lost_cause(exc):
+                reason = f"node lost ({kind}) after {self.max_retries + 1} attempt(s)"
+            else:
+                reason = f"{kind}: {' '.join(str(exc).split())}"[:500]
+            return record_for(spec, "failed", error=reason), {}
+        return RunRecord.from_json(record_json), files
+
+    @staticmethod
+    def _write(spec: RunSpec, record: RunRecord, files: dict[str, bytes]) -> RunRecord:
+        """Puts the run's folder under the driver's --out: files first, record.json last."""
+        folder = rundir.run_dir(spec.out_dir, spec.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / rundir.RECORD).unlink(missing_ok=True)
+        rundir.write_atomic(folder / rundir.SPEC, spec.to_json())
+        for name, data in files.items():
+            path = folder / name
+            if path.resolve().parent != folder.resolve() and folder.resolve() not in path.resolve().parents:
+                continue  # a file name must not leave the run's folder
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        rundir.write_atomic(folder / rundir.RECORD, record.to_json())
+        return record
+
+
+def _lost_cause(exc: Any) -> bool:
+    """A task error whose cause is a lost process or node."""
+    cause = getattr(exc, "cause", None)
+    return cause is not None and type(cause).__name__ in _LOST

@@ -1,0 +1,156 @@
+"""The run unit every executor schedules: `supervise(spec, limits) -> RunRecord`.
+
+It starts the worker process (`python -m bench.worker`), enforces the run's time, memory and disk limits
+on the machine it runs on, and finishes the record: the worker leaves its part (identity, metrics, timings)
+in the run folder, the supervisor adds what only it can see (the whole process's duration, the process
+tree's peak memory, the scratch folder's peak size, a timeout or a kill), writes record.json once and
+removes the scratch folder once. A record.json in a run folder therefore means the folder is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from bench import rundir
+from bench.records import RunRecord, record_for
+from bench.spec import RunSpec
+
+POLL_S = 0.5  # how often the supervisor checks the child's clock and memory
+DISK_POLL_S = 5.0  # scratch-folder size is costlier to read, so less often
+LOG_TAIL_LINES = 40  # lines of a crashed run's log searched for its last error
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How a run is stopped: soft stop (SIGTERM) at the spec's timeout_s, kill after grace_s, kill above
+    max_rss_mb of memory or max_disk_mb of scratch files."""
+
+    grace_s: float = 30.0  # time to record a timeout cleanly before the kill
+    max_rss_mb: float | None = None  # None: no cap besides the machine's own
+    max_disk_mb: float | None = None  # None: no cap on the run's scratch folder
+
+
+@dataclass
+class _Watch:
+    status: str = "ok"
+    reason: str = ""
+    peak_rss_mb: float = 0.0
+    peak_disk_mb: float = 0.0
+
+
+def supervise(spec: RunSpec, limits: Limits | None = None) -> RunRecord:
+    """Runs one spec in a child process under the limits; returns its record, whatever happens to the child."""
+    limits = limits or Limits()
+    folder = rundir.run_dir(spec.out_dir, spec.run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    record_path, result_path = folder / rundir.RECORD, folder / rundir.WORKER_RESULT
+    for stale in (record_path, result_path):
+        stale.unlink(missing_ok=True)  # an old run's record must not pass for this run's
+    spec_path = folder / rundir.SPEC
+    rundir.write_atomic(spec_path, spec.to_json())
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    t0 = time.monotonic()
+    try:
+        with open(folder / rundir.LOG, "w", encoding="utf-8") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path)], stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            try:
+                watch = _watch(proc, spec, limits, folder / rundir.WORK)
+            except BaseException:
+                _kill_group(proc, signal.SIGKILL)
+                proc.wait()
+                raise
+    finally:
+        shutil.rmtree(folder / rundir.WORK, ignore_errors=True)
+    duration = time.monotonic() - t0
+    record = _worker_part(result_path, spec)
+    if record is None:
+        reason = watch.reason or _crash_reason(proc.returncode, folder / rundir.LOG)
+        record = record_for(spec, watch.status if watch.reason else "failed", error=reason)
+    elif watch.reason and record.status != "ok":
+        # A run that finished just as it was stopped keeps its result.
+        record = record.replace(status=watch.status, error=watch.reason)
+    peak = max(filter(None, [record.peak_rss_mb, watch.peak_rss_mb]), default=None)
+    record = record.replace(duration_s=duration, peak_rss_mb=peak,
+                            peak_disk_mb=record.peak_disk_mb or watch.peak_disk_mb)
+    rundir.write_atomic(record_path, record.to_json())
+    result_path.unlink(missing_ok=True)
+    return record
+
+
+def _worker_part(path: Path, spec: RunSpec) -> RunRecord | None:
+    """The record the worker left, or None when it died before writing one."""
+    try:
+        record = RunRecord.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+    return record if record.run_id == spec.run_id else None
+
+
+def _watch(proc: subprocess.Popen, spec: RunSpec, limits: Limits, work: Path) -> _Watch:
+    """Polls the child until it exits, enforcing the time, memory and disk limits."""
+    watch = _Watch()
+    start = time.monotonic()
+    soft_sent: float | None = None
+    next_disk = start
+    while proc.poll() is None:
+        now = time.monotonic()
+        rss = _tree_rss_mb(proc.pid)
+        watch.peak_rss_mb = max(watch.peak_rss_mb, rss)
+        if now >= next_disk:
+            watch.peak_disk_mb = max(watch.peak_disk_mb, rundir.folder_mb(work))
+            next_disk = now + DISK_POLL_S
+        if limits.max_rss_mb is not None and rss > limits.max_rss_mb:
+            watch.status, watch.reason = "failed", (
+                f"memory limit exceeded: {rss:.0f} MB > {limits.max_rss_mb:.0f} MB; "
+                "lower the batch size or max_train, or raise max_rss_mb")
+            _kill_group(proc, signal.SIGKILL)
+        elif limits.max_disk_mb is not None and watch.peak_disk_mb > limits.max_disk_mb:
+            watch.status, watch.reason = "failed", (
+                f"disk limit exceeded: {watch.peak_disk_mb:.0f} MB of scratch files > {limits.max_disk_mb:.0f} MB")
+            _kill_group(proc, signal.SIGKILL)
+        elif spec.timeout_s is not None and soft_sent is None and now - start >= spec.timeout_s:
+            watch.status, watch.reason = "timeout", (
+                f"exceeded the hard time limit of {spec.timeout_s:.0f} s for budget {spec.budget.name}")
+            soft_sent = now
+            _kill_group(proc, signal.SIGTERM)
+        elif soft_sent is not None and now - soft_sent >= limits.grace_s:
+            _kill_group(proc, signal.SIGKILL)
+        time.sleep(POLL_S)
+    return watch
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _tree_rss_mb(pid: int) -> float:
+    try:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs) / 2**20
+    except psutil.Error:
+        return 0.0
+
+
+def _crash_reason(returncode: int | None, log: Path) -> str:
+    """Why a child died without leaving its record: the signal, or the last error line of its log."""
+    if returncode is not None and returncode < 0:
+        name = signal.Signals(-returncode).name
+        hint = " (likely out of memory)" if -returncode == signal.SIGKILL else ""
+        return f"worker killed by {name}{hint}"
+    lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:] if log.exists() else []
+    errors = [ln for ln in lines if "Error" in ln or "Exception" in ln]
+    last = (errors or lines or ["no output"])[-1].strip()
+    return f"worker exited with code {returncode}: {last}"[:500]
