@@ -131,7 +131,8 @@ class RayExecutor(Executor):
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
             if address is None:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
+                # address="local": a new Ray of this machine's, even where one started by `ray start` runs.
+                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
                          log_to_driver=False)
             else:
                 ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)

@@ -49,7 +49,8 @@ class RunRecord:
     duration_s: float | None = None  # whole run process, data loading included
     search_s: float | None = None  # AutoML: the search phase of fit
     refit_s: float | None = None  # AutoML: refitting the best model on all training data
-    overshoot_s: float | None = None  # search time beyond the wall-clock budget
+    budget_scope: str = ""  # what a wall-clock budget bounds: 'total' (all of fit) or 'search' (not the refit)
+    overshoot_s: float | None = None  # time beyond the wall-clock budget, of what budget_scope bounds
     trials_failed: int | None = None
     val_accuracy: float | None = None  # best validation accuracy seen during fit
     peak_disk_mb: float | None = None
@@ -67,6 +68,10 @@ class RunRecord:
     node: str = ""  # the Ray node that ran it (node id prefix); empty under the local executor
     attempts: int | None = None  # Ray: tries it took (a lost node's run is tried again)
     model_path: str = ""  # a kept model left on the node that made it (Ray), as 'node:path'
+    # What data the run saw (bench.datasets puts these in ImageData.info), so two results tables can be compared:
+    data_fingerprint: str = ""  # 16 hex digits hashing the arrays the run saw (after subsetting), classes, split
+    data_format: str = ""  # what the data was read from, e.g. 'JPEG image zip', 'sklearn bundled'
+    data_pixels: str = ""  # 'canonical' (the data set's original pixels) or e.g. 'lossy: JPEG quality 75'
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

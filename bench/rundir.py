@@ -65,12 +65,28 @@ def write_json(path: Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+PROBABILITY_DECIMALS = 6  # digits written per probability in predictions.csv
+
+
+def rounded_probabilities(proba: np.ndarray, decimals: int = PROBABILITY_DECIMALS) -> np.ndarray:
+    """Rows rounded to `decimals` that still sum to one at that precision: the rounding's remainder goes to
+    each row's largest entry (so the predicted class stays the same). amlb's scorer checks the sums."""
+    import numpy as np
+
+    p = np.clip(np.asarray(proba, dtype=np.float64), 0.0, None)
+    p = p / p.sum(axis=1, keepdims=True)
+    rounded = np.round(p, decimals)
+    top = p.argmax(axis=1)
+    rounded[np.arange(len(rounded)), top] += np.round(1.0 - rounded.sum(axis=1), decimals)
+    return rounded
+
+
 def predictions_frame(proba: np.ndarray, y_true: np.ndarray, class_names: tuple[str, ...]) -> pd.DataFrame:
     """amlb's predictions layout: a probability column per class label, then predictions, then truth."""
     import numpy as np
     import pandas as pd
 
-    frame = pd.DataFrame(proba, columns=list(class_names))
+    frame = pd.DataFrame(rounded_probabilities(proba), columns=list(class_names))
     names = np.asarray(class_names, dtype=object)
     # amlb's validate_predictions wants the probability columns in lexicographic order.
     frame = frame[sorted(class_names)]
@@ -81,4 +97,5 @@ def predictions_frame(proba: np.ndarray, y_true: np.ndarray, class_names: tuple[
 
 def write_predictions(path: Path, proba: np.ndarray, y_true: np.ndarray, class_names: tuple[str, ...]) -> None:
     """The test predictions with probabilities, as amlb writes them."""
-    write_atomic(path, predictions_frame(proba, y_true, class_names).to_csv(index=False, float_format="%.6g"))
+    text = predictions_frame(proba, y_true, class_names).to_csv(index=False, float_format=f"%.{PROBABILITY_DECIMALS}f")
+    write_atomic(path, text)

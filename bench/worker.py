@@ -71,12 +71,14 @@ def execute(spec: RunSpec) -> RunRecord:
     gpus = GpuSampler()
     try:
         system = make_system(spec.system, dict(spec.system_options))
-        common.update(role=system.role, library=system.library, library_version=system.library_version())
+        common.update(role=system.role, library=system.library, library_version=system.library_version(),
+                      budget_scope=system.budget_scope())
         packages = (system.library,)
         data = load_data(spec.dataset.name, dict(spec.dataset.options),
                          spec.dataset.max_train, spec.dataset.max_test)
         common.update(split=data.split, n_train=len(data.y_train), n_test=len(data.y_test),
-                      n_classes=data.n_classes)
+                      n_classes=data.n_classes, data_fingerprint=str(data.info.get("fingerprint", "")),
+                      data_format=str(data.info.get("format", "")), data_pixels=str(data.info.get("pixels", "")))
         random.seed(spec.seed)
         np.random.seed(spec.seed)
         deadline = None if spec.budget.seconds is None else time.monotonic() + spec.budget.seconds

@@ -17,7 +17,7 @@ import numpy as np
 # Where prepared arrays live unless BENCH_CACHE_DIR says otherwise.
 DEFAULT_CACHE_DIR = Path("~/.cache/bench")
 # Bumped whenever what an adapter stores changes, so older entries are never read as current.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-image digests, the images' encoding and the source's sha256 stored too
 # zlib level for the cache: level 1 is several times faster than the default 6 on image data for a
 # slightly larger file, and the cache is written on every cold load.
 COMPRESS_LEVEL = 1

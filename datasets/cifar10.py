@@ -14,7 +14,8 @@ import numpy as np
 
 from bench.datasets import cache, sources
 from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
-from bench.datasets.folder import decode_layout
+from bench.datasets.fingerprint import file_sha256, fingerprint, of_cached, provenance
+from bench.datasets.folder import decode_layout, source_info
 from bench.datasets.layouts import scan
 from bench.datasets.trees import open_tree
 
@@ -30,6 +31,9 @@ IMAGE_SHAPE = (32, 32, 3)
 EXPECTED_LAYOUT = (f"the pickled batches ({', '.join(TRAIN_BATCHES)}, {TEST_BATCH}, {META_FILE}) in a folder "
                    "or in cifar-10-python.tar.gz, or image folders train/<class>/*, test/<class>/* (folder "
                    f"or zip) with the classes {', '.join(CLASS_NAMES)}")
+# The 'format' entries of the canonical sources: Keras' download and its extracted folder.
+TAR_FORMAT = "cifar-10-python.tar.gz (canonical pickled batches)"
+FOLDER_FORMAT = f"{BATCHES_DIR} folder (canonical pickled batches)"
 # The pickles hold only a dict of bytes, lists and numpy arrays; nothing else may be built while reading
 # them, so a crafted file cannot run code.
 _PICKLE_GLOBALS = {
@@ -112,12 +116,16 @@ def read_pickled(path: Path) -> ImageData:
     if names != CLASS_NAMES:
         raise DatasetError(f"{path}/{META_FILE} names the classes {list(names)}, not CIFAR-10's "
                            f"{list(CLASS_NAMES)}")
-    return ImageData(
+    data = ImageData(
         x_train=np.concatenate([x for x, _ in parts]), y_train=np.concatenate([y for _, y in parts]),
         x_test=x_test, y_test=y_test, class_names=CLASS_NAMES, split="official",
-        info={"source": str(path.resolve()), "format": "pickled batches",
-              "cache": "not used (no decoding needed)", "n_skipped": 0, "skipped": []},
+        info={"source": str(path.resolve()), "cache": "not used (no decoding needed)", "n_skipped": 0,
+              "skipped": []},
     )
+    # Nothing is cached here, so the arrays are hashed on every load (~0.2 s for all 60,000 images).
+    return data.replace(info={
+        **data.info, **provenance(fingerprint(data), TAR_FORMAT if path.is_file() else FOLDER_FORMAT, "canonical"),
+        "source_sha256": file_sha256(path)})
 
 
 def read_image_folders(path: Path) -> ImageData:
@@ -135,9 +143,11 @@ def read_image_folders(path: Path) -> ImageData:
     if arrays["x_train"].shape[1:] != IMAGE_SHAPE:
         raise DatasetError(f"{path}: images are {arrays['x_train'].shape[1:]}, CIFAR-10's are {IMAGE_SHAPE}; "
                            "use folder:PATH for other image sets")
+    # Image folders are a re-encoding of the pickled batches: lossless (PNG) or lossy (JPEG, quality named).
+    info = {"source": str(path.resolve()), "cache": hit, "n_skipped": meta["n_skipped"], "skipped": meta["skipped"],
+            **source_info(meta, of_cached(arrays, CLASS_NAMES, "official"))}
     return ImageData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], CLASS_NAMES,
-                     "official", {"source": str(path.resolve()), "format": "image folders", "cache": hit,
-                                  "n_skipped": meta["n_skipped"], "skipped": meta["skipped"]})
+                     "official", info)
 
 
 def is_pickled(path: Path) -> bool:

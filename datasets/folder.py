@@ -11,9 +11,11 @@ from sklearn.model_selection import train_test_split
 
 from bench.datasets import cache
 from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from bench.datasets.encodings import Encoding, detect
+from bench.datasets.fingerprint import file_sha256, of_cached, provenance, with_digests
 from bench.datasets.images import MAX_SKIPPED_LISTED
 from bench.datasets.layouts import ClassLayout, decode_labelled, scan
-from bench.datasets.trees import open_tree
+from bench.datasets.trees import FileTree, open_tree
 
 
 def check_size(dataset: str, size: int | None) -> None:
@@ -34,6 +36,22 @@ def check_fraction(dataset: str, test_fraction: float) -> None:
 def stratified_split_name(test_fraction: float) -> str:
     """The protocol name of a seeded stratified split, e.g. 'stratified-20%'."""
     return f"stratified-{round(test_fraction * 100)}%"
+
+
+def source_meta(tree: FileTree, files: list[str]) -> dict[str, Any]:
+    """Cache metadata on what the images were read from: a sample's encoding, zip or folder, the file's sha256."""
+    return {"encoding": detect(files, tree.read).to_meta(), "container": tree.container,
+            "source_sha256": file_sha256(tree.path)}
+
+
+def source_info(meta: dict[str, Any], fingerprint: str, canonical: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The info entries fingerprint, format and pixels (and source_sha256) from an entry's source_meta.
+
+    canonical: the formats the data set's originals come in (lossless), reported as 'canonical' pixels.
+    """
+    encoding = Encoding.from_meta(meta["encoding"])
+    return {**provenance(fingerprint, encoding.describe_format(meta["container"]), encoding.pixels(canonical)),
+            "source_sha256": meta["source_sha256"]}
 
 
 def split_stratified(y: np.ndarray, test_fraction: float, seed: int,
@@ -91,19 +109,23 @@ class ImageFolder(Dataset):
             x, y = arrays["x"], arrays["y"]
             tr, te = split_stratified(y, self.test_fraction, self.split_seed, self.name)
             split = stratified_split_name(self.test_fraction)
+            info.update(source_info(meta, of_cached(arrays, class_names, split, tr, te)))
             return ImageData(x[tr], y[tr], x[te], y[te], class_names, split, info)
+        info.update(source_info(meta, of_cached(arrays, class_names, "given")))
         return ImageData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                         class_names,                         "given", info)
+                         class_names, "given", info)
 
 
 def decode_layout(tree: Any, layout: ClassLayout, size: int | None,
                   class_names: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Decodes a class layout to cache arrays ('x', 'y' for one set; 'x_train' ... for a given split)."""
+    """Decodes a class layout to cache arrays ('x', 'y' for one set; 'x_train' ... for a given split), with
+    each image array's per-image digests, and metadata naming the classes, skipped files and the source."""
     names = class_names or layout.class_names
     if layout.test is None:
         one = decode_labelled(tree, layout.train, names, size, "decoding images")
-        arrays = {"x": one.x, "y": one.y}
+        arrays = with_digests({"x": one.x, "y": one.y}, ["x"])
         skipped = list(one.skipped)
+        files = [f for f, _ in layout.train]
     else:
         train = decode_labelled(tree, layout.train, names, size, "decoding train images")
         test = decode_labelled(tree, layout.test, names, size, "decoding test images")
@@ -111,7 +133,10 @@ def decode_layout(tree: Any, layout: ClassLayout, size: int | None,
             raise DatasetError(f"{tree.path}: train images are (H, W, C) {train.x.shape[1:]} but test images "
                                f"{test.x.shape[1:]}; when the sizes differ set the dataset option size=N to "
                                "resize all to N x N")
-        arrays = {"x_train": train.x, "y_train": train.y, "x_test": test.x, "y_test": test.y}
+        arrays = with_digests({"x_train": train.x, "y_train": train.y, "x_test": test.x, "y_test": test.y},
+                              ["x_train", "x_test"])
         skipped = list(train.skipped + test.skipped)
-    meta = {"class_names": list(names), "n_skipped": len(skipped), "skipped": skipped[:MAX_SKIPPED_LISTED]}
+        files = [f for f, _ in (*layout.train, *layout.test)]
+    meta = {"class_names": list(names), "n_skipped": len(skipped), "skipped": skipped[:MAX_SKIPPED_LISTED],
+            **source_meta(tree, files)}
     return arrays, meta

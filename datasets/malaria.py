@@ -13,7 +13,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from bench.datasets import cache, sources
 from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
-from bench.datasets.folder import check_fraction, check_size, split_stratified
+from bench.datasets.fingerprint import of_cached, with_digests
+from bench.datasets.folder import check_fraction, check_size, source_info, source_meta, split_stratified
 from bench.datasets.images import MAX_SKIPPED_LISTED
 from bench.datasets.layouts import ClassLayout, decode_labelled, scan
 from bench.datasets.trees import FileTree, open_tree
@@ -28,6 +29,8 @@ DEFAULT_SIZE = 64  # px a side, as the 2019 baseline resized the cells
 SPLITS = ("cell", "patient")
 # The slide/patient code that starts each NIH file name: C100 in C100P61ThinF_IMG_20150918_144104_cell_1.png.
 PATIENT_CODE = re.compile(r"^(C\d+)")
+# NIH's cells are PNGs (lossless): decoded from PNG, the pixels are the originals (before resizing to `size`).
+CANONICAL_FORMATS = ("PNG",)
 
 
 def download_dir() -> Path:
@@ -147,6 +150,7 @@ class Malaria(Dataset):
             "n_skipped": meta["n_skipped"], "skipped": meta["skipped"],
             "patients_train": len(set(codes[tr]) - {""}), "patients_test": len(set(codes[te]) - {""}),
             "patients_shared": len((set(codes[tr]) & set(codes[te])) - {""}),
+            **source_info(meta, of_cached(arrays, CLASS_NAMES, self.split, tr, te), CANONICAL_FORMATS),
         }
         return ImageData(x[tr], y[tr], x[te], y[te], CLASS_NAMES, self.split, info)
 
@@ -156,4 +160,6 @@ class Malaria(Dataset):
         what = f"decoding cells to {self.size}px"
         cells = decode_labelled(tree, layout.train, CLASS_NAMES, self.size, what)
         arrays = {"x": cells.x, "y": cells.y, "files": np.array([PurePosixPath(f).name for f in cells.files])}
-        return arrays, {"n_skipped": len(cells.skipped), "skipped": list(cells.skipped[:MAX_SKIPPED_LISTED])}
+        return with_digests(arrays, ["x"]), {"n_skipped": len(cells.skipped),
+                                             "skipped": list(cells.skipped[:MAX_SKIPPED_LISTED]),
+                                             **source_meta(tree, [f for f, _ in layout.train])}

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bench.datasets.base import Dataset, ImageData
+from bench.datasets.fingerprint import ensure
 from bench.datasets.subset import subset
 from bench.options import find_class, make_options
 
@@ -45,5 +46,5 @@ def open_dataset(name: str, options: Mapping[str, Any] | None = None) -> Dataset
 
 def load_data(name: str, options: Mapping[str, Any] | None = None,
               max_train: int | None = None, max_test: int | None = None) -> ImageData:
-    """Opens, loads and subsets a dataset in one step."""
-    return subset(open_dataset(name, options).load(), max_train, max_test)
+    """Opens, loads and subsets a dataset in one step; its info always carries fingerprint, format and pixels."""
+    return subset(ensure(open_dataset(name, options).load()), max_train, max_test)

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from bench.datasets.base import ImageData
+from bench.datasets.fingerprint import fingerprint
 
 # Subsets are drawn with a fixed seed, not the run's: every system and seed then sees the same
 # images, so differences between runs come from training, not from the sample.
@@ -24,7 +25,10 @@ def stratified_indices(y: np.ndarray, n: int, seed: int = SUBSET_SEED) -> np.nda
 
 
 def subset(data: ImageData, max_train: int | None, max_test: int | None) -> ImageData:
-    """The data with train and test cut to at most max_train / max_test images, stratified."""
+    """The data with train and test cut to at most max_train / max_test images, stratified.
+
+    A subset is other data: its info gets the fingerprint of the arrays kept, the full set's as fingerprint_full.
+    """
     changes = {}
     if max_train is not None and max_train < len(data.y_train):
         i = stratified_indices(data.y_train, max_train)
@@ -32,4 +36,10 @@ def subset(data: ImageData, max_train: int | None, max_test: int | None) -> Imag
     if max_test is not None and max_test < len(data.y_test):
         i = stratified_indices(data.y_test, max_test)
         changes.update(x_test=data.x_test[i], y_test=data.y_test[i])
-    return data.replace(**changes) if changes else data
+    if not changes:
+        return data
+    cut = data.replace(**changes)
+    info = {**data.info, "fingerprint": fingerprint(cut)}
+    if "fingerprint" in data.info:
+        info["fingerprint_full"] = data.info["fingerprint"]
+    return cut.replace(info=info)

@@ -24,6 +24,8 @@ def is_hidden(rel: str) -> bool:
 class FileTree(ABC):
     """Files under one root, named by '/'-separated relative paths."""
 
+    container: str = "folder"  # what the files sit in, for the data's 'format' entry: 'folder' or 'zip'
+
     def __init__(self, path: Path) -> None:
         self.path = path
 
@@ -90,6 +92,8 @@ class DirTree(FileTree):
 class ZipTree(FileTree):
     """A zip archive, opened on first use: a large central directory takes seconds to read, and a cache hit
     needs only the fingerprint. Threads share the handle: zipfile locks each read, not the decompression."""
+
+    container = "zip"
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)

@@ -13,7 +13,7 @@ from bench.report.amlb import AMLB_FILE, amlb_frame
 from bench.report.document import Block, Heading, Paragraph, Table, to_markdown
 from bench.report.html import to_html
 from bench.report.plots import PLOTS_DIR, palette, plot_group
-from bench.report.runs import ReportError, grouped, load_runs, system_classes, where_run
+from bench.report.runs import ReportError, data_seen, grouped, load_runs, system_classes, where_run
 from bench.report.tables import (
     DEFAULT_GPU_PRICE_PER_HOUR,
     DEFAULT_PRICE_PER_HOUR,
@@ -58,9 +58,9 @@ def _gpu_paragraph(summaries: list[tables.ConfigSummary]) -> str:
     """What the GPU columns measure, for data where some run measured them ('' where none did)."""
     text = ""
     if any(s.gpu_s is not None for s in summaries):
-        text += " GPU h is GPUs held x wall time of fit and predict (what renting them costs)."
+        text += " GPU is GPUs held x wall time of fit and predict (what renting them costs)."
     if any(s.gpu_busy_s is not None for s in summaries):
-        text += " GPU busy h is what they worked: the time-integral of their utilisation (1 h at 50% counts 0.5 h)."
+        text += " GPU busy is what they worked: the time-integral of their utilisation (1 h at 50% counts 0.5 h)."
     return text
 
 
@@ -101,12 +101,13 @@ def write_report(
         base = tables.reference(summaries, "baseline")
         sections += [
             Heading(2, group.label),
-            Paragraph(f"{fmt.plural(len(part), 'run')} on {where_run(part)}."),
+            Paragraph(f"{fmt.plural(len(part), 'run')} on {where_run(part)}."
+                      + (f" Data fingerprint: {seen}." if (seen := data_seen(part)) else "")),
             Paragraph(items=tuple(sentences)),
             Heading(3, "Systems and budgets"),
             Paragraph(
                 "Accuracy is the mean over ok seeds; the spread is ± 1 std with 2 seeds and a 95% t-interval "
-                "with 3 or more. Hours are means per ok run." + gpu_text
+                "with 3 or more. Times are means per ok run (the CSV has them in seconds)." + gpu_text
             ),
             Table(tables.SUMMARY.display(summaries), f"{TABLES_DIR}/summary.csv"),
         ]
@@ -121,20 +122,29 @@ def write_report(
                 if base
                 else f"{baseline} has no ok run here, so there is no reference."
             )
-            # The ratio is of fit (wall) time also where GPUs ran: GPU h and GPU busy h are in the summary.
+            # The ratio is of fit (wall) time also where GPUs ran: GPU and GPU busy time are in the summary.
             ratio = " Compute ratio = AutoML fit time / baseline fit time" + (
-                " (wall time, not GPU h or GPU busy h)." if gpu_text else "."
+                " (wall time, not GPU or GPU busy time)." if gpu_text else "."
             )
+            pairing = (
+                " Where 3 or more seeds ran both (same seeds, same data split), the comparison is paired: the 95%"
+                " t-interval of the per-seed differences decides, and it resolves the difference when it excludes"
+                " 0; otherwise the two configurations' own intervals must not overlap (unpaired)."
+            )
+            scopes = sorted({v.automl.budget_scope for v in versus if v.automl.budget_scope})
+            covers = {"total": "search and refit", "search": "the search only (the refit comes after it)"}
+            scope_words = " and ".join(covers.get(sc, sc) for sc in scopes)
             sections += [
-                Heading(3, f"AutoML against {baseline}"),
-                Paragraph(ref + ratio),
+                Heading(3, f"AutoML against {baseline}"
+                        + (f" (AutoML budgets cover {scope_words})" if scope_words else "")),
+                Paragraph(ref + ratio + pairing),
                 Table(tables.VERSUS.display(versus), f"{TABLES_DIR}/versus_baseline.csv"),
             ]
         if group_cost:
             sections += [
                 Heading(3, "Cost"),
                 Paragraph(
-                    f"Per run: fit hours x the price of the machine rented for them, "
+                    f"Per run: fit time in hours x the price of the machine rented for them, "
                     f"{fmt.price(prices.cpu)}/h for a CPU machine and {fmt.price(prices.gpu)}/h for a GPU machine; "
                     f"the managed cloud AutoML rows price the AutoML fit hours at "
                     f"{fmt.price(prices.managed_automl)}/h, the commonly cited figure."

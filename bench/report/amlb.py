@@ -41,12 +41,17 @@ FIXED_COLUMNS = (
 METRIC_COLUMNS = {"acc": "accuracy", "balacc": "balanced_accuracy", "logloss": "log_loss"}
 # Then further columns, sorted by name as amlb sorts its dynamic columns.
 EXTRA_COLUMNS = {
+    "budget_scope": "budget_scope",
     "cpu_duration": "cpu_s",
+    "data_fingerprint": "data_fingerprint",
     "dataset_options": "dataset_options",
     "device": "device",
+    "gpu_busy_duration": "gpu_busy_s",
     "gpu_duration": "gpu_s",
     "hardware": "hardware",
     "macro_f1": "macro_f1",
+    "node": "node",
+    "role": "role",
     "run_id": "run_id",
     "split": "split",
     "status": "status",

@@ -44,7 +44,9 @@ def duration(seconds: float | None) -> str:
         return f"{seconds / 3600:.1f} h"
     if seconds >= 60:
         return f"{seconds / 60:.1f} min"
-    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+    if seconds >= 10:
+        return f"{seconds:.0f} s"
+    return f"{seconds:.1f} s" if seconds >= 0.1 or seconds == 0 else "< 0.1 s"
 
 
 def ratio(value: float | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,11 @@ def palette(systems: list[str]) -> dict[str, tuple]:
     return {s: colors[i] for i, s in enumerate(sorted(systems))}
 
 
+TITLE_CHARS = 64  # a title line longer than this is wrapped: a 7-inch figure clips it otherwise
+
+
 def _title(what: str, group: Group, hardware: str) -> str:
-    return f"{group.label}: {what}\n{hardware}"
+    return "\n".join([*textwrap.wrap(f"{group.label}: {what}", TITLE_CHARS), *textwrap.wrap(hardware, TITLE_CHARS)])
 
 
 def _save(fig: plt.Figure, folder: Path, stem: str, caption: str) -> Figure:
@@ -148,27 +152,39 @@ def pareto_front(fit_h: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def accuracy_vs_compute(group: Group, runs: pd.DataFrame, folder: Path, colors: dict[str, tuple]) -> Figure | str:
-    """Every ok run's accuracy against its fit hours (log axis), with the Pareto front marked."""
+def _time_unit(seconds: float) -> tuple[float, str]:
+    """The unit a reader would say for durations up to `seconds`: (seconds per unit, its name)."""
+    if seconds >= 3 * SECONDS_PER_HOUR:
+        return SECONDS_PER_HOUR, "hours"
+    if seconds >= 3 * 60:
+        return 60.0, "minutes"
+    return 1.0, "seconds"
+
+
+def accuracy_vs_compute(
+    group: Group, runs: pd.DataFrame, folder: Path, colors: dict[str, tuple], classes: dict[str, str]
+) -> Figure | str:
+    """Every ok run's accuracy against its fit time (log axis), with the Pareto front marked; the floor (a
+    constant predictor, no compute to speak of) is a horizontal reference line, not a point decades to the left."""
     ok = runs[(runs["status"] == "ok") & (runs["fit_s"] > 0)].dropna(subset=["accuracy", "fit_s"])
+    floor = ok[ok["system"].map(classes) == "floor"]
+    ok = ok[ok["system"].map(classes) != "floor"]
     if ok.empty:
-        return "accuracy against compute: no ok run with a recorded fit time"
-    ok = _percent(ok).assign(**{"fit hours": ok["fit_s"] / SECONDS_PER_HOUR})
+        return "accuracy against compute: no ok run (besides the floor) with a recorded fit time"
+    per_unit, unit = _time_unit(float(ok["fit_s"].max()))
+    x = f"fit time ({unit})"
+    ok = _percent(ok).assign(**{x: ok["fit_s"] / per_unit})
     fig, ax = plt.subplots(figsize=(7.2, 4.8))
     style = "budget" if ok["budget"].nunique() <= STYLE_MAX_BUDGETS else None
-    sns.scatterplot(data=ok, x="fit hours", y="accuracy (%)", hue="system", style=style, palette=colors, s=70, ax=ax)
-    front = ok.iloc[pareto_front(ok["fit hours"].to_numpy(), ok["accuracy (%)"].to_numpy())]
-    ax.step(
-        front["fit hours"],
-        front["accuracy (%)"],
-        where="post",
-        color="black",
-        linewidth=1,
-        label="Pareto front",
-    )
-    ax.scatter(front["fit hours"], front["accuracy (%)"], s=160, facecolors="none", edgecolors="black")
+    sns.scatterplot(data=ok, x=x, y="accuracy (%)", hue="system", style=style, palette=colors, s=70, ax=ax)
+    front = ok.iloc[pareto_front(ok[x].to_numpy(), ok["accuracy (%)"].to_numpy())]
+    ax.step(front[x], front["accuracy (%)"], where="post", color="black", linewidth=1, label="Pareto front")
+    ax.scatter(front[x], front["accuracy (%)"], s=160, facecolors="none", edgecolors="black")
+    for system, part in floor.groupby("system"):
+        level = 100 * float(part["accuracy"].mean())
+        ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=f"floor: {system} ({level:.1f}%)")
     _log_x(ax)
-    ax.set_xlabel("fit time per run (hours, log scale)")
+    ax.set_xlabel(f"fit time per run ({unit}, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize="small", loc="best")
     ax.set_title(_title("accuracy against compute, every run", group, hardware_of(runs)))
@@ -177,7 +193,7 @@ def accuracy_vs_compute(group: Group, runs: pd.DataFrame, folder: Path, colors: 
         folder,
         f"{group.slug}_accuracy_vs_compute",
         f"{group.label}: each run's test accuracy against its fit time; circled runs form the Pareto "
-        f"front (no run is both faster and more accurate).",
+        f"front (no run is both faster and more accurate); the dotted line is the floor's accuracy.",
     )
 
 
@@ -324,7 +340,7 @@ def plot_group(
     with plt.rc_context(RC), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
         made = [
             accuracy_vs_budget(group, runs, summaries, folder, colors),
-            accuracy_vs_compute(group, runs, folder, colors),
+            accuracy_vs_compute(group, runs, folder, colors, {s.system: s.system_class for s in summaries}),
             time_to_accuracy(group, runs, out_dir, folder, colors),
             per_class_f1(group, runs, out_dir, folder),
             confusion_matrices(group, runs, out_dir, folder),

@@ -153,3 +153,14 @@ def where_run(frame: pd.DataFrame) -> str:
     nodes = {n for n in frame["node"] if isinstance(n, str) and n}
     hardware = hardware_of(frame)
     return f"{fmt.plural(len(nodes), 'node')}: {hardware}" if nodes else hardware
+
+
+def data_seen(frame: pd.DataFrame) -> str:
+    """The data these runs saw: '<fingerprint> (<format>; <pixels>)' per distinct fingerprint, or '' when
+    none was recorded (runs from before fingerprints)."""
+    seen = {}
+    for fingerprint, form, pixels in zip(frame["data_fingerprint"], frame["data_format"], frame["data_pixels"],
+                                         strict=True):
+        if isinstance(fingerprint, str) and fingerprint:
+            seen[fingerprint] = "; ".join(p for p in (form, pixels) if isinstance(p, str) and p)
+    return ", ".join(f"{fp} ({how})" if how else fp for fp, how in sorted(seen.items()))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench.report import formatting as fmt
 from bench.report.runs import CLASS_ORDER, Group, budget_key, system_classes
-from bench.report.stats import Spread, mean_or_none, spread
+from bench.report.stats import MIN_SEEDS_FOR_INTERVAL, Spread, mean_or_none, spread
 
 SECONDS_PER_HOUR = 3600.0
 # Price of one hour of a CPU machine like this project's (2 vCPU) in US dollars: AWS m6i.large lists $0.096/h
@@ -100,6 +100,10 @@ class ConfigSummary:
     trials: float | None
     hardware: str
     on_gpu: bool  # some ok run measured GPU time or named a GPU device
+    # What the budget bounded ('total': all of fit; 'search': the search, not the refit); '' if not recorded.
+    budget_scope: str = ""
+    # (seed, accuracy) of each ok run, so a comparison with the same seeds can be paired.
+    seed_accuracy: tuple[tuple[int, float], ...] = ()
 
     @property
     def ok(self) -> int:
@@ -112,9 +116,9 @@ class ConfigSummary:
         return ", ".join(f"{n} {status}" for status, n in self.statuses)
 
     @property
-    def fit_h(self) -> float | None:
-        """Mean fit hours per ok run."""
-        return None if self.fit_s is None else self.fit_s / SECONDS_PER_HOUR
+    def budget_text(self) -> str:
+        """'3m', or '3m (search only)' where the budget did not bound the refit."""
+        return f"{self.budget} (search only)" if self.budget_scope == "search" else self.budget
 
 
 def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSummary]:
@@ -146,6 +150,11 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSum
                 trials=mean_or_none(ok["trials"]),
                 hardware="; ".join(sorted({h for h in part["hardware"] if h})),
                 on_gpu=bool(len(gpu)) or any(d not in ("", "cpu") for d in ok["device"]),
+                budget_scope="/".join(sorted({b for b in part["budget_scope"] if b})),
+                seed_accuracy=tuple(
+                    (int(seed), float(acc)) for seed, acc in zip(ok["seed"], ok["accuracy"], strict=True)
+                    if pd.notna(acc)
+                ),
             )
         )
     return sorted(summaries, key=lambda s: (CLASS_ORDER[s.system_class], s.system, budget_key(s.budget)))
@@ -161,6 +170,10 @@ def reference(summaries: list[ConfigSummary], klass: str) -> ConfigSummary | Non
 
 def _h(seconds: float | None) -> float | None:
     return None if seconds is None else seconds / SECONDS_PER_HOUR
+
+
+def _budget_scope_text(scope: str) -> str:
+    return {"total": "search and refit", "search": "search only"}.get(scope, scope or fmt.MISSING)
 
 
 def spread_text(s: Spread) -> str:
@@ -196,6 +209,7 @@ SUMMARY: TableSpec[ConfigSummary] = TableSpec(
         Column("system", "System", lambda s: s.system),
         Column("system_class", "", lambda s: s.system_class),
         Column("budget", "Budget", lambda s: s.budget),
+        Column("budget_scope", "", lambda s: s.budget_scope),
         Column("runs", "", lambda s: s.runs),
         Column("ok", "", lambda s: s.ok),
         Column("", "Seeds ok", lambda s: f"{s.ok}/{s.runs}"),
@@ -208,10 +222,10 @@ SUMMARY: TableSpec[ConfigSummary] = TableSpec(
         Column("accuracy_ci95_high", "", _ci("high")),
         Column("balanced_accuracy_mean", "Bal. acc.", lambda s: s.balanced_accuracy, fmt.pct),
         Column("macro_f1_mean", "Macro F1", lambda s: s.macro_f1, fmt.pct),
-        Column("fit_h", "Fit h", lambda s: _h(s.fit_s), fmt.hours),
-        Column("cpu_h", "CPU h", lambda s: _h(s.cpu_s), fmt.hours),
-        Column("gpu_h", "GPU h", lambda s: _h(s.gpu_s), fmt.hours),
-        Column("gpu_busy_h", "GPU busy h", lambda s: _h(s.gpu_busy_s), fmt.hours, optional=True),
+        Column("fit_s", "Fit", lambda s: s.fit_s, fmt.duration),
+        Column("cpu_s", "CPU", lambda s: s.cpu_s, fmt.duration),
+        Column("gpu_s", "GPU", lambda s: s.gpu_s, fmt.duration),
+        Column("gpu_busy_s", "GPU busy", lambda s: s.gpu_busy_s, fmt.duration, optional=True),
         Column("params", "Params", lambda s: s.params, fmt.count),
         Column("trials", "Trials", lambda s: s.trials, fmt.count),
         Column("hardware", "", lambda s: s.hardware),
@@ -241,10 +255,30 @@ class Versus:
         return self.automl.fit_s / self.baseline.fit_s
 
     @property
+    def paired(self) -> Spread | None:
+        """The per-seed differences (AutoML minus baseline, same seed and data split) when at least
+        MIN_SEEDS_FOR_INTERVAL seeds ran both; None otherwise. A paired interval is tighter than two
+        independent ones: what a seed changes for both (e.g. the validation split) cancels."""
+        if self.baseline is None:
+            return None
+        base = dict(self.baseline.seed_accuracy)
+        diffs = [acc - base[seed] for seed, acc in self.automl.seed_accuracy if seed in base]
+        return spread(diffs) if len(diffs) >= MIN_SEEDS_FOR_INTERVAL else None
+
+    @property
+    def interval(self) -> str:
+        """Which interval decides: 'paired' (95% t-interval of the per-seed differences) or 'unpaired'
+        (the two configurations' own intervals must not overlap)."""
+        return "paired" if self.paired is not None else "unpaired"
+
+    @property
     def resolution(self) -> str:
         """'resolved', 'overlap', 'too few seeds' or 'no comparison'."""
         if self.difference is None:
             return "no comparison"
+        paired = self.paired
+        if paired is not None:
+            return "overlap" if paired.low <= 0.0 <= paired.high else "resolved"
         a, b = self.automl.accuracy, self.baseline.accuracy
         if a.n < 2 or b.n < 2:
             return "too few seeds"
@@ -257,7 +291,15 @@ def versus(summaries: list[ConfigSummary]) -> list[Versus]:
     return [Versus(s, base) for s in summaries if s.system_class == "automl"]
 
 
-RESOLVED_TEXT = {"resolved": "yes", "overlap": "no (intervals overlap)", "too few seeds": "no (< 2 seeds)"}
+RESOLVED_TEXT = {"resolved": "yes", "overlap": "no (interval includes 0 or intervals overlap)",
+                 "too few seeds": "no (< 2 seeds)"}
+
+
+def _paired_text(v: Versus) -> str:
+    p = v.paired
+    if p is None:
+        return "unpaired" if v.resolution in ("resolved", "overlap") else fmt.MISSING
+    return f"paired, {p.n} seeds: {100 * p.low:+.1f} to {100 * p.high:+.1f}"
 
 
 def _resolved_text(resolution: str) -> str:
@@ -275,15 +317,16 @@ VERSUS: TableSpec[Versus] = TableSpec(
         *_group_columns(lambda v: v.automl.group),
         Column("system", "AutoML", lambda v: v.automl.system),
         Column("budget", "Budget", lambda v: v.automl.budget),
+        Column("budget_scope", "Budget covers", lambda v: v.automl.budget_scope, _budget_scope_text),
         Column("ok", "Seeds ok", lambda v: v.automl.ok),
         Column("accuracy_mean", "Accuracy", lambda v: v.automl.accuracy.mean, fmt.pct),
-        Column("fit_h", "Fit h", lambda v: _h(v.automl.fit_s), fmt.hours),
+        Column("fit_s", "Fit", lambda v: v.automl.fit_s, fmt.duration),
         Column("baseline", "", _base(lambda b: b.system)),
         Column("baseline_budget", "", _base(lambda b: b.budget)),
         Column("", "Baseline (budget)", _base(lambda b: f"{b.system} ({b.budget})"), lambda t: t or fmt.MISSING),
         Column("baseline_ok", "", _base(lambda b: b.ok)),
         Column("baseline_accuracy_mean", "Baseline accuracy", _base(lambda b: b.accuracy.mean), fmt.pct),
-        Column("baseline_fit_h", "Baseline fit h", _base(lambda b: _h(b.fit_s)), fmt.hours),
+        Column("baseline_fit_s", "Baseline fit", _base(lambda b: b.fit_s), fmt.duration),
         Column(
             "difference_points",
             "Difference (points)",
@@ -291,6 +334,10 @@ VERSUS: TableSpec[Versus] = TableSpec(
             fmt.signed,
         ),
         Column("compute_ratio", "Compute ratio", lambda v: v.compute_ratio, fmt.ratio),
+        Column("interval", "", lambda v: v.interval),
+        Column("paired_diff_ci95_low", "", lambda v: None if v.paired is None else 100 * v.paired.low),
+        Column("paired_diff_ci95_high", "", lambda v: None if v.paired is None else 100 * v.paired.high),
+        Column("", "Interval (points)", lambda v: v, _paired_text),
         Column("resolution", "Difference resolved?", lambda v: v.resolution, _resolved_text),
     )
 )
@@ -312,16 +359,16 @@ class CostRow:
     group: Group
     system: str
     budget: str
-    fit_h: float | None
-    cpu_h: float | None
-    gpu_h: float | None
+    fit_s: float | None
+    cpu_s: float | None
+    gpu_s: float | None
     machine: str
     price_per_hour: float
 
     @property
     def cost_usd(self) -> float | None:
         """Fit hours x the price per hour."""
-        return None if self.fit_h is None else self.fit_h * self.price_per_hour
+        return None if self.fit_s is None else _h(self.fit_s) * self.price_per_hour
 
 
 def cost_rows(summaries: list[ConfigSummary], prices: Prices) -> list[CostRow]:
@@ -332,11 +379,10 @@ def cost_rows(summaries: list[ConfigSummary], prices: Prices) -> list[CostRow]:
         if s.ok == 0:
             continue
         machine, rate = ("GPU", prices.gpu) if s.on_gpu else ("CPU", prices.cpu)
-        fit_h = _h(s.fit_s)
-        rows.append(CostRow(s.group, s.system, s.budget, fit_h, _h(s.cpu_s), _h(s.gpu_s), machine, rate))
-        if s.system_class == "automl" and fit_h is not None:
+        rows.append(CostRow(s.group, s.system, s.budget, s.fit_s, s.cpu_s, s.gpu_s, machine, rate))
+        if s.system_class == "automl" and s.fit_s is not None:
             name = f"managed cloud AutoML (reference, {s.budget})"
-            rows.append(CostRow(s.group, name, s.budget, fit_h, None, None, "managed AutoML", prices.managed_automl))
+            rows.append(CostRow(s.group, name, s.budget, s.fit_s, None, None, "managed AutoML", prices.managed_automl))
     return rows
 
 
@@ -345,9 +391,9 @@ COST: TableSpec[CostRow] = TableSpec(
         *_group_columns(lambda r: r.group),
         Column("system", "System", lambda r: r.system),
         Column("budget", "Budget", lambda r: r.budget),
-        Column("fit_h", "Fit h", lambda r: r.fit_h, fmt.hours),
-        Column("cpu_h", "CPU h", lambda r: r.cpu_h, fmt.hours),
-        Column("gpu_h", "GPU h", lambda r: r.gpu_h, fmt.hours),
+        Column("fit_s", "Fit", lambda r: r.fit_s, fmt.duration),
+        Column("cpu_s", "CPU", lambda r: r.cpu_s, fmt.duration),
+        Column("gpu_s", "GPU", lambda r: r.gpu_s, fmt.duration),
         Column("machine", "Charged as", lambda r: r.machine),
         Column("price_per_hour", "Price", lambda r: r.price_per_hour, lambda p: f"{fmt.price(p)}/h"),
         Column("cost_usd", "Cost per run", lambda r: r.cost_usd, fmt.dollars),

@@ -8,10 +8,13 @@ from bench.report import formatting as fmt
 from bench.report.runs import Group
 from bench.report.tables import ConfigSummary, Versus, reference
 
+SCOPE_WORDS = {"total": "for search and refit", "search": "for the search only, the refit after it"}
+
 
 def _reached(s: ConfigSummary) -> str:
+    scope = f" {SCOPE_WORDS[s.budget_scope]}" if s.system_class == "automl" and s.budget_scope in SCOPE_WORDS else ""
     return (
-        f"{s.system} (budget {s.budget}, {fmt.plural(s.ok, 'seed')}) reached {fmt.pct(s.accuracy.mean)} "
+        f"{s.system} (budget {s.budget}{scope}, {fmt.plural(s.ok, 'seed')}) reached {fmt.pct(s.accuracy.mean)} "
         f"after {fmt.duration(s.fit_s)}"
     )
 
@@ -48,6 +51,13 @@ def compare(v: Versus) -> str:
     if v.resolution == "too few seeds":
         few = ", ".join(f"{s.system} {s.ok}" for s in (v.automl, v.baseline) if s.ok < 2)
         return f"{compute}; with fewer than 2 ok seeds ({few}), the difference of {_point_words(d)} is not resolved"
+    paired = v.paired
+    if paired is not None:
+        interval = (f"paired over {paired.n} seeds, 95% interval of the difference {100 * paired.low:+.1f} to "
+                    f"{100 * paired.high:+.1f} points")
+        if v.resolution == "overlap":
+            return f"{compute}; the difference of {_point_words(d)} is not resolved ({interval}, which includes 0)"
+        return f"{compute} for {_point_words(d)} {'more' if d > 0 else 'less'} ({interval})"
     if v.resolution == "overlap":
         return f"{compute}; the difference of {_point_words(d)} is not resolved (the {_interval_name(v)} overlap)"
     if f"{abs(100 * d):.1f}" == "0.0":

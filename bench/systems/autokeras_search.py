@@ -126,9 +126,17 @@ class SearchLog:
     """What the tuner reports back to the adapter while the search runs (mutable, one per fit)."""
 
     t0: float  # time.monotonic() at fit start
-    deadline: float | None
-    # Seconds past the deadline after which a trial is interrupted mid-batch (None: never).
+    deadline: float | None  # when the budget runs out (time.monotonic()); None: no time limit
+    # Seconds past the search's deadline after which a trial is interrupted mid-batch (None: never).
     hard_stop_grace_s: float | None = None
+    # What the budget bounds: 'total' (search and refit: the search ends early enough for the predicted
+    # refit) or 'search' (the 2019 protocol: the refit comes after the budget).
+    scope: str = "total"
+    # Images in the refit over images in a trial's training split (the refit also trains on validation data).
+    refit_data_factor: float = 1.0
+    # Predicted seconds of the refit of the best trial so far, re-estimated as trials and epochs finish.
+    refit_reserve_s: float = 0.0
+    refit_stopped: bool = False  # the refit was cut at the budget's end (scope 'total' only)
     project_dir: Path | None = None
     rows: list[TrialRow] = field(default_factory=list)
     search_end: float | None = None  # monotonic time the search stopped and the refit began
@@ -139,14 +147,42 @@ class SearchLog:
     peak_disk_mb: float = 0.0
     _started: dict[str, float] = field(default_factory=dict)
     _fits: dict[str, tuple[int | None, bool]] = field(default_factory=dict)
+    _epoch_s: dict[str, list[float]] = field(default_factory=dict)  # per trial: seconds of each epoch
+    _setup_s: dict[str, float] = field(default_factory=dict)  # per trial: seconds until its first epoch began
 
     def since_start(self, when: float | None = None) -> float:
         """Seconds from fit start to `when` (default: now)."""
         return (time.monotonic() if when is None else when) - self.t0
 
+    def search_deadline(self) -> float | None:
+        """When the search must stop: the budget's end, less the predicted refit under scope 'total'."""
+        if self.deadline is None:
+            return None
+        return self.deadline - (self.refit_reserve_s if self.scope == "total" else 0.0)
+
     def past_deadline(self) -> bool:
-        """Whether the wall-clock budget has run out."""
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        """Whether the search's time has run out."""
+        end = self.search_deadline()
+        return end is not None and time.monotonic() >= end
+
+    def refit_estimate(self, trial_id: str, epochs: int) -> float:
+        """Seconds a refit of this trial for `epochs` epochs is predicted to take, from its own times: building
+        the model (until its first epoch began), then its mean epoch scaled to the refit's data."""
+        times = self._epoch_s.get(trial_id)
+        if not times:
+            return 0.0
+        return self._setup_s.get(trial_id, 0.0) + sum(times) / len(times) * epochs * self.refit_data_factor
+
+    def note_first_epoch(self, trial_id: str) -> None:
+        """Records how long the trial took to reach its first epoch (building and compiling the model)."""
+        if trial_id in self._started and trial_id not in self._setup_s:
+            self._setup_s[trial_id] = time.monotonic() - self._started[trial_id]
+
+    def note_epoch(self, trial_id: str, seconds: float, first_trial: bool) -> None:
+        """Records an epoch's time; while no trial has finished, the running one sets the refit reserve."""
+        self._epoch_s.setdefault(trial_id, []).append(seconds)
+        if first_trial:
+            self.refit_reserve_s = self.refit_estimate(trial_id, len(self._epoch_s[trial_id]))
 
     def note_disk(self) -> None:
         """Updates the peak size of the tuner's project folder."""
@@ -231,6 +267,13 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
     class BudgetedTuner(base):  # type: ignore[misc, valid-type]
         """`base` with a wall-clock deadline, per-trial logging and a refit for the best trial's epochs."""
 
+        def _reserve_refit(self) -> None:
+            """Under scope 'total': the search's deadline keeps room for the refit of the best trial so far."""
+            best = [t for t in self.oracle.get_best_trials(1)
+                    if t.status == trial_module.TrialStatus.COMPLETED and t.best_step is not None]
+            if best:
+                log.refit_reserve_s = log.refit_estimate(str(best[0].trial_id), int(best[0].best_step) + 1)
+
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.oracle.max_consecutive_failed_trials = MAX_CONSECUTIVE_FAILURES
@@ -249,11 +292,15 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
 
         def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
             # A live (not deep-copied) callback, so we learn whether the deadline cut this trial.
-            stopper = deadline_callback(log.deadline)
+            first = not any(r.status != "failed" for r in log.rows)
+            trial_id = str(trial.trial_id)
+            stopper = deadline_callback(log.search_deadline, lambda seconds: log.note_epoch(trial_id, seconds, first),
+                                        lambda: log.note_first_epoch(trial_id))
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), stopper]
             at = None
-            if log.deadline is not None and log.hard_stop_grace_s is not None:
-                at = log.deadline + log.hard_stop_grace_s
+            end = log.search_deadline()
+            if end is not None and log.hard_stop_grace_s is not None:
+                at = end + log.hard_stop_grace_s
             hard_stop = HardStop(at)
             try:
                 with hard_stop:
@@ -277,6 +324,7 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
                 super().on_trial_end(trial)
             finally:
                 self._log_trial(self.oracle.trials.get(trial.trial_id, trial))
+                self._reserve_refit()
 
         def _log_trial(self, trial: Any) -> None:
             ended = time.monotonic()
@@ -313,29 +361,47 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
                                        "give it a larger budget or a smaller search space")
             epochs = self._get_best_trial_epochs()
             # The library would pass the user's callbacks through a helper that nests them in a list;
-            # the refit needs none: no early stopping without validation data, and no deadline.
-            kwargs["callbacks"] = []
+            # the refit needs no early stopping (no validation data); under scope 'total' it stops at the
+            # budget's end should the prediction of its length have been short.
+            refit_stop = deadline_callback(log.deadline if log.scope == "total" else None)
+            kwargs["callbacks"] = [refit_stop]
             kwargs["epochs"] = epochs
             self.hypermodel.set_fit_args(0, epochs=epochs)
             pipeline, model, history = super().final_fit(**kwargs)
             log.refit_epochs, log.refit_model, log.refit_pipeline = epochs, model, pipeline
+            log.refit_stopped = refit_stop.stopped
             return pipeline, model, history
 
     BudgetedTuner.__name__ = f"Budgeted{base.__name__}"
     return BudgetedTuner
 
 
-def deadline_callback(deadline: float | None) -> Any:
-    """A Keras callback that stops training at the next batch once time.monotonic() passes deadline."""
+def deadline_callback(deadline: float | None | Any, on_epoch: Any = None, on_first_epoch: Any = None) -> Any:
+    """A Keras callback that stops training at the next batch once time.monotonic() passes the deadline (a
+    time, or a function giving the current one); on_epoch(seconds) hears each epoch's duration and
+    on_first_epoch() when the first epoch begins."""
     import keras
+
+    current = deadline if callable(deadline) else (lambda: deadline)
 
     class StopAtDeadline(keras.callbacks.Callback):
         """Stops fit() at the first batch end after the deadline."""
 
         stopped = False
+        _epoch_t0 = 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._epoch_t0 = time.monotonic()
+            if epoch == 0 and on_first_epoch is not None:
+                on_first_epoch()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if on_epoch is not None:
+                on_epoch(time.monotonic() - self._epoch_t0)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if deadline is not None and time.monotonic() >= deadline:
+            end = current()
+            if end is not None and time.monotonic() >= end:
                 self.stopped = True
                 self.model.stop_training = True
 

@@ -111,6 +111,11 @@ class System(ABC):
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities for uint8 images x, shape (len(x), n_classes)."""
 
+    def budget_scope(self) -> str:
+        """What a wall-clock budget bounds: 'total' (all of fit; systems with one phase) or 'search' (a searcher
+        whose refit comes after the budget)."""
+        return "total"
+
     def params(self) -> int | None:
         """Trainable and non-trainable parameters of the final model, if it has any."""
         return None

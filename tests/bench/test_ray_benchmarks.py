@@ -22,8 +22,8 @@ ROUNDS = 5  # runs timed per executor
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory: pytest.TempPathFactory):
     env = {"PYTHONPATH": str(REPO), "BENCH_CACHE_DIR": str(tmp_path_factory.mktemp("ray-cache"))}
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False,
-             runtime_env={"env_vars": env})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=600 * 2**20,
+             log_to_driver=False, runtime_env={"env_vars": env})
     yield
     ray.shutdown()
 
@@ -51,3 +51,29 @@ def test_one_run_ray(benchmark, local_ray, tmp_path: Path) -> None:
 
     record = benchmark.pedantic(one, rounds=ROUNDS, iterations=1)
     assert record.status == "ok"
+
+
+@pytest.mark.benchmark(group="cifar10 to a run")
+def test_cifar10_through_the_object_store(benchmark, local_ray) -> None:
+    """The road not taken: the driver puts the arrays into Ray's object store once, each run's task reads them.
+    Compare with tests/datasets/test_load_benchmarks.py::test_warm_load[cifar10], a node reading its cache."""
+    from tests.datasets.test_load_benchmarks import CIFAR_ZIP
+
+    if not CIFAR_ZIP.is_file():
+        pytest.skip(f"{CIFAR_ZIP} absent (set BENCH_SHARED_DATA)")
+    from bench.datasets.cifar10 import Cifar10
+
+    data = Cifar10(path=str(CIFAR_ZIP), download=False).load()
+    arrays = (data.x_train, data.y_train, data.x_test, data.y_test)
+
+    @ray.remote(num_cpus=1)
+    def read(refs: list) -> int:
+        return sum(int(a.nbytes) for a in ray.get(refs))
+
+    def put_and_read() -> int:
+        refs = [ray.put(a) for a in arrays]
+        return ray.get(read.remote(refs))
+
+    nbytes = benchmark.pedantic(put_and_read, rounds=3, iterations=1)
+    assert nbytes == sum(a.nbytes for a in arrays)
+    benchmark.extra_info["array_mb"] = round(nbytes / 2**20, 1)

@@ -29,8 +29,8 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory):
     """A small local Ray for this module (no dashboard), shut down after it."""
     env = {"PYTHONPATH": str(REPO), "BENCH_CACHE_DIR": str(tmp_path_factory.mktemp("ray-cache")),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
-    ray.init(num_cpus=SLOTS, include_dashboard=False, object_store_memory=80 * 2**20, log_to_driver=False,
-             runtime_env={"env_vars": env})
+    ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, object_store_memory=80 * 2**20,
+             log_to_driver=False, runtime_env={"env_vars": env})
     yield
     ray.shutdown()
 

@@ -34,6 +34,32 @@ def test_row_and_json_round_trip_keep_types_and_empties():
     assert r.to_row()["gpu_s"] == ""  # empty, not zero, without a GPU
 
 
+def test_data_provenance_columns_round_trip_after_the_other_further_columns():
+    r = record(data_fingerprint="a75062fe8d04e740", data_format="JPEG image zip, with, commas",
+               data_pixels="lossy: JPEG quality 75")
+    assert RunRecord.from_row(r.to_row()) == r
+    assert RunRecord.from_json(r.to_json()) == r
+    assert r.to_row()["data_pixels"] == "lossy: JPEG quality 75"
+    i = COLUMNS.index("data_fingerprint")
+    assert COLUMNS[i:i + 3] == ("data_fingerprint", "data_format", "data_pixels") and i > COLUMNS.index("model_path")
+    old_row = {k: v for k, v in record().to_row().items() if not k.startswith("data_")}  # a table from before
+    assert RunRecord.from_row(old_row).data_fingerprint == ""
+
+
+def test_the_worker_records_what_data_a_run_saw_even_when_it_fails(tmp_path):
+    from bench.budget import parse_budget
+    from bench.datasets import load_data
+    from bench.spec import DatasetRef, RunSpec
+    from bench.worker import execute
+
+    spec = RunSpec(dataset=DatasetRef("digits", max_train=150), system="tests.bench.fakes:Raises",
+                   budget=parse_budget("full"), seed=0, out_dir=str(tmp_path))
+    r = execute(spec)
+    assert r.status == "failed" and "deliberate failure" in r.error
+    assert r.data_fingerprint == load_data("digits", max_train=150).info["fingerprint"]
+    assert (r.data_format, r.data_pixels) == ("sklearn bundled", "canonical")
+
+
 def test_rejects_unknown_status():
     with pytest.raises(ValueError, match="status"):
         record(status="done")

@@ -1,7 +1,7 @@
 from dataclasses import replace
 
 from bench.budget import parse_budget
-from bench.spec import DatasetRef, RunSpec, freeze
+from bench.spec import DatasetRef, Resources, RunSpec, freeze
 
 
 def spec(**kw):
@@ -12,13 +12,14 @@ def spec(**kw):
 
 
 def test_json_round_trip():
-    s = spec(suite="quick", timeout_s=90.0, out_dir="x", keep_models=True)
+    s = spec(suite="quick", timeout_s=90.0, out_dir="x", keep_models=True, resources=Resources(2, 1))
     assert RunSpec.from_json(s.to_json()) == s
 
 
 def test_run_id_ignores_where_and_how_long_but_not_what():
     s = spec()
-    assert replace(s, suite="other", out_dir="elsewhere", timeout_s=5.0).run_id == s.run_id
+    moved = replace(s, suite="other", out_dir="elsewhere", timeout_s=5.0, resources=Resources(num_gpus=1))
+    assert moved.run_id == s.run_id
     assert spec(dataset=DatasetRef("malaria", freeze({"size": 64, "split": "patient"}), 100)).run_id == s.run_id
     for changed in (spec(seed=2), spec(budget=parse_budget("6m")), spec(system="autokeras"),
                     spec(system_options=freeze({"batch_size": 64})),

@@ -3,7 +3,8 @@ import textwrap
 import pytest
 
 from bench.options import ConfigError
-from bench.suite import load_suite, suite_names
+from bench.spec import Resources
+from bench.suite import load_suite, parse_suite, suite_names
 
 GOOD = """
 description = "test"
@@ -81,3 +82,16 @@ def test_paper_suite_has_the_2019_budgets():
     suite = load_suite("paper")
     automl = next(s for s in suite.systems if s.name == "autokeras")
     assert [b.name for b in automl.budgets] == ["1h", "2h", "4h", "8h", "12h", "24h"]
+    assert dict(automl.options) == {"budget_scope": "search"}  # the 2019 protocol, said in the suite
+
+
+def test_resources_per_suite_and_per_system_are_checked(tmp_path):
+    raw = {"seeds": [0], "budgets": ["1m"], "datasets": [{"name": "digits"}], "resources": {"num_cpus": 2},
+           "systems": [{"name": "majority"}, {"name": "resnet", "resources": {"num_gpus": 1}}]}
+    suite = parse_suite(raw, "r", "r.toml")
+    by_system = {s.system: s.resources for s in suite.specs("out")}
+    assert by_system["majority"] == Resources(num_cpus=2) and by_system["resnet"] == Resources(num_gpus=1)
+    for bad, message in [({"num_gpu": 1}, r"unknown key\(s\) num_gpu; valid: num_cpus, num_gpus"),
+                         ({"num_cpus": -1}, "num_cpus must be a non-negative number")]:
+        with pytest.raises(ConfigError, match=message):
+            parse_suite({**raw, "resources": bad}, "r", "r.toml")

@@ -17,15 +17,25 @@ from bench.datasets.cifar10 import TEST_BATCH, TRAIN_BATCHES
 CIFAR_PER_BATCH = 10  # one image per class in every batch
 
 
-def png_bytes(side: int | tuple[int, int], seed: int, mode: str = "RGB", fmt: str = "PNG") -> bytes:
-    """A random image encoded as PNG (or fmt), side x side or (width, height)."""
+def png_bytes(side: int | tuple[int, int], seed: int, mode: str = "RGB", fmt: str = "PNG",
+              quality: int | None = None) -> bytes:
+    """A random image encoded as PNG (or fmt, at a JPEG quality if given), side x side or (width, height)."""
     w, h = (side, side) if isinstance(side, int) else side
     rng = np.random.default_rng(seed)
     shape = (h, w, 3) if mode == "RGB" else (h, w)
     img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
     buf = io.BytesIO()
-    img.save(buf, fmt)
+    img.save(buf, fmt, **({} if quality is None else {"quality": quality}))
     return buf.getvalue()
+
+
+def cifar_image_members(train: int = 3, test: int = 2, fmt: str = "JPEG", quality: int | None = 75,
+                        seed: int = 0) -> dict[str, bytes]:
+    """CIFAR-10 as image folders, like the shared cifar10-jpeg.zip: {train,test}/<class>/NNNN.jpg (or .png)."""
+    ext = "jpg" if fmt == "JPEG" else fmt.lower()
+    return {f"{side}/{cls}/{i:04d}.{ext}": png_bytes(32, seed + s * 10_000 + label * 100 + i, fmt=fmt, quality=quality)
+            for s, (side, n) in enumerate((("train", train), ("test", test)))
+            for label, cls in enumerate(CIFAR_CLASSES) for i in range(n)}
 
 
 def corrupt_png(seed: int = 0) -> bytes:

@@ -69,7 +69,7 @@ def test_image_folder_zip_in_canonical_order(tmp_path: Path) -> None:
     path = write_zip(tmp_path / "cifar10-jpeg.zip", members)
     data = Cifar10(path=str(path)).load()
     assert data.x_train.shape == (30, 32, 32, 3) and data.x_test.shape == (20, 32, 32, 3)
-    assert data.split == "official" and data.info["format"] == "image folders" and data.info["n_skipped"] == 0
+    assert data.split == "official" and data.info["format"] == "JPEG image zip" and data.info["n_skipped"] == 0
     np.testing.assert_array_equal(np.bincount(data.y_train), [3] * 10)
     # label i holds the images of CLASS_NAMES[i]: compare one decoded image with its source
     import io

@@ -140,17 +140,17 @@ def test_gpu_busy_hours_in_the_summary_and_explained_only_when_measured(tmp_path
     ]
     text = report_text(tmp_path / "gpu", rows)
     summary = pd.read_csv(tmp_path / "gpu" / "tables" / "summary.csv").set_index("system")
-    assert summary.loc["resnet", "gpu_busy_h"] == pytest.approx(0.375)  # mean of 0.5 h and 0.25 h
-    assert math.isnan(summary.loc["autokeras", "gpu_busy_h"])
-    assert summary.loc["resnet", "gpu_h"] == pytest.approx(1.0)
-    assert "| GPU h | GPU busy h | Params |" in text and "| 1.00 | 0.375 |" in text
-    assert "GPU h is GPUs held x wall time" in text and "GPU busy h is what they worked" in text
-    assert "Compute ratio = AutoML fit time / baseline fit time (wall time, not GPU h or GPU busy h)." in text
+    assert summary.loc["resnet", "gpu_busy_s"] == pytest.approx(1350.0)  # mean of 0.5 h and 0.25 h, in seconds
+    assert math.isnan(summary.loc["autokeras", "gpu_busy_s"])
+    assert summary.loc["resnet", "gpu_s"] == pytest.approx(3600.0)
+    assert "| GPU | GPU busy | Params |" in text and "| 1.0 h | 22.5 min |" in text
+    assert "GPU is GPUs held x wall time" in text and "GPU busy is what they worked" in text
+    assert "Compute ratio = AutoML fit time / baseline fit time (wall time, not GPU or GPU busy time)." in text
 
     cpu = report_text(tmp_path / "cpu", [r.replace(gpu_busy_s=None, gpu_s=None) for r in rows])
     assert "GPU busy" not in cpu and "GPUs held" not in cpu
-    assert "| Fit h | CPU h | GPU h | Params | Trials |" in cpu
-    assert "Compute ratio = AutoML fit time / baseline fit time.\n" in cpu
+    assert "| Fit | CPU | GPU | Params | Trials |" in cpu
+    assert "Compute ratio = AutoML fit time / baseline fit time." in cpu
 
 
 @pytest.fixture(scope="module")
@@ -184,8 +184,8 @@ def test_each_table_csv_and_display_come_from_one_spec(malaria):
                 assert list(shown[column.header]) == [column.text(v) for v in numbers], column.csv_name
     assert "summary_frame" not in dir(tables) and "summary_display" not in dir(tables)
     summary = tables.SUMMARY.csv(summaries)
-    assert list(summary.columns[-5:]) == ["gpu_h", "gpu_busy_h", "params", "trials", "hardware"]
-    assert "GPU busy h" not in tables.SUMMARY.display(summaries).columns
+    assert list(summary.columns[-5:]) == ["gpu_s", "gpu_busy_s", "params", "trials", "hardware"]
+    assert "GPU busy" not in tables.SUMMARY.display(summaries).columns
 
 
 def test_a_malformed_table_is_a_report_error(tmp_path: Path):
@@ -195,3 +195,14 @@ def test_a_malformed_table_is_a_report_error(tmp_path: Path):
     (tmp_path / "runs.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ReportError, match="no run_id, status column"):
         load_runs(tmp_path)
+
+
+def test_each_data_set_lists_the_fingerprints_of_the_data_its_runs_saw(tmp_path: Path):
+    seen = {"data_fingerprint": "a75062fe8d04e740", "data_format": "JPEG image zip",
+            "data_pixels": "lossy: JPEG quality 75"}
+    rows = [run("cifar10", "official", "resnet", "3m", s, accuracy=0.6, fit_s=100.0, **seen) for s in (0, 1)]
+    rows.append(run("cifar10", "official", "majority", "full", 0, accuracy=0.1, fit_s=0.01))  # an older run
+    text = report_text(tmp_path, rows)
+    assert "Data fingerprint: a75062fe8d04e740 (JPEG image zip; lossy: JPEG quality 75)." in text
+    frame = amlb_frame(load_runs(tmp_path), tmp_path)
+    assert set(frame["data_fingerprint"].fillna("")) == {"a75062fe8d04e740", ""}

@@ -33,10 +33,10 @@ def test_summary_values_and_order(groups):
     ]
     resnet = rows[1]
     assert resnet.ok == 3 and resnet.accuracy.mean == pytest.approx(0.971)
-    assert resnet.fit_h == pytest.approx(3300 / 3600)
+    assert resnet.fit_s == pytest.approx(3300)
     frame = tables.SUMMARY.csv(rows).set_index(["system", "budget"])
-    assert frame.loc[("autokeras", "24h"), "fit_h"] == pytest.approx(24.0)
-    assert frame.loc[("autokeras", "24h"), "cpu_h"] == pytest.approx(48.0)
+    assert frame.loc[("autokeras", "24h"), "fit_s"] == pytest.approx(24.0 * 3600)  # CSV: seconds, as numbers
+    assert frame.loc[("autokeras", "24h"), "cpu_s"] == pytest.approx(48.0 * 3600)
     assert frame.loc[("autokeras", "24h"), "trials"] == pytest.approx(40)
     assert (
         frame.loc[("autokeras", "24h"), "accuracy_ci95_low"]
@@ -45,8 +45,10 @@ def test_summary_values_and_order(groups):
     )
     display = tables.SUMMARY.display(rows).set_index(["System", "Budget"])
     assert display.loc[("resnet", "full"), "Accuracy"] == "97.1%"
-    assert display.loc[("autokeras", "24h"), "Fit h"] == "24.00"
-    assert display.loc[("autokeras", "24h"), "GPU h"] == "—"  # no GPU time measured
+    assert display.loc[("autokeras", "24h"), "Fit"] == "24.0 h"  # shown in the unit a reader says
+    assert display.loc[("resnet", "full"), "Fit"] == "55.0 min"
+    assert display.loc[("majority", "full"), "Fit"] in ("< 0.1 s", "0.0 s")
+    assert display.loc[("autokeras", "24h"), "GPU"] == "—"  # no GPU time measured
 
 
 def test_failed_and_timed_out_runs_are_shown_not_dropped(groups):
@@ -103,4 +105,4 @@ def test_cost_charges_fit_hours_at_the_machine_price_and_adds_managed_automl_row
     frame = pd.DataFrame([dataclasses.asdict(r) for r in gpu])
     row = tables.COST.csv(tables.cost_rows(tables.summarize(Group("d", "s", ""), frame, "resnet"), prices)).iloc[0]
     assert (row["machine"], row["cost_usd"]) == ("GPU", pytest.approx(0.5 * 2.0))
-    assert row["gpu_h"] == pytest.approx(1500 / 3600)
+    assert row["gpu_s"] == pytest.approx(1500)

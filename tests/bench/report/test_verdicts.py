@@ -26,7 +26,8 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
 def test_resolved_difference_names_accuracy_time_ratio_and_points(known):
     assert known["malaria"] == [
         "On malaria (cell split), autokeras (budget 24h, 3 seeds) reached 96.1% after 24.0 h; "
-        "resnet (budget full, 3 seeds) reached 97.1% after 55.0 min: 26x the compute for 1.0 point less."
+        "resnet (budget full, 3 seeds) reached 97.1% after 55.0 min: 26x the compute for 1.0 point less "
+        "(paired over 3 seeds, 95% interval of the difference -1.0 to -1.0 points)."
     ]
 
 
@@ -68,5 +69,23 @@ def test_more_accurate_automl_with_resolved_gain(tmp_path: Path):
     rows += [run("d", "x", "autokeras", "t5", s, accuracy=a, fit_s=150.0) for s, a in enumerate((0.90, 0.91, 0.92))]
     assert sentences_for(tmp_path, rows)["d"] == [
         "On d (x split), autokeras (budget t5, 3 seeds) reached 91.0% after 2.5 min; "
-        "resnet (budget full, 3 seeds) reached 81.0% after 1.7 min: 1.5x the compute for 10.0 points more."
+        "resnet (budget full, 3 seeds) reached 81.0% after 1.7 min: 1.5x the compute for 10.0 points more "
+        "(paired over 3 seeds, 95% interval of the difference +10.0 to +10.0 points)."
     ]
+
+
+def test_a_paired_comparison_resolves_what_two_overlapping_intervals_do_not(tmp_path: Path):
+    """Seeds move both systems alike (the seed's validation split, its init): the per-seed differences are
+    steady while each system's own spread is wide, so only the paired interval resolves the gap."""
+    base = (0.80, 0.86, 0.92)
+    gain = (0.020, 0.025, 0.030)
+    rows = [run("d", "x", "resnet", "full", s, accuracy=a, fit_s=100.0) for s, a in enumerate(base)]
+    rows += [run("d", "x", "autokeras", "1m", s, accuracy=a + g, fit_s=60.0, budget_scope="total")
+             for s, (a, g) in enumerate(zip(base, gain, strict=True))]
+    [sentence] = sentences_for(tmp_path / "paired", rows)["d"]
+    assert "(budget 1m for search and refit, 3 seeds)" in sentence
+    assert sentence.endswith("0.6x the compute for 2.5 points more (paired over 3 seeds, 95% interval of the "
+                             "difference +1.3 to +3.7 points).")
+    unpaired = [r.replace(seed=r.seed + 10) if r.system == "autokeras" else r for r in rows]  # no common seeds
+    [sentence] = sentences_for(tmp_path / "unpaired", unpaired)["d"]
+    assert "is not resolved (the 95% intervals overlap)" in sentence

@@ -16,7 +16,7 @@ from bench.datasets.base import ImageData
 from bench.options import ConfigError
 from bench.systems import FitContext, SystemResult, make_system
 from bench.systems.autokeras import _shuffled, _targets
-from bench.systems.autokeras_search import TRIAL_COLUMNS, NoCompletedTrial
+from bench.systems.autokeras_search import TRIAL_COLUMNS, NoCompletedTrial, SearchLog
 
 N_TRAIN, N_TEST, SIZE, CLASSES = 90, 30, 16, ("a", "b", "c")
 
@@ -64,7 +64,7 @@ def _assert_no_tuner_files(ctx: FitContext) -> None:
 
 
 def _assert_valid_probabilities(result: SystemResult, data: ImageData) -> None:
-    assert result.probabilities.shape == (N_TEST, data.n_classes)
+    assert result.probabilities.shape == (len(data.x_test), data.n_classes)
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
@@ -84,6 +84,8 @@ def test_targets_keep_class_index_order() -> None:
 
 
 def test_options_are_checked() -> None:
+    with pytest.raises(ConfigError, match="budget_scope must be one of total, search"):
+        make_system("autokeras", {"budget_scope": "refit"})
     """Bad block types and batch sizes name the problem."""
     with pytest.raises(ConfigError, match="block_types"):
         make_system("autokeras", {"block_types": "vanilla,vgg"})
@@ -100,12 +102,14 @@ def test_import_is_cheap() -> None:
 
 
 def test_time_budget_stops_search_within_overshoot_bound(data: ImageData, tmp_path: Path) -> None:
-    """A 20 s budget: the search ends within max(5%, 30 s) of it, then the refit is timed apart."""
-    result, ctx, rows = _run("autokeras", "20s", data, tmp_path)
+    """A 20 s budget on the search (the 2019 protocol): the search ends within max(5%, 30 s) of it, then
+    the refit is timed apart."""
+    result, ctx, rows = _run("autokeras", "20s", data, tmp_path, budget_scope="search")
     extras = result.extras
     assert 0 <= extras["overshoot_s"] <= max(0.05 * 20, 30)
     assert extras["search_s"] >= 20 - 1
-    assert extras["refit_s"] > 0
+    assert extras["refit_s"] > 0 and extras["refit_reserved_s"] is None
+    assert ctx is not None and make_system("autokeras", {"budget_scope": "search"}).budget_scope() == "search"
     assert extras["search_s"] + extras["refit_s"] <= result.fit_s + 0.5
     assert result.trials == len(rows) >= 1
     assert rows[-1]["status"] in {"stopped", "completed"}
@@ -114,6 +118,39 @@ def test_time_budget_stops_search_within_overshoot_bound(data: ImageData, tmp_pa
     assert 0 <= extras["val_accuracy"] <= 1
     _assert_valid_probabilities(result, data)
     _assert_no_tuner_files(ctx)
+
+
+def test_a_total_budget_on_digits_bounds_search_and_refit_together(tmp_path: Path) -> None:
+    """The issue's bound: a 60 s budget scoped 'total' ends its search and refit within max(5%, 30 s) of 60 s;
+    the search stops early enough for the refit it predicted from the best trial's own epochs."""
+    from bench.datasets import load_data
+
+    digits = load_data("digits")
+    result, _, rows = _run("autokeras", "60s", digits, tmp_path)
+    extras = result.extras
+    assert result.fit_s <= 60 + max(0.05 * 60, 30)
+    assert 0 <= extras["overshoot_s"] <= max(0.05 * 60, 30)
+    assert extras["refit_reserved_s"] > 0
+    assert extras["search_s"] < 60  # the search stopped before the budget's end, leaving room for the refit
+    assert extras["search_s"] + extras["refit_s"] <= result.fit_s + 0.5
+    assert result.trials == len(rows) >= 1
+    _assert_valid_probabilities(result, digits)
+
+
+def test_the_search_deadline_reserves_the_predicted_refit() -> None:
+    log = SearchLog(t0=0.0, deadline=100.0, scope="total", refit_data_factor=1.25)
+    assert log.search_deadline() == 100.0  # nothing known yet
+    log.note_epoch("0", 2.0, first_trial=True)
+    log.note_epoch("0", 4.0, first_trial=True)
+    assert log.refit_reserve_s == pytest.approx(3.0 * 2 * 1.25)  # the running first trial: 2 epochs so far
+    log._setup_s["0"] = 4.0  # building the model before its first epoch counts once
+    assert log.refit_estimate("0", 2) == pytest.approx(4.0 + 7.5)
+    assert log.search_deadline() == pytest.approx(100.0 - 7.5)
+    log.note_epoch("1", 10.0, first_trial=False)  # a later trial does not move the reserve by itself
+    assert log.refit_reserve_s == pytest.approx(7.5)
+    assert log.refit_estimate("1", 5) == pytest.approx(10.0 * 5 * 1.25)
+    searched = SearchLog(t0=0.0, deadline=100.0, scope="search", refit_reserve_s=30.0)
+    assert searched.search_deadline() == 100.0
 
 
 def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: Path) -> None:
