@@ -120,9 +120,9 @@ class RayExecutor(Executor):
     """Runs specs as Ray tasks on a local or remote Ray cluster; records come back as tasks end."""
 
     def __init__(self, limits: Limits | None = None, address: str | None = None,
-                 max_retries: int = DEFAULT_MAX_RETRIES, num_cpus: int | None = None) -> None:
-        """address None starts a local Ray with this machine's resources (num_cpus caps its cores); 'auto'
-        joins the cluster running here; 'ray://HOST:PORT' a remote one. Ray already initialised is used as is."""
+                 max_retries: int = DEFAULT_MAX_RETRIES) -> None:
+        """address None starts a local Ray with this machine's resources; 'auto' joins the cluster running
+        here; 'ray://HOST:PORT' a remote one. A Ray this process already initialised is used as it is."""
         if max_retries < 0:
             raise ConfigError(f"--max-retries must be 0 or more, got {max_retries}")
         ray = _ray()
@@ -132,8 +132,7 @@ class RayExecutor(Executor):
         if self._owns_ray:
             if address is None:
                 # address="local": a new Ray of this machine's, even where one started by `ray start` runs.
-                ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level=logging.WARNING,
-                         log_to_driver=False)
+                ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
             else:
                 ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         self._task = ray.remote(_run_on_node)
@@ -172,8 +171,8 @@ class RayExecutor(Executor):
         ray = _ray()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        # On the driver's own node (strictly: Ray's soft affinity let it land on a worker node), so a worker
-        # node that dies does not take the progress events with it.
+        # Pinned to the driver's own node (soft affinity let Ray place it on a worker node), so a worker node
+        # that dies does not take the start events with it.
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
         events = self._events_cls.options(scheduling_strategy=here).remote()
 

@@ -6,12 +6,15 @@ of it as validation data, then refit the best trial's architecture and hyperpara
 whole training set for the epochs that trial trained to its best epoch (as the 2019 run's
 final_fit(retrain=True)); predictions come from that refit model. Budgets (bench.budget):
 
-- a wall-clock budget: no trial starts after the deadline, a running trial stops at its next batch
-  (its epoch's validation still runs, so it keeps a score); a trial still inside one batch or its
-  validation half the allowed overshoot (max(5% of the budget, 30 s)) after the deadline is interrupted
+- a wall-clock budget: no trial starts after the search's deadline, a running trial stops at its next
+  batch (its epoch's validation still runs, so it keeps a score); a trial still inside one batch or its
+  validation half the allowed overshoot (max(5% of the budget, 30 s)) after that deadline is interrupted
   there (a model's first batch, graph tracing included, can take minutes on a CPU) and recorded as
-  stopped without a score; the refit is not part of the budget and is
-  timed separately (search_s + refit_s = fit_s); search time beyond the budget is overshoot_s;
+  stopped without a score. With budget_scope 'total' (the default) the search's deadline is the budget's
+  end less the predicted refit of the best trial so far, and the refit stops (after at least one epoch)
+  where the allowed overshoot ends; with 'search' the deadline is the budget's end and the refit follows.
+  Search and refit are timed separately (search_s + refit_s = fit_s); time beyond what the scope bounds is
+  overshoot_s;
 - a trial budget `tN`: exactly N trials (max_trials); with a time budget too, whichever ends first;
 - `full`: Auto-Keras' defaults, max_trials=100, no time limit (for `autokeras-default` also its epochs:
   up to 1000 per trial with EarlyStopping(patience=10); `autokeras` keeps its epoch cap below).
@@ -161,7 +164,7 @@ class _AutoKerasSystem(System):
             deadline = t0 + ctx.budget.seconds
         allowed = max(OVERSHOOT_ALLOWED_SHARE * (ctx.budget.seconds or 0.0), OVERSHOOT_ALLOWED_MIN_S)
         self._log = log = SearchLog(t0=t0, deadline=deadline, hard_stop_grace_s=HARD_STOP_SHARE * allowed,
-                                    scope=self.options.budget_scope,
+                                    scope=self.options.budget_scope, overshoot_allowed_s=allowed,
                                     refit_data_factor=1.0 / (1.0 - self.options.validation_fraction))
         if ctx.budget.trials is not None:
             max_trials = ctx.budget.trials

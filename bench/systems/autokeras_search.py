@@ -136,6 +136,9 @@ class SearchLog:
     refit_data_factor: float = 1.0
     # Predicted seconds of the refit of the best trial so far, re-estimated as trials and epochs finish.
     refit_reserve_s: float = 0.0
+    # Seconds past the budget's end a 'total' run may take in all (max(5% of the budget, 30 s)): the refit is
+    # stopped there, so a search that ran late (a trial interrupted inside a batch) still gets its refit.
+    overshoot_allowed_s: float = 0.0
     refit_stopped: bool = False  # the refit was cut at the budget's end (scope 'total' only)
     project_dir: Path | None = None
     rows: list[TrialRow] = field(default_factory=list)
@@ -361,9 +364,11 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
                                        "give it a larger budget or a smaller search space")
             epochs = self._get_best_trial_epochs()
             # The library would pass the user's callbacks through a helper that nests them in a list;
-            # the refit needs no early stopping (no validation data); under scope 'total' it stops at the
-            # budget's end should the prediction of its length have been short.
-            refit_stop = deadline_callback(log.deadline if log.scope == "total" else None)
+            # the refit needs no early stopping (no validation data); under scope 'total' it stops where the
+            # allowed overshoot ends should the prediction of its length have been short, but only after one
+            # epoch (a model stopped before it has trained at all would predict nothing).
+            refit_end = None if log.deadline is None or log.scope != "total" else log.deadline + log.overshoot_allowed_s
+            refit_stop = deadline_callback(refit_end, min_epochs=1)
             kwargs["callbacks"] = [refit_stop]
             kwargs["epochs"] = epochs
             self.hypermodel.set_fit_args(0, epochs=epochs)
@@ -376,10 +381,11 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
     return BudgetedTuner
 
 
-def deadline_callback(deadline: float | None | Any, on_epoch: Any = None, on_first_epoch: Any = None) -> Any:
+def deadline_callback(deadline: float | None | Any, on_epoch: Any = None, on_first_epoch: Any = None,
+                      min_epochs: int = 0) -> Any:
     """A Keras callback that stops training at the next batch once time.monotonic() passes the deadline (a
-    time, or a function giving the current one); on_epoch(seconds) hears each epoch's duration and
-    on_first_epoch() when the first epoch begins."""
+    time, or a function giving the current one), but not before min_epochs epochs have finished;
+    on_epoch(seconds) hears each epoch's duration and on_first_epoch() when the first epoch begins."""
     import keras
 
     current = deadline if callable(deadline) else (lambda: deadline)
@@ -389,6 +395,7 @@ def deadline_callback(deadline: float | None | Any, on_epoch: Any = None, on_fir
 
         stopped = False
         _epoch_t0 = 0.0
+        _epochs_done = 0
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._epoch_t0 = time.monotonic()
@@ -396,12 +403,13 @@ def deadline_callback(deadline: float | None | Any, on_epoch: Any = None, on_fir
                 on_first_epoch()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self._epochs_done += 1
             if on_epoch is not None:
                 on_epoch(time.monotonic() - self._epoch_t0)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             end = current()
-            if end is not None and time.monotonic() >= end:
+            if end is not None and self._epochs_done >= min_epochs and time.monotonic() >= end:
                 self.stopped = True
                 self.model.stop_training = True
 
