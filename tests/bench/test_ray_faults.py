@@ -104,3 +104,20 @@ def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
         assert runs.count(run_id) == 1, "a run already recorded as ok was run again"
     with open(out / "runs.csv") as f:
         assert len(f.read().splitlines()) == 6  # a header and five rows: nothing duplicated, nothing torn
+
+
+def test_ctrl_c_cancels_the_remaining_runs_and_leaves_a_whole_table(tmp_path):
+    calls, suite, out = tmp_path / "calls.txt", tmp_path / "int.toml", tmp_path / "out"
+    suite.write_text(SUITE.format(calls=calls))
+    table = ResultsStore(out)
+    first = driver(tmp_path, suite, "--executor", "ray")
+    wait_for(lambda: len(table.records()) >= 1)
+    workers = [p for p in psutil.Process(first.pid).children(recursive=True) if "bench.worker" in " ".join(p.cmdline())]
+    os.kill(first.pid, signal.SIGINT)
+    assert first.wait(timeout=60) == 130  # the command line's code for an interrupted suite
+    done = table.records()  # parses: no half-written row
+    assert 1 <= len(done) < 5 and all(r.status == "ok" for r in done.values())
+    time.sleep(2)
+    assert not [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "a run outlived Ctrl-C"
+    assert driver(tmp_path, suite, "--executor", "ray").wait(timeout=180) == 0  # and the suite resumes
+    assert len(table.records()) == 5

@@ -16,7 +16,7 @@ from bench.datasets.base import ImageData
 from bench.options import ConfigError
 from bench.systems import FitContext, SystemResult, make_system
 from bench.systems.autokeras import _shuffled, _targets
-from bench.systems.autokeras_search import TRIAL_COLUMNS, NoCompletedTrial, SearchLog
+from bench.systems.autokeras_search import REFIT_SAFETY, TRIAL_COLUMNS, NoCompletedTrial, SearchLog
 
 N_TRAIN, N_TEST, SIZE, CLASSES = 90, 30, 16, ("a", "b", "c")
 
@@ -138,19 +138,32 @@ def test_a_total_budget_on_digits_bounds_search_and_refit_together(tmp_path: Pat
 
 
 def test_the_search_deadline_reserves_the_predicted_refit() -> None:
+    safety = REFIT_SAFETY
     log = SearchLog(t0=0.0, deadline=100.0, scope="total", refit_data_factor=1.25)
     assert log.search_deadline() == 100.0  # nothing known yet
     log.note_epoch("0", 2.0, first_trial=True)
     log.note_epoch("0", 4.0, first_trial=True)
-    assert log.refit_reserve_s == pytest.approx(3.0 * 2 * 1.25)  # the running first trial: 2 epochs so far
-    log._setup_s["0"] = 4.0  # building the model before its first epoch counts once
-    assert log.refit_estimate("0", 2) == pytest.approx(4.0 + 7.5)
-    assert log.search_deadline() == pytest.approx(100.0 - 7.5)
+    assert log.refit_reserve_s == pytest.approx(safety * 3.0 * 2 * 1.25)  # the running first trial: 2 epochs
+    assert log.search_deadline() == pytest.approx(100.0 - safety * 7.5)
     log.note_epoch("1", 10.0, first_trial=False)  # a later trial does not move the reserve by itself
-    assert log.refit_reserve_s == pytest.approx(7.5)
-    assert log.refit_estimate("1", 5) == pytest.approx(10.0 * 5 * 1.25)
+    assert log.refit_reserve_s == pytest.approx(safety * 7.5)
+    assert log.refit_estimate("1", 5) == pytest.approx(safety * 10.0 * 5 * 1.25)
+    log._setup_s["0"] = 4.0  # building the model before its first epoch counts once
+    assert log.refit_estimate("0", 2) == pytest.approx(safety * (4.0 + 7.5))
     searched = SearchLog(t0=0.0, deadline=100.0, scope="search", refit_reserve_s=30.0)
     assert searched.search_deadline() == 100.0
+
+
+def test_no_trial_starts_when_the_time_left_could_not_give_it_a_score() -> None:
+    now = time.monotonic()
+    log = SearchLog(t0=now, deadline=now + 100.0, scope="total")
+    log._setup_s["0"], log._epoch_s["0"] = 5.0, [10.0, 9.0]  # the quickest trial scored after 15 s
+    log.refit_reserve_s = 80.0  # the search must end 20 s from now
+    assert log.quickest_score_s() == pytest.approx(15.0) and not log.too_late_for_a_trial()
+    log.refit_reserve_s = 90.0  # 10 s left: a trial could not score
+    assert log.too_late_for_a_trial()
+    log.scope = "search"  # the 2019 protocol starts trials until its deadline, as the library did
+    assert not log.too_late_for_a_trial()
 
 
 def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: Path) -> None:
@@ -260,3 +273,22 @@ def test_hard_stop_interrupts_a_stuck_fit_and_keeps_finished_epochs() -> None:
     history = _finished_epochs(stopper, "val_loss")
     assert history is not None and len(history.history["val_loss"]) == 1
     time.sleep(1.0)  # no interrupt is left pending once the block has exited
+
+
+@pytest.mark.parametrize(("min_epochs", "full_epochs"), [(0, 0), (1, 1)])
+def test_a_refit_past_its_deadline_still_trains_its_minimum_epochs(min_epochs: int, full_epochs: int) -> None:
+    """The refit's stop waits for min_epochs whole epochs: a refit stopped before any would predict nothing."""
+    import keras
+
+    from bench.systems.autokeras_search import deadline_callback
+
+    x = np.random.default_rng(0).random((64, 4)).astype("float32")
+    y = (x[:, 0] > 0.5).astype("int64")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    batches: list[int] = []
+    count = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch))
+    stopper = deadline_callback(time.monotonic() - 1.0, min_epochs=min_epochs)  # already past
+    model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[stopper, count])
+    assert stopper.stopped
+    assert len(batches) == 8 * full_epochs + 1  # the whole epochs it must train, then one batch and the stop
