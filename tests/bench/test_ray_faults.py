@@ -79,13 +79,19 @@ def test_a_run_whose_node_dies_is_retried_then_ok_or_failed_node_lost(tmp_path, 
         assert (folder / "record.json").exists() and (folder / "log.txt").exists() == (rec.status == "ok")
 
 
+def start_suite(tmp_path, records: int) -> tuple:
+    """The five-run sleeping suite under `bench all --executor ray`, once `records` runs are in its table."""
+    calls, suite = tmp_path / "calls.txt", tmp_path / "suite.toml"
+    suite.write_text(SUITE.format(calls=calls))
+    table = ResultsStore(tmp_path / "out")
+    first = driver(tmp_path, suite, "--executor", "ray")
+    wait_for(lambda: len(table.records()) >= records)
+    return calls, suite, table, first
+
+
 def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
     """As the local executor's test (test_execute.py), with the runs as Ray tasks of a local Ray."""
-    calls, suite, out = tmp_path / "calls.txt", tmp_path / "kill.toml", tmp_path / "out"
-    suite.write_text(SUITE.format(calls=calls))
-    table = ResultsStore(out)
-    first = driver(tmp_path, suite, "--executor", "ray")
-    wait_for(lambda: len(table.records()) >= 2)
+    calls, suite, table, first = start_suite(tmp_path, 2)
     ray_processes = psutil.Process(first.pid).children(recursive=True)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
@@ -102,16 +108,12 @@ def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
     runs = [line.split()[0] for line in calls.read_text().splitlines()]
     for run_id in finished:
         assert runs.count(run_id) == 1, "a run already recorded as ok was run again"
-    with open(out / "runs.csv") as f:
+    with open(tmp_path / "out" / "runs.csv") as f:
         assert len(f.read().splitlines()) == 6  # a header and five rows: nothing duplicated, nothing torn
 
 
 def test_ctrl_c_cancels_the_remaining_runs_and_leaves_a_whole_table(tmp_path):
-    calls, suite, out = tmp_path / "calls.txt", tmp_path / "int.toml", tmp_path / "out"
-    suite.write_text(SUITE.format(calls=calls))
-    table = ResultsStore(out)
-    first = driver(tmp_path, suite, "--executor", "ray")
-    wait_for(lambda: len(table.records()) >= 1)
+    _, suite, table, first = start_suite(tmp_path, 1)
     workers = [p for p in psutil.Process(first.pid).children(recursive=True) if "bench.worker" in " ".join(p.cmdline())]
     os.kill(first.pid, signal.SIGINT)
     assert first.wait(timeout=60) == 130  # the command line's code for an interrupted suite
