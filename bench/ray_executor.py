@@ -39,6 +39,8 @@ DEFAULT_MAX_RETRIES = 1  # a run whose node dies is tried once more before it is
 WAIT_S = 1.0  # how often the driver looks for finished tasks and runs that started
 EVENT_TIMEOUT_S = 10.0  # a run waits at most this long to tell the driver it started, then runs regardless
 NODE_ID_CHARS = 8  # a node is named by this many characters of its Ray node id (never by its host name)
+# On each node, where runs work: the run's folder, before its files go back to the driver.
+SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-ray"
 # On each node, kept models (--keep-models) are moved here, out of the run's scratch folder.
 KEPT_MODELS_DIR = Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench")) / "ray-models"
 # Ray's exceptions that mean the task's process or node went away (not that the run itself failed).
@@ -83,7 +85,11 @@ def _run_on_node(spec_json: str, limits: Limits, events: Any) -> tuple[str, dict
     # Waited for, so the driver hears of this try even if the node dies right after (then it counts attempts).
     with contextlib.suppress(ray.exceptions.RayError):
         ray.get(events.started.remote(spec.run_id, node), timeout=EVENT_TIMEOUT_S)
-    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{spec.run_id}-"))
+    # One folder per run on each node: a try killed with its node or by Ctrl-C cannot clean up after itself,
+    # so the next try of the same run (or the next suite) clears what it left.
+    scratch = SCRATCH_DIR / spec.run_id
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
     try:
         record = supervise(replace(spec, out_dir=str(scratch)), limits).replace(node=node)
         folder = rundir.run_dir(scratch, spec.run_id)
