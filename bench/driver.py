@@ -138,10 +138,9 @@ def system_identity(name: str) -> dict[str, str]:
     from bench.systems import system_class
 
     try:
-        cls = system_class(name)
+        return system_class(name).identity()
     except ConfigError:
         return {}
-    return {"role": cls.role, "library": cls.library, "library_version": cls.library_version()}
 
 
 def describe(spec: RunSpec) -> str:

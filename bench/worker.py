@@ -71,8 +71,7 @@ def execute(spec: RunSpec) -> RunRecord:
     gpus = GpuSampler()
     try:
         system = make_system(spec.system, dict(spec.system_options))
-        common.update(role=system.role, library=system.library, library_version=system.library_version(),
-                      budget_scope=system.budget_scope())
+        common.update(system.identity(), budget_scope=system.budget_scope())
         packages = (system.library,)
         data = load_data(spec.dataset.name, dict(spec.dataset.options),
                          spec.dataset.max_train, spec.dataset.max_test)

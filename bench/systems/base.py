@@ -87,6 +87,11 @@ class System(ABC):
         """The installed version of `library` ('' when it is not installed as a distribution)."""
         return package_version(cls.library)
 
+    @classmethod
+    def identity(cls) -> dict[str, str]:
+        """What the system declares, as run-record fields: role, library and its version."""
+        return {"role": cls.role, "library": cls.library, "library_version": cls.library_version()}
+
     def run(self, data: ImageData, ctx: FitContext, gpus: GpuSampler | None = None) -> SystemResult:
         """Fits on the training set, predicts the test set; timing each with the harness's clock (and the
         GPU sampler's windows, when given, so GPU time covers fit and predict alone)."""

@@ -180,3 +180,13 @@ def test_metadata_records_the_commit_checked_out_when_the_run_started(tmp_path, 
     assert worker.execute(s).status == "ok"
     meta = json.loads((tmp_path / "runs" / s.run_id / "metadata.json").read_text())
     assert meta["git_commit"] == "a" * 40
+
+
+def test_a_run_whose_data_is_missing_is_skipped_with_what_its_system_declares(tmp_path):
+    missing = RunSpec(dataset=DatasetRef("folder:" + str(tmp_path / "nowhere")), system="majority",
+                      budget=parse_budget("full"), seed=0, out_dir=str(tmp_path))
+    summary = run_specs([missing], LocalExecutor(), tmp_path)
+    assert summary.counts["skipped"] == 1
+    [record] = ResultsStore(tmp_path).records().values()
+    assert record.status == "skipped" and record.error
+    assert (record.role, record.library) == ("floor", "bench")
