@@ -4,8 +4,10 @@ A recipe (baselines/cifar10.py, ...) is a `Recipe`: a model builder plus its sch
 `train()` runs its own step loop (`train_on_batch`; Keras' PyDataset feeding halved the CPU throughput),
 so each epoch's training steps are timed apart from the validation pass (history.csv's fit_s excludes
 evaluation). Under a deadline the schedule's length in steps is planned from a timed probe before the first
-epoch and re-planned from the epochs' times, and the whole LR cycle is compressed to it, so the schedule ends
-inside the budget; stopping at the deadline mid-schedule is only the safety net.
+epoch and re-planned from the epochs' times, and the whole LR cycle is compressed to it (a short budget) or
+stretched to it (a long one, up to MAX_SCALE_UP times the recipe's epochs), so the schedule ends inside the
+budget and uses it; stopping at the deadline mid-schedule is only the safety net. history.csv's
+planned_epochs shows the plan as it stood after each epoch.
 """
 
 from __future__ import annotations
@@ -25,11 +27,17 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
 from bench.baselines.blocks import Augment, linear_schedule
-from bench.baselines.keras_support import count_params, seed_everything
+from bench.baselines.keras_support import computes_in_bfloat16, count_params, seed_everything
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("epoch", "fit_s", "loss", "val_accuracy")
+HISTORY_COLUMNS = ("epoch", "fit_s", "loss", "val_accuracy", "planned_epochs")
+# A wall-clock budget longer than the recipe's own schedule stretches it (more epochs, the same LR cycle and
+# warm-up shape) up to this many times the recipe's epochs. The recipes are one-cycle schedules tuned for
+# time to accuracy; past a few times their length these small networks gain little (measured on the malaria
+# subset: README, "Budgets that use their time"), and an uncapped 24 h budget would plan thousands of epochs
+# of one cycle that the first hours' accuracy no longer improves on. Recipes may set their own cap.
+MAX_SCALE_UP = 4.0
 # Under a deadline, this many training steps are timed (after one that compiles) before the first epoch to
 # size the schedule; the weights and optimizer state are then reset, so the probe trains nothing.
 PROBE_STEPS = 2
@@ -80,6 +88,9 @@ class Recipe:
     lookahead_decay: float = 0.95 ** 5
     # Data-dependent initialisation, called once with the model and the training images (whitening, ...).
     prepare: Callable[[Any, np.ndarray], None] | None = None
+    # Under a deadline the schedule may grow to this many times `epochs` when the time allows (1: never
+    # longer than the recipe's own; a tuner's trials, whose length is the thing searched, use 1).
+    max_scale_up: float = MAX_SCALE_UP
 
     def with_overrides(self, epochs: int | None = None, batch_size: int | None = None) -> Recipe:
         """The same recipe with the schedule length or batch size replaced (None keeps the recipe's).
@@ -173,11 +184,32 @@ def make_optimizer(recipe: Recipe, schedule: Any) -> Any:
     return optimizer
 
 
+def use_xla(recipe: Recipe) -> bool | str:
+    """The recipe's XLA choice under the TensorFlow backend (others keep Keras' 'auto').
+
+    Never XLA for bfloat16 on a CPU: XLA's CPU backend has no native bfloat16 kernels while oneDNN's (what
+    TensorFlow runs without XLA) use the chip's bf16 instructions. Measured on the cifar10 network (2-core AMD
+    EPYC with AVX512-BF16): 131 images/s with XLA against 363 without.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return "auto"
+    if computes_in_bfloat16() and not on_gpu():
+        return False
+    return recipe.jit_compile
+
+
+def on_gpu() -> bool:
+    """Whether TensorFlow sees a GPU (where models are then placed)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def compile_model(model: Any, recipe: Recipe, learning_rate: Any) -> None:
     """Compiles model for the recipe: its optimizer on learning_rate, smoothed cross-entropy, XLA or not."""
     model.compile(optimizer=make_optimizer(recipe, learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-                  jit_compile=recipe.jit_compile if keras.backend.backend() == "tensorflow" else "auto")
+                  jit_compile=use_xla(recipe))
 
 
 def predict_proba(model: Any, x: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
@@ -263,11 +295,14 @@ class Lookahead:
 
 
 class Schedule:
-    """The recipe's LR cycle over a number of steps; a budget compresses the whole cycle, warm-up included."""
+    """The recipe's LR cycle over a number of steps; a budget compresses or stretches the whole cycle, warm-up
+    included."""
 
     def __init__(self, recipe: Recipe, steps_per_epoch: int) -> None:
         self.recipe, self.steps_per_epoch = recipe, steps_per_epoch
         self.full_steps = recipe.epochs * steps_per_epoch
+        # The longest a deadline may stretch the cycle to (the recipe's own length when it may not grow).
+        self.max_steps = max(self.full_steps, math.floor(self.full_steps * recipe.max_scale_up))
         self.lr = linear_schedule(recipe.peak_lr, 0, self.full_steps, recipe.end_lr_fraction,
                                   staircase_steps=steps_per_epoch if recipe.per_epoch_decay else 0,
                                   start_fraction=recipe.start_lr_fraction)
@@ -347,7 +382,7 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
 
     if deadline is not None:
         step_s = probe_step_seconds(model, batches, x_val, recipe) if deadline > time.monotonic() else math.inf
-        schedule.set_total(plan_steps(schedule.full_steps, 0, step_s, seconds_left()))
+        schedule.set_total(plan_steps(schedule.max_steps, 0, step_s, seconds_left()))
         model.train_function = None
         log.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", recipe.name, schedule.total_steps,
                  schedule.total_steps / steps, step_s)
@@ -378,14 +413,14 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
             lookahead.finish()  # before the last validation pass, which then scores the kept model
         val_acc = accuracy_score(y_val, predict_proba(model, x_val, recipe.eval_batch_size).argmax(axis=1))
         rows.append({"epoch": epoch, "fit_s": fit_s, "loss": float(np.mean(losses)),
-                     "val_accuracy": float(val_acc)})
+                     "val_accuracy": float(val_acc), "planned_epochs": round(schedule.total_steps / steps, 3)})
         if history_path is not None:
             pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)).to_csv(history_path, index=False)
         log.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, epoch, done,
                  schedule.total_steps, fit_s, rows[-1]["loss"], val_acc)
         if deadline is not None and not stopped:
             step_s, left = (time.monotonic() - wall0) / n, seconds_left()
-            new_total = plan_steps(schedule.full_steps, done, step_s, left)
+            new_total = plan_steps(schedule.max_steps, done, step_s, left)
             # Shrink only when the plan would overrun (not on every noisy estimate: each change re-traces).
             overrun = (schedule.total_steps - done) * step_s > (left or 0.0)
             grow = epoch <= FREE_REPLANS and new_total > schedule.total_steps + steps // 2

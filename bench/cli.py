@@ -15,6 +15,7 @@ from rich.console import Console
 from bench.budget import HELP as BUDGET_HELP
 from bench.budget import BudgetError, parse_budget
 from bench.options import ConfigError
+from bench.precision import PRECISIONS
 from bench.rundir import RUNS_TABLE
 
 DEFAULT_OUT = "results"
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-test", type=int, help="stratified subset of the test set (all datasets)")
         p.add_argument("--max-rss-mb", type=float, help="kill a run whose memory exceeds this many MiB")
         p.add_argument("--max-disk-mb", type=float, help="kill a run whose scratch files exceed this many MiB")
+        p.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help="arithmetic of every Keras system: auto picks mixed_bfloat16 where the chip has "
+                            "native bf16, else float32 (default: the suite's, else auto)")
         p.add_argument("--executor", choices=("local", "ray"), default="local",
                        help="where runs happen: one at a time here (default), or spread over a Ray cluster")
         p.add_argument("--ray-address", default=None, metavar="ADDR",
@@ -190,6 +194,10 @@ def cmd_all(args: argparse.Namespace, console: Console) -> int:
     out = _check_out_dir(args.out)
     _apply_data_dir(args.data_dir)
     suite = load_suite(args.suite or DEFAULT_SUITE)
+    if args.precision is not None:
+        from dataclasses import replace
+
+        suite = replace(suite, precision=args.precision)
     specs = suite.specs(str(out), keep_models=args.keep_models)
     if args.max_train or args.max_test:
         from dataclasses import replace
@@ -245,7 +253,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     _apply_data_dir(args.data_dir)
     spec = RunSpec(dataset=DatasetRef(args.dataset, freeze(dataset_options), args.max_train, args.max_test),
                    system=args.system, system_options=freeze(system_options), budget=budget, seed=args.seed,
-                   timeout_s=timeout, out_dir=str(out), keep_models=args.keep_models)
+                   timeout_s=timeout, out_dir=str(out), keep_models=args.keep_models,
+                   precision=args.precision or "auto")
     summary = _run([spec], args, out, console)
     return _finish(summary, out, console, write_report=False)
 

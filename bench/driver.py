@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import rundir
 from bench.execute import Executor
+from bench.precision import satisfies as precision_satisfies
 from bench.records import RunRecord, record_for
 from bench.spec import DatasetRef, RunSpec
 from bench.store import ResultsStore
@@ -48,6 +49,24 @@ def availability_reasons(specs: list[RunSpec]) -> dict[DatasetRef, str]:
     return reasons
 
 
+def same_arithmetic(spec: RunSpec, record: RunRecord) -> bool:
+    """Whether a recorded run computed in the precision the spec asks for (systems without Keras always do)."""
+    if not record.precision and not uses_keras(spec.system):
+        return True
+    return precision_satisfies(spec.precision, record.precision)
+
+
+def uses_keras(name: str) -> bool:
+    """Whether the named system computes with Keras (unknown systems: assumed to)."""
+    from bench.options import ConfigError
+    from bench.systems import system_class
+
+    try:
+        return system_class(name).uses_keras
+    except ConfigError:
+        return True
+
+
 def adopt_finished(spec: RunSpec) -> RunRecord | None:
     """An ok record a killed driver left in the run folder but never put in the table."""
     path = rundir.run_dir(spec.out_dir, spec.run_id) / rundir.RECORD
@@ -57,7 +76,8 @@ def adopt_finished(spec: RunSpec) -> RunRecord | None:
         record = RunRecord.from_json(path.read_text())
     except (ValueError, TypeError):
         return None
-    return record if record.status == "ok" and record.run_id == spec.run_id else None
+    ok = record.status == "ok" and record.run_id == spec.run_id and same_arithmetic(spec, record)
+    return record if ok else None
 
 
 def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force: bool = False,
@@ -69,7 +89,9 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
     summary = Summary()
 
     def finished(spec: RunSpec) -> bool:
-        return not force and getattr(done.get(spec.run_id), "status", "") == "ok"
+        record = done.get(spec.run_id)
+        return (not force and record is not None and record.status == "ok"
+                and same_arithmetic(spec, record))
 
     unavailable = availability_reasons(specs)
     skipped = [record_for(s, "skipped", error=unavailable[s.dataset], **system_identity(s.system)) for s in specs

@@ -86,6 +86,28 @@ def _held_indices(nvml: Any, visible: str | None) -> list[int]:
     return held
 
 
+def held_capabilities(nvml: Any | None = None, visible: str | None | _Default = _Default.FROM_ENV
+                      ) -> list[tuple[int, int]] | None:
+    """CUDA compute capabilities (major, minor) of the GPUs this process may use; None when NVML cannot say."""
+    try:
+        if nvml is None:
+            import pynvml
+
+            nvml = pynvml
+        nvml.nvmlInit()
+    except Exception:  # no library or no driver: unknown, not "no GPU"
+        return None
+    try:
+        seen = os.environ.get("CUDA_VISIBLE_DEVICES") if visible is _Default.FROM_ENV else visible
+        handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in _held_indices(nvml, seen)]
+        return [tuple(nvml.nvmlDeviceGetCudaComputeCapability(h)) for h in handles]
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            nvml.nvmlShutdown()
+
+
 class GpuSampler:
     """Samples the held GPUs about once per interval; only samples inside `window()` count."""
 

@@ -72,6 +72,9 @@ class RunRecord:
     data_fingerprint: str = ""  # 16 hex digits hashing the arrays the run saw (after subsetting), classes, split
     data_format: str = ""  # what the data was read from, e.g. 'JPEG image zip', 'sklearn bundled'
     data_pixels: str = ""  # 'canonical' (the data set's original pixels) or e.g. 'lossy: JPEG quality 75'
+    # The Keras dtype policy the system computed in (bench.precision); empty for systems without Keras.
+    # Runs recorded before the option existed were float32.
+    precision: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

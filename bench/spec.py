@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.budget import Budget, parse_budget
+from bench.precision import check as check_precision
 
 Options = tuple[tuple[str, Any], ...]
 
@@ -79,6 +80,13 @@ class RunSpec:
     keep_models: bool = False
     # What the run holds on a cluster; not part of the run's identity.
     resources: Resources = Resources()
+    # Arithmetic of Keras systems (bench.precision: auto, float32, mixed_bfloat16, mixed_float16). Not part of
+    # the identity, like the hardware: `auto` means this machine's best; the policy used is recorded per run,
+    # and a recorded run whose policy differs from an explicit request is run again (driver).
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_precision(self.precision)
 
     @property
     def run_id(self) -> str:
@@ -105,6 +113,7 @@ class RunSpec:
             "budget": self.budget.name, "seed": self.seed, "suite": self.suite,
             "timeout_s": self.timeout_s, "out_dir": self.out_dir, "keep_models": self.keep_models,
             "resources": {"num_cpus": self.resources.num_cpus, "num_gpus": self.resources.num_gpus},
+            "precision": self.precision,
         }, sort_keys=True)
 
     @classmethod
@@ -117,5 +126,5 @@ class RunSpec:
             system=d["system"], system_options=freeze(d["system_options"]),
             budget=parse_budget(d["budget"]), seed=int(d["seed"]), suite=d["suite"],
             timeout_s=d["timeout_s"], out_dir=d["out_dir"], keep_models=d["keep_models"],
-            resources=Resources(**d.get("resources", {})),
+            resources=Resources(**d.get("resources", {})), precision=d.get("precision", "auto"),
         )

@@ -10,11 +10,12 @@ from typing import Any
 
 from bench.budget import Budget, BudgetError, parse_budget
 from bench.options import ConfigError
+from bench.precision import PRECISIONS
 from bench.spec import DatasetRef, Options, Resources, RunSpec, freeze
 
 DEFAULT_SUITE = "default"
 _TOP_KEYS = {"description", "seeds", "budgets", "datasets", "systems", "timeout_factor", "timeout_slack",
-             "timeout", "max_rss_mb", "max_disk_mb", "resources"}
+             "timeout", "max_rss_mb", "max_disk_mb", "resources", "precision"}
 _DATASET_KEYS = {"name", "options", "max_train", "max_test"}
 _SYSTEM_KEYS = {"name", "options", "budgets", "resources"}
 _RESOURCE_KEYS = {"num_cpus", "num_gpus"}
@@ -59,13 +60,15 @@ class Suite:
     max_rss_mb: float | None = None
     max_disk_mb: float | None = None
     resources: Resources = Resources()
+    # One arithmetic for every Keras system of the suite (bench.precision), so comparisons stay like for like.
+    precision: str = "auto"
 
     def specs(self, out_dir: str, keep_models: bool = False) -> list[RunSpec]:
         """Every run of the suite, dataset by dataset, cheapest budgets first."""
         return [
             RunSpec(dataset=ds, system=entry.name, system_options=entry.options, budget=budget, seed=seed,
                     suite=self.name, timeout_s=self.timeouts.for_budget(budget), out_dir=out_dir,
-                    keep_models=keep_models, resources=entry.resources or self.resources)
+                    keep_models=keep_models, resources=entry.resources or self.resources, precision=self.precision)
             for ds in self.datasets
             for budget in sorted({b for s in self.systems for b in s.budgets}, key=lambda b: b.sort_key)
             for entry in self.systems if budget in entry.budgets
@@ -125,12 +128,15 @@ def parse_suite(raw: dict[str, Any], name: str, where: str) -> Suite:
         value = raw.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
             raise ConfigError(f"{where}: '{key}' must be a positive number of MiB, got {value!r}")
+    precision = raw.get("precision", "auto")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"{where}: 'precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return Suite(
         name=name, description=raw.get("description", ""), seeds=tuple(seeds), datasets=datasets,
         systems=systems,
         timeouts=TimeoutRule(float(raw.get("timeout_factor", default.factor)), slack, timeout),
         max_rss_mb=raw.get("max_rss_mb"), max_disk_mb=raw.get("max_disk_mb"),
-        resources=_resources(raw.get("resources"), f"{where}: resources") or Resources(),
+        resources=_resources(raw.get("resources"), f"{where}: resources") or Resources(), precision=precision,
     )
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import metadata, metrics, rundir
+from bench import metadata, metrics, precision, rundir
+from bench.baselines.keras_support import set_precision
 from bench.datasets import load_data
 from bench.gpu_usage import GpuSampler
 from bench.records import RECORD_FIELDS, RunRecord, record_for
@@ -69,10 +70,15 @@ def execute(spec: RunSpec) -> RunRecord:
     # The code that runs is the commit checked out now; one made while the run goes must not be recorded.
     commit = metadata.git_commit()
     gpus = GpuSampler()
+    arithmetic: precision.Precision | None = None
     try:
         system = make_system(spec.system, dict(spec.system_options))
         common.update(system.identity(), budget_scope=system.budget_scope())
         packages = (system.library,)
+        if system.uses_keras:
+            arithmetic = precision.choose(spec.precision)
+            set_precision(arithmetic.policy)
+            common.update(precision=arithmetic.policy)
         data = load_data(spec.dataset.name, dict(spec.dataset.options),
                          spec.dataset.max_train, spec.dataset.max_test)
         common.update(split=data.split, n_train=len(data.y_train), n_test=len(data.y_test),
@@ -110,6 +116,8 @@ def execute(spec: RunSpec) -> RunRecord:
         gpus.stop()
     meta = meta or metadata.collect(packages)
     meta["git_commit"] = commit
+    if arithmetic is not None:
+        meta["precision"] = arithmetic.as_metadata()
     record = record.replace(peak_rss_mb=peak_rss_mb(), hardware=record.hardware or meta["hardware"])
     rundir.write_json(folder / rundir.METADATA, meta)
     rundir.write_atomic(folder / rundir.WORKER_RESULT, record.to_json())

@@ -13,7 +13,15 @@ from bench.report.amlb import AMLB_FILE, amlb_frame
 from bench.report.document import Block, Heading, Paragraph, Table, to_markdown
 from bench.report.html import to_html
 from bench.report.plots import PLOTS_DIR, palette, plot_group
-from bench.report.runs import ReportError, data_seen, grouped, load_runs, system_classes, where_run
+from bench.report.runs import (
+    ReportError,
+    arithmetic,
+    data_seen,
+    grouped,
+    load_runs,
+    system_classes,
+    where_run,
+)
 from bench.report.tables import (
     DEFAULT_GPU_PRICE_PER_HOUR,
     DEFAULT_PRICE_PER_HOUR,
@@ -52,6 +60,16 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _names(classes: dict[str, str], klass: str) -> str:
     return ", ".join(sorted(s for s, c in classes.items() if c == klass)) or "none"
+
+
+def _precision_text(precision: str) -> str:
+    """The end of the 'N runs on <hardware>' sentence: the Keras systems' precision, flagged when it differs."""
+    if not precision:
+        return "."
+    if precision.startswith("mixed:"):
+        return (f". Keras systems did not compute in one precision ({precision.removeprefix('mixed: ')}): "
+                "their comparison is not like for like; rerun with one `--precision`.")
+    return f", Keras systems in {precision}."
 
 
 def _gpu_paragraph(summaries: list[tables.ConfigSummary]) -> str:
@@ -101,7 +119,8 @@ def write_report(
         base = tables.reference(summaries, "baseline")
         sections += [
             Heading(2, group.label),
-            Paragraph(f"{fmt.plural(len(part), 'run')} on {where_run(part)}."
+            Paragraph(f"{fmt.plural(len(part), 'run')} on {where_run(part)}"
+                      + _precision_text(arithmetic(part))
                       + (f" Data fingerprint: {seen}." if (seen := data_seen(part)) else "")),
             Paragraph(items=tuple(sentences)),
             Heading(3, "Systems and budgets"),

@@ -155,6 +155,23 @@ def where_run(frame: pd.DataFrame) -> str:
     return f"{fmt.plural(len(nodes), 'node')}: {hardware}" if nodes else hardware
 
 
+def arithmetic(frame: pd.DataFrame) -> str:
+    """The precision the Keras systems of these runs computed in: 'float32', or per system when they differ
+    ('mixed: autokeras mixed_bfloat16, resnet float32'); '' when no Keras system ran. Keras runs recorded before
+    the precision column existed were float32."""
+    ok = frame[frame["status"] == "ok"]
+    policies: dict[str, set[str]] = {}
+    for system, policy in zip(ok["system"], ok["precision"], strict=True):
+        if isinstance(policy, str) and policy:
+            policies.setdefault(system, set()).add(policy)
+        elif getattr(_registered(system), "uses_keras", False):
+            policies.setdefault(system, set()).add("float32")
+    seen = set().union(*policies.values()) if policies else set()
+    if len(seen) <= 1:
+        return next(iter(seen), "")
+    return "mixed: " + ", ".join(f"{s} {'/'.join(sorted(p))}" for s, p in sorted(policies.items()))
+
+
 def data_seen(frame: pd.DataFrame) -> str:
     """The data these runs saw: '<fingerprint> (<format>; <pixels>)' per distinct fingerprint, or '' when
     none was recorded (runs from before fingerprints)."""

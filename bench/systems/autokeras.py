@@ -120,6 +120,7 @@ class _AutoKerasSystem(System):
 
     role: ClassVar[str] = "automl"
     library: ClassVar[str] = "autokeras"
+    uses_keras: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options:
@@ -268,7 +269,7 @@ class AutoKeras(_AutoKerasSystem):
     def _auto_model(self, ak: Any, log: SearchLog, ctx: FitContext, max_trials: int) -> Any:
         from autokeras.tuners import greedy
 
-        from bench.systems.autokeras_space import fair_hyperparameters, fair_initial_hps
+        from bench.systems.autokeras_space import classification_head, fair_hyperparameters, fair_initial_hps
 
         initial = fair_initial_hps(self.options.block_types)
 
@@ -279,7 +280,7 @@ class AutoKeras(_AutoKerasSystem):
                 super().__init__(initial_hps=initial, **kwargs)
 
         return ak.AutoModel(
-            inputs=ak.ImageInput(), outputs=ak.ClassificationHead(),
+            inputs=ak.ImageInput(), outputs=classification_head(),
             tuner=budgeted_tuner(FairTuner, log),
             hyperparameters=fair_hyperparameters(self.options.block_types),
             max_trials=max_trials, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",

@@ -92,3 +92,37 @@ def fair_hyperparameters(block_types: tuple[str, ...]) -> Any:
 def fair_initial_hps(block_types: tuple[str, ...]) -> list[dict[str, Any]]:
     """The library's initial trials that fit the allowed block types, in the library's order."""
     return [dict(_INITIAL[b]) for b in ("vanilla", "resnet") if b in block_types]
+
+
+def classification_head() -> Any:
+    """Auto-Keras' ClassificationHead whose last activation computes in float32 under any dtype policy.
+
+    Under a mixed policy Auto-Keras' own head would output bfloat16 (or float16) probabilities: 8 bits of
+    mantissa, so the loss and the predicted probabilities lose precision. Keras' mixed-precision guide asks
+    for a float32 output layer, which is what the hand-built recipes have (bench.baselines.blocks); this
+    gives Auto-Keras the same. Under float32 it builds exactly Auto-Keras' head.
+    """
+    import keras
+    import tree
+    from autokeras.blocks import heads, reduction
+    from autokeras.utils import utils
+
+    class Float32ClassificationHead(heads.ClassificationHead):
+        """ClassificationHead.build (Auto-Keras 3.0.0) with dtype='float32' on the final activation."""
+
+        def build(self, hp: Any, inputs: Any = None) -> Any:
+            inputs = tree.flatten(inputs)
+            utils.validate_num_inputs(inputs, 1)
+            output_node = inputs[0]
+            if len(output_node.shape) > 2:
+                output_node = reduction.SpatialReduction().build(hp, output_node)
+            dropout = self.dropout if self.dropout is not None else hp.Choice("dropout", [0.0, 0.25, 0.5],
+                                                                              default=0)
+            if dropout > 0:
+                output_node = keras.layers.Dropout(dropout)(output_node)
+            output_node = keras.layers.Dense(self.shape[-1])(output_node)
+            if isinstance(self.loss, keras.losses.BinaryCrossentropy):
+                return keras.layers.Activation("sigmoid", name=self.name, dtype="float32")(output_node)
+            return keras.layers.Softmax(name=self.name, dtype="float32")(output_node)
+
+    return Float32ClassificationHead()

@@ -69,6 +69,8 @@ class System(ABC):
     role: ClassVar[str] = "other"
     # The distribution (pip name) whose code the system wraps; its installed version goes in the record.
     library: ClassVar[str] = "bench"
+    # Whether the system computes with Keras: the harness then sets the run's precision policy before fit.
+    uses_keras: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Options:

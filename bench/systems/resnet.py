@@ -42,6 +42,7 @@ class ResNet(System):
     name: ClassVar[str] = "resnet"
     description: ClassVar[str] = "hand-built ResNet baseline: fast recipes per data set (baselines/)"
     role: ClassVar[str] = "baseline"
+    uses_keras: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options:

@@ -2,19 +2,26 @@
 
 Run: pytest tests/baselines/test_throughput_benchmarks.py --benchmark-only -m '' -s
 Each benchmark compiles the recipe's model, warms up one pass, then times passes over a few batches with the
-training loop's own step function; images/s lands in benchmark.extra_info (and the JSON report with
---benchmark-json). `resnet20-reference` is a textbook ResNet-20 (He et al. 2016, 0.27 M parameters) trained the
-same way, a yardstick for what this machine does with a well-known network, measured in the same session.
+training loop's own step function, and beside it, on the same batches in the same test, plain `model.fit` of the
+same network in the same precision: float32, and the policy `--precision auto` picks on this machine (mixed
+bfloat16 on chips with native bf16). images/s of both and their ratio land in benchmark.extra_info (and the JSON
+report with --benchmark-json). `resnet20-reference` is a textbook ResNet-20 (He et al. 2016, 0.27 M parameters)
+trained the same way, a yardstick for what this machine does with a well-known network, measured in the same session.
 """
 
 from __future__ import annotations
 
+import time
+
 import keras
+import numpy as np
 import pytest
 
 from bench.baselines import cifar10, generic, malaria, resnet2019
 from bench.baselines.blocks import linear_schedule
-from bench.baselines.training import Batches, Recipe, compile_model, train_steps
+from bench.baselines.keras_support import set_precision
+from bench.baselines.training import Batches, Recipe, compile_model, train_steps, use_xla
+from bench.precision import choose
 from tests.baselines.conftest import synthetic_images
 
 
@@ -52,6 +59,8 @@ class Cifar10Short:
     def recipe() -> Recipe:
         return cifar10.recipe("short")
 
+# Timed passes over the batches, for the recipe's loop and for plain model.fit alike.
+ROUNDS = 3
 # recipe module, image shape, classes, batches per timed pass (few for the big CIFAR batches)
 CASES = [
     pytest.param(cifar10, (32, 32, 3), 10, 4, id="cifar10"),
@@ -63,9 +72,39 @@ CASES = [
 ]
 
 
+def plain_fit_images_per_s(recipe: Recipe, shape: tuple[int, int, int], x, y, n_classes: int) -> float:
+    """What plain Keras code gets from the same network and precision: model.fit on the arrays, Keras' own
+    compile defaults (no XLA on a CPU), no augmentation (less work than the recipe's loop does)."""
+    model = recipe.build(shape, n_classes)
+    if recipe.prepare is not None:
+        recipe.prepare(model, x)
+    model.compile(optimizer=keras.optimizers.SGD(recipe.peak_lr / 10, momentum=recipe.momentum,
+                                                 nesterov=recipe.nesterov),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing))
+    targets = np.eye(n_classes, dtype=np.float32)[y]
+    model.fit(x, targets, batch_size=recipe.batch_size, epochs=1, verbose=0)  # compile and warm up
+    passes = []
+    for _ in range(ROUNDS):
+        t0 = time.perf_counter()
+        model.fit(x, targets, batch_size=recipe.batch_size, epochs=1, verbose=0)
+        passes.append(time.perf_counter() - t0)
+    return len(x) / float(np.mean(passes))
+
+
+@pytest.fixture(params=["float32", "auto"])
+def policy(request):
+    """The dtype policy the recipe trains in: float32, and what `auto` picks on this machine."""
+    chosen = choose(request.param).policy
+    if request.param == "auto" and chosen == "float32":
+        pytest.skip("auto picks float32 on this machine: the float32 case covers it")
+    set_precision(chosen)
+    yield chosen
+    set_precision("float32")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("module", "shape", "n_classes", "n_batches"), CASES)
-def test_training_throughput(benchmark, module, shape, n_classes, n_batches) -> None:
+def test_training_throughput(benchmark, policy, module, shape, n_classes, n_batches) -> None:
     recipe = module.recipe()
     x, y = synthetic_images(recipe.batch_size * n_batches, shape, n_classes)
     model = recipe.build(shape, n_classes)
@@ -74,10 +113,14 @@ def test_training_throughput(benchmark, module, shape, n_classes, n_batches) -> 
     compile_model(model, recipe, linear_schedule(recipe.peak_lr, 10, 10_000))
     feed = Batches.for_recipe(recipe, x, y, n_classes, seed=0)
     train_steps(model, feed, len(feed))  # compile and warm up
-    benchmark.pedantic(train_steps, args=(model, feed, len(feed)), rounds=3, iterations=1)
+    benchmark.pedantic(train_steps, args=(model, feed, len(feed)), rounds=ROUNDS, iterations=1)
     images = len(feed) * feed.batch_size
+    own = images / benchmark.stats.stats.mean
+    plain = plain_fit_images_per_s(recipe, shape, x[:images], y[:images], n_classes)
     benchmark.extra_info.update(
-        images_per_pass=images, batch_size=feed.batch_size, backend=keras.backend.backend(),
-        images_per_s=images / benchmark.stats.stats.mean, best_images_per_s=images / benchmark.stats.stats.min)
-    print(f"\n{recipe.name}: {images / benchmark.stats.stats.mean:.0f} images/s (mean of 3 passes)")
-    assert benchmark.stats.stats.mean > 0
+        images_per_pass=images, batch_size=feed.batch_size, backend=keras.backend.backend(), policy=policy,
+        xla=str(use_xla(recipe)), images_per_s=own, best_images_per_s=images / benchmark.stats.stats.min,
+        plain_fit_images_per_s=plain, own_over_plain=own / plain)
+    print(f"\n{recipe.name} [{policy}, XLA {use_xla(recipe)}]: own loop {own:.0f} images/s, plain model.fit "
+          f"{plain:.0f} images/s: {own / plain:.2f}x (means of {ROUNDS} passes)")
+    assert own > 0 and plain > 0

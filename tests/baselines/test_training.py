@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +60,31 @@ def test_a_budget_compresses_the_whole_lr_cycle_and_completes_it(digits_like) ->
     assert int(trained.model.optimizer.iterations) == round(trained.epochs_planned * steps_per_epoch)
     assert float(trained.model.optimizer.learning_rate) == pytest.approx(
         recipe.peak_lr * recipe.end_lr_fraction, abs=1e-6)
+
+
+def test_a_budget_longer_than_the_schedule_stretches_it_up_to_the_cap(digits_like, tmp_path: Path) -> None:
+    x, y = digits_like
+    recipe = generic.recipe().with_overrides(epochs=2, batch_size=16)
+    assert recipe.max_scale_up == 4.0
+    trained = train(recipe, x, y, 3, deadline=time.monotonic() + 600, history_path=tmp_path / "history.csv")
+    # Ten minutes fit far more than 2 epochs of 8x8 images: the cycle grew to the cap and ran to its end.
+    assert trained.epochs_planned == 8 and len(trained.history) == 8 and not trained.stopped_at_deadline
+    assert pd.read_csv(tmp_path / "history.csv")["planned_epochs"].tolist() == [8.0] * 8
+    assert float(trained.model.optimizer.learning_rate) == pytest.approx(
+        recipe.peak_lr * recipe.end_lr_fraction, abs=1e-6)
+    fixed = train(replace(recipe, max_scale_up=1.0), x, y, 3, deadline=time.monotonic() + 600)
+    assert fixed.epochs_planned == 2 and len(fixed.history) == 2
+
+
+def test_a_stretched_schedule_keeps_the_cycle_shape() -> None:
+    recipe = generic.recipe().with_overrides(epochs=10)
+    schedule = Schedule(recipe, steps_per_epoch=10)
+    assert schedule.max_steps == 400
+    schedule.set_total(400)
+    assert schedule.lr.warmup_steps == round(recipe.warmup_epochs * 10 * 4)
+    # The same shape at 4x the length: the LR at a quarter of the way equals the recipe's at a quarter.
+    own = Schedule(recipe, steps_per_epoch=10)
+    assert float(schedule.lr(100)) == pytest.approx(float(own.lr(25)))
 
 
 def test_schedule_compresses_warmup_with_the_cycle() -> None:

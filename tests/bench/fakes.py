@@ -88,3 +88,20 @@ class Sleeps(_Prior):
         time.sleep(self.options.seconds)
         super().fit(x, y, ctx)
         Path(ctx.run_dir / "artifact.txt").write_text("kept")
+
+
+class SeesPolicy(_Prior):
+    """A Keras system that reports the dtype policy it found set when fit began."""
+
+    name = "sees-policy"
+    description = "records the dtype policy set before fit"
+    uses_keras = True
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        import keras
+
+        super().fit(x, y, ctx)
+        self._policy = keras.mixed_precision.global_policy().name
+
+    def extras(self) -> dict[str, object]:
+        return {"policy_seen": self._policy}

@@ -15,7 +15,8 @@ from tests.conftest import REPO
 # Lower layers know nothing of higher ones. 0: small self-contained modules any layer may use;
 # 1: data sets; 2: the hand-built recipes (their command line loads data sets); 3: the systems that wrap
 # recipes and libraries; 4: the harness (specs, records, executors, worker, driver, report, command line).
-FOUNDATION = {"bench", "bench.options", "bench.budget", "bench.timing", "bench.rundir", "bench.gpu_usage"}
+FOUNDATION = {"bench", "bench.options", "bench.budget", "bench.timing", "bench.rundir", "bench.gpu_usage",
+              "bench.precision"}
 PACKAGE_LAYERS = {"bench.datasets": 1, "bench.baselines": 2, "bench.systems": 3}
 FOLDERS = {"bench": "bench", "datasets": "bench.datasets", "baselines": "bench.baselines"}
 

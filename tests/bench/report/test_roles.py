@@ -105,12 +105,12 @@ def test_heading_says_how_many_nodes_ran_the_runs(tmp_path: Path):
         run("d", "s", "resnet", "full", seed, accuracy=0.9, fit_s=10.0, node=node)
         for seed, node in enumerate(["a1b2", "c3d4", "a1b2"])
     ]
-    assert f"3 runs on 2 nodes: {HARDWARE}." in report_text(tmp_path / "ray", rows)
+    assert f"3 runs on 2 nodes: {HARDWARE}, Keras systems in float32." in report_text(tmp_path / "ray", rows)
     one = [r.replace(node="a1b2") for r in rows[:1]]
-    assert f"1 run on 1 node: {HARDWARE}." in report_text(tmp_path / "one", one)
+    assert f"1 run on 1 node: {HARDWARE}, Keras systems in float32." in report_text(tmp_path / "one", one)
     local = [r.replace(node="") for r in rows]
     text = report_text(tmp_path / "local", local)
-    assert f"3 runs on {HARDWARE}." in text and "node" not in text
+    assert f"3 runs on {HARDWARE}, Keras" in text and "node" not in text
 
 
 def test_opening_paragraph_names_the_systems_by_declared_role(tmp_path: Path):
@@ -206,3 +206,24 @@ def test_each_data_set_lists_the_fingerprints_of_the_data_its_runs_saw(tmp_path:
     assert "Data fingerprint: a75062fe8d04e740 (JPEG image zip; lossy: JPEG quality 75)." in text
     frame = amlb_frame(load_runs(tmp_path), tmp_path)
     assert set(frame["data_fingerprint"].fillna("")) == {"a75062fe8d04e740", ""}
+
+
+def test_the_report_says_which_precision_the_keras_systems_computed_in(tmp_path: Path):
+    from bench.report.runs import arithmetic
+
+    def frame(rows):
+        return pd.DataFrame([dataclasses.asdict(r) for r in rows])
+
+    same = [run("d", "s", "resnet", "3m", 0, accuracy=0.9, fit_s=10.0, precision="mixed_bfloat16"),
+            run("d", "s", "autokeras", "3m", 0, accuracy=0.8, fit_s=10.0, precision="mixed_bfloat16"),
+            run("d", "s", "majority", "full", 0, accuracy=0.5, fit_s=0.1)]
+    assert arithmetic(frame(same)) == "mixed_bfloat16"
+    # A Keras run from before the column was float32: next to a bf16 run the comparison is flagged.
+    older = [run("d", "s", "resnet", "3m", 0, accuracy=0.9, fit_s=10.0),
+             run("d", "s", "autokeras", "3m", 0, accuracy=0.8, fit_s=10.0, precision="mixed_bfloat16")]
+    assert arithmetic(frame(older)) == "mixed: autokeras mixed_bfloat16, resnet float32"
+    assert arithmetic(frame(same[2:])) == ""
+    write_runs(tmp_path, older)
+    write_report(tmp_path)
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "did not compute in one precision (autokeras mixed_bfloat16, resnet float32)" in text

@@ -74,7 +74,8 @@ def test_run_on_digits_records_history_val_accuracy_and_params(tmp_path: Path) -
     result = make_system("resnet", {"epochs": 2}).run(data, ctx)
     assert result.probabilities.shape == (100, 10)
     history = pd.read_csv(tmp_path / "history.csv")
-    assert list(history.columns) == ["epoch", "fit_s", "loss", "val_accuracy"] and len(history) == 2
+    assert list(history.columns) == ["epoch", "fit_s", "loss", "val_accuracy", "planned_epochs"]
+    assert len(history) == 2
     assert result.extras["val_accuracy"] == pytest.approx(history["val_accuracy"].iloc[-1])
     assert result.extras["recipe"] == "generic" and result.extras["epochs"] == 2
     assert 1e4 < result.params < 1e6
