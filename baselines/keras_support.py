@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Any
 
@@ -18,10 +19,28 @@ def seed_everything(seed: int) -> None:
 
 
 def set_precision(policy: str) -> None:
-    """Makes `policy` (float32, mixed_bfloat16, mixed_float16) the dtype policy of every model built from now on."""
+    """Makes `policy` (float32, mixed_bfloat16, mixed_float16) the dtype policy of every model built from now on,
+    in this process, including across `keras.backend.clear_session()`.
+
+    clear_session() resets Keras' global state, the dtype policy with it (back to float32), and keras-tuner
+    calls it before building every trial's model (Tuner._try_build), Auto-Keras before assembling its graph:
+    without this, a search would train every trial in float32 while the run records the harness's policy.
+    Both `keras.backend.clear_session` and `keras.utils.clear_session` are replaced by a wrapper that puts
+    the policy back after clearing (the libraries look the function up on those modules when they call it).
+    """
     import keras
 
     keras.mixed_precision.set_global_policy(policy)
+    original = getattr(keras.backend.clear_session, "__wrapped__", keras.backend.clear_session)
+
+    @functools.wraps(original)
+    def clear_session(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        keras.mixed_precision.set_global_policy(policy)
+        return result
+
+    keras.backend.clear_session = clear_session
+    keras.utils.clear_session = clear_session
 
 
 def computes_in_bfloat16() -> bool:
