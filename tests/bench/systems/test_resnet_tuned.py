@@ -146,6 +146,20 @@ def test_the_refit_ends_at_the_budget_under_total_and_has_no_deadline_under_sear
     assert searched._refit_deadline(times, "0") is None
 
 
+def test_a_fresh_session_between_trials_keeps_the_precision_policy_the_harness_set() -> None:
+    import keras
+
+    from bench.systems.resnet_tuned import _fresh_session
+
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        _fresh_session()
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
 @pytest.fixture(scope="module")
 def small_digits() -> ImageData:
     return load_data("digits", max_train=400, max_test=200)
@@ -202,5 +216,7 @@ def test_a_total_budget_on_digits_bounds_search_and_refit_together(tmp_path: Pat
     assert extras["search_s"] + extras["refit_s"] <= result.fit_s + 0.5
     assert result.trials == len(rows) >= 1
     assert all(float(r["ended_s"]) <= extras["search_s"] + 0.5 for r in rows)
+    # The search's deadline may shorten a trial's schedule, never stretch it beyond its rung.
+    assert all(int(r["epochs"]) <= int(r["summary"].rsplit("epochs=", 1)[1]) for r in rows)
     assert _accuracy(result, digits) > _floor(digits)
     _assert_no_tuner_files(ctx)
