@@ -109,16 +109,24 @@ VERBOSE = 1
 class TrialTimes:
     """Measured seconds per trial, to predict what a trial or the refit will take before it starts."""
 
-    overhead_s: dict[str, float] = field(default_factory=dict)  # all but training steps: build, probe, validation
-    epoch_s: dict[str, float] = field(default_factory=dict)  # training steps of one epoch
+    # Seconds outside steady training steps: building, the probe, validation passes, and the first epoch's
+    # graph tracing (a fixed cost, not one per epoch).
+    overhead_s: dict[str, float] = field(default_factory=dict)
+    epoch_s: dict[str, float] = field(default_factory=dict)  # training steps of one epoch after the first
 
     def note(self, trial_id: str, wall_s: float, history: Any) -> None:
-        """Records a trained trial from its wall time and train()'s history (cumulative step seconds)."""
+        """Records a trained trial from its wall time and train()'s history (cumulative step seconds).
+
+        The first epoch's steps include tracing the train step (on digits 2-3x a steady epoch), so an epoch's
+        time is the mean of the later ones where there are any; scaling the first up to a 30-epoch refit
+        reserved over twice its time.
+        """
         if history.empty:
             return
-        fit_s = float(history["fit_s"].iloc[-1])
-        self.epoch_s[trial_id] = fit_s / len(history)
-        self.overhead_s[trial_id] = max(0.0, wall_s - fit_s)
+        seconds = np.diff(history["fit_s"].to_numpy(dtype=float), prepend=0.0)
+        epoch = float(seconds[1:].mean()) if len(seconds) > 1 else float(seconds[0])
+        self.epoch_s[trial_id] = epoch
+        self.overhead_s[trial_id] = max(0.0, wall_s - epoch * len(seconds))
 
     def least_s(self, epochs: int) -> float | None:
         """The least a trial of `epochs` epochs could take, at the quickest times seen (None: none seen)."""

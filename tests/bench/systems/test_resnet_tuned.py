@@ -124,9 +124,12 @@ def test_trial_times_predict_a_trial_and_the_refit_from_measured_seconds() -> No
     times = TrialTimes()
     assert times.least_s(4) is None and times.refit_s("0", 30) == 0.0
     times.note("0", 10.0, pd.DataFrame({"fit_s": [2.0, 4.0]}))  # 2 s an epoch of steps, 6 s of the rest
-    times.note("1", 20.0, pd.DataFrame({"fit_s": [3.0, 6.0, 9.0]}))  # 3 s an epoch, 11 s of the rest
-    times.note("2", 5.0, pd.DataFrame({"fit_s": []}))  # nothing trained: nothing learnt
-    assert times.least_s(4) == pytest.approx(6.0 + 2.0 * 4)
+    # The first epoch (tracing) took 7 s, the later ones 3 s: 3 s an epoch, 20 - 9 = 11 s of the rest.
+    times.note("1", 20.0, pd.DataFrame({"fit_s": [7.0, 10.0, 13.0]}))
+    times.note("2", 5.0, pd.DataFrame({"fit_s": [4.0]}))  # one epoch: all it tells
+    times.note("3", 5.0, pd.DataFrame({"fit_s": []}))  # nothing trained: nothing learnt
+    assert times.epoch_s == pytest.approx({"0": 2.0, "1": 3.0, "2": 4.0})
+    assert times.least_s(4) == pytest.approx(1.0 + 2.0 * 4)
     assert times.refit_s("1", 30) == pytest.approx(REFIT_SAFETY * (11.0 + 3.0 * 30))
 
 
