@@ -24,8 +24,8 @@ from bench.systems.autokeras_search import REFIT_SAFETY, TRIAL_COLUMNS, NoComple
 from bench.systems.resnet_tuned import HYPERBAND_FACTOR, TUNABLE_RECIPES, TrialTimes
 
 
-def _run(budget: str, data: ImageData, tmp_path: Path, deadline: float | None = None, **options: object
-         ) -> tuple[SystemResult, FitContext, list[dict[str, str]]]:
+def _run(budget: str, data: ImageData, tmp_path: Path, deadline: float | None = None, keep_models: bool = False,
+         **options: object) -> tuple[SystemResult, FitContext, list[dict[str, str]]]:
     """Runs resnet-tuned as the harness does; returns its result, context and trials.csv rows."""
     b = parse_budget(budget)
     workdir, run_dir = tmp_path / "work", tmp_path / "run"
@@ -34,7 +34,7 @@ def _run(budget: str, data: ImageData, tmp_path: Path, deadline: float | None = 
     if deadline is None and b.seconds is not None:
         deadline = time.monotonic() + b.seconds
     ctx = FitContext(budget=b, seed=0, workdir=workdir, run_dir=run_dir, n_classes=data.n_classes,
-                     class_names=data.class_names, dataset="digits", deadline=deadline)
+                     class_names=data.class_names, dataset="digits", deadline=deadline, keep_models=keep_models)
     result = make_system("resnet-tuned", options).run(data, ctx)
     return result, ctx, _trial_rows(run_dir)
 
@@ -49,7 +49,8 @@ def _trial_rows(run_dir: Path) -> list[dict[str, str]]:
 def _assert_no_tuner_files(ctx: FitContext) -> None:
     left = [p for p in ctx.workdir.rglob("*") if p.is_file()]
     assert left == [], f"tuner files left behind: {left[:5]}"
-    assert sorted(p.name for p in ctx.run_dir.iterdir()) == ["trials.csv"]  # no model without keep_models
+    kept = ["model.keras", "trials.csv"] if ctx.keep_models else ["trials.csv"]  # only the refit model, if asked
+    assert sorted(p.name for p in ctx.run_dir.iterdir()) == kept
 
 
 def _accuracy(result: SystemResult, data: ImageData) -> float:
@@ -180,8 +181,8 @@ def test_trial_budget_runs_that_many_hyperband_trials_first_the_recipe(small_dig
                                                                        tmp_path: Path) -> None:
     """t3: three trials on Hyperband's first rung, the first the recipe as written; each trains exactly its
     rung's epochs (no deadline: nothing compresses or stretches it), then the best is refit for the recipe's
-    schedule."""
-    result, ctx, rows = _run("t3", small_digits, tmp_path)
+    schedule; with keep_models only the refit model is kept."""
+    result, ctx, rows = _run("t3", small_digits, tmp_path, keep_models=True)
     recipe = make_system("resnet-tuned").base_recipe("digits")
     assert result.trials == len(rows) == 3
     assert [r["status"] for r in rows] == ["completed"] * 3
@@ -196,6 +197,27 @@ def test_trial_budget_runs_that_many_hyperband_trials_first_the_recipe(small_dig
                                                     space.WIDTH, space.BATCH_SIZE}
     assert _accuracy(result, small_digits) > _floor(small_digits)
     _assert_no_tuner_files(ctx)
+
+
+def test_no_trial_starts_that_the_search_time_left_could_not_train(small_digits: ImageData, tmp_path: Path) -> None:
+    """Earlier trials took 500 s an epoch; with a minute of search left the next is not started, and the
+    search ends saying why."""
+    import keras_tuner
+
+    from bench.systems.resnet_tuned import _make_tuner
+
+    now = time.monotonic()
+    slog = SearchLog(t0=now, deadline=now + 60.0, scope="total")
+    times = TrialTimes()
+    times.note("earlier", 1000.0, pd.DataFrame({"fit_s": [500.0, 1000.0]}))
+    ctx = FitContext(budget=parse_budget("1m"), seed=0, workdir=tmp_path, run_dir=tmp_path,
+                     n_classes=small_digits.n_classes, class_names=small_digits.class_names, dataset="digits",
+                     deadline=slog.deadline)
+    recipe = make_system("resnet-tuned").base_recipe("digits")
+    tuner = _make_tuner(keras_tuner, slog, times, recipe, ctx, iterations=1)
+    tuner.search(small_digits.x_train, small_digits.y_train)
+    assert "not started" in tuner.not_started and "at least 1000.0s" in tuner.not_started
+    assert slog.rows == [] and tuner.best_trial() is None
 
 
 def test_a_budget_too_short_for_one_epoch_fails_naming_the_fix(small_digits: ImageData, tmp_path: Path) -> None:
