@@ -227,6 +227,22 @@ def test_a_budget_too_short_for_one_epoch_fails_naming_the_fix(small_digits: Ima
     assert (row["status"], row["val_accuracy"], row["epochs"]) == ("stopped", "", "0")
 
 
+def test_a_search_budget_bounds_the_search_and_the_refit_trains_the_recipe_schedule_after_it(
+        small_digits: ImageData, tmp_path: Path) -> None:
+    """budget_scope 'search' (the 2019 protocol, the paper suite's): the search ends within max(5%, 30 s) of the
+    budget, then the best configuration trains the recipe's whole schedule, timed apart."""
+    result, ctx, rows = _run("20s", small_digits, tmp_path, budget_scope="search")
+    extras = result.extras
+    assert 0 <= extras["overshoot_s"] <= max(0.05 * 20, 30)
+    assert extras["search_s"] <= 20 + max(0.05 * 20, 30)
+    assert extras["refit_reserved_s"] is None and extras["refit_s"] > 0
+    assert extras["refit_epochs"] == make_system("resnet-tuned").base_recipe("digits").epochs
+    assert extras["search_s"] + extras["refit_s"] <= result.fit_s + 0.5
+    assert result.trials == len(rows) >= 1
+    assert _accuracy(result, small_digits) > _floor(small_digits)
+    _assert_no_tuner_files(ctx)
+
+
 def test_a_total_budget_on_digits_bounds_search_and_refit_together(tmp_path: Path) -> None:
     """The issue's bound: on digits under 60 s (scope 'total'), search and refit end within max(5%, 30 s) of
     the budget, trials are written, no tuner files are left, and the result beats the floor."""
