@@ -47,7 +47,11 @@ Budgets, as the `autokeras` runner obeys them (its SearchLog, HardStop, trials.c
   later. Under 'total' the refit gets the budget's end as its deadline, as `resnet` does (at least one
   trial-timed epoch, within the allowed overshoot, should the search have run late).
 - `tN`: N trials, no time limit; `full`: FULL_ITERATIONS complete Hyperband iterations, no time limit. Both
-  refit for the recipe's schedule.
+  refit for the recipe's schedule (when the best trial already ran it uncut, the refit repeats it: the issue
+  asks for a refit, and it costs one schedule of the dozen or more a full iteration trains).
+A trial trains exactly its rung's epochs or fewer (a deadline may compress its schedule, never stretch it): a
+train() that lengthened schedules to fill a far deadline would have to be told not to for trials (the digits
+test checks this). A budget too short for the first trial to finish one epoch ends in NoCompletedTrial.
 Search and refit are timed apart (search_s, refit_s); trials go to trials.csv; keras-tuner's project folder
 (trial records, no models) lives in the run's workdir and is deleted when fit ends.
 """
