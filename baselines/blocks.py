@@ -15,10 +15,22 @@ Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 BN_MOMENTUM = 0.9  # running-statistics momentum; short schedules need statistics that keep up
 BN_EPSILON = 1e-5  # the usual epsilon
+# A width multiplier's scaled widths are rounded to multiples of this (as MobileNet's multiplier does): channel
+# counts that fill whole SIMD registers, and no stage thinner than this.
+WIDTH_ROUNDING = 8
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Network blocks (functional Keras)
+
+
+def scaled_width(width: int, multiplier: float) -> int:
+    """width x multiplier rounded to a multiple of WIDTH_ROUNDING (at least that); at 1.0 width itself."""
+    if not multiplier > 0:
+        raise ValueError(f"a width multiplier must be positive, got {multiplier!r}")
+    if multiplier == 1.0:
+        return width
+    return max(WIDTH_ROUNDING, round(width * multiplier / WIDTH_ROUNDING) * WIDTH_ROUNDING)
 
 
 def inputs_uint8(input_shape: Sequence[int]) -> Any:

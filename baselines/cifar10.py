@@ -89,10 +89,11 @@ def lookahead_every_for(batch_size: int) -> int:
 
 
 def build(input_shape: tuple[int, int, int], n_classes: int, widths: tuple[int, ...] | None = None,
-          bn_momentum: float | None = None) -> Any:
+          bn_momentum: float | None = None, width_multiplier: float = 1.0) -> Any:
     """The network for uint8 images of input_shape (32x32x3 for CIFAR-10; any size works).
 
-    widths defaults to WIDTHS, bn_momentum to the one for BATCH_SIZE (both read when called).
+    widths defaults to WIDTHS, bn_momentum to the one for BATCH_SIZE (both read when called); width_multiplier
+    scales the stage widths (the whitening stem's width is set by the data's channels, so it stays).
     """
     import keras
 
@@ -105,9 +106,9 @@ def build(input_shape: tuple[int, int, int], n_classes: int, widths: tuple[int, 
     x = keras.layers.Activation(ACTIVATION, name="whiten_act")(x)
     momentum = bn_momentum_for(BATCH_SIZE) if bn_momentum is None else bn_momentum
     for i, width in enumerate(WIDTHS if widths is None else widths):
-        x = blocks.downsample_stage(x, width, n_convs=RESIDUAL_CONVS, name=f"stage{i + 1}",
-                                    activation=ACTIVATION, bn_momentum=momentum, bn_scale=BN_SCALE,
-                                    bias_lr_scale=BIAS_LR_SCALE,
+        x = blocks.downsample_stage(x, blocks.scaled_width(width, width_multiplier), n_convs=RESIDUAL_CONVS,
+                                    name=f"stage{i + 1}", activation=ACTIVATION, bn_momentum=momentum,
+                                    bn_scale=BN_SCALE, bias_lr_scale=BIAS_LR_SCALE,
                                     kernel_initializer=keras.initializers.get(KERNEL_INIT))
     outputs = blocks.classifier_head(x, n_classes, pool="max", scale=LOGIT_SCALE)
     model = keras.Model(inputs, outputs, name="cifar10_airbench_resnet")

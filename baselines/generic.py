@@ -40,8 +40,8 @@ def n_stages(side: int) -> int:
     return max(0, min(len(WIDTHS), int(math.log2(max(side, 1) / MIN_SIDE))))
 
 
-def build(input_shape: tuple[int, int, int], n_classes: int) -> Any:
-    """The network for uint8 images of input_shape."""
+def build(input_shape: tuple[int, int, int], n_classes: int, width_multiplier: float = 1.0) -> Any:
+    """The network for uint8 images of input_shape; width_multiplier scales the stem's and stages' widths."""
     import keras
 
     inputs = blocks.inputs_uint8(input_shape)
@@ -52,9 +52,10 @@ def build(input_shape: tuple[int, int, int], n_classes: int) -> Any:
         height, width = round(input_shape[0] * scale), round(input_shape[1] * scale)
         x = keras.layers.Resizing(height, width, name="resize")(x)
         side = MAX_SIDE
-    x = blocks.conv_bn_act(x, STEM_WIDTH, name="stem")
+    x = blocks.conv_bn_act(x, blocks.scaled_width(STEM_WIDTH, width_multiplier), name="stem")
     for i in range(n_stages(side)):
-        x = blocks.downsample_stage(x, WIDTHS[i], n_convs=1, name=f"stage{i + 1}")
+        x = blocks.downsample_stage(x, blocks.scaled_width(WIDTHS[i], width_multiplier), n_convs=1,
+                                    name=f"stage{i + 1}")
     outputs = blocks.classifier_head(x, n_classes, pool="avg")
     return keras.Model(inputs, outputs, name="generic_resnet")
 

@@ -32,17 +32,19 @@ EPOCHS = 12  # the fast preset's schedule
 PRESETS = ("fast",)
 
 
-def build(input_shape: tuple[int, int, int], n_classes: int) -> Any:
-    """The network for uint8 cell images of input_shape (resized to IMAGE_SIZE inside the model)."""
+def build(input_shape: tuple[int, int, int], n_classes: int, width_multiplier: float = 1.0) -> Any:
+    """The network for uint8 cell images of input_shape (resized to IMAGE_SIZE inside the model);
+    width_multiplier scales the stem's and stages' widths."""
     import keras
 
     inputs = blocks.inputs_uint8(input_shape)
     x = blocks.normalise(inputs)
     if tuple(input_shape[:2]) != (IMAGE_SIZE, IMAGE_SIZE):
         x = keras.layers.Resizing(IMAGE_SIZE, IMAGE_SIZE, name="resize")(x)
-    x = blocks.conv_bn_act(x, STEM_WIDTH, kernel=2, strides=2, name="stem")
+    x = blocks.conv_bn_act(x, blocks.scaled_width(STEM_WIDTH, width_multiplier), kernel=2, strides=2, name="stem")
     for i, width in enumerate(WIDTHS):
-        x = blocks.downsample_stage(x, width, n_convs=RESIDUAL_CONVS, name=f"stage{i + 1}")
+        x = blocks.downsample_stage(x, blocks.scaled_width(width, width_multiplier), n_convs=RESIDUAL_CONVS,
+                                    name=f"stage{i + 1}")
     outputs = blocks.classifier_head(x, n_classes, pool="avg")
     return keras.Model(inputs, outputs, name="malaria_fast_resnet")
 

@@ -134,3 +134,14 @@ def test_partial_identity_passes_the_first_channels_through() -> None:
     out = np.asarray(conv(x))
     assert np.allclose(out[..., :4], x, atol=1e-6)  # filters 0-3 copy channels 0-3
     assert not np.allclose(out[..., 4:], 0)  # the rest keep their random init
+
+
+def test_scaled_width_rounds_to_whole_simd_widths_and_keeps_the_width_at_one() -> None:
+    assert blocks.scaled_width(64, 1.0) == 64
+    assert blocks.scaled_width(60, 1.0) == 60  # 1.0 is the recipe as written, whatever its widths
+    assert blocks.scaled_width(64, 0.5) == 32
+    assert blocks.scaled_width(32, 0.75) == 24
+    assert blocks.scaled_width(128, 1.5) == 192
+    assert blocks.scaled_width(8, 0.25) == blocks.WIDTH_ROUNDING  # never thinner than that
+    with pytest.raises(ValueError, match="must be positive"):
+        blocks.scaled_width(64, 0.0)

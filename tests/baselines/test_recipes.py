@@ -37,6 +37,27 @@ def test_presets_and_unknown_preset() -> None:
         malaria.recipe("slow")
 
 
+def _conv_widths(model: object) -> list[int]:
+    """Filters of the trainable convolutions, in layer order."""
+    import keras
+
+    return [layer.filters for layer in model.layers
+            if isinstance(layer, keras.layers.Conv2D) and layer.trainable]
+
+
+@pytest.mark.parametrize(("module", "shape", "widths"), [
+    (generic, (8, 8, 1), (generic.STEM_WIDTH, *generic.WIDTHS[:1])),
+    (malaria, (64, 64, 3), (malaria.STEM_WIDTH, *malaria.WIDTHS)),
+    (cifar10, (32, 32, 3), cifar10.WIDTHS),
+])
+def test_width_multiplier_scales_every_stage_and_defaults_to_the_recipe(module, shape, widths) -> None:
+    """The multiplier resnet-tuned searches: 1.0 builds the recipe's own widths, 0.5 halves each of them."""
+    own = _conv_widths(module.build(shape, 3))
+    assert own == _conv_widths(module.build(shape, 3, width_multiplier=1.0))
+    assert sorted(set(own)) == sorted(set(widths))
+    assert _conv_widths(module.build(shape, 3, width_multiplier=0.5)) == [w // 2 for w in own]
+
+
 def test_malaria_net_is_small_and_resizes_other_sizes() -> None:
     model = malaria.build((64, 64, 3), 2)
     assert 1e5 < count_params(model) < 1e6

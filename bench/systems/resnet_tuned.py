@@ -1,0 +1,429 @@
+"""`resnet-tuned`: KerasTuner's Hyperband searching the hand-built recipe's own hyperparameters.
+
+The middle contender between `resnet` (the expert's recipe as written) and `autokeras` (an architecture
+search): it keeps the recipe `resnet` picks for the data set and budget - its network family, its training
+loop (baselines/training.train), augmentation, LR cycle, and test-time augmentation - and searches only the
+numbers an expert would tune for the data in hand, so the difference to `resnet` is the search alone. Its
+role is 'automl': the report compares it with the baseline as it does every AutoML-style system.
+
+Search space (resnet_tuned_space.py; every range around the recipe's own value, stated there):
+    peak_lr          log-uniform, recipe's / 3 .. x 3
+    weight_decay     log-uniform, recipe's / 5 .. x 5
+    label_smoothing  0 .. 0.3 in steps of 0.05
+    width_multiplier {0.5, 0.75, 1.0, 1.5} on every stage (baselines' builds take it)
+    batch_size       recipe's {/2, x1, x2}
+    epochs           Hyperband's resource: rungs of max_epochs / 3^k epochs, max_epochs the recipe's schedule
+The first trial is the recipe as written (every default is the recipe's value), so a search that has time
+for one trial only trains the baseline, and any other configuration must beat it on validation to be chosen.
+
+Why Hyperband: most of what a budget buys here is epochs, and Hyperband spends epochs where they pay: many
+configurations on short schedules, only the better third of each rung promoted to three times the epochs. It
+needs no model of the space before it is useful (Bayesian optimisation pays off after tens of trials; a CPU
+budget of minutes affords a handful), and a search cut by a deadline has still ranked everything it ran at
+equal cost. keras-tuner's HyperbandOracle does the search; only its first random draw is replaced by the
+recipe's values.
+
+Rungs train from scratch: a trial promoted to a higher rung trains its configuration anew for the rung's
+epochs (keras-tuner's `tuner/trial_id` checkpoint is not resumed). The recipes run one LR cycle fitted to the
+schedule's length; resuming a finished cycle would warm up again from a model that had already annealed,
+which is no schedule the recipe describes, so a rung is a complete short schedule. This costs the lower
+rung's epochs again (a third of the rung's at factor 3), and leaves no checkpoints to store.
+
+Validation and refit: every trial is train() on the whole training set with the run's seed, so each carves
+the same stratified validation slice (the recipe's val_fraction) and reports its val_accuracy after the last
+epoch (the model the schedule ends with): that is the trial's score, and the test set is never seen. The
+best configuration is then refit on the training set by train() for the recipe's schedule length, exactly as
+`resnet` trains: train() carves the same slice again (watched, not trained on), so the final model and
+`resnet`'s learn from the same images with the same seed; only the hyperparameters differ. (Passing the whole
+set would give the tuned model a tenth more data than the baseline it is compared with.)
+
+Budgets, as the `autokeras` runner obeys them (its SearchLog, HardStop, trials.csv, and extras):
+- wall clock: the search has a deadline - under budget_scope 'total' (the default) the budget's end less the
+  predicted refit of the best configuration so far (its own measured times, padded by REFIT_SAFETY), under
+  'search' the budget's end, with the refit after it (the 2019 protocol). No trial starts once the time left
+  is shorter than the quickest trial times seen could train its rung; a running trial gets the search's
+  deadline as train()'s own deadline (its schedule is fitted inside it, and it is recorded 'stopped' when that
+  cut it), and a HardStop watchdog interrupts one still running half the allowed overshoot (max(5%, 30 s))
+  later. Under 'total' the refit gets the budget's end as its deadline, as `resnet` does (at least one
+  trial-timed epoch, within the allowed overshoot, should the search have run late).
+- `tN`: N trials, no time limit; `full`: FULL_ITERATIONS complete Hyperband iterations, no time limit. Both
+  refit for the recipe's schedule (when the best trial already ran it uncut, the refit repeats it: the issue
+  asks for a refit, and it costs one schedule of the dozen or more a full iteration trains).
+A trial trains exactly its rung's epochs or fewer (a deadline may compress its schedule, never stretch it): a
+train() that lengthened schedules to fill a far deadline would have to be told not to for trials (the digits
+test checks this). A budget too short for the first trial to finish one epoch ends in NoCompletedTrial.
+Search and refit are timed apart (search_s, refit_s); trials go to trials.csv; keras-tuner's project folder
+(trial records, no models) lives in the run's workdir and is deleted when fit ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench import rundir
+from bench.systems.autokeras import (
+    BUDGET_SCOPES,
+    HARD_STOP_SHARE,
+    OVERSHOOT_ALLOWED_MIN_S,
+    OVERSHOOT_ALLOWED_SHARE,
+)
+from bench.systems.autokeras_search import (
+    MAX_CONSECUTIVE_FAILURES,
+    MAX_ERROR_CHARS,
+    REFIT_SAFETY,
+    HardStop,
+    NoCompletedTrial,
+    SearchLog,
+    TrialRow,
+    write_trials_csv,
+)
+from bench.systems.base import FitContext, System
+from bench.systems.resnet import RECIPES, ResNet
+
+log = logging.getLogger(__name__)
+
+# Hyperband's reduction factor: each rung keeps the best third for three times the epochs (Li et al.'s
+# recommended 3, and keras-tuner's default).
+HYPERBAND_FACTOR = 3
+# Complete Hyperband iterations (every bracket once) under the `full` budget: one is the algorithm as
+# published. With rungs trained from scratch it is 90 trials and 23.5 of the recipe's schedules for the 30-epoch
+# generic recipe, 30 trials and 13.3 schedules for malaria's 12 epochs, 30 and 14.4 for cifar10's 10, 10 and 7
+# for cifar10-short's 5 (keras-tuner's bracket sizes).
+FULL_ITERATIONS = 1
+# Iterations under a wall-clock or trial budget: the deadline or the trial count ends the search long before.
+UNBOUNDED_ITERATIONS = 1000
+# The objective every trial reports: accuracy on train()'s validation slice after the schedule's last epoch.
+OBJECTIVE = "val_accuracy"
+# Recipes whose build takes a width multiplier (resnet2019 is a fixed reference network, not a recipe to tune).
+TUNABLE_RECIPES = tuple(name for name in RECIPES if name != "resnet2019")
+# Folder under ctx.workdir for keras-tuner's project (trial.json files, no models), deleted after every run.
+PROJECT_FOLDER = "keras-tuner"
+# keras-tuner's console output during the search: one summary per trial, readable in log.txt.
+VERBOSE = 1
+
+
+@dataclass
+class TrialTimes:
+    """Measured seconds per trial, to predict what a trial or the refit will take before it starts."""
+
+    # Seconds outside steady training steps: building, the probe, validation passes, and the first epoch's
+    # graph tracing (a fixed cost, not one per epoch).
+    overhead_s: dict[str, float] = field(default_factory=dict)
+    epoch_s: dict[str, float] = field(default_factory=dict)  # training steps of one epoch after the first
+
+    def note(self, trial_id: str, wall_s: float, history: Any) -> None:
+        """Records a trained trial from its wall time and train()'s history (cumulative step seconds).
+
+        The first epoch's steps include tracing the train step (on digits 2-3x a steady epoch), so an epoch's
+        time is the mean of the later ones where there are any; scaling the first up to a 30-epoch refit
+        reserved over twice its time.
+        """
+        if history.empty:
+            return
+        seconds = np.diff(history["fit_s"].to_numpy(dtype=float), prepend=0.0)
+        epoch = float(seconds[1:].mean()) if len(seconds) > 1 else float(seconds[0])
+        self.epoch_s[trial_id] = epoch
+        self.overhead_s[trial_id] = max(0.0, wall_s - epoch * len(seconds))
+
+    def least_s(self, epochs: int) -> float | None:
+        """The least a trial of `epochs` epochs could take, at the quickest times seen (None: none seen)."""
+        if not self.epoch_s:
+            return None
+        return min(self.overhead_s.values()) + min(self.epoch_s.values()) * epochs
+
+    def refit_s(self, trial_id: str, epochs: int) -> float:
+        """Predicted seconds of refitting this trial's configuration for `epochs` epochs, padded by REFIT_SAFETY."""
+        if trial_id not in self.epoch_s:
+            return 0.0
+        return REFIT_SAFETY * (self.overhead_s[trial_id] + self.epoch_s[trial_id] * epochs)
+
+
+@dataclass
+class Outcome:
+    """How a trial ended, for trials.csv."""
+
+    epochs: int | None = None  # epochs trained (None: none finished)
+    stopped: bool = False  # the search's deadline shortened or cut it
+    interrupted: bool = False  # HardStop interrupted it inside a step, so it has no score
+    error: str = ""
+
+
+class NotStarted(Exception):
+    """A trial the search's time left could not have trained: it is not run and the search ends."""
+
+
+def _make_tuner(kt: Any, slog: SearchLog, times: TrialTimes, base_recipe: Any, ctx: FitContext,
+                iterations: int) -> Any:
+    """A keras_tuner.Tuner whose trials are the recipe's own training (train()) under slog's deadlines, driven
+    by keras-tuner's Hyperband oracle; its project folder is under ctx.workdir."""
+    from keras_tuner.src.engine import trial as trial_module
+
+    from bench.baselines.training import train
+    from bench.systems import resnet_tuned_space as space
+
+    max_epochs = base_recipe.epochs
+
+    class RecipeFirstHyperband(kt.oracles.HyperbandOracle):
+        """Hyperband whose first trial is the recipe as written (the space's defaults)."""
+
+        def _random_values(self) -> dict[str, Any] | None:
+            if not self.trials:
+                return dict(self.hyperparameters.values)
+            return super()._random_values()
+
+    class RecipeTuner(kt.Tuner):
+        """Runs each trial as train() of the recipe with the trial's values, for its rung's epochs."""
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.oracle.max_consecutive_failed_trials = MAX_CONSECUTIVE_FAILURES
+            slog.project_dir = Path(self.project_dir)
+            self.started: dict[str, float] = {}
+            self.outcomes: dict[str, Outcome] = {}
+            self.not_started = ""  # why the search ended before its oracle did
+
+        def pre_create_trial(self) -> None:
+            """Ends the search after the deadline, or when a trial was not started (the first always starts)."""
+            if self.oracle.trials and (self.not_started or slog.past_deadline()):
+                self.oracle.max_trials = len(self.oracle.trials)
+            super().pre_create_trial()
+
+        def on_trial_begin(self, trial: Any) -> None:
+            self.started[trial.trial_id] = time.monotonic()
+            super().on_trial_begin(trial)
+
+        def run_trial(self, trial: Any, x: np.ndarray, y: np.ndarray, **_search_kwargs: Any) -> dict[str, float]:
+            """Trains the trial's configuration for its rung; search()'s own arguments (verbose) are not ours."""
+            values = trial.hyperparameters.values
+            epochs = int(values[space.EPOCHS])
+            end = slog.search_deadline()
+            least = times.least_s(epochs)
+            if end is not None and least is not None and time.monotonic() + least > end:
+                self.not_started = (f"trial {trial.trial_id} ({epochs} epochs, at least {least:.1f}s) not started: "
+                                    f"{max(0.0, end - time.monotonic()):.1f}s of search left")
+                raise NotStarted(self.not_started)
+            self.outcomes[trial.trial_id] = outcome = Outcome()
+            hard_stop = HardStop(None if end is None or slog.hard_stop_grace_s is None
+                                 else end + slog.hard_stop_grace_s)
+            _fresh_session()
+            t0 = time.monotonic()
+            try:
+                with hard_stop:
+                    trained = train(space.configured(base_recipe, values, epochs), x, y, ctx.n_classes,
+                                    seed=ctx.seed, deadline=end)
+            except Exception as exc:
+                if hard_stop.fired:
+                    outcome.stopped = outcome.interrupted = True
+                    outcome.error = f"interrupted inside a step {slog.hard_stop_grace_s:g} s after the deadline"
+                else:
+                    outcome.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+                raise kt.errors.FailedTrialError(outcome.error) from exc
+            times.note(trial.trial_id, time.monotonic() - t0, trained.history)
+            outcome.epochs = len(trained.history)
+            # A schedule the deadline compressed (or cut) is not the rung's: marked, still scored.
+            outcome.stopped = trained.stopped_at_deadline or trained.epochs_planned < epochs
+            if trained.val_accuracy is None:
+                outcome.interrupted = outcome.stopped  # stopped without a score, as a trial cut inside a step
+                outcome.error = "no epoch finished before the deadline"
+                raise kt.errors.FailedTrialError(outcome.error)
+            return {OBJECTIVE: trained.val_accuracy}
+
+        def on_trial_end(self, trial: Any) -> None:
+            """Lets the oracle score the trial, logs it, and re-reserves the refit of the best so far."""
+            try:
+                super().on_trial_end(trial)
+            finally:
+                if trial.trial_id in self.outcomes:  # one not started is not a trial run
+                    self._log_trial(self.oracle.trials.get(trial.trial_id, trial))
+                best = self.best_trial()
+                if best is not None:
+                    slog.refit_reserve_s = times.refit_s(best.trial_id, max_epochs)
+
+        def _log_trial(self, trial: Any) -> None:
+            ended = time.monotonic()
+            outcome = self.outcomes[trial.trial_id]
+            ok = trial.status == trial_module.TrialStatus.COMPLETED
+            score = float(trial.score) if ok and trial.score is not None else None
+            slog.rows.append(TrialRow(
+                trial_id=str(trial.trial_id), started_s=slog.since_start(self.started.get(trial.trial_id, ended)),
+                ended_s=slog.since_start(ended), epochs=outcome.epochs, val_accuracy=score,
+                status="stopped" if outcome.stopped else ("completed" if ok else "failed"),
+                summary=space.summary(trial.hyperparameters.values), error=outcome.error,
+                interrupted=outcome.interrupted))
+            slog.note_disk()
+
+        def best_trial(self) -> Any:
+            """The completed trial with the best score, or None."""
+            best = self.oracle.get_best_trials(1)
+            return best[0] if best and best[0].status == trial_module.TrialStatus.COMPLETED else None
+
+    oracle = RecipeFirstHyperband(
+        objective=kt.Objective(OBJECTIVE, "max"), max_epochs=max_epochs, factor=HYPERBAND_FACTOR,
+        hyperband_iterations=iterations, seed=ctx.seed, hyperparameters=space.search_space(base_recipe),
+        allow_new_entries=False, tune_new_entries=False)
+    if ctx.budget.trials is not None:
+        oracle.max_trials = ctx.budget.trials
+    return RecipeTuner(oracle=oracle, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
+                       overwrite=True)
+
+
+def _fresh_session() -> None:
+    """Drops the previous trial's graphs and layer names (Keras' global state grows with every model built, as
+    keras-tuner's own trials clear it too), keeping the dtype policy the harness set, which clear_session() would
+    reset to float32; train() seeds everything again itself."""
+    import keras
+
+    policy = keras.config.dtype_policy()
+    keras.backend.clear_session()
+    keras.config.set_dtype_policy(policy)
+
+
+class ResNetTuned(System):
+    """The hand-built recipe with its hyperparameters searched by Hyperband (keras-tuner) for the data set."""
+
+    name: ClassVar[str] = "resnet-tuned"
+    description: ClassVar[str] = ("the hand-built ResNet recipe with LR, weight decay, label smoothing, width and "
+                                  "batch size searched by Hyperband (keras-tuner); best refit as `resnet` trains")
+    role: ClassVar[str] = "automl"
+    library: ClassVar[str] = "keras-tuner"
+
+    @dataclass(frozen=True)
+    class Options:
+        """Which recipe to search around, and what a wall-clock budget bounds."""
+
+        # 'auto' picks the recipe as `resnet` does (by data set and budget), or name one of TUNABLE_RECIPES.
+        recipe: str = "auto"
+        # 'total': the budget bounds search and refit (the search ends early enough for the predicted refit);
+        # 'search': it bounds the search, and the refit follows (the 2019 protocol; the paper suite's).
+        budget_scope: str = "total"
+
+        def __post_init__(self) -> None:
+            if self.recipe != "auto" and self.recipe not in TUNABLE_RECIPES:
+                raise ValueError(f"unknown or untunable recipe {self.recipe!r}; valid: auto, "
+                                 f"{', '.join(TUNABLE_RECIPES)}")
+            if self.budget_scope not in BUDGET_SCOPES:
+                raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}")
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._log: SearchLog | None = None
+        self._refit: Any = None
+        self._best: dict[str, Any] = {}
+        self._not_started = ""
+
+    def base_recipe(self, dataset: str, budget_s: float | None = None) -> Any:
+        """The recipe `resnet` would train here (baselines.training.Recipe), which the search starts from."""
+        return ResNet({"recipe": self.options.recipe}).make_recipe(dataset, budget_s)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        """Searches within ctx.budget, then refits the best configuration; keras-tuner's files are deleted after."""
+        t0 = time.monotonic()  # the search's clock includes importing and setting up keras-tuner
+        import keras_tuner as kt
+
+        from bench.baselines.training import train
+        from bench.systems import resnet_tuned_space as space
+
+        budget = ctx.budget
+        deadline = ctx.deadline
+        if deadline is None and budget.seconds is not None:
+            deadline = t0 + budget.seconds
+        allowed = max(OVERSHOOT_ALLOWED_SHARE * (budget.seconds or 0.0), OVERSHOOT_ALLOWED_MIN_S)
+        self._log = slog = SearchLog(t0=t0, deadline=deadline, hard_stop_grace_s=HARD_STOP_SHARE * allowed,
+                                     scope=self.options.budget_scope, overshoot_allowed_s=allowed)
+        recipe = self.base_recipe(ctx.dataset, budget.seconds)
+        times = TrialTimes()
+        y = np.asarray(y, dtype=np.int64)
+        project_root = ctx.workdir / PROJECT_FOLDER
+        try:
+            iterations = FULL_ITERATIONS if budget.seconds is None and budget.trials is None else UNBOUNDED_ITERATIONS
+            tuner = _make_tuner(kt, slog, times, recipe, ctx, iterations)
+            tuner.search(x, y, verbose=VERBOSE)
+            slog.search_end = time.monotonic()
+            self._not_started = tuner.not_started
+            best = tuner.best_trial()
+            if best is None:
+                reasons = "; ".join(f"trial {r.trial_id}: {r.error}" for r in slog.rows) or "no trial started"
+                raise NoCompletedTrial(f"resnet-tuned finished no trial within the budget ({reasons}); "
+                                       "give it a larger budget")
+            self._best = space.searched(best.hyperparameters.values)
+            log.info("best configuration (trial %s, val_accuracy %.4f): %s; refit for %d epochs", best.trial_id,
+                     best.score, space.summary(best.hyperparameters.values), recipe.epochs)
+            _fresh_session()
+            self._refit = train(space.configured(recipe, best.hyperparameters.values, recipe.epochs), x, y,
+                                ctx.n_classes, seed=ctx.seed,
+                                deadline=self._refit_deadline(times, best.trial_id))
+            slog.refit_end = time.monotonic()
+            if ctx.keep_models:
+                self._refit.model.save(ctx.run_dir / rundir.MODEL)
+        finally:
+            if slog.search_end is None:
+                slog.search_end = time.monotonic()
+            slog.note_disk()
+            ctx.run_dir.mkdir(parents=True, exist_ok=True)
+            write_trials_csv(slog.rows, ctx.run_dir / rundir.TRIALS)
+            shutil.rmtree(project_root, ignore_errors=True)
+
+    def _refit_deadline(self, times: TrialTimes, best_id: str) -> float | None:
+        """Under scope 'total' the budget's end, as `resnet` gets it; should the search have run so late that not
+        one epoch fits, as much later as one epoch needs, within the allowed overshoot. Else none."""
+        slog = self._log
+        assert slog is not None
+        if slog.deadline is None or self.options.budget_scope != "total":
+            return None
+        one_epoch = times.refit_s(best_id, 1)
+        return min(max(slog.deadline, time.monotonic() + one_epoch), slog.deadline + slog.overshoot_allowed_s)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities from the refit model, with the recipe's test-time augmentation."""
+        if self._refit is None:
+            raise RuntimeError(f"{self.name}: call fit() before predict_proba()")
+        return self._refit.predict_proba(x)
+
+    def budget_scope(self) -> str:
+        """What a wall-clock budget bounds in this run: 'total' or 'search'."""
+        return self.options.budget_scope
+
+    def params(self) -> int | None:
+        """All weights of the refit model."""
+        return None if self._refit is None else self._refit.params
+
+    def trials(self) -> int | None:
+        """Trials run, failed ones included (one the deadline kept from starting is not counted)."""
+        return None if self._log is None else len(self._log.rows)
+
+    def extras(self) -> dict[str, Any]:
+        """The autokeras runner's figures (search_s, refit_s, overshoot_s, trials_failed, val_accuracy, ...), the
+        best configuration, and the refit's schedule."""
+        slog = self._log
+        if slog is None:
+            return {}
+        bounded_end = slog.refit_end if self.options.budget_scope == "total" else slog.search_end
+        overshoot = None
+        if slog.deadline is not None and bounded_end is not None:
+            overshoot = max(0.0, bounded_end - slog.deadline)
+        refit = self._refit
+        return {
+            "search_s": slog.since_start(slog.search_end),
+            "refit_s": None if slog.refit_end is None else slog.refit_end - slog.search_end,
+            "overshoot_s": overshoot,
+            "trials_failed": slog.failed,
+            "trials_completed": slog.completed,
+            "val_accuracy": slog.best_val_accuracy(),
+            "peak_disk_mb": slog.peak_disk_mb,
+            "refit_reserved_s": slog.refit_reserve_s if self.options.budget_scope == "total" else None,
+            "best_hyperparameters": self._best,
+            "search_ended_early": self._not_started,
+            "recipe": None if refit is None else refit.recipe.name,
+            "refit_epochs": None if refit is None else len(refit.history),
+            "refit_epochs_planned": None if refit is None else refit.epochs_planned,
+            "refit_val_accuracy": None if refit is None else refit.val_accuracy,
+            "refit_stopped_at_deadline": None if refit is None else refit.stopped_at_deadline,
+        }
+
