@@ -49,15 +49,17 @@ Budgets, as the `autokeras` runner obeys them (its SearchLog, HardStop, trials.c
 - `tN`: N trials, no time limit; `full`: FULL_ITERATIONS complete Hyperband iterations, no time limit. Both
   refit for the recipe's schedule (when the best trial already ran it uncut, the refit repeats it: the issue
   asks for a refit, and it costs one schedule of the dozen or more a full iteration trains).
-A trial trains exactly its rung's epochs or fewer (a deadline may compress its schedule, never stretch it): a
-train() that lengthened schedules to fill a far deadline would have to be told not to for trials (the digits
-test checks this). A budget too short for the first trial to finish one epoch ends in NoCompletedTrial.
+A trial trains exactly its rung's epochs or fewer (a deadline may compress its schedule, never stretch it:
+trials run with the recipe's max_scale_up set to 1; the digits test checks this); the refit, like `resnet`,
+may stretch the schedule to use the budget left. A budget too short for the first trial to finish one epoch
+ends in NoCompletedTrial.
 Search and refit are timed apart (search_s, refit_s); trials go to trials.csv; keras-tuner's project folder
 (trial records, no models) lives in the run's workdir and is deleted when fit ends.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
@@ -216,8 +218,9 @@ def _make_tuner(kt: Any, slog: SearchLog, times: TrialTimes, base_recipe: Any, c
             t0 = time.monotonic()
             try:
                 with hard_stop:
-                    trained = train(space.configured(base_recipe, values, epochs), x, y, ctx.n_classes,
-                                    seed=ctx.seed, deadline=end)
+                    # max_scale_up=1: a rung's epochs are the resource searched, never stretched to the deadline.
+                    rung = dataclasses.replace(space.configured(base_recipe, values, epochs), max_scale_up=1.0)
+                    trained = train(rung, x, y, ctx.n_classes, seed=ctx.seed, deadline=end)
             except Exception as exc:
                 if hard_stop.fired:
                     outcome.stopped = outcome.interrupted = True
