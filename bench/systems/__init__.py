@@ -30,6 +30,7 @@ SYSTEMS: dict[str, Entry] = {
                          "the 2019 reference ResNet (3/4/6 bottlenecks, SGD 0.1 poly decay, 50 epochs)"),
     "autokeras": Entry("bench.systems.autokeras:AutoKeras"),
     "autokeras-default": Entry("bench.systems.autokeras:AutoKerasDefault"),
+    "autokeras-hybrid": Entry("bench.systems.autokeras_hybrid:AutoKerasHybrid"),
 }
 
 

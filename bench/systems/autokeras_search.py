@@ -55,6 +55,11 @@ class NoCompletedTrial(RuntimeError):
     """The search ended without a single trial that produced a validation score."""
 
 
+class SearchComplete(Exception):
+    """Raised by final_fit instead of refitting when SearchLog.refit is False: the search is over, and the best
+    trial's hyperparameters are in SearchLog.best_values (a caller that trains its own model catches it)."""
+
+
 class DeadlineInterrupt(Exception):
     """Raised into a trial still running past the deadline plus grace (e.g. inside a long first batch)."""
 
@@ -150,6 +155,9 @@ class SearchLog:
     refit_epochs: int | None = None
     refit_model: Any = None
     refit_pipeline: Any = None
+    # False: final_fit refits nothing and raises SearchComplete (autokeras-hybrid trains its own network).
+    refit: bool = True
+    best_values: dict[str, Any] | None = None  # the best trial's active hyperparameter values, once known
     peak_disk_mb: float = 0.0
     _started: dict[str, float] = field(default_factory=dict)
     _fits: dict[str, tuple[int | None, bool]] = field(default_factory=dict)
@@ -381,6 +389,9 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
                 raise NoCompletedTrial(f"Auto-Keras finished no trial within the budget ({reasons}); "
                                        "give it a larger budget or a smaller search space")
             epochs = self._get_best_trial_epochs()
+            log.best_values = _active_values(best[0].hyperparameters)
+            if not log.refit:
+                raise SearchComplete
             # The library would pass the user's callbacks through a helper that nests them in a list;
             # the refit needs no early stopping (no validation data); under scope 'total' it stops where the
             # allowed overshoot ends should the prediction of its length have been short, but only after one
