@@ -9,14 +9,14 @@ Three pure steps, none of which needs Auto-Keras:
   scaled network trains with the baseline recipe's practice instead.
 - `scale_up(found, input_shape)`: the rule, as an expert would deepen what the search found:
     vanilla  the found block (kernel, convs per block and their widths, separable, max-pooling, dropout) is
-             the unit; the network gets DEPTH_FACTOR times as many of them, capped at MAX_BLOCKS. Added
-             blocks keep downsampling (the found pooling) while the feature map stays at least MIN_SIDE
-             pixels a side, each doubling the width of the block before it (the usual trade of resolution
-             for channels); past that they stack at the last resolution at the last width. Every width is
-             then multiplied by the width factor (WIDTH_FACTOR by default), rounded up to a multiple of
-             WIDTH_ROUNDING and capped at MAX_FILTERS, Auto-Keras' own largest choice.
+             the unit; the network gets DEPTH_FACTOR times as many of them, capped at MAX_BLOCKS, each added
+             one at the width of the last found conv. Added blocks keep downsampling (the found pooling)
+             while the feature map stays at least MIN_SIDE pixels a side; past that they stack at the last
+             resolution. Every width is then multiplied by the width factor (WIDTH_FACTOR by default),
+             rounded up to a multiple of WIDTH_ROUNDING and capped at MAX_FILTERS, Auto-Keras' own largest.
     resnet   the next deeper network of the same family (DEEPER_RESNET: 50 -> 101 -> 152, v1 or v2).
-  Head and normalisation stay as found.
+  Normalisation stays as found, and so does the head, except a flatten head, which becomes global average
+  pooling (SCALED_REDUCTION: the recipes' SGD diverges on a flatten head, measured; see there).
 - `build_model(arch, input_shape, n_classes)`: the network from an Architecture, as the baselines build
   theirs: uint8 input cast and scaled in the model (bench.baselines.blocks), per-channel standardisation
   where the search chose to normalise (statistics of the training images, as Auto-Keras' adapted
@@ -46,9 +46,11 @@ MAX_BLOCKS = 6
 # Added blocks stop downsampling once the feature map would be smaller than this many pixels a side (as
 # baselines/generic.py stops halving): 8x8 digits keep 4x4 maps, 64 px cells go down to 4x4 too.
 MIN_SIDE = 4
-# Width multiplier of every block, found ones included. 1: the added blocks already widen (x2 per halving);
-# widening the found blocks multiplies their cost, at the highest resolution, by the factor squared, which a
-# CPU budget of minutes pays for in epochs. The system's width_factor option changes it (e.g. 1.5 on a GPU).
+# Width multiplier of every block. 1: deeper, not wider. The found network runs at native resolution, so its
+# first block is already its costliest; a width factor w multiplies that cost by w squared, which a CPU
+# budget of minutes pays for in epochs (on the malaria cells, added blocks that doubled their width made the
+# scaled net 4x the found one's cost, 43 images/s, under one epoch in the 3-minute run). The system's
+# width_factor option changes it (e.g. 1.5 on a GPU).
 WIDTH_FACTOR = 1.0
 # Widths are rounded up to a multiple of this (vector-friendly sizes, as the recipes' widths are).
 WIDTH_ROUNDING = 8
@@ -70,6 +72,11 @@ RESNET_MIN_SIDE = 32
 SCALABLE_BLOCK_TYPES = ("vanilla", "resnet")
 # Spatial reductions of Auto-Keras' ClassificationHead.
 REDUCTIONS = ("flatten", "global_avg", "global_max")
+# Head reductions the scaled network changes. A flatten head feeds the dense layer thousands of inputs, so an
+# SGD step at the recipes' peak learning rates (0.1-0.4; Auto-Keras' trials used Adam at 1e-3) moves the
+# logits by thousands: the first malaria run diverged (training loss 126 after one epoch). Global average
+# pooling is the baselines' own head and keeps the dense layer's inputs to the channels.
+SCALED_REDUCTION = {"flatten": "global_avg"}
 
 _IMAGE = "image_block_1/"
 _CONV = _IMAGE + "conv_block_1/"
@@ -180,6 +187,7 @@ def scale_up(found: Architecture, input_shape: Sequence[int], width_factor: floa
     """The deeper (and, with width_factor > 1, wider) network the rule makes of `found` for images of input_shape."""
     if width_factor <= 0:
         raise ValueError(f"width_factor must be positive, got {width_factor}")
+    found = dataclasses.replace(found, reduction=SCALED_REDUCTION.get(found.reduction, found.reduction))
     if found.conv is None:
         return dataclasses.replace(found, resnet_version=DEEPER_RESNET[found.resnet_version])
     conv = found.conv
@@ -191,8 +199,7 @@ def scale_up(found: Architecture, input_shape: Sequence[int], width_factor: floa
     target = max(conv.num_blocks, min(conv.num_blocks * DEPTH_FACTOR, MAX_BLOCKS))
     while len(filters) < target:
         pooled = conv.max_pooling and math.ceil(side / conv.pool_size) >= MIN_SIDE
-        width = min(MAX_FILTERS, 2 * filters[-1][-1]) if pooled else filters[-1][-1]
-        filters.append([width] * conv.num_layers)
+        filters.append([filters[-1][-1]] * conv.num_layers)
         pools.append(pooled)
         side = math.ceil(side / conv.pool_size) if pooled else side
     widened = tuple(tuple(_widen(f, width_factor) for f in block) for block in filters)

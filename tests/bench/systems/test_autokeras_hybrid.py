@@ -46,13 +46,14 @@ def test_the_found_architecture_is_read_from_the_trial_values() -> None:
                                "normalize; head flatten, dropout 0.5")
 
 
-def test_added_blocks_downsample_and_widen_while_the_map_allows() -> None:
-    """64 px: the found block pools 64 -> 32; the added one pools 32 -> 16 at twice the width."""
+def test_added_blocks_downsample_while_the_map_allows() -> None:
+    """64 px: the found block pools 64 -> 32; the added one, at the last width, pools 32 -> 16. The flatten
+    head becomes global average pooling; normalisation and head dropout stay."""
     scaled = scale_up(found_architecture(_small_cnn()), (64, 64, 3))
     assert scaled.conv is not None
-    assert scaled.conv.filters == ((32, 64), (128, 128))
+    assert scaled.conv.filters == ((32, 64), (64, 64))
     assert scaled.conv.block_pools() == (True, True)
-    assert (scaled.normalize, scaled.reduction, scaled.head_dropout) == (True, "flatten", 0.5)
+    assert (scaled.normalize, scaled.reduction, scaled.head_dropout) == (True, "global_avg", 0.5)
 
 
 def test_added_blocks_stop_downsampling_at_the_smallest_map() -> None:
@@ -71,7 +72,7 @@ def test_widths_scale_round_and_cap() -> None:
     scaled = scale_up(found_architecture(values), (64, 64, 3), width_factor=1.5)
     assert scaled.conv is not None
     assert scaled.conv.num_blocks == MAX_BLOCKS == 6  # 3 doubled, at the cap
-    # 20 x 1.5 = 30 rounds up to 32; 256 x 1.5 = 384; 512 and every doubling of it stay at the cap.
+    # 20 x 1.5 = 30 rounds up to 32; 256 x 1.5 = 384; 512 x 1.5 stays at the cap, as do the added blocks.
     assert [block[0] for block in scaled.conv.filters] == [32, 384, 512, MAX_FILTERS, MAX_FILTERS, MAX_FILTERS]
     # 64 -> 32 -> 16 -> 8 by the found blocks, 8 -> 4 by the first added one, then no further pooling.
     assert scaled.conv.block_pools() == (True, True, True, True, False, False)
@@ -105,7 +106,7 @@ def test_the_scaled_network_has_the_rule_s_layers() -> None:
     names = [layer.name for layer in model.layers]
     assert sum("_bn" in n for n in names) == 4
     assert [n for n in names if n.endswith("_pool")] == ["block0_pool"]
-    assert model.get_layer("flatten").output.shape[-1] == 4 * 4 * 64
+    assert model.get_layer("global_avg").output.shape[-1] == 64
     assert model.input.dtype == "uint8" and model.output.shape[-1] == 10
     x = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 1)).astype(np.uint8)
     np.testing.assert_allclose(model.predict(x, verbose=0).sum(axis=1), 1.0, rtol=1e-5)
@@ -179,7 +180,8 @@ def test_a_trial_budget_scales_the_first_trial_and_trains_the_recipe_s_schedule(
     assert [r["status"] for r in rows] == ["completed"] and result.trials == 1
     extras = result.extras
     assert extras["found_architecture"] == found_architecture(_small_cnn()).summary()
-    assert extras["scaled_spec"]["conv"]["filters"] == [[32, 64], [128, 128]]  # 16 px: 16 -> 8 -> 4
+    assert extras["scaled_spec"]["conv"]["filters"] == [[32, 64], [64, 64]]
+    assert extras["scaled_spec"]["conv"]["pools"] == [True, True]  # 16 px: 16 -> 8 -> 4
     assert extras["subset_size"] == MIN_SUBSET_PER_CLASS * len(CLASSES)
     assert extras["recipe"] == "hybrid-generic" and extras["epochs"] == generic.EPOCHS
     assert extras["overshoot_s"] is None and extras["search_s"] > 0 and extras["refit_s"] > 0
@@ -190,10 +192,10 @@ def test_a_trial_budget_scales_the_first_trial_and_trains_the_recipe_s_schedule(
 
 def test_a_total_budget_on_digits_bounds_search_and_training_together(tmp_path: Path) -> None:
     """The issue's bound: 60 s scoped 'total' ends search and training within max(5%, 30 s) of 60 s, the search
-    within its share (plus the grace a running trial gets), with trials written, no checkpoints left, and an
-    accuracy above the floor."""
+    within its share (plus the overshoot a running trial may take), with trials written, no checkpoints left,
+    and an accuracy above the floor."""
     from bench.datasets import load_data
-    from bench.systems.autokeras import HARD_STOP_SHARE, OVERSHOOT_ALLOWED_MIN_S
+    from bench.systems.autokeras import OVERSHOOT_ALLOWED_MIN_S
 
     digits = load_data("digits")
     result, ctx = _run("60s", digits, tmp_path, dataset="digits")
@@ -201,7 +203,7 @@ def test_a_total_budget_on_digits_bounds_search_and_training_together(tmp_path: 
     allowed = max(0.05 * 60, OVERSHOOT_ALLOWED_MIN_S)
     assert result.fit_s <= 60 + allowed
     assert 0 <= extras["overshoot_s"] <= allowed
-    assert extras["search_s"] <= SEARCH_SHARE * 60 + HARD_STOP_SHARE * allowed
+    assert extras["search_s"] <= SEARCH_SHARE * 60 + allowed
     assert extras["search_s"] + extras["refit_s"] <= result.fit_s + 0.5
     rows = _trial_rows(ctx.run_dir)
     assert tuple(rows[0]) == TRIAL_COLUMNS and result.trials == len(rows) >= 1
