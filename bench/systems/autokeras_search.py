@@ -15,7 +15,9 @@ made here adds one without touching the search itself:
 - final_fit: marks the end of the search, refits for the epochs the best trial used (its best epoch),
   and keeps the refit model. Auto-Keras 3.0.0 itself saves the refit model but predicts with the best
   *search-time* checkpoint (AutoModel.predict -> tuner.get_best_model); this adapter predicts with the
-  refit model, as the 2019 run did (final_fit(retrain=True)).
+  refit model, as the 2019 run did (final_fit(retrain=True)). With SearchLog.refit False it refits nothing:
+  it records the best trial's hyperparameters (SearchLog.best_values) and raises SearchComplete, for a
+  caller that builds and trains its own network from them (autokeras-hybrid).
 
 keras-tuner aborts a search after `max_consecutive_failed_trials` (default 3) failed trials in a row with a
 RuntimeError; the tuner raises that limit (MAX_CONSECUTIVE_FAILURES) so a few trials that cannot run here

@@ -170,12 +170,17 @@ def _assert_clean(result: SystemResult, ctx: FitContext, data: ImageData) -> Non
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize(("dataset", "recipe", "module", "epochs"), [
+    ("toy", "generic", "generic", "EPOCHS"), ("cifar10", "cifar10-full", "cifar10", "FULL_EPOCHS"),
+    ("malaria", "malaria-fast", "malaria", "EPOCHS")])
 def test_a_trial_budget_scales_the_first_trial_and_trains_the_recipe_s_schedule(
-        data: ImageData, tmp_path: Path) -> None:
-    """t1: the one trial is Auto-Keras' small CNN; its scaled version trains the generic recipe's own 30 epochs."""
-    from bench.baselines import generic
+        data: ImageData, tmp_path: Path, dataset: str, recipe: str, module: str, epochs: str) -> None:
+    """t1: the one trial is Auto-Keras' small CNN; its scaled version trains, on all the images, the own
+    schedule of the recipe the `resnet` system runs on that data set."""
+    import importlib
 
-    result, ctx = _run("t1", data, tmp_path, keep_models=True, block_types="vanilla", epochs=2)
+    schedule = getattr(importlib.import_module(f"bench.baselines.{module}"), epochs)
+    result, ctx = _run("t1", data, tmp_path, dataset=dataset, keep_models=True, block_types="vanilla", epochs=2)
     rows = _trial_rows(ctx.run_dir)
     assert [r["status"] for r in rows] == ["completed"] and result.trials == 1
     extras = result.extras
@@ -183,10 +188,25 @@ def test_a_trial_budget_scales_the_first_trial_and_trains_the_recipe_s_schedule(
     assert extras["scaled_spec"]["conv"]["filters"] == [[32, 64], [64, 64]]
     assert extras["scaled_spec"]["conv"]["pools"] == [True, True]  # 16 px: 16 -> 8 -> 4
     assert extras["subset_size"] == MIN_SUBSET_PER_CLASS * len(CLASSES)
-    assert extras["recipe"] == "hybrid-generic" and extras["epochs"] == generic.EPOCHS
+    assert extras["recipe"] == f"hybrid-{recipe}" and extras["epochs"] == schedule
     assert extras["overshoot_s"] is None and extras["search_s"] > 0 and extras["refit_s"] > 0
     assert (ctx.run_dir / "history.csv").is_file() and (ctx.run_dir / "model.keras").is_file()
     assert result.params and result.params > 0
+    _assert_clean(result, ctx, data)
+
+
+def test_a_budget_scoped_to_the_search_is_followed_by_the_recipe_s_schedule(data: ImageData, tmp_path: Path) -> None:
+    """budget_scope=search (the 2019 protocol): the whole budget bounds the search, then training runs the
+    recipe's own schedule; the overshoot is the search's."""
+    from bench.baselines import generic
+    from bench.systems.autokeras import OVERSHOOT_ALLOWED_MIN_S
+
+    result, ctx = _run("15s", data, tmp_path, budget_scope="search", block_types="vanilla")
+    extras = result.extras
+    assert 0 <= extras["overshoot_s"] <= OVERSHOOT_ALLOWED_MIN_S
+    assert extras["search_s"] >= 15 - 1  # the search had the whole budget
+    assert extras["epochs"] == generic.EPOCHS and not extras["stopped_at_deadline"]
+    assert extras["search_s"] + extras["refit_s"] <= result.fit_s + 0.5
     _assert_clean(result, ctx, data)
 
 
