@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.budget import parse_budget
@@ -190,7 +191,11 @@ def test_a_trial_budget_scales_the_first_trial_and_trains_the_recipe_s_schedule(
     assert extras["subset_size"] == MIN_SUBSET_PER_CLASS * len(CLASSES)
     assert extras["recipe"] == f"hybrid-{recipe}" and extras["epochs"] == schedule
     assert extras["overshoot_s"] is None and extras["search_s"] > 0 and extras["refit_s"] > 0
-    assert (ctx.run_dir / "history.csv").is_file() and (ctx.run_dir / "model.keras").is_file()
+    assert (ctx.run_dir / "model.keras").is_file()
+    history = pd.read_csv(ctx.run_dir / "history.csv")
+    assert len(history) == schedule
+    # The curve's clock starts with fit: the first epoch ends after the search and within the whole fit.
+    assert extras["search_s"] < history["fit_s"].iloc[0] <= history["fit_s"].iloc[-1] <= result.fit_s
     assert result.params and result.params > 0
     _assert_clean(result, ctx, data)
 
