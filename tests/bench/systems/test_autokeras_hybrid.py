@@ -115,6 +115,21 @@ def test_the_scaled_network_has_the_rule_s_layers() -> None:
         build_model(scaled, (8, 8, 1), 10)
 
 
+@pytest.mark.slow
+def test_a_scaled_resnet_builds_from_small_grayscale_images() -> None:
+    """ResNet101 (the rule's step from ResNet50) from 8x8 grey images: resized to 32 px, three channels."""
+    from bench.systems.scale_up import build_model
+
+    values = {"image_block_1/block_type": "resnet", "image_block_1/normalize": False,
+              "image_block_1/res_net_block_1/version": "resnet50",
+              "classification_head_1/spatial_reduction_1/reduction_type": "global_avg",
+              "classification_head_1/dropout": 0.0}
+    model = build_model(scale_up(found_architecture(values), (8, 8, 1)), (8, 8, 1), 10)
+    assert model.get_layer("resnet101").input.shape[1:] == (32, 32, 3)
+    proba = model.predict(np.zeros((2, 8, 8, 1), np.uint8), verbose=0)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
 # --- the system -------------------------------------------------------------------------------------
 
 
