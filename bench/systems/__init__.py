@@ -31,6 +31,7 @@ SYSTEMS: dict[str, Entry] = {
     "autokeras": Entry("bench.systems.autokeras:AutoKeras"),
     "autokeras-default": Entry("bench.systems.autokeras:AutoKerasDefault"),
     "resnet-tuned": Entry("bench.systems.resnet_tuned:ResNetTuned"),
+    "autokeras-hybrid": Entry("bench.systems.autokeras_hybrid:AutoKerasHybrid"),
 }
 
 

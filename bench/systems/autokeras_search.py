@@ -15,7 +15,9 @@ made here adds one without touching the search itself:
 - final_fit: marks the end of the search, refits for the epochs the best trial used (its best epoch),
   and keeps the refit model. Auto-Keras 3.0.0 itself saves the refit model but predicts with the best
   *search-time* checkpoint (AutoModel.predict -> tuner.get_best_model); this adapter predicts with the
-  refit model, as the 2019 run did (final_fit(retrain=True)).
+  refit model, as the 2019 run did (final_fit(retrain=True)). With SearchLog.refit False it refits nothing:
+  it records the best trial's hyperparameters (SearchLog.best_values) and raises SearchComplete, for a
+  caller that builds and trains its own network from them (autokeras-hybrid).
 
 keras-tuner aborts a search after `max_consecutive_failed_trials` (default 3) failed trials in a row with a
 RuntimeError; the tuner raises that limit (MAX_CONSECUTIVE_FAILURES) so a few trials that cannot run here
@@ -53,6 +55,11 @@ WATCHDOG_POLL_S = 0.5
 
 class NoCompletedTrial(RuntimeError):
     """The search ended without a single trial that produced a validation score."""
+
+
+class SearchComplete(Exception):
+    """Raised by final_fit instead of refitting when SearchLog.refit is False: the search is over, and the best
+    trial's hyperparameters are in SearchLog.best_values (a caller that trains its own model catches it)."""
 
 
 class DeadlineInterrupt(Exception):
@@ -150,6 +157,9 @@ class SearchLog:
     refit_epochs: int | None = None
     refit_model: Any = None
     refit_pipeline: Any = None
+    # False: final_fit refits nothing and raises SearchComplete (autokeras-hybrid trains its own network).
+    refit: bool = True
+    best_values: dict[str, Any] | None = None  # the best trial's active hyperparameter values, once known
     peak_disk_mb: float = 0.0
     _started: dict[str, float] = field(default_factory=dict)
     _fits: dict[str, tuple[int | None, bool]] = field(default_factory=dict)
@@ -381,6 +391,9 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
                 raise NoCompletedTrial(f"Auto-Keras finished no trial within the budget ({reasons}); "
                                        "give it a larger budget or a smaller search space")
             epochs = self._get_best_trial_epochs()
+            log.best_values = _active_values(best[0].hyperparameters)
+            if not log.refit:
+                raise SearchComplete
             # The library would pass the user's callbacks through a helper that nests them in a list;
             # the refit needs no early stopping (no validation data); under scope 'total' it stops where the
             # allowed overshoot ends should the prediction of its length have been short, but only after one
