@@ -110,7 +110,7 @@ class ImageFolder(Dataset):
             tr, te = split_stratified(y, self.test_fraction, self.split_seed, self.name)
             split = stratified_split_name(self.test_fraction)
             info.update(source_info(meta, of_cached(arrays, class_names, split, tr, te)))
-            return ImageData(x[tr], y[tr], x[te], y[te], class_names, split, info)
+            return ImageData(cache.take(x, tr), y[tr], cache.take(x, te), y[te], class_names, split, info)
         info.update(source_info(meta, of_cached(arrays, class_names, "given")))
         return ImageData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                          class_names, "given", info)

@@ -1,17 +1,18 @@
-"""Decoding image files to uint8 arrays: in parallel, with a progress bar, bad files skipped and counted."""
+"""Decoding image files to uint8 arrays: in parallel processes, with a progress bar, bad files skipped and counted."""
 
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import sys
 import zipfile
 import zlib
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench.datasets.base import DatasetError
+from bench.datasets.trees import FileTree, open_tree
 
 # File name endings PIL decodes that image sets use; anything else (Thumbs.db, desc.txt) is not data.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -30,12 +32,18 @@ MAX_BAD_FRACTION = 0.01
 MAX_SKIPPED_LISTED = 20
 # Downscaling filter: PIL's bilinear widens its support when shrinking, so it antialiases (unlike nearest).
 RESAMPLE = Image.Resampling.BILINEAR
-# Images per pool task: large enough to amortise scheduling, small enough for a smooth progress bar.
+# Images per pool task: large enough to amortise scheduling and pickling, small enough for a smooth progress bar.
 CHUNK = 256
-# Decoding threads. PIL's decoders and resize release the GIL; its header parsing does not, so tiny images
-# (CIFAR-10's 32x32 JPEGs) gain little. Threads, not processes: a process pool would re-import the
-# caller's main module (spawn) or fork a process holding TensorFlow's threads, and the result is cached.
+# Decoding processes, one per usable core. Processes, not threads: for small images (CIFAR-10's 32x32 JPEGs)
+# PIL's header parsing and Python's per-image work hold the GIL, so threads ran no faster than one loop.
 WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# Below this many images one loop in this process is used: each worker's start (a fresh interpreter importing
+# numpy and PIL, and opening the source again) costs a few tenths of a second, which small sets do not repay.
+MIN_POOL_IMAGES = 2000
+# Workers are forked from multiprocessing's fork server (a clean process started for the purpose), never from
+# this one, which may hold TensorFlow's threads; unlike spawn, it does not re-import the caller's main module.
+# Platforms without it (Windows) spawn.
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 # Modes decoded as one grey channel; everything else (RGBA, P, CMYK, ...) becomes RGB.
 _GREY_MODES = {"1", "L", "I", "I;16", "F", "LA"}
 
@@ -82,10 +90,14 @@ def progress_bar(description: str) -> Progress:
                     disable=not sys.stderr.isatty())
 
 
+# What one image gives: its index, its pixels (None when it did not decode), whether it was grey, the error.
+Result = tuple[int, np.ndarray | None, bool, str]
+
+
 def _decode_chunk(names: Sequence[str], start: int, size: int | None,
-                  read: Callable[[str], bytes]) -> list[tuple[int, np.ndarray | None, bool, str]]:
-    """(index, image or None, grey, error) for each name; runs in a worker thread."""
-    out = []
+                  read: Callable[[str], bytes]) -> list[Result]:
+    """(index, image or None, grey, error) for each name."""
+    out: list[Result] = []
     for k, name in enumerate(names):
         try:
             out.append((start + k, *decode(read(name), size), ""))
@@ -96,11 +108,44 @@ def _decode_chunk(names: Sequence[str], start: int, size: int | None,
     return out
 
 
-def decode_all(names: Sequence[str], read: Callable[[str], bytes], size: int | None,
-               description: str = "decoding") -> Decoded:
-    """Decodes every named file in parallel into one uint8 array; bad files are skipped and listed.
+# The source each worker process opened, kept open for all its chunks (a zip's directory is read once per worker).
+_WORKER_TREES: dict[Path, FileTree] = {}
 
-    With size None every image must have the same native size, else the error asks for a size.
+
+def _decode_chunk_in_worker(path: Path, names: Sequence[str], start: int, size: int | None) -> list[Result]:
+    """_decode_chunk in a pool process, reading the member bytes itself (only decoded pixels travel back)."""
+    tree = _WORKER_TREES.get(path)
+    if tree is None:
+        tree = _WORKER_TREES[path] = open_tree(path)
+    return _decode_chunk(names, start, size, tree.read)
+
+
+def _chunks(names: Sequence[str], source: FileTree | Callable[[str], bytes],
+            size: int | None) -> Iterator[list[Result]]:
+    """Decoded chunks in input order: from a process pool for a large FileTree, else from one loop here."""
+    starts = range(0, len(names), CHUNK)
+    parts = [names[s:s + CHUNK] for s in starts]
+    if not isinstance(source, FileTree):
+        yield from map(_decode_chunk, parts, starts, repeat(size), repeat(source))
+        return
+    if WORKERS < 2 or len(names) < MIN_POOL_IMAGES:
+        yield from map(_decode_chunk, parts, starts, repeat(size), repeat(source.read))
+        return
+    pool = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context(START_METHOD))
+    try:
+        yield from pool.map(_decode_chunk_in_worker, repeat(source.path), parts, starts, repeat(size))
+    finally:
+        # On an error (or Ctrl-C) the chunks not yet started are dropped instead of decoded for nothing.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def decode_all(names: Sequence[str], source: FileTree | Callable[[str], bytes], size: int | None,
+               description: str = "decoding") -> Decoded:
+    """Decodes every named file into one preallocated uint8 array; bad files are skipped and listed.
+
+    source: a FileTree (large sets are decoded by a pool of processes, each reading its members itself) or a
+    function giving a file's bytes (decoded here). With size None every image must have the same native
+    size, else the error asks for a size.
     """
     n = len(names)
     if n == 0:
@@ -111,38 +156,37 @@ def decode_all(names: Sequence[str], read: Callable[[str], bytes], size: int | N
     skipped: list[str] = []
     errors: dict[str, str] = {}
 
-    starts = range(0, n, CHUNK)
-    chunks = [names[s:s + CHUNK] for s in starts]
-    pool = ThreadPoolExecutor(WORKERS)
-    try:
-        with progress_bar(description) as bar:
-            task = bar.add_task(description, total=n)
-            for chunk in pool.map(_decode_chunk, chunks, starts, repeat(size), repeat(read)):
-                for i, arr, grey, err in chunk:
-                    if arr is None:
-                        skipped.append(names[i])
-                        errors[names[i]] = err
-                        continue
-                    if x is None:
-                        x = np.empty((n, *arr.shape), dtype=np.uint8)
-                    elif arr.shape != x.shape[1:]:
-                        raise DatasetError(
-                            f"images differ in size: {names[i]} is {arr.shape[1]}x{arr.shape[0]} but earlier "
-                            f"ones are {x.shape[2]}x{x.shape[1]}; set the dataset option size=N to resize "
-                            "all to N x N")
-                    x[i] = arr
-                    ok[i] = True
-                    grey_all &= grey
-                bar.advance(task, len(chunk))
-    finally:
-        # On an error (or Ctrl-C) the chunks not yet started are dropped instead of decoded for nothing.
-        pool.shutdown(wait=True, cancel_futures=True)
+    with progress_bar(description) as bar:
+        task = bar.add_task(description, total=n)
+        for chunk in _chunks(names, source, size):
+            for i, arr, grey, err in chunk:
+                if arr is None:
+                    skipped.append(names[i])
+                    errors[names[i]] = err
+                    continue
+                if x is None:
+                    x = np.empty((n, *arr.shape), dtype=np.uint8)
+                elif arr.shape != x.shape[1:]:
+                    raise DatasetError(
+                        f"images differ in size: {names[i]} is {arr.shape[1]}x{arr.shape[0]} but earlier "
+                        f"ones are {x.shape[2]}x{x.shape[1]}; set the dataset option size=N to resize "
+                        "all to N x N")
+                x[i] = arr
+                ok[i] = True
+                grey_all &= grey
+            bar.advance(task, len(chunk))
 
     check_bad_fraction(len(skipped), n, skipped, errors)
     if x is None:  # unreachable past check_bad_fraction, kept for the type checker
         raise DatasetError("no image could be decoded")
     kept = np.flatnonzero(ok)
-    x = x[kept] if len(kept) < n else x
+    if len(kept) < n:
+        # Compacted in place (kept is increasing, so no row is overwritten before it is moved): a copy
+        # would double the peak memory of a load for a few bad files.
+        for j, i in enumerate(kept):
+            if i != j:
+                x[j] = x[i]
+        x = x[:len(kept)]
     if grey_all:
         x = np.ascontiguousarray(x[..., :1])
     return Decoded(x=x, kept=kept, skipped=skipped, grey=grey_all)

@@ -121,8 +121,7 @@ class ZipTree(FileTree):
 
     def fingerprint(self) -> str:
         """Digest of the archive's size and modification time."""
-        st = self.path.stat()
-        return hashlib.sha256(f"{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+        return file_state(self.path)
 
     def close(self) -> None:
         """Closes the archive."""
@@ -130,6 +129,12 @@ class ZipTree(FileTree):
             if self._zip is not None:
                 self._zip.close()
                 self._zip = None
+
+
+def file_state(path: Path) -> str:
+    """A cheap digest of one file's size and modification time (its contents are not read)."""
+    st = path.stat()
+    return hashlib.sha256(f"{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
 
 
 def open_tree(path: Path) -> FileTree:
