@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing
 import os
 import sys
+import types
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -20,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench.datasets.base import DatasetError
-from bench.datasets.trees import FileTree, open_tree
+from bench.datasets.trees import FileTree, open_tree, suffix
 
 # File name endings PIL decodes that image sets use; anything else (Thumbs.db, desc.txt) is not data.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -41,8 +44,7 @@ WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity"
 # numpy and PIL, and opening the source again) costs a few tenths of a second, which small sets do not repay.
 MIN_POOL_IMAGES = 2000
 # Workers are forked from multiprocessing's fork server (a clean process started for the purpose), never from
-# this one, which may hold TensorFlow's threads; unlike spawn, it does not re-import the caller's main module.
-# Platforms without it (Windows) spawn.
+# this one, which may hold TensorFlow's threads. Platforms without it (Windows) spawn.
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 # Modes decoded as one grey channel; everything else (RGBA, P, CMYK, ...) becomes RGB.
 _GREY_MODES = {"1", "L", "I", "I;16", "F", "LA"}
@@ -50,7 +52,7 @@ _GREY_MODES = {"1", "L", "I", "I;16", "F", "LA"}
 
 def is_image_name(rel: str) -> bool:
     """True when the file name ends like an image file."""
-    return PurePosixPath(rel).suffix.lower() in IMAGE_EXTENSIONS
+    return suffix(rel).lower() in IMAGE_EXTENSIONS
 
 
 def decode(data: bytes, size: int | None) -> tuple[np.ndarray, bool]:
@@ -94,9 +96,18 @@ def progress_bar(description: str) -> Progress:
 Result = tuple[int, np.ndarray | None, bool, str]
 
 
-def _decode_chunk(names: Sequence[str], start: int, size: int | None,
-                  read: Callable[[str], bytes]) -> list[Result]:
-    """(index, image or None, grey, error) for each name."""
+class Chunk(NamedTuple):
+    """One task's images: stacked into one array when all decoded at one shape (one object to pass between
+    processes and one copy into the output, not one per image), else one Result per file."""
+
+    start: int  # index of the chunk's first file
+    stacked: np.ndarray | None  # (k, H, W, C) when every file decoded at the same shape
+    grey: bool  # every image in `stacked` was grey
+    results: list[Result]  # one per file when not stacked, else empty
+
+
+def _decode_chunk(names: Sequence[str], start: int, size: int | None, read: Callable[[str], bytes]) -> Chunk:
+    """The chunk's files decoded; bad files give a Result with no pixels and the error."""
     out: list[Result] = []
     for k, name in enumerate(names):
         try:
@@ -105,14 +116,18 @@ def _decode_chunk(names: Sequence[str], start: int, size: int | None,
                 Image.DecompressionBombError) as exc:
             # OSError covers unidentified and truncated images; BadZipFile and zlib a damaged zip member.
             out.append((start + k, None, False, f"{type(exc).__name__}: {exc}"))
-    return out
+    images = [arr for _, arr, _, _ in out]
+    first = images[0]
+    if first is not None and all(a is not None and a.shape == first.shape for a in images):
+        return Chunk(start, np.stack(images), all(grey for _, _, grey, _ in out), [])  # type: ignore[arg-type]
+    return Chunk(start, None, False, out)
 
 
 # The source each worker process opened, kept open for all its chunks (a zip's directory is read once per worker).
 _WORKER_TREES: dict[Path, FileTree] = {}
 
 
-def _decode_chunk_in_worker(path: Path, names: Sequence[str], start: int, size: int | None) -> list[Result]:
+def _decode_chunk_in_worker(path: Path, names: Sequence[str], start: int, size: int | None) -> Chunk:
     """_decode_chunk in a pool process, reading the member bytes itself (only decoded pixels travel back)."""
     tree = _WORKER_TREES.get(path)
     if tree is None:
@@ -120,8 +135,20 @@ def _decode_chunk_in_worker(path: Path, names: Sequence[str], start: int, size: 
     return _decode_chunk(names, start, size, tree.read)
 
 
-def _chunks(names: Sequence[str], source: FileTree | Callable[[str], bytes],
-            size: int | None) -> Iterator[list[Result]]:
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Hides the caller's __main__ while pool workers start. multiprocessing imports it again in every worker
+    it starts (for the harness's `python -m bench.worker`: the harness and scikit-learn, over a second each),
+    though the workers only run functions of this module."""
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _chunks(names: Sequence[str], source: FileTree | Callable[[str], bytes], size: int | None) -> Iterator[Chunk]:
     """Decoded chunks in input order: from a process pool for a large FileTree, else from one loop here."""
     starts = range(0, len(names), CHUNK)
     parts = [names[s:s + CHUNK] for s in starts]
@@ -133,10 +160,17 @@ def _chunks(names: Sequence[str], source: FileTree | Callable[[str], bytes],
         return
     pool = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context(START_METHOD))
     try:
-        yield from pool.map(_decode_chunk_in_worker, repeat(source.path), parts, starts, repeat(size))
+        with _main_module_hidden():  # map submits every chunk at once, so every worker starts in here
+            results = pool.map(_decode_chunk_in_worker, repeat(source.path), parts, starts, repeat(size))
+        yield from results
     finally:
         # On an error (or Ctrl-C) the chunks not yet started are dropped instead of decoded for nothing.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _size_error(name: str, shape: tuple[int, ...], expected: tuple[int, ...]) -> DatasetError:
+    return DatasetError(f"images differ in size: {name} is {shape[1]}x{shape[0]} but earlier ones are "
+                        f"{expected[1]}x{expected[0]}; set the dataset option size=N to resize all to N x N")
 
 
 def decode_all(names: Sequence[str], source: FileTree | Callable[[str], bytes], size: int | None,
@@ -159,7 +193,16 @@ def decode_all(names: Sequence[str], source: FileTree | Callable[[str], bytes], 
     with progress_bar(description) as bar:
         task = bar.add_task(description, total=n)
         for chunk in _chunks(names, source, size):
-            for i, arr, grey, err in chunk:
+            if chunk.stacked is not None:
+                k = len(chunk.stacked)
+                if x is None:
+                    x = np.empty((n, *chunk.stacked.shape[1:]), dtype=np.uint8)
+                elif chunk.stacked.shape[1:] != x.shape[1:]:
+                    raise _size_error(names[chunk.start], chunk.stacked.shape[1:], x.shape[1:])
+                x[chunk.start:chunk.start + k] = chunk.stacked
+                ok[chunk.start:chunk.start + k] = True
+                grey_all &= chunk.grey
+            for i, arr, grey, err in chunk.results:
                 if arr is None:
                     skipped.append(names[i])
                     errors[names[i]] = err
@@ -167,14 +210,11 @@ def decode_all(names: Sequence[str], source: FileTree | Callable[[str], bytes], 
                 if x is None:
                     x = np.empty((n, *arr.shape), dtype=np.uint8)
                 elif arr.shape != x.shape[1:]:
-                    raise DatasetError(
-                        f"images differ in size: {names[i]} is {arr.shape[1]}x{arr.shape[0]} but earlier "
-                        f"ones are {x.shape[2]}x{x.shape[1]}; set the dataset option size=N to resize "
-                        "all to N x N")
+                    raise _size_error(names[i], arr.shape, x.shape[1:])
                 x[i] = arr
                 ok[i] = True
                 grey_all &= grey
-            bar.advance(task, len(chunk))
+            bar.advance(task, len(chunk.results) or len(chunk.stacked))  # type: ignore[arg-type]
 
     check_bad_fraction(len(skipped), n, skipped, errors)
     if x is None:  # unreachable past check_bad_fraction, kept for the type checker
