@@ -10,11 +10,10 @@ import sys
 import types
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from itertools import repeat
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -23,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bench.datasets.base import DatasetError
-from bench.datasets.trees import FileTree, open_tree, suffix
+from bench.datasets.trees import suffix
 
 # File name endings PIL decodes that image sets use; anything else (Thumbs.db, desc.txt) is not data.
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
@@ -35,8 +34,9 @@ MAX_BAD_FRACTION = 0.01
 MAX_SKIPPED_LISTED = 20
 # Downscaling filter: PIL's bilinear widens its support when shrinking, so it antialiases (unlike nearest).
 RESAMPLE = Image.Resampling.BILINEAR
-# Images per pool task: large enough to amortise scheduling and pickling, small enough for a smooth progress bar.
-CHUNK = 256
+# Images per task: enough to amortise a task's scheduling and pickling (a fraction of a millisecond), few enough
+# that the files and images in flight stay a few MB even for large images (NIH's cells: ~40 KB a PNG).
+CHUNK = 64
 # Decoding processes, one per usable core. Processes, not threads: for small images (CIFAR-10's 32x32 JPEGs)
 # PIL's header parsing and Python's per-image work hold the GIL, so threads ran no faster than one loop.
 WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -45,6 +45,8 @@ WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity"
 MIN_POOL_IMAGES = 2000
 # Workers are forked from multiprocessing's fork server (a clean process started for the purpose), never from
 # this one, which may hold TensorFlow's threads. Platforms without it (Windows) spawn.
+# Chunks each worker may have decoded or queued before this process takes them: enough to keep it busy.
+IN_FLIGHT_PER_WORKER = 4
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 # Modes decoded as one grey channel; everything else (RGBA, P, CMYK, ...) becomes RGB.
 _GREY_MODES = {"1", "L", "I", "I;16", "F", "LA"}
@@ -106,33 +108,31 @@ class Chunk(NamedTuple):
     results: list[Result]  # one per file when not stacked, else empty
 
 
-def _decode_chunk(names: Sequence[str], start: int, size: int | None, read: Callable[[str], bytes]) -> Chunk:
-    """The chunk's files decoded; bad files give a Result with no pixels and the error."""
+def _read(read: Callable[[str], bytes], name: str) -> bytes | str:
+    """The file's bytes, or the error reading it gave (a damaged zip member counts as a bad file)."""
+    try:
+        return read(name)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _decode_files(files: Sequence[bytes | str], start: int, size: int | None) -> Chunk:
+    """Decodes files already read (a str is the error reading one gave); runs in a pool worker or here."""
     out: list[Result] = []
-    for k, name in enumerate(names):
+    for k, data in enumerate(files):
+        if isinstance(data, str):
+            out.append((start + k, None, False, data))
+            continue
         try:
-            out.append((start + k, *decode(read(name), size), ""))
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error,
-                Image.DecompressionBombError) as exc:
-            # OSError covers unidentified and truncated images; BadZipFile and zlib a damaged zip member.
+            out.append((start + k, *decode(data, size), ""))
+        except (OSError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+            # OSError covers unidentified and truncated images.
             out.append((start + k, None, False, f"{type(exc).__name__}: {exc}"))
     images = [arr for _, arr, _, _ in out]
     first = images[0]
     if first is not None and all(a is not None and a.shape == first.shape for a in images):
         return Chunk(start, np.stack(images), all(grey for _, _, grey, _ in out), [])  # type: ignore[arg-type]
     return Chunk(start, None, False, out)
-
-
-# The source each worker process opened, kept open for all its chunks (a zip's directory is read once per worker).
-_WORKER_TREES: dict[Path, FileTree] = {}
-
-
-def _decode_chunk_in_worker(path: Path, names: Sequence[str], start: int, size: int | None) -> Chunk:
-    """_decode_chunk in a pool process, reading the member bytes itself (only decoded pixels travel back)."""
-    tree = _WORKER_TREES.get(path)
-    if tree is None:
-        tree = _WORKER_TREES[path] = open_tree(path)
-    return _decode_chunk(names, start, size, tree.read)
 
 
 @contextlib.contextmanager
@@ -148,21 +148,39 @@ def _main_module_hidden() -> Iterator[None]:
         sys.modules["__main__"] = main
 
 
-def _chunks(names: Sequence[str], source: FileTree | Callable[[str], bytes], size: int | None) -> Iterator[Chunk]:
-    """Decoded chunks in input order: from a process pool for a large FileTree, else from one loop here."""
+def _chunks(names: Sequence[str], read: Callable[[str], bytes], size: int | None) -> Iterator[Chunk]:
+    """Decoded chunks in input order: from a process pool for a large set, else from one loop here.
+
+    This process reads the files (for a zip, copies of its members: a small share of the work) and the
+    workers decode them, so workers need not open the source (a zip's directory costs each one a third of a
+    second and tens of MB for CIFAR-10's 60,000 members) and any `read` works.
+    """
     starts = range(0, len(names), CHUNK)
-    parts = [names[s:s + CHUNK] for s in starts]
-    if not isinstance(source, FileTree):
-        yield from map(_decode_chunk, parts, starts, repeat(size), repeat(source))
-        return
+    parts = iter(zip(starts, (names[s:s + CHUNK] for s in starts), strict=True))
     if WORKERS < 2 or len(names) < MIN_POOL_IMAGES:
-        yield from map(_decode_chunk, parts, starts, repeat(size), repeat(source.read))
+        for start, part in parts:
+            yield _decode_files([_read(read, n) for n in part], start, size)
         return
     pool = ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context(START_METHOD))
+
+    def submit() -> Future[Chunk] | None:
+        start_part = next(parts, None)
+        if start_part is None:
+            return None
+        start, part = start_part
+        return pool.submit(_decode_files, [_read(read, n) for n in part], start, size)
+
     try:
-        with _main_module_hidden():  # map submits every chunk at once, so every worker starts in here
-            results = pool.map(_decode_chunk_in_worker, repeat(source.path), parts, starts, repeat(size))
-        yield from results
+        # A few chunks per worker in flight, not all: read files and decoded chunks waiting for this process
+        # would otherwise pile up (up to a second copy of the data set when this process gets less CPU).
+        with _main_module_hidden():  # the workers start on these first submits
+            pending = deque(f for f in (submit() for _ in range(WORKERS * IN_FLIGHT_PER_WORKER)) if f is not None)
+        while pending:
+            chunk = pending.popleft().result()
+            more = submit()
+            if more is not None:
+                pending.append(more)
+            yield chunk
     finally:
         # On an error (or Ctrl-C) the chunks not yet started are dropped instead of decoded for nothing.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -173,13 +191,12 @@ def _size_error(name: str, shape: tuple[int, ...], expected: tuple[int, ...]) ->
                         f"{expected[1]}x{expected[0]}; set the dataset option size=N to resize all to N x N")
 
 
-def decode_all(names: Sequence[str], source: FileTree | Callable[[str], bytes], size: int | None,
+def decode_all(names: Sequence[str], read: Callable[[str], bytes], size: int | None,
                description: str = "decoding") -> Decoded:
     """Decodes every named file into one preallocated uint8 array; bad files are skipped and listed.
 
-    source: a FileTree (large sets are decoded by a pool of processes, each reading its members itself) or a
-    function giving a file's bytes (decoded here). With size None every image must have the same native
-    size, else the error asks for a size.
+    read gives a file's bytes (called in this process; large sets are decoded by a pool of processes). With
+    size None every image must have the same native size, else the error asks for a size.
     """
     n = len(names)
     if n == 0:
@@ -192,7 +209,7 @@ def decode_all(names: Sequence[str], source: FileTree | Callable[[str], bytes], 
 
     with progress_bar(description) as bar:
         task = bar.add_task(description, total=n)
-        for chunk in _chunks(names, source, size):
+        for chunk in _chunks(names, read, size):
             if chunk.stacked is not None:
                 k = len(chunk.stacked)
                 if x is None:

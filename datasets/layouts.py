@@ -118,6 +118,6 @@ def decode_labelled(tree: FileTree, pairs: Sequence[tuple[str, str]], class_name
     index = {c: i for i, c in enumerate(class_names)}
     names = [f for f, _ in pairs]
     labels = np.array([index[c] for _, c in pairs], dtype=np.int64)
-    decoded: Decoded = decode_all(names, tree, size, description)
+    decoded: Decoded = decode_all(names, tree.read, size, description)
     return LabelledImages(x=decoded.x, y=labels[decoded.kept], files=tuple(names[i] for i in decoded.kept),
                           skipped=tuple(decoded.skipped), kept=decoded.kept)

@@ -20,11 +20,11 @@ def test_the_pool_decodes_what_one_loop_decodes(tmp_path: Path, monkeypatch: pyt
     path = write_zip(tmp_path / "s.zip", members) if container == "zip" else write_tree(tmp_path / "s", members)
     with open_tree(path) as tree:
         names = [n for n in tree.files() if images.is_image_name(n)]
-        one_loop = images.decode_all(names, tree, None)
+        one_loop = images.decode_all(names, tree.read, None)
         monkeypatch.setattr(images, "MIN_POOL_IMAGES", 0)
         monkeypatch.setattr(images, "WORKERS", 2)
-        monkeypatch.setattr(images, "CHUNK", 64)  # many chunks, so both workers take several
-        pooled = images.decode_all(names, tree, None)
+        monkeypatch.setattr(images, "CHUNK", 16)  # many chunks, so both workers take several
+        pooled = images.decode_all(names, tree.read, None)
     assert pooled.skipped == one_loop.skipped == ["cat/bad.png"]
     np.testing.assert_array_equal(pooled.kept, one_loop.kept)
     assert pooled.x.dtype == np.uint8 and pooled.x.tobytes() == one_loop.x.tobytes()
@@ -38,7 +38,7 @@ def test_a_size_mismatch_across_chunks_names_the_file_and_the_fix(tmp_path: Path
     monkeypatch.setattr(images, "CHUNK", 16)
     with open_tree(write_zip(tmp_path / "s.zip", members)) as tree, \
             pytest.raises(images.DatasetError, match=r"b/000.png is 9x9 but earlier ones are 8x8.*size=N"):
-        images.decode_all(sorted(members), tree, None)
+        images.decode_all(sorted(members), tree.read, None)
 
 
 def test_grey_images_keep_one_channel_after_compaction() -> None:
