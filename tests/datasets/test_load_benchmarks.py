@@ -4,7 +4,8 @@ Run with: python -m pytest tests/datasets/test_load_benchmarks.py --benchmark-on
 Each source runs the plain loop once, the cold load once and the warm load WARM_ROUNDS times, in one session, and
 reports seconds, peak resident memory (ru_maxrss of its own process, so peaks never mix), its growth over the
 process's memory before the load, the arrays' size, and the ratios to the plain loop. Generated sources in the
-real formats always run; the real files in ../shared/data (or BENCH_SHARED_DATA) run when present.
+real formats always run (small ones, and a canonical tar.gz of the real size); the real files in ../shared/data (or
+BENCH_SHARED_DATA) run when present. `-k generated` runs only the generated ones.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import os
 import pickle
 import subprocess
 import sys
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.datasets.cifar10 import CLASS_NAMES, TEST_BATCH, TRAIN_BATCHES
-from tests.datasets.builders import cifar_image_members, write_cifar_tar, write_zip
+from tests.datasets.builders import cifar_image_members, write_zip
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("BENCH_SHARED_DATA") or REPO / "../shared/data").resolve()
@@ -41,25 +44,44 @@ pytestmark = pytest.mark.slow
 def generated_tar(path: Path, per_class_train: int, per_class_test: int) -> Path:
     """cifar-10-python.tar.gz of random images, laid out as the real one (five train batches, one test)."""
     rng = np.random.default_rng(0)
-    files = {}
     n_train = per_class_train * 10 // len(TRAIN_BATCHES)
-    for name, n in [*((b, n_train) for b in TRAIN_BATCHES), (TEST_BATCH, per_class_test * 10)]:
-        files[name] = pickle.dumps({b"batch_label": name.encode(), b"labels": [i % 10 for i in range(n)],
-                                    b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}, protocol=2)
-    files["batches.meta"] = pickle.dumps({b"label_names": [c.encode() for c in CLASS_NAMES]}, protocol=2)
-    return write_cifar_tar(path, files)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # zlib level 1: random pixels do not compress, and level 9 would take a minute for the full-size archive.
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        for name, n in [*((b, n_train) for b in TRAIN_BATCHES), (TEST_BATCH, per_class_test * 10)]:
+            data = pickle.dumps({b"batch_label": name.encode(), b"labels": [i % 10 for i in range(n)],
+                                 b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}, protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        meta = pickle.dumps({b"label_names": [c.encode() for c in CLASS_NAMES]}, protocol=2)
+        info = tarfile.TarInfo("cifar-10-batches-py/batches.meta")
+        info.size = len(meta)
+        tar.addfile(info, io.BytesIO(meta))
+    return path
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, Path]]:
-    """Every source to measure: name -> (format, path)."""
-    root = tmp_path_factory.mktemp("load-sources")
-    found = {"cifar10-zip-generated": ("cifar10-zip", write_zip(root / "cifar10-jpeg.zip", cifar_image_members(
-                 GENERATED_TRAIN, GENERATED_TEST, fmt="JPEG", quality=75))),
-             "cifar10-tar-generated": ("cifar10-tar", generated_tar(root / "cifar-10-python.tar.gz",
-                                                                    GENERATED_TRAIN, GENERATED_TEST))}
-    found.update({name: (fmt, SHARED / file) for name, (fmt, file) in REAL.items() if (SHARED / file).is_file()})
-    return found
+# Generated sources: name -> (format, how to write it under a folder).
+GENERATED: dict[str, tuple[str, Callable[[Path], Path]]] = {
+    "cifar10-zip-generated": ("cifar10-zip", lambda root: write_zip(root / "cifar10-jpeg.zip", cifar_image_members(
+        GENERATED_TRAIN, GENERATED_TEST, fmt="JPEG", quality=75))),
+    "cifar10-tar-generated": ("cifar10-tar", lambda root: generated_tar(root / "cifar-10-python.tar.gz",
+                                                                        GENERATED_TRAIN, GENERATED_TEST)),
+    # The canonical archive's real size (50,000 + 10,000 images), since the real one is not in ../shared/data.
+    "cifar10-tar-generated-full": ("cifar10-tar", lambda root: generated_tar(root / "cifar-10-python.tar.gz",
+                                                                             5000, 1000)),
+}
+
+
+def source(name: str, root: Path) -> tuple[str, Path]:
+    """The format and path of a source, generated under root or found in SHARED; skips when absent."""
+    if name in GENERATED:
+        fmt, write = GENERATED[name]
+        return fmt, write(root)
+    fmt, file = REAL[name]
+    if not (SHARED / file).is_file():
+        pytest.skip(f"{SHARED / file} absent (set BENCH_SHARED_DATA to the folder holding it)")
+    return fmt, SHARED / file
 
 
 def measure(kind: str, fmt: str, path: Path, cache_dir: Path) -> dict[str, float | str]:
@@ -86,12 +108,9 @@ def table(name: str, rows: dict[str, dict[str, float | str]]) -> str:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("name", ["cifar10-zip-generated", "cifar10-tar-generated", *REAL])
-def test_load_side_by_side(benchmark, name: str, sources: dict[str, tuple[str, Path]], tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
-    if name not in sources:
-        pytest.skip(f"{SHARED / REAL[name][1]} absent (set BENCH_SHARED_DATA to the folder holding it)")
-    fmt, path = sources[name]
+@pytest.mark.parametrize("name", [*GENERATED, *REAL])
+def test_load_side_by_side(benchmark, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fmt, path = source(name, tmp_path / "source")
     cache_dir = tmp_path / "cache"
     rows: dict[str, dict[str, float | str]] = {"plain": measure("plain", fmt, path, cache_dir)}
     rows["cold"] = measure("project", fmt, path, cache_dir)
