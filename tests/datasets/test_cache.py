@@ -161,22 +161,33 @@ def test_a_writer_killed_mid_entry_leaves_nothing_that_reads_as_valid(tmp_path: 
     assert built[2] == "miss"
 
 
-def test_writers_racing_for_one_entry_both_end_with_a_valid_one(tmp_path: Path, cache_dir: Path) -> None:
-    path = write_zip(tmp_path / "cell_images.zip", malaria_members())
+def test_writers_racing_for_one_entry_all_end_with_a_valid_one(tmp_path: Path, cache_dir: Path) -> None:
+    # Three processes miss together (each build waits for all three to have started it), so all three write
+    # the entry and race to rename it into place: the first wins, the others must keep it and not fail.
     script = textwrap.dedent(f"""
-        import sys
-        from bench.datasets.malaria import Malaria
-        data = Malaria(path={str(path)!r}).load()
-        print(data.info["cache"], data.info["fingerprint"])
+        import sys, time
+        from pathlib import Path
+        import numpy as np
+        from bench.datasets import cache
+        started = Path({str(tmp_path)!r}) / ("started-" + sys.argv[1])
+        def build():
+            started.touch()
+            while len(list(started.parent.glob("started-*"))) < 3:
+                time.sleep(0.01)
+            return {{"x": np.full((50, 4, 4, 3), 7, np.uint8), "y": np.arange(50)}}, {{"writer": sys.argv[1]}}
+        arrays, meta, hit = cache.cached("folder", Path({str(tmp_path)!r}), "state", {{}}, build)
+        print(hit, meta["writer"], int(arrays["x"].sum()), isinstance(arrays["x"], np.memmap))
     """)
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache_dir)}
-    procs = [subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    outs = [p.communicate() for p in procs]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in outs]
-    assert len({out.split()[1] for out, _ in outs}) == 1
-    assert len(entries(cache_dir, "malaria")) == 1 and not list(cache_dir.glob(".*"))
-    assert Malaria(path=str(path)).load().info["cache"] == "hit"
+    lines = [out.split() for out, _ in outs]
+    assert {line[0] for line in lines} == {"miss"} and {line[2] for line in lines} == {str(50 * 48 * 7)}
+    assert {line[3] for line in lines} == {"True"}  # each ends reading the one entry that stands
+    assert len({line[1] for line in lines}) == 1  # ... the winner's, whose metadata all three see
+    assert len(entries(cache_dir, "folder")) == 1 and not list(cache_dir.glob(".*"))
 
 
 def test_a_second_save_of_an_entry_keeps_the_complete_one_and_replaces_a_damaged_one(tmp_path: Path) -> None:
