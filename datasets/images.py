@@ -38,15 +38,15 @@ RESAMPLE = Image.Resampling.BILINEAR
 # that the files and images in flight stay a few MB even for large images (NIH's cells: ~40 KB a PNG).
 CHUNK = 64
 # Decoding processes, one per usable core. Processes, not threads: for small images (CIFAR-10's 32x32 JPEGs)
-# PIL's header parsing and Python's per-image work hold the GIL, so threads ran no faster than one loop.
+# PIL's header parsing and Python's per-image work hold the GIL, so threads gain little over one loop.
 WORKERS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # Below this many images one loop in this process is used: each worker's start (a fresh interpreter importing
-# numpy and PIL, and opening the source again) costs a few tenths of a second, which small sets do not repay.
+# numpy and PIL) costs a few tenths of a second, which small sets do not repay.
 MIN_POOL_IMAGES = 2000
-# Workers are forked from multiprocessing's fork server (a clean process started for the purpose), never from
-# this one, which may hold TensorFlow's threads. Platforms without it (Windows) spawn.
 # Chunks each worker may have decoded or queued before this process takes them: enough to keep it busy.
 IN_FLIGHT_PER_WORKER = 4
+# Workers are forked from multiprocessing's fork server (a clean process started for the purpose), never from
+# this one, which may hold TensorFlow's threads. Platforms without it (Windows) spawn.
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 # Modes decoded as one grey channel; everything else (RGBA, P, CMYK, ...) becomes RGB.
 _GREY_MODES = {"1", "L", "I", "I;16", "F", "LA"}
