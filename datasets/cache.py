@@ -16,6 +16,7 @@ import mmap
 import os
 import shutil
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
@@ -35,6 +36,9 @@ META_FILE = "meta.json"
 # '<adapter>-<which>-*' globs that find entries.
 TMP_PREFIX = ".tmp-"
 TRASH_PREFIX = ".trash-"
+# Temporary folders older than this are a killed writer's and are deleted by the next write: no writer takes a
+# day (CIFAR-10's entry is written in under a second), so none still being written is ever removed.
+ABANDONED_AFTER_S = 24 * 3600
 
 
 class DamagedEntry(Exception):
@@ -105,6 +109,15 @@ def _publish(tmp: Path, path: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+def _remove_abandoned(folder: Path) -> None:
+    """Deletes what killed writers and removers left behind (temporary and set-aside folders a day old)."""
+    now = time.time()
+    for left in [*folder.glob(f"{TMP_PREFIX}*"), *folder.glob(f"{TRASH_PREFIX}*")]:
+        with contextlib.suppress(OSError):  # gone already, or not ours to delete
+            if now - left.stat().st_mtime > ABANDONED_AFTER_S:
+                shutil.rmtree(left)
+
+
 def _remove_stale(path: Path) -> None:
     """Deletes the entries of the same source and options made from an older state of the source."""
     prefix = path.name.rsplit("-", 1)[0] + "-"
@@ -147,6 +160,7 @@ def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) 
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     _remove_stale(path)
+    _remove_abandoned(path.parent)
     return True
 
 

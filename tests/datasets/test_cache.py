@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,17 @@ def test_a_writer_killed_mid_entry_leaves_nothing_that_reads_as_valid(tmp_path: 
     assert cache.load(entry) is None  # ... under a name no load reads
     built = cache.cached("folder", tmp_path, "state", {}, lambda: ({"x": np.ones((2, 2, 2, 3), np.uint8)}, {}))
     assert built[2] == "miss"
+
+
+def test_a_killed_writers_folder_is_deleted_by_a_write_a_day_later(tmp_path: Path, cache_dir: Path) -> None:
+    old, recent = cache_dir / f"{cache.TMP_PREFIX}folder-a-b-1", cache_dir / f"{cache.TMP_PREFIX}folder-a-b-2"
+    for left in (old, recent):
+        left.mkdir(parents=True)
+        (left / "x.npy").write_bytes(b"half")
+    a_day_ago = time.time() - cache.ABANDONED_AFTER_S - 60
+    os.utime(old, (a_day_ago, a_day_ago))
+    assert cache.save(cache_dir / "folder-c-d", {"x": np.zeros((1, 1, 1, 1), np.uint8)}, {})
+    assert not old.exists() and recent.exists()  # a folder written to recently may be a live writer's
 
 
 def test_writers_racing_for_one_entry_all_end_with_a_valid_one(tmp_path: Path, cache_dir: Path) -> None:
