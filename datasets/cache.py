@@ -1,13 +1,24 @@
-"""The prepared-data cache: decoded arrays as compressed .npz, keyed on source identity and options."""
+"""The prepared-data cache: one folder of uncompressed .npy files per entry, memory-mapped on load.
+
+A warm load maps the files instead of reading them: it costs a few file opens, and only the pages a run touches
+are ever read. An entry is written under a temporary name and renamed into place whole, so a writer that is
+killed leaves no entry at all, and two writers racing for one entry both end with a complete one.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import math
+import mmap
 import os
+import shutil
 import tempfile
+import time
+import uuid
 import warnings
-import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,11 +28,21 @@ import numpy as np
 # Where prepared arrays live unless BENCH_CACHE_DIR says otherwise.
 DEFAULT_CACHE_DIR = Path("~/.cache/bench")
 # Bumped whenever what an adapter stores changes, so older entries are never read as current.
-FORMAT_VERSION = 2  # 2: per-image digests, the images' encoding and the source's sha256 stored too
-# zlib level for the cache: level 1 is several times faster than the default 6 on image data for a
-# slightly larger file, and the cache is written on every cold load.
-COMPRESS_LEVEL = 1
-_META = "__meta__"
+# 3: a folder of uncompressed .npy files per entry (2: one compressed .npz, left behind, never read).
+FORMAT_VERSION = 3
+# The entry's index: its format version, each array's shape and dtype, and the adapter's metadata.
+META_FILE = "meta.json"
+# Entries being written and entries moved aside to be deleted: the leading dot keeps them out of the
+# '<adapter>-<which>-*' globs that find entries.
+TMP_PREFIX = ".tmp-"
+TRASH_PREFIX = ".trash-"
+# Temporary folders older than this are a killed writer's and are deleted by the next write: no writer takes a
+# day (CIFAR-10's entry is written in under a second), so none still being written is ever removed.
+ABANDONED_AFTER_S = 24 * 3600
+
+
+class DamagedEntry(Exception):
+    """A cache entry that exists but cannot be read as written; the message says what is wrong with it."""
 
 
 def cache_dir() -> Path:
@@ -34,62 +55,164 @@ def _digest(obj: Any) -> str:
 
 
 def entry_path(adapter: str, source: Path, options: Mapping[str, Any], fingerprint: str) -> Path:
-    """The cache file for these arrays: '<adapter>-<which source+options>-<source state>.npz'."""
+    """The cache folder for these arrays: '<adapter>-<which source+options>-<source state>'."""
     which = _digest([FORMAT_VERSION, adapter, str(source.resolve()), dict(options)])[:16]
     state = _digest(fingerprint)[:16]
-    return cache_dir() / f"{adapter}-{which}-{state}.npz"
+    return cache_dir() / f"{adapter}-{which}-{state}"
 
 
 def load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """The arrays and metadata stored at path, or None when absent or unreadable (then it is rebuilt)."""
-    if not path.is_file():
+    """The entry's arrays (read-only memory maps) and metadata; None when absent.
+
+    Raises DamagedEntry when the entry exists but is incomplete or inconsistent with its index.
+    """
+    if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files if k != _META}
-            meta = json.loads(str(npz[_META]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
-        return None
-    return arrays, meta
+        index = json.loads((path / META_FILE).read_text())
+        if index.get("format_version") != FORMAT_VERSION:
+            raise DamagedEntry(f"its index names format {index.get('format_version')!r}, not {FORMAT_VERSION}")
+        arrays = {}
+        for name, spec in index["arrays"].items():
+            # np.load checks the header and that the file holds every byte the header promises.
+            arr = np.load(path / f"{name}.npy", mmap_mode="r", allow_pickle=False)
+            if list(arr.shape) != spec["shape"] or arr.dtype.str != spec["dtype"]:
+                raise DamagedEntry(f"{name}.npy holds {arr.dtype.str} {list(arr.shape)}, its index says "
+                                   f"{spec['dtype']} {spec['shape']}")
+            arrays[name] = arr
+        return arrays, index["meta"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # JSONDecodeError is a ValueError
+        raise DamagedEntry(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Renames the written folder tmp to path; an entry already there is kept if complete, else replaced."""
+    try:
+        os.rename(tmp, path)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    try:
+        load(path)
+        return  # another writer finished the same entry first: the same key means the same source and options
+    except DamagedEntry:
+        pass
+    aside = path.with_name(f"{TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}")
+    with contextlib.suppress(FileNotFoundError):  # another writer moved it aside already
+        os.rename(path, aside)
+    try:
+        os.rename(tmp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise  # else another writer replaced the damaged entry between our two renames: theirs stands
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Deletes what killed writers and removers left behind (temporary and set-aside folders a day old)."""
+    now = time.time()
+    for left in [*folder.glob(f"{TMP_PREFIX}*"), *folder.glob(f"{TRASH_PREFIX}*")]:
+        with contextlib.suppress(OSError):  # gone already, or not ours to delete
+            if now - left.stat().st_mtime > ABANDONED_AFTER_S:
+                shutil.rmtree(left)
+
+
+def _remove_stale(path: Path) -> None:
+    """Deletes the entries of the same source and options made from an older state of the source."""
+    prefix = path.name.rsplit("-", 1)[0] + "-"
+    for old in path.parent.glob(f"{prefix}*"):
+        if old != path and old.is_dir():
+            # Moved aside first, so a reader sees the whole entry or none of it; readers that mapped its
+            # files keep them until they unmap.
+            aside = old.with_name(f"{TRASH_PREFIX}{old.name}-{uuid.uuid4().hex[:8]}")
+            try:
+                os.rename(old, aside)
+            except OSError:
+                continue  # another process is removing it
+            shutil.rmtree(aside, ignore_errors=True)
 
 
 def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> bool:
-    """Writes the entry atomically (temp file + rename); drops stale entries of the same source and options.
+    """Writes the entry as a folder of .npy files under a temporary name, then renames it into place.
 
+    No fsync: a killed process cannot leave a partial entry (the rename is the commit, and the page cache
+    outlives the process); only a power cut could, and the next load would find it damaged and rebuild it.
     A cache that cannot be written only costs speed, so failures warn and return False.
     """
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED,
-                                                            compresslevel=COMPRESS_LEVEL) as zf:
-                for name, arr in {**arrays, _META: np.array(json.dumps(dict(meta), default=str))}.items():
-                    with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}-"))
+        specs = {}
+        for name, arr in arrays.items():
+            arr = np.asanyarray(arr)
+            np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
+            specs[name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
+        index = {"format_version": FORMAT_VERSION, "arrays": specs, "meta": dict(meta)}
+        (tmp / META_FILE).write_text(json.dumps(index, default=str))
+        _publish(tmp, path)
     except OSError as exc:
         warnings.warn(f"could not write the data cache {path} ({exc}); set BENCH_CACHE_DIR to a "
                       "writable folder", stacklevel=2)
         return False
-    prefix = path.stem.rsplit("-", 1)[0] + "-"
-    for old in path.parent.glob(f"{prefix}*.npz"):
-        if old != path:
-            old.unlink(missing_ok=True)
+    finally:
+        if tmp is not None and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    _remove_stale(path)
+    _remove_abandoned(path.parent)
     return True
 
 
 def cached(adapter: str, source: Path, fingerprint: str, options: Mapping[str, Any],
            build: Callable[[], tuple[dict[str, np.ndarray], dict[str, Any]]],
            ) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
-    """The arrays for (source, options) from the cache, else built and stored; also 'hit' or 'miss'."""
+    """The arrays for (source, options) from the cache, else built and stored; also 'hit' or 'miss'.
+
+    After a miss the stored entry is mapped and returned, not the arrays just built: cold and warm loads
+    then give the same read-only arrays, and the decoded copy is freed.
+    """
     path = entry_path(adapter, source, options, fingerprint)
-    found = load(path)
+    try:
+        found = load(path)
+    except DamagedEntry as exc:
+        warnings.warn(f"the data cache entry {path} is damaged ({exc}); decoding the source again to replace "
+                      "it", stacklevel=2)
+        found = None
     if found is not None:
         return *found, "hit"
     arrays, meta = build()
-    save(path, arrays, meta)
+    if save(path, arrays, meta):
+        try:
+            stored = load(path)
+        except DamagedEntry:
+            stored = None  # removed or damaged by another process since: the built arrays serve
+        if stored is not None:
+            return *stored, "miss"
     return arrays, meta, "miss"
+
+
+def take(x: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """x[index] along the first axis; for an array mapped from an entry, read from its file.
+
+    Copying rows out of a mapping makes every page it touches (and the kernel's neighbours of each) part of
+    this process's resident memory until the mapping goes; reading the same bytes through the file fills
+    only the copy. Rows in runs of consecutive indices are read in one call each.
+    """
+    index = np.asarray(index)
+    mapped = isinstance(x, np.memmap) and isinstance(x.base, mmap.mmap) and x.flags.c_contiguous
+    if not mapped or index.ndim != 1 or not np.issubdtype(index.dtype, np.integer) or len(index) == 0 \
+            or index.min() < 0 or index.max() >= len(x):
+        return np.asarray(x[index])
+    out = np.empty((len(index), *x.shape[1:]), dtype=x.dtype)
+    row = x.dtype.itemsize * math.prod(x.shape[1:])
+    flat = out.reshape(-1).view(np.uint8)
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    starts, ends = np.concatenate(([0], breaks)), np.concatenate((breaks, [len(index)]))
+    with open(str(x.filename), "rb", buffering=0) as fh:
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            fh.seek(x.offset + int(index[a]) * row)
+            want = (b - a) * row
+            if fh.readinto(memoryview(flat[a * row:b * row])) != want:
+                raise DamagedEntry(f"{x.filename} ended before row {int(index[b - 1])}; delete it to rebuild")
+    return out

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import io
 import pickle
 import tarfile
 import zipfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 import numpy as np
 
 from bench.datasets import cache, sources
 from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
-from bench.datasets.fingerprint import file_sha256, fingerprint, of_cached, provenance
+from bench.datasets.fingerprint import file_sha256, of_cached, provenance, with_digests
 from bench.datasets.folder import decode_layout, source_info
 from bench.datasets.layouts import scan
-from bench.datasets.trees import open_tree
+from bench.datasets.trees import DirTree, file_state, open_tree
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -59,10 +60,11 @@ class _SafeUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def read_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch as uint8 images (N, 32, 32, 3) and int64 labels."""
+def read_batch(data: IO[bytes], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled batch, read from a binary file, as its raw uint8 rows (N, 3072: R, G, B planes) and int64
+    labels; to_images makes the rows images."""
     try:
-        batch = _SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
+        batch = _SafeUnpickler(data, encoding="bytes").load()
         raw = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError) as exc:
@@ -71,61 +73,97 @@ def read_batch(data: bytes, where: str) -> tuple[np.ndarray, np.ndarray]:
     if raw.ndim != 2 or raw.shape[1] != 3072 or len(labels) != len(raw):
         raise DatasetError(f"{where}: expected data (N, 3072) with N labels, got {raw.shape} and "
                            f"{len(labels)} labels")
-    # Rows hold three 1024-byte colour planes (R, G, B), each 32x32 row-major.
-    return raw.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
+    return raw, labels
 
 
-def _batch_files(path: Path) -> dict[str, bytes]:
-    """The batch files' bytes by base name, from a tar archive or a folder."""
+def to_images(raw: np.ndarray) -> np.ndarray:
+    """Rows of three 1024-byte colour planes (R, G, B), each 32x32 row-major, as a view (N, 32, 32, 3)."""
+    return raw.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+
+
+def _batch_files(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
+    """Each batch file's base name and an open binary file of it, one at a time: each is unpickled straight
+    from the archive's stream, never held as bytes beside its array."""
     wanted = {*TRAIN_BATCHES, TEST_BATCH, META_FILE}
-    found: dict[str, bytes] = {}
+    found: set[str] = set()
     if path.is_file():
         try:
             with tarfile.open(path) as tar:
                 for member in tar:
                     base = PurePosixPath(member.name).name
                     if member.isfile() and base in wanted:
-                        found[base] = tar.extractfile(member).read()  # type: ignore[union-attr]
+                        found.add(base)
+                        yield base, tar.extractfile(member)  # type: ignore[misc]
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise DatasetError(f"{path} is not a complete tar archive ({exc}); download "
                                "cifar-10-python.tar.gz again") from exc
     else:
-        for name in wanted:
+        for name in sorted(wanted):
             if (path / name).is_file():
-                found[name] = (path / name).read_bytes()
+                found.add(name)
+                with open(path / name, "rb") as fh:
+                    yield name, fh
     missing = [n for n in (*TRAIN_BATCHES, TEST_BATCH) if n not in found]
     if missing:
         raise DatasetError(f"{path}: CIFAR-10 batches {', '.join(missing)} are missing. Expected "
                            f"{EXPECTED_LAYOUT}. Found: {', '.join(sorted(found)) or 'none of them'}")
-    return found
 
 
-def read_pickled(path: Path) -> ImageData:
-    """The official split from the pickled batches in a tar.gz or folder."""
-    files = _batch_files(path)
-    parts = [read_batch(files[n], f"{path}/{n}") for n in TRAIN_BATCHES]
-    x_test, y_test = read_batch(files[TEST_BATCH], f"{path}/{TEST_BATCH}")
-    names = CLASS_NAMES
-    if META_FILE in files:
-        try:
-            meta = _SafeUnpickler(io.BytesIO(files[META_FILE]), encoding="bytes").load()
-            names = tuple(n.decode() for n in meta[b"label_names"])
-        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, AttributeError) as exc:
-            raise DatasetError(f"{path}/{META_FILE} is not readable ({exc}); download cifar-10-python.tar.gz "
-                               "again") from exc
+def _check_meta(data: IO[bytes], path: Path) -> None:
+    try:
+        meta = _SafeUnpickler(data, encoding="bytes").load()
+        names = tuple(n.decode() for n in meta[b"label_names"])
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, AttributeError) as exc:
+        raise DatasetError(f"{path}/{META_FILE} is not readable ({exc}); download cifar-10-python.tar.gz "
+                           "again") from exc
     if names != CLASS_NAMES:
         raise DatasetError(f"{path}/{META_FILE} names the classes {list(names)}, not CIFAR-10's "
                            f"{list(CLASS_NAMES)}")
-    data = ImageData(
-        x_train=np.concatenate([x for x, _ in parts]), y_train=np.concatenate([y for _, y in parts]),
-        x_test=x_test, y_test=y_test, class_names=CLASS_NAMES, split="official",
-        info={"source": str(path.resolve()), "cache": "not used (no decoding needed)", "n_skipped": 0,
-              "skipped": []},
-    )
-    # Nothing is cached here, so the arrays are hashed on every load (~0.2 s for all 60,000 images).
-    return data.replace(info={
-        **data.info, **provenance(fingerprint(data), TAR_FORMAT if path.is_file() else FOLDER_FORMAT, "canonical"),
-        "source_sha256": file_sha256(path)})
+
+
+def _concatenate(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The batches' raw rows as one image array, each batch freed as soon as it is copied (np.empty's pages
+    are only taken as they are written, so the peak is the whole plus one batch)."""
+    x = np.empty((sum(len(p[0]) for p in parts), *IMAGE_SHAPE), dtype=np.uint8)
+    y = np.concatenate([p[1] for p in parts])
+    at = 0
+    while parts:
+        raw, _ = parts.pop(0)
+        x[at:at + len(raw)] = to_images(raw)
+        at += len(raw)
+        del raw
+    return x, y
+
+
+def _decode_pickled(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The cache arrays (with per-image digests) and metadata of the pickled batches."""
+    with ThreadPoolExecutor(1) as pool:
+        # Hashed beside the reading: hashlib releases the GIL, and the archive is ~170 MB.
+        sha256 = pool.submit(file_sha256, path)
+        batches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name, data in _batch_files(path):
+            if name == META_FILE:
+                _check_meta(data, path)
+            else:
+                batches[name] = read_batch(data, f"{path}/{name}")
+        x_train, y_train = _concatenate([batches.pop(n) for n in TRAIN_BATCHES])
+        x_test, y_test = _concatenate([batches.pop(TEST_BATCH)])
+        arrays = with_digests({"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test},
+                              ["x_train", "x_test"])
+        return arrays, {"n_skipped": 0, "skipped": [], "source_sha256": sha256.result(),
+                        "format": TAR_FORMAT if path.is_file() else FOLDER_FORMAT}
+
+
+def read_pickled(path: Path) -> ImageData:
+    """The official split from the pickled batches in a tar.gz or folder, cached like decoded images (reading
+    the tar.gz alone takes seconds: it is one gzip stream)."""
+    state = file_state(path) if path.is_file() else DirTree(path).fingerprint()
+    arrays, meta, hit = cache.cached("cifar10", path, state, {"read": "pickled"}, lambda: _decode_pickled(path))
+    info = {"source": str(path.resolve()), "cache": hit, "n_skipped": 0, "skipped": [],
+            **provenance(of_cached(arrays, CLASS_NAMES, "official"), meta["format"], "canonical"),
+            "source_sha256": meta["source_sha256"]}
+    return ImageData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], CLASS_NAMES,
+                     "official", info)
 
 
 def read_image_folders(path: Path) -> ImageData:

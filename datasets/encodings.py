@@ -9,11 +9,12 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from bench.datasets.trees import suffix
 
 # Files read per file-name ending, spread evenly over the sorted names (so over classes and train/test).
 SAMPLE_PER_KIND = 5
@@ -84,7 +85,7 @@ def sample(names: Sequence[str], per_kind: int = SAMPLE_PER_KIND) -> list[str]:
     """Up to per_kind names for each file-name ending, spread evenly over the names."""
     by_kind: dict[str, list[str]] = {}
     for n in names:
-        by_kind.setdefault(PurePosixPath(n).suffix.lower(), []).append(n)
+        by_kind.setdefault(suffix(n).lower(), []).append(n)
     picked: list[str] = []
     for group in by_kind.values():
         idx = np.unique(np.linspace(0, len(group) - 1, min(per_kind, len(group))).round().astype(int))

@@ -110,7 +110,7 @@ class ImageFolder(Dataset):
             tr, te = split_stratified(y, self.test_fraction, self.split_seed, self.name)
             split = stratified_split_name(self.test_fraction)
             info.update(source_info(meta, of_cached(arrays, class_names, split, tr, te)))
-            return ImageData(x[tr], y[tr], x[te], y[te], class_names, split, info)
+            return ImageData(cache.take(x, tr), y[tr], cache.take(x, te), y[te], class_names, split, info)
         info.update(source_info(meta, of_cached(arrays, class_names, "given")))
         return ImageData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
                          class_names, "given", info)
@@ -127,15 +127,12 @@ def decode_layout(tree: Any, layout: ClassLayout, size: int | None,
         skipped = list(one.skipped)
         files = [f for f, _ in layout.train]
     else:
-        train = decode_labelled(tree, layout.train, names, size, "decoding train images")
-        test = decode_labelled(tree, layout.test, names, size, "decoding test images")
-        if train.x.shape[1:] != test.x.shape[1:]:
-            raise DatasetError(f"{tree.path}: train images are (H, W, C) {train.x.shape[1:]} but test images "
-                               f"{test.x.shape[1:]}; when the sizes differ set the dataset option size=N to "
-                               "resize all to N x N")
-        arrays = with_digests({"x_train": train.x, "y_train": train.y, "x_test": test.x, "y_test": test.y},
-                              ["x_train", "x_test"])
-        skipped = list(train.skipped + test.skipped)
+        # One decode of both sides (one pool, one output array), cut where the test files start.
+        both = decode_labelled(tree, (*layout.train, *layout.test), names, size, "decoding train and test images")
+        cut = int(np.searchsorted(both.kept, len(layout.train)))
+        arrays = with_digests({"x_train": both.x[:cut], "y_train": both.y[:cut], "x_test": both.x[cut:],
+                               "y_test": both.y[cut:]}, ["x_train", "x_test"])
+        skipped = list(both.skipped)
         files = [f for f, _ in (*layout.train, *layout.test)]
     meta = {"class_names": list(names), "n_skipped": len(skipped), "skipped": skipped[:MAX_SKIPPED_LISTED],
             **source_meta(tree, files)}

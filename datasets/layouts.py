@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import numpy as np
 
 from bench.datasets.base import DatasetError
 from bench.datasets.images import Decoded, decode_all, is_image_name
-from bench.datasets.trees import FileTree
+from bench.datasets.trees import FileTree, parts
 
 EXPECTED_LAYOUT = ("either <root>/<class>/<images> (one set, split by the harness) or "
                    "<root>/train/<class>/<images> and <root>/test/<class>/<images> (a given split); one "
@@ -39,8 +38,8 @@ def describe_found(files: Sequence[str], depth: int = 2) -> str:
     """What a source holds, as 'folder/sub/ (N images)' entries, for layout errors."""
     counts: Counter[str] = Counter()
     for f in files:
-        parts = PurePosixPath(f).parts
-        key = "/".join(parts[:min(depth, len(parts) - 1)])
+        path_parts = parts(f)
+        key = "/".join(path_parts[:min(depth, len(path_parts) - 1)])
         counts[key + "/" if key else "(top level)"] += 1
     shown = [f"{k} ({n} images)" for k, n in sorted(counts.items())[:_FOUND_LISTED]]
     more = f", ... {len(counts) - _FOUND_LISTED} more" if len(counts) > _FOUND_LISTED else ""
@@ -63,7 +62,7 @@ def scan(tree: FileTree, expected: str = EXPECTED_LAYOUT) -> ClassLayout:
     files = [f for f in tree.files() if is_image_name(f)]
     if not files:
         raise _layout_error(source, "no image files found", tree.files(), expected)
-    split = [PurePosixPath(f).parts for f in files]
+    split = [parts(f) for f in files]
     depth = 0
     # Step into a single wrapper folder (e.g. cell_images/) while files still sit two levels below it.
     while len({p[depth] for p in split}) == 1 and all(len(p) > depth + 2 for p in split):
@@ -110,6 +109,7 @@ class LabelledImages:
     y: np.ndarray
     files: tuple[str, ...]
     skipped: tuple[str, ...]
+    kept: np.ndarray  # positions in the input pairs of the images in x
 
 
 def decode_labelled(tree: FileTree, pairs: Sequence[tuple[str, str]], class_names: Sequence[str],
@@ -120,4 +120,4 @@ def decode_labelled(tree: FileTree, pairs: Sequence[tuple[str, str]], class_name
     labels = np.array([index[c] for _, c in pairs], dtype=np.int64)
     decoded: Decoded = decode_all(names, tree.read, size, description)
     return LabelledImages(x=decoded.x, y=labels[decoded.kept], files=tuple(names[i] for i in decoded.kept),
-                          skipped=tuple(decoded.skipped))
+                          skipped=tuple(decoded.skipped), kept=decoded.kept)

@@ -152,7 +152,7 @@ class Malaria(Dataset):
             "patients_shared": len((set(codes[tr]) & set(codes[te])) - {""}),
             **source_info(meta, of_cached(arrays, CLASS_NAMES, self.split, tr, te), CANONICAL_FORMATS),
         }
-        return ImageData(x[tr], y[tr], x[te], y[te], CLASS_NAMES, self.split, info)
+        return ImageData(cache.take(x, tr), y[tr], cache.take(x, te), y[te], CLASS_NAMES, self.split, info)
 
     def _decode(self, tree: FileTree) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         layout = scan(tree, EXPECTED_LAYOUT)

@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from bench.datasets.base import ImageData
+from bench.datasets.cache import take
 from bench.datasets.fingerprint import fingerprint
 
 # Subsets are drawn with a fixed seed, not the run's: every system and seed then sees the same
@@ -28,14 +29,15 @@ def subset(data: ImageData, max_train: int | None, max_test: int | None) -> Imag
     """The data with train and test cut to at most max_train / max_test images, stratified.
 
     A subset is other data: its info gets the fingerprint of the arrays kept, the full set's as fingerprint_full.
+    Only the rows kept are copied (from a cache entry, read from its files), never the whole set.
     """
     changes = {}
     if max_train is not None and max_train < len(data.y_train):
         i = stratified_indices(data.y_train, max_train)
-        changes.update(x_train=data.x_train[i], y_train=data.y_train[i])
+        changes.update(x_train=take(data.x_train, i), y_train=data.y_train[i])
     if max_test is not None and max_test < len(data.y_test):
         i = stratified_indices(data.y_test, max_test)
-        changes.update(x_test=data.x_test[i], y_test=data.y_test[i])
+        changes.update(x_test=take(data.x_test, i), y_test=data.y_test[i])
     if not changes:
         return data
     cut = data.replace(**changes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from bench.datasets import DatasetError, DatasetUnavailable, open_dataset, sources
 from bench.datasets import cifar10 as cifar_module
 from bench.datasets.cifar10 import CLASS_NAMES, Cifar10
+from bench.datasets.fingerprint import fingerprint
 from tests.datasets.builders import (
     CIFAR_PER_BATCH,
     cifar_batches,
@@ -161,3 +164,18 @@ def test_a_failed_keras_download_is_reported_as_unavailable(monkeypatch: pytest.
     monkeypatch.setattr(cifar_module, "fetch_with_keras", broken)
     with pytest.raises(DatasetUnavailable, match="download through Keras failed: URL fetch failure"):
         Cifar10().load()
+
+
+def test_the_canonical_tar_gz_is_cached_and_reads_back_the_same(tmp_path: Path, cache_dir: Path) -> None:
+    path = write_cifar_tar(tmp_path / "cifar-10-python.tar.gz", cifar_batches(seed=4))
+    cold, warm = Cifar10(path=str(path)).load(), Cifar10(path=str(path)).load()
+    assert (cold.info["cache"], warm.info["cache"]) == ("miss", "hit")
+    assert isinstance(warm.x_train, np.memmap) and warm.x_train.tobytes() == cold.x_train.tobytes()
+    np.testing.assert_array_equal(warm.y_test, cold.y_test)
+    assert warm.info["fingerprint"] == cold.info["fingerprint"] == fingerprint(warm)
+    assert warm.info["format"] == cifar_module.TAR_FORMAT and warm.info["pixels"] == "canonical"
+    assert warm.info["source_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    write_cifar_tar(path, cifar_batches(seed=5))  # replaced in place: a different file, a new entry
+    os.utime(path, ns=(1, 1))
+    changed = Cifar10(path=str(path)).load()
+    assert changed.info["cache"] == "miss" and changed.x_train.tobytes() != cold.x_train.tobytes()

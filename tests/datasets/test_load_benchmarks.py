@@ -1,94 +1,130 @@
-"""Cold (decode) and warm (cache) loads of the real shared data: time, images/s and peak memory.
+"""Loads side by side, each in a fresh process: the plain loop, bench's cold load (decode and cache) and its warm one.
 
-Run with: pytest tests/datasets/test_load_benchmarks.py --benchmark-only -m ''
+Run with: python -m pytest tests/datasets/test_load_benchmarks.py --benchmark-only -m '' -s
+Each source runs the plain loop once, the cold load once and the warm load WARM_ROUNDS times, in one session, and
+reports seconds, peak resident memory (ru_maxrss of its own process, so peaks never mix), its growth over the
+process's memory before the load, the arrays' size, and the ratios to the plain loop. Generated sources in the
+real formats always run (small ones, and a canonical tar.gz of the real size); the real files in ../shared/data (or
+BENCH_SHARED_DATA) run when present. `-k generated` runs only the generated ones.
 """
 
 from __future__ import annotations
 
-import itertools
+import io
+import json
 import os
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import pickle
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
-import psutil
+import numpy as np
 import pytest
 
-from bench.datasets import ImageData
-from bench.datasets.cifar10 import Cifar10
-from bench.datasets.malaria import Malaria
+from bench.datasets.cifar10 import CLASS_NAMES, TEST_BATCH, TRAIN_BATCHES
+from tests.datasets.builders import cifar_image_members, write_zip
 
-SHARED = Path(os.environ.get("BENCH_SHARED_DATA") or Path(__file__).resolve().parents[2] / "../shared/data").resolve()
-CIFAR_ZIP = SHARED / "cifar10-jpeg.zip"
-MALARIA_ZIP = SHARED / "malaria-cells-subset.zip"
-SAMPLE_S = 0.02  # RSS sampling period while a load runs
-COLD_ROUNDS = {"cifar10": 1, "malaria": 3}  # a cold CIFAR-10 load decodes 60,000 JPEGs (tens of seconds)
-WARM_ROUNDS = 3
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("BENCH_SHARED_DATA") or REPO / "../shared/data").resolve()
+# Real sources looked for in SHARED: (format, file name).
+REAL = {"cifar10-zip-real": ("cifar10-zip", "cifar10-jpeg.zip"),
+        "cifar10-tar-real": ("cifar10-tar", "cifar-10-python.tar.gz"),
+        "malaria-zip-real": ("malaria-zip", "malaria-cells-subset.zip")}
+# Generated sources: 600 + 100 images per class, 7,000 in all, above images.MIN_POOL_IMAGES so the cold load
+# decodes in its process pool as on the real set, and small enough to build in a few seconds.
+GENERATED_TRAIN, GENERATED_TEST = 600, 100
+WARM_ROUNDS = 3  # warm loads take milliseconds; the mean of a few steadies them
+RUN_TIMEOUT_S = 900  # one load of the real CIFAR-10 on a loaded 2-core machine takes well under a minute
 
 pytestmark = pytest.mark.slow
 
 
-@contextmanager
-def peak_rss() -> Iterator[dict[str, float]]:
-    """Samples this process's resident memory while the block runs; yields {'peak_mb', 'base_mb'}."""
-    proc = psutil.Process()
-    result = {"base_mb": proc.memory_info().rss / 2**20, "peak_mb": 0.0}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            result["peak_mb"] = max(result["peak_mb"], proc.memory_info().rss / 2**20)
-            done.wait(SAMPLE_S)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield result
-    finally:
-        done.set()
-        thread.join()
-        result["peak_mb"] = max(result["peak_mb"], proc.memory_info().rss / 2**20)
+def generated_tar(path: Path, per_class_train: int, per_class_test: int) -> Path:
+    """cifar-10-python.tar.gz of random images, laid out as the real one (five train batches, one test)."""
+    rng = np.random.default_rng(0)
+    n_train = per_class_train * 10 // len(TRAIN_BATCHES)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # zlib level 1: random pixels do not compress, and level 9 would take a minute for the full-size archive.
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        for name, n in [*((b, n_train) for b in TRAIN_BATCHES), (TEST_BATCH, per_class_test * 10)]:
+            data = pickle.dumps({b"batch_label": name.encode(), b"labels": [i % 10 for i in range(n)],
+                                 b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8)}, protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        meta = pickle.dumps({b"label_names": [c.encode() for c in CLASS_NAMES]}, protocol=2)
+        info = tarfile.TarInfo("cifar-10-batches-py/batches.meta")
+        info.size = len(meta)
+        tar.addfile(info, io.BytesIO(meta))
+    return path
 
 
-def _dataset(name: str) -> Callable[[], ImageData]:
-    if name == "cifar10":
-        if not CIFAR_ZIP.is_file():
-            pytest.skip(f"{CIFAR_ZIP} absent (set BENCH_SHARED_DATA)")
-        return Cifar10(path=str(CIFAR_ZIP), download=False).load
-    if not MALARIA_ZIP.is_file():
-        pytest.skip(f"{MALARIA_ZIP} absent (set BENCH_SHARED_DATA)")
-    return Malaria(path=str(MALARIA_ZIP), download=False).load
+# Generated sources: name -> (format, how to write it under a folder).
+GENERATED: dict[str, tuple[str, Callable[[Path], Path]]] = {
+    "cifar10-zip-generated": ("cifar10-zip", lambda root: write_zip(root / "cifar10-jpeg.zip", cifar_image_members(
+        GENERATED_TRAIN, GENERATED_TEST, fmt="JPEG", quality=75))),
+    "cifar10-tar-generated": ("cifar10-tar", lambda root: generated_tar(root / "cifar-10-python.tar.gz",
+                                                                        GENERATED_TRAIN, GENERATED_TEST)),
+    # The canonical archive's real size (50,000 + 10,000 images), since the real one is not in ../shared/data.
+    "cifar10-tar-generated-full": ("cifar10-tar", lambda root: generated_tar(root / "cifar-10-python.tar.gz",
+                                                                             5000, 1000)),
+}
 
 
-def _record(benchmark, data: ImageData, memory: dict[str, float], expected_cache: str) -> None:
-    assert data.info["cache"] == expected_cache
-    n = len(data.y_train) + len(data.y_test)
-    mean_s = benchmark.stats.stats.mean
-    benchmark.extra_info.update({
-        "images": n, "images_per_s": round(n / mean_s, 1), "mean_s": round(mean_s, 3),
-        "peak_rss_mb": round(memory["peak_mb"], 1), "rss_growth_mb": round(memory["peak_mb"] - memory["base_mb"], 1),
-        "array_mb": round((data.x_train.nbytes + data.x_test.nbytes) / 2**20, 1),
-    })
+def source(name: str, root: Path) -> tuple[str, Path]:
+    """The format and path of a source, generated under root or found in SHARED; skips when absent."""
+    if name in GENERATED:
+        fmt, write = GENERATED[name]
+        return fmt, write(root)
+    fmt, file = REAL[name]
+    if not (SHARED / file).is_file():
+        pytest.skip(f"{SHARED / file} absent (set BENCH_SHARED_DATA to the folder holding it)")
+    return fmt, SHARED / file
 
 
-@pytest.mark.parametrize("name", ["cifar10", "malaria"])
-def test_cold_load(benchmark, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    load = _dataset(name)
-    fresh = itertools.count()
-
-    def empty_cache() -> None:
-        monkeypatch.setenv("BENCH_CACHE_DIR", str(tmp_path / f"cold-{next(fresh)}"))
-
-    with peak_rss() as memory:
-        data = benchmark.pedantic(load, setup=empty_cache, rounds=COLD_ROUNDS[name], iterations=1)
-    _record(benchmark, data, memory, "miss")
+def measure(kind: str, fmt: str, path: Path, cache_dir: Path) -> dict[str, float | str]:
+    """One load in a fresh process (tests/datasets/load_runner.py) and its figures."""
+    env = {**os.environ, "BENCH_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "tests.datasets.load_runner", kind, fmt, str(path)], env=env,
+                         cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("name", ["cifar10", "malaria"])
-def test_warm_load(benchmark, name: str) -> None:
-    load = _dataset(name)
-    assert load().info["cache"] == "miss"  # fills this test's empty cache, untimed
-    with peak_rss() as memory:
-        data = benchmark.pedantic(load, rounds=WARM_ROUNDS, iterations=1)
-    _record(benchmark, data, memory, "hit")
+def table(name: str, rows: dict[str, dict[str, float | str]]) -> str:
+    """The rows as a Markdown table with ratios to the plain loop."""
+    plain = rows["plain"]
+    buf = io.StringIO()
+    buf.write(f"\n{name} ({int(plain['n'])} images, arrays {plain['array_mb']:.1f} MB)\n")
+    buf.write("| load | seconds | x plain | peak RSS MB | x plain | growth MB | growth / arrays | read all s |\n")
+    buf.write("|---|---|---|---|---|---|---|---|\n")
+    for kind, r in rows.items():
+        growth = r["peak_mb"] - r["base_mb"]  # type: ignore[operator]
+        buf.write(f"| {kind} | {r['seconds']:.2f} | {r['seconds'] / plain['seconds']:.2f} | "  # type: ignore[operator]
+                  f"{r['peak_mb']:.0f} | {r['peak_mb'] / plain['peak_mb']:.2f} | {growth:.0f} | "  # type: ignore[operator]
+                  f"{growth / r['array_mb']:.2f} | {r['read_all_s']:.2f} |\n")  # type: ignore[operator]
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", [*GENERATED, *REAL])
+def test_load_side_by_side(benchmark, name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fmt, path = source(name, tmp_path / "source")
+    cache_dir = tmp_path / "cache"
+    rows: dict[str, dict[str, float | str]] = {"plain": measure("plain", fmt, path, cache_dir)}
+    rows["cold"] = measure("project", fmt, path, cache_dir)
+    warm = [measure("project", fmt, path, cache_dir) for _ in range(WARM_ROUNDS)]
+    rows["warm"] = {**warm[0], **{k: float(np.mean([w[k] for w in warm]))  # type: ignore[misc]
+                                  for k in ("seconds", "peak_mb", "base_mb", "read_all_s")}}
+    # pytest-benchmark's own timing: the warm load's process, start to end (interpreter and imports included).
+    benchmark.pedantic(measure, args=("project", fmt, path, cache_dir), rounds=1, iterations=1)
+
+    assert rows["cold"]["cache"] == "miss" and all(w["cache"] == "hit" for w in warm)
+    assert len({rows["cold"]["fingerprint"], *(w["fingerprint"] for w in warm)}) == 1
+    assert len({rows["cold"]["digest"], *(w["digest"] for w in warm)}) == 1
+    if not fmt.startswith("malaria"):  # malaria's load also splits the cells; the plain loop does not
+        assert rows["plain"]["digest"] == rows["cold"]["digest"]  # the same pixels and labels as the plain loop
+    benchmark.extra_info.update({kind: {k: v for k, v in r.items() if k != "digest"} for kind, r in rows.items()})
+    with capsys.disabled():
+        print(table(name, rows))
