@@ -99,6 +99,18 @@ def downsample_stage(x: Any, filters: int, n_convs: int = 1, name: str = "stage"
     return residual(x, filters, n_convs=n_convs, name=f"{name}_res", **unit) if n_convs else x
 
 
+def conv_group(x: Any, filters: int, n_convs: int = 1, name: str = "stage", **unit: Any) -> Any:
+    """conv-pool-bn-act (halves the resolution, sets the width), then n_convs conv-bn-act units in sequence.
+
+    airbench94's ConvGroup (with n_convs=1): no skip connection; with partial_identity on its convs the
+    identity it starts from is the implicit residual.
+    """
+    x = conv_bn_act(x, filters, pool=True, name=f"{name}_down", **unit)
+    for i in range(n_convs):
+        x = conv_bn_act(x, filters, name=f"{name}_conv{i + 2}", **unit)
+    return x
+
+
 def partial_identity(conv: Any) -> None:
     """Sets a built conv layer's first min(in, out) filters to pass their input channel through unchanged.
 

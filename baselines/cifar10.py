@@ -1,9 +1,10 @@
 """CIFAR-10 in the airbench94 style (Jordan 2024), in Keras 3: a whitened stem, three conv-pool stages.
 
 Network: Rescaling/standardise -> frozen 2x2 patch-whitening conv (24 filters, computed from the training
-images) -> GELU -> three stages of [conv-pool-BN-GELU, + a one-conv residual] at widths 64/256/256
-(the 'short' preset: 32/128/128) -> global max pool -> bias-free dense, logits scaled by 1/9 -> softmax.
-Stage convs start as partial identities (airbench's dirac init). Training: Nesterov SGD, a triangular LR
+images) -> GELU -> three stages of [conv-pool-BN-GELU, conv-BN-GELU] (airbench's ConvGroup: no skip
+connection) at widths 64/256/256 (the 'short' preset: 32/128/128) -> global max pool -> bias-free dense,
+logits scaled by 1/9 -> softmax. Stage convs start as partial identities (airbench's dirac init, its
+implicit residual). Training: Nesterov SGD, a triangular LR
 cycle, label smoothing 0.2, alternating flip and random 2-pixel translate, Lookahead, and flip-plus-translate
 test-time augmentation; BN offsets learn 64x faster (a reparameterised offset). Left out from airbench:
 training the whitening bias for the first epochs. Batches of 256 instead of airbench's 1024 (the
@@ -34,7 +35,10 @@ WHITEN_KERNEL = 2  # patch size of the whitening stem (2x2x3 patches -> 12 eigen
 WHITEN_SAMPLE = 5000  # training images whose patches estimate the whitening (plenty for 12 dimensions)
 WIDTHS = (64, 256, 256)  # stage widths of 'full', airbench94's
 SHORT_WIDTHS = (32, 128, 128)  # stage widths of 'short': 28% of the FLOPs, 2.6x the CPU throughput
-RESIDUAL_CONVS = 1  # conv units in each stage's residual branch
+RESIDUAL_CONVS = 1  # conv units after each stage's conv-pool unit (airbench94's ConvGroup: one)
+# airbench94's ConvGroup has no skip connection (conv-pool-BN-GELU, conv-BN-GELU); the dirac init is its
+# implicit residual. True restores this port's earlier explicit x + f(x) around the second unit (for A/B runs).
+RESIDUAL_ADD = False
 ACTIVATION = "gelu"  # airbench's choice; smoother than ReLU at high LR
 BN_SCALE = False  # airbench freezes BN's scale at 1 (the next conv can rescale)
 # PyTorch's default conv init (variance 1/(3 fan_in)), as airbench's: with BN after each conv the weight
@@ -104,11 +108,11 @@ def build(input_shape: tuple[int, int, int], n_classes: int, widths: tuple[int, 
                             padding="valid", trainable=False, name="whiten")(x)
     x = keras.layers.Activation(ACTIVATION, name="whiten_act")(x)
     momentum = bn_momentum_for(BATCH_SIZE) if bn_momentum is None else bn_momentum
+    stage = blocks.downsample_stage if RESIDUAL_ADD else blocks.conv_group
     for i, width in enumerate(WIDTHS if widths is None else widths):
-        x = blocks.downsample_stage(x, width, n_convs=RESIDUAL_CONVS, name=f"stage{i + 1}",
-                                    activation=ACTIVATION, bn_momentum=momentum, bn_scale=BN_SCALE,
-                                    bias_lr_scale=BIAS_LR_SCALE,
-                                    kernel_initializer=keras.initializers.get(KERNEL_INIT))
+        x = stage(x, width, n_convs=RESIDUAL_CONVS, name=f"stage{i + 1}", activation=ACTIVATION,
+                  bn_momentum=momentum, bn_scale=BN_SCALE, bias_lr_scale=BIAS_LR_SCALE,
+                  kernel_initializer=keras.initializers.get(KERNEL_INIT))
     outputs = blocks.classifier_head(x, n_classes, pool="max", scale=LOGIT_SCALE)
     model = keras.Model(inputs, outputs, name="cifar10_airbench_resnet")
     for layer in model.layers:

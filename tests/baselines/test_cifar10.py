@@ -1,0 +1,64 @@
+"""The CIFAR-10 recipe against airbench94's code (KellerJordan/cifar10-airbench, airbench94.py; the `airbench`
+package's lib_airbench94.py is the same recipe): where the port claims airbench's value, it has it."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from bench.baselines import cifar10, cli
+from bench.baselines.keras_support import count_params
+
+# airbench94's hyperparameters (its `hyp`), the reference the port converts.
+AIRBENCH = dict(batch_size=1024, lr=11.5, momentum=0.85, weight_decay=0.0153, bias_scaler=64.0,
+                widths=(64, 256, 256), whiten_width=24, n_classes=10)
+
+
+def stage_layer_kinds(model: keras.Model, stage: str) -> list[str]:
+    """The class names of a stage's layers, in order."""
+    return [type(layer).__name__ for layer in model.layers if layer.name.startswith(f"{stage}_")]
+
+
+def test_stages_are_airbench_conv_groups_without_a_skip_connection() -> None:
+    model = cifar10.build((32, 32, 3), 10)
+    unit = ["Conv2D", "BatchNormalization", "ScaledBias", "Activation"]
+    down = ["Conv2D", "MaxPooling2D", *unit[1:]]
+    for stage in ("stage1", "stage2", "stage3"):
+        # ConvGroup: conv1 -> pool -> norm1 -> GELU -> conv2 -> norm2 -> GELU, nothing added back.
+        assert stage_layer_kinds(model, stage) == down + unit
+    assert not any(isinstance(layer, keras.layers.Add) for layer in model.layers)
+
+
+def test_parameter_count_is_airbench94s_less_the_frozen_bn_scales() -> None:
+    widths, c_in = AIRBENCH["widths"], AIRBENCH["whiten_width"]
+    convs = 0
+    for width in widths:
+        convs += 9 * c_in * width + 9 * width * width  # conv1, conv2 (3x3, no bias)
+        c_in = width
+    whiten = 2 * 2 * 3 * AIRBENCH["whiten_width"] + AIRBENCH["whiten_width"]  # 2x2 kernel and its bias
+    # Per BN channel: moving mean and variance, and the offset; airbench also stores the scale, frozen at 1,
+    # which Keras' BatchNormalization(scale=False) does not hold at all.
+    norms = 3 * 2 * sum(widths)
+    head = widths[-1] * AIRBENCH["n_classes"]
+    assert count_params(cifar10.build((32, 32, 3), 10)) == whiten + convs + norms + head
+
+
+def test_residual_add_restores_the_earlier_skip_connections(monkeypatch) -> None:
+    monkeypatch.setattr(cifar10, "RESIDUAL_ADD", cifar10.RESIDUAL_ADD)  # restored after the test
+    cli.set_constants(cifar10, ["RESIDUAL_ADD=True"])
+    model = cifar10.recipe("short").build((32, 32, 3), 10)
+    assert sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 3
+
+
+@pytest.mark.parametrize("preset", ["full", "short"])
+def test_every_stage_conv_starts_as_a_partial_identity(preset: str) -> None:
+    model = cifar10.recipe(preset).build((32, 32, 3), 10)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.name.startswith("stage"):
+            kernel = layer.kernel.numpy()
+            n = min(kernel.shape[2], kernel.shape[3])
+            # torch.nn.init.dirac_ on the first n filters: 1 at the centre tap of its own channel, 0 elsewhere.
+            expected = np.zeros_like(kernel[..., :n])
+            expected[1, 1, np.arange(n), np.arange(n)] = 1
+            assert np.array_equal(kernel[..., :n], expected), layer.name
