@@ -172,14 +172,18 @@ def preact_bottleneck(x: Any, filters: int, strides: int, reduce: bool, weight_d
     return keras.layers.Add(name=f"{name}_add")([y, shortcut])
 
 
-def classifier_head(x: Any, n_classes: int, pool: str = "max", scale: float = 1.0) -> Any:
-    """Global pooling -> dense logits (optionally scaled, as airbench) -> float32 softmax."""
+def classifier_head(x: Any, n_classes: int, pool: str = "max", scale: float = 1.0,
+                    kernel_initializer: Any = "glorot_uniform") -> Any:
+    """Global pooling -> dense logits (optionally scaled, as airbench) -> float32 softmax.
+
+    kernel_initializer defaults to Keras' Dense default (Glorot uniform).
+    """
     import keras
 
     pooled = keras.layers.GlobalMaxPooling2D(name="pool") if pool == "max" else \
         keras.layers.GlobalAveragePooling2D(name="pool")
     x = pooled(x)
-    x = keras.layers.Dense(n_classes, use_bias=False, name="logits")(x)
+    x = keras.layers.Dense(n_classes, use_bias=False, kernel_initializer=kernel_initializer, name="logits")(x)
     if scale != 1.0:
         x = keras.layers.Rescaling(scale, name="logit_scale")(x)
     # float32 softmax keeps probabilities exact under a mixed-precision policy.

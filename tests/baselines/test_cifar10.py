@@ -62,3 +62,19 @@ def test_every_stage_conv_starts_as_a_partial_identity(preset: str) -> None:
             expected = np.zeros_like(kernel[..., :n])
             expected[1, 1, np.arange(n), np.arange(n)] = 1
             assert np.array_equal(kernel[..., :n], expected), layer.name
+
+
+def test_head_starts_from_pytorchs_linear_init() -> None:
+    # nn.Linear's default: uniform on +-1/sqrt(fan_in), variance 1/(3 fan_in); Keras' Dense default (Glorot)
+    # would give 2/(fan_in + fan_out), 5.8x that at 256 inputs and 10 outputs.
+    kernel = cifar10.build((32, 32, 3), 10).get_layer("logits").kernel.numpy()
+    fan_in = kernel.shape[0]
+    assert np.abs(kernel).max() <= 1 / np.sqrt(fan_in)
+    assert kernel.var() == pytest.approx(1 / (3 * fan_in), rel=0.15)  # 2,560 draws: about 2% sampling error
+
+
+def test_other_recipes_keep_keras_dense_init() -> None:
+    from bench.baselines import malaria
+
+    head = malaria.recipe().build((64, 64, 3), 2).get_layer("logits")
+    assert isinstance(head.kernel_initializer, keras.initializers.GlorotUniform)
