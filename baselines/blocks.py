@@ -40,7 +40,8 @@ def normalise(x: Any, mean: Sequence[float] | None = None, std: Sequence[float] 
 
 def conv_bn_act(x: Any, filters: int, kernel: int = 3, strides: int = 1, pool: bool = False,
                 activation: str = "relu", bn_momentum: float = BN_MOMENTUM, bn_scale: bool = True,
-                bias_lr_scale: float = 1.0, kernel_initializer: Any = "he_normal", name: str | None = None) -> Any:
+                bias_lr_scale: float = 1.0, kernel_initializer: Any = "he_normal", name: str | None = None,
+                bn_epsilon: float = BN_EPSILON) -> Any:
     """Conv (no bias) -> optional 2x2 max-pool -> batch norm -> activation: airbench's and ResNet-9's unit.
 
     bias_lr_scale > 1 gives the BN offset that many times the learning rate (airbench trains biases 64x
@@ -53,7 +54,7 @@ def conv_bn_act(x: Any, filters: int, kernel: int = 3, strides: int = 1, pool: b
                             name=None if name is None else f"{name}_conv")(x)
     if pool:
         x = keras.layers.MaxPooling2D(2, name=None if name is None else f"{name}_pool")(x)
-    x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, scale=bn_scale,
+    x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, scale=bn_scale,
                                         center=bias_lr_scale == 1.0,
                                         name=None if name is None else f"{name}_bn")(x)
     if bias_lr_scale != 1.0:

@@ -41,6 +41,7 @@ RESIDUAL_CONVS = 1  # conv units after each stage's conv-pool unit (airbench94's
 RESIDUAL_ADD = False
 ACTIVATION = "gelu"  # airbench's choice; smoother than ReLU at high LR
 BN_SCALE = False  # airbench freezes BN's scale at 1 (the next conv can rescale)
+BN_EPSILON = 1e-12  # airbench's BatchNorm epsilon (not Keras' 1e-3 or blocks' 1e-5)
 # PyTorch's default conv init (variance 1/(3 fan_in)), as airbench's: with BN after each conv the weight
 # scale sets the effective learning rate, and He-normal's 6x larger variance made this recipe underfit.
 KERNEL_INIT = {"class_name": "VarianceScaling",
@@ -114,7 +115,7 @@ def build(input_shape: tuple[int, int, int], n_classes: int, widths: tuple[int, 
     stage = blocks.downsample_stage if RESIDUAL_ADD else blocks.conv_group
     for i, width in enumerate(WIDTHS if widths is None else widths):
         x = stage(x, width, n_convs=RESIDUAL_CONVS, name=f"stage{i + 1}", activation=ACTIVATION,
-                  bn_momentum=momentum, bn_scale=BN_SCALE, bias_lr_scale=BIAS_LR_SCALE,
+                  bn_momentum=momentum, bn_scale=BN_SCALE, bn_epsilon=BN_EPSILON, bias_lr_scale=BIAS_LR_SCALE,
                   kernel_initializer=keras.initializers.get(KERNEL_INIT))
     outputs = blocks.classifier_head(x, n_classes, pool="max", scale=LOGIT_SCALE,
                                      kernel_initializer=keras.initializers.get(HEAD_INIT))

@@ -78,3 +78,13 @@ def test_other_recipes_keep_keras_dense_init() -> None:
 
     head = malaria.recipe().build((64, 64, 3), 2).get_layer("logits")
     assert isinstance(head.kernel_initializer, keras.initializers.GlorotUniform)
+
+
+def test_batch_norm_epsilon_is_airbenchs_and_other_recipes_keep_theirs() -> None:
+    from bench.baselines import blocks, malaria
+
+    def epsilons(model: keras.Model) -> set[float]:
+        return {layer.epsilon for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+
+    assert epsilons(cifar10.build((32, 32, 3), 10)) == {1e-12}  # airbench94's BatchNorm(eps=1e-12)
+    assert epsilons(malaria.recipe().build((64, 64, 3), 2)) == {blocks.BN_EPSILON}
