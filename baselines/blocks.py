@@ -41,11 +41,12 @@ def normalise(x: Any, mean: Sequence[float] | None = None, std: Sequence[float] 
 def conv_bn_act(x: Any, filters: int, kernel: int = 3, strides: int = 1, pool: bool = False,
                 activation: str = "relu", bn_momentum: float = BN_MOMENTUM, bn_scale: bool = True,
                 bias_lr_scale: float = 1.0, kernel_initializer: Any = "he_normal", name: str | None = None,
-                bn_epsilon: float = BN_EPSILON) -> Any:
+                bn_epsilon: float = BN_EPSILON, bias_l2: float = 0.0) -> Any:
     """Conv (no bias) -> optional 2x2 max-pool -> batch norm -> activation: airbench's and ResNet-9's unit.
 
     bias_lr_scale > 1 gives the BN offset that many times the learning rate (airbench trains biases 64x
-    faster), through a ScaledBias layer in place of BN's own offset.
+    faster), through a ScaledBias layer in place of BN's own offset; bias_l2 > 0 then decays that offset
+    through the loss (see scaled_bias).
     """
     import keras
 
@@ -58,16 +59,21 @@ def conv_bn_act(x: Any, filters: int, kernel: int = 3, strides: int = 1, pool: b
                                         center=bias_lr_scale == 1.0,
                                         name=None if name is None else f"{name}_bn")(x)
     if bias_lr_scale != 1.0:
-        x = scaled_bias(bias_lr_scale, name=None if name is None else f"{name}_bias")(x)
+        x = scaled_bias(bias_lr_scale, name=None if name is None else f"{name}_bias", l2=bias_l2)(x)
     return keras.layers.Activation(activation, name=None if name is None else f"{name}_act")(x)
 
 
-def scaled_bias(lr_scale: float, name: str | None = None) -> Any:
+def scaled_bias(lr_scale: float, name: str | None = None, l2: float = 0.0) -> Any:
     """A per-channel offset whose effective learning rate is lr_scale times the optimizer's.
 
     The offset is stored as b / sqrt(lr_scale) and multiplied back, so SGD's step on it is sqrt(lr_scale)
     times larger and its effect on b another sqrt(lr_scale): lr_scale in all (a reparameterisation that
     works with any stock optimizer and backend).
+
+    l2 > 0 adds (l2 / 2) * sum(stored offset^2) to the loss: coupled weight decay (its gradient, l2 times the
+    stored offset, goes through the optimizer's momentum, as PyTorch SGD's weight_decay does). The stored
+    offset shrinks by the fraction lr * l2 a step, and so does b: the decay is not sped up by lr_scale, as
+    airbench's bias group (lr * bias_scaler, weight_decay / bias_scaler) has it.
     """
     import keras
     from keras import ops
@@ -76,7 +82,10 @@ def scaled_bias(lr_scale: float, name: str | None = None) -> Any:
         """x + sqrt(lr_scale) * bias, bias one value per channel, zero-initialised."""
 
         def build(self, input_shape: Any) -> None:
-            self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+            # keras' L2(c) penalises c * sum(w^2), whose gradient is 2c * w: c = l2 / 2 gives l2 * w.
+            regularizer = keras.regularizers.L2(l2 / 2) if l2 > 0 else None
+            self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias",
+                                        regularizer=regularizer)
 
         def call(self, x: Any) -> Any:
             return x + ops.cast(self.bias, x.dtype) * float(np.sqrt(lr_scale))

@@ -88,3 +88,47 @@ def test_batch_norm_epsilon_is_airbenchs_and_other_recipes_keep_theirs() -> None
 
     assert epsilons(cifar10.build((32, 32, 3), 10)) == {1e-12}  # airbench94's BatchNorm(eps=1e-12)
     assert epsilons(malaria.recipe().build((64, 64, 3), 2)) == {blocks.BN_EPSILON}
+
+
+def airbench_shrink_per_1024_images() -> float:
+    """The fraction airbench94's coupled weight decay takes off a weight per 1024-image step at the peak LR.
+
+    Its optimizer groups (utils.train / airbench94.main): lr = hyp lr / kilostep_scale, wd = hyp wd * batch /
+    kilostep_scale, weight_decay = wd / lr for the weights and wd / (lr * bias_scaler) for the BN biases, so
+    lr_group * weight_decay_group = wd for both; Nesterov momentum m amplifies a steady term by 1 / (1 - m).
+    """
+    m = AIRBENCH["momentum"]
+    kilostep_scale = 1024 * (1 + 1 / (1 - m))
+    wd = AIRBENCH["weight_decay"] * AIRBENCH["batch_size"] / kilostep_scale
+    return wd / (1 - m)
+
+
+def port_shrink_per_1024_images(per_step: float) -> float:
+    """Compounds the port's shrink per step of BATCH_SIZE images over 1024 images."""
+    return 1 - (1 - per_step) ** (1024 / cifar10.BATCH_SIZE)
+
+
+def test_peak_lr_is_airbenchs_per_image() -> None:
+    kilostep_scale = 1024 * (1 + 1 / (1 - AIRBENCH["momentum"]))
+    # airbench sums the loss over the batch; Keras averages it, so its LR is the per-image LR times the batch.
+    per_image = AIRBENCH["lr"] / kilostep_scale
+    assert cifar10.peak_lr_for(cifar10.BATCH_SIZE) == pytest.approx(per_image * cifar10.BATCH_SIZE, rel=1e-4)
+
+
+def test_kernels_and_bn_offsets_decay_as_fast_as_airbenchs() -> None:
+    peak_lr, m = cifar10.peak_lr_for(cifar10.BATCH_SIZE), cifar10.MOMENTUM
+    kernels = port_shrink_per_1024_images(peak_lr * cifar10.WEIGHT_DECAY)  # decoupled: lr * wd a step
+    offsets = port_shrink_per_1024_images(peak_lr * cifar10.BIAS_DECAY / (1 - m))  # coupled, through momentum
+    assert kernels == pytest.approx(airbench_shrink_per_1024_images(), rel=0.01)  # WEIGHT_DECAY is rounded
+    assert offsets == pytest.approx(airbench_shrink_per_1024_images(), rel=0.01)
+
+
+def test_bn_offsets_carry_the_l2_term() -> None:
+    model = cifar10.build((32, 32, 3), 10)
+    offsets = [layer.bias for layer in model.layers if type(layer).__name__ == "ScaledBias"]
+    assert len(offsets) == 6
+    for offset in offsets:
+        offset.assign(np.ones(offset.shape, dtype="float32"))
+    penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
+    # (l2 / 2) * sum(w^2): gradient BIAS_DECAY * w, one term per BN channel.
+    assert penalty == pytest.approx(cifar10.BIAS_DECAY / 2 * sum(int(o.shape[0]) for o in offsets), rel=1e-5)
