@@ -61,15 +61,27 @@ def cifar10_or_skip() -> Any:
 
 
 def write_airbench_files(data: Any, folder: Path) -> None:
-    """The data set's arrays in the files airbench's CifarLoader reads: folder/train.pt and folder/test.pt."""
+    """The data set's arrays in the files airbench's CifarLoader reads: folder/train.pt and folder/test.pt.
+
+    The training images go in a fixed random order: airbench estimates its whitening from the first 5,000
+    (train_loader.images[:5000]), a random sample in canonical CIFAR-10's order, but a single class (all
+    airplanes) in an image-folder copy's, which bench.datasets loads class by class.
+    """
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+    order = shuffled_order(len(data.x_train))
+    for name, x, y in (("train", data.x_train[order], data.y_train[order]), ("test", data.x_test, data.y_test)):
         # A copy: the loaded arrays may be read-only (the cache's memory maps), which torch only warns about.
         torch.save({"images": torch.from_numpy(np.array(x, dtype=np.uint8)),
                     "labels": torch.from_numpy(np.asarray(y, dtype=np.int64)),
                     "classes": list(data.class_names)}, folder / f"{name}.pt")
+
+
+def shuffled_order(n: int) -> np.ndarray:
+    """A fixed random order of n training images (the same for every seed: the data are fixed, seeds vary
+    the training only)."""
+    return np.random.default_rng(0).permutation(n)
 
 
 class EpochRecorder:
@@ -213,6 +225,13 @@ def test_recorder_keeps_airbenchs_epoch_rows_and_passes_them_on() -> None:
     assert recorder.rows == [{"epoch": 0, "val_acc": 0.5, "tta_val_acc": None, "total_time_seconds": 1.5},
                              {"epoch": "eval", "val_acc": 0.6, "tta_val_acc": 0.61, "total_time_seconds": 1.9}]
     assert printed == [False, True]
+
+
+def test_airbench_whitens_from_a_sample_of_every_class() -> None:
+    # Loaded class by class, as bench.datasets reads image folders: airbench's first 5,000 would be one class.
+    y = np.repeat(np.arange(10), 5000)
+    first = y[shuffled_order(len(y))][:5000]
+    assert np.bincount(first, minlength=10).min() > 400  # about 500 of each class
 
 
 def test_summary_puts_recipes_and_data_side_by_side(tmp_path) -> None:
