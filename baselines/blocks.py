@@ -28,13 +28,18 @@ def inputs_uint8(input_shape: Sequence[int]) -> Any:
     return keras.Input(shape=tuple(input_shape), dtype="uint8", name="image")
 
 
-def normalise(x: Any, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> Any:
-    """Casts uint8 to float in the model; scales to [0, 1], then standardises per channel when given."""
+def normalise(x: Any, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+              dtype: str | None = None) -> Any:
+    """Casts uint8 to float in the model; scales to [0, 1], then standardises per channel when given.
+
+    dtype (e.g. "float32") fixes the layers' arithmetic whatever the global precision policy; None follows it.
+    """
     import keras
 
-    x = keras.layers.Rescaling(1 / 255, name="rescale")(x)
+    x = keras.layers.Rescaling(1 / 255, dtype=dtype, name="rescale")(x)
     if mean is not None and std is not None:
-        x = keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std], name="standardise")(x)
+        x = keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std], dtype=dtype,
+                                       name="standardise")(x)
     return x
 
 

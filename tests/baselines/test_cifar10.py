@@ -132,3 +132,38 @@ def test_bn_offsets_carry_the_l2_term() -> None:
     penalty = float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses))
     # (l2 / 2) * sum(w^2): gradient BIAS_DECAY * w, one term per BN channel.
     assert penalty == pytest.approx(cifar10.BIAS_DECAY / 2 * sum(int(o.shape[0]) for o in offsets), rel=1e-5)
+
+
+def greyish_images(n: int, seed: int = 0) -> np.ndarray:
+    """uint8 32x32 colour images whose channels nearly agree, as in photos (CIFAR-10's weakest 2x2-patch
+    directions are colour differences between neighbours): the whitening stem amplifies those directions up
+    to 1/sqrt(5e-4) = 45x."""
+    rng = np.random.default_rng(seed)
+    grey = rng.integers(0, 256, size=(n, 32, 32, 1)).astype(np.float64)
+    return np.clip(grey + rng.normal(0, 0.5, size=(n, 32, 32, 3)), 0, 255).round().astype(np.uint8)
+
+
+def whitened(x: np.ndarray, policy: str) -> np.ndarray:
+    """The stem's output for x (whitening estimated from x) with the model built under `policy`."""
+    from bench.baselines.keras_support import set_precision
+
+    set_precision(policy)
+    try:
+        model = cifar10.build((32, 32, 3), 10)
+        cifar10.whiten(model, x)
+        stem = keras.Model(model.input, model.get_layer("whiten").output)
+        return np.asarray(stem.predict(x, verbose=0), dtype=np.float64)
+    finally:
+        set_precision("float32")
+
+
+@pytest.mark.parametrize(("stem_dtype", "worst_allowed"), [("float32", 1e-3), (None, None)])
+def test_whitening_stem_keeps_float32_under_bfloat16(monkeypatch, stem_dtype, worst_allowed) -> None:
+    monkeypatch.setattr(cifar10, "STEM_DTYPE", stem_dtype)
+    x = greyish_images(64)
+    reference, mixed = whitened(x, "float32"), whitened(x, "mixed_bfloat16")
+    error = (mixed - reference).reshape(-1, 24).std(axis=0) / reference.reshape(-1, 24).std(axis=0)
+    if worst_allowed is not None:
+        assert error.max() < worst_allowed
+    else:  # following the bfloat16 policy, the amplified channels lose a visible part of their signal
+        assert error.max() > 0.1
