@@ -52,11 +52,16 @@ OUT_ENV = "AIRBENCH_PEER_OUT"
 SANE_ACCURACY = 0.5
 
 
-def cifar10_or_skip() -> Any:
-    """CIFAR-10 as the harness loads it (BENCH_DATA_DIR, the Keras cache), or a skip saying how to get it."""
+def skip_without_cifar10() -> None:
+    """A skip saying how to get CIFAR-10 where the harness would not find it (BENCH_DATA_DIR, Keras cache)."""
     availability = open_dataset("cifar10").availability()
     if not availability.ok:
         pytest.skip(f"CIFAR-10 is not available: {availability.reason}")
+
+
+def cifar10_or_skip() -> Any:
+    """CIFAR-10 as the harness loads it, or a skip saying how to get it."""
+    skip_without_cifar10()
     return load_data("cifar10")
 
 
@@ -162,6 +167,11 @@ def tensorflow_sees_a_gpu() -> bool:
     return result.returncode == 0 and bool(words) and words[-1].isdigit() and int(words[-1]) > 0
 
 
+def text(value: Any) -> str:
+    """A runs.csv cell as text: empty where the cell is (pandas reads empty cells as NaN)."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
 def port_run(out: Path, seed: int) -> dict[str, Any]:
     """One run of the port's full recipe (airbench94's widths, 10 epochs) through the harness, precision auto;
     returns its runs.csv row and its history."""
@@ -180,7 +190,7 @@ def port_run(out: Path, seed: int) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS)
 def test_port_on_the_same_gpu(benchmark, tmp_path, seed: int) -> None:
-    cifar10_or_skip()
+    skip_without_cifar10()  # the harness loads it itself, in the run's process
     if not tensorflow_sees_a_gpu():
         pytest.skip("TensorFlow sees no GPU (pip install -e '.[gpu]'): the port would run on the CPU, "
                     "not beside airbench on the same GPU")
@@ -193,8 +203,8 @@ def test_port_on_the_same_gpu(benchmark, tmp_path, seed: int) -> None:
         recipe="port cifar10 (full)", seed=seed, test_accuracy=float(row["accuracy"]), epochs=len(history),
         train_s=float(history["fit_s"].iloc[-1]), fit_s=float(row["fit_s"]), epoch_s=epoch_s.tolist(),
         median_epoch_s=float(np.median(epoch_s)), val_acc_per_epoch=history["val_accuracy"].tolist(),
-        run_id=row["run_id"], precision=str(row.get("precision", "")), gpu_model=str(row.get("gpu_model", "")),
-        data_pixels=str(row.get("data_pixels", "")))
+        run_id=row["run_id"], precision=text(row.get("precision")), gpu_model=text(row.get("gpu_model")),
+        data_pixels=text(row.get("data_pixels")))
     print(f"\nport seed {seed}: test accuracy (TTA) {row['accuracy']:.4f}, {len(history)} epochs, "
           f"{history['fit_s'].iloc[-1]:.1f} s of training, median {np.median(epoch_s):.2f} s/epoch; "
           f"run {row['run_id']} in {out}")
