@@ -13,7 +13,10 @@
 #
 # Two virtual environments: PyTorch and TensorFlow[and-cuda] each pin their own CUDA library versions (nvidia-*
 # wheels) and need not agree, so the peer runs in one (torch, airbench, bench without TensorFlow) and the port
-# in the other (bench with TensorFlow's CUDA build). Time on one H100/H200-class GPU, installs aside: the peer
+# in the other (bench with TensorFlow's CUDA build). Where Pythons with these are already installed, name
+# them instead and nothing is installed: PEER_PYTHON (torch, torchvision, airbench 0.1.8, bench) and
+# PORT_PYTHON (bench and Keras with a GPU backend; KERAS_BACKEND=jax or torch serve as well as TensorFlow).
+# This project's device machines (no network, PyTorch and JAX but no TensorFlow): see AIRBENCH_DIFF.md. Time on one H100/H200-class GPU, installs aside: the peer
 # about 1-2 minutes (3 runs of ~4 s, the data written once, a warm-up), the port a few minutes a run
 # (untested on a GPU: its step loop and numpy augmentation run on the host), malaria about 5 minutes.
 set -uo pipefail  # not -e: a failed step is reported at the end, the others still run
@@ -30,30 +33,39 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 
 # 1. The peer: torch, torchvision (airbench imports it), airbench 0.1.8 (the runner hooks its training loop's
 #    per-epoch report), and bench's data loading without TensorFlow.
-"$python" -m venv "$venvs/airbench"
-"$venvs/airbench/bin/pip" install -q "${pip_args[@]}" torch torchvision airbench==0.1.8 numpy pandas pillow \
-    scikit-learn rich pytest==9.0.3 pytest-benchmark==5.3.1
-"$venvs/airbench/bin/pip" install -q "${pip_args[@]}" --no-deps -e .
-"$venvs/airbench/bin/python" -m pytest tests/baselines/test_airbench_peer.py -k airbench94_peer --benchmark-only \
+peer_python="${PEER_PYTHON:-}"
+if [ -z "$peer_python" ]; then
+    "$python" -m venv "$venvs/airbench"
+    "$venvs/airbench/bin/pip" install -q "${pip_args[@]}" torch torchvision airbench==0.1.8 numpy pandas pillow \
+        scikit-learn rich pytest==9.0.3 pytest-benchmark==5.3.1
+    "$venvs/airbench/bin/pip" install -q "${pip_args[@]}" --no-deps -e .
+    peer_python="$venvs/airbench/bin/python"
+fi
+"$peer_python" -m pytest tests/baselines/test_airbench_peer.py -k airbench94_peer --benchmark-only \
     -m '' -s -rs --benchmark-json "$out/peer.json" | tee "$out/peer.log" || failed+=(peer)
 if [ -n "${CIFAR10_CANONICAL_DIR:-}" ]; then
-    BENCH_DATA_DIR="$CIFAR10_CANONICAL_DIR" "$venvs/airbench/bin/python" -m pytest tests/baselines/test_airbench_peer.py \
+    BENCH_DATA_DIR="$CIFAR10_CANONICAL_DIR" "$peer_python" -m pytest tests/baselines/test_airbench_peer.py \
         -k airbench94_peer --benchmark-only -m '' -s -rs --benchmark-json "$out/peer-canonical.json" \
         | tee "$out/peer-canonical.log" || failed+=(peer-canonical)
 fi
 
-# 2. The port: the harness with TensorFlow's CUDA build, --precision auto, the full recipe for 10 epochs.
-"$python" -m venv "$venvs/gpu"
-"$venvs/gpu/bin/pip" install -q "${pip_args[@]}" -e ".[gpu,dev]"
-AIRBENCH_PEER_OUT="$out/port" "$venvs/gpu/bin/python" -m pytest tests/baselines/test_airbench_peer.py \
+# 2. The port: the harness with Keras on a GPU (TensorFlow's CUDA build unless PORT_PYTHON and KERAS_BACKEND
+#    say otherwise), --precision auto, the full recipe for 10 epochs.
+port_python="${PORT_PYTHON:-}"
+if [ -z "$port_python" ]; then
+    "$python" -m venv "$venvs/gpu"
+    "$venvs/gpu/bin/pip" install -q "${pip_args[@]}" -e ".[gpu,dev]"
+    port_python="$venvs/gpu/bin/python"
+fi
+AIRBENCH_PEER_OUT="$out/port" "$port_python" -m pytest tests/baselines/test_airbench_peer.py \
     -k port_on_the_same_gpu --benchmark-only -m '' -s -rs --benchmark-json "$out/port.json" | tee "$out/port.log" \
     || failed+=(port)
 
 # 3. The malaria subset through the harness.
-"$venvs/gpu/bin/python" -m bench all --suite results/airbench/gpu-malaria.toml --precision auto --out "$out/malaria" \
+"$port_python" -m bench all --suite results/airbench/gpu-malaria.toml --precision auto --out "$out/malaria" \
     || failed+=(malaria)
 
 # Side by side: recipe, seeds, mean and spread of test accuracy, seconds per epoch.
-"$venvs/gpu/bin/python" tests/baselines/test_airbench_peer.py "$out"/peer*.json "$out/port.json" \
+"$port_python" tests/baselines/test_airbench_peer.py "$out"/peer*.json "$out/port.json" \
     | tee "$out/summary.txt" || failed+=(summary)
 if [ ${#failed[@]} -gt 0 ]; then echo "failed steps: ${failed[*]}" >&2; exit 1; fi

@@ -20,7 +20,9 @@ trains and scores exactly the images the port does, and nothing is downloaded.
 
 Skipped, with the reason, where torch, airbench or a CUDA GPU is missing (airbench94 builds its network in
 half precision with `.cuda()` and times with CUDA events), or where CIFAR-10 is not available; the port's
-test is skipped where TensorFlow sees no GPU.
+test is skipped where Keras' backend sees no GPU. The port runs under any Keras backend with a GPU
+(KERAS_BACKEND=tensorflow, jax or torch): where only PyTorch or JAX is installed, as on this project's
+device machines, it runs there without TensorFlow.
 """
 
 from __future__ import annotations
@@ -159,9 +161,24 @@ def test_airbench94_peer(benchmark, airbench_here, seed: int) -> None:
     assert SANE_ACCURACY < accuracy <= 1.0
 
 
-def tensorflow_sees_a_gpu() -> bool:
-    """Whether TensorFlow, in a fresh process (none of torch's CUDA state), lists a GPU."""
-    probe = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
+# How each Keras backend counts its GPUs, asked in a fresh process (none of torch's CUDA state from the peer).
+GPU_PROBES = {
+    "tensorflow": "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))",
+    "jax": "import jax; print(sum(d.platform == 'gpu' for d in jax.devices()))",
+    "torch": "import torch; print(torch.cuda.device_count())",
+}
+
+
+def keras_backend() -> str:
+    """The Keras backend the harness's runs will use (KERAS_BACKEND, else Keras' default)."""
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def keras_backend_sees_a_gpu() -> bool:
+    """Whether the Keras backend's own library, in a fresh process, lists a GPU."""
+    probe = GPU_PROBES.get(keras_backend())
+    if probe is None:
+        return False
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False)
     words = result.stdout.split()
     return result.returncode == 0 and bool(words) and words[-1].isdigit() and int(words[-1]) > 0
@@ -191,9 +208,9 @@ def port_run(out: Path, seed: int) -> dict[str, Any]:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_port_on_the_same_gpu(benchmark, tmp_path, seed: int) -> None:
     skip_without_cifar10()  # the harness loads it itself, in the run's process
-    if not tensorflow_sees_a_gpu():
-        pytest.skip("TensorFlow sees no GPU (pip install -e '.[gpu]'): the port would run on the CPU, "
-                    "not beside airbench on the same GPU")
+    if not keras_backend_sees_a_gpu():
+        pytest.skip(f"Keras' backend ({keras_backend()}; KERAS_BACKEND chooses) sees no GPU: the port would run "
+                    "on the CPU, not beside airbench on the same GPU (TensorFlow: pip install -e '.[gpu]')")
     out = Path(os.environ[OUT_ENV]) if os.environ.get(OUT_ENV) else tmp_path
     result = benchmark.pedantic(port_run, args=(out, seed), rounds=1, iterations=1)
     row, history = result["row"], result["history"]
@@ -203,8 +220,8 @@ def test_port_on_the_same_gpu(benchmark, tmp_path, seed: int) -> None:
         recipe="port cifar10 (full)", seed=seed, test_accuracy=float(row["accuracy"]), epochs=len(history),
         train_s=float(history["fit_s"].iloc[-1]), fit_s=float(row["fit_s"]), epoch_s=epoch_s.tolist(),
         median_epoch_s=float(np.median(epoch_s)), val_acc_per_epoch=history["val_accuracy"].tolist(),
-        run_id=row["run_id"], precision=text(row.get("precision")), gpu_model=text(row.get("gpu_model")),
-        data_pixels=text(row.get("data_pixels")))
+        run_id=row["run_id"], backend=keras_backend(), precision=text(row.get("precision")),
+        gpu_model=text(row.get("gpu_model")), data_pixels=text(row.get("data_pixels")))
     print(f"\nport seed {seed}: test accuracy (TTA) {row['accuracy']:.4f}, {len(history)} epochs, "
           f"{history['fit_s'].iloc[-1]:.1f} s of training, median {np.median(epoch_s):.2f} s/epoch; "
           f"run {row['run_id']} in {out}")
