@@ -40,23 +40,30 @@ def inputs_uint8(input_shape: Sequence[int]) -> Any:
     return keras.Input(shape=tuple(input_shape), dtype="uint8", name="image")
 
 
-def normalise(x: Any, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> Any:
-    """Casts uint8 to float in the model; scales to [0, 1], then standardises per channel when given."""
+def normalise(x: Any, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+              dtype: str | None = None) -> Any:
+    """Casts uint8 to float in the model; scales to [0, 1], then standardises per channel when given.
+
+    dtype (e.g. "float32") fixes the layers' arithmetic whatever the global precision policy; None follows it.
+    """
     import keras
 
-    x = keras.layers.Rescaling(1 / 255, name="rescale")(x)
+    x = keras.layers.Rescaling(1 / 255, dtype=dtype, name="rescale")(x)
     if mean is not None and std is not None:
-        x = keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std], name="standardise")(x)
+        x = keras.layers.Normalization(mean=list(mean), variance=[s * s for s in std], dtype=dtype,
+                                       name="standardise")(x)
     return x
 
 
 def conv_bn_act(x: Any, filters: int, kernel: int = 3, strides: int = 1, pool: bool = False,
                 activation: str = "relu", bn_momentum: float = BN_MOMENTUM, bn_scale: bool = True,
-                bias_lr_scale: float = 1.0, kernel_initializer: Any = "he_normal", name: str | None = None) -> Any:
+                bias_lr_scale: float = 1.0, kernel_initializer: Any = "he_normal", name: str | None = None,
+                bn_epsilon: float = BN_EPSILON, bias_l2: float = 0.0) -> Any:
     """Conv (no bias) -> optional 2x2 max-pool -> batch norm -> activation: airbench's and ResNet-9's unit.
 
     bias_lr_scale > 1 gives the BN offset that many times the learning rate (airbench trains biases 64x
-    faster), through a ScaledBias layer in place of BN's own offset.
+    faster), through a ScaledBias layer in place of BN's own offset; bias_l2 > 0 then decays that offset
+    through the loss (see scaled_bias).
     """
     import keras
 
@@ -65,20 +72,25 @@ def conv_bn_act(x: Any, filters: int, kernel: int = 3, strides: int = 1, pool: b
                             name=None if name is None else f"{name}_conv")(x)
     if pool:
         x = keras.layers.MaxPooling2D(2, name=None if name is None else f"{name}_pool")(x)
-    x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=BN_EPSILON, scale=bn_scale,
+    x = keras.layers.BatchNormalization(momentum=bn_momentum, epsilon=bn_epsilon, scale=bn_scale,
                                         center=bias_lr_scale == 1.0,
                                         name=None if name is None else f"{name}_bn")(x)
     if bias_lr_scale != 1.0:
-        x = scaled_bias(bias_lr_scale, name=None if name is None else f"{name}_bias")(x)
+        x = scaled_bias(bias_lr_scale, name=None if name is None else f"{name}_bias", l2=bias_l2)(x)
     return keras.layers.Activation(activation, name=None if name is None else f"{name}_act")(x)
 
 
-def scaled_bias(lr_scale: float, name: str | None = None) -> Any:
+def scaled_bias(lr_scale: float, name: str | None = None, l2: float = 0.0) -> Any:
     """A per-channel offset whose effective learning rate is lr_scale times the optimizer's.
 
     The offset is stored as b / sqrt(lr_scale) and multiplied back, so SGD's step on it is sqrt(lr_scale)
     times larger and its effect on b another sqrt(lr_scale): lr_scale in all (a reparameterisation that
     works with any stock optimizer and backend).
+
+    l2 > 0 adds (l2 / 2) * sum(stored offset^2) to the loss: coupled weight decay (its gradient, l2 times the
+    stored offset, goes through the optimizer's momentum, as PyTorch SGD's weight_decay does). The stored
+    offset shrinks by the fraction lr * l2 a step, and so does b: the decay is not sped up by lr_scale, as
+    airbench's bias group (lr * bias_scaler, weight_decay / bias_scaler) has it.
     """
     import keras
     from keras import ops
@@ -87,7 +99,10 @@ def scaled_bias(lr_scale: float, name: str | None = None) -> Any:
         """x + sqrt(lr_scale) * bias, bias one value per channel, zero-initialised."""
 
         def build(self, input_shape: Any) -> None:
-            self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+            # keras' L2(c) penalises c * sum(w^2), whose gradient is 2c * w: c = l2 / 2 gives l2 * w.
+            regularizer = keras.regularizers.L2(l2 / 2) if l2 > 0 else None
+            self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias",
+                                        regularizer=regularizer)
 
         def call(self, x: Any) -> Any:
             return x + ops.cast(self.bias, x.dtype) * float(np.sqrt(lr_scale))
@@ -109,6 +124,18 @@ def downsample_stage(x: Any, filters: int, n_convs: int = 1, name: str = "stage"
     """conv-pool-bn-act (halves the resolution, sets the width), then a residual module of n_convs units."""
     x = conv_bn_act(x, filters, pool=True, name=f"{name}_down", **unit)
     return residual(x, filters, n_convs=n_convs, name=f"{name}_res", **unit) if n_convs else x
+
+
+def conv_group(x: Any, filters: int, n_convs: int = 1, name: str = "stage", **unit: Any) -> Any:
+    """conv-pool-bn-act (halves the resolution, sets the width), then n_convs conv-bn-act units in sequence.
+
+    airbench94's ConvGroup (with n_convs=1): no skip connection; with partial_identity on its convs the
+    identity it starts from is the implicit residual.
+    """
+    x = conv_bn_act(x, filters, pool=True, name=f"{name}_down", **unit)
+    for i in range(n_convs):
+        x = conv_bn_act(x, filters, name=f"{name}_conv{i + 2}", **unit)
+    return x
 
 
 def partial_identity(conv: Any) -> None:
@@ -172,14 +199,18 @@ def preact_bottleneck(x: Any, filters: int, strides: int, reduce: bool, weight_d
     return keras.layers.Add(name=f"{name}_add")([y, shortcut])
 
 
-def classifier_head(x: Any, n_classes: int, pool: str = "max", scale: float = 1.0) -> Any:
-    """Global pooling -> dense logits (optionally scaled, as airbench) -> float32 softmax."""
+def classifier_head(x: Any, n_classes: int, pool: str = "max", scale: float = 1.0,
+                    kernel_initializer: Any = "glorot_uniform") -> Any:
+    """Global pooling -> dense logits (optionally scaled, as airbench) -> float32 softmax.
+
+    kernel_initializer defaults to Keras' Dense default (Glorot uniform).
+    """
     import keras
 
     pooled = keras.layers.GlobalMaxPooling2D(name="pool") if pool == "max" else \
         keras.layers.GlobalAveragePooling2D(name="pool")
     x = pooled(x)
-    x = keras.layers.Dense(n_classes, use_bias=False, name="logits")(x)
+    x = keras.layers.Dense(n_classes, use_bias=False, kernel_initializer=kernel_initializer, name="logits")(x)
     if scale != 1.0:
         x = keras.layers.Rescaling(scale, name="logit_scale")(x)
     # float32 softmax keeps probabilities exact under a mixed-precision policy.

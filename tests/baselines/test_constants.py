@@ -16,22 +16,22 @@ DEFAULTS = {
         epochs=10, batch_size=256, peak_lr=0.375, warmup_epochs=2.3, start_lr_fraction=0.2, end_lr_fraction=0.07,
         per_epoch_decay=False, momentum=0.85, nesterov=True, weight_decay=0.0089, label_smoothing=0.2,
         alternating_flip=True, jit_compile=True, val_fraction=0.04, tta_flip=True, tta_translate=1,
-        eval_batch_size=512, lookahead_every=20, lookahead_decay=0.95 ** 5),
+        eval_batch_size=512, lookahead_every=20, lookahead_decay=0.95 ** 5, max_scale_up=4.0),
     ("malaria", "fast"): dict(
         epochs=12, batch_size=128, peak_lr=0.2, warmup_epochs=1.0, start_lr_fraction=0.0, end_lr_fraction=0.0,
         per_epoch_decay=False, momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
         alternating_flip=False, jit_compile=False, val_fraction=0.1, tta_flip=True, tta_translate=0,
-        eval_batch_size=512, lookahead_every=0, lookahead_decay=0.95 ** 5),
+        eval_batch_size=512, lookahead_every=0, lookahead_decay=0.95 ** 5, max_scale_up=4.0),
     ("generic", "default"): dict(
         epochs=30, batch_size=64, peak_lr=0.1, warmup_epochs=2.0, start_lr_fraction=0.0, end_lr_fraction=0.0,
         per_epoch_decay=False, momentum=0.9, nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
         alternating_flip=False, jit_compile=False, val_fraction=0.1, tta_flip=False, tta_translate=0,
-        eval_batch_size=512, lookahead_every=0, lookahead_decay=0.95 ** 5),
+        eval_batch_size=512, lookahead_every=0, lookahead_decay=0.95 ** 5, max_scale_up=4.0),
     ("resnet2019", "2019"): dict(
         epochs=50, batch_size=32, peak_lr=0.1, warmup_epochs=0.0, start_lr_fraction=0.0, end_lr_fraction=0.0,
         per_epoch_decay=True, momentum=0.9, nesterov=False, weight_decay=0.0, label_smoothing=0.0,
         alternating_flip=False, jit_compile=False, val_fraction=0.1, tta_flip=False, tta_translate=0,
-        eval_batch_size=512, lookahead_every=0, lookahead_decay=0.95 ** 5),
+        eval_batch_size=512, lookahead_every=0, lookahead_decay=0.95 ** 5, max_scale_up=4.0),
 }
 MODULES = {"cifar10": cifar10, "malaria": malaria, "generic": generic, "resnet2019": resnet2019}
 CIFAR10_BN_MOMENTUM = 0.8801117367933934  # today's 0.6 ** (256 / 1024)
