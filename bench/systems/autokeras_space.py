@@ -110,6 +110,14 @@ def classification_head() -> Any:
     class Float32ClassificationHead(heads.ClassificationHead):
         """ClassificationHead.build (Auto-Keras 3.0.0) with dtype='float32' on the final activation."""
 
+        def __init__(self, **kwargs: Any) -> None:
+            # Named as Auto-Keras names its own head (class name + a per-class counter, snake case), so its
+            # hyperparameters stay 'classification_head_1/...': the fair space and initial trials name them so.
+            if not kwargs.get("name"):
+                prefix = heads.ClassificationHead.__name__
+                kwargs["name"] = utils.to_snake_case(f"{prefix}_{keras.backend.get_uid(prefix)}")
+            super().__init__(**kwargs)
+
         def build(self, hp: Any, inputs: Any = None) -> Any:
             inputs = tree.flatten(inputs)
             utils.validate_num_inputs(inputs, 1)

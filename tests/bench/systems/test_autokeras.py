@@ -166,6 +166,19 @@ def test_no_trial_starts_when_the_time_left_could_not_give_it_a_score() -> None:
     assert not log.too_late_for_a_trial()
 
 
+def test_the_float32_head_keeps_auto_kerass_name_so_the_fair_space_applies() -> None:
+    """The fair space and initial trials name the head's hyperparameters 'classification_head_1/...'."""
+    import keras
+
+    from bench.systems.autokeras_space import BLOCK_TYPES, classification_head, fair_initial_hps
+
+    keras.backend.clear_session()  # as AutoModel does before assembling its graph
+    head = classification_head()
+    prefixes = {key.split("/")[0] for hps in fair_initial_hps(BLOCK_TYPES[:2]) for key in hps}
+    assert head.name == "classification_head_1"
+    assert prefixes == {"image_block_1", head.name, "optimizer", "learning_rate"}
+
+
 def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: Path) -> None:
     """t2 runs two trials, no deadline, and keeps only the exported model with keep_models."""
     b = parse_budget("t2")
