@@ -56,7 +56,8 @@ def test_one_run_ray(benchmark, local_ray, tmp_path: Path) -> None:
 @pytest.mark.benchmark(group="cifar10 to a run")
 def test_cifar10_through_the_object_store(benchmark, local_ray) -> None:
     """The road not taken: the driver puts the arrays into Ray's object store once, each run's task reads them.
-    Compare with tests/datasets/test_load_benchmarks.py::test_warm_load[cifar10], a node reading its cache."""
+    Compare with tests/datasets/test_load_benchmarks.py::test_load_side_by_side[cifar10-zip-real], a node
+    reading its cache."""
     from tests.datasets.test_load_benchmarks import CIFAR_ZIP
 
     if not CIFAR_ZIP.is_file():
