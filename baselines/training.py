@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ import pandas as pd
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
-from bench.baselines.blocks import Augment, linear_schedule
-from bench.baselines.keras_support import computes_in_bfloat16, count_params, seed_everything
+from bench.baselines import kernels
+from bench.baselines.blocks import Augment, linear_schedule, mirror_where
+from bench.baselines.keras_support import count_params, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +74,8 @@ class Recipe:
     # airbench's derandomised flip: each image is mirrored in every other epoch (a random half start
     # mirrored), so consecutive epochs show both orientations; applied before `augment`.
     alternating_flip: bool = False
-    # XLA-compile the train and predict steps under TensorFlow (other backends keep Keras' choice). On a CPU
-    # it pays for some networks, not all (measured per recipe): off unless a recipe turns it on.
+    # XLA-compile the train and predict steps under TensorFlow on a GPU (other backends keep Keras' choice;
+    # on a CPU it is never used: see use_xla).
     jit_compile: bool = False
     val_fraction: float = 0.1  # stratified validation slice carved from the training data
     tta_flip: bool = False  # average predictions over the image and its left-right mirror
@@ -143,7 +145,7 @@ class Batches:
         xb = self.x[idx]
         if self.flip_start is not None:
             mirrored = self.flip_start[idx] ^ bool(self.epoch % 2)
-            xb = np.where(mirrored[:, None, None, None], xb[:, :, ::-1], xb)
+            xb = mirror_where(xb, mirrored)
         if self.augment is not None:
             xb = self.augment(xb, np.random.default_rng([self.seed, self.epoch, index]))
         return np.ascontiguousarray(xb), self.onehot[self.y[idx]]
@@ -185,17 +187,16 @@ def make_optimizer(recipe: Recipe, schedule: Any) -> Any:
 
 
 def use_xla(recipe: Recipe) -> bool | str:
-    """The recipe's XLA choice under the TensorFlow backend (others keep Keras' 'auto').
+    """The recipe's XLA choice under the TensorFlow backend (others keep Keras' 'auto'): on a GPU only.
 
-    Never XLA for bfloat16 on a CPU: XLA's CPU backend has no native bfloat16 kernels while oneDNN's (what
-    TensorFlow runs without XLA) use the chip's bf16 instructions. Measured on the cifar10 network (2-core AMD
-    EPYC with AVX512-BF16): 131 images/s with XLA against 363 without.
+    On a CPU XLA lost to TensorFlow's own kernels once batch norm ran fused (bench.baselines.kernels), the
+    fusion XLA had been paying for: cifar10 network, float32, 2-core AMD EPYC: 316 images/s without XLA,
+    210 with ('short': 1,035 against 619); in bfloat16 XLA's CPU backend has no native kernels (131 images/s
+    against 363 before the fused kernels).
     """
     if keras.backend.backend() != "tensorflow":
         return "auto"
-    if computes_in_bfloat16() and not on_gpu():
-        return False
-    return recipe.jit_compile
+    return recipe.jit_compile and on_gpu()
 
 
 def on_gpu() -> bool:
@@ -206,7 +207,11 @@ def on_gpu() -> bool:
 
 
 def compile_model(model: Any, recipe: Recipe, learning_rate: Any) -> None:
-    """Compiles model for the recipe: its optimizer on learning_rate, smoothed cross-entropy, XLA or not."""
+    """Compiles model for the recipe: its optimizer on learning_rate, smoothed cross-entropy, XLA or not.
+
+    The fused kernels (bench.baselines.kernels) are installed first: the recipes always train with them.
+    """
+    kernels.install()
     model.compile(optimizer=make_optimizer(recipe, learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
                   jit_compile=use_xla(recipe))
@@ -345,13 +350,23 @@ def train_steps(model: Any, batches: Batches, n: int, after_step: Callable[[int]
                 ) -> list[float]:
     """Runs training steps on batches[0] .. batches[n-1] and returns their losses.
 
+    The next batch is drawn and augmented in a helper thread while the current step trains (numpy and
+    TensorFlow both release the GIL), so augmentation stays off the critical path; batches[i] depends only
+    on (seed, epoch, i), so the result is the same as drawing them in turn.
     after_step(k) is called after the k-th step (from 1); returning True ends the run of steps early.
     """
-    losses = []
-    for i in range(n):
-        losses.append(float(np.asarray(model.train_on_batch(*batches[i])).ravel()[0]))
-        if after_step is not None and after_step(i + 1):
-            break
+    losses: list[float] = []
+    if n <= 0:
+        return losses
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches") as feeder:
+        pending = feeder.submit(batches.__getitem__, 0)
+        for i in range(n):
+            batch = pending.result()
+            if i + 1 < n:
+                pending = feeder.submit(batches.__getitem__, i + 1)
+            losses.append(float(np.asarray(model.train_on_batch(*batch)).ravel()[0]))
+            if after_step is not None and after_step(i + 1):
+                break
     return losses
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import metadata, metrics, precision, rundir
+from bench.baselines import kernels
 from bench.baselines.keras_support import set_precision
 from bench.datasets import load_data
 from bench.gpu_usage import GpuSampler
@@ -78,6 +79,8 @@ def execute(spec: RunSpec) -> RunRecord:
         if system.uses_keras:
             arithmetic = precision.choose(spec.precision)
             set_precision(arithmetic.policy)
+            # Every Keras system gets the same kernels (fused batch norm), the baseline's and Auto-Keras' alike.
+            kernels.install()
             common.update(precision=arithmetic.policy)
         data = load_data(spec.dataset.name, dict(spec.dataset.options),
                          spec.dataset.max_train, spec.dataset.max_test)
@@ -118,6 +121,7 @@ def execute(spec: RunSpec) -> RunRecord:
     meta["git_commit"] = commit
     if arithmetic is not None:
         meta["precision"] = arithmetic.as_metadata()
+        meta["keras_kernels"] = kernels.describe()
     record = record.replace(peak_rss_mb=peak_rss_mb(), hardware=record.hardware or meta["hardware"])
     rundir.write_json(folder / rundir.METADATA, meta)
     rundir.write_atomic(folder / rundir.WORKER_RESULT, record.to_json())

@@ -7,6 +7,7 @@ folder, and reports its history, validation accuracy and size. Keras is imported
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -56,12 +57,19 @@ class ResNet(System):
         epochs: int | None = None
         # Images per training step (unset: the recipe's own; the LR is not rescaled).
         batch_size: int | None = None
+        # The most a long wall-clock budget may stretch the schedule, in multiples of its epochs (unset: the
+        # recipe's own, training.MAX_SCALE_UP; 1 never stretches). results/budget_curve measures the cap.
+        max_scale_up: float | None = None
 
         def __post_init__(self) -> None:
             if self.recipe != "auto" and self.recipe not in RECIPES:
                 raise ValueError(f"unknown recipe {self.recipe!r}; valid: auto, {', '.join(RECIPES)}")
             _check_positive("epochs", self.epochs)
             _check_positive("batch_size", self.batch_size)
+            if self.max_scale_up is not None and (isinstance(self.max_scale_up, bool)
+                                                  or not isinstance(self.max_scale_up, int | float)
+                                                  or not self.max_scale_up >= 1):
+                raise ValueError(f"max_scale_up must be a number >= 1 or left unset, got {self.max_scale_up!r}")
 
     def recipe_name(self, dataset: str, budget_s: float | None = None) -> str:
         """The recipe this system runs on `dataset` under a wall-clock budget of budget_s (None: none)."""
@@ -77,7 +85,10 @@ class ResNet(System):
 
         module_name, preset = RECIPES[self.recipe_name(dataset, budget_s)]
         module = importlib.import_module(f"bench.baselines.{module_name}")
-        return module.recipe(preset).with_overrides(self.options.epochs, self.options.batch_size)
+        recipe = module.recipe(preset).with_overrides(self.options.epochs, self.options.batch_size)
+        if self.options.max_scale_up is not None:
+            recipe = dataclasses.replace(recipe, max_scale_up=float(self.options.max_scale_up))
+        return recipe
 
     def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
         """Trains the recipe; a wall-clock budget scales its schedule, a trial budget is ignored."""

@@ -145,3 +145,25 @@ def test_scaled_width_rounds_to_whole_simd_widths_and_keeps_the_width_at_one() -
     assert blocks.scaled_width(8, 0.25) == blocks.WIDTH_ROUNDING  # never thinner than that
     with pytest.raises(ValueError, match="must be positive"):
         blocks.scaled_width(64, 0.0)
+
+
+@pytest.mark.parametrize("pad", [0, 1, 4])
+def test_dihedral_and_crop_equals_flip_then_turn_then_crop(pad: int) -> None:
+    """The fused per-image pass draws and moves pixels exactly as the three steps in turn."""
+    x = np.random.default_rng(0).integers(0, 255, (64, 12, 12, 3), dtype=np.uint8)
+    fused = blocks.dihedral_and_crop(pad)
+    for seed in range(3):
+        stepwise = blocks.random_crop(blocks.random_rot90(blocks.random_flip(x, rng := np.random.default_rng(seed)),
+                                                          rng), rng, pad)
+        np.testing.assert_array_equal(fused(x, np.random.default_rng(seed)), stepwise)
+    with pytest.raises(ValueError, match="square"):
+        fused(x[:, :, :10], np.random.default_rng(0))
+
+
+def test_mirror_where_mirrors_only_the_selected_images() -> None:
+    x = np.random.default_rng(0).integers(0, 255, (6, 4, 5, 3), dtype=np.uint8)
+    selected = np.array([True, False, True, False, False, True])
+    out = blocks.mirror_where(x, selected)
+    np.testing.assert_array_equal(out[selected], x[selected, :, ::-1])
+    np.testing.assert_array_equal(out[~selected], x[~selected])
+    assert out is not x and out.dtype == np.uint8

@@ -2,10 +2,12 @@
 
 Run: pytest tests/baselines/test_throughput_benchmarks.py --benchmark-only -m '' -s
 Each benchmark compiles the recipe's model, warms up one pass, then times passes over a few batches with the
-training loop's own step function, and beside it, on the same batches in the same test, plain `model.fit` of the
-same network in the same precision: float32, and the policy `--precision auto` picks on this machine (mixed
-bfloat16 on chips with native bf16). images/s of both and their ratio land in benchmark.extra_info (and the JSON
-report with --benchmark-json). `resnet20-reference` is a textbook ResNet-20 (He et al. 2016, 0.27 M parameters)
+training loop's own step function (and the project's kernels, bench.baselines.kernels), and beside it, on the
+same batches in the same test, plain `model.fit` of the same network in Keras' stock layers, in the same
+precision: float32, and the policy `--precision auto` picks on this machine (mixed bfloat16 on chips with native
+bf16). A third figure, model.fit of the network with the project's kernels, separates what the loop adds from
+what the kernels add. images/s and ratios land in benchmark.extra_info (and the JSON report with
+--benchmark-json). `resnet20-reference` is a textbook ResNet-20 (He et al. 2016, 0.27 M parameters)
 trained the same way, a yardstick for what this machine does with a well-known network, measured in the same session.
 """
 
@@ -17,7 +19,7 @@ import keras
 import numpy as np
 import pytest
 
-from bench.baselines import cifar10, generic, malaria, resnet2019
+from bench.baselines import cifar10, generic, kernels, malaria, resnet2019
 from bench.baselines.blocks import linear_schedule
 from bench.baselines.keras_support import set_precision
 from bench.baselines.training import Batches, Recipe, compile_model, train_steps, use_xla
@@ -72,9 +74,10 @@ CASES = [
 ]
 
 
-def plain_fit_images_per_s(recipe: Recipe, shape: tuple[int, int, int], x, y, n_classes: int) -> float:
-    """What plain Keras code gets from the same network and precision: model.fit on the arrays, Keras' own
-    compile defaults (no XLA on a CPU), no augmentation (less work than the recipe's loop does)."""
+def fit_images_per_s(recipe: Recipe, shape: tuple[int, int, int], x, y, n_classes: int) -> float:
+    """What model.fit gets from the recipe's network, in the precision set now: Keras' own compile defaults
+    (no XLA on a CPU), no augmentation (less work than the recipe's loop does). Inside kernels.stock() the
+    network is traced with Keras' stock layers: the plain code a user would write."""
     model = recipe.build(shape, n_classes)
     if recipe.prepare is not None:
         recipe.prepare(model, x)
@@ -114,11 +117,15 @@ def test_training_throughput(benchmark, policy, module, shape, n_classes, n_batc
     benchmark.pedantic(train_steps, args=(model, feed, len(feed)), rounds=ROUNDS, iterations=1)
     images = len(feed) * feed.batch_size
     own = images / benchmark.stats.stats.mean
-    plain = plain_fit_images_per_s(recipe, shape, x[:images], y[:images], n_classes)
+    with kernels.stock():
+        plain = fit_images_per_s(recipe, shape, x[:images], y[:images], n_classes)
+    fit_own_kernels = fit_images_per_s(recipe, shape, x[:images], y[:images], n_classes)
     benchmark.extra_info.update(
         images_per_pass=images, batch_size=feed.batch_size, backend=keras.backend.backend(), policy=policy,
         xla=str(use_xla(recipe)), images_per_s=own, best_images_per_s=images / benchmark.stats.stats.min,
-        plain_fit_images_per_s=plain, own_over_plain=own / plain)
+        plain_fit_images_per_s=plain, own_over_plain=own / plain,
+        fit_project_kernels_images_per_s=fit_own_kernels, own_over_fit_project_kernels=own / fit_own_kernels)
     print(f"\n{recipe.name} [{policy}, XLA {use_xla(recipe)}]: own loop {own:.0f} images/s, plain model.fit "
-          f"{plain:.0f} images/s: {own / plain:.2f}x (means of {ROUNDS} passes)")
-    assert own > 0 and plain > 0
+          f"{plain:.0f} images/s: {own / plain:.2f}x; model.fit with the project's kernels "
+          f"{fit_own_kernels:.0f} images/s: {own / fit_own_kernels:.2f}x (means of {ROUNDS} passes)")
+    assert own > 0 and plain > 0 and fit_own_kernels > 0

@@ -153,3 +153,30 @@ def test_lookahead_pulls_toward_the_slow_weights_and_keeps_them() -> None:
     model.set_weights([np.array([[10.0], [10.0]], dtype=np.float32)])
     lookahead.finish()
     np.testing.assert_allclose(model.get_weights()[0].ravel(), [2, 4])
+
+
+class RecordingModel:
+    """A stand-in model that records the batches it trains on and returns their first label as the loss."""
+
+    def __init__(self) -> None:
+        self.seen: list[np.ndarray] = []
+
+    def train_on_batch(self, images: np.ndarray, labels: np.ndarray) -> float:
+        self.seen.append(images)
+        return float(labels[0].argmax())
+
+
+def test_train_steps_trains_on_the_batches_in_order_while_the_next_is_prepared(digits_like) -> None:
+    from bench.baselines.training import train_steps
+
+    x, y = digits_like
+    batches = Batches(x, y, 3, 16, generic.recipe().augment, seed=3)
+    model = RecordingModel()
+    losses = train_steps(model, batches, 5)
+    assert len(losses) == 5
+    for i, images in enumerate(model.seen):
+        np.testing.assert_array_equal(images, batches[i][0])  # the same draws as taking them in turn
+        assert losses[i] == batches[i][1][0].argmax()
+    stopped = RecordingModel()
+    assert len(train_steps(stopped, batches, 5, after_step=lambda k: k == 2)) == 2 and len(stopped.seen) == 2
+    assert train_steps(RecordingModel(), batches, 0) == []

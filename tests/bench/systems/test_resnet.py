@@ -44,6 +44,8 @@ def test_recipe_option_overrides_the_dataset_and_epochs_apply() -> None:
     recipe = system.make_recipe("malaria")
     assert (recipe.name, recipe.epochs, recipe.batch_size) == ("cifar10-short", 2, 64)
     assert make_system("resnet").make_recipe("malaria").name == "malaria-fast"
+    assert make_system("resnet").make_recipe("malaria").max_scale_up == 4.0
+    assert make_system("resnet", {"max_scale_up": 16}).make_recipe("malaria").max_scale_up == 16.0
 
 
 def test_resnet_2019_always_runs_the_2019_recipe() -> None:
@@ -59,6 +61,8 @@ def test_resnet_2019_always_runs_the_2019_recipe() -> None:
     ("resnet", {"recipe": "vgg"}, "valid: auto, cifar10"),
     ("resnet", {"epochs": 0}, "epochs must be a positive integer"),
     ("resnet", {"batch_size": 1.5}, "batch_size must be a positive integer"),
+    ("resnet", {"max_scale_up": 0.5}, "max_scale_up must be a number >= 1"),
+    ("resnet", {"max_scale_up": "big"}, "max_scale_up must be a number >= 1"),
     ("resnet-2019", {"recipe": "cifar10"}, "unknown option.*fixes recipe=resnet2019"),
 ])
 def test_bad_options_are_rejected(name: str, options: dict, message: str) -> None:
