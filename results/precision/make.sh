@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=results/precision
 data="${BENCH_DATA_DIR:-../shared/data}"
-for suite in suite suite-cifar10; do
+for suite in suite suite-cifar10 suite-cifar10-full; do
   python -m bench all --suite "$here/$suite.toml" --precision float32 --out "$here/float32" --data-dir "$data" --no-report
   python -m bench all --suite "$here/$suite.toml" --precision auto --out "$here/auto" --data-dir "$data" --no-report
 done
@@ -17,13 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 here = Path(sys.argv[1])
-keys = ["dataset", "split", "system", "budget", "seed"]
-runs = {name: pd.read_csv(here / name / "runs.csv") for name in ("float32", "auto")}
+keys = ["dataset", "split", "n_train", "system", "system_options", "budget", "seed"]
+runs = {name: pd.read_csv(here / name / "runs.csv", keep_default_na=False) for name in ("float32", "auto")}
 both = runs["float32"].merge(runs["auto"], on=keys, suffixes=("_f32", "_auto"))
 both = both[(both["status_f32"] == "ok") & (both["status_auto"] == "ok")]
-table = both[keys[:2] + ["seed", "precision_auto", "accuracy_f32", "accuracy_auto", "fit_s_f32", "fit_s_auto"]]
+table = both[keys[:3] + ["seed", "precision_auto", "accuracy_f32", "accuracy_auto", "fit_s_f32", "fit_s_auto"]]
 table = table.assign(speedup=both["fit_s_f32"] / both["fit_s_auto"])
-means = table.groupby(["dataset", "split"])[["accuracy_f32", "accuracy_auto", "speedup"]].mean()
+means = table.groupby(["dataset", "split", "n_train"])[["accuracy_f32", "accuracy_auto", "speedup"]].mean()
 text = (f"Per run:\n\n{table.to_string(index=False, float_format='{:.4g}'.format)}\n\n"
         f"Means per data set:\n\n{means.to_string(float_format='{:.4g}'.format)}\n")
 (here / "COMPARISON.txt").write_text(text)
