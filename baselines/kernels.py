@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from typing import Any
 
 # FusedBatchNormV3's GPU kernel (cuDNN) may reject an epsilon below this (tf.nn.fused_batch_norm raises such
-# an epsilon to it); where TensorFlow sees a GPU, such layers keep Keras' own path. The CPU kernel takes any.
+# an epsilon to it). Where TensorFlow sees a GPU, such layers, and bfloat16 inputs (not verified on a GPU
+# here), keep Keras' own path; the CPU kernel takes any epsilon and bfloat16.
 FUSED_MIN_EPSILON = 1.001e-5
 
 _enabled = True  # read when a layer is traced (a train step compiles), not when it is built
@@ -61,8 +62,8 @@ def describe() -> str:
     """What the Keras layers of this process compute with, for a run's metadata."""
     if not installed():
         return "stock Keras layers"
-    return ("fused batch norm (TensorFlow FusedBatchNormV3) for 4-D channels-last inputs; "
-            "exact GELU with an analytic gradient (recipes)")
+    return ("fused batch norm (TensorFlow FusedBatchNormV3) for 4-D channels-last inputs (on a GPU: "
+            "float32/float16 and epsilon >= 1.001e-5); exact GELU with an analytic gradient (recipes)")
 
 
 @contextlib.contextmanager
@@ -78,7 +79,7 @@ def stock() -> Iterator[None]:
 
 def _fits_fused(layer: Any, inputs: Any, mask: Any) -> bool:
     return (_enabled and mask is None and len(inputs.shape) == 4 and layer.axis in (-1, 3)
-            and (layer.epsilon >= FUSED_MIN_EPSILON or not _sees_gpu())
+            and (not _sees_gpu() or (layer.epsilon >= FUSED_MIN_EPSILON and layer.compute_dtype != "bfloat16"))
             and not getattr(layer, "synchronized", False))
 
 

@@ -112,3 +112,16 @@ def test_a_model_with_the_gelu_saves_and_loads(tmp_path) -> None:
     x = np.array([[-1.0, 0.5, 2.0]], np.float32)
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), rtol=1e-6)
     assert kernels.activation("relu") == "relu"
+
+
+def test_where_a_gpu_is_seen_tiny_epsilons_and_bfloat16_keep_keras_own_path(monkeypatch) -> None:
+    monkeypatch.setattr(kernels, "_sees_gpu", lambda: True)
+
+    def fused(layer: keras.layers.BatchNormalization) -> bool:
+        graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(
+            tf.TensorSpec((2, 3, 3, 4), tf.float32)).graph
+        return "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
+
+    assert fused(keras.layers.BatchNormalization(epsilon=1e-3))
+    assert not fused(keras.layers.BatchNormalization(epsilon=1e-12))
+    assert not fused(keras.layers.BatchNormalization(dtype="mixed_bfloat16"))
