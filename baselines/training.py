@@ -407,12 +407,17 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
     done = 0
     epoch = 0
     stopped = False
+    # The one-off cost of tracing the train step again (each change of plan causes one), as measured.
+    trace_s = 0.0
     while done < schedule.total_steps and not stopped:
-        wall0 = time.monotonic()
+        wall0 = time.perf_counter()
         batches.set_epoch(epoch)
         n = min(steps, schedule.total_steps - done)
+        first_step_end: list[float] = []
 
-        def after_step(k: int, done: int = done) -> bool:
+        def after_step(k: int, done: int = done, first_step_end: list[float] = first_step_end) -> bool:
+            if k == 1:
+                first_step_end.append(time.perf_counter())
             if lookahead is not None:
                 lookahead.step(done + k, schedule.total_steps)
             # The safety net: the plan should have ended the schedule in time.
@@ -420,7 +425,8 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
 
         t0 = time.perf_counter()
         losses = train_steps(model, batches, n, after_step)
-        fit_s += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        fit_s += t1 - t0
         epoch += 1
         done += len(losses)
         stopped = deadline is not None and time.monotonic() >= deadline and done < schedule.total_steps
@@ -434,10 +440,17 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
         log.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, epoch, done,
                  schedule.total_steps, fit_s, rows[-1]["loss"], val_acc)
         if deadline is not None and not stopped:
-            step_s, left = (time.monotonic() - wall0) / n, seconds_left()
-            new_total = plan_steps(schedule.max_steps, done, step_s, left)
+            # Steady step time (the epoch's first step, which may trace, left out) plus the validation pass
+            # and bookkeeping spread over the epoch's steps: the first epoch's tracing no longer makes the
+            # plan shrink for good (it left a quarter of a budget unused).
+            k = len(losses)
+            steady = (t1 - first_step_end[0]) / (k - 1) if k > 1 else t1 - t0
+            trace_s = max(trace_s, first_step_end[0] - t0 - steady)
+            step_s = steady + (time.perf_counter() - wall0 - (t1 - t0)) / k
+            left = seconds_left() or 0.0
+            new_total = plan_steps(schedule.max_steps, done, step_s, left - trace_s)
             # Shrink only when the plan would overrun (not on every noisy estimate: each change re-traces).
-            overrun = (schedule.total_steps - done) * step_s > (left or 0.0)
+            overrun = (schedule.total_steps - done) * step_s > left
             grow = epoch <= FREE_REPLANS and new_total > schedule.total_steps + steps // 2
             if (overrun and new_total < schedule.total_steps) or grow:
                 log.info("%s: re-planned to %d steps (%.2f epochs)", recipe.name, new_total, new_total / steps)
