@@ -91,7 +91,8 @@ class Sleeps(_Prior):
 
 
 class SeesPolicy(_Prior):
-    """A Keras system that reports the dtype policy it found set when fit began."""
+    """A Keras system that reports the dtype policy it found set when fit began, and whether Keras' batch
+    norm had been routed through the fused kernel."""
 
     name = "sees-policy"
     description = "records the dtype policy set before fit"
@@ -102,6 +103,9 @@ class SeesPolicy(_Prior):
 
         super().fit(x, y, ctx)
         self._policy = keras.mixed_precision.global_policy().name
+        from bench.baselines import kernels
+
+        self._fused = kernels.installed()
 
     def extras(self) -> dict[str, object]:
-        return {"policy_seen": self._policy}
+        return {"policy_seen": self._policy, "fused_batch_norm_seen": self._fused}

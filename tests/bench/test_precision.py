@@ -94,6 +94,8 @@ def test_the_harness_sets_the_policy_for_keras_systems_and_records_it(tmp_path):
     meta = json.loads((rundir.run_dir(tmp_path, s.run_id) / rundir.METADATA).read_text())
     assert meta["extras"]["policy_seen"] == "mixed_bfloat16"
     assert meta["precision"] == {"requested": "mixed_bfloat16", "policy": "mixed_bfloat16", "reason": "asked for"}
+    # The same kernels for every Keras system: the worker installs the fused batch norm before fit.
+    assert meta["extras"]["fused_batch_norm_seen"] is True and "fused batch norm" in meta["keras_kernels"]
     plain = LocalExecutor().run(spec(tmp_path, "majority", "mixed_bfloat16"))
     assert plain.precision == "", "a system without Keras has no precision to record"
 
