@@ -36,9 +36,10 @@ log = logging.getLogger(__name__)
 HISTORY_COLUMNS = ("epoch", "fit_s", "loss", "val_accuracy", "planned_epochs")
 # A wall-clock budget longer than the recipe's own schedule stretches it (more epochs, the same LR cycle and
 # warm-up shape) up to this many times the recipe's epochs. The recipes are one-cycle schedules tuned for
-# time to accuracy; past a few times their length these small networks gain little (measured on the malaria
-# subset: README, "Budgets that use their time"), and an uncapped 24 h budget would plan thousands of epochs
-# of one cycle that the first hours' accuracy no longer improves on. Recipes may set their own cap.
+# time to accuracy; on the malaria subset 4x (48 epochs) and 16x (up to 192) scored alike, both splits
+# (results/budget_curve, README "The baseline against its budget"), and an uncapped 24 h budget would plan
+# thousands of epochs of one cycle that the first hours' accuracy no longer improves on. Recipes may set
+# their own cap (the resnet system's option max_scale_up).
 MAX_SCALE_UP = 4.0
 # Under a deadline, this many training steps are timed (after one that compiles) before the first epoch to
 # size the schedule; the weights and optimizer state are then reset, so the probe trains nothing.
