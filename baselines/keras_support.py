@@ -43,13 +43,6 @@ def set_precision(policy: str) -> None:
     keras.utils.clear_session = clear_session
 
 
-def computes_in_bfloat16() -> bool:
-    """Whether the global dtype policy computes in bfloat16."""
-    import keras
-
-    return keras.mixed_precision.global_policy().compute_dtype == "bfloat16"
-
-
 def count_params(model: Any) -> int:
     """All weights of a Keras model, trainable or not."""
     return int(sum(int(np.prod(w.shape)) for w in model.weights))

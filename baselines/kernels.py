@@ -119,12 +119,6 @@ def _fused_batch_norm(layer: Any, inputs: Any, training: bool) -> Any:
     return y
 
 
-def _register(fn: Any) -> Any:
-    import keras
-
-    return keras.saving.register_keras_serializable(package="bench")(fn)
-
-
 def _gelu(x: Any) -> Any:
     """Exact GELU, x * Phi(x); under TensorFlow with its derivative written out (see the module docstring)."""
     import keras
@@ -156,12 +150,8 @@ def activation(name: str) -> Any:
     return gelu() if name == "gelu" else name
 
 
-_gelu_registered: Any = None
-
-
 def gelu() -> Any:
     """The GELU activation function, registered with Keras so saved models load (as bench>_gelu)."""
-    global _gelu_registered
-    if _gelu_registered is None:
-        _gelu_registered = _register(_gelu)
-    return _gelu_registered
+    import keras
+
+    return keras.saving.register_keras_serializable(package="bench")(_gelu)  # idempotent: returns _gelu

@@ -2,7 +2,11 @@
 
 import keras
 
-from bench.baselines.keras_support import computes_in_bfloat16, set_precision
+from bench.baselines.keras_support import set_precision
+
+
+def computes_in_bfloat16() -> bool:
+    return keras.mixed_precision.global_policy().compute_dtype == "bfloat16"
 
 
 def test_the_policy_survives_clear_session_as_keras_tuner_and_autokeras_call_it() -> None:
