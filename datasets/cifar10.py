@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import tarfile
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, ClassVar
 
 import numpy as np
 
-from bench.datasets import cache, sources
+from bench.datasets import cache, gzip_ahead, sources
 from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
-from bench.datasets.fingerprint import file_sha256, of_cached, provenance, with_digests
+from bench.datasets.fingerprint import DIGESTS, file_sha256, image_digests, of_cached, provenance
 from bench.datasets.folder import decode_layout, source_info
 from bench.datasets.layouts import scan
 from bench.datasets.trees import DirTree, file_state, open_tree
@@ -67,7 +69,7 @@ def read_batch(data: IO[bytes], where: str) -> tuple[np.ndarray, np.ndarray]:
         batch = _SafeUnpickler(data, encoding="bytes").load()
         raw = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError) as exc:
+    except (pickle.UnpicklingError, EOFError, OSError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise DatasetError(f"{where} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}); "
                            "download cifar-10-python.tar.gz again") from exc
     if raw.ndim != 2 or raw.shape[1] != 3072 or len(labels) != len(raw):
@@ -81,6 +83,20 @@ def to_images(raw: np.ndarray) -> np.ndarray:
     return raw.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
+@contextmanager
+def _open_tar(path: Path) -> Iterator[tarfile.TarFile]:
+    """The tar archive at path; a gzipped one (cifar-10-python.tar.gz) is inflated by a helper thread ahead of
+    the reading, so inflating and unpickling use two cores."""
+    if not gzip_ahead.is_gzip(path):
+        with tarfile.open(path) as tar:
+            yield tar
+        return
+    # Buffered like gzip.GzipFile: a batch's 30 MB are then read straight into the bytes the unpickler gets.
+    # Closing the stream (tarfile leaves a file it was given open) stops the helper wherever the reading ends.
+    with io.BufferedReader(gzip_ahead.GzipAhead(path)) as stream, tarfile.open(fileobj=stream, mode="r:") as tar:
+        yield tar
+
+
 def _batch_files(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
     """Each batch file's base name and an open binary file of it, one at a time: each is unpickled straight
     from the archive's stream, never held as bytes beside its array."""
@@ -88,7 +104,7 @@ def _batch_files(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
     found: set[str] = set()
     if path.is_file():
         try:
-            with tarfile.open(path) as tar:
+            with _open_tar(path) as tar:
                 for member in tar:
                     base = PurePosixPath(member.name).name
                     if member.isfile() and base in wanted:
@@ -121,18 +137,46 @@ def _check_meta(data: IO[bytes], path: Path) -> None:
                            f"{list(CLASS_NAMES)}")
 
 
-def _concatenate(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """The batches' raw rows as one image array, each batch freed as soon as it is copied (np.empty's pages
-    are only taken as they are written, so the peak is the whole plus one batch)."""
-    x = np.empty((sum(len(p[0]) for p in parts), *IMAGE_SHAPE), dtype=np.uint8)
-    y = np.concatenate([p[1] for p in parts])
-    at = 0
-    while parts:
-        raw, _ = parts.pop(0)
-        x[at:at + len(raw)] = to_images(raw)
-        at += len(raw)
-        del raw
-    return x, y
+class _Side:
+    """One side's batches (the five training ones, or the test one) copied into one image array as they are
+    read, in whatever order the archive holds them, with their per-image digests; each batch's raw rows can
+    then be freed before the next is read, and the digests are taken while the helper thread inflates on.
+
+    Holding all raw batches and concatenating them at the end peaked at 1.7x the arrays: the freed batches
+    stay in the heap. The canonical batches are equal in size, so each has its slot from the first one's
+    length; a file with uneven batches is put together at the end instead (more memory, the same arrays).
+    """
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.x: np.ndarray | None = None
+        self.rows = 0
+        self.labels: dict[str, np.ndarray] = {}
+        self.digests: dict[str, np.ndarray] = {}
+        self.uneven: dict[str, np.ndarray] = {}
+
+    def add(self, name: str, raw: np.ndarray, labels: np.ndarray) -> None:
+        """Places batch `name` (one of names)."""
+        if self.x is None:
+            self.rows = len(raw)
+            self.x = np.empty((len(self.names) * self.rows, *IMAGE_SHAPE), dtype=np.uint8)
+        k = self.names.index(name)
+        if len(raw) == self.rows:
+            images = self.x[k * self.rows:(k + 1) * self.rows]
+            images[...] = to_images(raw)
+            self.uneven.pop(name, None)
+        else:
+            images = self.uneven[name] = np.ascontiguousarray(to_images(raw))
+        self.labels[name], self.digests[name] = labels, image_digests(images)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The images, labels and image digests of all the batches in names' order (each must have been added)."""
+        assert self.x is not None
+        y, digests = (np.concatenate([part[n] for n in self.names]) for part in (self.labels, self.digests))
+        if not self.uneven:
+            return self.x, y, digests
+        parts = [self.uneven.get(n, self.x[k * self.rows:(k + 1) * self.rows]) for k, n in enumerate(self.names)]
+        return np.concatenate(parts), y, digests
 
 
 def _decode_pickled(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -140,16 +184,17 @@ def _decode_pickled(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     with ThreadPoolExecutor(1) as pool:
         # Hashed beside the reading: hashlib releases the GIL, and the archive is ~170 MB.
         sha256 = pool.submit(file_sha256, path)
-        batches: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        train, test = _Side(TRAIN_BATCHES), _Side((TEST_BATCH,))
         for name, data in _batch_files(path):
             if name == META_FILE:
                 _check_meta(data, path)
-            else:
-                batches[name] = read_batch(data, f"{path}/{name}")
-        x_train, y_train = _concatenate([batches.pop(n) for n in TRAIN_BATCHES])
-        x_test, y_test = _concatenate([batches.pop(TEST_BATCH)])
-        arrays = with_digests({"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test},
-                              ["x_train", "x_test"])
+                continue
+            raw, labels = read_batch(data, f"{path}/{name}")
+            (test if name == TEST_BATCH else train).add(name, raw, labels)
+            del raw  # before the next batch is read
+        arrays = {}
+        for side, part in (("train", train), ("test", test)):  # _batch_files raised if a batch was missing
+            arrays[f"x_{side}"], arrays[f"y_{side}"], arrays[f"x_{side}{DIGESTS}"] = part.arrays()
         return arrays, {"n_skipped": 0, "skipped": [], "source_sha256": sha256.result(),
                         "format": TAR_FORMAT if path.is_file() else FOLDER_FORMAT}
 

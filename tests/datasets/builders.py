@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 import tarfile
 import zipfile
 from pathlib import Path
@@ -42,6 +43,28 @@ def corrupt_png(seed: int = 0) -> bytes:
     """A PNG cut off halfway: the header parses, the pixel data does not."""
     data = png_bytes(24, seed)
     return data[: len(data) // 2]
+
+
+class _Python2Pickler(pickle._Pickler):  # type: ignore[misc,name-defined]
+    """Writes bytes as Python 2's str (BINSTRING), as the canonical CIFAR-10 batches were pickled; Python 3's
+    protocol 2 writes them as a call of _codecs.encode on a text string, which unpickles by another path."""
+
+    dispatch = pickle._Pickler.dispatch.copy()  # type: ignore[attr-defined]
+
+    def save_py2_str(self, obj: bytes) -> None:
+        n = len(obj)
+        self.write(pickle.SHORT_BINSTRING + bytes([n]) if n < 256 else pickle.BINSTRING + struct.pack("<i", n))
+        self.write(obj)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+
+
+def python2_pickle(obj: object) -> bytes:
+    """obj pickled at protocol 2 with its bytes as Python 2 strs: the canonical batches' own format."""
+    buf = io.BytesIO()
+    _Python2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue()
 
 
 def cifar_batches(seed: int = 0) -> dict[str, bytes]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.datasets import DatasetError, DatasetUnavailable, open_dataset, sources
+from bench.datasets import DatasetError, DatasetUnavailable, gzip_ahead, open_dataset, sources
 from bench.datasets import cifar10 as cifar_module
 from bench.datasets.cifar10 import CLASS_NAMES, Cifar10
 from bench.datasets.fingerprint import fingerprint
@@ -18,6 +19,7 @@ from tests.datasets.builders import (
     CIFAR_PER_BATCH,
     cifar_batches,
     png_bytes,
+    python2_pickle,
     write_cifar_folder,
     write_cifar_tar,
     write_zip,
@@ -179,3 +181,53 @@ def test_the_canonical_tar_gz_is_cached_and_reads_back_the_same(tmp_path: Path, 
     os.utime(path, ns=(1, 1))
     changed = Cifar10(path=str(path)).load()
     assert changed.info["cache"] == "miss" and changed.x_train.tobytes() != cold.x_train.tobytes()
+
+
+def test_python2_pickles_as_in_the_real_archive(tmp_path: Path) -> None:
+    # The canonical batches were pickled by Python 2: the pixels are one str (BINSTRING), not bytes.
+    files = cifar_batches(seed=6)
+    as_python2 = {name: python2_pickle(pickle.loads(data, encoding="bytes")) for name, data in files.items()}
+    assert as_python2["data_batch_1"] != files["data_batch_1"]
+    expected = Cifar10(path=str(write_cifar_folder(tmp_path / "a", files))).load()
+    got = Cifar10(path=str(write_cifar_tar(tmp_path / "b" / "cifar-10-python.tar.gz", as_python2))).load()
+    np.testing.assert_array_equal(got.x_train, expected.x_train)
+    np.testing.assert_array_equal(got.y_train, expected.y_train)
+
+
+def test_batches_in_any_order_and_of_uneven_sizes_give_the_canonical_arrays(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    sizes = {"data_batch_1": 12, "data_batch_2": 12, "data_batch_3": 5, "data_batch_4": 12, "data_batch_5": 9,
+             "test_batch": 7}
+    batches = {name: (rng.integers(0, 256, (n, 3072), dtype=np.uint8), [int(v) for v in rng.integers(0, 10, n)])
+               for name, n in sizes.items()}
+    files = {name: pickle.dumps({b"data": data, b"labels": labels}, protocol=2)
+             for name, (data, labels) in batches.items()}
+    files["batches.meta"] = cifar_batches()["batches.meta"]
+    shuffled = {name: files[name] for name in ("data_batch_4", "test_batch", "data_batch_3", "batches.meta",
+                                               "data_batch_1", "data_batch_5", "data_batch_2")}
+    data = Cifar10(path=str(write_cifar_tar(tmp_path / "cifar-10-python.tar.gz", shuffled))).load()
+    order = [f"data_batch_{i}" for i in range(1, 6)]
+    planes = np.concatenate([batches[n][0] for n in order]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    np.testing.assert_array_equal(data.x_train, planes)
+    np.testing.assert_array_equal(data.y_train, np.concatenate([batches[n][1] for n in order]))
+    np.testing.assert_array_equal(data.x_test, batches["test_batch"][0].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    assert data.info["fingerprint"] == fingerprint(data)  # the digests taken batch by batch match the arrays
+
+
+@pytest.mark.parametrize("fault", ["truncated", "damaged"])
+def test_a_truncated_or_damaged_tar_gz_names_the_fix(tmp_path: Path, fault: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small pieces: the helper thread has far more to hand over than its queue holds when the reading fails.
+    monkeypatch.setattr(gzip_ahead, "CHUNK", 1 << 10)
+    path = write_cifar_tar(tmp_path / "cifar-10-python.tar.gz", cifar_batches(seed=8))
+    data = bytearray(path.read_bytes())
+    if fault == "truncated":
+        del data[len(data) * 2 // 3:]
+    else:
+        data[len(data) // 2:len(data) // 2 + 32] = bytes(32)
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=f"{fault}.*download cifar-10-python.tar.gz again"):
+        Cifar10(path=str(path)).load()
+    for helper in [t for t in threading.enumerate() if t.name == "gzip-ahead"]:  # stopped, not left waiting
+        helper.join(timeout=5)
+        assert not helper.is_alive()

@@ -1,0 +1,83 @@
+"""The gzip stream inflated ahead by a helper thread: the bytes gzip gives, errors on damage, forward seeks."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.datasets import gzip_ahead
+from bench.datasets.gzip_ahead import GzipAhead
+
+
+def payload(seed: int, size: int) -> bytes:
+    """Bytes that compress partly (runs) and partly not (noise), so inflating crosses many pieces."""
+    rng = np.random.default_rng(seed)
+    runs = np.repeat(rng.integers(0, 256, size // 64, dtype=np.uint8), 32)
+    return (runs.tobytes() + rng.integers(0, 256, size - len(runs), dtype=np.uint8).tobytes())[:size]
+
+
+def test_reads_what_gzip_reads_across_members_and_padding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gzip_ahead, "CHUNK", 1 << 12)  # many pieces, members split across reads
+    first, second = payload(0, 300_000), payload(1, 70_000)
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(first) + gzip.compress(second) + gzip.compress(b"") + b"\0" * 600)
+    with io.BufferedReader(GzipAhead(path)) as stream:
+        assert stream.read() == first + second == gzip.decompress(path.read_bytes())
+
+
+def test_a_thousandfold_inflation_comes_in_bounded_pieces(tmp_path: Path) -> None:
+    path = tmp_path / "zeros.gz"
+    path.write_bytes(gzip.compress(bytes(40 * gzip_ahead.CHUNK)))
+    stream, room = GzipAhead(path), bytearray(4 * gzip_ahead.CHUNK)
+    sizes = []
+    while n := stream.readinto(room):
+        sizes.append(n)
+    assert sum(sizes) == 40 * gzip_ahead.CHUNK and max(sizes) <= gzip_ahead.CHUNK
+
+
+def test_a_truncated_file_is_an_error_not_a_short_read(tmp_path: Path) -> None:
+    path = tmp_path / "cut.gz"
+    path.write_bytes(gzip.compress(payload(2, 200_000))[:-4_000])
+    with pytest.raises(EOFError, match="truncated"):
+        GzipAhead(path).read()
+
+
+def test_damaged_bytes_are_an_error(tmp_path: Path) -> None:
+    data = bytearray(gzip.compress(payload(3, 200_000)))
+    data[len(data) // 2:len(data) // 2 + 64] = bytes(64)
+    path = tmp_path / "bad.gz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(gzip.BadGzipFile, match="damaged"):
+        GzipAhead(path).read()
+
+
+def test_seeks_forward_only(tmp_path: Path) -> None:
+    data = payload(4, 100_000)
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(data))
+    stream = GzipAhead(path)
+    assert stream.seekable() and stream.read(10) == data[:10] and stream.tell() == 10
+    assert stream.seek(5_000) == 5_000 and stream.read(3) == data[5_000:5_003]
+    assert stream.seek(7, io.SEEK_CUR) == 5_010 and stream.read(2) == data[5_010:5_012]
+    with pytest.raises(io.UnsupportedOperation, match="forward"):
+        stream.seek(0)
+
+
+def test_closing_early_ends_the_helper(tmp_path: Path) -> None:
+    path = tmp_path / "big.gz"
+    path.write_bytes(gzip.compress(bytes(64 * gzip_ahead.CHUNK)))  # far more than the queue holds
+    stream = GzipAhead(path)
+    stream.read(10)
+    stream.close()
+    stream._thread.join(timeout=10 * gzip_ahead.POLL_S + 5)
+    assert not stream._thread.is_alive()
+
+
+def test_is_gzip_by_magic_number(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(gzip.compress(b"x"))
+    (tmp_path / "b").write_bytes(b"ustar")
+    assert gzip_ahead.is_gzip(tmp_path / "a") and not gzip_ahead.is_gzip(tmp_path / "b")
