@@ -306,8 +306,9 @@ def linear_schedule(peak_lr: float, warmup_steps: int, total_steps: int, end_fra
     end_fraction * peak_lr at total_steps and stays there.
 
     With staircase_steps > 0 the step is floored to a multiple of it (per-epoch decay, as 2019's
-    LearningRateScheduler). The totals are Python numbers: a compiled train step bakes them in, so a
-    trainer that changes them must rebuild its train function.
+    LearningRateScheduler). The span (warm-up and total steps) lives in two variables that set_span assigns:
+    under TensorFlow a compiled train step reads them as it runs, so a budget's change of plan costs no new
+    trace (retrace_on_change says when it does: JAX bakes values it is not handed into the compiled step).
     """
     import keras
     from keras import ops
@@ -316,19 +317,28 @@ def linear_schedule(peak_lr: float, warmup_steps: int, total_steps: int, end_fra
         """Warm-up then linear decay; see linear_schedule."""
 
         def __init__(self) -> None:
-            self.peak_lr, self.warmup_steps, self.total_steps = peak_lr, warmup_steps, total_steps
-            self.end_fraction, self.staircase_steps = end_fraction, staircase_steps
-            self.start_fraction = start_fraction
+            self.peak_lr, self.end_fraction = peak_lr, end_fraction
+            self.staircase_steps, self.start_fraction = staircase_steps, start_fraction
+            # float32 whatever the policy (autocast off): a bfloat16 step count is off by up to 0.4%.
+            self._warmup, self._total = (keras.Variable(0.0, dtype="float32", trainable=False, autocast=False,
+                                                        name=name) for name in ("lr_warmup_steps", "lr_total_steps"))
+            self.set_span(warmup_steps, total_steps)
+
+        def set_span(self, warmup_steps: int, total_steps: int) -> None:
+            """Fits the warm-up and the whole cycle into these step counts, from the next step on."""
+            self.warmup_steps, self.total_steps = int(warmup_steps), int(total_steps)
+            self._warmup.assign(float(self.warmup_steps))
+            self._total.assign(float(self.total_steps))
 
         def __call__(self, step: Any) -> Any:
             s = ops.cast(step, "float32")
             if self.staircase_steps:
                 s = ops.floor(s / self.staircase_steps) * self.staircase_steps
-            warm = self.start_fraction + (1 - self.start_fraction) * s / float(max(self.warmup_steps, 1))
-            span = float(max(self.total_steps - self.warmup_steps, 1))
-            decay = ops.clip((float(self.total_steps) - s) / span, 0.0, 1.0)
+            warmup, total = ops.convert_to_tensor(self._warmup), ops.convert_to_tensor(self._total)
+            warm = self.start_fraction + (1 - self.start_fraction) * s / ops.maximum(warmup, 1.0)
+            decay = ops.clip((total - s) / ops.maximum(total - warmup, 1.0), 0.0, 1.0)
             decay = self.end_fraction + (1 - self.end_fraction) * decay
-            mult = ops.where(s < float(self.warmup_steps), warm, decay)
+            mult = ops.where(s < warmup, warm, decay)
             return self.peak_lr * mult
 
         def get_config(self) -> dict[str, Any]:
@@ -337,3 +347,11 @@ def linear_schedule(peak_lr: float, warmup_steps: int, total_steps: int, end_fra
                     "staircase_steps": self.staircase_steps, "start_fraction": self.start_fraction}
 
     return LinearSchedule()
+
+
+def retrace_on_change() -> bool:
+    """True where a compiled train step holds the schedule's span as constants (JAX), so a change of plan
+    must rebuild it; TensorFlow and PyTorch read the variables at every step."""
+    import keras
+
+    return keras.backend.backend() == "jax"

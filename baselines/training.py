@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
 from bench.baselines import kernels
-from bench.baselines.blocks import Augment, linear_schedule, mirror_where
+from bench.baselines.blocks import Augment, linear_schedule, mirror_where, retrace_on_change
 from bench.baselines.keras_support import count_params, seed_everything
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,18 @@ MAX_SCALE_UP = 4.0
 # Under a deadline, this many training steps are timed (after one that compiles) before the first epoch to
 # size the schedule; the weights and optimizer state are then reset, so the probe trains nothing.
 PROBE_STEPS = 2
-# After the first epoch (the first long measurement) the plan may grow as well as shrink; later it only
-# shrinks, so the schedule changes (and the train step is traced again) rarely.
-FREE_REPLANS = 1
+# The plan grows (after the probe's estimate, or a shrink that proved too cautious) only when the time left
+# buys at least this many more epochs: each change moves the LR a little, and under JAX traces the train
+# step again. (Growth used to be allowed after the first epoch only, as every change re-traced: the slow
+# first epochs, or any slow one, shrank the plan for good, with STEP_TIME_SAFETY's margin each time, and
+# uncapped 4-minute budgets on the malaria subset trained 177 and 211 s of their 240.)
+GROW_MIN_EPOCHS = 0.5
 # Step-time estimates are padded by this factor before dividing the time left, so a slow stretch late in
 # the run does not push the end of the schedule past the deadline.
 STEP_TIME_SAFETY = 1.1
+# Re-plans use the median step time of this many recent epochs, so that one slow epoch (another process on
+# the cores) does not shrink the plan; a lasting slowdown is followed after three.
+STEP_TIME_WINDOW = 5
 # Weights named like these are never decayed (batch-norm scale/offset, biases), as usual.
 NO_DECAY_NAMES = ("gamma", "beta", "bias")
 
@@ -176,6 +183,37 @@ def plan_steps(max_steps: int, done: int, step_seconds: float, seconds_left: flo
         return max_steps
     more = math.floor(max(seconds_left, 0.0) / (step_seconds * STEP_TIME_SAFETY))
     return max(done, min(max_steps, done + more))
+
+
+class Pace:
+    """The step times measured epoch by epoch, and the changes of plan they call for under a deadline."""
+
+    def __init__(self) -> None:
+        self.step_seconds: list[float] = []
+
+    def observe(self, step_seconds: float) -> None:
+        """Records an epoch's step time (validation and bookkeeping spread over its steps)."""
+        self.step_seconds.append(step_seconds)
+
+    @property
+    def estimate(self) -> float:
+        """The median step time of the last STEP_TIME_WINDOW epochs."""
+        return statistics.median(self.step_seconds[-STEP_TIME_WINDOW:])
+
+    def replan(self, total: int, max_steps: int, done: int, seconds_left: float, trace_s: float,
+               steps_per_epoch: int) -> int | None:
+        """The new total steps after the epochs observed, or None to keep `total`.
+
+        Shrinks when the plan would overrun at the estimated pace; grows when the time left buys
+        GROW_MIN_EPOCHS more at that pace, with STEP_TIME_SAFETY's margin (a plan made with the margin does
+        not grow again at the same pace until the margin itself adds up to that). trace_s, the measured cost
+        of tracing the train step again, is set aside for the change.
+        """
+        step_s = self.estimate
+        new_total = plan_steps(max_steps, done, step_s, seconds_left - trace_s)
+        if (total - done) * step_s > seconds_left:
+            return new_total if new_total < total else None
+        return new_total if new_total >= total + max(1, math.ceil(GROW_MIN_EPOCHS * steps_per_epoch)) else None
 
 
 def make_optimizer(recipe: Recipe, schedule: Any) -> Any:
@@ -320,10 +358,10 @@ class Schedule:
         return self.lr.total_steps
 
     def set_total(self, total_steps: int) -> None:
-        """Fits the cycle into total_steps; the caller must drop the compiled train step (it bakes totals in)."""
-        self.lr.total_steps = total_steps
-        self.lr.warmup_steps = round(self.recipe.warmup_epochs * self.steps_per_epoch * total_steps
-                                     / max(self.full_steps, 1))
+        """Fits the cycle into total_steps (where blocks.retrace_on_change(), the caller must then drop the
+        compiled train step: it holds the old span)."""
+        self.lr.set_span(round(self.recipe.warmup_epochs * self.steps_per_epoch * total_steps
+                               / max(self.full_steps, 1)), total_steps)
 
 
 def probe_step_seconds(model: Any, batches: Batches, x_val: np.ndarray, recipe: Recipe) -> float:
@@ -396,10 +434,13 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
     def seconds_left() -> float | None:
         return None if deadline is None else deadline - time.monotonic()
 
+    retrace = retrace_on_change()
+
     if deadline is not None:
         step_s = probe_step_seconds(model, batches, x_val, recipe) if deadline > time.monotonic() else math.inf
         schedule.set_total(plan_steps(schedule.max_steps, 0, step_s, seconds_left()))
-        model.train_function = None
+        if retrace:
+            model.train_function = None
         log.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", recipe.name, schedule.total_steps,
                  schedule.total_steps / steps, step_s)
     lookahead = Lookahead(model, recipe.lookahead_every, recipe.lookahead_decay) if recipe.lookahead_every else None
@@ -410,6 +451,7 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
     stopped = False
     # The one-off cost of tracing the train step again (each change of plan causes one), as measured.
     trace_s = 0.0
+    pace = Pace()
     while done < schedule.total_steps and not stopped:
         wall0 = time.perf_counter()
         batches.set_epoch(epoch)
@@ -447,16 +489,13 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
             k = len(losses)
             steady = (t1 - first_step_end[0]) / (k - 1) if k > 1 else t1 - t0
             trace_s = max(trace_s, first_step_end[0] - t0 - steady)
-            step_s = steady + (time.perf_counter() - wall0 - (t1 - t0)) / k
-            left = seconds_left() or 0.0
-            new_total = plan_steps(schedule.max_steps, done, step_s, left - trace_s)
-            # Shrink only when the plan would overrun (not on every noisy estimate: each change re-traces).
-            overrun = (schedule.total_steps - done) * step_s > left
-            grow = epoch <= FREE_REPLANS and new_total > schedule.total_steps + steps // 2
-            if (overrun and new_total < schedule.total_steps) or grow:
+            pace.observe(steady + (time.perf_counter() - wall0 - (t1 - t0)) / k)
+            new_total = pace.replan(schedule.total_steps, schedule.max_steps, done, seconds_left() or 0.0,
+                                    trace_s, steps)
+            if new_total is not None:
                 log.info("%s: re-planned to %d steps (%.2f epochs)", recipe.name, new_total, new_total / steps)
                 schedule.set_total(new_total)
-                # The compiled step baked the old totals in; the next step traces it again.
-                model.train_function = None
+                if retrace:
+                    model.train_function = None  # it holds the old span: the next step traces it again
     return Trained(model=model, recipe=recipe, history=pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)),
                    epochs_planned=round(schedule.total_steps / steps, 3), stopped_at_deadline=stopped)

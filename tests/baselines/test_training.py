@@ -180,3 +180,59 @@ def test_train_steps_trains_on_the_batches_in_order_while_the_next_is_prepared(d
     stopped = RecordingModel()
     assert len(train_steps(stopped, batches, 5, after_step=lambda k: k == 2)) == 2 and len(stopped.seen) == 2
     assert train_steps(RecordingModel(), batches, 0) == []
+
+
+def test_a_change_of_plan_reaches_the_compiled_step_without_a_new_trace() -> None:
+    import keras
+
+    from bench.baselines import blocks
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+
+    def model(total_steps: int) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False)])
+        m.compile(keras.optimizers.SGD(blocks.linear_schedule(0.1, 0, total_steps)), "mse")
+        return m
+
+    changed, planned = model(4), model(2)
+    changed.train_on_batch(x, y)  # traced with a 4-step cycle
+    compiled = changed.train_function
+    changed.optimizer._learning_rate.set_span(0, 2)  # re-planned to 2 steps
+    planned.train_on_batch(x, y)
+    for m in (changed, planned):
+        m.train_on_batch(x, y)
+    assert blocks.retrace_on_change() or changed.train_function is compiled
+    # The second step ran at the 2-step cycle's LR (half the peak), not the 4-step one's (three quarters).
+    np.testing.assert_allclose(changed.get_weights()[0], planned.get_weights()[0], rtol=1e-6)
+
+
+def step_times(epochs: int, seed: int) -> list[float]:
+    """An epoch's step time as the history of a malaria run shows it: the first epochs slower, then steady
+    with a slow epoch now and then (another process on the cores), sometimes two in a row."""
+    rng = np.random.default_rng(seed)
+    times = 1.0 + 0.03 * rng.standard_normal(epochs)
+    times[:3] *= (1.3, 1.35, 1.2)
+    for at in rng.choice(np.arange(5, epochs - 1), size=epochs // 10, replace=False):
+        times[at:at + rng.integers(1, 3)] *= 1.35
+    return times.tolist()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_budget_is_used_to_its_end_through_slow_epochs(seed: int) -> None:
+    from bench.baselines.training import Pace, plan_steps
+
+    steps, budget = 100, 240.0  # epochs of about a second: a 4-minute budget on the malaria subset
+    per_step = step_times(400, seed)
+    total = plan_steps(10 ** 6, 0, per_step[0] * 1.1 / steps, budget)  # the probe: an estimate that is off
+    pace, done, spent, epoch = Pace(), 0, 0.0, 0
+    while done < total:
+        n = min(steps, total - done)
+        spent += n * per_step[epoch] / steps
+        done, epoch = done + n, epoch + 1
+        assert spent <= budget, "the plan overran the deadline"
+        pace.observe(per_step[epoch - 1] / steps)
+        new_total = pace.replan(total, 10 ** 6, done, budget - spent, 0.0, steps)
+        total = total if new_total is None else new_total
+    assert spent >= 0.95 * budget
