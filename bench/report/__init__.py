@@ -18,6 +18,7 @@ from bench.report.runs import (
     arithmetic,
     data_seen,
     grouped,
+    label_variants,
     load_runs,
     system_classes,
     where_run,
@@ -91,7 +92,8 @@ def write_report(
 ) -> list[Path]:
     """Writes REPORT.md, report.html, tables/, plots/ and results_amlb.csv from runs.csv; returns paths."""
     out_dir = Path(out_dir)
-    runs = load_runs(out_dir)
+    recorded = load_runs(out_dir)
+    runs = label_variants(recorded)
     for stale in (out_dir / PLOTS_DIR).glob("*.*"):
         # A dataset that left the table must not leave its old plots behind.
         stale.unlink()
@@ -178,7 +180,7 @@ def write_report(
     _write_csv(_concat(vs), tables_dir / "versus_baseline.csv", written)
     _write_csv(_concat(cost), tables_dir / "cost.csv", written)
     _write_csv(_concat(fails), tables_dir / "failures.csv", written)
-    _write_csv(amlb_frame(runs, out_dir), out_dir / AMLB_FILE, written)
+    _write_csv(amlb_frame(recorded, out_dir), out_dir / AMLB_FILE, written)  # amlb's own names and params
     classes = system_classes(runs, baseline)
     others = _names(classes, "other")
     head: list[Block] = [

@@ -73,11 +73,41 @@ def load_runs(out_dir: Path) -> pd.DataFrame:
     return frame
 
 
+def _options(text: str) -> dict[str, str]:
+    """A runs.csv system_options cell ('key=value;key=value') as a dict."""
+    return dict(item.split("=", 1) if "=" in item else (item, "") for item in str(text or "").split(";") if item)
+
+
+def label_variants(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs with each system's variants named apart: where one system ran with different options, its
+    rows' system becomes 'name (key=value, ...)' with the options its variants differ in (a variant without
+    any of them keeps the plain name), so that tables, plots and verdicts never pool two variants."""
+    frame = frame.copy()
+    for system, part in frame.groupby("system", sort=False):
+        variants = {text: _options(text) for text in part["system_options"].fillna("").unique()}
+        if len(variants) < 2:
+            continue
+        keys = sorted({k for opts in variants.values() for k in opts
+                       if len({o.get(k) for o in variants.values()}) > 1})
+        for text, opts in variants.items():
+            differing = ", ".join(f"{k}={opts[k]}" for k in keys if k in opts)
+            if differing:
+                frame.loc[(frame["system"] == system) & (frame["system_options"].fillna("") == text),
+                          "system"] = f"{system} ({differing})"
+    return frame
+
+
+def system_name(label: str) -> str:
+    """The registered system's name in a label from label_variants."""
+    return label.split(" (", 1)[0]
+
+
 @functools.cache
 def _registered(system: str) -> type | None:
-    """The registered System class of that name, or None (unknown here, or its module cannot be imported)."""
+    """The registered System class of that name (or variant label), or None (unknown here, or its module
+    cannot be imported)."""
     try:
-        return registered_class(system)
+        return registered_class(system_name(system))
     except (ConfigError, ImportError):
         return None
 

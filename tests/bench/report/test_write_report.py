@@ -93,3 +93,27 @@ def test_runs_csv_alone_is_enough(tmp_path: Path):
     assert (tmp_path / "report.html") in paths
     cost = pd.read_csv(tmp_path / "tables" / "cost.csv").set_index("system")
     assert cost.loc["resnet", "cost_usd"] == pytest.approx(30 / 3600)  # 30 s of fit at $1/h
+
+
+def test_variants_of_one_system_are_reported_apart(tmp_path: Path):
+    import dataclasses
+
+    from tests.bench.report.report_sample import run
+
+    rows = []
+    for seed in (0, 1):
+        rows.append(run("malaria", "cell", "resnet", "4m", seed, accuracy=0.97, fit_s=90.0,
+                        system_options="recipe=malaria"))
+        wide = run("malaria", "cell", "resnet", "4m", seed, accuracy=0.95, fit_s=230.0,
+                   system_options="max_scale_up=16;recipe=malaria")
+        rows.append(dataclasses.replace(wide, run_id=f"{wide.run_id}-x16"))
+        rows.append(run("malaria", "cell", "autokeras", "4m", seed, accuracy=0.90, fit_s=240.0, trials=2))
+    write_runs(tmp_path, rows)
+    write_report(tmp_path)
+    summary = pd.read_csv(tmp_path / "tables" / "summary.csv").set_index("system")
+    assert summary.loc["resnet", "accuracy_mean"] == pytest.approx(0.97)  # not pooled with the 16x variant
+    assert summary.loc["resnet (max_scale_up=16)", "accuracy_mean"] == pytest.approx(0.95)
+    assert summary.loc["resnet", "system_class"] == "baseline"
+    assert summary.loc["resnet (max_scale_up=16)", "system_class"] == "other"
+    amlb = pd.read_csv(tmp_path / "results_amlb.csv")
+    assert set(amlb["framework"]) == {"resnet", "autokeras"}  # amlb's own names, the options in params
