@@ -65,7 +65,7 @@ def main(dataset: str, make_recipe: Callable[[str], object], presets: Sequence[s
     import keras
     from sklearn.metrics import accuracy_score
 
-    from bench.baselines.training import train
+    from bench.baselines.training import TTA_AVERAGES, average_views, train
     from bench.timing import measure
 
     if args.mixed_precision:
@@ -86,11 +86,16 @@ def main(dataset: str, make_recipe: Callable[[str], object], presets: Sequence[s
         trained = train(rec, data.x_train, data.y_train, data.n_classes, seed=args.seed, deadline=deadline,
                         history_path=None if args.out is None else args.out / "history.csv")
     with measure() as predict_clock:
-        proba = trained.predict_proba(data.x_test)
+        views = trained.views(data.x_test)
+        proba = average_views(views, rec.tta_average)
+    # Every way of averaging the test-time views, from the same predictions: a paired comparison for free.
+    by_average = {how: float(accuracy_score(data.y_test, average_views(views, how).argmax(axis=1)))
+                  for how in TTA_AVERAGES} if len(views) > 1 else {}
     result = {
         "recipe": rec.name, "overrides": args.set, "backend": keras.backend.backend(), "split": data.split,
         "n_train": len(data.x_train), "n_test": len(data.x_test), "epochs": len(trained.history),
         "test_accuracy": float(accuracy_score(data.y_test, proba.argmax(axis=1))),
+        "tta_average": rec.tta_average, "test_accuracy_by_tta_average": by_average,
         "val_accuracy": trained.val_accuracy, "fit_s": fit_clock.wall_s, "predict_s": predict_clock.wall_s,
         "params": trained.params,
     }

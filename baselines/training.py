@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import numpy as np
 import pandas as pd
+from scipy.special import softmax
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
@@ -59,6 +60,8 @@ STEP_TIME_SAFETY = 1.1
 STEP_TIME_WINDOW = 5
 # Weights named like these are never decayed (batch-norm scale/offset, biases), as usual.
 NO_DECAY_NAMES = ("gamma", "beta", "bias")
+# The ways test-time views may be averaged (Recipe.tta_average).
+TTA_AVERAGES = ("probabilities", "logits")
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,9 @@ class Recipe:
     # With tta_flip: also average (at half weight) over copies shifted this many pixels up-left and
     # down-right, reflect-padded (airbench's level-2 test-time augmentation); 0 turns it off.
     tta_translate: int = 0
+    # How the views are combined: 'probabilities' (their mean) or 'logits' (airbench's: the softmax of the
+    # mean logit); see average_views.
+    tta_average: str = "probabilities"
     eval_batch_size: int = 512
     # Lookahead (airbench): every this many steps the weights are pulled toward a slow copy, the slow copy
     # kept at the end; 0 turns it off.
@@ -98,6 +104,10 @@ class Recipe:
     lookahead_decay: float = 0.95 ** 5
     # Data-dependent initialisation, called once with the model and the training images (whitening, ...).
     prepare: Callable[[Any, np.ndarray], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.tta_average not in TTA_AVERAGES:
+            raise ValueError(f"{self.name}: unknown tta_average {self.tta_average!r}; valid: {', '.join(TTA_AVERAGES)}")
     # Under a deadline the schedule may grow to this many times `epochs` when the time allows (1: never
     # longer than the recipe's own; a tuner's trials, whose length is the thing searched, use 1).
     max_scale_up: float = MAX_SCALE_UP
@@ -256,28 +266,48 @@ def compile_model(model: Any, recipe: Recipe, learning_rate: Any) -> None:
                   jit_compile=use_xla(recipe))
 
 
-def predict_proba(model: Any, x: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
-                  tta_translate: int = 0) -> np.ndarray:
-    """Class probabilities for uint8 images; with tta_flip, averaged with the mirrored images'.
+def tta_views(model: Any, x: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
+              tta_translate: int = 0) -> list[tuple[float, np.ndarray]]:
+    """(weight, class probabilities) of each test-time view of uint8 images x; the weights sum to 1.
 
-    tta_translate > 0 (with tta_flip) gives the image-and-mirror average half the weight and shares the other
-    half between the same pair shifted by tta_translate pixels up-left and down-right, as airbench does.
+    Without tta_flip the one view is the images. With it the images and their mirror share the weight, and
+    tta_translate > 0 gives that pair half of it and shares the other half between the same pair shifted by
+    tta_translate pixels up-left and down-right (reflect-padded), as airbench does.
     """
-    def views(images: np.ndarray) -> np.ndarray:
-        proba = np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
-        if tta_flip:
-            mirrored = np.ascontiguousarray(images[:, :, ::-1])
-            proba = (proba + np.asarray(model.predict(mirrored, batch_size=batch_size, verbose=0))) / 2
-        return proba
+    def pair(images: np.ndarray, weight: float) -> list[tuple[float, np.ndarray]]:
+        views = [images, np.ascontiguousarray(images[:, :, ::-1])] if tta_flip else [images]
+        return [(weight / len(views), np.asarray(model.predict(v, batch_size=batch_size, verbose=0),
+                                                 dtype=np.float64)) for v in views]
 
-    proba = views(x)
-    if tta_flip and tta_translate > 0:
-        pad = tta_translate
-        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-        h, w = x.shape[1:3]
-        shifted = [np.ascontiguousarray(padded[:, :h, :w]), np.ascontiguousarray(padded[:, 2 * pad:, 2 * pad:])]
-        proba = proba / 2 + sum(views(s) for s in shifted) / 4
-    return proba
+    if not (tta_flip and tta_translate > 0):
+        return pair(x, 1.0)
+    pad = tta_translate
+    padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    h, w = x.shape[1:3]
+    shifted = [np.ascontiguousarray(padded[:, :h, :w]), np.ascontiguousarray(padded[:, 2 * pad:, 2 * pad:])]
+    return [*pair(x, 0.5), *pair(shifted[0], 0.25), *pair(shifted[1], 0.25)]
+
+
+def average_views(views: list[tuple[float, np.ndarray]], average: str = "probabilities") -> np.ndarray:
+    """The views' weighted average: of the probabilities, or of the logits ('logits', airbench's), returned
+    as their softmax.
+
+    The mean of the views' log-probabilities differs from the mean of their logits by one number per image
+    (the mean of each view's log-sum-exp), so both give the same softmax: the network's own logits are not
+    needed.
+    """
+    if average not in TTA_AVERAGES:
+        raise ValueError(f"unknown test-time average {average!r}; valid: {', '.join(TTA_AVERAGES)}")
+    if average == "probabilities":
+        return sum(w * p for w, p in views)
+    tiny = np.finfo(np.float32).tiny  # a probability that underflowed in the network's float32 softmax
+    return softmax(sum(w * np.log(np.maximum(p, tiny)) for w, p in views), axis=1)
+
+
+def predict_proba(model: Any, x: np.ndarray, batch_size: int = 512, tta_flip: bool = False,
+                  tta_translate: int = 0, tta_average: str = "probabilities") -> np.ndarray:
+    """Class probabilities for uint8 images, averaged over the test-time views (tta_views, average_views)."""
+    return average_views(tta_views(model, x, batch_size, tta_flip, tta_translate), tta_average)
 
 
 @dataclass
@@ -307,8 +337,11 @@ class Trained:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, with the recipe's test-time augmentation."""
-        return predict_proba(self.model, x, self.recipe.eval_batch_size, self.recipe.tta_flip,
-                             self.recipe.tta_translate)
+        return average_views(self.views(x), self.recipe.tta_average)
+
+    def views(self, x: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """The recipe's test-time views of x, weighted (tta_views)."""
+        return tta_views(self.model, x, self.recipe.eval_batch_size, self.recipe.tta_flip, self.recipe.tta_translate)
 
 
 class Lookahead:

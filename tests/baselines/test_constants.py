@@ -108,3 +108,19 @@ def test_set_rejects_unknown_and_lowercase_names(assignment: str) -> None:
     with pytest.raises(SystemExit, match=re.escape(f"--set {assignment}: ") + ".* has no constant"):
         cli.main("cifar10", cifar10.recipe, cifar10.PRESETS, "full", argv=["--set", assignment])
     assert dict(vars(cifar10)) == before
+
+
+def test_the_cli_reports_every_tta_average_from_the_same_views(tmp_path) -> None:
+    import json
+
+    from tests.datasets.builders import write_cifar_folder
+
+    folder = write_cifar_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    result = cli.main("cifar10", cifar10.recipe, cifar10.PRESETS, "full",
+                      argv=["--preset", "short", "--path", str(folder), "--epochs", "1", "--batch-size", "16",
+                            "--out", str(out)])
+    assert json.loads((out / "result.json").read_text()) == result
+    assert result["tta_average"] == cifar10.recipe("short").tta_average
+    assert set(result["test_accuracy_by_tta_average"]) == {"probabilities", "logits"}
+    assert result["test_accuracy"] == result["test_accuracy_by_tta_average"][result["tta_average"]]

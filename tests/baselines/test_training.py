@@ -236,3 +236,28 @@ def test_a_budget_is_used_to_its_end_through_slow_epochs(seed: int) -> None:
         new_total = pace.replan(total, 10 ** 6, done, budget - spent, 0.0, steps)
         total = total if new_total is None else new_total
     assert spent >= 0.95 * budget
+
+
+def test_views_averaged_as_logits_are_the_softmax_of_the_mean_logit() -> None:
+    from scipy.special import softmax
+
+    from bench.baselines.training import average_views
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=4.0, size=(6, 50, 10))
+    weights = [0.25, 0.25, 0.125, 0.125, 0.125, 0.125]
+    # As the network hands them over: float32 probabilities.
+    views = [(w, softmax(z, axis=1).astype(np.float32).astype(np.float64))
+             for w, z in zip(weights, logits, strict=True)]
+    mean_logit = sum(w * z for w, z in zip(weights, logits, strict=True))
+    np.testing.assert_allclose(average_views(views, "logits"), softmax(mean_logit, axis=1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(average_views(views), sum(w * p for w, p in views))
+    # The two differ: on some images the mean probability and the mean logit pick different classes.
+    assert (average_views(views, "logits").argmax(1) != average_views(views).argmax(1)).any()
+    with pytest.raises(ValueError, match="unknown test-time average 'median'"):
+        average_views(views, "median")
+
+
+def test_a_recipe_with_an_unknown_tta_average_is_refused_before_training() -> None:
+    with pytest.raises(ValueError, match="unknown tta_average 'mean'; valid: probabilities, logits"):
+        replace(generic.recipe(), tta_average="mean")
