@@ -88,7 +88,9 @@ class Recipe:
     # XLA-compile the train and predict steps under TensorFlow on a GPU (other backends keep Keras' choice;
     # on a CPU it is never used: see use_xla).
     jit_compile: bool = False
-    val_fraction: float = 0.1  # stratified validation slice carved from the training data
+    # Stratified validation slice carved from the training data; 0 trains on all of it (airbench's way) and
+    # the history's val_accuracy is then empty.
+    val_fraction: float = 0.1
     tta_flip: bool = False  # average predictions over the image and its left-right mirror
     # With tta_flip: also average (at half weight) over copies shifted this many pixels up-left and
     # down-right, reflect-padded (airbench's level-2 test-time augmentation); 0 turns it off.
@@ -170,11 +172,14 @@ class Batches:
 
 
 def validation_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation indices: a seeded, stratified slice (plain random when a class is too rare)."""
+    """Train and validation indices: a seeded, stratified slice (plain random when a class is too rare); with
+    fraction 0, all of them and none."""
     n = len(y)
+    if fraction == 0:
+        return np.arange(n), np.arange(0)
     n_classes = len(np.unique(y))
     n_val = max(n_classes, round(fraction * n))
-    if fraction <= 0 or n - n_val < n_classes:
+    if fraction < 0 or n - n_val < n_classes:
         raise ValueError(f"cannot carve a {fraction:.0%} validation slice from {n} training images of "
                          f"{n_classes} classes; give more images or a smaller val_fraction")
     idx = np.arange(n)
@@ -323,12 +328,14 @@ class Trained:
     @property
     def val_accuracy(self) -> float | None:
         """Validation accuracy after the last epoch (the model that is kept)."""
-        return None if self.history.empty else float(self.history["val_accuracy"].iloc[-1])
+        last = math.nan if self.history.empty else float(self.history["val_accuracy"].iloc[-1])
+        return None if math.isnan(last) else last
 
     @property
     def best_val_accuracy(self) -> float | None:
         """Best validation accuracy over the epochs (logged; the last model is kept regardless)."""
-        return None if self.history.empty else float(self.history["val_accuracy"].max())
+        best = float(self.history["val_accuracy"].max()) if not self.history.empty else math.nan
+        return None if math.isnan(best) else best
 
     @property
     def params(self) -> int:
@@ -410,7 +417,8 @@ def probe_step_seconds(model: Any, batches: Batches, x_val: np.ndarray, recipe: 
         model.train_on_batch(*batches[(1 + i) % len(batches)])
     step_s = (time.perf_counter() - t0) / PROBE_STEPS
     t0 = time.perf_counter()
-    predict_proba(model, x_val, recipe.eval_batch_size)  # compiles predict too: an upper bound
+    if len(x_val):
+        predict_proba(model, x_val, recipe.eval_batch_size)  # compiles predict too: an upper bound
     val_s = time.perf_counter() - t0
     model.set_weights(weights)
     for variable in model.optimizer.variables:  # iterations and momenta back to zero
@@ -508,7 +516,8 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
         stopped = deadline is not None and time.monotonic() >= deadline and done < schedule.total_steps
         if lookahead is not None and (done >= schedule.total_steps or stopped):
             lookahead.finish()  # before the last validation pass, which then scores the kept model
-        val_acc = accuracy_score(y_val, predict_proba(model, x_val, recipe.eval_batch_size).argmax(axis=1))
+        val_acc = (accuracy_score(y_val, predict_proba(model, x_val, recipe.eval_batch_size).argmax(axis=1))
+                   if len(x_val) else math.nan)
         rows.append({"epoch": epoch, "fit_s": fit_s, "loss": float(np.mean(losses)),
                      "val_accuracy": float(val_acc), "planned_epochs": round(schedule.total_steps / steps, 3)})
         if history_path is not None:

@@ -90,6 +90,10 @@ def test_validation_split_is_stratified_and_seeded() -> None:
     assert not set(train_a) & set(val_a) and len(train_a) + len(val_a) == len(y)
     with pytest.raises(ValueError, match="validation slice"):
         validation_split(np.array([0, 1, 0]), 0.5, seed=0)
+    with pytest.raises(ValueError, match="validation slice"):
+        validation_split(y, -0.1, seed=0)
+    everything, none = validation_split(y, 0, seed=0)  # airbench's way: train on all of it
+    assert everything.tolist() == list(range(len(y))) and len(none) == 0
 
 
 def test_batches_are_uint8_onehot_and_reproducible() -> None:

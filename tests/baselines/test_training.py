@@ -261,3 +261,12 @@ def test_views_averaged_as_logits_are_the_softmax_of_the_mean_logit() -> None:
 def test_a_recipe_with_an_unknown_tta_average_is_refused_before_training() -> None:
     with pytest.raises(ValueError, match="unknown tta_average 'mean'; valid: probabilities, logits"):
         replace(generic.recipe(), tta_average="mean")
+
+
+def test_with_val_fraction_0_it_trains_without_a_validation_slice(digits_like) -> None:
+    x, y = digits_like
+    recipe = replace(generic.recipe().with_overrides(epochs=2, batch_size=16), val_fraction=0.0, max_scale_up=1.0)
+    trained = train(recipe, x, y, 3, deadline=time.monotonic() + 600)  # the probe, too, runs without one
+    assert len(trained.history) == 2 and trained.history["val_accuracy"].isna().all()
+    assert trained.val_accuracy is None and trained.best_val_accuracy is None
+    assert trained.history["loss"].notna().all()
