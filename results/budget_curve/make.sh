@@ -27,9 +27,11 @@ history = {rid: pd.read_csv(here / "runs" / rid / "history.csv") for rid in runs
 runs["epochs"] = [len(history[rid]) for rid in runs["run_id"]]
 runs["fit_min"] = [history[rid]["fit_s"].iloc[-1] / 60 for rid in runs["run_id"]]
 runs["accuracy_pct"] = 100 * runs["accuracy"]
+# The system's whole training call (validation passes included) against the budget: how much of it was used.
+runs["used_pct"] = 100 * runs["fit_s"] / runs["seconds"]
 runs = runs.sort_values(["split", "cap", "seconds", "seed"])
-per_run = runs[["split", "cap", "budget", "seed", "precision", "epochs", "fit_min", "accuracy_pct"]]
-means = runs.groupby(["split", "cap", "seconds", "budget"])[["epochs", "fit_min", "accuracy_pct"]].mean()
+per_run = runs[["split", "cap", "budget", "seed", "precision", "epochs", "fit_min", "used_pct", "accuracy_pct"]]
+means = runs.groupby(["split", "cap", "seconds", "budget"])[["epochs", "fit_min", "used_pct", "accuracy_pct"]].mean()
 text = (f"Per run:\n\n{per_run.to_string(index=False, float_format='{:.2f}'.format)}\n\n"
         f"Means per split, cap and budget:\n\n{means.droplevel('seconds').to_string(float_format='{:.2f}'.format)}\n")
 (here / "CURVE.txt").write_text(text)
