@@ -106,13 +106,13 @@ class Recipe:
     lookahead_decay: float = 0.95 ** 5
     # Data-dependent initialisation, called once with the model and the training images (whitening, ...).
     prepare: Callable[[Any, np.ndarray], None] | None = None
+    # Under a deadline the schedule may grow to this many times `epochs` when the time allows (1: never
+    # longer than the recipe's own; a tuner's trials, whose length is the thing searched, use 1).
+    max_scale_up: float = MAX_SCALE_UP
 
     def __post_init__(self) -> None:
         if self.tta_average not in TTA_AVERAGES:
             raise ValueError(f"{self.name}: unknown tta_average {self.tta_average!r}; valid: {', '.join(TTA_AVERAGES)}")
-    # Under a deadline the schedule may grow to this many times `epochs` when the time allows (1: never
-    # longer than the recipe's own; a tuner's trials, whose length is the thing searched, use 1).
-    max_scale_up: float = MAX_SCALE_UP
 
     def with_overrides(self, epochs: int | None = None, batch_size: int | None = None) -> Recipe:
         """The same recipe with the schedule length or batch size replaced (None keeps the recipe's).
