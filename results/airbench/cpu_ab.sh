@@ -11,6 +11,8 @@
 # the end is the answer.
 #
 # Usage: results/airbench/cpu_ab.sh [variant ...]   (default: all; BENCH_DATA_DIR as for `python -m bench`)
+# The table it printed is committed as results/airbench/AB.txt, the runs' result.json and history.csv under
+# results/airbench/cpu/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=results/airbench/cpu
@@ -21,19 +23,22 @@ max_train="${MAX_TRAIN:-20000}"
 head_init="HEAD_INIT={'class_name': 'VarianceScaling', 'config': {'scale': 0.3333333333333333, 'mode': 'fan_in', 'distribution': 'uniform'}}"
 bias_decay="BIAS_DECAY=0.0013350000000000002"
 airbench=(--set RESIDUAL_ADD=False --set "$head_init" --set BN_EPSILON=1e-12 --set "$bias_decay")
+# The variants are changes to the recipe as it was when they were first run, with the explicit skip connection
+# (F1, RESIDUAL_ADD=True); the recipe has since dropped it on their evidence, so each pins it.
+was=(--set RESIDUAL_ADD=True)
 variant_args() {  # the --set arguments of a variant, in the array `args`
     case "$1" in
-        recipe) args=() ;;
+        recipe) args=("${was[@]}") ;;
         no-residual-add) args=(--set RESIDUAL_ADD=False) ;;
-        pytorch-head) args=(--set "$head_init") ;;
-        bn-eps-1e-12) args=(--set BN_EPSILON=1e-12) ;;
-        bias-decay) args=(--set "$bias_decay") ;;
+        pytorch-head) args=("${was[@]}" --set "$head_init") ;;
+        bn-eps-1e-12) args=("${was[@]}" --set BN_EPSILON=1e-12) ;;
+        bias-decay) args=("${was[@]}" --set "$bias_decay") ;;
         airbench94) args=("${airbench[@]}") ;;
-        batch-1024) args=(--set BATCH_SIZE=1024) ;;
+        batch-1024) args=("${was[@]}" --set BATCH_SIZE=1024) ;;
         batch-1024-airbench94) args=(--set BATCH_SIZE=1024 "${airbench[@]}") ;;
-        bf16) args=(--mixed-precision) ;;
-        bf16-stem-follows-policy) args=(--mixed-precision --set STEM_DTYPE=None) ;;
-        train-on-all) args=(--set VAL_FRACTION=0) ;;
+        bf16) args=("${was[@]}" --mixed-precision) ;;
+        bf16-stem-follows-policy) args=("${was[@]}" --mixed-precision --set STEM_DTYPE=None) ;;
+        train-on-all) args=("${was[@]}" --set VAL_FRACTION=0) ;;
         *) echo "unknown variant $1" >&2; exit 2 ;;
     esac
 }
