@@ -319,7 +319,7 @@ def linear_schedule(peak_lr: float, warmup_steps: int, total_steps: int, end_fra
         def __init__(self) -> None:
             self.peak_lr, self.end_fraction = peak_lr, end_fraction
             self.staircase_steps, self.start_fraction = staircase_steps, start_fraction
-            # float32 whatever the policy (autocast off): a bfloat16 step count is off by up to 0.4%.
+            # float32 whatever the policy (autocast off): a bfloat16 step count is off by up to 0.2%.
             self._warmup, self._total = (keras.Variable(0.0, dtype="float32", trainable=False, autocast=False,
                                                         name=name) for name in ("lr_warmup_steps", "lr_total_steps"))
             self.set_span(warmup_steps, total_steps)
