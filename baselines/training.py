@@ -221,8 +221,8 @@ class Pace:
 
         Shrinks when the plan would overrun at the estimated pace; grows when the time left buys
         GROW_MIN_EPOCHS more at that pace, with STEP_TIME_SAFETY's margin (a plan made with the margin does
-        not grow again at the same pace until the margin itself adds up to that). trace_s, the measured cost
-        of tracing the train step again, is set aside for the change.
+        not grow again at the same pace until the margin itself adds up to that). trace_s, the measured extra cost
+        of an epoch's first step (a new trace, where a change causes one), is set aside for the change.
         """
         step_s = self.estimate
         new_total = plan_steps(max_steps, done, step_s, seconds_left - trace_s)
@@ -490,7 +490,8 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
     done = 0
     epoch = 0
     stopped = False
-    # The one-off cost of tracing the train step again (each change of plan causes one), as measured.
+    # The largest extra cost of an epoch's first step over the steady ones, as measured: under JAX the trace
+    # a change of plan causes; under TensorFlow (no new trace) only the first step's own overhead.
     trace_s = 0.0
     pace = Pace()
     while done < schedule.total_steps and not stopped:
