@@ -133,24 +133,61 @@ def _remove_stale(path: Path) -> None:
             shutil.rmtree(aside, ignore_errors=True)
 
 
-def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> bool:
-    """Writes the entry as a folder of .npy files under a temporary name, then renames it into place.
+class Draft:
+    """An entry being built, in its temporary folder: arrays from `empty` are memory maps of the entry's own
+    .npy files, so a build that fills them writes its result where the entry keeps it and saving copies
+    nothing (CIFAR-10's 176 MB were otherwise written a second time). Without a folder (the cache cannot be
+    written), `empty` gives arrays in memory."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.mapped: dict[str, np.ndarray] = {}
+
+    def empty(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """An uninitialised array that is to be stored as `name`, in its file from the start."""
+        if self.folder is None:
+            return np.empty(shape, dtype)
+        # Never flushed: the page cache holds the bytes as it holds np.save's, and the rename commits them.
+        arr = np.lib.format.open_memmap(self.folder / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        self.mapped[name] = arr
+        return arr
+
+
+def _write(folder: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], draft: Draft | None) -> None:
+    """The arrays (those not already in their draft files) and the index, into folder."""
+    mapped = draft.mapped if draft is not None else {}
+    for name in set(mapped) - set(arrays):
+        (folder / f"{name}.npy").unlink()  # drafted, then not used
+    specs = {}
+    for name, arr in arrays.items():
+        if mapped.get(name) is not arr:
+            if name in mapped:
+                (folder / f"{name}.npy").unlink()  # the build made another array of that name
+            arr = np.asanyarray(arr)
+            np.save(folder / f"{name}.npy", arr, allow_pickle=False)
+        specs[name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
+    index = {"format_version": FORMAT_VERSION, "arrays": specs, "meta": dict(meta)}
+    (folder / META_FILE).write_text(json.dumps(index, default=str))
+
+
+def _start(path: Path) -> Path:
+    """A new temporary folder for the entry at path (its parent created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}-"))
+
+
+def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], draft: Draft | None = None) -> bool:
+    """Writes the entry as a folder of .npy files under a temporary name (the draft's, if given), then renames it
+    into place.
 
     No fsync: a killed process cannot leave a partial entry (the rename is the commit, and the page cache
     outlives the process); only a power cut could, and the next load would find it damaged and rebuild it.
     A cache that cannot be written only costs speed, so failures warn and return False.
     """
-    tmp: Path | None = None
+    tmp: Path | None = draft.folder if draft is not None else None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}-"))
-        specs = {}
-        for name, arr in arrays.items():
-            arr = np.asanyarray(arr)
-            np.save(tmp / f"{name}.npy", arr, allow_pickle=False)
-            specs[name] = {"shape": list(arr.shape), "dtype": arr.dtype.str}
-        index = {"format_version": FORMAT_VERSION, "arrays": specs, "meta": dict(meta)}
-        (tmp / META_FILE).write_text(json.dumps(index, default=str))
+        tmp = tmp or _start(path)
+        _write(tmp, arrays, meta, draft)
         _publish(tmp, path)
     except OSError as exc:
         warnings.warn(f"could not write the data cache {path} ({exc}); set BENCH_CACHE_DIR to a "
@@ -172,6 +209,14 @@ def cached(adapter: str, source: Path, fingerprint: str, options: Mapping[str, A
     After a miss the stored entry is mapped and returned, not the arrays just built: cold and warm loads
     then give the same read-only arrays, and the decoded copy is freed.
     """
+    return cached_into(adapter, source, fingerprint, options, lambda draft: build())
+
+
+def cached_into(adapter: str, source: Path, fingerprint: str, options: Mapping[str, Any],
+                build: Callable[[Draft], tuple[dict[str, np.ndarray], dict[str, Any]]],
+                ) -> tuple[dict[str, np.ndarray], dict[str, Any], str]:
+    """As cached, for a build given the entry's Draft: the arrays it makes with draft.empty are written in
+    place."""
     path = entry_path(adapter, source, options, fingerprint)
     try:
         found = load(path)
@@ -181,8 +226,17 @@ def cached(adapter: str, source: Path, fingerprint: str, options: Mapping[str, A
         found = None
     if found is not None:
         return *found, "hit"
-    arrays, meta = build()
-    if save(path, arrays, meta):
+    try:
+        draft = Draft(_start(path))
+    except OSError:
+        draft = Draft(None)  # save warns that the cache cannot be written
+    try:
+        arrays, meta = build(draft)
+    except BaseException:
+        if draft.folder is not None:
+            shutil.rmtree(draft.folder, ignore_errors=True)
+        raise
+    if save(path, arrays, meta, draft if draft.folder is not None else None):
         try:
             stored = load(path)
         except DamagedEntry:

@@ -23,6 +23,12 @@ half precision with `.cuda()` and times with CUDA events), or where CIFAR-10 is 
 test is skipped where Keras' backend sees no GPU. The port runs under any Keras backend with a GPU
 (KERAS_BACKEND=tensorflow, jax or torch): where only PyTorch or JAX is installed, as on this project's
 device machines, it runs there without TensorFlow.
+
+On a CPU (AIRBENCH_PEER_DEVICE=cpu; results/airbench/cpu_peer.sh): the same airbench94 code, with its four
+CUDA-only calls redirected (see `run_on_cpu`): the network and images in float32 instead of float16 (a CPU has
+no fast float16 convolution; float32 is the more exact arithmetic), the loader on the CPU, and the wall clock
+in place of CUDA events. Everything else (network, schedule, optimiser, augmentation, TTA) is airbench's own.
+About 40 minutes a seed on 2 CPU cores: the answer to "port or data" without a GPU.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +49,11 @@ from bench import rundir
 from bench.datasets.registry import load_data, open_dataset
 
 # Seeds per recipe: a few, so a difference between the two can be told from the seed-to-seed spread
-# (airbench94's runs spread by about 0.14 points around 94.01% in its authors' 1000 runs).
-SEEDS = (0, 1, 2)
+# (airbench94's runs spread by about 0.14 points around 94.01% in its authors' 1000 runs). AIRBENCH_PEER_SEEDS
+# (e.g. "0,1") runs fewer, for a CPU.
+SEEDS = tuple(int(s) for s in os.environ.get("AIRBENCH_PEER_SEEDS", "0,1,2").split(","))
+# Where the peer runs: "cuda" (airbench's own setting) or "cpu" (see run_on_cpu).
+DEVICE_ENV = "AIRBENCH_PEER_DEVICE"
 # The folder airbench's training loop reads its test set from, relative to the working directory
 # (lib_airbench94 -> utils.train: CifarLoader('cifar10', train=False)).
 AIRBENCH_DATA = "cifar10"
@@ -104,13 +114,67 @@ class EpochRecorder:
         self.original(variables, is_final_entry)
 
 
+class WallClockEvent:
+    """torch.cuda.Event's timing interface on the host's clock: elapsed_time in milliseconds between two
+    record() calls (on a CPU every operation has finished when it returns, so no synchronisation is needed)."""
+
+    def __init__(self, enable_timing: bool = True) -> None:
+        self.at = 0.0
+
+    def record(self) -> None:
+        self.at = time.perf_counter()
+
+    def elapsed_time(self, end: WallClockEvent) -> float:
+        return 1e3 * (end.at - self.at)
+
+
+def as_float32(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """Tensor.half and Module.half on a CPU: float32 (a tensor's .float() and a module's are the same call)."""
+    return self.float()
+
+
+def unchanged(self: Any, *args: Any, **kwargs: Any) -> Any:
+    """Module.cuda on a CPU: the module where it is."""
+    return self
+
+
+def run_on_cpu(airbench: Any, patch: pytest.MonkeyPatch) -> None:
+    """Redirects airbench 0.1.8's CUDA-only calls to the CPU, for this process while `patch` is active:
+    half() -> float32, Module.cuda() -> no move, CifarLoader's device (gpu=0) -> the CPU, CUDA events ->
+    the wall clock, torch.cuda.synchronize -> nothing to wait for."""
+    import torch
+
+    patch.setattr(torch.Tensor, "half", as_float32)
+    patch.setattr(torch.nn.Module, "half", as_float32)
+    patch.setattr(torch.nn.Module, "cuda", unchanged)
+    patch.setattr(torch.cuda, "Event", WallClockEvent)
+    patch.setattr(torch.cuda, "synchronize", lambda *args, **kwargs: None)
+    patch.setattr(torch.cuda, "empty_cache", lambda: None)
+    loader = airbench.utils.CifarLoader.__init__
+    names = loader.__code__.co_varnames[loader.__code__.co_argcount - len(loader.__defaults__):
+                                        loader.__code__.co_argcount]
+    assert names[-1] == "gpu", f"airbench's CifarLoader takes {names}: this runner needs airbench 0.1.8"
+    patch.setattr(loader, "__defaults__", (*loader.__defaults__[:-1], "cpu"))
+
+
+def peer_device() -> str:
+    """AIRBENCH_PEER_DEVICE, checked: cuda (the default) or cpu."""
+    device = os.environ.get(DEVICE_ENV, "cuda")
+    if device not in ("cuda", "cpu"):
+        raise pytest.UsageError(f"{DEVICE_ENV}={device!r}: use cuda (airbench's own) or cpu")
+    return device
+
+
 @pytest.fixture(scope="module")
 def airbench_here(tmp_path_factory):
-    """airbench imported, CUDA checked, the data written where airbench reads it, the working directory there,
-    and one warm-up run (airbench's own: cuDNN picks its kernels) done; yields (airbench, recorder, data)."""
+    """airbench imported, the device checked, the data written where airbench reads it, the working directory
+    there, and one warm-up run (airbench's own: cuDNN picks its kernels) done; yields (airbench, recorder,
+    data)."""
     torch = pytest.importorskip("torch", reason="the airbench peer needs PyTorch (pip install torch)")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA GPU: airbench94 runs on CUDA only (half-precision network, CUDA-event timing)")
+    device = peer_device()
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip(f"no CUDA GPU: airbench94 runs on CUDA (half-precision network, CUDA-event timing); "
+                    f"{DEVICE_ENV}=cpu runs it on the CPU in float32")
     airbench = pytest.importorskip("airbench", reason="the peer needs the airbench package (pip install "
                                    "airbench==0.1.8)")
     data = cifar10_or_skip()
@@ -118,6 +182,8 @@ def airbench_here(tmp_path_factory):
     write_airbench_files(data, work / AIRBENCH_DATA)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(work)
+        if device == "cpu":
+            run_on_cpu(airbench, patch)
         recorder = EpochRecorder(airbench.utils.print_training_details)
         patch.setattr(airbench.utils, "print_training_details", recorder)
         airbench.warmup94()
@@ -130,7 +196,7 @@ def airbench_run(airbench: Any, recorder: EpochRecorder, seed: int) -> list[dict
     import torch
 
     torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
+    torch.cuda.manual_seed_all(seed)  # a no-op without CUDA
     recorder.rows = []
     airbench.train94()
     torch.cuda.empty_cache()  # the trained network is dropped: leave the GPU's memory to the port's runs
@@ -150,12 +216,14 @@ def test_airbench94_peer(benchmark, airbench_here, seed: int) -> None:
     cumulative = [r["total_time_seconds"] for r in epochs]
     epoch_s = np.diff([0.0, *cumulative])
     accuracy = float(final[0]["tta_val_acc"])
+    device = peer_device()
     benchmark.extra_info.update(
-        recipe="airbench94", seed=seed, test_accuracy=accuracy, epochs=len(epochs),
+        recipe="airbench94" if device == "cuda" else "airbench94 (cpu, float32)", device=device, seed=seed,
+        test_accuracy=accuracy, epochs=len(epochs),
         train_s=cumulative[-1], epoch_s=epoch_s.tolist(), median_epoch_s=float(np.median(epoch_s)),
         val_acc_per_epoch=[float(r["val_acc"]) for r in epochs], data_pixels=data.info.get("pixels", ""),
         data_fingerprint=data.info.get("fingerprint", ""), n_train=len(data.x_train), n_test=len(data.x_test))
-    print(f"\nairbench94 seed {seed}: test accuracy (TTA) {accuracy:.4f}, {len(epochs)} epochs, "
+    print(f"\nairbench94 ({device}) seed {seed}: test accuracy (TTA) {accuracy:.4f}, {len(epochs)} epochs, "
           f"{cumulative[-1]:.2f} s of training, median {np.median(epoch_s):.3f} s/epoch "
           f"({data.info.get('pixels', '')})")
     assert SANE_ACCURACY < accuracy <= 1.0
@@ -284,6 +352,36 @@ def write_empty(folder: Path) -> Path:
     path = folder / "empty.json"
     path.write_text(json.dumps({"benchmarks": []}))
     return path
+
+
+def test_the_peer_device_is_cuda_or_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DEVICE_ENV, raising=False)
+    assert peer_device() == "cuda"
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    assert peer_device() == "cpu"
+    monkeypatch.setenv(DEVICE_ENV, "gpu")
+    with pytest.raises(pytest.UsageError, match="use cuda .* or cpu"):
+        peer_device()
+
+
+def test_the_wall_clock_event_times_like_a_cuda_event() -> None:
+    start, end = WallClockEvent(enable_timing=True), WallClockEvent(enable_timing=True)
+    start.record()
+    time.sleep(0.02)
+    end.record()
+    assert 15 < start.elapsed_time(end) < 2000  # milliseconds, as torch.cuda.Event.elapsed_time
+
+
+def test_airbench_runs_on_the_cpu_in_float32() -> None:
+    torch = pytest.importorskip("torch", reason="needs PyTorch")
+    airbench = pytest.importorskip("airbench", reason="needs airbench 0.1.8")
+    with pytest.MonkeyPatch.context() as patch:
+        run_on_cpu(airbench, patch)
+        net = airbench.make_net94()  # .half().cuda() inside
+        out = net(torch.rand(2, 3, 32, 32).to(memory_format=torch.channels_last))
+        assert out.shape == (2, 10) and out.dtype == torch.float32 and out.device.type == "cpu"
+        assert airbench.utils.CifarLoader.__init__.__defaults__[-1] == "cpu"
+    assert airbench.utils.CifarLoader.__init__.__defaults__[-1] == 0  # restored
 
 
 if __name__ == "__main__":  # python tests/baselines/test_airbench_peer.py A.json B.json: the side-by-side table

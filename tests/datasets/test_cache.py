@@ -238,3 +238,50 @@ def test_entries_stay_uint8_and_default_to_the_home_cache(monkeypatch: pytest.Mo
     assert arrays["x"].dtype == np.uint8 and meta == {"k": 1}
     monkeypatch.delenv("BENCH_CACHE_DIR")
     assert cache.cache_dir() == Path("~/.cache/bench").expanduser()
+
+
+def test_a_drafted_array_is_stored_in_place_and_others_beside_it(tmp_path: Path, cache_dir: Path) -> None:
+    made = {}
+
+    def build(draft: cache.Draft) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        x = made["x"] = draft.empty("x", (4, 2, 2, 3), np.uint8)
+        x[...] = np.arange(x.size, dtype=np.uint8).reshape(x.shape)
+        draft.empty("unused", (3,), np.int64)  # drafted, then not returned
+        draft.empty("y", (9,), np.int64)  # drafted, then replaced by another array of that name
+        return {"x": x, "y": np.arange(4)}, {"n": 4}
+
+    arrays, meta, hit = cache.cached_into("folder", tmp_path, "state", {}, build)
+    assert hit == "miss" and meta == {"n": 4}
+    assert isinstance(made["x"], np.memmap) and not Path(made["x"].filename).exists()  # renamed into the entry
+    [entry] = entries(cache_dir, "folder")
+    assert sorted(p.name for p in entry.iterdir()) == [cache.META_FILE, "x.npy", "y.npy"]
+    assert np.array_equal(arrays["x"], np.arange(48, dtype=np.uint8).reshape(4, 2, 2, 3))
+    assert np.array_equal(arrays["y"], np.arange(4)) and not arrays["x"].flags.writeable
+    again = cache.cached_into("folder", tmp_path, "state", {}, lambda draft: pytest.fail("rebuilt"))
+    assert again[2] == "hit" and np.array_equal(again[0]["x"], arrays["x"])
+    assert not list(cache_dir.glob(".*"))  # no temporary folder left
+
+
+def test_a_failed_build_leaves_no_draft_behind(tmp_path: Path, cache_dir: Path) -> None:
+    def build(draft: cache.Draft) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        draft.empty("x", (4, 2), np.uint8)[...] = 1
+        raise ValueError("the source is damaged")
+
+    with pytest.raises(ValueError, match="damaged"):
+        cache.cached_into("folder", tmp_path, "state", {}, build)
+    assert not list(cache_dir.iterdir())
+
+
+def test_an_unwritable_cache_drafts_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("BENCH_CACHE_DIR", str(blocker / "cache"))
+
+    def build(draft: cache.Draft) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        x = draft.empty("x", (3,), np.int64)
+        x[...] = 7
+        return {"x": x}, {}
+
+    with pytest.warns(UserWarning, match="could not write the data cache"):
+        arrays, _, hit = cache.cached_into("folder", tmp_path, "state", {}, build)
+    assert hit == "miss" and not isinstance(arrays["x"], np.memmap) and arrays["x"].tolist() == [7, 7, 7]

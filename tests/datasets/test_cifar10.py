@@ -41,6 +41,15 @@ def test_pickled_folder_decodes_planes_row_major(tmp_path: Path) -> None:
     assert data.y_train[CIFAR_PER_BATCH + 3] == raw[b"labels"][3]
 
 
+def test_rows_become_images_in_place_as_the_transposed_planes() -> None:
+    raw = np.random.default_rng(0).integers(0, 256, (5, 3072), dtype=np.uint8)
+    planes = raw.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # the textbook view
+    assert np.array_equal(cifar_module.to_images(raw), planes)
+    slots = np.zeros((9, 32, 32, 3), dtype=np.uint8)
+    cifar_module.to_images(raw, slots[2:7])
+    assert np.array_equal(slots[2:7], planes) and not slots[:2].any() and not slots[7:].any()
+
+
 def test_tar_gz_gives_the_same_arrays_as_the_folder(tmp_path: Path) -> None:
     files = cifar_batches(seed=3)
     from_folder = Cifar10(path=str(write_cifar_folder(tmp_path / "a", files))).load()
