@@ -89,9 +89,9 @@ def write_airbench_files(data: Any, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     order = shuffled_order(len(data.x_train))
     for name, x, y in (("train", data.x_train[order], data.y_train[order]), ("test", data.x_test, data.y_test)):
-        # A copy: the loaded arrays may be read-only (the cache's memory maps), which torch only warns about.
+        # Copies: the loaded arrays may be read-only (the cache's memory maps), which torch only warns about.
         torch.save({"images": torch.from_numpy(np.array(x, dtype=np.uint8)),
-                    "labels": torch.from_numpy(np.asarray(y, dtype=np.int64)),
+                    "labels": torch.from_numpy(np.array(y, dtype=np.int64)),
                     "classes": list(data.class_names)}, folder / f"{name}.pt")
 
 
