@@ -82,8 +82,8 @@ def to_images(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Rows of three 1024-byte colour planes (R, G, B), each 32x32 row-major, as images (N, 32, 32, 3), written
     into `out` (C-contiguous) when given.
 
-    One plane at a time: each read is contiguous and each write strides by 3 bytes, where numpy's copy of the
-    transposed view reads with a stride of 1024 for every byte: about twice as fast.
+    One plane at a time, so each read is contiguous and each write strides by 3 bytes, where numpy's copy of
+    the transposed view reads with a stride of 1024 for every byte.
     """
     if out is None:
         out = np.empty((len(raw), *IMAGE_SHAPE), dtype=np.uint8)

@@ -7,8 +7,8 @@
 # 2 CPU cores. Results: results/airbench/cpu-peer/ (per seed: pytest-benchmark JSON with the per-epoch test
 # accuracy and seconds, and airbench's printed log; summary.txt side by side). Seeds already run are kept.
 #
-# PEER_PYTHON names a Python that has torch, torchvision, airbench 0.1.8, pytest-benchmark and bench
-# (`pip install --no-deps -e .`); else one is made in $VENV (default ~/.cache/bench-venvs/airbench-cpu).
+# PEER_PYTHON names a Python that has torch, torchvision, airbench 0.1.8, pytest-benchmark and bench's data
+# loading (numpy, pandas, pillow, scikit-learn, rich, isal; then `pip install --no-deps -e .`); else one is made in $VENV (default ~/.cache/bench-venvs/airbench-cpu).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=results/airbench/cpu-peer
@@ -22,22 +22,24 @@ if [ -z "$peer_python" ]; then
     # runs on a CPU; a local "+cpu" build (this project's machines keep one in /opt/wheels) would satisfy
     # ==2.13.0 but lacks torchvision's operators.
     "$venv/bin/pip" install -q "torch===2.13.0" "torchvision==0.28.0" airbench==0.1.8 numpy pandas pillow \
-        scikit-learn rich pytest==9.0.3 pytest-benchmark==5.3.1
+        scikit-learn rich isal pytest==9.0.3 pytest-benchmark==5.3.1
     "$venv/bin/pip" install -q --no-deps -e .
     peer_python="$venv/bin/python"
 fi
 mkdir -p "$out"
 for seed in $seeds; do
     if [ -f "$out/peer-s$seed.json" ]; then continue; fi
+    # Written under a temporary name and renamed once the run passed: a failed run is not taken for done.
     AIRBENCH_PEER_DEVICE=cpu AIRBENCH_PEER_SEEDS="$seed" "$peer_python" -m pytest tests/baselines/test_airbench_peer.py \
         -k airbench94_peer --benchmark-only -m '' -s -rs -p no:cacheprovider \
-        --benchmark-json "$out/peer-s$seed.json" | tee "$out/peer-s$seed.log"
+        --benchmark-json "$out/.peer-s$seed.json" | tee "$out/peer-s$seed.log"
     # pytest-benchmark records the machine's host name: not part of a result (the CPU and versions stay).
-    "$peer_python" - "$out/peer-s$seed.json" <<'PY'
+    "$peer_python" - "$out/.peer-s$seed.json" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
 report["machine_info"].pop("node", None)
 json.dump(report, open(sys.argv[1], "w"), indent=4)
 PY
+    mv "$out/.peer-s$seed.json" "$out/peer-s$seed.json"
 done
 "$peer_python" tests/baselines/test_airbench_peer.py "$out"/peer-s*.json | tee "$out/summary.txt"

@@ -6,7 +6,7 @@
 # Needs: an NVIDIA GPU with its driver; Python 3.11; the data in BENCH_DATA_DIR (default ../shared/data:
 # cifar10-jpeg.zip and malaria-cells-subset.zip); and the packages below. Without internet, fill a wheel folder
 # beforehand on a machine that has it (the same Python and platform) and pass it as WHEELS=/path:
-#   pip download -d wheels torch torchvision airbench==0.1.8 numpy pandas pillow scikit-learn rich \
+#   pip download -d wheels torch torchvision airbench==0.1.8 numpy pandas pillow isal scikit-learn rich \
 #       pytest==9.0.3 pytest-benchmark==5.3.1 "setuptools>=68" && pip download -d wheels ".[gpu,dev]"
 # (about 5 GB: TensorFlow's and PyTorch's CUDA libraries). Optional: CIFAR10_CANONICAL_DIR=/folder holding
 # cifar-10-python.tar.gz runs the peer on the canonical images as well, which tells JPEG's cost apart.
@@ -36,7 +36,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out
 peer_python="${PEER_PYTHON:-}"
 if [ -z "$peer_python" ]; then
     "$python" -m venv "$venvs/airbench"
-    "$venvs/airbench/bin/pip" install -q "${pip_args[@]}" torch torchvision airbench==0.1.8 numpy pandas pillow \
+    "$venvs/airbench/bin/pip" install -q "${pip_args[@]}" torch torchvision airbench==0.1.8 numpy pandas pillow isal \
         scikit-learn rich pytest==9.0.3 pytest-benchmark==5.3.1
     "$venvs/airbench/bin/pip" install -q "${pip_args[@]}" --no-deps -e .
     peer_python="$venvs/airbench/bin/python"
