@@ -33,13 +33,6 @@ for seed in $seeds; do
     AIRBENCH_PEER_DEVICE=cpu AIRBENCH_PEER_SEEDS="$seed" "$peer_python" -m pytest tests/baselines/test_airbench_peer.py \
         -k airbench94_peer --benchmark-only -m '' -s -rs -p no:cacheprovider \
         --benchmark-json "$out/.peer-s$seed.json" | tee "$out/peer-s$seed.log"
-    # pytest-benchmark records the machine's host name: not part of a result (the CPU and versions stay).
-    "$peer_python" - "$out/.peer-s$seed.json" <<'PY'
-import json, sys
-report = json.load(open(sys.argv[1]))
-report["machine_info"].pop("node", None)
-json.dump(report, open(sys.argv[1], "w"), indent=4)
-PY
     mv "$out/.peer-s$seed.json" "$out/peer-s$seed.json"
 done
 "$peer_python" tests/baselines/test_airbench_peer.py "$out"/peer-s*.json | tee "$out/summary.txt"
