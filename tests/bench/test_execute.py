@@ -104,10 +104,15 @@ options = {{ seconds = 1.5, calls = "{calls}" }}
 
 
 def driver(tmp_path: Path, suite: Path, *args: str) -> subprocess.Popen:
-    """`python -m bench all` on the suite into tmp_path/out, in the background."""
+    """`python -m bench all` on the suite into tmp_path/out, in the background.
+
+    Ctrl-C (SIGINT) is restored to its default in the driver: a test session started in the background by a
+    shell without job control (`pytest &` in a script, nohup) ignores SIGINT, children inherit that, and Python
+    then installs no KeyboardInterrupt handler, so the Ctrl-C tests would see a driver that cannot be stopped.
+    """
     return subprocess.Popen([sys.executable, "-m", "bench", "all", "--suite", str(suite), "--out",
                              str(tmp_path / "out"), "--no-report", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
