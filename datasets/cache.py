@@ -186,7 +186,7 @@ def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], 
     """
     tmp: Path | None = draft.folder if draft is not None else None
     try:
-        tmp = tmp or _start(path)
+        tmp = tmp or _start(path)  # a draft without a folder: the cache could not be written then either
         _write(tmp, arrays, meta, draft)
         _publish(tmp, path)
     except OSError as exc:
@@ -236,7 +236,7 @@ def cached_into(adapter: str, source: Path, fingerprint: str, options: Mapping[s
         if draft.folder is not None:
             shutil.rmtree(draft.folder, ignore_errors=True)
         raise
-    if save(path, arrays, meta, draft if draft.folder is not None else None):
+    if save(path, arrays, meta, draft):
         try:
             stored = load(path)
         except DamagedEntry:
