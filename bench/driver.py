@@ -67,8 +67,31 @@ def uses_keras(name: str) -> bool:
         return True
 
 
-def adopt_finished(spec: RunSpec) -> RunRecord | None:
-    """An ok record a killed driver left in the run folder but never put in the table."""
+def same_data(record: RunRecord, now: str) -> bool:
+    """Whether a recorded run saw the data its data set loads as now (`now`: its fingerprint today, '' when
+    unknown). Records without a fingerprint, and data that cannot be fingerprinted, are taken as the same."""
+    return not record.data_fingerprint or not now or record.data_fingerprint == now
+
+
+def current_fingerprints(refs: set[DatasetRef]) -> dict[DatasetRef, str]:
+    """The fingerprint each data set (with its options and cut) loads as now; '' where it cannot be loaded here
+    (the run itself then records why). Loading fills the data cache, so the runs that follow read it warm."""
+    from bench.datasets.registry import load_data
+
+    found: dict[DatasetRef, str] = {}
+    for ref in refs:
+        try:
+            data = load_data(ref.name, dict(ref.options), ref.max_train, ref.max_test)
+        except Exception:  # noqa: BLE001 - any load error is the run's to record, not the planner's
+            found[ref] = ""
+            continue
+        found[ref] = str(data.info.get("fingerprint", ""))
+    return found
+
+
+def adopt_finished(spec: RunSpec, fingerprint: str = "") -> RunRecord | None:
+    """An ok record a killed driver left in the run folder but never put in the table (of the data that
+    loads as `fingerprint` now)."""
     path = rundir.run_dir(spec.out_dir, spec.run_id) / rundir.RECORD
     if not path.exists():
         return None
@@ -76,7 +99,8 @@ def adopt_finished(spec: RunSpec) -> RunRecord | None:
         record = RunRecord.from_json(path.read_text())
     except (ValueError, TypeError):
         return None
-    ok = record.status == "ok" and record.run_id == spec.run_id and same_arithmetic(spec, record)
+    ok = (record.status == "ok" and record.run_id == spec.run_id and same_arithmetic(spec, record)
+          and same_data(record, fingerprint))
     return record if ok else None
 
 
@@ -87,13 +111,32 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
     store = ResultsStore(out_dir)
     done = store.records()
     summary = Summary()
+    unavailable = availability_reasons(specs)
+
+    def recorded_ok(spec: RunSpec) -> RunRecord | None:
+        record = done.get(spec.run_id)
+        ok = not force and record is not None and record.status == "ok" and same_arithmetic(spec, record)
+        return record if ok else None
+
+    # A run_id does not name the data's bytes (a --data-dir may point at another copy): a recorded run counts
+    # as done only if it saw the data its data set loads as now. Data sets are loaded only where that decides.
+    to_check = {s.dataset for s in specs if s.dataset not in unavailable and not force
+                and (((r := recorded_ok(s)) is not None and r.data_fingerprint)
+                     or (rundir.run_dir(s.out_dir, s.run_id) / rundir.RECORD).exists())}
+    now = current_fingerprints(to_check)
+    other_data = [s for s in specs if s.dataset in now and (r := recorded_ok(s)) is not None
+                  and not same_data(r, now[s.dataset])]
+    for ref in sorted({s.dataset for s in other_data}, key=lambda r: (r.name, r.label)):
+        stale = [s for s in other_data if s.dataset == ref]
+        was = sorted({done[s.run_id].data_fingerprint for s in stale})
+        label = f" ({ref.label})" if ref.label else ""
+        console.print(f"[yellow]data changed[/]: {ref.name}{label} loads as {now[ref]} now, "
+                      f"{fmt_plural(len(stale))} recorded on {', '.join(was)}: run again")
 
     def finished(spec: RunSpec) -> bool:
-        record = done.get(spec.run_id)
-        return (not force and record is not None and record.status == "ok"
-                and same_arithmetic(spec, record))
+        record = recorded_ok(spec)
+        return record is not None and same_data(record, now.get(spec.dataset, ""))
 
-    unavailable = availability_reasons(specs)
     skipped = [record_for(s, "skipped", error=unavailable[s.dataset], **system_identity(s.system)) for s in specs
                if s.dataset in unavailable and not finished(s)]
     if skipped:
@@ -108,7 +151,7 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
             continue
         if finished(spec):
             summary.already_done += 1
-        elif not force and (adopted := adopt_finished(spec)) is not None:
+        elif not force and (adopted := adopt_finished(spec, now.get(spec.dataset, ""))) is not None:
             store.put(adopted)
             summary.already_done += 1
         else:
@@ -119,7 +162,7 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
     t_suite = time.monotonic()
     position = {s.run_id: i for i, s in enumerate(todo, 1)}
     running: dict[str, str] = {}  # run_id -> where it runs ('' on this machine)
-    finished = 0
+    ended = 0  # runs that ended in this invocation
 
     # A live bar (elapsed time ticking while a run works) on a terminal; plain lines in logs.
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -130,9 +173,9 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
         """'pending 3, running 2 (1 on node-a, 1 on node-b), finished 5' across the cluster."""
         where = Counter(node or "here" for node in running.values())
         nodes = ", ".join(f"{n} on {node}" for node, n in sorted(where.items()))
-        pending = len(todo) - len(running) - finished
+        pending = len(todo) - len(running) - ended
         progress.update(bar, description=f"pending {pending}, running {len(running)}"
-                        + (f" ({nodes})" if nodes else "") + f", finished {finished}")
+                        + (f" ({nodes})" if nodes else "") + f", finished {ended}")
 
     def started(spec: RunSpec, node: str) -> None:
         running[spec.run_id] = node
@@ -146,12 +189,17 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
         for spec, record in executor.map(todo, on_start=started):
             running.pop(spec.run_id, None)
             store.put(record)
-            finished += 1
+            ended += 1
             summary.counts[record.status] += 1
             progress.advance(bar)
             show()
             console.print(f"    -> {escape(describe(spec))}: {outcome(record)}")
     return summary
+
+
+def fmt_plural(n: int) -> str:
+    """'1 run' / '3 runs'."""
+    return f"{n} run" + ("" if n == 1 else "s")
 
 
 def system_identity(name: str) -> dict[str, str]:

@@ -54,6 +54,7 @@ class RunRecord:
     trials_failed: int | None = None
     val_accuracy: float | None = None  # best validation accuracy seen during fit
     peak_disk_mb: float | None = None
+    max_rss_mb: float | None = None  # the memory cap the run ran under (bench.supervise: given, or the default)
     device: str = ""  # 'cpu' or the GPU model
     hardware: str = ""  # short CPU/GPU description for plot titles
     # What the system is (its declared System.role: automl, baseline, floor, other) and the library it wraps.

@@ -10,6 +10,7 @@ removes the scratch folder once. A record.json in a run folder therefore means t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -28,6 +29,10 @@ from bench.spec import RunSpec
 POLL_S = 0.5  # how often the supervisor checks the child's clock and memory
 DISK_POLL_S = 5.0  # scratch-folder size is costlier to read, so less often
 LOG_TAIL_LINES = 40  # lines of a crashed run's log searched for its last error
+# Without an explicit cap a run may use this share of the machine's memory: enough for any run the shipped
+# suites make (full CIFAR-10 peaks near 2 GB), while one runaway run (a huge image, a leak) is stopped before
+# the machine swaps or its OOM killer picks the driver.
+DEFAULT_RSS_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,7 @@ class Limits:
     max_rss_mb of memory or max_disk_mb of scratch files."""
 
     grace_s: float = 30.0  # time to record a timeout cleanly before the kill
-    max_rss_mb: float | None = None  # None: no cap besides the machine's own
+    max_rss_mb: float | None = None  # None: DEFAULT_RSS_SHARE of the memory of the machine the run is on
     max_disk_mb: float | None = None  # None: no cap on the run's scratch folder
 
 
@@ -51,6 +56,9 @@ class _Watch:
 def supervise(spec: RunSpec, limits: Limits | None = None) -> RunRecord:
     """Runs one spec in a child process under the limits; returns its record, whatever happens to the child."""
     limits = limits or Limits()
+    if limits.max_rss_mb is None:
+        # The default is the machine's, read where the run runs (a Ray node's, not the driver's).
+        limits = dataclasses.replace(limits, max_rss_mb=default_rss_cap_mb())
     folder = rundir.run_dir(spec.out_dir, spec.run_id)
     folder.mkdir(parents=True, exist_ok=True)
     record_path, result_path = folder / rundir.RECORD, folder / rundir.WORKER_RESULT
@@ -82,10 +90,15 @@ def supervise(spec: RunSpec, limits: Limits | None = None) -> RunRecord:
         record = record.replace(status=watch.status, error=watch.reason)
     peak = max(filter(None, [record.peak_rss_mb, watch.peak_rss_mb]), default=None)
     record = record.replace(duration_s=duration, peak_rss_mb=peak,
-                            peak_disk_mb=record.peak_disk_mb or watch.peak_disk_mb)
+                            peak_disk_mb=record.peak_disk_mb or watch.peak_disk_mb, max_rss_mb=limits.max_rss_mb)
     rundir.write_atomic(record_path, record.to_json())
     result_path.unlink(missing_ok=True)
     return record
+
+
+def default_rss_cap_mb() -> float:
+    """The memory cap of a run given none: DEFAULT_RSS_SHARE of this machine's memory, in MiB."""
+    return round(psutil.virtual_memory().total * DEFAULT_RSS_SHARE / 2**20)
 
 
 def _worker_part(path: Path, spec: RunSpec) -> RunRecord | None:

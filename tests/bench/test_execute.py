@@ -195,3 +195,63 @@ def test_a_run_whose_data_is_missing_is_skipped_with_what_its_system_declares(tm
     [record] = ResultsStore(tmp_path).records().values()
     assert record.status == "skipped" and record.error
     assert (record.role, record.library) == ("floor", "bench")
+
+
+def _image_folder(root: Path, seed: int) -> Path:
+    """Two classes of 8 small PNGs each; another seed gives other pixels under the same file names."""
+    from tests.datasets.builders import png_bytes, write_tree
+
+    return write_tree(root, {f"{c}/{i}.png": png_bytes(8, seed * 100 + 10 * k + i)
+                             for k, c in enumerate("ab") for i in range(8)})
+
+
+def test_a_run_recorded_on_other_data_is_run_again_and_said_so(tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    data = _image_folder(tmp_path / "images", seed=1)
+    run = RunSpec(dataset=DatasetRef(f"folder:{data}"), system="tests.bench.fakes:Sleeps",
+                  system_options=freeze({"seconds": 0.0, "calls": str(tmp_path / "calls.txt")}),
+                  budget=parse_budget("full"), seed=0, out_dir=str(tmp_path / "out"))
+    out = tmp_path / "out"
+    assert run_specs([run], LocalExecutor(), out).counts["ok"] == 1
+    first = ResultsStore(out).records()[run.run_id].data_fingerprint
+
+    said = StringIO()
+    again = run_specs([run], LocalExecutor(), out, console=Console(file=said, width=300))
+    assert (again.already_done, again.counts["ok"]) == (1, 0), "the same data: not run again"
+
+    _image_folder(tmp_path / "images", seed=2)  # the same folder, other pixels: the run_id is unchanged
+    said = StringIO()
+    changed = run_specs([run], LocalExecutor(), out, console=Console(file=said, width=300))
+    assert (changed.already_done, changed.counts["ok"]) == (0, 1)
+    [record] = ResultsStore(out).records().values()
+    assert record.data_fingerprint and record.data_fingerprint != first
+    lines = [ln for ln in said.getvalue().splitlines() if "data changed" in ln]
+    assert len(lines) == 1 and first in lines[0] and record.data_fingerprint in lines[0]
+    assert len((tmp_path / "calls.txt").read_text().splitlines()) == 2
+
+
+def test_an_adoptable_record_of_other_data_is_not_adopted(tmp_path):
+    data = _image_folder(tmp_path / "images", seed=1)
+    out = tmp_path / "out"
+    run = RunSpec(dataset=DatasetRef(f"folder:{data}"), system="majority", budget=parse_budget("full"), seed=0,
+                  out_dir=str(out))
+    assert run_specs([run], LocalExecutor(), out).counts["ok"] == 1
+    (out / "runs.csv").unlink()  # as a driver killed after the run's folder was complete, before the table
+    _image_folder(tmp_path / "images", seed=2)
+    again = run_specs([run], LocalExecutor(), out)
+    assert (again.already_done, again.counts["ok"]) == (0, 1)
+
+
+def test_a_run_given_no_memory_cap_runs_under_a_share_of_the_machines_memory(tmp_path):
+    import psutil
+
+    from bench.supervise import DEFAULT_RSS_SHARE
+
+    record = LocalExecutor().run(spec(tmp_path, "majority"))
+    expected = psutil.virtual_memory().total * DEFAULT_RSS_SHARE / 2**20
+    assert record.status == "ok" and abs(record.max_rss_mb - expected) <= 1
+    capped = LocalExecutor(Limits(max_rss_mb=5000)).run(spec(tmp_path, "majority", seed=1))
+    assert capped.max_rss_mb == 5000
