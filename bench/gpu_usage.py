@@ -1,8 +1,9 @@
 """GPU usage of one run: the GPUs it holds, read through NVML by a background sampler while it fits and predicts.
 
 Two figures answer two questions: `gpu_s` (GPUs held x wall seconds) is what a renter pays for, `gpu_busy_s`
-(utilisation integrated over time) is what the GPUs actually worked. Everything is None when there is no
-NVML or no GPU is held, so "no GPU" never reads as "a GPU that did nothing".
+(utilisation integrated over time) is what the GPUs actually worked, and `gpu_energy_j` what they drew (NVML's
+total-energy counter, read as each window opens and closes). Everything is None when there is no NVML or no
+GPU is held, so "no GPU" never reads as "a GPU that did nothing".
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 SAMPLE_INTERVAL_S = 1.0
 
 _MIB = 1024 * 1024
+# NVML's total-energy counter is an unsigned 64-bit count of millijoules since the driver loaded.
+ENERGY_COUNTER_WRAP_MJ = 2**64
 # Values of CUDA_VISIBLE_DEVICES that hide every GPU ("NoDevFiles" is what some schedulers write).
 _NO_DEVICES = {"", "-1", "NoDevFiles"}
 
@@ -41,15 +44,17 @@ class GpuUsage:
     gpu_s: float | None = None
     gpu_busy_s: float | None = None
     gpu_mem_peak_mb: float | None = None
+    gpu_energy_j: float | None = None  # None also where a GPU has no energy counter (before Volta)
 
     def as_fields(self) -> dict[str, object]:
-        """The five fields by name, for the run record."""
+        """The six fields by name, for the run record."""
         return {
             "gpu_count": self.gpu_count,
             "gpu_model": self.gpu_model,
             "gpu_s": self.gpu_s,
             "gpu_busy_s": self.gpu_busy_s,
             "gpu_mem_peak_mb": self.gpu_mem_peak_mb,
+            "gpu_energy_j": self.gpu_energy_j,
         }
 
 
@@ -133,6 +138,9 @@ class GpuSampler:
         self._busy_s = 0.0
         self._mem_peak_mb: float | None = None
         self._sampled = False  # any sample succeeded
+        self._energy_start: list[int] | None = None  # each GPU's counter (mJ) as the open window began
+        self._energy_mj = 0  # closed windows' energy over all held GPUs
+        self._energy_known = True  # False once a counter could not be read: the total is then unknown
 
     def start(self) -> GpuSampler:
         """Initialises NVML, finds the held GPUs and starts sampling; without NVML or GPUs it stays inert."""
@@ -208,6 +216,7 @@ class GpuSampler:
             self._last_t = now
             # A reading at entry: memory and utilisation even for a window shorter than one interval.
             self._sample(now)
+            self._energy_start = self._energy_counters()
         return True
 
     def _closing(self) -> None:
@@ -223,6 +232,21 @@ class GpuSampler:
             self._busy_s += self._last_util * (now - self._last_t)
         self._window_s += now - self._window_start
         self._last_t = None
+        end = self._energy_counters()
+        if self._energy_start is None or end is None:
+            self._energy_known = False
+        else:
+            # Modular difference: a counter that passed its maximum starts again at 0.
+            self._energy_mj += sum((b - a) % ENERGY_COUNTER_WRAP_MJ for a, b in zip(self._energy_start, end,
+                                                                                       strict=True))
+        self._energy_start = None
+
+    def _energy_counters(self) -> list[int] | None:
+        """Each held GPU's total-energy counter in mJ; None when any cannot be read (NotSupported, lost)."""
+        try:
+            return [int(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h)) for h in self._handles]
+        except Exception:
+            return None
 
     def _loop(self) -> None:
         """The sampling thread: Event.wait, not sleep, so stop() needs no more than one NVML read to return."""
@@ -262,6 +286,7 @@ class GpuSampler:
             # No successful reading means utilisation is unknown, not zero.
             gpu_busy_s=self._busy_s if self._sampled else None,
             gpu_mem_peak_mb=self._mem_peak_mb,
+            gpu_energy_j=self._energy_mj / 1000 if self._energy_known and self._window_s > 0 else None,
         )
 
     def _shutdown(self) -> None:

@@ -66,6 +66,10 @@ class RunRecord:
     gpu_model: str = ""
     gpu_busy_s: float | None = None  # time-integral of utilisation over the held GPUs (what they worked)
     gpu_mem_peak_mb: float | None = None  # highest memory in use on a held GPU
+    # Energy over fit and predict: the held GPUs' (NVML's counter), the CPU packages' (RAPL, the whole package's
+    # draw); empty, never 0, where the counters are absent or unreadable.
+    gpu_energy_j: float | None = None
+    cpu_energy_j: float | None = None
     node: str = ""  # the Ray node that ran it (node id prefix); empty under the local executor
     attempts: int | None = None  # Ray: tries it took (a lost node's run is tried again)
     model_path: str = ""  # a kept model left on the node that made it (Ray), as 'node:path'

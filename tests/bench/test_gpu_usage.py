@@ -9,8 +9,9 @@ from bench.gpu_usage import SAMPLE_INTERVAL_S, GpuSampler, GpuUsage
 
 MIB = 1024 * 1024
 INTERVAL = 0.02
-FIELDS = ["gpu_count", "gpu_model", "gpu_s", "gpu_busy_s", "gpu_mem_peak_mb"]
-NONE_FIELDS = {"gpu_count": None, "gpu_model": "", "gpu_s": None, "gpu_busy_s": None, "gpu_mem_peak_mb": None}
+FIELDS = ["gpu_count", "gpu_model", "gpu_s", "gpu_busy_s", "gpu_mem_peak_mb", "gpu_energy_j"]
+NONE_FIELDS = {"gpu_count": None, "gpu_model": "", "gpu_s": None, "gpu_busy_s": None, "gpu_mem_peak_mb": None,
+               "gpu_energy_j": None}
 
 
 class FakeNVMLError(Exception):
@@ -287,3 +288,44 @@ def test_as_fields_names_every_field():
 
 def test_default_interval_is_one_second():
     assert SAMPLE_INTERVAL_S == 1.0
+
+
+class EnergyNvml(FakeNvml):
+    """FakeNvml with NVML's total-energy counters (mJ); each read advances a GPU's counter by its step."""
+
+    def __init__(self, start=(0, 0, 0, 0), step_mj=(0, 0, 0, 0), supported=True, **kwargs):
+        super().__init__(**kwargs)
+        self.energy = list(start)
+        self.step_mj = list(step_mj)
+        self.supported = supported
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h):
+        if not self.supported:
+            raise FakeNVMLError("Not Supported")
+        value = self.energy[h[1]] % 2**64
+        self.energy[h[1]] += self.step_mj[h[1]]
+        return value
+
+
+def test_energy_is_the_held_gpus_counter_difference_over_the_windows():
+    nvml = EnergyNvml(step_mj=(1, 250_000, 7, 1_000_000))
+    sampler = GpuSampler(interval_s=INTERVAL, nvml=nvml, visible="1,3").start()
+    timed_window(sampler, 0.01)  # fit: one read at each end, so one step per held GPU
+    timed_window(sampler, 0.01)  # predict
+    usage = sampler.stop()
+    # Two windows x (250 J + 1000 J); devices 0 and 2 are not held.
+    assert usage.gpu_energy_j == pytest.approx(2 * 1250.0)
+
+
+def test_energy_across_the_counters_wrap_around():
+    nvml = EnergyNvml(start=(0, 2**64 - 100_000, 0, 0), step_mj=(0, 300_000, 0, 0))
+    sampler = GpuSampler(interval_s=INTERVAL, nvml=nvml, visible="1").start()
+    timed_window(sampler, 0.01)
+    assert sampler.stop().gpu_energy_j == pytest.approx(300.0)
+
+
+def test_energy_is_unknown_where_a_gpu_has_no_counter():
+    sampler = GpuSampler(interval_s=INTERVAL, nvml=EnergyNvml(supported=False), visible="0").start()
+    timed_window(sampler, 0.01)
+    usage = sampler.stop()
+    assert usage.gpu_s is not None and usage.gpu_energy_j is None
