@@ -26,8 +26,8 @@ import numpy as np
 from bench import metadata, metrics, precision, rundir
 from bench.baselines import kernels
 from bench.baselines.keras_support import set_precision
-from bench.datasets import load_data
 from bench.cpu_energy import CpuEnergyMeter
+from bench.datasets import load_data
 from bench.gpu_usage import GpuSampler
 from bench.records import RECORD_FIELDS, RunRecord, record_for
 from bench.spec import RunSpec
