@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from bench.datasets.base import ImageData
 from bench.datasets.cache import take
@@ -18,6 +17,9 @@ def stratified_indices(y: np.ndarray, n: int, seed: int = SUBSET_SEED) -> np.nda
     """Sorted indices of a stratified sample of n labels (all of them when n >= len(y))."""
     if n >= len(y):
         return np.arange(len(y))
+    # Imported here: scikit-learn's import takes about a second, and most loads never cut a subset.
+    from sklearn.model_selection import train_test_split
+
     n_classes = len(np.unique(y))
     if n < n_classes:
         raise ValueError(f"a subset of {n} cannot hold all {n_classes} classes; ask for at least {n_classes}")
