@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench import rundir
+from bench.backend import satisfies as backend_satisfies
 from bench.execute import Executor
 from bench.precision import satisfies as precision_satisfies
 from bench.records import RunRecord, record_for
@@ -50,10 +51,11 @@ def availability_reasons(specs: list[RunSpec]) -> dict[DatasetRef, str]:
 
 
 def same_arithmetic(spec: RunSpec, record: RunRecord) -> bool:
-    """Whether a recorded run computed in the precision the spec asks for (systems without Keras always do)."""
+    """Whether a recorded run computed in the precision and with the Keras backend the spec asks for (systems
+    without Keras always do)."""
     if not record.precision and not uses_keras(spec.system):
         return True
-    return precision_satisfies(spec.precision, record.precision)
+    return precision_satisfies(spec.precision, record.precision) and backend_satisfies(spec.backend, record.backend)
 
 
 def uses_keras(name: str) -> bool:

@@ -80,6 +80,9 @@ class RunRecord:
     # The Keras dtype policy the system computed in (bench.precision); empty for systems without Keras.
     # Runs recorded before the option existed were float32.
     precision: str = ""
+    # The Keras backend the system computed with (bench.backend); empty for systems without Keras. Runs recorded
+    # before the option were TensorFlow's.
+    backend: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bench.backend import check as check_backend
 from bench.budget import Budget, parse_budget
 from bench.precision import check as check_precision
 
@@ -84,9 +85,13 @@ class RunSpec:
     # the identity, like the hardware: `auto` means this machine's best; the policy used is recorded per run,
     # and a recorded run whose policy differs from an explicit request is run again (driver).
     precision: str = "auto"
+    # Keras backend of Keras systems (bench.backend: tensorflow, jax, torch; '' = KERAS_BACKEND, else tensorflow).
+    # Not part of the identity, like precision: recorded per run, and rerun when an explicit request differs.
+    backend: str = ""
 
     def __post_init__(self) -> None:
         check_precision(self.precision)
+        check_backend(self.backend)
 
     @property
     def run_id(self) -> str:
@@ -113,7 +118,7 @@ class RunSpec:
             "budget": self.budget.name, "seed": self.seed, "suite": self.suite,
             "timeout_s": self.timeout_s, "out_dir": self.out_dir, "keep_models": self.keep_models,
             "resources": {"num_cpus": self.resources.num_cpus, "num_gpus": self.resources.num_gpus},
-            "precision": self.precision,
+            "precision": self.precision, "backend": self.backend,
         }, sort_keys=True)
 
     @classmethod
@@ -127,4 +132,5 @@ class RunSpec:
             budget=parse_budget(d["budget"]), seed=int(d["seed"]), suite=d["suite"],
             timeout_s=d["timeout_s"], out_dir=d["out_dir"], keep_models=d["keep_models"],
             resources=Resources(**d.get("resources", {})), precision=d.get("precision", "auto"),
+            backend=d.get("backend", ""),
         )

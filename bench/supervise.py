@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import rundir
+from bench import backend, rundir
 from bench.records import RunRecord, record_for
 from bench.spec import RunSpec
 
@@ -66,7 +66,9 @@ def supervise(spec: RunSpec, limits: Limits | None = None) -> RunRecord:
         stale.unlink(missing_ok=True)  # an old run's record must not pass for this run's
     spec_path = folder / rundir.SPEC
     rundir.write_atomic(spec_path, spec.to_json())
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+           # Keras reads its backend once, on import: the worker must start with it set.
+           backend.ENV: backend.resolve(spec.backend)}
     t0 = time.monotonic()
     try:
         with open(folder / rundir.LOG, "w", encoding="utf-8") as log:

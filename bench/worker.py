@@ -111,7 +111,9 @@ def execute(spec: RunSpec) -> RunRecord:
             set_precision(arithmetic.policy)
             # Every Keras system gets the same kernels (fused batch norm), the baseline's and Auto-Keras' alike.
             kernels.install()
-            common.update(precision=arithmetic.policy)
+            import keras
+
+            common.update(precision=arithmetic.policy, backend=keras.backend.backend())
         data = load_data(spec.dataset.name, dict(spec.dataset.options),
                          spec.dataset.max_train, spec.dataset.max_test)
         common.update(split=data.split, n_train=len(data.y_train), n_test=len(data.y_test),

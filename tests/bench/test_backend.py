@@ -1,0 +1,66 @@
+"""The backend option: carried to the worker through KERAS_BACKEND, recorded, and rerun when asked otherwise."""
+
+import json
+
+import pytest
+
+from bench import backend, rundir
+from bench.budget import parse_budget
+from bench.driver import run_specs
+from bench.execute import LocalExecutor
+from bench.spec import DatasetRef, RunSpec
+from bench.store import ResultsStore
+
+KERAS_FAKE = "tests.bench.fakes:SeesPolicy"
+
+
+def spec(tmp_path, system, name="", seed=0):
+    return RunSpec(dataset=DatasetRef("digits", max_train=200), system=system, budget=parse_budget("full"),
+                   seed=seed, out_dir=str(tmp_path), backend=name)
+
+
+def test_the_backend_is_carried_to_the_worker_but_not_part_of_the_run_id(tmp_path):
+    a, b = spec(tmp_path, "majority"), spec(tmp_path, "majority", "jax")
+    assert a.run_id == b.run_id
+    assert RunSpec.from_json(b.to_json()).backend == "jax"
+    with pytest.raises(ValueError, match="valid: tensorflow, jax, torch"):
+        spec(tmp_path, "majority", "theano")
+
+
+def test_an_unset_backend_is_keras_backend_else_tensorflow(monkeypatch):
+    monkeypatch.delenv(backend.ENV, raising=False)
+    assert backend.resolve("") == "tensorflow"
+    monkeypatch.setenv(backend.ENV, "jax")
+    assert backend.resolve("") == "jax" and backend.resolve("torch") == "torch"
+
+
+def test_a_keras_system_computes_with_the_backend_asked_for_and_records_it(tmp_path):
+    pytest.importorskip("jax")
+    s = spec(tmp_path, KERAS_FAKE, "jax")
+    record = LocalExecutor().run(s)
+    assert record.status == "ok", record.error
+    assert record.backend == "jax"
+    meta = json.loads((rundir.run_dir(tmp_path, s.run_id) / rundir.METADATA).read_text())
+    assert meta["keras_backend"] == "jax" and meta["versions"].get("jax")
+    plain = LocalExecutor().run(spec(tmp_path, "majority", "jax", seed=1))
+    assert plain.backend == "", "a system without Keras has no backend to record"
+
+
+def test_resuming_reruns_a_keras_run_made_with_another_backend_than_asked(tmp_path, monkeypatch):
+    pytest.importorskip("jax")
+    monkeypatch.delenv(backend.ENV, raising=False)
+    first = run_specs([spec(tmp_path, KERAS_FAKE), spec(tmp_path, "majority")], LocalExecutor(), tmp_path)
+    assert first.counts["ok"] == 2
+    assert {r.backend for r in ResultsStore(tmp_path).records().values()} == {"tensorflow", ""}
+    same = run_specs([spec(tmp_path, KERAS_FAKE), spec(tmp_path, "majority", "jax")], LocalExecutor(), tmp_path)
+    assert same.already_done == 2, "no request accepts any backend; majority has none"
+    other = run_specs([spec(tmp_path, KERAS_FAKE, "jax")], LocalExecutor(), tmp_path)
+    assert other.counts["ok"] == 1 and other.already_done == 0
+    [record] = [r for r in ResultsStore(tmp_path).records().values() if r.system == KERAS_FAKE]
+    assert record.backend == "jax"
+
+
+def test_records_from_before_the_option_count_as_tensorflow():
+    assert backend.satisfies("tensorflow", "")
+    assert not backend.satisfies("jax", "")
+    assert backend.satisfies("", "torch")
