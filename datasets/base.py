@@ -10,9 +10,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bench.options import ConfigError
+
 
 class DatasetError(Exception):
     """A data set that cannot be used as given; the message names the problem and the fix."""
+
+
+class OptionError(DatasetError, ConfigError):
+    """A data set option out of range, raised when the adapter is built; a ConfigError too, so suites and the
+    CLI reject it before any run starts. The message names the option, its value and what is allowed."""
 
 
 class DatasetUnavailable(DatasetError):

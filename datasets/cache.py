@@ -28,8 +28,9 @@ import numpy as np
 # Where prepared arrays live unless BENCH_CACHE_DIR says otherwise.
 DEFAULT_CACHE_DIR = Path("~/.cache/bench")
 # Bumped whenever what an adapter stores changes, so older entries are never read as current.
-# 3: a folder of uncompressed .npy files per entry (2: one compressed .npz, left behind, never read).
-FORMAT_VERSION = 3
+# 4: images of more than 8 bits a sample scaled (not clipped) to 8, and the conversions and CIFAR-10's source
+# check in the metadata; 3: a folder of uncompressed .npy files per entry (2: one compressed .npz, never read).
+FORMAT_VERSION = 4
 # The entry's index: its format version, each array's shape and dtype, and the adapter's metadata.
 META_FILE = "meta.json"
 # Entries being written and entries moved aside to be deleted: the leading dot keeps them out of the

@@ -17,6 +17,7 @@ import numpy as np
 
 from bench.datasets import cache, gzip_ahead, sources
 from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from bench.datasets.checks import check_flag, check_path
 from bench.datasets.fingerprint import DIGESTS, file_sha256, image_digests, of_cached, provenance
 from bench.datasets.folder import decode_layout, source_info
 from bench.datasets.layouts import scan
@@ -31,6 +32,17 @@ URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 # File and folder names looked for inside BENCH_DATA_DIR, in order: canonical first, then image-folder copies.
 KNOWN_NAMES = (BATCHES_DIR, "cifar-10-python.tar.gz", "cifar10", "cifar10-jpeg.zip", "cifar10.zip")
 IMAGE_SHAPE = (32, 32, 3)
+# Name endings of the archives the pickled batches come in; a file so named is read as one (or reported damaged).
+TAR_ENDINGS = (".tar.gz", ".tgz", ".tar")
+# What the published data promise (the CIFAR-10 page): 10,000 images in each of the five training batches and
+# in the test batch, 3,072 bytes a row (three 32x32 colour planes), labels 0..9.
+ROWS_PER_BATCH = 10_000
+ROW_BYTES = 3072
+# The published cifar-10-python.tar.gz: its size, and the SHA-256 Keras' loader checks it against
+# (keras.datasets.cifar10); the CIFAR-10 page gives its MD5, c58f30108f718f92721af3b95e74349a. The SHA-256 is
+# taken of every source file anyway (the entry's source_sha256), so comparing it costs nothing more.
+PUBLISHED_SIZE = 170_498_071
+PUBLISHED_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 EXPECTED_LAYOUT = (f"the pickled batches ({', '.join(TRAIN_BATCHES)}, {TEST_BATCH}, {META_FILE}) in a folder "
                    "or in cifar-10-python.tar.gz, or image folders train/<class>/*, test/<class>/* (folder "
                    f"or zip) with the classes {', '.join(CLASS_NAMES)}")
@@ -54,11 +66,15 @@ def keras_places() -> tuple[Path, ...]:
 
 
 class _SafeUnpickler(pickle.Unpickler):
+    def __init__(self, file: IO[bytes], where: str) -> None:
+        super().__init__(file, encoding="bytes")
+        self.where = where  # the batch file, for the refusal
+
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _PICKLE_GLOBALS:
-            raise DatasetError(f"a CIFAR-10 batch refers to {module}.{name}, which the canonical batches "
-                               "never do; the file is not a CIFAR-10 batch: download cifar-10-python.tar.gz "
-                               "again")
+            raise DatasetError(f"{self.where} refers to {module}.{name}, which the canonical batches never do, "
+                               "and was not unpickled (it could run code); it is not a CIFAR-10 batch: download "
+                               "cifar-10-python.tar.gz again")
         return super().find_class(module, name)
 
 
@@ -66,16 +82,25 @@ def read_batch(data: IO[bytes], where: str) -> tuple[np.ndarray, np.ndarray]:
     """One pickled batch, read from a binary file, as its raw uint8 rows (N, 3072: R, G, B planes) and int64
     labels; to_images makes the rows images."""
     try:
-        batch = _SafeUnpickler(data, encoding="bytes").load()
-        raw = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        batch = _SafeUnpickler(data, where).load()
+        raw = np.asarray(batch[b"data"])
+        labels = np.asarray(batch[b"labels"])
     except (pickle.UnpicklingError, EOFError, OSError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise DatasetError(f"{where} is not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}); "
                            "download cifar-10-python.tar.gz again") from exc
-    if raw.ndim != 2 or raw.shape[1] != 3072 or len(labels) != len(raw):
-        raise DatasetError(f"{where}: expected data (N, 3072) with N labels, got {raw.shape} and "
-                           f"{len(labels)} labels")
-    return raw, labels
+    if raw.dtype != np.uint8 or raw.ndim != 2 or raw.shape[1] != ROW_BYTES:
+        raise DatasetError(f"{where}: expected rows of {ROW_BYTES} bytes (uint8 (N, {ROW_BYTES})), got "
+                           f"{raw.dtype} {raw.shape}; the file is not a CIFAR-10 batch: download "
+                           "cifar-10-python.tar.gz again")
+    if labels.ndim != 1 or len(labels) != len(raw):
+        raise DatasetError(f"{where}: {len(raw)} rows but {labels.size} labels; the file is damaged: download "
+                           "cifar-10-python.tar.gz again")
+    if len(labels) and (not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0
+                        or labels.max() >= len(CLASS_NAMES)):
+        raise DatasetError(f"{where}: labels must be whole numbers 0..{len(CLASS_NAMES) - 1}, found "
+                           f"{labels.min()}..{labels.max()}; the file is damaged: download "
+                           "cifar-10-python.tar.gz again")
+    return raw, labels.astype(np.int64)
 
 
 def to_images(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -121,8 +146,9 @@ def _batch_files(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
                         found.add(base)
                         yield base, tar.extractfile(member)  # type: ignore[misc]
         except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DatasetError(f"{path} is not a complete tar archive ({exc}); download "
-                               "cifar-10-python.tar.gz again") from exc
+            reason = " ".join(str(exc).split())  # tarfile lists each method it tried on a line of its own
+            raise DatasetError(f"{path} is not a readable tar archive (truncated or damaged: "
+                               f"{type(exc).__name__}: {reason}); download cifar-10-python.tar.gz again") from exc
     else:
         for name in sorted(wanted):
             if (path / name).is_file():
@@ -137,7 +163,7 @@ def _batch_files(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
 
 def _check_meta(data: IO[bytes], path: Path) -> None:
     try:
-        meta = _SafeUnpickler(data, encoding="bytes").load()
+        meta = _SafeUnpickler(data, f"{path}/{META_FILE}").load()
         names = tuple(n.decode() for n in meta[b"label_names"])
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, AttributeError) as exc:
         raise DatasetError(f"{path}/{META_FILE} is not readable ({exc}); download cifar-10-python.tar.gz "
@@ -197,9 +223,11 @@ def _decode_pickled(path: Path, draft: cache.Draft) -> tuple[dict[str, np.ndarra
         sha256 = pool.submit(file_sha256, path)
         train, test = (_Side(names, lambda shape, side=side: draft.empty(f"x_{side}", shape, np.uint8))
                        for side, names in (("train", TRAIN_BATCHES), ("test", (TEST_BATCH,))))
+        has_meta = False
         for name, data in _batch_files(path):
             if name == META_FILE:
                 _check_meta(data, path)
+                has_meta = True
                 continue
             raw, labels = read_batch(data, f"{path}/{name}")
             (test if name == TEST_BATCH else train).add(name, raw, labels)
@@ -207,8 +235,42 @@ def _decode_pickled(path: Path, draft: cache.Draft) -> tuple[dict[str, np.ndarra
         arrays = {}
         for side, part in (("train", train), ("test", test)):  # _batch_files raised if a batch was missing
             arrays[f"x_{side}"], arrays[f"y_{side}"], arrays[f"x_{side}{DIGESTS}"] = part.arrays()
-        return arrays, {"n_skipped": 0, "skipped": [], "source_sha256": sha256.result(),
-                        "format": TAR_FORMAT if path.is_file() else FOLDER_FORMAT}
+        rows = {name: len(y) for part in (train, test) for name, y in part.labels.items()}
+        digest = sha256.result()
+        pixels, check = check_source(path, rows, has_meta, digest)
+        return arrays, {"n_skipped": 0, "skipped": [], "source_sha256": digest, "pixels": pixels,
+                        "source_check": check, "format": TAR_FORMAT if path.is_file() else FOLDER_FORMAT}
+
+
+def check_source(path: Path, rows: dict[str, int], has_meta: bool, sha256: str) -> tuple[str, str]:
+    """The 'pixels' entry ('canonical' or 'variant: ...') and a line on how the source compares with the
+    published one, from each batch's row count, whether batches.meta was there and the file's SHA-256.
+
+    'canonical' needs the batches laid out as published and, for an archive, the published file itself; an
+    extracted folder (Keras checked the archive's hash when it downloaded it) can only be checked for its layout:
+    no digest of the batch files is published.
+    """
+    changes = []
+    train = [f"{rows[n]} training rows in {n}" for n in TRAIN_BATCHES if rows[n] != ROWS_PER_BATCH]
+    if train:
+        changes.append(f"{', '.join(train)}, not {len(TRAIN_BATCHES)} x {ROWS_PER_BATCH}")
+    if rows[TEST_BATCH] != ROWS_PER_BATCH:
+        changes.append(f"{rows[TEST_BATCH]} test rows in {TEST_BATCH}, not {ROWS_PER_BATCH}")
+    if not has_meta:
+        changes.append(f"no {META_FILE}")
+    if path.is_dir():
+        check = "extracted folder: no published digest of the batch files to compare; the layout " + \
+            ("differs from the published one" if changes else "is the published one")
+    else:
+        size = path.stat().st_size
+        if size == PUBLISHED_SIZE and sha256 == PUBLISHED_SHA256:
+            check = f"archive matches the published size ({PUBLISHED_SIZE} bytes) and SHA-256 ({PUBLISHED_SHA256})"
+        else:
+            check = (f"archive is not the published file: {size} bytes, SHA-256 {sha256} (published: "
+                     f"{PUBLISHED_SIZE} bytes, SHA-256 {PUBLISHED_SHA256})")
+            if not changes:
+                changes.append("batches laid out as published, but the archive is not the published file")
+    return ("variant: " + "; ".join(changes) if changes else "canonical"), check
 
 
 def read_pickled(path: Path) -> ImageData:
@@ -218,8 +280,8 @@ def read_pickled(path: Path) -> ImageData:
     arrays, meta, hit = cache.cached_into("cifar10", path, state, {"read": "pickled"},
                                           lambda draft: _decode_pickled(path, draft))
     info = {"source": str(path.resolve()), "cache": hit, "n_skipped": 0, "skipped": [],
-            **provenance(of_cached(arrays, CLASS_NAMES, "official"), meta["format"], "canonical"),
-            "source_sha256": meta["source_sha256"]}
+            **provenance(of_cached(arrays, CLASS_NAMES, "official"), meta["format"], meta["pixels"]),
+            "source_sha256": meta["source_sha256"], "source_check": meta["source_check"]}
     return ImageData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], CLASS_NAMES,
                      "official", info)
 
@@ -247,9 +309,12 @@ def read_image_folders(path: Path) -> ImageData:
 
 
 def is_pickled(path: Path) -> bool:
-    """True for a tar archive or a folder holding the pickled batches."""
+    """True for a tar archive (or a file that starts or is named like one, so a damaged one is reported as
+    such) or a folder holding the pickled batches."""
     if path.is_file():
-        return not zipfile.is_zipfile(path) and tarfile.is_tarfile(path)
+        if zipfile.is_zipfile(path):
+            return False
+        return gzip_ahead.is_gzip(path) or path.name.lower().endswith(TAR_ENDINGS) or tarfile.is_tarfile(path)
     return (path / TRAIN_BATCHES[0]).is_file() or (path / TEST_BATCH).is_file()
 
 
@@ -271,8 +336,8 @@ class Cifar10(Dataset):
     download: bool = True  # fetch through keras.datasets.cifar10 when nothing is on disk and the net is up
 
     def __post_init__(self) -> None:
-        if not isinstance(self.download, bool):
-            raise DatasetError(f"cifar10: download must be true or false, got {self.download!r}")
+        check_path(self.name, self.path)
+        check_flag(self.name, "download", self.download)
 
     def _search(self) -> sources.Search:
         return sources.search(self.path, KNOWN_NAMES, keras_places())

@@ -9,7 +9,8 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from bench.datasets.base import Availability, Dataset, DatasetError, ImageData
+from bench.datasets.base import Availability, Dataset, ImageData
+from bench.datasets.checks import check_fraction, check_seed
 from bench.datasets.fingerprint import fingerprint, provenance
 
 
@@ -24,8 +25,8 @@ class Digits(Dataset):
     split_seed: int = 0  # fixed so every run sees the same test set; results stay paired
 
     def __post_init__(self) -> None:
-        if not 0 < self.test_fraction < 1:
-            raise DatasetError(f"digits: test_fraction must be between 0 and 1, got {self.test_fraction}")
+        check_fraction(self.name, self.test_fraction)
+        check_seed(self.name, self.split_seed)
 
     def availability(self) -> Availability:
         """Bundled with scikit-learn, so always available."""

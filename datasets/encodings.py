@@ -62,9 +62,17 @@ class Encoding:
         """The 'format' info entry, e.g. 'JPEG image zip', 'PNG image folder'."""
         return f"{'+'.join(self.formats) or 'unknown'} image {container}"
 
-    def pixels(self, canonical: Iterable[str] = ()) -> str:
+    def pixels(self, canonical: Iterable[str] = (), converted: Mapping[str, int] | None = None) -> str:
         """'lossy: ...' for a lossy encoding; 'canonical' when every format is one the data set's originals
-        come in (its lossless originals); else 'lossless: PNG' and the like."""
+        come in (its lossless originals); else 'lossless: PNG' and the like.
+
+        converted: how many images each conversion was applied to ('16-bit to 8-bit': 12); pixels converted
+        on decoding are neither the originals nor a lossless copy, so they are reported first, e.g.
+        'converted: 16-bit to 8-bit (12 images); PNG'."""
+        if converted:
+            done = "; ".join(f"{what} ({n} image{'' if n == 1 else 's'})" for what, n in sorted(converted.items()))
+            stored = f"lossy: {self.lossy}" if self.lossy else "+".join(self.formats) or "unknown"
+            return f"converted: {done}; {stored}"
         if self.lossy:
             return f"lossy: {self.lossy}"
         if self.formats and set(self.formats) <= set(canonical):

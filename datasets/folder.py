@@ -10,27 +10,13 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from bench.datasets import cache
-from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData, OptionError
+from bench.datasets.checks import check_fraction, check_path, check_seed, check_size
 from bench.datasets.encodings import Encoding, detect
 from bench.datasets.fingerprint import file_sha256, of_cached, provenance, with_digests
 from bench.datasets.images import MAX_SKIPPED_LISTED
 from bench.datasets.layouts import ClassLayout, decode_labelled, scan
 from bench.datasets.trees import FileTree, open_tree
-
-
-def check_size(dataset: str, size: int | None) -> None:
-    """Raises unless size is None or a positive int."""
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise DatasetError(f"{dataset}: size must be a positive whole number of pixels (e.g. size=64), got "
-                           f"{size!r}")
-
-
-def check_fraction(dataset: str, test_fraction: float) -> None:
-    """Raises unless 0 < test_fraction < 1."""
-    number = isinstance(test_fraction, int | float) and not isinstance(test_fraction, bool)
-    if not number or not 0 < test_fraction < 1:
-        raise DatasetError(f"{dataset}: test_fraction must be between 0 and 1 (e.g. 0.2), got "
-                           f"{test_fraction!r}")
 
 
 def stratified_split_name(test_fraction: float) -> str:
@@ -50,7 +36,8 @@ def source_info(meta: dict[str, Any], fingerprint: str, canonical: tuple[str, ..
     canonical: the formats the data set's originals come in (lossless), reported as 'canonical' pixels.
     """
     encoding = Encoding.from_meta(meta["encoding"])
-    return {**provenance(fingerprint, encoding.describe_format(meta["container"]), encoding.pixels(canonical)),
+    pixels = encoding.pixels(canonical, meta.get("converted"))
+    return {**provenance(fingerprint, encoding.describe_format(meta["container"]), pixels),
             "source_sha256": meta["source_sha256"]}
 
 
@@ -80,10 +67,12 @@ class ImageFolder(Dataset):
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise DatasetError("folder: the path option is required; use folder:PATH with a folder or .zip "
-                               "of class sub-folders")
+            raise OptionError("folder: the path option is required; use folder:PATH with a folder or .zip "
+                              "of class sub-folders")
+        check_path(self.name, self.path, required=True)
         check_size(self.name, self.size)
         check_fraction(self.name, self.test_fraction)
+        check_seed(self.name, self.split_seed)
 
     def availability(self) -> Availability:
         """Available when the path exists (its layout is checked on load)."""
@@ -124,7 +113,7 @@ def decode_layout(tree: Any, layout: ClassLayout, size: int | None,
     if layout.test is None:
         one = decode_labelled(tree, layout.train, names, size, "decoding images")
         arrays = with_digests({"x": one.x, "y": one.y}, ["x"])
-        skipped = list(one.skipped)
+        skipped, converted = list(one.skipped), one.converted
         files = [f for f, _ in layout.train]
     else:
         # One decode of both sides (one pool, one output array), cut where the test files start.
@@ -132,8 +121,8 @@ def decode_layout(tree: Any, layout: ClassLayout, size: int | None,
         cut = int(np.searchsorted(both.kept, len(layout.train)))
         arrays = with_digests({"x_train": both.x[:cut], "y_train": both.y[:cut], "x_test": both.x[cut:],
                                "y_test": both.y[cut:]}, ["x_train", "x_test"])
-        skipped = list(both.skipped)
+        skipped, converted = list(both.skipped), both.converted
         files = [f for f, _ in (*layout.train, *layout.test)]
     meta = {"class_names": list(names), "n_skipped": len(skipped), "skipped": skipped[:MAX_SKIPPED_LISTED],
-            **source_meta(tree, files)}
+            "converted": converted, **source_meta(tree, files)}
     return arrays, meta

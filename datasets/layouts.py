@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.datasets.base import DatasetError
-from bench.datasets.images import Decoded, decode_all, is_image_name
+from bench.datasets.images import IMAGE_EXTENSIONS, Decoded, decode_all, is_image_name
 from bench.datasets.trees import FileTree, parts
 
 EXPECTED_LAYOUT = ("either <root>/<class>/<images> (one set, split by the harness) or "
@@ -34,16 +34,31 @@ class ClassLayout:
         return self.test is not None
 
 
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
 def describe_found(files: Sequence[str], depth: int = 2) -> str:
-    """What a source holds, as 'folder/sub/ (N images)' entries, for layout errors."""
-    counts: Counter[str] = Counter()
+    """What a source holds, as 'folder/sub/ (N images)' entries, for layout errors; files that are not images
+    by their name's ending are counted apart, as ignored."""
+    images: Counter[str] = Counter()
+    others: Counter[str] = Counter()
     for f in files:
         path_parts = parts(f)
         key = "/".join(path_parts[:min(depth, len(path_parts) - 1)])
-        counts[key + "/" if key else "(top level)"] += 1
-    shown = [f"{k} ({n} images)" for k, n in sorted(counts.items())[:_FOUND_LISTED]]
-    more = f", ... {len(counts) - _FOUND_LISTED} more" if len(counts) > _FOUND_LISTED else ""
-    return ", ".join(shown) + more if shown else "no image files at all"
+        (images if is_image_name(f) else others)[key + "/" if key else "(top level)"] += 1
+    keys = sorted(set(images) | set(others))
+    shown = [f"{k} ({_count(images[k], 'image')}"
+             + (f", {_count(others[k], 'non-image file')} ignored)" if others[k] else ")")
+             for k in keys[:_FOUND_LISTED]]
+    more = f", ... {len(keys) - _FOUND_LISTED} more" if len(keys) > _FOUND_LISTED else ""
+    n_other = sum(others.values())
+    if not shown:
+        return "no files at all"
+    if not images:
+        return f"no image files, only {_count(n_other, 'other file')} ({', '.join(shown)}{more})"
+    ignored = f"; {_count(n_other, 'non-image file')} ignored in all" if n_other else ""
+    return ", ".join(shown) + more + ignored
 
 
 def _layout_error(source: str, problem: str, files: Sequence[str],
@@ -59,9 +74,11 @@ def _split_name(part: str) -> str | None:
 def scan(tree: FileTree, expected: str = EXPECTED_LAYOUT) -> ClassLayout:
     """Finds the class folders (and train/test) in a source; wrapper folders at the top are stepped into."""
     source = str(tree.path)
-    files = [f for f in tree.files() if is_image_name(f)]
+    every = tree.files()
+    files = [f for f in every if is_image_name(f)]
     if not files:
-        raise _layout_error(source, "no image files found", tree.files(), expected)
+        raise _layout_error(source, f"no image files found (image files end in "
+                                    f"{', '.join(sorted(IMAGE_EXTENSIONS))})", every, expected)
     split = [parts(f) for f in files]
     depth = 0
     # Step into a single wrapper folder (e.g. cell_images/) while files still sit two levels below it.
@@ -75,29 +92,29 @@ def scan(tree: FileTree, expected: str = EXPECTED_LAYOUT) -> ClassLayout:
     if "train" in sides or "test" in sides:
         if sides != {"train", "test"}:
             raise _layout_error(source, "a train/ or test/ folder needs its partner and nothing beside them",
-                                files, expected)
+                                every, expected)
         by_side: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
         for f, p in zip(files, split, strict=True):
             if len(p) < depth + 3:
                 raise _layout_error(source, f"{f} sits in {p[depth]}/ itself, not in a class sub-folder",
-                                    files,                                    expected)
+                                    every, expected)
             by_side[_split_name(p[depth]) or ""].append((f, p[depth + 1]))
         train_classes = sorted({c for _, c in by_side["train"]})
         test_classes = sorted({c for _, c in by_side["test"]})
         if train_classes != test_classes:
             raise _layout_error(source, f"train/ has classes {train_classes} but test/ has {test_classes}; "
-                                "both need the same class folders", files, expected)
+                                "both need the same class folders", every, expected)
         layout = ClassLayout(root, tuple(by_side["train"]), tuple(by_side["test"]), tuple(train_classes))
     else:
         pairs = []
         for f, p in zip(files, split, strict=True):
             if len(p) < depth + 2:
-                raise _layout_error(source, f"{f} is not inside a class sub-folder", files, expected)
+                raise _layout_error(source, f"{f} is not inside a class sub-folder", every, expected)
             pairs.append((f, p[depth]))
         layout = ClassLayout(root, tuple(pairs), None, tuple(sorted({c for _, c in pairs})))
     if len(layout.class_names) < 2:
         raise _layout_error(source, f"only one class ({', '.join(layout.class_names)}); a classifier needs "
-                                    "at least two class sub-folders", files, expected)
+                                    "at least two class sub-folders", every, expected)
     return layout
 
 
@@ -110,6 +127,7 @@ class LabelledImages:
     files: tuple[str, ...]
     skipped: tuple[str, ...]
     kept: np.ndarray  # positions in the input pairs of the images in x
+    converted: dict[str, int]  # conversion ('16-bit to 8-bit') -> how many images it was applied to
 
 
 def decode_labelled(tree: FileTree, pairs: Sequence[tuple[str, str]], class_names: Sequence[str],
@@ -120,4 +138,4 @@ def decode_labelled(tree: FileTree, pairs: Sequence[tuple[str, str]], class_name
     labels = np.array([index[c] for _, c in pairs], dtype=np.int64)
     decoded: Decoded = decode_all(names, tree.read, size, description)
     return LabelledImages(x=decoded.x, y=labels[decoded.kept], files=tuple(names[i] for i in decoded.kept),
-                          skipped=tuple(decoded.skipped), kept=decoded.kept)
+                          skipped=tuple(decoded.skipped), kept=decoded.kept, converted=decoded.converted)

@@ -12,9 +12,10 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from bench.datasets import cache, sources
-from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData, OptionError
+from bench.datasets.checks import check_choice, check_flag, check_fraction, check_path, check_seed, check_size
 from bench.datasets.fingerprint import of_cached, with_digests
-from bench.datasets.folder import check_fraction, check_size, source_info, source_meta, split_stratified
+from bench.datasets.folder import source_info, source_meta, split_stratified
 from bench.datasets.images import MAX_SKIPPED_LISTED
 from bench.datasets.layouts import ClassLayout, decode_labelled, scan
 from bench.datasets.trees import FileTree, open_tree
@@ -98,15 +99,15 @@ class Malaria(Dataset):
     download: bool = True  # fetch NIH's zip (353 MB) when nothing is on disk and the network is up
 
     def __post_init__(self) -> None:
-        check_size(self.name, self.size)
+        check_path(self.name, self.path)
         if self.size is None:
-            raise DatasetError("malaria: the cells vary in size, so size must be a number of pixels (e.g. "
-                               "size=64)")
-        if self.split not in SPLITS:
-            raise DatasetError(f"malaria: split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+            raise OptionError("malaria: option size=None is not allowed; the cells vary in size, so size must be "
+                              "a number of pixels (e.g. size=64)")
+        check_size(self.name, self.size, required=True)
+        check_choice(self.name, "split", self.split, SPLITS)
         check_fraction(self.name, self.test_fraction)
-        if not isinstance(self.download, bool):
-            raise DatasetError(f"malaria: download must be true or false, got {self.download!r}")
+        check_seed(self.name, self.split_seed)
+        check_flag(self.name, "download", self.download)
 
     def _search(self) -> sources.Search:
         return sources.search(self.path, KNOWN_NAMES, (download_dir() / ZIP_NAME,))
@@ -162,4 +163,5 @@ class Malaria(Dataset):
         arrays = {"x": cells.x, "y": cells.y, "files": np.array([PurePosixPath(f).name for f in cells.files])}
         return with_digests(arrays, ["x"]), {"n_skipped": len(cells.skipped),
                                              "skipped": list(cells.skipped[:MAX_SKIPPED_LISTED]),
+                                             "converted": cells.converted,
                                              **source_meta(tree, [f for f, _ in layout.train])}

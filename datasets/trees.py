@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 import threading
 import zipfile
 from abc import ABC, abstractmethod
@@ -157,5 +158,36 @@ def open_tree(path: Path) -> FileTree:
         return ZipTree(path)
     if not path.exists():
         raise DatasetError(f"{path} does not exist; give an existing folder or .zip file")
-    raise DatasetError(f"{path} is neither a folder nor a zip archive; give a folder of class sub-folders or "
-                       "a zip of one")
+    raise DatasetError(not_a_tree(path))
+
+
+# The first bytes of the archive kinds a data set is often handed over in.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_GZIP_MAGIC = b"\x1f\x8b"
+# Endings of names that promise a gzipped or plain tar archive.
+_TAR_ENDINGS = (".tar.gz", ".tgz", ".tar")
+
+
+def not_a_tree(path: Path) -> str:
+    """Why a file is neither a folder nor a readable zip: what it is, or why it could not be read, and the fix."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    name = path.name.lower()
+    if head.startswith(_ZIP_MAGIC) or name.endswith(".zip"):
+        try:
+            zipfile.ZipFile(path).close()
+            reason = "it opens, but its directory does not list it as a zip"  # unreachable past is_zipfile
+        except (zipfile.BadZipFile, OSError) as exc:
+            reason = str(exc)
+        how = "truncated or damaged" if head.startswith(_ZIP_MAGIC) else "not a zip at all: it does not start " \
+            "like one"
+        return (f"{path} is not a readable zip archive ({how}: {reason}); re-download it, or extract it and give "
+                "the folder")
+    if name.endswith(_TAR_ENDINGS) or head.startswith(_GZIP_MAGIC):
+        if head.startswith(_GZIP_MAGIC) or (not name.endswith((".gz", ".tgz")) and tarfile.is_tarfile(path)):
+            return (f"{path} is a tar or gzip archive, which is read only as CIFAR-10's pickled batches; for "
+                    "image folders extract it and give the folder, or give a zip")
+        return (f"{path} is named like a tar archive but is not one (its first bytes are not a gzip or tar "
+                "header: damaged, or not what its name says); re-download it")
+    return (f"{path} is neither a folder nor a zip archive (its first bytes are not any archive's); give a folder "
+            "of class sub-folders or a zip of one")

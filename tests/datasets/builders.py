@@ -7,6 +7,7 @@ import pickle
 import struct
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +177,31 @@ def generated_tar(path: Path, per_class_train: int, per_class_test: int) -> Path
         info.size = len(meta)
         tar.addfile(info, io.BytesIO(meta))
     return path
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+# PNG colour types (the PNG specification, IHDR): grey, truecolour, grey with alpha, truecolour with alpha.
+PNG_GREY, PNG_RGB, PNG_GREY_ALPHA, PNG_RGBA = 0, 2, 4, 6
+
+
+def png16_bytes(values: np.ndarray, colour_type: int) -> bytes:
+    """A real 16-bit PNG of `values` (uint16, (H, W) for grey, else (H, W, channels)), written chunk by chunk:
+    PIL writes 16-bit grey but not 16-bit colour. Rows use filter 1 (Sub) on odd rows, so the decoder must
+    unfilter with the right bytes per pixel."""
+    h, w = values.shape[:2]
+    big = np.ascontiguousarray(values, dtype=">u2").reshape(h, -1).view(np.uint8).reshape(h, -1)
+    bpp = big.shape[1] // w
+    rows = []
+    for r in range(h):
+        line = big[r].astype(np.int16)
+        if r % 2:
+            prior = np.concatenate([np.zeros(bpp, np.int16), line[:-bpp]])
+            rows.append(b"\x01" + ((line - prior) % 256).astype(np.uint8).tobytes())
+        else:
+            rows.append(b"\x00" + big[r].tobytes())
+    header = struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"".join(rows)))
+            + _png_chunk(b"IEND", b""))

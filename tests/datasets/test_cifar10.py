@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import pickle
 import threading
@@ -177,8 +178,18 @@ def test_a_failed_keras_download_is_reported_as_unavailable(monkeypatch: pytest.
         Cifar10().load()
 
 
-def test_the_canonical_tar_gz_is_cached_and_reads_back_the_same(tmp_path: Path, cache_dir: Path) -> None:
+def as_published(monkeypatch: pytest.MonkeyPatch, archive: Path | None = None) -> None:
+    """Makes the small generated batches (and archive, if given) count as the published ones."""
+    monkeypatch.setattr(cifar_module, "ROWS_PER_BATCH", CIFAR_PER_BATCH)
+    if archive is not None:
+        monkeypatch.setattr(cifar_module, "PUBLISHED_SIZE", archive.stat().st_size)
+        monkeypatch.setattr(cifar_module, "PUBLISHED_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
+
+
+def test_the_canonical_tar_gz_is_cached_and_reads_back_the_same(tmp_path: Path, cache_dir: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_cifar_tar(tmp_path / "cifar-10-python.tar.gz", cifar_batches(seed=4))
+    as_published(monkeypatch, path)
     cold, warm = Cifar10(path=str(path)).load(), Cifar10(path=str(path)).load()
     assert (cold.info["cache"], warm.info["cache"]) == ("miss", "hit")
     assert isinstance(warm.x_train, np.memmap) and warm.x_train.tobytes() == cold.x_train.tobytes()
@@ -190,6 +201,7 @@ def test_the_canonical_tar_gz_is_cached_and_reads_back_the_same(tmp_path: Path, 
     os.utime(path, ns=(1, 1))
     changed = Cifar10(path=str(path)).load()
     assert changed.info["cache"] == "miss" and changed.x_train.tobytes() != cold.x_train.tobytes()
+    assert changed.info["pixels"].startswith("variant: batches laid out as published, but the archive is not")
 
 
 def test_python2_pickles_as_in_the_real_archive(tmp_path: Path) -> None:
@@ -240,3 +252,66 @@ def test_a_truncated_or_damaged_tar_gz_names_the_fix(tmp_path: Path, fault: str,
     for helper in [t for t in threading.enumerate() if t.name == "gzip-ahead"]:  # stopped, not left waiting
         helper.join(timeout=5)
         assert not helper.is_alive()
+
+
+def _batch(rows: int, labels: list[int] | None = None, data: object = None) -> bytes:
+    return python2_pickle({b"batch_label": b"x", b"labels": labels if labels is not None else [0] * rows,
+                           b"data": data if data is not None else np.zeros((rows, 3072), dtype=np.uint8)})
+
+
+def test_an_archive_of_other_row_counts_is_read_as_a_variant_never_canonical(tmp_path: Path,
+                                                                             cache_dir: Path) -> None:
+    files = {**cifar_batches(seed=9), "data_batch_1": _batch(12_000)}  # zero rows: compresses to almost nothing
+    path = write_cifar_tar(tmp_path / "cifar-10-python.tar.gz", files)
+    assert path.stat().st_size < 300_000  # for 37 MB of rows
+    expected = ("variant: 12000 training rows in data_batch_1, 10 training rows in data_batch_2, 10 training rows "
+                "in data_batch_3, 10 training rows in data_batch_4, 10 training rows in data_batch_5, not 5 x 10000; "
+                "10 test rows in test_batch, not 10000")
+    for cache in ("miss", "hit"):
+        data = Cifar10(path=str(path)).load()
+        assert data.info["cache"] == cache and len(data.y_train) == 12_040
+        assert data.info["pixels"] == expected
+        assert data.info["source_check"].startswith("archive is not the published file: ")
+    (entry,) = cache_dir.glob("cifar10-*")
+    meta = json.loads((entry / "meta.json").read_text())["meta"]
+    assert meta["pixels"] == expected and meta["source_check"] == data.info["source_check"]
+
+
+def test_only_the_published_archive_is_canonical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_cifar_tar(tmp_path / "cifar-10-python.tar.gz")
+    as_published(monkeypatch, path)
+    data = Cifar10(path=str(path)).load()
+    assert data.info["pixels"] == "canonical"
+    assert data.info["source_check"].startswith("archive matches the published size")
+    folder = Cifar10(path=str(write_cifar_folder(tmp_path / "f"))).load()
+    assert folder.info["pixels"] == "canonical" and "no published digest" in folder.info["source_check"]
+    no_meta = {k: v for k, v in cifar_batches().items() if k != "batches.meta"}
+    assert Cifar10(path=str(write_cifar_folder(tmp_path / "g", no_meta))).load().info["pixels"] == \
+        "variant: no batches.meta"
+
+
+@pytest.mark.parametrize(("batch", "message"), [
+    (_batch(10, data=np.zeros((10, 3000), dtype=np.uint8)), r"data_batch_3: expected rows of 3072 bytes"),
+    (_batch(10, data=np.zeros((10, 3072), dtype=np.int64)), r"data_batch_3: expected rows of 3072 bytes"),
+    (_batch(10, labels=[3] * 9 + [10]), r"data_batch_3: labels must be whole numbers 0..9, found 3..10"),
+    (_batch(10, labels=[1] * 11), r"data_batch_3: 10 rows but 11 labels"),
+])
+def test_grossly_broken_batches_are_errors_naming_the_file(tmp_path: Path, batch: bytes, message: str) -> None:
+    path = write_cifar_tar(tmp_path / "cifar-10-python.tar.gz", {**cifar_batches(), "data_batch_3": batch})
+    with pytest.raises(DatasetError, match=message):
+        Cifar10(path=str(path)).load()
+
+
+def test_a_pickle_that_would_run_code_is_refused_naming_the_batch(tmp_path: Path) -> None:
+    evil = pickle.dumps(threading.Thread, protocol=2)  # a class reference: find_class is asked for it
+    path = write_cifar_tar(tmp_path / "cifar-10-python.tar.gz", {**cifar_batches(), "test_batch": evil})
+    with pytest.raises(DatasetError, match=r"cifar-10-python.tar.gz/test_batch refers to threading.Thread"):
+        Cifar10(path=str(path)).load()
+
+
+def test_random_bytes_named_like_the_archive_are_reported_as_damaged(tmp_path: Path) -> None:
+    path = tmp_path / "cifar-10-python.tar.gz"
+    path.write_bytes(np.random.default_rng(1).bytes(676_000).replace(b"\x1f\x8b", b"ab"))
+    with pytest.raises(DatasetError, match=r"cifar-10-python.tar.gz is not a readable tar archive \(truncated or "
+                                           r"damaged: .+\); download cifar-10-python.tar.gz again"):
+        Cifar10(path=str(path)).load()

@@ -91,7 +91,7 @@ def test_layout_errors_show_expected_and_found(tmp_path: Path, members: dict, me
 
 def test_layout_error_lists_what_was_found(tmp_path: Path) -> None:
     path = write_zip(tmp_path / "bad.zip", {"a.png": png_bytes(4, 1), "sub/b.png": png_bytes(4, 2)})
-    with pytest.raises(DatasetError, match=r"Found: \(top level\) \(1 images\), sub/ \(1 images\)"):
+    with pytest.raises(DatasetError, match=r"Found: \(top level\) \(1 image\), sub/ \(1 image\)"):
         ImageFolder(path=str(path)).load()
 
 
@@ -115,3 +115,57 @@ def test_missing_path_and_bad_options(tmp_path: Path) -> None:
         ImageFolder(path="x", size=-3)
     with pytest.raises(ConfigError, match="unknown option"):
         open_dataset("folder:x", {"colour": True})
+
+
+@pytest.mark.parametrize(("name", "options", "text"), [
+    ("folder:x", {"test_fraction": 2}, "option test_fraction=2 is not allowed; test_fraction must be between 0 and 1"),
+    ("folder:x", {"test_fraction": 0}, "option test_fraction=0 is not allowed"),
+    ("folder:x", {"size": -1}, "option size=-1 is not allowed; size must be a positive whole number"),
+    ("folder:x", {"size": 0}, "option size=0 is not allowed"),
+    ("folder:x", {"size": 64.5}, "option size=64.5 is not allowed"),
+    ("folder:x", {"size": "64"}, "option size='64' is not allowed"),
+    ("folder:x", {"split_seed": -3}, "option split_seed=-3 is not allowed; split_seed must be a whole number from 0"),
+    ("malaria", {"split": "slide"}, "option split='slide' is not allowed; split must be one of cell, patient"),
+    ("malaria", {"size": 0}, "option size=0 is not allowed"),
+    ("malaria", {"split_seed": -3}, "option split_seed=-3 is not allowed"),
+    ("malaria", {"test_fraction": 0}, "option test_fraction=0 is not allowed"),
+    ("digits", {"test_fraction": 2}, "option test_fraction=2 is not allowed"),
+    ("digits", {"split_seed": 1.5}, "option split_seed=1.5 is not allowed"),
+    ("cifar10", {"download": "no"}, "option download='no' is not allowed; download must be true or false"),
+    ("cifar10", {"path": 3}, "option path=3 is not allowed"),
+])
+def test_options_out_of_range_are_config_errors_when_the_dataset_is_opened(name: str, options: dict,
+                                                                           text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        open_dataset(name, options)
+    assert text in str(err.value)
+
+
+def test_a_truncated_zip_is_reported_as_one(tmp_path: Path) -> None:
+    whole = write_zip(tmp_path / "w.zip", class_members()).read_bytes()
+    (tmp_path / "x.zip").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(DatasetError, match=r"x.zip is not a readable zip archive \(truncated or damaged: .+\); "
+                                           "re-download it"):
+        ImageFolder(path=str(tmp_path / "x.zip")).load()
+
+
+def test_random_bytes_named_tar_gz_are_reported_as_not_an_archive(tmp_path: Path) -> None:
+    (tmp_path / "x.tar.gz").write_bytes(np.random.default_rng(0).bytes(4096).replace(b"\x1f\x8b", b"ab"))
+    with pytest.raises(DatasetError, match=r"x.tar.gz is named like a tar archive but is not one .*re-download"):
+        ImageFolder(path=str(tmp_path / "x.tar.gz")).load()
+
+
+def test_a_folder_of_text_files_is_not_counted_as_images(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "notes", {"a/1.txt": b"x", "a/2.txt": b"y", "b/3.txt": b"z"})
+    with pytest.raises(DatasetError) as err:
+        ImageFolder(path=str(root)).load()
+    message = str(err.value)
+    assert "notes: no image files found" in message and "images)" not in message
+    assert "no image files, only 3 other files (a/ (0 images, 2 non-image files ignored)" in message
+
+
+def test_non_image_files_beside_images_are_counted_as_ignored(tmp_path: Path) -> None:
+    members = {"a/1.png": png_bytes(4, 1), "a/readme.txt": b"x", "b/Thumbs.db": b"y"}
+    with pytest.raises(DatasetError, match=r"a/ \(1 image, 1 non-image file ignored\), b/ \(0 images, 1 non-image "
+                                           r"file ignored\); 2 non-image files ignored in all"):
+        ImageFolder(path=str(write_tree(tmp_path / "r", members))).load()
