@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import math
 import os
 import sys
 import tempfile
@@ -17,6 +19,8 @@ from bench.budget import BudgetError, parse_budget
 from bench.options import ConfigError
 from bench.precision import PRECISIONS
 from bench.rundir import RUNS_TABLE
+from bench.store import ResultsStore, StoreError
+from bench.suite import MAX_SEED
 
 DEFAULT_OUT = "results"
 EXIT_FAILED_RUNS = 1
@@ -53,18 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
                        "one; default: start a local Ray with this machine's resources")
         p.add_argument("--max-retries", type=int, default=None, metavar="N",
                        help="with --executor ray: tries again a run whose node died, N times (default: 1)")
+        p.add_argument("--wait", action="store_true",
+                       help="if another driver is writing to --out, wait for it instead of exiting with code 2")
 
     p_all = sub.add_parser("all", help="run a suite, then write the report")
     p_all.add_argument("--suite", default=None, help="a shipped suite's name or a .toml path (default: default)")
     p_all.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     p_all.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    p_all.add_argument("--seeds", default=None, metavar="K,K,...",
+                       help="run the suite with these seeds instead of its own (e.g. 0,1,2)")
     common(p_all)
 
     p_run = sub.add_parser("run", help="run one dataset x system x budget x seed")
     p_run.add_argument("--dataset", required=True, help="digits, cifar10, malaria or folder:PATH")
     p_run.add_argument("--system", required=True, help="majority, resnet, resnet-2019, autokeras, ...")
     p_run.add_argument("--budget", required=True, help=BUDGET_HELP)
-    p_run.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    p_run.add_argument("--seed", type=int, default=None, help="seed (default: 0)")
+    p_run.add_argument("--seeds", default=None, metavar="K,K,...", help="several seeds, one run each (e.g. 0,1,2)")
     p_run.add_argument("--dataset-option", action="append", default=[], metavar="KEY=VALUE",
                        help="dataset option, repeatable (e.g. split=patient)")
     p_run.add_argument("--system-option", action="append", default=[], metavar="KEY=VALUE",
@@ -77,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_report.add_argument("--baseline", default="resnet", help="the hand-built system (default: %(default)s)")
     p_report.add_argument("--price-per-hour", type=float, help="USD per CPU-machine hour for the cost table")
     p_report.add_argument("--gpu-price-per-hour", type=float, help="USD per GPU-machine hour for the cost table")
+    p_report.add_argument("--parity-tolerance", type=float, metavar="POINTS",
+                          help="accuracy points within which AutoML counts as reaching the baseline (default: 0.5)")
 
     sub.add_parser("list", help="datasets (with availability), systems, budget forms and suites")
     return parser
@@ -94,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args, console)
         return cmd_all(args, console)
-    except (UsageError, ConfigError, BudgetError) as exc:
-        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
+    except (UsageError, ConfigError, BudgetError, StoreError) as exc:
+        # One line whatever the message holds (a user's exception text may span several).
+        print(f"bench {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         console.print("[red]interrupted[/]: finished runs are kept; rerun the same command to resume")
@@ -136,15 +148,51 @@ def _positive(name: str, value: int | None) -> None:
         raise UsageError(f"{name} must be a positive integer, got {value}")
 
 
+def _positive_number(name: str, value: float | None) -> None:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise UsageError(f"{name} must be a positive number, got {value}")
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    """The run limits shared by `all` and `run`, checked before anything is written."""
+    _positive("--max-train", args.max_train)
+    _positive("--max-test", args.max_test)
+    # Zero or less would kill every run at once (or, read as false, silently impose no cap).
+    _positive_number("--max-rss-mb", args.max_rss_mb)
+    _positive_number("--max-disk-mb", args.max_disk_mb)
+    if args.max_retries is not None and args.max_retries < 0:
+        raise UsageError(f"--max-retries must be a non-negative integer, got {args.max_retries}")
+    if args.executor == "local" and (args.ray_address is not None or args.max_retries is not None):
+        raise UsageError("--ray-address and --max-retries need --executor ray")
+
+
+def parse_seeds(text: str, flag: str = "--seeds") -> tuple[int, ...]:
+    """'0,1,2' as (0, 1, 2): distinct integers from 0 to MAX_SEED, else a UsageError."""
+    seeds: list[int] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not (item.isascii() and item.isdigit() and len(item) <= 10 and int(item) <= MAX_SEED):
+            raise UsageError(f"{flag} {text!r}: give comma-separated integers from 0 to {MAX_SEED}, "
+                             f"e.g. 0,1,2 ({item!r} is not one)")
+        if int(item) in seeds:
+            raise UsageError(f"{flag} {text!r}: seed {int(item)} is given twice")
+        seeds.append(int(item))
+    return tuple(seeds)
+
+
+def _check_table(out: Path) -> None:
+    """A results table that cannot be read stops the command before any run (StoreError names its line)."""
+    ResultsStore(out).records()
+
+
 def _executor(args: argparse.Namespace, max_rss_mb: float | None = None, max_disk_mb: float | None = None) -> Any:
     """The executor the arguments ask for, with the run limits (the command line's over the suite's)."""
     from bench.execute import LocalExecutor
     from bench.supervise import Limits
 
-    limits = Limits(max_rss_mb=args.max_rss_mb or max_rss_mb, max_disk_mb=args.max_disk_mb or max_disk_mb)
+    limits = Limits(max_rss_mb=max_rss_mb if args.max_rss_mb is None else args.max_rss_mb,
+                    max_disk_mb=max_disk_mb if args.max_disk_mb is None else args.max_disk_mb)
     if args.executor == "local":
-        if args.ray_address is not None or args.max_retries is not None:
-            raise UsageError("--ray-address and --max-retries need --executor ray")
         return LocalExecutor(limits)
     from bench.ray_executor import DEFAULT_MAX_RETRIES, RayExecutor
 
@@ -155,12 +203,21 @@ def _executor(args: argparse.Namespace, max_rss_mb: float | None = None, max_dis
 def _run(specs: list[Any], args: argparse.Namespace, out: Path, console: Console, **limits: Any) -> Any:
     """Runs the specs on the executor asked for, releasing it afterwards."""
     from bench.driver import run_specs
+    from bench.writer_lock import FolderBusy, hold
 
-    executor = _executor(args, **limits)
+    def waiting(who: str) -> None:
+        console.print(f"waiting for results folder {out}, held by {who}")
+
     try:
-        return run_specs(specs, executor, out, force=args.force, console=console)
-    finally:
-        executor.close()
+        # One writer per results folder, for the whole suite (the executor's start included).
+        with hold(out, wait=args.wait, on_wait=waiting):
+            executor = _executor(args, **limits)
+            try:
+                return run_specs(specs, executor, out, force=args.force, console=console)
+            finally:
+                executor.close()
+    except FolderBusy as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _finish(summary: Any, out: Path, console: Console, write_report: bool) -> int:
@@ -189,21 +246,25 @@ def cmd_all(args: argparse.Namespace, console: Console) -> int:
     from bench.driver import describe
     from bench.suite import DEFAULT_SUITE, load_suite
 
-    _positive("--max-train", args.max_train)
-    _positive("--max-test", args.max_test)
+    _check_limits(args)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     out = _check_out_dir(args.out)
     _apply_data_dir(args.data_dir)
     suite = load_suite(args.suite or DEFAULT_SUITE)
-    if args.precision is not None:
+    # The command line's over the suite's; nothing else about the suite changes.
+    overrides = {k: v for k, v in (("precision", args.precision), ("seeds", seeds)) if v is not None}
+    if overrides:
         from dataclasses import replace
 
-        suite = replace(suite, precision=args.precision)
+        suite = replace(suite, **overrides)
     specs = suite.specs(str(out), keep_models=args.keep_models)
     if args.max_train or args.max_test:
         from dataclasses import replace
 
         specs = [replace(s, dataset=replace(s.dataset, max_train=args.max_train or s.dataset.max_train,
                                             max_test=args.max_test or s.dataset.max_test)) for s in specs]
+    if not args.dry_run:
+        _check_table(out)
     console.print(f"suite [bold]{suite.name}[/]: {len(specs)} runs - {suite.description}")
     if args.dry_run:
         for spec in specs:
@@ -221,9 +282,17 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
         if not sep or not key:
             raise UsageError(f"{what} {item!r} is not KEY=VALUE")
         try:
-            out[key] = tomllib.loads(f"v = {value}")["v"]
+            parsed = tomllib.loads(f"v = {value}")
         except tomllib.TOMLDecodeError:
+            parsed = {}
+        read = parsed.get("v") if list(parsed) == ["v"] else None
+        if read is None or isinstance(read, dt.date | dt.time):  # a date is text here
             out[key] = value
+        elif isinstance(read, list | dict) or (isinstance(read, float) and not math.isfinite(read)):
+            # Options travel to the run process as JSON and into the table as text: scalars only.
+            raise UsageError(f"{what} {item!r}: a value is a string, a boolean or a finite number")
+        else:
+            out[key] = read
     return out
 
 
@@ -234,28 +303,36 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from bench.suite import TimeoutRule
     from bench.systems import make_system
 
-    _positive("--max-train", args.max_train)
-    _positive("--max-test", args.max_test)
-    if args.seed < 0:
-        raise UsageError(f"--seed must be non-negative, got {args.seed}")
+    _check_limits(args)
+    if args.seed is not None and args.seeds is not None:
+        raise UsageError("give --seed K or --seeds K,K,..., not both")
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else (0 if args.seed is None else args.seed,)
+    if not 0 <= seeds[0] <= MAX_SEED:
+        raise UsageError(f"--seed must be an integer from 0 to {MAX_SEED}, got {seeds[0]}")
     budget = parse_budget(args.budget)
     dataset_options = parse_assignments(args.dataset_option, "--dataset-option")
     system_options = parse_assignments(args.system_option, "--system-option")
-    open_dataset(args.dataset, dataset_options)
+    dataset = open_dataset(args.dataset, dataset_options)
     make_system(args.system, system_options)
     if args.timeout is not None:
-        timeout = parse_budget(args.timeout).seconds
-        if timeout is None:
-            raise UsageError(f"--timeout {args.timeout!r} must be a time such as 30m")
+        limit = parse_budget(args.timeout)
+        timeout = limit.seconds
+        if timeout is None or limit.trials is not None or timeout < 1:
+            raise UsageError(f"--timeout {args.timeout!r} must be a time of at least 1s, such as 30m")
     else:
         timeout = TimeoutRule().for_budget(budget)
     out = _check_out_dir(args.out)
     _apply_data_dir(args.data_dir)
-    spec = RunSpec(dataset=DatasetRef(args.dataset, freeze(dataset_options), args.max_train, args.max_test),
-                   system=args.system, system_options=freeze(system_options), budget=budget, seed=args.seed,
-                   timeout_s=timeout, out_dir=str(out), keep_models=args.keep_models,
-                   precision=args.precision or "auto")
-    summary = _run([spec], args, out, console)
+    # Asked for by name, a data set that is not here is an error; in a suite it is a skipped row (driver).
+    found = dataset.availability()
+    if not found.ok:
+        raise UsageError(f"dataset {args.dataset!r} is not available: {found.reason}")
+    _check_table(out)
+    specs = [RunSpec(dataset=DatasetRef(args.dataset, freeze(dataset_options), args.max_train, args.max_test),
+                     system=args.system, system_options=freeze(system_options), budget=budget, seed=seed,
+                     timeout_s=timeout, out_dir=str(out), keep_models=args.keep_models,
+                     precision=args.precision or "auto") for seed in seeds]
+    summary = _run(specs, args, out, console)
     return _finish(summary, out, console, write_report=False)
 
 
@@ -264,8 +341,13 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out)
     if not (out / RUNS_TABLE).exists():
         raise UsageError(f"no results table {out / RUNS_TABLE}: run `python -m bench all` first")
+    for flag, price in (("--price-per-hour", args.price_per_hour), ("--gpu-price-per-hour", args.gpu_price_per_hour)):
+        if price is not None and not (math.isfinite(price) and price >= 0):
+            raise UsageError(f"{flag} must be a non-negative number, got {price}")
+    _check_table(out)
     return _report(out, console, baseline=args.baseline, price_per_hour=args.price_per_hour,
-                   gpu_price_per_hour=args.gpu_price_per_hour)
+                   gpu_price_per_hour=args.gpu_price_per_hour,
+                   parity_tolerance=None if args.parity_tolerance is None else args.parity_tolerance / 100)
 
 
 def cmd_list(console: Console) -> int:

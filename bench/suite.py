@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -11,9 +13,10 @@ from typing import Any
 from bench.budget import Budget, BudgetError, parse_budget
 from bench.options import ConfigError
 from bench.precision import PRECISIONS
-from bench.spec import DatasetRef, Options, Resources, RunSpec, freeze
+from bench.spec import DatasetRef, Options, Resources, RunSpec, freeze, options_label
 
 DEFAULT_SUITE = "default"
+MAX_SEED = 2**32 - 1  # numpy's and Keras' seeding take no more
 _TOP_KEYS = {"description", "seeds", "budgets", "datasets", "systems", "timeout_factor", "timeout_slack",
              "timeout", "max_rss_mb", "max_disk_mb", "resources", "precision"}
 _DATASET_KEYS = {"name", "options", "max_train", "max_test"}
@@ -97,47 +100,109 @@ def load_suite(name_or_path: str) -> Suite:
     """Reads and validates a suite; errors name the file and the offending key."""
     path = suite_path(name_or_path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text, so not a TOML suite ({exc.reason} at byte {exc.start})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse_suite(raw, name=path.stem, where=str(path))
 
 
 def parse_suite(raw: dict[str, Any], name: str, where: str) -> Suite:
-    """Builds a Suite from a parsed TOML mapping."""
+    """Builds a Suite from a parsed TOML mapping; every key's type and range is checked."""
     _check_keys(raw, _TOP_KEYS, where)
     for key in ("seeds", "datasets", "systems"):
-        if not raw.get(key):
+        if key not in raw or raw[key] == []:
             raise ConfigError(f"{where}: '{key}' is missing or empty")
-    seeds = raw["seeds"]
-    if not all(isinstance(s, int) and s >= 0 for s in seeds):
-        raise ConfigError(f"{where}: 'seeds' must be non-negative integers, got {seeds!r}")
-    default_budgets = raw.get("budgets", [])
-    datasets = tuple(_dataset(entry, f"{where}: datasets[{i}]") for i, entry in enumerate(raw["datasets"]))
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise ConfigError(f"{where}: 'description' must be a string, got {description!r}")
+    seeds = _seeds(raw["seeds"], where)
+    default_budgets = _budget_list(raw.get("budgets", []), f"{where}: 'budgets'")
+    datasets = tuple(_dataset(entry, f"{where}: datasets[{i}]")
+                     for i, entry in enumerate(_tables(raw["datasets"], f"{where}: 'datasets'")))
+    _no_duplicates(datasets, lambda d: f"{d.name} {d.label}".strip(), f"{where}: 'datasets'")
     systems = tuple(_system(entry, default_budgets, f"{where}: systems[{i}]")
-                    for i, entry in enumerate(raw["systems"]))
+                    for i, entry in enumerate(_tables(raw["systems"], f"{where}: 'systems'")))
+    _no_duplicates(systems, lambda s: f"{s.name} {options_label(s.options)}".strip(), f"{where}: 'systems'",
+                   key=lambda s: (s.name, s.options))
     default = TimeoutRule()
-    try:
-        slack = parse_budget(raw["timeout_slack"]).seconds if "timeout_slack" in raw else default.slack_s
-        timeout = parse_budget(raw["timeout"]).seconds if "timeout" in raw else default.no_time_s
-    except BudgetError as exc:
-        raise ConfigError(f"{where}: timeout_slack/timeout: {exc}") from exc
-    if slack is None or timeout is None:
-        raise ConfigError(f"{where}: timeout_slack and timeout must be times such as '10m'")
-    for key in ("max_rss_mb", "max_disk_mb"):
-        value = raw.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
-            raise ConfigError(f"{where}: '{key}' must be a positive number of MiB, got {value!r}")
+    factor = raw.get("timeout_factor", default.factor)
+    if isinstance(factor, bool) or not isinstance(factor, int | float) or not (0 < factor < math.inf):
+        raise ConfigError(f"{where}: 'timeout_factor' must be a positive number (the budget's multiple), "
+                          f"got {factor!r}")
+    slack = _seconds(raw, "timeout_slack", default.slack_s, where)
+    timeout = _seconds(raw, "timeout", default.no_time_s, where)
+    limits = {key: _mib(raw.get(key), f"{where}: '{key}'") for key in ("max_rss_mb", "max_disk_mb")}
     precision = raw.get("precision", "auto")
-    if precision not in PRECISIONS:
+    if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ConfigError(f"{where}: 'precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return Suite(
-        name=name, description=raw.get("description", ""), seeds=tuple(seeds), datasets=datasets,
-        systems=systems,
-        timeouts=TimeoutRule(float(raw.get("timeout_factor", default.factor)), slack, timeout),
-        max_rss_mb=raw.get("max_rss_mb"), max_disk_mb=raw.get("max_disk_mb"),
+        name=name, description=description, seeds=seeds, datasets=datasets, systems=systems,
+        timeouts=TimeoutRule(float(factor), slack, timeout), **limits,
         resources=_resources(raw.get("resources"), f"{where}: resources") or Resources(), precision=precision,
     )
+
+
+def _seeds(value: Any, where: str) -> tuple[int, ...]:
+    """Distinct integers that numpy and Keras accept as seeds; bool is an int to Python, not a seed."""
+    if not (isinstance(value, list) and value
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED for s in value)
+            and len(set(value)) == len(value)):
+        raise ConfigError(f"{where}: 'seeds' must be a list of distinct integers from 0 to {MAX_SEED}, "
+                          f"got {value!r}")
+    return tuple(value)
+
+
+def _budget_list(value: Any, where: str) -> tuple[Budget, ...]:
+    """A list of budget strings, parsed, with none given twice (by the same name or an equal one)."""
+    if not isinstance(value, list) or not all(isinstance(b, str) for b in value):
+        raise ConfigError(f"{where} must be a list of budget strings such as [\"30s\", \"t10\"], got {value!r}")
+    try:
+        budgets = tuple(parse_budget(b) for b in value)
+    except BudgetError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    _no_duplicates(budgets, lambda b: b.name, where)
+    return budgets
+
+
+def _tables(value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise ConfigError(f"{where} must be a list of tables ([[...]] sections), got {value!r}")
+    return value
+
+
+def _no_duplicates(items: tuple[Any, ...], label: Callable[[Any], str], where: str,
+                   key: Callable[[Any], Any] = lambda x: x) -> None:
+    """Twice the same entry would run (and record) the same runs twice over."""
+    seen: set[Any] = set()
+    for item in items:
+        if key(item) in seen:
+            raise ConfigError(f"{where}: {label(item)} is given twice")
+        seen.add(key(item))
+
+
+def _seconds(raw: dict[str, Any], key: str, default: float, where: str) -> float:
+    """A time such as '10m' of at least one second (a shorter limit would kill every run at its start)."""
+    if key not in raw:
+        return default
+    value = raw[key]
+    try:
+        budget = parse_budget(value) if isinstance(value, str) else None
+    except BudgetError:
+        budget = None
+    if budget is None or budget.seconds is None or budget.trials is not None or budget.seconds < 1:
+        raise ConfigError(f"{where}: '{key}' must be a time of at least 1s such as \"10m\", got {value!r}")
+    return budget.seconds
+
+
+def _mib(value: Any, where: str) -> float | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                              or not (0 < value < math.inf)):
+        raise ConfigError(f"{where} must be a positive number of MiB, got {value!r}")
+    return value
 
 
 def _resources(table: Any, where: str) -> Resources | None:
@@ -145,6 +210,9 @@ def _resources(table: Any, where: str) -> Resources | None:
     if table is None:
         return None
     _check_keys(table, _RESOURCE_KEYS, where)
+    for key, value in table.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: {key} must be a finite non-negative number, got {value!r}")
     try:
         return Resources(**table)
     except ValueError as exc:
@@ -159,39 +227,56 @@ def _check_keys(table: Any, allowed: set[str], where: str) -> None:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))}")
 
 
+def _options(entry: dict[str, Any], where: str) -> dict[str, Any]:
+    """An entry's options: a table of strings, booleans and finite numbers, the values a run records and
+    hands its worker as JSON (dates, lists, tables and NaN would not come back the same)."""
+    options = entry.get("options", {})
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}: 'options' must be a table, got {options!r}")
+    for key, value in options.items():
+        scalar = isinstance(value, str | bool | int) or (isinstance(value, float) and math.isfinite(value))
+        if not scalar:
+            raise ConfigError(f"{where}: options.{key} must be a string, boolean or finite number, got {value!r}")
+    return options
+
+
+def _name(entry: dict[str, Any], where: str) -> str:
+    if "name" not in entry:
+        raise ConfigError(f"{where}: 'name' is missing")
+    if not isinstance(entry["name"], str) or not entry["name"]:
+        raise ConfigError(f"{where}: 'name' must be a non-empty string, got {entry['name']!r}")
+    return entry["name"]
+
+
 def _dataset(entry: Any, where: str) -> DatasetRef:
     from bench.datasets.registry import open_dataset
 
     _check_keys(entry, _DATASET_KEYS, where)
-    if "name" not in entry:
-        raise ConfigError(f"{where}: 'name' is missing")
-    options = entry.get("options", {})
-    if not isinstance(options, dict):
-        raise ConfigError(f"{where}: 'options' must be a table, got {options!r}")
+    name = _name(entry, where)
+    options = _options(entry, where)
     try:
-        open_dataset(entry["name"], options)
+        open_dataset(name, options)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
     for key in ("max_train", "max_test"):
         value = entry.get(key)
-        if value is not None and (not isinstance(value, int) or value < 1):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{where}: '{key}' must be a positive integer, got {value!r}")
-    return DatasetRef(entry["name"], freeze(options), entry.get("max_train"), entry.get("max_test"))
+    return DatasetRef(name, freeze(options), entry.get("max_train"), entry.get("max_test"))
 
 
-def _system(entry: Any, default_budgets: list[str], where: str) -> SystemEntry:
+def _system(entry: Any, default_budgets: tuple[Budget, ...], where: str) -> SystemEntry:
     from bench.systems import make_system
 
     _check_keys(entry, _SYSTEM_KEYS, where)
-    if "name" not in entry:
-        raise ConfigError(f"{where}: 'name' is missing")
+    name = _name(entry, where)
+    options = _options(entry, where)
     try:
-        options = entry.get("options", {})
-        make_system(entry["name"], options)
-        budgets = tuple(parse_budget(b) for b in entry.get("budgets", default_budgets))
-    except (ConfigError, BudgetError) as exc:
+        make_system(name, options)
+    except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+    budgets = _budget_list(entry["budgets"], f"{where}: 'budgets'") if "budgets" in entry else default_budgets
     if not budgets:
         raise ConfigError(f"{where}: no budgets: give 'budgets' here or at the top of the suite")
     resources = _resources(entry.get("resources"), f"{where}: resources")
-    return SystemEntry(entry["name"], freeze(options), budgets, resources)
+    return SystemEntry(name, freeze(options), budgets, resources)

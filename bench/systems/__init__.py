@@ -6,6 +6,7 @@ data, not a subclass (as amlb's `extends:`): the same class with some options fi
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,14 +64,29 @@ def system_description(name: str) -> str:
 
 def _plugin_class(path: str) -> type[System]:
     """A System subclass named by import path, so users can benchmark their own adapter."""
+    module, _, attribute = path.partition(":")
+    if not module or not attribute:
+        raise ConfigError(f"system {path!r}: a plugin is named module:Class, e.g. mypackage.mymodule:MySystem")
     try:
         cls = find_class(path)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"system {path!r} cannot be imported: {exc}") from exc
+    except AttributeError:
+        raise ConfigError(f"system {path!r}: module {module!r} has no {attribute!r}") from None
+    except Exception as exc:  # noqa: BLE001 - the user's module may fail to import in any way
+        raise ConfigError(f"system {path!r}: module {module!r} cannot be imported: "
+                          f"{type(exc).__name__}: {' '.join(str(exc).split())}") from exc
     if cls is None:
-        raise ConfigError(f"system {path!r} cannot be imported: no module {path.partition(':')[0]!r}")
-    if not (isinstance(cls, type) and issubclass(cls, System)):
+        raise ConfigError(f"system {path!r} cannot be imported: no module {module!r}")
+    if not isinstance(cls, type):
+        raise ConfigError(f"system {path!r} is not a class but a {type(cls).__name__}; "
+                          "name a subclass of bench.systems.base.System")
+    if not issubclass(cls, System):
         raise ConfigError(f"system {path!r} is not a subclass of bench.systems.base.System")
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise ConfigError(f"system {path!r} is abstract: it does not implement {missing}")
+    for attr in ("name", "description"):
+        if not isinstance(getattr(cls, attr, None), str):
+            raise ConfigError(f"system {path!r} has no {attr!r}: set it as a class attribute (a string)")
     return cls
 
 

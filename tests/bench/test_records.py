@@ -110,3 +110,35 @@ def test_killing_a_writer_never_leaves_a_torn_table(tmp_path):
         table = ResultsStore(tmp_path).records()
         assert table, "the writer wrote nothing before the kill"
         assert all(r.error.startswith("padding") and r.status == "ok" for r in table.values())
+
+
+def _good_table(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.put_many([record("a"), record("b", error='two\nlines, "quoted"'), record("c")])
+    return (tmp_path / "runs.csv").read_bytes()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[:-40], r"line 5: \d+ cells where the header has \d+ \(a truncated"),  # cut inside the last row
+    (lambda b: b + b"a,b,c\n", r"line 6: 3 cells where the header has"),
+    (lambda b: b.replace(b",5m,", b",5m,,", 1), r"line 2: \d+ cells where the header has"),  # one cell too many
+    (lambda b: b + b"\xff\xfe\x00garbage\n", r"line 6: not UTF-8 text"),
+    (lambda b: b + b"x\x00y\n", r"line 6: contains NUL bytes"),
+    (lambda b: b + b'"unterminated quote,\n' + b"x" * 200_000, r"line 7: not CSV \(field larger than field limit"),
+    (lambda b: b.replace(b",ok,", b",done,", 1), r"line 2: malformed row \(status must be one of"),
+    (lambda b: b.replace(b",0,ok,", b",inf,ok,", 1), r"line 2: malformed row"),
+    (lambda b: b"just some\nprose, not a table\n", r"is not a bench results table \(no run_id, status"),
+    (lambda b: bytes(range(256)) * 4, r"line 2: not UTF-8 text"),
+    (lambda b: b"", r"is not a bench results table"),
+])
+def test_a_damaged_table_is_named_by_line_and_never_overwritten(tmp_path, damage, message):
+    damaged = damage(_good_table(tmp_path))
+    (tmp_path / "runs.csv").write_bytes(damaged)
+    store = ResultsStore(tmp_path)
+    with pytest.raises(StoreError, match=message) as info:
+        store.records()
+    assert str(tmp_path / "runs.csv") in str(info.value) and "move it away or choose another --out" in str(info.value)
+    assert len(str(info.value).splitlines()) == 1 and len(str(info.value)) < 600
+    with pytest.raises(StoreError):
+        store.put(record("d"))
+    assert (tmp_path / "runs.csv").read_bytes() == damaged
