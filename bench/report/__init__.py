@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from bench import rundir
 from bench.report import formatting as fmt
-from bench.report import tables
+from bench.report import parity, tables
 from bench.report.amlb import AMLB_FILE, amlb_frame
 from bench.report.document import Block, Heading, Paragraph, Table, to_markdown
 from bench.report.html import to_html
-from bench.report.plots import PLOTS_DIR, palette, plot_group
+from bench.report.plots import PLOTS_DIR, Figure, PlotSet, headline_figure, palette, plot_group
 from bench.report.runs import (
+    Group,
     ReportError,
     arithmetic,
     data_seen,
     grouped,
+    label_data,
     label_variants,
     load_runs,
     system_classes,
@@ -35,6 +39,7 @@ __all__ = [
     "DEFAULT_GPU_PRICE_PER_HOUR",
     "DEFAULT_PRICE_PER_HOUR",
     "MANAGED_AUTOML_PRICE_PER_HOUR",
+    "DEFAULT_PARITY_TOLERANCE",
     "ReportError",
     "write_report",
 ]
@@ -42,6 +47,7 @@ __all__ = [
 REPORT_MD = "REPORT.md"
 REPORT_HTML = "report.html"
 TABLES_DIR = "tables"
+DEFAULT_PARITY_TOLERANCE = parity.DEFAULT_TOLERANCE
 TITLE = "AutoML against a hand-built baseline: accuracy per unit of compute"
 
 
@@ -83,119 +89,204 @@ def _gpu_paragraph(summaries: list[tables.ConfigSummary]) -> str:
     return text
 
 
-def write_report(
-    out_dir: Path,
-    *,
-    baseline: str = "resnet",
-    price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
-    gpu_price_per_hour: float = DEFAULT_GPU_PRICE_PER_HOUR,
-) -> list[Path]:
-    """Writes REPORT.md, report.html, tables/, plots/ and results_amlb.csv from runs.csv; returns paths."""
-    out_dir = Path(out_dir)
-    recorded = load_runs(out_dir)
-    runs = label_variants(recorded)
-    for stale in (out_dir / PLOTS_DIR).glob("*.*"):
-        # A dataset that left the table must not leave its old plots behind.
-        stale.unlink()
-    prices = Prices(cpu=price_per_hour, gpu=gpu_price_per_hour)
-    written: list[Path] = []
-    summary, vs, cost, fails = [], [], [], []
-    all_verdicts: list[str] = []
-    sections: list[Block] = []
-    colors = palette(sorted(runs["system"].unique()))
-    for group, part in grouped(runs):
-        summaries = tables.summarize(group, part, baseline)
-        versus = tables.versus(summaries)
-        group_cost = tables.cost_rows(summaries, prices)
-        group_fails = tables.failures(part)
-        sentences = verdicts(group, summaries, baseline)
-        all_verdicts += sentences
-        summary.append(tables.SUMMARY.csv(summaries))
-        if versus:
-            vs.append(tables.VERSUS.csv(versus))
-        cost.append(tables.COST.csv(group_cost))
-        fails.append(tables.FAILURES.csv(group_fails))
-        gpu_text = _gpu_paragraph(summaries)
-        plots = plot_group(group, part, summaries, out_dir, colors)
-        written += [p for f in plots.figures for p in (f.png, f.svg)]
-        base = tables.reference(summaries, "baseline")
-        sections += [
-            Heading(2, group.label),
-            Paragraph(f"{fmt.plural(len(part), 'run')} on {where_run(part)}"
-                      + _precision_text(arithmetic(part))
-                      + (f" Data fingerprint: {seen}." if (seen := data_seen(part)) else "")),
-            Paragraph(items=tuple(sentences)),
-            Heading(3, "Systems and budgets"),
-            Paragraph(
-                "Accuracy is the mean over ok seeds; the spread is ± 1 std with 2 seeds and a 95% t-interval "
-                "with 3 or more. Times are means per ok run (the CSV has them in seconds)." + gpu_text
-            ),
-            Table(tables.SUMMARY.display(summaries), f"{TABLES_DIR}/summary.csv"),
-        ]
-        if group_fails:
-            sections += [
-                Heading(3, "Runs that did not finish"),
-                Table(tables.FAILURES.display(group_fails), f"{TABLES_DIR}/failures.csv"),
-            ]
-        if versus:
-            ref = (
-                f"The baseline's reference is {base.system} at budget {base.budget}, its most accurate configuration."
-                if base
-                else f"{baseline} has no ok run here, so there is no reference."
-            )
-            # The ratio is of fit (wall) time also where GPUs ran: GPU and GPU busy time are in the summary.
-            ratio = " Compute ratio = AutoML fit time / baseline fit time" + (
-                " (wall time, not GPU or GPU busy time)." if gpu_text else "."
-            )
-            pairing = (
-                " Where 3 or more seeds ran both (same seeds, same data split), the comparison is paired: the 95%"
-                " t-interval of the per-seed differences decides, and it resolves the difference when it excludes"
-                " 0; otherwise the two configurations' own intervals must not overlap (unpaired)."
-            )
-            scopes = sorted({v.automl.budget_scope for v in versus if v.automl.budget_scope})
-            covers = {"total": "search and refit", "search": "the search only (the refit comes after it)"}
-            scope_words = " and ".join(covers.get(sc, sc) for sc in scopes)
-            sections += [
-                Heading(3, f"AutoML against {baseline}"
-                        + (f" (AutoML budgets cover {scope_words})" if scope_words else "")),
-                Paragraph(ref + ratio + pairing),
-                Table(tables.VERSUS.display(versus), f"{TABLES_DIR}/versus_baseline.csv"),
-            ]
-        if group_cost:
-            sections += [
-                Heading(3, "Cost"),
-                Paragraph(
-                    f"Per run: fit time in hours x the price of the machine rented for them, "
-                    f"{fmt.price(prices.cpu)}/h for a CPU machine and {fmt.price(prices.gpu)}/h for a GPU machine; "
-                    f"the managed cloud AutoML rows price the AutoML fit hours at "
-                    f"{fmt.price(prices.managed_automl)}/h, the commonly cited figure."
-                ),
-                Table(tables.COST.display(group_cost), f"{TABLES_DIR}/cost.csv"),
-            ]
-        sections += [Heading(3, "Figures"), *plots.figures]
-        if plots.notes:
-            sections.append(Paragraph(items=plots.notes))
-    tables_dir = out_dir / TABLES_DIR
-    _write_csv(_concat(summary), tables_dir / "summary.csv", written)
-    _write_csv(_concat(vs), tables_dir / "versus_baseline.csv", written)
-    _write_csv(_concat(cost), tables_dir / "cost.csv", written)
-    _write_csv(_concat(fails), tables_dir / "failures.csv", written)
-    _write_csv(amlb_frame(recorded, out_dir), out_dir / AMLB_FILE, written)  # amlb's own names and params
+@dataclass(frozen=True)
+class GroupResult:
+    """One group of data analysed: what its sections and the report's tables are made of."""
+
+    group: Group
+    runs: pd.DataFrame
+    summaries: list[tables.ConfigSummary]
+    versus: list[tables.Versus]
+    cost: list[tables.CostRow]
+    failures: list[Any]
+    parities: list[parity.Parity]
+    headline: Figure | str
+    plots: PlotSet
+
+
+def _analyse(group: Group, part: pd.DataFrame, out_dir: Path, *, baseline: str, prices: Prices,
+             tolerance: float, colors: dict[str, tuple]) -> GroupResult:
+    summaries = tables.summarize(group, part, baseline)
+    found = parity.parities(summaries, tolerance)
+    return GroupResult(
+        group=group,
+        runs=part,
+        summaries=summaries,
+        versus=tables.versus(summaries),
+        cost=tables.cost_rows(summaries, prices),
+        failures=tables.failures(part),
+        parities=found,
+        headline=headline_figure(group, summaries, found, out_dir, colors),
+        plots=plot_group(group, part, summaries, out_dir, colors),
+    )
+
+
+def _intro(runs: pd.DataFrame, baseline: str, data_notes: tuple[str, ...]) -> list[Block]:
+    """The title and what the report is made of."""
     classes = system_classes(runs, baseline)
     others = _names(classes, "other")
-    head: list[Block] = [
+    return [
         Heading(1, TITLE),
         Paragraph(
             f"Made from {fmt.plural(len(runs), 'run')} in {rundir.RUNS_TABLE} ({(runs['status'] == 'ok').sum()} ok); "
             f"baseline: {baseline}; by the roles the systems declare, AutoML: {_names(classes, 'automl')}; "
             f"floor: {_names(classes, 'floor')}"
             + (f"; other: {others}" if others != "none" else "")
-            + f". The amlb-style results are in {AMLB_FILE}."
+            + f". The amlb-style results are in {AMLB_FILE}.",
+            items=data_notes,
         ),
-        Heading(2, "Verdicts"),
-        Paragraph(items=tuple(all_verdicts)),
     ]
-    blocks = head + sections
+
+
+def _headline(results: list[GroupResult], baseline: str, tolerance: float) -> list[Block]:
+    """What a reader sees first: per group of data, accuracy against compute and the parity table."""
+    blocks: list[Block] = [
+        Heading(2, f"Headline: what AutoML's compute buys against {baseline}"),
+        Paragraph(parity.caption(tolerance)),
+    ]
+    for r in results:
+        blocks.append(Heading(3, r.group.label))
+        blocks.append(r.headline if isinstance(r.headline, Figure) else Paragraph(f"Skipped {r.headline}."))
+        if r.parities:
+            blocks.append(Table(_without_data_column(parity.PARITY.display(r.parities)), f"{TABLES_DIR}/parity.csv"))
+        else:
+            blocks.append(Paragraph("No AutoML system ran on this data."))
+    return blocks
+
+
+def _without_data_column(frame: pd.DataFrame) -> pd.DataFrame:
+    # Under the group's own heading the data need not be named again.
+    return frame.drop(columns=["Data"], errors="ignore")
+
+
+def _overview(r: GroupResult, baseline: str) -> list[Block]:
+    """The group's heading, where it ran, and its verdicts, each said once."""
+    part = r.runs
+    sentences = verdicts(r.group, r.summaries, baseline)
+    sentences += [s for p in r.parities if (s := parity.sentence(p))]
+    return [
+        Heading(2, r.group.label),
+        Paragraph(f"{fmt.plural(len(part), 'run')} on {where_run(part)}"
+                  + _precision_text(arithmetic(part))
+                  + (f" Data fingerprint: {seen}." if (seen := data_seen(part)) else "")),
+        Paragraph(items=tuple(sentences)),
+    ]
+
+
+def _systems(r: GroupResult) -> list[Block]:
+    """Every system and budget, and the runs that did not finish."""
+    blocks: list[Block] = [
+        Heading(3, "Systems and budgets"),
+        Paragraph(
+            "Accuracy is the mean over ok seeds; the spread is ± 1 std with 2 seeds and a 95% t-interval "
+            "with 3 or more. Times are means per ok run (the CSV has them in seconds)." + _gpu_paragraph(r.summaries)
+        ),
+        Table(tables.SUMMARY.display(r.summaries), f"{TABLES_DIR}/summary.csv"),
+    ]
+    if r.failures:
+        blocks += [
+            Heading(3, "Runs that did not finish"),
+            Table(tables.FAILURES.display(r.failures), f"{TABLES_DIR}/failures.csv"),
+        ]
+    return blocks
+
+
+def _against_baseline(r: GroupResult, baseline: str) -> list[Block]:
+    """Each AutoML configuration against the baseline's reference."""
+    if not r.versus:
+        return []
+    base = tables.reference(r.summaries, "baseline")
+    ref = (
+        f"The baseline's reference is {base.system} at budget {base.budget}, its most accurate configuration."
+        if base
+        else f"{baseline} has no ok run here, so there is no reference."
+    )
+    # The ratio is of fit (wall) time also where GPUs ran: GPU and GPU busy time are in the summary.
+    ratio = " Compute ratio = AutoML fit time / baseline fit time" + (
+        " (wall time, not GPU or GPU busy time)." if _gpu_paragraph(r.summaries) else "."
+    )
+    pairing = (
+        " Where 3 or more seeds ran both (same seeds, same data split), the comparison is paired: the 95%"
+        " t-interval of the per-seed differences decides, and it resolves the difference when it excludes"
+        " 0; otherwise the two configurations' own intervals must not overlap (unpaired)."
+    )
+    scopes = sorted({v.automl.budget_scope for v in r.versus if v.automl.budget_scope})
+    covers = {"total": "search and refit", "search": "the search only (the refit comes after it)"}
+    scope_words = " and ".join(covers.get(sc, sc) for sc in scopes)
+    return [
+        Heading(3, f"AutoML against {baseline}" + (f" (AutoML budgets cover {scope_words})" if scope_words else "")),
+        Paragraph(ref + ratio + pairing),
+        Table(tables.VERSUS.display(r.versus), f"{TABLES_DIR}/versus_baseline.csv"),
+    ]
+
+
+def _cost(r: GroupResult, prices: Prices) -> list[Block]:
+    """What one run of each configuration costs to rent."""
+    if not r.cost:
+        return []
+    return [
+        Heading(3, "Cost"),
+        Paragraph(
+            f"Per run: fit time in hours x the price of the machine rented for them, "
+            f"{fmt.price(prices.cpu)}/h for a CPU machine and {fmt.price(prices.gpu)}/h for a GPU machine; "
+            f"the managed cloud AutoML rows price the AutoML fit hours at "
+            f"{fmt.price(prices.managed_automl)}/h, the commonly cited figure."
+        ),
+        Table(tables.COST.display(r.cost), f"{TABLES_DIR}/cost.csv"),
+    ]
+
+
+def _figures(r: GroupResult) -> list[Block]:
+    """The group's detail figures, and notes on those that could not be made."""
+    blocks: list[Block] = [Heading(3, "Figures"), *r.plots.figures]
+    if r.plots.notes:
+        blocks.append(Paragraph(items=r.plots.notes))
+    return blocks
+
+
+def _write_tables(results: list[GroupResult], folder: Path, written: list[Path]) -> None:
+    """The CSVs: every group's rows in one file per table."""
+    _write_csv(_concat([tables.SUMMARY.csv(r.summaries) for r in results]), folder / "summary.csv", written)
+    _write_csv(_concat([tables.VERSUS.csv(r.versus) for r in results if r.versus]), folder / "versus_baseline.csv",
+               written)
+    _write_csv(_concat([tables.COST.csv(r.cost) for r in results]), folder / "cost.csv", written)
+    _write_csv(_concat([tables.FAILURES.csv(r.failures) for r in results]), folder / "failures.csv", written)
+    _write_csv(_concat([parity.PARITY.csv(r.parities) for r in results]), folder / "parity.csv", written)
+
+
+def write_report(
+    out_dir: Path,
+    *,
+    baseline: str = "resnet",
+    price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
+    gpu_price_per_hour: float = DEFAULT_GPU_PRICE_PER_HOUR,
+    parity_tolerance: float = DEFAULT_PARITY_TOLERANCE,
+) -> list[Path]:
+    """Writes REPORT.md, report.html, tables/, plots/ and results_amlb.csv from runs.csv; returns paths.
+
+    parity_tolerance is a fraction of accuracy (0.005: half a point)."""
+    out_dir = Path(out_dir)
+    recorded = load_runs(out_dir)
+    runs, data_notes = label_data(label_variants(recorded))
+    for stale in (out_dir / PLOTS_DIR).glob("*.*"):
+        # A dataset that left the table must not leave its old plots behind.
+        stale.unlink()
+    prices = Prices(cpu=price_per_hour, gpu=gpu_price_per_hour)
+    colors = palette(sorted(runs["system"].unique()))
+    results = [
+        _analyse(group, part, out_dir, baseline=baseline, prices=prices, tolerance=parity_tolerance, colors=colors)
+        for group, part in grouped(runs)
+    ]
+    written: list[Path] = []
+    for r in results:
+        figures = ([r.headline] if isinstance(r.headline, Figure) else []) + list(r.plots.figures)
+        written += [p for f in figures for p in (f.png, f.svg)]
+    _write_tables(results, out_dir / TABLES_DIR, written)
+    _write_csv(amlb_frame(recorded, out_dir), out_dir / AMLB_FILE, written)  # amlb's own names and params
+    blocks = _intro(runs, baseline, data_notes) + _headline(results, baseline, parity_tolerance)
+    for r in results:
+        blocks += _overview(r, baseline) + _systems(r) + _against_baseline(r, baseline) + _cost(r, prices)
+        blocks += _figures(r)
     md, page = out_dir / REPORT_MD, out_dir / REPORT_HTML
     md.write_text(to_markdown(blocks, out_dir), encoding="utf-8")
     page.write_text(to_html(blocks, TITLE), encoding="utf-8")

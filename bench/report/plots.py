@@ -21,6 +21,7 @@ from sklearn.metrics import confusion_matrix, f1_score  # noqa: E402
 
 from bench import rundir  # noqa: E402
 from bench.report import artifacts  # noqa: E402
+from bench.report.parity import Parity  # noqa: E402
 from bench.report.runs import Group, budget_seconds, budget_trials, hardware_of  # noqa: E402
 from bench.report.tables import SECONDS_PER_HOUR, ConfigSummary, reference  # noqa: E402
 
@@ -330,6 +331,80 @@ def confusion_matrices(group: Group, runs: pd.DataFrame, out_dir: Path, folder: 
         f"{group.label}: confusion matrices (counts of test images) of each system's most accurate run "
         f"with saved predictions.",
     )
+
+
+def _band(s: ConfigSummary) -> tuple[float, float] | None:
+    """The configuration's interval in percent: the 95% t-interval with 3+ seeds, ± 1 std with 2, none with 1."""
+    a = s.accuracy
+    return None if a.low is None else (100 * a.low, 100 * a.high)
+
+
+def headline(
+    group: Group, summaries: list[ConfigSummary], found: list[Parity], folder: Path, colors: dict[str, tuple]
+) -> Figure | str:
+    """Every contender's accuracy against its mean fit time (log axis): a line through each system's budgets with
+    its band over seeds, the floor as a horizontal line, a star where an AutoML system reaches parity."""
+    shown = [s for s in summaries if s.system_class != "floor" and s.accuracy.mean is not None and s.fit_s]
+    if not shown:
+        return "the headline figure: no ok run (besides the floor) with a recorded fit time"
+    per_unit, unit = _time_unit(max(s.fit_s for s in shown))
+    base = reference(summaries, "baseline")
+    fig, ax = plt.subplots(figsize=(8.4, 4.6))
+    for system in dict.fromkeys(s.system for s in shown):  # summaries' order: baseline, then AutoML
+        mine = sorted((s for s in shown if s.system == system), key=lambda s: s.fit_s)
+        x = [s.fit_s / per_unit for s in mine]
+        y = [100 * s.accuracy.mean for s in mine]
+        color = colors[system]
+        ax.plot(x, y, marker="o", color=color, linewidth=1.8, label=system)
+        bands = [_band(s) for s in mine]
+        if len(mine) > 1 and all(bands):
+            ax.fill_between(x, [b[0] for b in bands], [b[1] for b in bands], color=color, alpha=0.15, linewidth=0)
+        else:
+            for xi, band in zip(x, bands, strict=True):
+                if band:
+                    ax.plot([xi, xi], band, color=color, linewidth=2.5, alpha=0.5)
+        for s, xi, yi in zip(mine, x, y, strict=True):
+            ax.annotate(s.budget, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
+    if base is not None and base.fit_s:
+        ax.scatter([base.fit_s / per_unit], [100 * base.accuracy.mean], s=180, facecolors="none",
+                   edgecolors="black", linewidths=1.2, label=f"reference: {base.system} ({base.budget})", zorder=3)
+    marked = False
+    for p in found:
+        if p.reached is not None and p.reached.fit_s:
+            ax.scatter([p.reached.fit_s / per_unit], [100 * p.reached.accuracy.mean], marker="*", s=260,
+                       color=colors[p.system], edgecolors="black", linewidths=0.8, zorder=4,
+                       label=None if marked else "parity reached")
+            marked = True
+    for s in summaries:
+        if s.system_class == "floor" and s.accuracy.mean is not None:
+            level = 100 * s.accuracy.mean
+            ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=f"floor: {s.system} ({level:.1f}%)")
+    _log_x(ax)
+    ax.set_xlabel(f"mean fit time per run ({unit}, log scale)")
+    ax.set_ylabel("test accuracy (%), mean over seeds")
+    # Beside the axes, not on them: the lines run anywhere from the floor to the top.
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    hardware = "; ".join(sorted({s.hardware for s in summaries if s.hardware}))
+    ax.set_title(_title("accuracy against compute", group, hardware or "hardware not recorded"))
+    tolerance = f"{100 * found[0].tolerance:g} points" if found else "the tolerance"
+    return _save(
+        fig,
+        folder,
+        f"{group.slug}_headline",
+        f"{group.label}: mean test accuracy against mean fit time, a point per budget; bands: 95% t-interval "
+        f"(± 1 std with 2 seeds); circle: the baseline's reference; star: parity (within {tolerance}); dotted: "
+        f"the floor.",
+    )
+
+
+def headline_figure(
+    group: Group, summaries: list[ConfigSummary], found: list[Parity], out_dir: Path, colors: dict[str, tuple]
+) -> Figure | str:
+    """The headline figure of one group, written under out_dir/plots/ in the report's style."""
+    folder = Path(out_dir) / PLOTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    with plt.rc_context(RC), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+        return headline(group, summaries, found, folder, colors)
 
 
 def plot_group(

@@ -97,6 +97,36 @@ def label_variants(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+DATA_OPTION = "data"  # the options key that names a fingerprint's runs apart
+FINGERPRINT_CHARS = 8  # enough hex digits to tell a handful of fingerprints apart at a glance
+
+
+def label_data(frame: pd.DataFrame) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The runs with each group's data told apart: where runs of one dataset, split and options saw data with
+    different fingerprints, each fingerprint's runs get 'data=<first 8 hex digits>' (runs without one
+    'data=unrecorded') appended to their dataset options, so that no table or figure averages over two data
+    sets. Returns the frame and one sentence per group that was split."""
+    frame = frame.copy()
+    notes = []
+    keys = ["dataset", "split", "dataset_options"]
+    fingerprints = frame["data_fingerprint"].fillna("").astype(str)
+    for key, part in frame.groupby(keys, sort=True):
+        seen = sorted({f for f in fingerprints[part.index] if f})
+        if len(seen) < 2:
+            continue
+        for index in part.index:
+            fingerprint = fingerprints[index]
+            short = fingerprint[:FINGERPRINT_CHARS] if fingerprint else "unrecorded"
+            frame.loc[index, "dataset_options"] = ";".join(
+                p for p in (str(key[2] or ""), f"{DATA_OPTION}={short}") if p
+            )
+        label = Group(*key).label
+        notes.append(f"Runs on {label} saw {len(seen)} different data fingerprints ({', '.join(seen)}): "
+                     f"they are reported apart, by the fingerprint's first {FINGERPRINT_CHARS} hex digits, "
+                     "never averaged together.")
+    return frame, tuple(notes)
+
+
 def system_name(label: str) -> str:
     """The registered system's name in a label from label_variants."""
     return label.split(" (", 1)[0]

@@ -185,7 +185,7 @@ def spread_text(s: Spread) -> str:
     return fmt.MISSING
 
 
-def _group_columns(group: Callable[[T], Group]) -> tuple[Column[T], ...]:
+def group_columns(group: Callable[[T], Group]) -> tuple[Column[T], ...]:
     """The CSV's leading columns naming the data a row is about."""
     return (
         Column("dataset", "", lambda i: group(i).dataset),
@@ -205,7 +205,7 @@ def _ci(bound: str) -> Callable[[ConfigSummary], float | None]:
 # The summary: one row per system and budget.
 SUMMARY: TableSpec[ConfigSummary] = TableSpec(
     (
-        *_group_columns(lambda s: s.group),
+        *group_columns(lambda s: s.group),
         Column("system", "System", lambda s: s.system),
         Column("system_class", "", lambda s: s.system_class),
         Column("budget", "Budget", lambda s: s.budget),
@@ -314,7 +314,7 @@ def _base(value: Callable[[ConfigSummary], Any]) -> Callable[[Versus], Any]:
 # AutoML against the baseline: one row per AutoML configuration.
 VERSUS: TableSpec[Versus] = TableSpec(
     (
-        *_group_columns(lambda v: v.automl.group),
+        *group_columns(lambda v: v.automl.group),
         Column("system", "AutoML", lambda v: v.automl.system),
         Column("budget", "Budget", lambda v: v.automl.budget),
         Column("budget_scope", "Budget covers", lambda v: v.automl.budget_scope, _budget_scope_text),
@@ -388,7 +388,7 @@ def cost_rows(summaries: list[ConfigSummary], prices: Prices) -> list[CostRow]:
 
 COST: TableSpec[CostRow] = TableSpec(
     (
-        *_group_columns(lambda r: r.group),
+        *group_columns(lambda r: r.group),
         Column("system", "System", lambda r: r.system),
         Column("budget", "Budget", lambda r: r.budget),
         Column("fit_s", "Fit", lambda r: r.fit_s, fmt.duration),
@@ -416,7 +416,7 @@ def short_error(text: str) -> str:
 FAILURES: TableSpec[Any] = TableSpec(
     (
         Column("run_id", "", lambda r: r.run_id),
-        *_group_columns(lambda r: Group(r.dataset, r.split, r.dataset_options)),
+        *group_columns(lambda r: Group(r.dataset, r.split, r.dataset_options)),
         Column("system", "System", lambda r: r.system),
         Column("budget", "Budget", lambda r: r.budget),
         Column("seed", "Seed", lambda r: r.seed, lambda seed: str(int(seed))),

@@ -8,15 +8,12 @@ from bench.report import formatting as fmt
 from bench.report.runs import Group
 from bench.report.tables import ConfigSummary, Versus, reference
 
-SCOPE_WORDS = {"total": "for search and refit", "search": "for the search only, the refit after it"}
-
 
 def _reached(s: ConfigSummary) -> str:
-    scope = f" {SCOPE_WORDS[s.budget_scope]}" if s.system_class == "automl" and s.budget_scope in SCOPE_WORDS else ""
-    return (
-        f"{s.system} (budget {s.budget}{scope}, {fmt.plural(s.ok, 'seed')}) reached {fmt.pct(s.accuracy.mean)} "
-        f"after {fmt.duration(s.fit_s)}"
-    )
+    # A budget that bounded the search only is the exception worth saying; 'search and refit' is the rule.
+    scope = ", search only" if s.system_class == "automl" and s.budget_scope == "search" else ""
+    seeds = fmt.plural(s.ok, "seed")
+    return f"{s.system} ({s.budget}{scope}, {seeds}) reached {fmt.pct(s.accuracy.mean)} in {fmt.duration(s.fit_s)}"
 
 
 def _no_success(system: str, summaries: list[ConfigSummary]) -> str:
@@ -40,6 +37,23 @@ def _interval_name(v: Versus) -> str:
     if kinds == {"std"}:
         return "mean ± 1 std ranges"
     return "intervals (95% CI or ± 1 std)"
+
+
+def short_compare(v: Versus) -> str:
+    """The 2019 form for a table cell: '26x the compute for 1.0 point less', '(not resolved)' where the seeds do
+    not resolve the difference."""
+    compute = (
+        f"{fmt.ratio_words(v.compute_ratio)} the compute" if v.compute_ratio is not None else "fit time not recorded"
+    )
+    d = v.difference
+    if d is None:
+        return compute
+    if f"{abs(100 * d):.1f}" == "0.0":
+        amount = "for the same accuracy"
+    else:
+        amount = f"for {_point_words(d)} {'more' if d > 0 else 'less'}"
+    unsure = {"overlap": " (not resolved)", "too few seeds": " (not resolved: < 2 seeds)"}.get(v.resolution, "")
+    return f"{compute} {amount}{unsure}"
 
 
 def compare(v: Versus) -> str:
@@ -66,7 +80,8 @@ def compare(v: Versus) -> str:
 
 
 def verdicts(group: Group, summaries: list[ConfigSummary], baseline: str) -> list[str]:
-    """One sentence per AutoML system on this data (one per dataset when one AutoML system ran)."""
+    """One sentence per AutoML system on this data (one when no AutoML system ran); the data is not named: the
+    sentences stand under its heading."""
     base = reference(summaries, "baseline")
     base_ran = any(s.system_class == "baseline" for s in summaries)
     base_text = (
@@ -74,14 +89,14 @@ def verdicts(group: Group, summaries: list[ConfigSummary], baseline: str) -> lis
     )
     automl_systems = sorted({s.system for s in summaries if s.system_class == "automl"})
     if not automl_systems:
-        return [f"On {group.label}, no AutoML system was run; {base_text}."]
+        return [f"No AutoML system was run; {base_text}."]
     sentences = []
     for system in automl_systems:
         best = reference([s for s in summaries if s.system == system], "automl")
         if best is None:
-            sentences.append(f"On {group.label}, {_no_success(system, summaries)}; {base_text}.")
+            sentences.append(f"{_no_success(system, summaries)}; {base_text}.")
         elif base is None:
-            sentences.append(f"On {group.label}, {_reached(best)}; {base_text}, so there is no comparison.")
+            sentences.append(f"{_reached(best)}; {base_text}, so there is no comparison.")
         else:
-            sentences.append(f"On {group.label}, {_reached(best)}; {base_text}: {compare(Versus(best, base))}.")
+            sentences.append(f"{_reached(best)}; {base_text}: {compare(Versus(best, base))}.")
     return sentences

@@ -25,42 +25,42 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
 
 def test_resolved_difference_names_accuracy_time_ratio_and_points(known):
     assert known["malaria"] == [
-        "On malaria (cell split), autokeras (budget 24h, 3 seeds) reached 96.1% after 24.0 h; "
-        "resnet (budget full, 3 seeds) reached 97.1% after 55.0 min: 26x the compute for 1.0 point less "
+        "autokeras (24h, 3 seeds) reached 96.1% in 24.0 h; "
+        "resnet (full, 3 seeds) reached 97.1% in 55.0 min: 26x the compute for 1.0 point less "
         "(paired over 3 seeds, 95% interval of the difference -1.0 to -1.0 points)."
     ]
 
 
 def test_overlapping_intervals_leave_the_difference_unresolved(known):
     assert known["cifar10"] == [
-        "On cifar10 (official split), autokeras (budget 1h, 2 seeds) reached 92.0% after 1.0 h; "
-        "resnet (budget full, 2 seeds) reached 91.0% after 30.0 min: 2.0x the compute; the difference of "
+        "autokeras (1h, 2 seeds) reached 92.0% in 1.0 h; "
+        "resnet (full, 2 seeds) reached 91.0% in 30.0 min: 2.0x the compute; the difference of "
         "1.0 point is not resolved (the mean ± 1 std ranges overlap)."
     ]
 
 
 def test_fewer_than_two_seeds_is_said(known):
     assert known["digits"] == [
-        "On digits (stratified-25% split), autokeras (budget t2, 1 seed) reached 95.0% after 2.0 min; "
-        "resnet (budget full, 1 seed) reached 98.0% after 30 s: 4.0x the compute; with fewer than 2 ok seeds "
+        "autokeras (t2, 1 seed) reached 95.0% in 2.0 min; "
+        "resnet (full, 1 seed) reached 98.0% in 30 s: 4.0x the compute; with fewer than 2 ok seeds "
         "(autokeras 1, resnet 1), the difference of 3.0 points is not resolved."
     ]
 
 
 def test_a_side_without_ok_runs_is_named(known, tmp_path: Path):
     assert known["mnist"] == [
-        "On mnist (official split), autokeras has no successful run (1 failed); "
-        "resnet (budget full, 1 seed) reached 99.0% after 10.0 min."
+        "autokeras has no successful run (1 failed); "
+        "resnet (full, 1 seed) reached 99.0% in 10.0 min."
     ]
     rows = [run("d", "", "autokeras", "1h", s, accuracy=0.9, fit_s=3600.0) for s in (0, 1)]
     rows.append(run("d", "", "resnet", "full", 0, "timeout", error="too slow"))
     assert sentences_for(tmp_path / "a", rows)["d"] == [
-        "On d, autokeras (budget 1h, 2 seeds) reached 90.0% after 1.0 h; resnet has no successful run "
+        "autokeras (1h, 2 seeds) reached 90.0% in 1.0 h; resnet has no successful run "
         "(1 timeout), so there is no comparison."
     ]
     only_base = [run("d", "", "resnet", "full", s, accuracy=0.9, fit_s=60.0) for s in (0, 1)]
     assert sentences_for(tmp_path / "b", only_base)["d"] == [
-        "On d, no AutoML system was run; resnet (budget full, 2 seeds) reached 90.0% after 1.0 min."
+        "No AutoML system was run; resnet (full, 2 seeds) reached 90.0% in 1.0 min."
     ]
 
 
@@ -68,8 +68,8 @@ def test_more_accurate_automl_with_resolved_gain(tmp_path: Path):
     rows = [run("d", "x", "resnet", "full", s, accuracy=a, fit_s=100.0) for s, a in enumerate((0.80, 0.81, 0.82))]
     rows += [run("d", "x", "autokeras", "t5", s, accuracy=a, fit_s=150.0) for s, a in enumerate((0.90, 0.91, 0.92))]
     assert sentences_for(tmp_path, rows)["d"] == [
-        "On d (x split), autokeras (budget t5, 3 seeds) reached 91.0% after 2.5 min; "
-        "resnet (budget full, 3 seeds) reached 81.0% after 1.7 min: 1.5x the compute for 10.0 points more "
+        "autokeras (t5, 3 seeds) reached 91.0% in 2.5 min; "
+        "resnet (full, 3 seeds) reached 81.0% in 1.7 min: 1.5x the compute for 10.0 points more "
         "(paired over 3 seeds, 95% interval of the difference +10.0 to +10.0 points)."
     ]
 
@@ -83,9 +83,16 @@ def test_a_paired_comparison_resolves_what_two_overlapping_intervals_do_not(tmp_
     rows += [run("d", "x", "autokeras", "1m", s, accuracy=a + g, fit_s=60.0, budget_scope="total")
              for s, (a, g) in enumerate(zip(base, gain, strict=True))]
     [sentence] = sentences_for(tmp_path / "paired", rows)["d"]
-    assert "(budget 1m for search and refit, 3 seeds)" in sentence
+    assert "(1m, 3 seeds)" in sentence
     assert sentence.endswith("0.6x the compute for 2.5 points more (paired over 3 seeds, 95% interval of the "
                              "difference +1.3 to +3.7 points).")
     unpaired = [r.replace(seed=r.seed + 10) if r.system == "autokeras" else r for r in rows]  # no common seeds
     [sentence] = sentences_for(tmp_path / "unpaired", unpaired)["d"]
     assert "is not resolved (the 95% intervals overlap)" in sentence
+
+
+def test_a_budget_bounding_the_search_only_is_said(tmp_path: Path):
+    rows = [run("d", "x", "resnet", "full", s, accuracy=0.9, fit_s=100.0) for s in (0, 1)]
+    rows += [run("d", "x", "autokeras", "1m", s, accuracy=0.8, fit_s=90.0, budget_scope="search") for s in (0, 1)]
+    [sentence] = sentences_for(tmp_path, rows)["d"]
+    assert sentence.startswith("autokeras (1m, search only, 2 seeds) reached 80.0% in 1.5 min; ")
