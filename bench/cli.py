@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.console import Console
 
+from bench.backend import BACKENDS
 from bench.budget import HELP as BUDGET_HELP
 from bench.budget import BudgetError, parse_budget
 from bench.options import ConfigError
@@ -47,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-test", type=int, help="stratified subset of the test set (all datasets)")
         p.add_argument("--max-rss-mb", type=float, help="kill a run whose memory exceeds this many MiB")
         p.add_argument("--max-disk-mb", type=float, help="kill a run whose scratch files exceed this many MiB")
+        p.add_argument("--backend", choices=BACKENDS, default=None,
+                       help="Keras backend of every Keras system (default: the suite's, else KERAS_BACKEND, else "
+                            "tensorflow); a run recorded with another backend is run again")
         p.add_argument("--precision", choices=PRECISIONS, default=None,
                        help="arithmetic of every Keras system: auto picks mixed_bfloat16 where the chip has "
                             "native bf16, else float32 (default: the suite's, else auto)")
@@ -252,7 +256,8 @@ def cmd_all(args: argparse.Namespace, console: Console) -> int:
     _apply_data_dir(args.data_dir)
     suite = load_suite(args.suite or DEFAULT_SUITE)
     # The command line's over the suite's; nothing else about the suite changes.
-    overrides = {k: v for k, v in (("precision", args.precision), ("seeds", seeds)) if v is not None}
+    overrides = {k: v for k, v in (("precision", args.precision), ("seeds", seeds), ("backend", args.backend))
+                 if v is not None}
     if overrides:
         from dataclasses import replace
 
@@ -331,7 +336,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     specs = [RunSpec(dataset=DatasetRef(args.dataset, freeze(dataset_options), args.max_train, args.max_test),
                      system=args.system, system_options=freeze(system_options), budget=budget, seed=seed,
                      timeout_s=timeout, out_dir=str(out), keep_models=args.keep_models,
-                     precision=args.precision or "auto") for seed in seeds]
+                     precision=args.precision or "auto", backend=args.backend or "") for seed in seeds]
     summary = _run(specs, args, out, console)
     return _finish(summary, out, console, write_report=False)
 
@@ -344,6 +349,9 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     for flag, price in (("--price-per-hour", args.price_per_hour), ("--gpu-price-per-hour", args.gpu_price_per_hour)):
         if price is not None and not (math.isfinite(price) and price >= 0):
             raise UsageError(f"{flag} must be a non-negative number, got {price}")
+    if args.parity_tolerance is not None and not (math.isfinite(args.parity_tolerance) and
+                                                  0 <= args.parity_tolerance <= 100):
+        raise UsageError(f"--parity-tolerance must be a number of points from 0 to 100, got {args.parity_tolerance}")
     _check_table(out)
     return _report(out, console, baseline=args.baseline, price_per_hour=args.price_per_hour,
                    gpu_price_per_hour=args.gpu_price_per_hour,

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench.backend import BACKENDS
 from bench.budget import Budget, BudgetError, parse_budget
 from bench.options import ConfigError
 from bench.precision import PRECISIONS
@@ -18,7 +19,7 @@ from bench.spec import DatasetRef, Options, Resources, RunSpec, freeze, options_
 DEFAULT_SUITE = "default"
 MAX_SEED = 2**32 - 1  # numpy's and Keras' seeding take no more
 _TOP_KEYS = {"description", "seeds", "budgets", "datasets", "systems", "timeout_factor", "timeout_slack",
-             "timeout", "max_rss_mb", "max_disk_mb", "resources", "precision"}
+             "timeout", "max_rss_mb", "max_disk_mb", "resources", "precision", "backend"}
 _DATASET_KEYS = {"name", "options", "max_train", "max_test"}
 _SYSTEM_KEYS = {"name", "options", "budgets", "resources"}
 _RESOURCE_KEYS = {"num_cpus", "num_gpus"}
@@ -65,13 +66,16 @@ class Suite:
     resources: Resources = Resources()
     # One arithmetic for every Keras system of the suite (bench.precision), so comparisons stay like for like.
     precision: str = "auto"
+    # One Keras backend for every Keras system of the suite (bench.backend; '' = KERAS_BACKEND, else tensorflow).
+    backend: str = ""
 
     def specs(self, out_dir: str, keep_models: bool = False) -> list[RunSpec]:
         """Every run of the suite, dataset by dataset, cheapest budgets first."""
         return [
             RunSpec(dataset=ds, system=entry.name, system_options=entry.options, budget=budget, seed=seed,
                     suite=self.name, timeout_s=self.timeouts.for_budget(budget), out_dir=out_dir,
-                    keep_models=keep_models, resources=entry.resources or self.resources, precision=self.precision)
+                    keep_models=keep_models, resources=entry.resources or self.resources, precision=self.precision,
+                    backend=self.backend)
             for ds in self.datasets
             for budget in sorted({b for s in self.systems for b in s.budgets}, key=lambda b: b.sort_key)
             for entry in self.systems if budget in entry.budgets
@@ -139,10 +143,14 @@ def parse_suite(raw: dict[str, Any], name: str, where: str) -> Suite:
     precision = raw.get("precision", "auto")
     if not isinstance(precision, str) or precision not in PRECISIONS:
         raise ConfigError(f"{where}: 'precision' must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    keras_backend = raw.get("backend", "")
+    if not isinstance(keras_backend, str) or (keras_backend and keras_backend not in BACKENDS):
+        raise ConfigError(f"{where}: 'backend' must be one of {', '.join(BACKENDS)}, got {keras_backend!r}")
     return Suite(
         name=name, description=description, seeds=seeds, datasets=datasets, systems=systems,
         timeouts=TimeoutRule(float(factor), slack, timeout), **limits,
         resources=_resources(raw.get("resources"), f"{where}: resources") or Resources(), precision=precision,
+        backend=keras_backend,
     )
 
 

@@ -21,6 +21,7 @@ from bench.report.runs import (
     arithmetic,
     data_seen,
     grouped,
+    keras_backend,
     label_data,
     label_variants,
     load_runs,
@@ -69,14 +70,23 @@ def _names(classes: dict[str, str], klass: str) -> str:
     return ", ".join(sorted(s for s, c in classes.items() if c == klass)) or "none"
 
 
-def _precision_text(precision: str) -> str:
-    """The end of the 'N runs on <hardware>' sentence: the Keras systems' precision, flagged when it differs."""
+def _precision_text(precision: str, backend: str = "") -> str:
+    """The end of the 'N runs on <hardware>' sentence: the Keras systems' precision and backend, each flagged
+    when it differs between them."""
     if not precision:
         return "."
+    text = ""
     if precision.startswith("mixed:"):
-        return (f". Keras systems did not compute in one precision ({precision.removeprefix('mixed: ')}): "
-                "their comparison is not like for like; rerun with one `--precision`.")
-    return f", Keras systems in {precision}."
+        text += (f". Keras systems did not compute in one precision ({precision.removeprefix('mixed: ')}): "
+                 "their comparison is not like for like; rerun with one `--precision`")
+    else:
+        text += f", Keras systems in {precision}"
+    if backend.startswith("mixed:"):
+        text += (f". Keras systems did not run on one backend ({backend.removeprefix('mixed: ')}): their "
+                 "times are not like for like; rerun with one `--backend`")
+    elif backend:
+        text += f" on {backend}"
+    return text + "."
 
 
 def _gpu_paragraph(summaries: list[tables.ConfigSummary]) -> str:
@@ -167,7 +177,7 @@ def _overview(r: GroupResult, baseline: str) -> list[Block]:
     return [
         Heading(2, r.group.label),
         Paragraph(f"{fmt.plural(len(part), 'run')} on {where_run(part)}"
-                  + _precision_text(arithmetic(part))
+                  + _precision_text(arithmetic(part), keras_backend(part))
                   + (f" Data fingerprint: {seen}." if (seen := data_seen(part)) else "")),
         Paragraph(items=tuple(sentences)),
     ]

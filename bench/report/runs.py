@@ -215,21 +215,33 @@ def where_run(frame: pd.DataFrame) -> str:
     return f"{fmt.plural(len(nodes), 'node')}: {hardware}" if nodes else hardware
 
 
+def _per_keras_system(frame: pd.DataFrame, column: str, before: str) -> str:
+    """One value of `column` over the ok runs of Keras systems ('' when none ran), or per system when they
+    differ ('mixed: autokeras a, resnet b'); Keras runs recorded before the column existed count as `before`."""
+    ok = frame[frame["status"] == "ok"]
+    values: dict[str, set[str]] = {}
+    for system, value in zip(ok["system"], ok[column], strict=True):
+        if isinstance(value, str) and value:
+            values.setdefault(system, set()).add(value)
+        elif getattr(_registered(system), "uses_keras", False):
+            values.setdefault(system, set()).add(before)
+    seen = set().union(*values.values()) if values else set()
+    if len(seen) <= 1:
+        return next(iter(seen), "")
+    return "mixed: " + ", ".join(f"{s} {'/'.join(sorted(v))}" for s, v in sorted(values.items()))
+
+
 def arithmetic(frame: pd.DataFrame) -> str:
     """The precision the Keras systems of these runs computed in: 'float32', or per system when they differ
     ('mixed: autokeras mixed_bfloat16, resnet float32'); '' when no Keras system ran. Keras runs recorded before
     the precision column existed were float32."""
-    ok = frame[frame["status"] == "ok"]
-    policies: dict[str, set[str]] = {}
-    for system, policy in zip(ok["system"], ok["precision"], strict=True):
-        if isinstance(policy, str) and policy:
-            policies.setdefault(system, set()).add(policy)
-        elif getattr(_registered(system), "uses_keras", False):
-            policies.setdefault(system, set()).add("float32")
-    seen = set().union(*policies.values()) if policies else set()
-    if len(seen) <= 1:
-        return next(iter(seen), "")
-    return "mixed: " + ", ".join(f"{s} {'/'.join(sorted(p))}" for s, p in sorted(policies.items()))
+    return _per_keras_system(frame, "precision", "float32")
+
+
+def keras_backend(frame: pd.DataFrame) -> str:
+    """The Keras backend the Keras systems of these runs computed with, as `arithmetic` says their precision
+    (runs recorded before the backend column existed were TensorFlow's)."""
+    return _per_keras_system(frame, "backend", "tensorflow")
 
 
 def data_seen(frame: pd.DataFrame) -> str:

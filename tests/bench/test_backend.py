@@ -64,3 +64,22 @@ def test_records_from_before_the_option_count_as_tensorflow():
     assert backend.satisfies("tensorflow", "")
     assert not backend.satisfies("jax", "")
     assert backend.satisfies("", "torch")
+
+
+def test_a_suite_and_the_command_line_set_one_backend_for_every_run(tmp_path):
+    from bench.cli import main
+    from bench.options import ConfigError
+    from bench.suite import parse_suite
+
+    raw = {"seeds": [0], "budgets": ["full"], "datasets": [{"name": "digits"}], "systems": [{"name": "majority"}]}
+    assert {s.backend for s in parse_suite({**raw, "backend": "torch"}, "s", "s.toml").specs("x")} == {"torch"}
+    assert {s.backend for s in parse_suite(raw, "s", "s.toml").specs("x")} == {""}
+    with pytest.raises(ConfigError, match="'backend' must be one of tensorflow, jax, torch"):
+        parse_suite({**raw, "backend": "mxnet"}, "s", "s.toml")
+    suite = tmp_path / "s.toml"
+    suite.write_text('seeds = [0]\nbudgets = ["full"]\ndatasets = [{ name = "digits" }]\n'
+                     'systems = [{ name = "majority" }]\nbackend = "torch"\n')
+    assert main(["all", "--suite", str(suite), "--backend", "jax", "--dry-run", "--out", str(tmp_path / "o")]) == 0
+    with pytest.raises(SystemExit) as bad:
+        main(["all", "--suite", str(suite), "--backend", "mxnet", "--dry-run"])
+    assert bad.value.code == 2

@@ -105,9 +105,9 @@ def test_heading_says_how_many_nodes_ran_the_runs(tmp_path: Path):
         run("d", "s", "resnet", "full", seed, accuracy=0.9, fit_s=10.0, node=node)
         for seed, node in enumerate(["a1b2", "c3d4", "a1b2"])
     ]
-    assert f"3 runs on 2 nodes: {HARDWARE}, Keras systems in float32." in report_text(tmp_path / "ray", rows)
+    assert f"3 runs on 2 nodes: {HARDWARE}, Keras systems in float32 on tensorflow." in report_text(tmp_path / "ray", rows)
     one = [r.replace(node="a1b2") for r in rows[:1]]
-    assert f"1 run on 1 node: {HARDWARE}, Keras systems in float32." in report_text(tmp_path / "one", one)
+    assert f"1 run on 1 node: {HARDWARE}, Keras systems in float32 on tensorflow." in report_text(tmp_path / "one", one)
     local = [r.replace(node="") for r in rows]
     text = report_text(tmp_path / "local", local)
     assert f"3 runs on {HARDWARE}, Keras" in text and "node" not in text
@@ -227,3 +227,15 @@ def test_the_report_says_which_precision_the_keras_systems_computed_in(tmp_path:
     write_report(tmp_path)
     text = (tmp_path / "REPORT.md").read_text()
     assert "did not compute in one precision (autokeras mixed_bfloat16, resnet float32)" in text
+
+
+def test_the_heading_names_the_keras_backend_and_flags_runs_on_different_ones(tmp_path):
+    from bench.report.runs import keras_backend
+
+    frame = pd.DataFrame({"system": ["resnet", "autokeras", "majority"], "status": ["ok"] * 3,
+                          "backend": ["jax", "jax", ""]})
+    assert keras_backend(frame) == "jax"
+    frame.loc[1, "backend"] = "torch"
+    assert keras_backend(frame) == "mixed: autokeras torch, resnet jax"
+    frame.loc[:, "backend"] = ""  # recorded before the column: TensorFlow's
+    assert keras_backend(frame) == "tensorflow"
