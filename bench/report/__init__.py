@@ -241,6 +241,9 @@ def _cost(r: GroupResult, prices: Prices) -> list[Block]:
             f"{fmt.price(prices.cpu)}/h for a CPU machine and {fmt.price(prices.gpu)}/h for a GPU machine; "
             f"the managed cloud AutoML rows price the AutoML fit hours at "
             f"{fmt.price(prices.managed_automl)}/h, the commonly cited figure."
+            + (" Energy is per run over fit and predict: the held GPUs' (NVML's counter) and the CPU packages' "
+               "(RAPL: the whole package's draw, other processes included)."
+               if any(c.gpu_energy_j is not None or c.cpu_energy_j is not None for c in r.cost) else "")
         ),
         Table(tables.COST.display(r.cost), f"{TABLES_DIR}/cost.csv"),
     ]

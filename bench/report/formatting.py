@@ -49,6 +49,16 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds >= 0.1 or seconds == 0 else "< 0.1 s"
 
 
+def energy(joules: float | None) -> str:
+    """Joules as an electricity bill says them: '1.2 kWh', '35 Wh', '0.8 Wh'."""
+    if absent(joules):
+        return MISSING
+    wh = joules / 3600
+    if wh >= 1000:
+        return f"{wh / 1000:.1f} kWh"
+    return f"{wh:.0f} Wh" if wh >= 10 else f"{wh:.2g} Wh"
+
+
 def ratio(value: float | None) -> str:
     """A compute ratio for tables: '23.4x'."""
     return MISSING if absent(value) else f"{value:.1f}x"

@@ -104,6 +104,9 @@ class ConfigSummary:
     budget_scope: str = ""
     # (seed, accuracy) of each ok run, so a comparison with the same seeds can be paired.
     seed_accuracy: tuple[tuple[int, float], ...] = ()
+    # Mean energy per ok run over fit and predict (NVML; RAPL, the whole CPU package's); None: none measured.
+    gpu_energy_j: float | None = None
+    cpu_energy_j: float | None = None
 
     @property
     def ok(self) -> int:
@@ -155,9 +158,19 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSum
                     (int(seed), float(acc)) for seed, acc in zip(ok["seed"], ok["accuracy"], strict=True)
                     if pd.notna(acc)
                 ),
+                gpu_energy_j=_measured_mean(ok, "gpu_energy_j"),
+                cpu_energy_j=_measured_mean(ok, "cpu_energy_j"),
             )
         )
     return sorted(summaries, key=lambda s: (CLASS_ORDER[s.system_class], s.system, budget_key(s.budget)))
+
+
+def _measured_mean(ok: pd.DataFrame, column: str) -> float | None:
+    """The mean over the runs that measured it; None where none did (tables made before the column included)."""
+    if column not in ok:
+        return None
+    values = ok[column].dropna()
+    return mean_or_none(values) if len(values) else None
 
 
 def reference(summaries: list[ConfigSummary], klass: str) -> ConfigSummary | None:
@@ -364,6 +377,8 @@ class CostRow:
     gpu_s: float | None
     machine: str
     price_per_hour: float
+    gpu_energy_j: float | None = None
+    cpu_energy_j: float | None = None
 
     @property
     def cost_usd(self) -> float | None:
@@ -379,7 +394,8 @@ def cost_rows(summaries: list[ConfigSummary], prices: Prices) -> list[CostRow]:
         if s.ok == 0:
             continue
         machine, rate = ("GPU", prices.gpu) if s.on_gpu else ("CPU", prices.cpu)
-        rows.append(CostRow(s.group, s.system, s.budget, s.fit_s, s.cpu_s, s.gpu_s, machine, rate))
+        rows.append(CostRow(s.group, s.system, s.budget, s.fit_s, s.cpu_s, s.gpu_s, machine, rate,
+                            s.gpu_energy_j, s.cpu_energy_j))
         if s.system_class == "automl" and s.fit_s is not None:
             name = f"managed cloud AutoML (reference, {s.budget})"
             rows.append(CostRow(s.group, name, s.budget, s.fit_s, None, None, "managed AutoML", prices.managed_automl))
@@ -397,6 +413,9 @@ COST: TableSpec[CostRow] = TableSpec(
         Column("machine", "Charged as", lambda r: r.machine),
         Column("price_per_hour", "Price", lambda r: r.price_per_hour, lambda p: f"{fmt.price(p)}/h"),
         Column("cost_usd", "Cost per run", lambda r: r.cost_usd, fmt.dollars),
+        # Shown where some run could read the counters (NVML's for GPUs, RAPL's for CPU packages).
+        Column("gpu_energy_j", "GPU energy", lambda r: r.gpu_energy_j, fmt.energy, optional=True),
+        Column("cpu_energy_j", "CPU energy", lambda r: r.cpu_energy_j, fmt.energy, optional=True),
     )
 )
 

@@ -106,3 +106,22 @@ def test_cost_charges_fit_hours_at_the_machine_price_and_adds_managed_automl_row
     row = tables.COST.csv(tables.cost_rows(tables.summarize(Group("d", "s", ""), frame, "resnet"), prices)).iloc[0]
     assert (row["machine"], row["cost_usd"]) == ("GPU", pytest.approx(0.5 * 2.0))
     assert row["gpu_s"] == pytest.approx(1500)
+
+
+def test_cost_shows_energy_per_run_where_measured_and_nothing_where_not(groups):
+    from bench.report import formatting as fmt
+
+    prices = tables.Prices()
+    measured = [run("d", "s", "resnet", "full", seed, accuracy=0.9, fit_s=600.0, gpu_s=600.0, device="NVIDIA H200",
+                    gpu_energy_j=gpu_j, cpu_energy_j=cpu_j)
+                for seed, gpu_j, cpu_j in ((0, 360_000.0, 36_000.0), (1, 180_000.0, None))]
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in measured])
+    rows = tables.cost_rows(tables.summarize(Group("d", "s", ""), frame, "resnet"), prices)
+    row = tables.COST.csv(rows).iloc[0]
+    # The mean over the runs that measured it: a run without a reading is not a run that drew 0 J.
+    assert row["gpu_energy_j"] == pytest.approx(270_000) and row["cpu_energy_j"] == pytest.approx(36_000)
+    assert fmt.energy(270_000) == "75 Wh" and fmt.energy(7.2e6) == "2.0 kWh" and fmt.energy(None) == fmt.MISSING
+    assert "GPU energy" in tables.COST.display(rows).columns
+    unmeasured = tables.cost_rows(summaries(groups, "malaria"), prices)
+    assert "GPU energy" not in tables.COST.display(unmeasured).columns
+    assert tables.COST.csv(unmeasured)["gpu_energy_j"].isna().all()
