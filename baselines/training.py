@@ -6,7 +6,8 @@ so each epoch's training steps are timed apart from the validation pass (history
 evaluation). Under a deadline the schedule's length in steps is planned from a timed probe before the first
 epoch and re-planned from the epochs' times, and the whole LR cycle is compressed to it (a short budget) or
 stretched to it (a long one, up to MAX_SCALE_UP times the recipe's epochs), so the schedule ends inside the
-budget and uses it; stopping at the deadline mid-schedule is only the safety net. history.csv's
+budget and uses it; stopping at the deadline mid-schedule is only the safety net (at the next step, inside
+an epoch if need be, so an epoch longer than a budget's allowed overshoot cannot carry the run past it). history.csv's
 planned_epochs shows the plan as it stood after each epoch.
 """
 
@@ -324,6 +325,7 @@ class Trained:
     history: pd.DataFrame
     epochs_planned: float  # the schedule's length in epochs (fractional when a budget cut it mid-epoch)
     stopped_at_deadline: bool
+    epochs_trained: float  # steps trained over steps per epoch: an epoch the deadline cut counts by its steps
 
     @property
     def val_accuracy(self) -> float | None:
@@ -505,7 +507,8 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
                 first_step_end.append(time.perf_counter())
             if lookahead is not None:
                 lookahead.step(done + k, schedule.total_steps)
-            # The safety net: the plan should have ended the schedule in time.
+            # The safety net: the plan should have ended the schedule in time. Checked after every step, so an
+            # epoch longer than the allowed overshoot is still cut at its next step.
             return deadline is not None and time.monotonic() >= deadline
 
         t0 = time.perf_counter()
@@ -541,4 +544,5 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
                 if retrace:
                     model.train_function = None  # it holds the old span: the next step traces it again
     return Trained(model=model, recipe=recipe, history=pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)),
-                   epochs_planned=round(schedule.total_steps / steps, 3), stopped_at_deadline=stopped)
+                   epochs_planned=round(schedule.total_steps / steps, 3), stopped_at_deadline=stopped,
+                   epochs_trained=round(done / steps, 3))

@@ -20,12 +20,14 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench import rundir
 from bench.execute import Executor, OnStart
@@ -43,6 +45,14 @@ NODE_ID_CHARS = 8  # a node is named by this many characters of its Ray node id 
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-ray"
 # On each node, kept models (--keep-models) are moved here, out of the run's scratch folder.
 KEPT_MODELS_DIR = Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench")) / "ray-models"
+# How long the driver waits for a cluster's address to accept a connection before it gives up: Ray's own
+# connect loop retries for minutes on an address where nothing listens.
+CONNECT_TIMEOUT_S = 5.0
+# The address a local Ray started by the harness gives its processes: its gRPC servers (GCS, raylet, workers)
+# then listen on loopback only, nothing of it reachable from the network.
+LOOPBACK = "127.0.0.1"
+# Ray's own default port of a `ray://` (Ray Client) address that names none.
+RAY_CLIENT_PORT = 10001
 # Ray's exceptions that mean the task's process or node went away (not that the run itself failed).
 _LOST = ("NodeDiedError", "WorkerCrashedError", "OwnerDiedError", "ObjectLostError", "LocalRayletDiedError",
          "RaySystemError", "ObjectReconstructionFailedError", "ObjectReconstructionFailedMaxAttemptsExceededError")
@@ -56,6 +66,66 @@ def _ray() -> Any:
     except ImportError as exc:
         raise ConfigError(RAY_MISSING) from exc
     return ray
+
+
+def start_local_ray(**options: Any) -> None:
+    """Starts a new local Ray of this machine's (options: ray.init's, e.g. num_cpus) listening on loopback only,
+    without a dashboard.
+
+    Ray turns a node address of 127.0.0.1 into the machine's network address unless it believes it runs on
+    a laptop (its ENABLE_RAY_CLUSTER constant, read when the address is resolved), and its gRPC servers listen
+    on every interface unless the node's address is 127.0.0.1; so the constant is lowered while Ray starts.
+    A local Ray needs no other machine to reach it.
+    """
+    ray = _ray()
+    from ray._private import ray_constants
+
+    enabled = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        # address="local": a new Ray of this machine's, even where one started by `ray start` runs.
+        ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False,
+                 logging_level=logging.WARNING, log_to_driver=False, **options)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = enabled
+
+
+def check_address(address: str) -> str:
+    """The host:port a --ray-address value leads to, once something there accepts a connection; a ConfigError of
+    one line naming the address otherwise, within seconds (ray.init would retry for minutes).
+
+    'auto' is the cluster Ray finds on this machine (RAY_ADDRESS, else the one `ray start` last started or a
+    running one), 'ray://HOST[:PORT]' a Ray Client server, 'HOST:PORT' a cluster's head (its GCS port).
+    """
+    given = address
+    if address == "auto":
+        from ray._private import services
+
+        try:
+            found = services.get_ray_address_from_environment("auto", None)
+        except ConnectionError as exc:
+            raise ConfigError(f"--ray-address auto: no Ray cluster is running on this machine ({exc}); start one "
+                              "with `ray start --head` or give the head's address") from exc
+        if not found or found == "auto":
+            raise ConfigError("--ray-address auto: no Ray cluster is running on this machine; start one with "
+                              "`ray start --head` or give the head's address")
+        address = found
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in ("", "ray") or not parts.hostname or (port is None and parts.scheme != "ray"):
+        raise ConfigError(f"--ray-address {given}: not a Ray address; give auto, ray://HOST:PORT or HOST:PORT")
+    host, port = parts.hostname, RAY_CLIENT_PORT if port is None else port
+    try:
+        with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        via = "" if given == address else f" (found at {address})"
+        raise ConfigError(f"--ray-address {given}: nothing answers at {host}:{port}{via} "
+                          f"({exc.strerror or exc}); is the cluster up and its port reachable from here?") from exc
+    return f"{host}:{port}"
 
 
 def expected_cost(spec: RunSpec) -> tuple[float, float]:
@@ -127,8 +197,9 @@ class RayExecutor(Executor):
 
     def __init__(self, limits: Limits | None = None, address: str | None = None,
                  max_retries: int = DEFAULT_MAX_RETRIES) -> None:
-        """address None starts a local Ray with this machine's resources; 'auto' joins the cluster running
-        here; 'ray://HOST:PORT' a remote one. A Ray this process already initialised is used as it is."""
+        """address None starts a local Ray with this machine's resources, on loopback only; 'auto' joins the
+        cluster running here; 'ray://HOST:PORT' or 'HOST:PORT' a remote one, once it answers (check_address).
+        A Ray this process already initialised is used as it is."""
         if max_retries < 0:
             raise ConfigError(f"--max-retries must be 0 or more, got {max_retries}")
         ray = _ray()
@@ -136,11 +207,14 @@ class RayExecutor(Executor):
         self.max_retries = max_retries
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            if address is None:
-                # address="local": a new Ray of this machine's, even where one started by `ray start` runs.
-                ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+            if address in (None, "local"):
+                start_local_ray()
             else:
-                ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+                check_address(address)
+                try:
+                    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+                except ConnectionError as exc:
+                    raise ConfigError(f"--ray-address {address}: {' '.join(str(exc).split())}") from exc
         self._task = ray.remote(_run_on_node)
         self._events_cls = ray.remote(num_cpus=0)(_Events)
 

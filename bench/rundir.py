@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,10 @@ TRIALS = "trials.csv"  # searchers: one row per trial
 MODEL = "model.keras"  # the final model, only when the run keeps models
 WORK = "work"  # scratch for the system; deleted when the run ends
 WORKER_RESULT = "result.json"  # in WORK: the worker's part of the record, which the supervisor completes
+# A temporary file's random name part (16 hex digits: a clash is all but impossible) and the names tried
+# before giving up (a clash each time would mean something else is wrong).
+TEMP_NAME_BYTES = 8
+TEMP_NAME_TRIES = 100
 
 
 def run_dir(out_dir: Path | str, run_id: str) -> Path:
@@ -45,10 +49,24 @@ def folder_mb(path: Path) -> float:
     return total / 2**20
 
 
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new hidden file beside path, open for writing, created as open() creates files: mode 0666 less the
+    umask. (mkstemp's 0600 would leave results readable by their owner alone while the logs beside them, written
+    with open(), are not; one rule for every file of a results folder: the user's umask.)"""
+    for _ in range(TEMP_NAME_TRIES):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(TEMP_NAME_BYTES)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path} after {TEMP_NAME_TRIES} tries")
+
+
 def write_atomic(path: Path, text: str) -> None:
-    """Writes text so a reader sees the old file or the new one, never a partial one."""
+    """Writes text so a reader sees the old file or the new one, never a partial one; the file's mode follows
+    the umask, as for any file open() creates."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)

@@ -15,7 +15,6 @@ import math
 import mmap
 import os
 import shutil
-import tempfile
 import time
 import uuid
 import warnings
@@ -174,7 +173,11 @@ def _write(folder: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, An
 def _start(path: Path) -> Path:
     """A new temporary folder for the entry at path (its parent created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}-"))
+    # Not mkdtemp, which makes it 0700: an entry gets the mode of any folder the user makes (0777 less the
+    # umask), as the results files do.
+    folder = path.parent / f"{TMP_PREFIX}{path.name}-{uuid.uuid4().hex[:12]}"
+    folder.mkdir(mode=0o777)
+    return folder
 
 
 def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], draft: Draft | None = None) -> bool:

@@ -11,8 +11,10 @@ final_fit(retrain=True)); predictions come from that refit model. Budgets (bench
   validation half the allowed overshoot (max(5% of the budget, 30 s)) after that deadline is interrupted
   there (a model's first batch, graph tracing included, can take minutes on a CPU) and recorded as
   stopped without a score. With budget_scope 'total' (the default) the search's deadline is the budget's
-  end less the predicted refit of the best trial so far, and the refit stops (after at least one epoch)
-  where the allowed overshoot ends; with 'search' the deadline is the budget's end and the refit follows.
+  end less the predicted refit of the best trial so far, and the refit stops at its next batch once the
+  budget's end has passed, inside an epoch if need be (a search that ran late leaves it up to one predicted
+  epoch within half the allowed overshoot), its weights as they are (refit_stopped_at_deadline,
+  refit_epochs_trained); with 'search' the deadline is the budget's end and the refit follows.
   Search and refit are timed separately (search_s + refit_s = fit_s); time beyond what the scope bounds is
   overshoot_s;
 - a trial budget `tN`: exactly N trials (max_trials); with a time budget too, whichever ends first;
@@ -217,7 +219,8 @@ class _AutoKerasSystem(System):
 
     def extras(self) -> dict[str, Any]:
         """search_s, refit_s, overshoot_s (beyond what the budget scope bounds), trials_failed, val_accuracy,
-        peak_disk_mb, refit_epochs, and the refit time the search reserved."""
+        peak_disk_mb, refit_epochs (planned) and refit_epochs_trained (a cut epoch counted by its batches), the
+        refit time the search reserved, and whether the budget's end cut the refit."""
         log = self._log
         if log is None:
             return {}
@@ -236,6 +239,7 @@ class _AutoKerasSystem(System):
             "val_accuracy": log.best_val_accuracy(),
             "peak_disk_mb": log.peak_disk_mb,
             "refit_epochs": log.refit_epochs,
+            "refit_epochs_trained": log.refit_epochs_trained,
             "refit_reserved_s": log.refit_reserve_s if self.options.budget_scope == "total" else None,
             "refit_stopped_at_deadline": log.refit_stopped,
         }

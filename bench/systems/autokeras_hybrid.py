@@ -38,8 +38,9 @@ Recorded (records.RunRecord; the rest goes to metadata.json's extras): search_s 
 report's columns mean the same for both), overshoot_s (past what the scope bounds), trials, trials_failed,
 val_accuracy (the trained network's, on the recipe's validation slice), params; and found_architecture,
 scaled_architecture (one readable line each) with found_spec, scaled_spec (their fields), best_trial,
-search_val_accuracy (on the subset's validation split), subset_size, recipe, epochs, epochs_planned,
-stopped_at_deadline.
+search_val_accuracy (on the subset's validation split), subset_size, recipe, epochs, epochs_trained (a cut
+epoch counted by its steps), epochs_planned, stopped_at_deadline (the budget's end cut the training at its
+next step, inside an epoch if need be).
 
 Why these defaults:
 - SUBSET_FRACTION 0.15: the article's "much smaller subset", inside the 10-20% the issue names. A trial's epoch
@@ -265,5 +266,6 @@ class AutoKerasHybrid(AutoKeras):
                        found_spec=self._found.as_dict(), scaled_spec=self._scaled.as_dict())
         if t is not None:
             out.update(val_accuracy=t.val_accuracy, recipe=t.recipe.name, epochs=len(t.history),
-                       epochs_planned=t.epochs_planned, stopped_at_deadline=t.stopped_at_deadline)
+                       epochs_trained=t.epochs_trained, epochs_planned=t.epochs_planned,
+                       stopped_at_deadline=t.stopped_at_deadline)
         return out

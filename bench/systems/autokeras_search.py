@@ -13,7 +13,8 @@ made here adds one without touching the search itself:
   one long batch, e.g. a ResNet50's first step with graph tracing on a busy CPU); its finished epochs
   keep their scores, and a trial without any is recorded as stopped without a score;
 - final_fit: marks the end of the search, refits for the epochs the best trial used (its best epoch),
-  and keeps the refit model. Auto-Keras 3.0.0 itself saves the refit model but predicts with the best
+  under scope 'total' stopping at its next batch once the budget's end has passed (refit_stop_at), and keeps
+  the refit model, however far it trained. Auto-Keras 3.0.0 itself saves the refit model but predicts with the best
   *search-time* checkpoint (AutoModel.predict -> tuner.get_best_model); this adapter predicts with the
   refit model, as the 2019 run did (final_fit(retrain=True)). With SearchLog.refit False it refits nothing:
   it records the best trial's hyperparameters (SearchLog.best_values) and raises SearchComplete, for a
@@ -51,6 +52,9 @@ _FILTERS = re.compile(r".*/filters_(\d+)_(\d+)$")
 REFIT_SAFETY = 1.25
 # How often the hard-stop watchdog looks at the clock, and re-raises while a trial ignores it.
 WATCHDOG_POLL_S = 0.5
+# Share of the allowed overshoot a refit may run past the budget's end when the search ended too late for one
+# epoch before it; the rest is for the batch running when that time is up, the fit's end and saving the model.
+REFIT_GRACE_SHARE = 0.5
 
 
 class NoCompletedTrial(RuntimeError):
@@ -146,10 +150,11 @@ class SearchLog:
     refit_data_factor: float = 1.0
     # Predicted seconds of the refit of the best trial so far, re-estimated as trials and epochs finish.
     refit_reserve_s: float = 0.0
-    # Seconds past the budget's end a 'total' run may take in all (max(5% of the budget, 30 s)): the refit is
-    # stopped there, so a search that ran late (a trial interrupted inside a batch) still gets its refit.
+    # Seconds past the budget's end a 'total' run may take in all (max(5% of the budget, 30 s)): a search that
+    # ran late (a trial interrupted inside a batch) leaves its refit part of it (refit_stop_at).
     overshoot_allowed_s: float = 0.0
     refit_stopped: bool = False  # the refit was cut at the budget's end (scope 'total' only)
+    refit_epochs_trained: float | None = None  # epochs the refit trained, a cut one counted by its batches
     project_dir: Path | None = None
     rows: list[TrialRow] = field(default_factory=list)
     search_end: float | None = None  # monotonic time the search stopped and the refit began
@@ -394,29 +399,41 @@ def budgeted_tuner(base: type, log: SearchLog) -> type:
             log.best_values = _active_values(best[0].hyperparameters)
             if not log.refit:
                 raise SearchComplete
-            # The library would pass the user's callbacks through a helper that nests them in a list;
-            # the refit needs no early stopping (no validation data); under scope 'total' it stops where the
-            # allowed overshoot ends should the prediction of its length have been short, but only after one
-            # epoch (a model stopped before it has trained at all would predict nothing).
-            refit_end = None if log.deadline is None or log.scope != "total" else log.deadline + log.overshoot_allowed_s
-            refit_stop = deadline_callback(refit_end, min_epochs=1)
+            # The library would pass the user's callbacks through a helper that nests them in a list; the refit
+            # needs no early stopping (no validation data). Under scope 'total' it stops at its next batch once the
+            # budget's end has passed, inside an epoch if need be (an epoch on the full data can outlast the
+            # allowed overshoot): the weights trained so far are the model.
+            refit_end = None
+            if log.deadline is not None and log.scope == "total":
+                refit_end = refit_stop_at(log.deadline, log.overshoot_allowed_s,
+                                          log.refit_estimate(str(best[0].trial_id), 1))
+            refit_stop = deadline_callback(refit_end)
             kwargs["callbacks"] = [refit_stop]
             kwargs["epochs"] = epochs
             self.hypermodel.set_fit_args(0, epochs=epochs)
             pipeline, model, history = super().final_fit(**kwargs)
             log.refit_epochs, log.refit_model, log.refit_pipeline = epochs, model, pipeline
             log.refit_stopped = refit_stop.stopped
+            log.refit_epochs_trained = refit_stop.epochs_trained
             return pipeline, model, history
 
     BudgetedTuner.__name__ = f"Budgeted{base.__name__}"
     return BudgetedTuner
 
 
+def refit_stop_at(deadline: float, allowed_s: float, one_epoch_s: float) -> float:
+    """When a refit under scope 'total' stops (time.monotonic()): the budget's end; a search that ended too late
+    for one epoch (one_epoch_s, predicted) before it gets that epoch, up to REFIT_GRACE_SHARE of the allowed
+    overshoot past the end, so the refit, cut at its next batch, still ends within the bound."""
+    return min(max(deadline, time.monotonic() + one_epoch_s), deadline + REFIT_GRACE_SHARE * allowed_s)
+
+
 def deadline_callback(deadline: float | None | Any, on_epoch: Any = None, on_first_epoch: Any = None,
                       min_epochs: int = 0) -> Any:
     """A Keras callback that stops training at the next batch once time.monotonic() passes the deadline (a
-    time, or a function giving the current one), but not before min_epochs epochs have finished;
-    on_epoch(seconds) hears each epoch's duration and on_first_epoch() when the first epoch begins."""
+    time, or a function giving the current one), inside an epoch too (Keras 3 checks stop_training after every
+    batch), but not before min_epochs epochs have finished; on_epoch(seconds) hears each epoch's duration and
+    on_first_epoch() when the first epoch begins. Its epochs_trained counts a cut epoch by its batches."""
     import keras
 
     current = deadline if callable(deadline) else (lambda: deadline)
@@ -425,20 +442,28 @@ def deadline_callback(deadline: float | None | Any, on_epoch: Any = None, on_fir
         """Stops fit() at the first batch end after the deadline."""
 
         stopped = False
+        epochs_trained = 0.0
         _epoch_t0 = 0.0
         _epochs_done = 0
+        _batches = 0  # batches of the running epoch
 
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             self._epoch_t0 = time.monotonic()
+            self._batches = 0
             if epoch == 0 and on_first_epoch is not None:
                 on_first_epoch()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            # Keras ends a stopped epoch like any other: whether it was whole, only its batches tell.
+            steps = (self.params or {}).get("steps")
+            whole = not steps or self._batches >= steps
+            self.epochs_trained += 1.0 if whole else self._batches / steps
             self._epochs_done += 1
             if on_epoch is not None:
                 on_epoch(time.monotonic() - self._epoch_t0)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self._batches += 1
             end = current()
             if end is not None and self._epochs_done >= min_epochs and time.monotonic() >= end:
                 self.stopped = True

@@ -111,8 +111,9 @@ class ResNet(System):
         return self._trained.params
 
     def extras(self) -> dict[str, Any]:
-        """Last-epoch validation accuracy (the kept model), the best one, the recipe and epochs run."""
+        """Last-epoch validation accuracy (the kept model), the best one, the recipe, epochs run (a cut one
+        counted whole in epochs, by its steps in epochs_trained) and whether the deadline cut the schedule."""
         t = self._trained
         return {"val_accuracy": t.val_accuracy, "best_val_accuracy": t.best_val_accuracy,
-                "recipe": t.recipe.name, "epochs": len(t.history), "epochs_planned": t.epochs_planned,
-                "stopped_at_deadline": t.stopped_at_deadline}
+                "recipe": t.recipe.name, "epochs": len(t.history), "epochs_trained": t.epochs_trained,
+                "epochs_planned": t.epochs_planned, "stopped_at_deadline": t.stopped_at_deadline}

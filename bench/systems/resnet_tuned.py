@@ -45,7 +45,8 @@ Budgets, as the `autokeras` runner obeys them (its SearchLog, HardStop, trials.c
   deadline as train()'s own deadline (its schedule is fitted inside it, and it is recorded 'stopped' when that
   cut it), and a HardStop watchdog interrupts one still running half the allowed overshoot (max(5%, 30 s))
   later. Under 'total' the refit gets the budget's end as its deadline, as `resnet` does (at least one
-  trial-timed epoch, within the allowed overshoot, should the search have run late).
+  trial-timed epoch, within the allowed overshoot, should the search have run late), and train() stops it at
+  its next step once that has passed, inside an epoch if need be.
 - `tN`: N trials, no time limit; `full`: FULL_ITERATIONS complete Hyperband iterations, no time limit. Both
   refit for the recipe's schedule (when the best trial already ran it uncut, the refit repeats it: the issue
   asks for a refit, and it costs one schedule of the dozen or more a full iteration trains).
@@ -425,6 +426,7 @@ class ResNetTuned(System):
             "search_ended_early": self._not_started,
             "recipe": None if refit is None else refit.recipe.name,
             "refit_epochs": None if refit is None else len(refit.history),
+            "refit_epochs_trained": None if refit is None else refit.epochs_trained,
             "refit_epochs_planned": None if refit is None else refit.epochs_planned,
             "refit_val_accuracy": None if refit is None else refit.val_accuracy,
             "refit_stopped_at_deadline": None if refit is None else refit.stopped_at_deadline,

@@ -270,3 +270,87 @@ def test_with_val_fraction_0_it_trains_without_a_validation_slice(digits_like) -
     assert len(trained.history) == 2 and trained.history["val_accuracy"].isna().all()
     assert trained.val_accuracy is None and trained.best_val_accuracy is None
     assert trained.history["loss"].notna().all()
+
+
+class FakeClock:
+    """The training loop's clocks, running `offset` seconds ahead of the real ones: a test makes steps "take"
+    minutes without spending them."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def perf_counter(self) -> float:
+        return time.perf_counter() + self.offset
+
+
+def _slow_after_probe(monkeypatch: pytest.MonkeyPatch, step_s: float) -> tuple[FakeClock, object]:
+    """A fake clock for train(), and the generic recipe whose training steps each take step_s on it once the
+    probe's steps are over (so the plan is made for the whole schedule and only the safety net can stop it)."""
+    from types import SimpleNamespace
+
+    from bench.baselines import training
+
+    clock = FakeClock()
+    monkeypatch.setattr(training, "time", SimpleNamespace(monotonic=clock.monotonic, perf_counter=clock.perf_counter))
+    base = generic.recipe().with_overrides(epochs=3, batch_size=16)
+
+    def build(input_shape: tuple[int, int, int], n_classes: int) -> object:
+        model = base.build(input_shape, n_classes)
+        inner, calls = model.train_on_batch, [0]
+
+        def train_on_batch(*args: object, **kwargs: object) -> object:
+            out = inner(*args, **kwargs)
+            calls[0] += 1
+            if calls[0] > 1 + training.PROBE_STEPS:
+                clock.offset += step_s
+            return out
+
+        model.train_on_batch = train_on_batch
+        return model
+
+    return clock, replace(base, build=build)
+
+
+def test_an_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_step(
+        digits_like, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps of 100 s, epochs of 6 steps (600 s, beyond any allowed overshoot of a short budget): the deadline
+    250 s away stops training after the step that passes it, inside the first epoch, and the model predicts."""
+    x, y = digits_like
+    step_s = 100.0
+    clock, recipe = _slow_after_probe(monkeypatch, step_s)
+    deadline = clock.monotonic() + 250.0
+    trained = train(recipe, x, y, 3, deadline=deadline)
+    assert int(trained.model.optimizer.iterations) == 3  # 300 s: the first step ending past the deadline
+    assert clock.monotonic() - deadline < step_s  # one step's overshoot, plus the validation pass
+    assert trained.stopped_at_deadline and len(trained.history) == 1
+    assert trained.epochs_trained == pytest.approx(0.5)
+    assert trained.epochs_planned > 1  # the plan was for more: the cut, not the plan, ended training
+    proba = trained.predict_proba(x[:5])
+    assert proba.shape == (5, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+
+
+def test_no_epoch_starts_once_a_validation_pass_ran_past_the_deadline(
+        digits_like, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An epoch ends before the deadline, its validation pass after it: the re-plan ends the schedule there, the
+    model being the one that pass scored (another epoch would train a step and validate again, all overshoot)."""
+    from bench.baselines import training
+
+    x, y = digits_like
+    clock, recipe = _slow_after_probe(monkeypatch, 10.0)
+    real_predict = training.predict_proba
+    trained_steps: list[int] = []
+
+    def slow_validation(model: object, images: np.ndarray, *args: object) -> np.ndarray:
+        if trained_steps:  # after the probe: each validation pass takes 20 s
+            clock.offset += 20.0
+        trained_steps.append(1)
+        return real_predict(model, images, *args)
+
+    monkeypatch.setattr(training, "predict_proba", slow_validation)
+    deadline = clock.monotonic() + 65.0  # epoch 1 (6 steps) ends at 60 s, its validation at 80 s
+    trained = train(recipe, x, y, 3, deadline=deadline)
+    assert int(trained.model.optimizer.iterations) == 6 and len(trained.history) == 1
+    assert trained.epochs_planned == trained.epochs_trained == pytest.approx(1.0)

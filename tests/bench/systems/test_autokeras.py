@@ -305,3 +305,67 @@ def test_a_refit_past_its_deadline_still_trains_its_minimum_epochs(min_epochs: i
     model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[stopper, count])
     assert stopper.stopped
     assert len(batches) == 8 * full_epochs + 1  # the whole epochs it must train, then one batch and the stop
+
+
+def test_a_refit_past_the_budgets_end_stops_there_or_within_part_of_the_allowed_overshoot() -> None:
+    """The refit stops at the budget's end; a search that ended too late for one epoch gets that epoch, but
+    never more than REFIT_GRACE_SHARE of the allowed overshoot, leaving the rest for the batch then running."""
+    from bench.systems.autokeras_search import REFIT_GRACE_SHARE, refit_stop_at
+
+    now = time.monotonic()
+    assert refit_stop_at(now + 100.0, 30.0, 20.0) == now + 100.0  # time enough: the budget's end
+    late = refit_stop_at(now - 1.0, 30.0, 5.0)  # the search ran past the end: one predicted epoch more
+    assert now + 5.0 <= late <= time.monotonic() + 5.0
+    assert refit_stop_at(now, 30.0, 600.0) == now + REFIT_GRACE_SHARE * 30.0  # capped inside the bound
+
+
+class _FakeClock:
+    """time.monotonic running `offset` seconds ahead of the real one."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+
+def test_a_refit_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_batch(
+        data: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refit whose batches "take" 20 s on the runner's clock (epochs of 23 batches, 460 s, against an allowed
+    overshoot of 30 s) stops at the first batch ending past the budget's end, inside its first epoch; the
+    partly trained model still predicts, and the record says the refit was cut and how far it got."""
+    from types import SimpleNamespace
+
+    from bench.systems import autokeras as autokeras_system
+    from bench.systems import autokeras_search
+
+    batch_s = 20.0
+    clock = _FakeClock()
+    fake_time = SimpleNamespace(monotonic=clock.monotonic, perf_counter=time.perf_counter, time=time.time,
+                                sleep=time.sleep)
+    monkeypatch.setattr(autokeras_search, "time", fake_time)
+    monkeypatch.setattr(autokeras_system, "time", fake_time)
+    real_callback = autokeras_search.deadline_callback
+
+    def slow_refit(deadline: object, *args: object, **kwargs: object) -> object:
+        callback = real_callback(deadline, *args, **kwargs)
+        if not callable(deadline):  # the refit's stop (a trial's follows the search's moving deadline)
+            stop = callback.on_train_batch_end
+
+            def on_train_batch_end(batch: int, logs: object = None) -> None:
+                clock.offset += batch_s
+                stop(batch, logs)
+
+            callback.on_train_batch_end = on_train_batch_end
+        return callback
+
+    monkeypatch.setattr(autokeras_search, "deadline_callback", slow_refit)
+    result, ctx, rows = _run("autokeras", "t1+200s", data, tmp_path, epochs=2, batch_size=4,
+                             block_types="vanilla")
+    extras = result.extras
+    assert len(rows) == 1
+    assert extras["refit_stopped_at_deadline"] is True
+    assert 0 < extras["refit_epochs_trained"] < 1  # cut inside its first epoch
+    assert 0 <= extras["overshoot_s"] <= max(0.05 * 200, 30)
+    _assert_valid_probabilities(result, data)
+    _assert_no_tuner_files(ctx)
