@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+
+from bench.meters import WindowedMeter
 
 POWERCAP = Path("/sys/class/powercap")
 # Far below the fastest wrap seen (2^32 uJ at a few hundred watts: ~15-20 s), and a sysfs read is cheap.
@@ -39,16 +39,16 @@ def package_domains(root: Path = POWERCAP) -> list[Path]:
     return found
 
 
-class CpuEnergyMeter:
+class CpuEnergyMeter(WindowedMeter):
     """Adds up the package counters' increase inside `window()` blocks; `stop()` gives joules or None."""
 
     def __init__(self, root: Path = POWERCAP, interval_s: float = READ_INTERVAL_S) -> None:
         """root: the powercap folder (a fake tree in tests); interval_s: how often the counters are read."""
+        super().__init__()
         self._root = root
         self._interval_s = interval_s
         self._domains: list[Path] = []
         self._ranges: list[int] = []
-        self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._depth = 0  # nested window() blocks; counting while > 0
@@ -70,22 +70,15 @@ class CpuEnergyMeter:
             self._thread.start()
         return self
 
-    @contextmanager
-    def window(self) -> Iterator[None]:
-        """Counts the block's energy; may be entered several times (fit, then predict)."""
-        with self._lock:
-            active = bool(self._domains) and self._result is False
-            if active:
-                self._depth += 1
-                if self._depth == 1:
-                    self._last = self._read()
-                    self._known &= self._last is not None
-        try:
-            yield
-        finally:
-            if active:
-                with self._lock:
-                    self._close()
+    def _opening(self) -> bool:
+        """Opens (or nests into) a window, reading the counters at the outermost. Caller holds _lock."""
+        if not self._domains or self._result is not False:
+            return False
+        self._depth += 1
+        if self._depth == 1:
+            self._last = self._read()
+            self._known &= self._last is not None
+        return True
 
     def stop(self) -> float | None:
         """Stops reading; the joules counted inside windows, or None where not measured. Idempotent."""
@@ -97,17 +90,11 @@ class CpuEnergyMeter:
         with self._lock:
             if self._depth > 0:
                 self._depth = 1
-                self._close()
+                self._closing()
             self._result = self._uj / 1e6 if self._known and self._measured else None
         return self._result
 
-    def __enter__(self) -> CpuEnergyMeter:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _close(self) -> None:
+    def _closing(self) -> None:
         """Leaves a window, adding the last stretch when it is the outermost. Caller holds _lock."""
         if self._depth == 0:
             return

@@ -13,10 +13,10 @@ import enum
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from bench.meters import WindowedMeter
 
 # NVML refreshes utilisation every 1/6 s to 1 s depending on the GPU, so sampling faster gains little,
 # and one sample a second is negligible overhead next to training.
@@ -113,7 +113,7 @@ def held_capabilities(nvml: Any | None = None, visible: str | None | _Default = 
             nvml.nvmlShutdown()
 
 
-class GpuSampler:
+class GpuSampler(WindowedMeter):
     """Samples the held GPUs about once per interval; only samples inside `window()` count."""
 
     def __init__(self, interval_s: float = SAMPLE_INTERVAL_S, nvml: Any | None = None,
@@ -121,10 +121,10 @@ class GpuSampler:
         """nvml: a module with pynvml's API (None imports pynvml at start); visible: CUDA_VISIBLE_DEVICES's value."""
         self._interval_s = interval_s
         self._nvml = nvml
+        super().__init__()
         self._visible = visible
         self._handles: list[Any] = []
         self._model = ""
-        self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._initialised = False  # nvmlInit succeeded, so nvmlShutdown is owed
@@ -169,18 +169,6 @@ class GpuSampler:
             self._thread.start()
         return self
 
-    @contextmanager
-    def window(self) -> Iterator[None]:
-        """Counts the block's time and samples; may be entered several times (fit, then predict)."""
-        with self._lock:
-            active = self._opening()
-        try:
-            yield
-        finally:
-            if active:
-                with self._lock:
-                    self._closing()
-
     def stop(self) -> GpuUsage:
         """Stops sampling, shuts NVML down and returns the totals; later calls return the same totals."""
         if self._result is not None:
@@ -196,14 +184,6 @@ class GpuSampler:
             self._result = self._usage()
             self._shutdown()
         return self._result
-
-    def __enter__(self) -> GpuSampler:
-        """start(); after the block, stop() returns the totals again."""
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        """stop()."""
-        self.stop()
 
     def _opening(self) -> bool:
         """Opens (or nests into) the window; False when there is nothing to measure. Caller holds _lock."""

@@ -17,8 +17,6 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ from bench.baselines.keras_support import set_precision
 from bench.cpu_energy import CpuEnergyMeter
 from bench.datasets import load_data
 from bench.gpu_usage import GpuSampler
+from bench.meters import Meters
 from bench.records import RECORD_FIELDS, RunRecord, record_for
 from bench.spec import RunSpec
 from bench.systems import make_system
@@ -56,33 +55,6 @@ def _die_with_parent() -> None:
         pass
 
 
-class Meters:
-    """The GPU sampler and the CPU energy meter as one: the system opens their windows around fit and predict."""
-
-    def __init__(self, gpus: GpuSampler, cpu_energy: CpuEnergyMeter) -> None:
-        self.gpus, self.cpu_energy = gpus, cpu_energy
-
-    def __enter__(self) -> Meters:
-        self.gpus.start()
-        self.cpu_energy.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @contextmanager
-    def window(self) -> Iterator[None]:
-        """Both meters' windows."""
-        with ExitStack() as stack:
-            stack.enter_context(self.gpus.window())
-            stack.enter_context(self.cpu_energy.window())
-            yield
-
-    def stop(self) -> dict[str, object]:
-        """Stops both; their record fields (GPU usage and energy, cpu_energy_j)."""
-        return {**self.gpus.stop().as_fields(), "cpu_energy_j": self.cpu_energy.stop()}
-
-
 def error_text(exc: BaseException) -> str:
     """'Type: message' on one line, cut to ERROR_CHARS."""
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ").strip()
@@ -100,7 +72,8 @@ def execute(spec: RunSpec) -> RunRecord:
     packages: tuple[str, ...] = ()
     # The code that runs is the commit checked out now; one made while the run goes must not be recorded.
     commit = metadata.git_commit()
-    meters = Meters(GpuSampler(), CpuEnergyMeter())
+    gpus, cpu_energy = GpuSampler(), CpuEnergyMeter()
+    meters = Meters(gpus, cpu_energy)
     arithmetic: precision.Precision | None = None
     try:
         system = make_system(spec.system, dict(spec.system_options))
@@ -126,14 +99,15 @@ def execute(spec: RunSpec) -> RunRecord:
                          n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
                          deadline=deadline, keep_models=spec.keep_models)
         with meters:
-            result = system.run(data, ctx, meters)  # type: ignore[arg-type] - has the sampler's window()
+            result = system.run(data, ctx, meters)
         scores = metrics.score(data.y_test, result.probabilities)
         meta = metadata.collect(packages)
         known = {k: v for k, v in result.extras.items() if k in RECORD_FIELDS}
         record = record_for(
             spec, "ok", accuracy=scores.accuracy, balanced_accuracy=scores.balanced_accuracy,
             macro_f1=scores.macro_f1, log_loss=scores.log_loss, fit_s=result.fit_s,
-            predict_s=result.predict_s, cpu_s=result.cpu_s, **meters.stop(),
+            predict_s=result.predict_s, cpu_s=result.cpu_s, **gpus.stop().as_fields(),
+            cpu_energy_j=cpu_energy.stop(),
             params=result.params, trials=result.trials, device=meta["gpus"][0] if meta["gpus"] else "cpu",
             hardware=meta["hardware"], **known, **common)
         rundir.write_predictions(folder / rundir.PREDICTIONS, result.probabilities, data.y_test,
@@ -148,7 +122,8 @@ def execute(spec: RunSpec) -> RunRecord:
         traceback.print_exc()
         record = record_for(spec, "failed", error=error_text(exc), **common)
     finally:
-        meters.stop()
+        gpus.stop()
+        cpu_energy.stop()
     meta = meta or metadata.collect(packages)
     meta["git_commit"] = commit
     if arithmetic is not None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.budget import Budget
 from bench.datasets.base import ImageData
-from bench.gpu_usage import GpuSampler
+from bench.meters import Windows
 from bench.options import make_options, package_version
 from bench.timing import measure
 
@@ -94,12 +94,12 @@ class System(ABC):
         """What the system declares, as run-record fields: role, library and its version."""
         return {"role": cls.role, "library": cls.library, "library_version": cls.library_version()}
 
-    def run(self, data: ImageData, ctx: FitContext, gpus: GpuSampler | None = None) -> SystemResult:
+    def run(self, data: ImageData, ctx: FitContext, meters: Windows | None = None) -> SystemResult:
         """Fits on the training set, predicts the test set; timing each with the harness's clock (and the
-        GPU sampler's windows, when given, so GPU time covers fit and predict alone)."""
-        with _window(gpus), measure() as fit_clock:  # the sampler's own reads stay off the clocks
+        meters' windows, when given, so GPU time and energy cover fit and predict alone)."""
+        with _window(meters), measure() as fit_clock:  # the meters' own reads stay off the clocks
             self.fit(data.x_train, data.y_train, ctx)
-        with _window(gpus), measure() as predict_clock:
+        with _window(meters), measure() as predict_clock:
             proba = np.asarray(self.predict_proba(data.x_test), dtype=np.float64)
         if proba.shape != (len(data.x_test), ctx.n_classes):
             raise RuntimeError(f"{self.name} returned probabilities of shape {proba.shape}, "
@@ -136,5 +136,5 @@ class System(ABC):
         return {}
 
 
-def _window(gpus: GpuSampler | None) -> AbstractContextManager[None]:
-    return nullcontext() if gpus is None else gpus.window()
+def _window(meters: Windows | None) -> AbstractContextManager[None]:
+    return nullcontext() if meters is None else meters.window()

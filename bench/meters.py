@@ -1,0 +1,89 @@
+"""Meters that count only inside `window()` blocks (fit, then predict), and the run's meters as one.
+
+A meter (the GPU sampler, the CPU energy meter) runs a background thread from `start()` to `stop()`, but
+adds to its totals only while a window is open: the harness opens one around fit and one around predict, so
+data loading and scoring stay out of every figure, as they stay out of the clocks (bench.timing).
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any, Protocol
+
+
+class Windows(Protocol):
+    """What a system is handed to measure fit and predict: a meter, or several as one (Meters)."""
+
+    def window(self) -> AbstractContextManager[None]:
+        """A block inside which the meters count."""
+        ...
+
+
+class WindowedMeter(ABC):
+    """Counts inside window() blocks, which may nest; subclasses say what opening and closing one does."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards the totals against the sampling thread
+
+    @abstractmethod
+    def start(self) -> WindowedMeter:
+        """Starts measuring (a meter with nothing to read stays inert)."""
+
+    @abstractmethod
+    def stop(self) -> Any:
+        """Stops measuring and returns the totals; later calls return the same totals."""
+
+    @abstractmethod
+    def _opening(self) -> bool:
+        """Opens (or nests into) a window; False when there is nothing to measure. Caller holds _lock."""
+
+    @abstractmethod
+    def _closing(self) -> None:
+        """Leaves a window, closing it when outermost. Caller holds _lock."""
+
+    @contextmanager
+    def window(self) -> Iterator[None]:
+        """Counts the block; may be entered several times (fit, then predict)."""
+        with self._lock:
+            active = self._opening()
+        try:
+            yield
+        finally:
+            if active:
+                with self._lock:
+                    self._closing()
+
+    def __enter__(self) -> WindowedMeter:
+        """start(); after the block, stop() returns the totals again."""
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        """stop()."""
+        self.stop()
+
+
+class Meters:
+    """Several meters as one: the system opens their windows around fit and predict (System.run)."""
+
+    def __init__(self, *meters: WindowedMeter) -> None:
+        self.meters = meters
+
+    def __enter__(self) -> Meters:
+        for meter in self.meters:
+            meter.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for meter in self.meters:
+            meter.stop()
+
+    @contextmanager
+    def window(self) -> Iterator[None]:
+        """Every meter's window."""
+        with ExitStack() as stack:
+            for meter in self.meters:
+                stack.enter_context(meter.window())
+            yield
