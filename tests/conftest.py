@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# The real data files (cifar10-jpeg.zip, cifar-10-python.tar.gz, malaria-cells-subset.zip) the benchmarks use
+# when present: too large for the repository, kept beside it.
+SHARED_DATA = Path(os.environ.get("BENCH_SHARED_DATA") or REPO / "../shared/data").resolve()
 
 
 @pytest.fixture(autouse=True)

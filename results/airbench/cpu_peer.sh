@@ -2,7 +2,7 @@
 # airbench94 itself (the `airbench` 0.1.8 package, PyTorch) on this machine's CPU, on the same CIFAR-10 data
 # as the port (BENCH_DATA_DIR, default ../shared/data: cifar10-jpeg.zip), 10 epochs, one run per seed: the
 # peer that tells the port's share of the gap to 94% from the data's without a GPU. Only airbench's four
-# CUDA-only calls are redirected (tests/baselines/test_airbench_peer.py, run_on_cpu): float32 instead of
+# CUDA-only calls are redirected (experiments/airbench_peer.py, run_on_cpu): float32 instead of
 # float16, the CPU instead of cuda:0, the wall clock instead of CUDA events. About 40 minutes a seed on
 # 2 CPU cores. Results: results/airbench/cpu-peer/ (per seed: pytest-benchmark JSON with the per-epoch test
 # accuracy and seconds, and airbench's printed log; summary.txt side by side). Seeds already run are kept.
@@ -34,7 +34,7 @@ for seed in $seeds; do
         -k airbench94_peer --benchmark-only -m '' -s -rs -p no:cacheprovider \
         --benchmark-json "$out/.peer-s$seed.json" | tee "$out/peer-s$seed.log"
     # A run that skipped (no CIFAR-10, no torch) leaves a JSON without results: the summary stops the script.
-    "$peer_python" tests/baselines/test_airbench_peer.py "$out/.peer-s$seed.json" > /dev/null
+    "$peer_python" -m experiments.airbench_peer "$out/.peer-s$seed.json" > /dev/null
     mv "$out/.peer-s$seed.json" "$out/peer-s$seed.json"
 done
-"$peer_python" tests/baselines/test_airbench_peer.py "$out"/peer-s*.json | tee "$out/summary.txt"
+"$peer_python" -m experiments.airbench_peer "$out"/peer-s*.json | tee "$out/summary.txt"

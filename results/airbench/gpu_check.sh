@@ -66,6 +66,6 @@ AIRBENCH_PEER_OUT="$out/port" "$port_python" -m pytest tests/baselines/test_airb
     || failed+=(malaria)
 
 # Side by side: recipe, seeds, mean and spread of test accuracy, seconds per epoch.
-"$port_python" tests/baselines/test_airbench_peer.py "$out"/peer*.json "$out/port.json" \
+"$port_python" -m experiments.airbench_peer "$out"/peer*.json "$out/port.json" \
     | tee "$out/summary.txt" || failed+=(summary)
 if [ ${#failed[@]} -gt 0 ]; then echo "failed steps: ${failed[*]}" >&2; exit 1; fi

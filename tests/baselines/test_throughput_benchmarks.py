@@ -9,87 +9,21 @@ bf16). A third figure, model.fit of the network with the project's kernels, sepa
 what the kernels add. images/s and ratios land in benchmark.extra_info (and the JSON report with
 --benchmark-json). `resnet20-reference` is a textbook ResNet-20 (He et al. 2016, 0.27 M parameters)
 trained the same way, a yardstick for what this machine does with a well-known network, measured in the same session.
+The recipes, shapes and the model.fit yardstick are the study's own: experiments/throughput.py.
 """
 
 from __future__ import annotations
 
-import time
-
 import keras
-import numpy as np
 import pytest
 
-from bench.baselines import cifar10, generic, kernels, malaria, resnet2019
+from bench.baselines import kernels
 from bench.baselines.blocks import linear_schedule
 from bench.baselines.keras_support import set_precision
-from bench.baselines.training import Batches, Recipe, compile_model, train_steps, use_xla
+from bench.baselines.training import Batches, compile_model, train_steps, use_xla
 from bench.precision import choose
+from experiments.throughput import CASES, ROUNDS, fit_images_per_s
 from tests.baselines.conftest import synthetic_images
-
-
-class ResNet20:
-    """A stand-in recipe module: ResNet-20 for CIFAR-10 (3 stages x 3 basic blocks, widths 16/32/64)."""
-
-    @staticmethod
-    def build(shape: tuple[int, int, int], n_classes: int) -> keras.Model:
-        layers = keras.layers
-        inputs = keras.Input(shape, dtype="uint8")
-        x = layers.Rescaling(1 / 255)(inputs)
-        x = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(16, 3, padding="same", use_bias=False)(x)))
-        for stage, width in enumerate((16, 32, 64)):
-            for block in range(3):
-                stride = 2 if stage and not block else 1
-                y = layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False)(x)
-                y = layers.ReLU()(layers.BatchNormalization()(y))
-                y = layers.BatchNormalization()(layers.Conv2D(width, 3, padding="same", use_bias=False)(y))
-                if stride > 1:
-                    x = layers.Conv2D(width, 1, strides=stride, use_bias=False)(x)
-                x = layers.ReLU()(layers.Add()([x, y]))
-        x = layers.GlobalAveragePooling2D()(x)
-        return keras.Model(inputs, layers.Dense(n_classes, activation="softmax")(x))
-
-    @staticmethod
-    def recipe() -> Recipe:
-        return Recipe(name="resnet20-reference", build=ResNet20.build, epochs=1, batch_size=128, peak_lr=0.1,
-                      augment=cifar10.recipe().augment)
-
-
-class Cifar10Short:
-    """A stand-in recipe module for the cifar10 'short' preset."""
-
-    @staticmethod
-    def recipe() -> Recipe:
-        return cifar10.recipe("short")
-
-# Timed passes over the batches, for the recipe's loop and for plain model.fit alike.
-ROUNDS = 3
-# recipe module, image shape, classes, batches per timed pass (few for the big CIFAR batches)
-CASES = [
-    pytest.param(cifar10, (32, 32, 3), 10, 4, id="cifar10"),
-    pytest.param(Cifar10Short, (32, 32, 3), 10, 8, id="cifar10-short"),
-    pytest.param(ResNet20, (32, 32, 3), 10, 16, id="resnet20-reference"),
-    pytest.param(malaria, (64, 64, 3), 2, 6, id="malaria"),
-    pytest.param(resnet2019, (64, 64, 3), 2, 10, id="resnet2019"),
-    pytest.param(generic, (8, 8, 1), 10, 20, id="generic-digits"),
-]
-
-
-def fit_images_per_s(recipe: Recipe, shape: tuple[int, int, int], x, y, n_classes: int) -> float:
-    """What model.fit gets from the recipe's network, in the precision set now: Keras' own compile defaults
-    (no XLA on a CPU), no augmentation (less work than the recipe's loop does). Inside kernels.stock() the
-    network is traced with Keras' stock layers: the plain code a user would write."""
-    model = recipe.build(shape, n_classes)
-    if recipe.prepare is not None:
-        recipe.prepare(model, x)
-    model.compile(optimizer=keras.optimizers.SGD(recipe.peak_lr / 10, momentum=recipe.momentum,
-                                                 nesterov=recipe.nesterov),
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing))
-    targets = np.eye(n_classes, dtype=np.float32)[y]
-    model.fit(x, targets, batch_size=recipe.batch_size, epochs=1, verbose=0)  # compile and warm up
-    # One call over all the passes, as plain code trains: fit's per-call set-up is paid once.
-    t0 = time.perf_counter()
-    model.fit(x, targets, batch_size=recipe.batch_size, epochs=ROUNDS, verbose=0)
-    return ROUNDS * len(x) / (time.perf_counter() - t0)
 
 
 @pytest.fixture(params=["float32", "auto"])
@@ -104,7 +38,8 @@ def policy(request):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("module", "shape", "n_classes", "n_batches"), CASES)
+@pytest.mark.parametrize(("module", "shape", "n_classes", "n_batches"),
+                         [pytest.param(c.module, c.shape, c.n_classes, c.n_batches, id=c.name) for c in CASES])
 def test_training_throughput(benchmark, policy, module, shape, n_classes, n_batches) -> None:
     recipe = module.recipe()
     x, y = synthetic_images(recipe.batch_size * n_batches, shape, n_classes)

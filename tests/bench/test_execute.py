@@ -3,8 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from bench.driver import run_specs
 from bench.execute import Limits, LocalExecutor
 from bench.spec import DatasetRef, RunSpec, freeze
 from bench.store import ResultsStore
+from tests.bench.drivers import SUITE, driver
 
 
 def spec(tmp_path, system, budget="full", seed=0, timeout=None, **options):
@@ -88,31 +87,6 @@ def test_suite_goes_on_after_failures_and_resume_skips_finished_runs(tmp_path):
     statuses = {r.system: r.status for r in ResultsStore(tmp_path).records().values()}
     assert statuses == {"tests.bench.fakes:Raises": "failed", "tests.bench.fakes:Hangs": "timeout",
                         "majority": "ok"}
-
-
-SUITE = """
-description = "kill test"
-seeds = [0, 1, 2, 3, 4]
-[[datasets]]
-name = "digits"
-max_train = 100
-[[systems]]
-name = "tests.bench.fakes:Sleeps"
-budgets = ["full"]
-options = {{ seconds = 1.5, calls = "{calls}" }}
-"""
-
-
-def driver(tmp_path: Path, suite: Path, *args: str) -> subprocess.Popen:
-    """`python -m bench all` on the suite into tmp_path/out, in the background.
-
-    Ctrl-C (SIGINT) is restored to its default in the driver: a test session started in the background by a
-    shell without job control (`pytest &` in a script, nohup) ignores SIGINT, children inherit that, and Python
-    then installs no KeyboardInterrupt handler, so the Ctrl-C tests would see a driver that cannot be stopped.
-    """
-    return subprocess.Popen([sys.executable, "-m", "bench", "all", "--suite", str(suite), "--out",
-                             str(tmp_path / "out"), "--no-report", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):

@@ -1,80 +1,15 @@
 import sys
-import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 
 from bench.gpu_usage import SAMPLE_INTERVAL_S, GpuSampler, GpuUsage
+from tests.bench.fakes import FakeNvml, FakeNVMLError
 
-MIB = 1024 * 1024
 INTERVAL = 0.02
 FIELDS = ["gpu_count", "gpu_model", "gpu_s", "gpu_busy_s", "gpu_mem_peak_mb", "gpu_energy_j"]
 NONE_FIELDS = {"gpu_count": None, "gpu_model": "", "gpu_s": None, "gpu_busy_s": None, "gpu_mem_peak_mb": None,
                "gpu_energy_j": None}
-
-
-class FakeNVMLError(Exception):
-    pass
-
-
-class FakeNvml:
-    """pynvml's API over four scripted devices; utilisation and memory may be changed while sampling."""
-
-    NVMLError = FakeNVMLError
-
-    def __init__(self, names=None, util=(10, 50, 20, 100), used_mb=(9000, 100, 7000, 300), init_error=False,
-                 bytes_strings=False):
-        self.names = names or ["NVIDIA H200"] * 4
-        self.uuids = [f"GPU-{i}{i}aa{i}bcd-0000-1111-2222-33334444555{i}" for i in range(4)]
-        self.util = list(util)
-        self.used_mb = list(used_mb)
-        self.init_error = init_error
-        self.bytes_strings = bytes_strings
-        self.fail_reads = False  # every read raises NVMLError while True
-        self.fail_every = 0  # every n-th utilisation read raises NVMLError
-        self.util_reads = 0
-        self.inits = 0
-        self.shutdowns = 0
-        self.lock = threading.Lock()
-
-    def _str(self, s):
-        return s.encode() if self.bytes_strings else s
-
-    def nvmlInit(self):
-        if self.init_error:
-            raise FakeNVMLError("NVML Shared Library Not Found")
-        self.inits += 1
-
-    def nvmlShutdown(self):
-        self.shutdowns += 1
-
-    def nvmlDeviceGetCount(self):
-        return 4
-
-    def nvmlDeviceGetHandleByIndex(self, i):
-        if not 0 <= i < 4:
-            raise FakeNVMLError("Invalid Argument")
-        return ("handle", i)
-
-    def nvmlDeviceGetName(self, h):
-        return self._str(self.names[h[1]])
-
-    def nvmlDeviceGetUUID(self, h):
-        return self._str(self.uuids[h[1]])
-
-    def nvmlDeviceGetUtilizationRates(self, h):
-        with self.lock:
-            self.util_reads += 1
-            n = self.util_reads
-        if self.fail_reads or (self.fail_every and n % self.fail_every == 0):
-            raise FakeNVMLError("GPU is lost")
-        return SimpleNamespace(gpu=self.util[h[1]], memory=0)
-
-    def nvmlDeviceGetMemoryInfo(self, h):
-        if self.fail_reads:
-            raise FakeNVMLError("GPU is lost")
-        return SimpleNamespace(used=self.used_mb[h[1]] * MIB, total=141_000 * MIB, free=0)
 
 
 def timed_window(sampler, seconds):

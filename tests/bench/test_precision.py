@@ -13,7 +13,7 @@ from bench.options import ConfigError
 from bench.spec import DatasetRef, RunSpec
 from bench.store import ResultsStore
 from bench.suite import parse_suite
-from tests.bench.test_gpu_usage import FakeNvml
+from tests.bench.fakes import FakeNvml
 
 
 @pytest.mark.parametrize(("flags", "policy"), [

@@ -16,7 +16,7 @@ import pytest
 from bench.budget import parse_budget
 from bench.spec import DatasetRef, Resources, RunSpec, freeze
 from bench.store import ResultsStore
-from tests.bench.test_execute import SUITE, driver
+from tests.bench.drivers import SUITE, driver
 from tests.conftest import REPO
 
 ray = pytest.importorskip("ray")

@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import REPO, SHARED_DATA
 from tests.datasets.builders import cifar_image_members, generated_tar, write_zip
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("BENCH_SHARED_DATA") or REPO / "../shared/data").resolve()
-# Real sources looked for in SHARED: (format, file name).
+# Real sources looked for in SHARED_DATA: (format, file name).
 REAL = {"cifar10-zip-real": ("cifar10-zip", "cifar10-jpeg.zip"),
         "cifar10-tar-real": ("cifar10-tar", "cifar-10-python.tar.gz"),
         "malaria-zip-real": ("malaria-zip", "malaria-cells-subset.zip")}
@@ -51,20 +50,20 @@ GENERATED: dict[str, tuple[str, Callable[[Path], Path]]] = {
 
 
 def source(name: str, root: Path) -> tuple[str, Path]:
-    """The format and path of a source, generated under root or found in SHARED; skips when absent."""
+    """The format and path of a source, generated under root or found in SHARED_DATA; skips when absent."""
     if name in GENERATED:
         fmt, write = GENERATED[name]
         return fmt, write(root)
     fmt, file = REAL[name]
-    if not (SHARED / file).is_file():
-        pytest.skip(f"{SHARED / file} absent (set BENCH_SHARED_DATA to the folder holding it)")
-    return fmt, SHARED / file
+    if not (SHARED_DATA / file).is_file():
+        pytest.skip(f"{SHARED_DATA / file} absent (set BENCH_SHARED_DATA to the folder holding it)")
+    return fmt, SHARED_DATA / file
 
 
 def measure(kind: str, fmt: str, path: Path, cache_dir: Path) -> dict[str, float | str]:
-    """One load in a fresh process (tests/datasets/load_runner.py) and its figures."""
+    """One load in a fresh process (experiments/load_runner.py) and its figures."""
     env = {**os.environ, "BENCH_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "tests.datasets.load_runner", kind, fmt, str(path)], env=env,
+    out = subprocess.run([sys.executable, "-m", "experiments.load_runner", kind, fmt, str(path)], env=env,
                          cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])

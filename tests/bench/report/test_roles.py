@@ -105,9 +105,10 @@ def test_heading_says_how_many_nodes_ran_the_runs(tmp_path: Path):
         run("d", "s", "resnet", "full", seed, accuracy=0.9, fit_s=10.0, node=node)
         for seed, node in enumerate(["a1b2", "c3d4", "a1b2"])
     ]
-    assert f"3 runs on 2 nodes: {HARDWARE}, Keras systems in float32 on tensorflow." in report_text(tmp_path / "ray", rows)
+    keras = "Keras systems in float32 on tensorflow."
+    assert f"3 runs on 2 nodes: {HARDWARE}, {keras}" in report_text(tmp_path / "ray", rows)
     one = [r.replace(node="a1b2") for r in rows[:1]]
-    assert f"1 run on 1 node: {HARDWARE}, Keras systems in float32 on tensorflow." in report_text(tmp_path / "one", one)
+    assert f"1 run on 1 node: {HARDWARE}, {keras}" in report_text(tmp_path / "one", one)
     local = [r.replace(node="") for r in rows]
     text = report_text(tmp_path / "local", local)
     assert f"3 runs on {HARDWARE}, Keras" in text and "node" not in text

@@ -1,4 +1,5 @@
-"""One load, measured in a fresh process: `python -m tests.datasets.load_runner KIND FORMAT PATH`.
+"""One load, measured in a fresh process: `python -m experiments.load_runner KIND FORMAT PATH` (from the repository
+root; tests/datasets/test_load_benchmarks.py runs it once per load it compares).
 
 KIND is 'plain' (the straightforward one-process loop a user would write: a PIL loop over the zip, a pickle loop
 over the tar.gz) or 'project' (bench's load through load_data, cold or warm depending on BENCH_CACHE_DIR).
