@@ -14,7 +14,7 @@
 Measured while making them (one training step, mixed bfloat16, 2-core AMD EPYC with AVX512-BF16): the
 cifar10 'short' network 227 ms with stock layers, 215 ms with the fused batch norm, 165 ms with the GELU as
 well; the malaria network 99 ms -> 69 ms. The throughput benchmark (tests/baselines/test_throughput_benchmarks.py,
-README table) measures the recipes with these kernels beside model.fit of the same networks in stock layers
+results/baselines/README.md) measures the recipes with these kernels beside model.fit of the same networks in stock layers
 and with these kernels, in one run.
 
 `stock()` turns both off for the layers traced inside it (the benchmark's plain side).
@@ -62,7 +62,12 @@ def installed() -> bool:
 def describe() -> str:
     """What the Keras layers of this process compute with, for a run's metadata."""
     if not installed():
-        return "stock Keras layers"
+        import keras
+
+        backend = keras.backend.backend()
+        # The fused kernels call TensorFlow's ops: under another backend every system gets Keras' own layers.
+        return "stock Keras layers" + (f" (the fused kernels are TensorFlow's; backend {backend})"
+                                       if backend != "tensorflow" else "")
     return ("fused batch norm (TensorFlow FusedBatchNormV3) for 4-D channels-last inputs (on a GPU: "
             "float32/float16 and epsilon >= 1.001e-5); exact GELU with an analytic gradient (recipes)")
 
