@@ -13,7 +13,7 @@ airbench's 1024 (the momentum-like constants converted to keep their horizon in 
 of 512 in a short schedule, and faster per image on a CPU. AIRBENCH_DIFF.md (beside the code, uncommitted
 until reviewed) lists what still differs from airbench94 and why.
 
-What it reaches is measured, not promised: see the README's baseline section for the runs and commands.
+What it reaches is measured, not promised: see results/baselines/README.md for the runs and commands.
 'full' is airbench94's network and 10-epoch schedule (about 94% on a GPU there, on the canonical images);
 on a 2-core CPU (AMD EPYC, the throughput benchmark) it trains at about 320 images/s in float32 and 480 in
 mixed bfloat16, so its 45,000 training images take 16-25 minutes for 10 epochs. 'short' halves the widths

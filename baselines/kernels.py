@@ -13,9 +13,9 @@
 
 Measured while making them (one training step, mixed bfloat16, 2-core AMD EPYC with AVX512-BF16): the
 cifar10 'short' network 227 ms with stock layers, 215 ms with the fused batch norm, 165 ms with the GELU as
-well; the malaria network 99 ms -> 69 ms. The throughput benchmark (tests/baselines/test_throughput_benchmarks.py,
-results/baselines/README.md) measures the recipes with these kernels beside model.fit of the same networks in stock layers
-and with these kernels, in one run.
+well; the malaria network 99 ms -> 69 ms. The throughput benchmark (tests/baselines/test_throughput_benchmarks.py;
+its table is in results/baselines/README.md) measures the recipes with these kernels beside model.fit of the same
+networks in stock layers and with these kernels, in one run.
 
 `stock()` turns both off for the layers traced inside it (the benchmark's plain side).
 """

@@ -33,14 +33,14 @@ from sklearn.model_selection import train_test_split
 from bench.baselines import kernels
 from bench.baselines.blocks import Augment, linear_schedule, mirror_where, retrace_on_change
 from bench.baselines.keras_support import count_params, seed_everything
+from bench.rundir import HISTORY_COLUMNS
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("epoch", "fit_s", "loss", "val_accuracy", "planned_epochs")
 # A wall-clock budget longer than the recipe's own schedule stretches it (more epochs, the same LR cycle and
 # warm-up shape) up to this many times the recipe's epochs. The recipes are one-cycle schedules tuned for
 # time to accuracy; on the malaria subset 4x (48 epochs) and 16x (up to 192) scored alike, both splits
-# (results/budget_curve, README "The baseline against its budget"), and an uncapped 24 h budget would plan
+# (results/budget_curve/README.md), and an uncapped 24 h budget would plan
 # thousands of epochs of one cycle that the first hours' accuracy no longer improves on. Recipes may set
 # their own cap (the resnet system's option max_scale_up).
 MAX_SCALE_UP = 4.0
@@ -406,6 +406,81 @@ class Schedule:
                                / max(self.full_steps, 1)), total_steps)
 
 
+class Plan:
+    """The schedule's length under a deadline: sized from a probe before the first epoch, re-sized after each
+    epoch from its measured times (no deadline: the recipe's own length, never changed)."""
+
+    def __init__(self, schedule: Schedule, deadline: float | None, name: str) -> None:
+        self.schedule, self.deadline, self.name = schedule, deadline, name
+        self.pace = Pace()
+        # The largest extra cost of an epoch's first step over the steady ones, as measured: under JAX the trace
+        # a change of plan causes; under TensorFlow (no new trace) only the first step's own overhead.
+        self.trace_s = 0.0
+
+    def seconds_left(self) -> float | None:
+        """Seconds to the deadline (None: no deadline)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def past_deadline(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def start(self, step_s: float) -> None:
+        """Sizes the schedule to the time left at step_s seconds a step (the probe's)."""
+        schedule = self.schedule
+        schedule.set_total(plan_steps(schedule.max_steps, 0, step_s, self.seconds_left()))
+        log.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", self.name, schedule.total_steps,
+                 schedule.total_steps / schedule.steps_per_epoch, step_s)
+
+    def after_epoch(self, epoch: Epoch, k: int, done: int) -> bool:
+        """Re-sizes the schedule after an epoch of k steps; True when its span changed.
+
+        The pace is the steady step time (the epoch's first step, which may trace, left out) plus the validation
+        pass and bookkeeping spread over the epoch's steps: the first epoch's tracing no longer makes the plan
+        shrink for good (it left a quarter of a budget unused).
+        """
+        steps_s = epoch.steps_end - epoch.steps_start
+        steady = (epoch.steps_end - epoch.first_step_end) / (k - 1) if k > 1 else steps_s
+        self.trace_s = max(self.trace_s, epoch.first_step_end - epoch.steps_start - steady)
+        self.pace.observe(steady + (time.perf_counter() - epoch.start - steps_s) / k)
+        schedule = self.schedule
+        new_total = self.pace.replan(schedule.total_steps, schedule.max_steps, done, self.seconds_left() or 0.0,
+                                     self.trace_s, schedule.steps_per_epoch)
+        if new_total is None:
+            return False
+        log.info("%s: re-planned to %d steps (%.2f epochs)", self.name, new_total,
+                 new_total / schedule.steps_per_epoch)
+        schedule.set_total(new_total)
+        return True
+
+
+class Epoch:
+    """One epoch's training steps: their times (time.perf_counter()), the first step's apart (it may trace), and
+    what follows each step."""
+
+    def __init__(self, done: int, plan: Plan, lookahead: Lookahead | None) -> None:
+        self.start = time.perf_counter()  # the epoch's start, its bookkeeping included
+        self.done, self.plan, self.lookahead = done, plan, lookahead
+        self.steps_start = self.first_step_end = self.steps_end = self.start
+
+    def train(self, model: Any, batches: Batches, n: int) -> list[float]:
+        """Runs n training steps (fewer when the deadline passes) and returns their losses."""
+        self.steps_start = time.perf_counter()
+        losses = train_steps(model, batches, n, self.after_step)
+        self.steps_end = time.perf_counter()
+        return losses
+
+    def after_step(self, k: int) -> bool:
+        """After the epoch's k-th step: Lookahead's pull, and True to stop once the deadline has passed."""
+        if k == 1:
+            self.first_step_end = time.perf_counter()
+        if self.lookahead is not None:
+            self.lookahead.step(self.done + k, self.plan.schedule.total_steps)
+        # The safety net: the plan should have ended the schedule in time. Checked after every step, so an
+        # epoch longer than the allowed overshoot is still cut at its next step.
+        return self.plan.past_deadline()
+
+
 def probe_step_seconds(model: Any, batches: Batches, x_val: np.ndarray, recipe: Recipe) -> float:
     """Seconds per training step, validation pass spread over an epoch, measured on the real batches.
 
@@ -473,76 +548,37 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
         recipe.prepare(model, batches.x)
     schedule = Schedule(recipe, steps)
     compile_model(model, recipe, schedule.lr)
-
-    def seconds_left() -> float | None:
-        return None if deadline is None else deadline - time.monotonic()
-
+    plan = Plan(schedule, deadline, recipe.name)
+    # Under JAX a change of the schedule's span re-traces the train step, which the model must then drop.
     retrace = retrace_on_change()
-
     if deadline is not None:
-        step_s = probe_step_seconds(model, batches, x_val, recipe) if deadline > time.monotonic() else math.inf
-        schedule.set_total(plan_steps(schedule.max_steps, 0, step_s, seconds_left()))
+        plan.start(probe_step_seconds(model, batches, x_val, recipe) if not plan.past_deadline() else math.inf)
         if retrace:
             model.train_function = None
-        log.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", recipe.name, schedule.total_steps,
-                 schedule.total_steps / steps, step_s)
     lookahead = Lookahead(model, recipe.lookahead_every, recipe.lookahead_decay) if recipe.lookahead_every else None
     rows: list[dict[str, float]] = []
     fit_s = 0.0
     done = 0
-    epoch = 0
     stopped = False
-    # The largest extra cost of an epoch's first step over the steady ones, as measured: under JAX the trace
-    # a change of plan causes; under TensorFlow (no new trace) only the first step's own overhead.
-    trace_s = 0.0
-    pace = Pace()
     while done < schedule.total_steps and not stopped:
-        wall0 = time.perf_counter()
-        batches.set_epoch(epoch)
-        n = min(steps, schedule.total_steps - done)
-        first_step_end: list[float] = []
-
-        def after_step(k: int, done: int = done, first_step_end: list[float] = first_step_end) -> bool:
-            if k == 1:
-                first_step_end.append(time.perf_counter())
-            if lookahead is not None:
-                lookahead.step(done + k, schedule.total_steps)
-            # The safety net: the plan should have ended the schedule in time. Checked after every step, so an
-            # epoch longer than the allowed overshoot is still cut at its next step.
-            return deadline is not None and time.monotonic() >= deadline
-
-        t0 = time.perf_counter()
-        losses = train_steps(model, batches, n, after_step)
-        t1 = time.perf_counter()
-        fit_s += t1 - t0
-        epoch += 1
+        epoch = Epoch(done, plan, lookahead)
+        batches.set_epoch(len(rows))
+        losses = epoch.train(model, batches, min(steps, schedule.total_steps - done))
+        fit_s += epoch.steps_end - epoch.steps_start
         done += len(losses)
-        stopped = deadline is not None and time.monotonic() >= deadline and done < schedule.total_steps
+        stopped = plan.past_deadline() and done < schedule.total_steps
         if lookahead is not None and (done >= schedule.total_steps or stopped):
             lookahead.finish()  # before the last validation pass, which then scores the kept model
         val_acc = (accuracy_score(y_val, predict_proba(model, x_val, recipe.eval_batch_size).argmax(axis=1))
                    if len(x_val) else math.nan)
-        rows.append({"epoch": epoch, "fit_s": fit_s, "loss": float(np.mean(losses)),
+        rows.append({"epoch": len(rows) + 1, "fit_s": fit_s, "loss": float(np.mean(losses)),
                      "val_accuracy": float(val_acc), "planned_epochs": round(schedule.total_steps / steps, 3)})
         if history_path is not None:
             pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)).to_csv(history_path, index=False)
-        log.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, epoch, done,
+        log.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, len(rows), done,
                  schedule.total_steps, fit_s, rows[-1]["loss"], val_acc)
-        if deadline is not None and not stopped:
-            # Steady step time (the epoch's first step, which may trace, left out) plus the validation pass
-            # and bookkeeping spread over the epoch's steps: the first epoch's tracing no longer makes the
-            # plan shrink for good (it left a quarter of a budget unused).
-            k = len(losses)
-            steady = (t1 - first_step_end[0]) / (k - 1) if k > 1 else t1 - t0
-            trace_s = max(trace_s, first_step_end[0] - t0 - steady)
-            pace.observe(steady + (time.perf_counter() - wall0 - (t1 - t0)) / k)
-            new_total = pace.replan(schedule.total_steps, schedule.max_steps, done, seconds_left() or 0.0,
-                                    trace_s, steps)
-            if new_total is not None:
-                log.info("%s: re-planned to %d steps (%.2f epochs)", recipe.name, new_total, new_total / steps)
-                schedule.set_total(new_total)
-                if retrace:
-                    model.train_function = None  # it holds the old span: the next step traces it again
+        if deadline is not None and not stopped and plan.after_epoch(epoch, len(losses), done) and retrace:
+            model.train_function = None  # it holds the old span: the next step traces it again
     return Trained(model=model, recipe=recipe, history=pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)),
                    epochs_planned=round(schedule.total_steps / steps, 3), stopped_at_deadline=stopped,
                    epochs_trained=round(done / steps, 3))
