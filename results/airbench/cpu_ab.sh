@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CIFAR-10 port's differences from airbench94, one at a time, on a CPU (issue 12; AIRBENCH_DIFF.md lists
+# The CIFAR-10 port's differences from airbench94, one at a time, on a CPU (AIRBENCH_DIFF.md lists
 # them): the recipe as committed ('recipe'), each of airbench94's values F1-F4 alone, all four together
 # ('airbench94', cifar10.AIRBENCH94), airbench's batch of 1024 (with and without them), and mixed bfloat16 with
 # the whitening stem in float32 (as committed) or following the policy, and training on every image (no

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 12's GPU check in one go: airbench94 (the `airbench` package, PyTorch) as the CIFAR-10 port's peer, and
+# The CIFAR-10 GPU check in one go: airbench94 (the `airbench` package, PyTorch) as the CIFAR-10 port's peer, and
 # the port through the harness, on the same CIFAR-10 data and the same GPU (3 seeds each, 10 epochs), then the
 # malaria subset through the harness (3 seeds, both splits). Results land in results/airbench/gpu/.
 #
