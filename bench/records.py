@@ -52,7 +52,13 @@ class RunRecord:
     budget_scope: str = ""  # what a wall-clock budget bounds: 'total' (all of fit) or 'search' (not the refit)
     overshoot_s: float | None = None  # time beyond the wall-clock budget, of what budget_scope bounds
     trials_failed: int | None = None
-    val_accuracy: float | None = None  # best validation accuracy seen during fit
+    # Validation accuracy of the final model, the one that predicted the test set, on the validation data of its
+    # own fit. resnet: its last epoch's (the last epoch's weights predict). resnet-tuned and autokeras-hybrid: the
+    # refit's (the scaled network's) last epoch on train()'s validation slice. autokeras: the refit model on Auto-
+    # Keras' validation split, which that refit also trained on (it refits on all data), so not an estimate.
+    val_accuracy: float | None = None
+    # Searchers: the best trial's validation accuracy during the search (trials.csv's highest val_accuracy).
+    search_val_accuracy: float | None = None
     peak_disk_mb: float | None = None
     max_rss_mb: float | None = None  # the memory cap the run ran under (bench.supervise: given, or the default)
     device: str = ""  # 'cpu' or the GPU model

@@ -21,7 +21,11 @@ METADATA = "metadata.json"
 REPORT = "classification_report.txt"
 PREDICTIONS = "predictions.csv"
 LOG = "log.txt"
-HISTORY = "history.csv"  # baselines: epoch, fit_s, loss, val_accuracy
+HISTORY = "history.csv"  # per-epoch training of a final model: HISTORY_COLUMNS
+# history.csv's columns, as baselines.training.train writes them: epoch (from 1), fit_s (training seconds so far,
+# validation passes excluded), loss (the epoch's mean), val_accuracy (after the epoch; empty without a validation
+# slice), planned_epochs (the schedule's length as planned after the epoch).
+HISTORY_COLUMNS = ("epoch", "fit_s", "loss", "val_accuracy", "planned_epochs")
 TRIALS = "trials.csv"  # searchers: one row per trial
 MODEL = "model.keras"  # the final model, only when the run keeps models
 WORK = "work"  # scratch for the system; deleted when the run ends

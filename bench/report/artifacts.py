@@ -10,8 +10,8 @@ import pandas as pd
 
 from bench import rundir
 
-# The file names are rundir's: rundir.HISTORY (baselines: epoch, fit_s, loss, val_accuracy[, test_accuracy]),
-# rundir.TRIALS (searchers: trial_id, started_s, ended_s, epochs, val_accuracy, status, ...) and
+# The file names and columns are rundir's: rundir.HISTORY (rundir.HISTORY_COLUMNS), rundir.TRIALS (searchers:
+# trial_id, started_s, ended_s, epochs, val_accuracy, status, ...) and
 # rundir.PREDICTIONS (amlb format: a probability column per class, predictions, truth).
 
 

@@ -60,7 +60,7 @@ the download fail; they are counted (trials_failed) with their error in trials.c
 
 from __future__ import annotations
 
-import shutil
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -69,14 +69,13 @@ import numpy as np
 
 from bench import rundir
 from bench.baselines.keras_support import count_params, seed_everything
-from bench.systems.autokeras_search import SearchLog, budgeted_tuner, write_trials_csv
+from bench.systems.autokeras_search import AutoKerasTrials, KerasRefit
 from bench.systems.autokeras_space import BLOCK_TYPES, parse_block_types
-from bench.systems.base import FitContext, System
+from bench.systems.base import FitContext
+from bench.systems.search import BUDGET_SCOPES, SearchLog, SearchSystem, budgeted, max_trials
 
 # Auto-Keras' own max_trials, used for the `full` budget.
 LIBRARY_MAX_TRIALS = 100
-# max_trials under a time-only budget: the deadline ends the search long before this.
-TIME_ONLY_MAX_TRIALS = 10_000
 # Auto-Keras' default validation fraction (AutoModel.fit validation_split).
 LIBRARY_VALIDATION_FRACTION = 0.2
 # Auto-Keras' default batch size (AutoModel.fit batch_size).
@@ -90,13 +89,6 @@ FAIR_PATIENCE = 5
 EARLY_STOPPING_MIN_DELTA = 1e-4
 # Keras verbosity during search and refit: one line per epoch, readable in log.txt.
 VERBOSE = 2
-# Overshoot the project allows a search: max(5% of the budget, 30 s) ...
-OVERSHOOT_ALLOWED_SHARE, OVERSHOOT_ALLOWED_MIN_S = 0.05, 30.0
-# ... of which a trial may use this share finishing its batch and validation before it is interrupted
-# (the rest is for the trial's bookkeeping and the start of the refit).
-HARD_STOP_SHARE = 0.5
-# What a wall-clock budget can bound: search and refit together, or the search alone.
-BUDGET_SCOPES = ("total", "search")
 # Folder under ctx.workdir holding the tuner project (trial checkpoints), deleted after every run.
 PROJECT_FOLDER = "autokeras"
 
@@ -107,7 +99,13 @@ def _shuffled(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.n
     return x[order], y[order]
 
 
-def _targets(y: np.ndarray, n_classes: int) -> np.ndarray:
+def validation_tail(n: int, fraction: float) -> int:
+    """Where Auto-Keras' validation split starts: it validates on the last `fraction` of n samples
+    (autokeras.utils.data_utils.split_dataset)."""
+    return n - min(max(int(n * fraction), 1), n - 1)
+
+
+def targets(y: np.ndarray, n_classes: int) -> np.ndarray:
     """Labels as Auto-Keras reads them with our column order: 0/1 for two classes, one-hot otherwise.
 
     Raw labels with more classes would be sorted as strings by Auto-Keras ('10' before '2').
@@ -117,12 +115,10 @@ def _targets(y: np.ndarray, n_classes: int) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[y]
 
 
-class _AutoKerasSystem(System):
+class _AutoKerasSystem(SearchSystem):
     """The shared search-refit-predict machinery; subclasses build the AutoModel and choose epochs."""
 
-    role: ClassVar[str] = "automl"
     library: ClassVar[str] = "autokeras"
-    uses_keras: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options:
@@ -145,10 +141,16 @@ class _AutoKerasSystem(System):
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
-        self._log: SearchLog | None = None
+        self._refit: KerasRefit | None = None
+        self._validation: tuple[np.ndarray, np.ndarray] | None = None  # Auto-Keras' validation split
 
     # --- what subclasses choose -----------------------------------------------------------------
-    def _auto_model(self, ak: Any, log: SearchLog, ctx: FitContext, max_trials: int) -> Any:
+    def _tuner_class(self) -> type:
+        """The Auto-Keras tuner class the search runs."""
+        raise NotImplementedError
+
+    def _auto_model(self, ak: Any, tuner: Any, ctx: FitContext, trials: int) -> Any:
+        """The AutoModel searching with `tuner` (a tuner class, or a callable building one)."""
         raise NotImplementedError
 
     def _fit_args(self) -> dict[str, Any]:
@@ -156,92 +158,61 @@ class _AutoKerasSystem(System):
         raise NotImplementedError
 
     # --- the run --------------------------------------------------------------------------------
+    def tuner(self, log: SearchLog, refit: bool = True) -> Any:
+        """The tuner class for AutoModel, bound to this fit's log (AutoModel builds it with its own arguments)."""
+        return functools.partial(budgeted(self._tuner_class(), AutoKerasTrials), search_log=log, refit=refit)
+
     def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
         """Searches within ctx.budget, then refits the best trial on all of x; tuner files are deleted after."""
         t0 = time.monotonic()  # the search's clock includes importing and setting up Auto-Keras
         import autokeras as ak
 
         seed_everything(ctx.seed)
-        deadline = ctx.deadline
-        if deadline is None and ctx.budget.seconds is not None:
-            deadline = t0 + ctx.budget.seconds
-        allowed = max(OVERSHOOT_ALLOWED_SHARE * (ctx.budget.seconds or 0.0), OVERSHOOT_ALLOWED_MIN_S)
-        self._log = log = SearchLog(t0=t0, deadline=deadline, hard_stop_grace_s=HARD_STOP_SHARE * allowed,
-                                    scope=self.options.budget_scope, overshoot_allowed_s=allowed,
-                                    refit_data_factor=1.0 / (1.0 - self.options.validation_fraction))
-        if ctx.budget.trials is not None:
-            max_trials = ctx.budget.trials
-        else:
-            max_trials = LIBRARY_MAX_TRIALS if ctx.budget.seconds is None else TIME_ONLY_MAX_TRIALS
         xs, ys = _shuffled(x, y, ctx.seed)
-        project_root = ctx.workdir / PROJECT_FOLDER
-        try:
-            model = self._auto_model(ak, log, ctx, max_trials)
-            model.fit(xs, _targets(ys, ctx.n_classes), batch_size=self.options.batch_size,
-                      validation_split=self.options.validation_fraction, verbose=VERBOSE, **self._fit_args())
+        fraction = self.options.validation_fraction
+        with self.searching(ctx, t0, PROJECT_FOLDER, refit_data_factor=1.0 / (1.0 - fraction)) as log:
+            model = self._auto_model(ak, self.tuner(log), ctx, max_trials(ctx.budget, LIBRARY_MAX_TRIALS))
+            model.fit(xs, targets(ys, ctx.n_classes), batch_size=self.options.batch_size,
+                      validation_split=fraction, verbose=VERBOSE, **self._fit_args())
             log.refit_end = time.monotonic()
+            self._refit = model.tuner.refit
             if ctx.keep_models:
-                log.refit_model.save(ctx.run_dir / rundir.MODEL)
-        finally:
-            if log.search_end is None:
-                log.search_end = time.monotonic()
-            log.note_disk()
-            ctx.run_dir.mkdir(parents=True, exist_ok=True)
-            write_trials_csv(log.rows, ctx.run_dir / rundir.TRIALS)
-            # Trial checkpoints can reach gigabytes per run (ResNet weights per trial).
-            shutil.rmtree(project_root, ignore_errors=True)
+                self._refit.model.save(ctx.run_dir / rundir.MODEL)
+        tail = validation_tail(len(ys), fraction)
+        self._validation = xs[tail:], ys[tail:]
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities from the refit model (columns in class-index order)."""
-        if self._log is None or self._log.refit_model is None:
+        if self._refit is None:
             raise RuntimeError(f"{self.name}: call fit() before predict_proba()")
-        inputs = self._log.refit_pipeline.transform_x(x)
-        out = np.asarray(self._log.refit_model.predict(inputs, batch_size=self.options.batch_size, verbose=0),
+        inputs = self._refit.pipeline.transform_x(x)
+        out = np.asarray(self._refit.model.predict(inputs, batch_size=self.options.batch_size, verbose=0),
                          dtype=np.float64)
         if out.shape[1] == 1:  # one sigmoid unit: P(class 1)
             p = out[:, 0]
             return np.stack([1.0 - p, p], axis=1)
         return out / out.sum(axis=1, keepdims=True)
 
-    def budget_scope(self) -> str:
-        """What a wall-clock budget bounds in this run: 'total' or 'search'."""
-        return self.options.budget_scope
-
     def params(self) -> int | None:
         """Weights of the refit (exported) model."""
-        if self._log is None or self._log.refit_model is None:
-            return None
-        return count_params(self._log.refit_model)
+        return None if self._refit is None else count_params(self._refit.model)
 
-    def trials(self) -> int | None:
-        """Trials run, failed ones included."""
-        return None if self._log is None else len(self._log.rows)
-
-    def extras(self) -> dict[str, Any]:
-        """search_s, refit_s, overshoot_s (beyond what the budget scope bounds), trials_failed, val_accuracy,
-        peak_disk_mb, refit_epochs (planned) and refit_epochs_trained (a cut epoch counted by its batches), the
-        refit time the search reserved, and whether the budget's end cut the refit."""
-        log = self._log
-        if log is None:
-            return {}
-        search_s = log.since_start(log.search_end)
-        # Measured against what the scope bounds: the whole fit, or the search alone.
-        bounded_end = log.refit_end if self.options.budget_scope == "total" else log.search_end
-        overshoot = None
-        if log.deadline is not None and bounded_end is not None:
-            overshoot = max(0.0, bounded_end - log.deadline)
+    def refit_extras(self) -> dict[str, Any]:
+        """val_accuracy (the refit model on Auto-Keras' validation split, which it also trained on), the refit's
+        planned epochs (refit_epochs) and those trained (a cut epoch counted by its batches), and whether the
+        budget's end cut it."""
+        refit = self._refit
+        val_accuracy = None
+        if refit is not None and self._validation is not None:
+            # Scored here, after the harness's clocks: a bookkeeping figure is not the run's time. The refit trained
+            # on this split too (Auto-Keras refits on all data), so it is the refit's fit of data it saw.
+            x_val, y_val = self._validation
+            val_accuracy = float(np.mean(self.predict_proba(x_val).argmax(axis=1) == y_val))
         return {
-            "search_s": search_s,
-            "refit_s": None if log.refit_end is None else log.refit_end - log.search_end,
-            "overshoot_s": overshoot,
-            "trials_failed": log.failed,
-            "trials_completed": log.completed,
-            "val_accuracy": log.best_val_accuracy(),
-            "peak_disk_mb": log.peak_disk_mb,
-            "refit_epochs": log.refit_epochs,
-            "refit_epochs_trained": log.refit_epochs_trained,
-            "refit_reserved_s": log.refit_reserve_s if self.options.budget_scope == "total" else None,
-            "refit_stopped_at_deadline": log.refit_stopped,
+            "val_accuracy": val_accuracy,
+            "refit_epochs": None if refit is None else refit.epochs,
+            "refit_epochs_trained": None if refit is None else refit.epochs_trained,
+            "refit_stopped_at_deadline": None if refit is None else refit.stopped,
         }
 
 
@@ -270,24 +241,24 @@ class AutoKeras(_AutoKerasSystem):
             except ValueError as exc:
                 raise ValueError(f"{exc} (valid: {', '.join(BLOCK_TYPES)})") from exc
 
-    def _auto_model(self, ak: Any, log: SearchLog, ctx: FitContext, max_trials: int) -> Any:
+    def _tuner_class(self) -> type:
         from autokeras.tuners import greedy
 
-        from bench.systems.autokeras_space import classification_head, fair_hyperparameters, fair_initial_hps
+        return greedy.Greedy
 
-        initial = fair_initial_hps(self.options.block_types)
+    def tuner(self, log: SearchLog, refit: bool = True) -> Any:
+        """Greedy under the budget, starting from the fair initial trials."""
+        from bench.systems.autokeras_space import fair_initial_hps
 
-        class FairTuner(greedy.Greedy):
-            """Greedy with the fair initial trials."""
+        return functools.partial(super().tuner(log, refit), initial_hps=fair_initial_hps(self.options.block_types))
 
-            def __init__(self, **kwargs: Any) -> None:
-                super().__init__(initial_hps=initial, **kwargs)
+    def _auto_model(self, ak: Any, tuner: Any, ctx: FitContext, trials: int) -> Any:
+        from bench.systems.autokeras_space import classification_head, fair_hyperparameters
 
         return ak.AutoModel(
-            inputs=ak.ImageInput(), outputs=classification_head(),
-            tuner=budgeted_tuner(FairTuner, log),
+            inputs=ak.ImageInput(), outputs=classification_head(), tuner=tuner,
             hyperparameters=fair_hyperparameters(self.options.block_types),
-            max_trials=max_trials, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
+            max_trials=trials, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
             overwrite=True, seed=ctx.seed,
         )
 
@@ -305,12 +276,14 @@ class AutoKerasDefault(_AutoKerasSystem):
     description: ClassVar[str] = ("Auto-Keras 3 ImageClassifier as shipped (ResNet50 at 224 px, pretrained "
                                   "EfficientNetB7: fails offline and is recorded); best trial refit on all data")
 
-    def _auto_model(self, ak: Any, log: SearchLog, ctx: FitContext, max_trials: int) -> Any:
+    def _tuner_class(self) -> type:
         from autokeras.tuners import task_specific
 
+        return task_specific.ImageClassifierTuner
+
+    def _auto_model(self, ak: Any, tuner: Any, ctx: FitContext, trials: int) -> Any:
         return ak.ImageClassifier(
-            tuner=budgeted_tuner(task_specific.ImageClassifierTuner, log),
-            max_trials=max_trials, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
+            tuner=tuner, max_trials=trials, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
             overwrite=True, seed=ctx.seed,
         )
 

@@ -6,9 +6,9 @@ define a deeper version by hand and train that on the full set ("often this appr
 accuracy than what the NAS finds on its own"). This system measures that claim, in three phases:
 
 1. Search. The `autokeras` system's search (its fair space, Greedy oracle, initial trials, per-trial epochs
-   and early stopping, budget machinery: autokeras_search) on a stratified subset of the training set
+   and early stopping, budget machinery: bench.systems.search) on a stratified subset of the training set
    (sklearn's train_test_split; `subset_fraction`, default SUBSET_FRACTION, at least MIN_SUBSET_PER_CLASS
-   images a class). Auto-Keras' own refit is skipped (SearchLog.refit False): the best trial's
+   images a class). Auto-Keras' own refit is skipped (the tuner is built with refit=False): the best trial's
    hyperparameters are all this phase hands on. Trials go to trials.csv as for `autokeras`.
 2. Scale up (bench/systems/scale_up.py, a pure rule): the best trial's architecture (ConvBlock: kernel,
    blocks, convs per block, widths, separable, pooling, dropout; or the ResNet version; normalisation; head)
@@ -43,9 +43,9 @@ epoch counted by its steps), epochs_planned, stopped_at_deadline (the budget's e
 next step, inside an epoch if need be).
 
 Why these defaults:
-- SUBSET_FRACTION 0.15: the article's "much smaller subset", inside the 10-20% the issue names. A trial's epoch
-  costs about the fraction of a full-data one, so the search sees some 6-7x the trials per second; 10% would
-  leave digits (1,347 training images) 13 images a class, of which Auto-Keras validates on a fifth.
+- SUBSET_FRACTION 0.15: the article's "much smaller subset", inside the 10-20% a subset search usually gets. A
+  trial's epoch costs about the fraction of a full-data one, so the search sees some 6-7x the trials per second;
+  10% would leave digits (1,347 training images) 13 images a class, of which Auto-Keras validates on a fifth.
 - SEARCH_SHARE 1/3: a search on 15% of the data for a third of the budget tries about twice the models the
   full-data `autokeras` search does in all of it (an epoch costs a seventh), while training is the costly
   phase here: the scaled network is twice as deep as the found one and trains on all the data. In the first
@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -66,18 +65,8 @@ import numpy as np
 
 from bench import rundir
 from bench.baselines.keras_support import seed_everything
-from bench.systems.autokeras import (
-    HARD_STOP_SHARE,
-    LIBRARY_MAX_TRIALS,
-    OVERSHOOT_ALLOWED_MIN_S,
-    OVERSHOOT_ALLOWED_SHARE,
-    PROJECT_FOLDER,
-    TIME_ONLY_MAX_TRIALS,
-    VERBOSE,
-    AutoKeras,
-    _targets,
-)
-from bench.systems.autokeras_search import SearchComplete, SearchLog, summarize_hyperparameters, write_trials_csv
+from bench.systems.autokeras import LIBRARY_MAX_TRIALS, PROJECT_FOLDER, VERBOSE, AutoKeras, targets
+from bench.systems.autokeras_search import SearchComplete, summarize_hyperparameters
 from bench.systems.base import FitContext
 from bench.systems.scale_up import (
     SCALABLE_BLOCK_TYPES,
@@ -87,6 +76,7 @@ from bench.systems.scale_up import (
     found_architecture,
     scale_up,
 )
+from bench.systems.search import max_trials
 
 # Share of the training set the search sees (stratified): the article's "much smaller subset"; see above.
 SUBSET_FRACTION = 0.15
@@ -130,8 +120,8 @@ class AutoKerasHybrid(AutoKeras):
         self._found: Architecture | None = None
         self._scaled: Architecture | None = None
         self._subset_size = 0
-        self._train_end: float | None = None
         self._train_deadline: float | None = None
+        self._best_values: dict[str, Any] | None = None
 
     def subset(self, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """The search's stratified, shuffled share of the training set."""
@@ -151,40 +141,23 @@ class AutoKerasHybrid(AutoKeras):
         import autokeras as ak
 
         seed_everything(ctx.seed)
-        budget_s = ctx.budget.seconds
-        deadline = ctx.deadline
-        if deadline is None and budget_s is not None:
-            deadline = t0 + budget_s
-        search_deadline = deadline
-        if deadline is not None and self.options.budget_scope == "total":
-            search_deadline = t0 + SEARCH_SHARE * (deadline - t0)
-        allowed = max(OVERSHOOT_ALLOWED_SHARE * (budget_s or 0.0), OVERSHOOT_ALLOWED_MIN_S)
-        # The log's own scope is 'search': its deadline is the search phase's end, with no refit to reserve.
-        self._log = log = SearchLog(t0=t0, deadline=search_deadline, hard_stop_grace_s=HARD_STOP_SHARE * allowed,
-                                    scope="search", overshoot_allowed_s=allowed, refit=False)
-        if ctx.budget.trials is not None:
-            max_trials = ctx.budget.trials
-        else:
-            max_trials = LIBRARY_MAX_TRIALS if budget_s is None else TIME_ONLY_MAX_TRIALS
         xs, ys = self.subset(x, y, ctx.seed)
         self._subset_size = len(ys)
-        try:
-            model = self._auto_model(ak, log, ctx, max_trials)
+        # The log's own scope is 'search': its deadline is the search phase's end, with no refit to reserve.
+        with self.searching(ctx, t0, PROJECT_FOLDER, scope="search") as log:
+            deadline = log.deadline
+            if deadline is not None and self.options.budget_scope == "total":
+                log.deadline = t0 + SEARCH_SHARE * (deadline - t0)
+            trials = max_trials(ctx.budget, LIBRARY_MAX_TRIALS)
+            model = self._auto_model(ak, self.tuner(log, refit=False), ctx, trials)
             # The tuner ends the search with SearchComplete where Auto-Keras would refit.
             with contextlib.suppress(SearchComplete):
-                model.fit(xs, _targets(ys, ctx.n_classes), batch_size=self.options.batch_size,
+                model.fit(xs, targets(ys, ctx.n_classes), batch_size=self.options.batch_size,
                           validation_split=self.options.validation_fraction, verbose=VERBOSE, **self._fit_args())
-        finally:
-            if log.search_end is None:
-                log.search_end = time.monotonic()
-            log.note_disk()
-            ctx.run_dir.mkdir(parents=True, exist_ok=True)
-            write_trials_csv(log.rows, ctx.run_dir / rundir.TRIALS)
-            # Trial checkpoints can reach gigabytes per run (ResNet weights per trial).
-            shutil.rmtree(ctx.workdir / PROJECT_FOLDER, ignore_errors=True)
-        if log.best_values is None:
+            self._best_values = model.tuner.best_values
+        if self._best_values is None:
             raise RuntimeError("the search ended without handing on a best trial")
-        self._found = found_architecture(log.best_values)
+        self._found = found_architecture(self._best_values)
         self._scaled = scale_up(self._found, x.shape[1:], self.options.width_factor)
         self._train(x, y, ctx, deadline if self.options.budget_scope == "total" else None)
 
@@ -216,13 +189,13 @@ class AutoKerasHybrid(AutoKeras):
         started = time.monotonic()
         self._trained = train(recipe, x, y, ctx.n_classes, seed=ctx.seed, deadline=deadline,
                               history_path=history_path)
-        self._train_end = time.monotonic()
+        assert self._log is not None
+        self._log.refit_end = time.monotonic()  # the training is this system's refit
         if self._trained.history.empty:
             raise RuntimeError(f"{self.name}: no time was left to train the scaled network a single epoch; "
                                "give a larger budget")
         # The history's clock counts from the start of fit, so the report's time-to-accuracy curves put this
         # training after the search that preceded it (train() counts from its own start).
-        assert self._log is not None
         history = self._trained.history
         history.assign(fit_s=history["fit_s"] + self._log.since_start(started)).to_csv(history_path, index=False)
         if ctx.keep_models:
@@ -238,32 +211,25 @@ class AutoKerasHybrid(AutoKeras):
         """Weights of the scaled network."""
         return None if self._trained is None else self._trained.params
 
-    def extras(self) -> dict[str, Any]:
-        """The phases' times, the search's trials, the found and scaled architectures, the training's outcome."""
-        log = self._log
-        if log is None:
-            return {}
-        train_start = log.search_end
+    def budget_end(self) -> float | None:
+        """Under 'total' the training's deadline (the budget's end), under 'search' the search's."""
         if self.options.budget_scope == "total":
-            bounded_end, bound = self._train_end, self._train_deadline
-        else:
-            bounded_end, bound = log.search_end, log.deadline
-        overshoot = None if bound is None or bounded_end is None else max(0.0, bounded_end - bound)
-        t = self._trained
+            return self._train_deadline
+        return None if self._log is None else self._log.deadline
+
+    def refit_extras(self) -> dict[str, Any]:
+        """val_accuracy (the scaled network's last epoch on the recipe's validation slice: the model that
+        predicts), the subset, the found and scaled architectures, the training's outcome."""
+        best = self._best_values
         out: dict[str, Any] = {
-            "search_s": log.since_start(log.search_end),
-            "refit_s": None if self._train_end is None or train_start is None else self._train_end - train_start,
-            "overshoot_s": overshoot,
-            "trials_failed": log.failed,
-            "trials_completed": log.completed,
-            "search_val_accuracy": log.best_val_accuracy(),
-            "peak_disk_mb": log.peak_disk_mb,
+            "val_accuracy": None,
             "subset_size": self._subset_size,
-            "best_trial": None if log.best_values is None else summarize_hyperparameters(log.best_values),
+            "best_trial": None if best is None else summarize_hyperparameters(best),
         }
         if self._found is not None and self._scaled is not None:
             out.update(found_architecture=self._found.summary(), scaled_architecture=self._scaled.summary(),
                        found_spec=self._found.as_dict(), scaled_spec=self._scaled.as_dict())
+        t = self._trained
         if t is not None:
             out.update(val_accuracy=t.val_accuracy, recipe=t.recipe.name, epochs=len(t.history),
                        epochs_trained=t.epochs_trained, epochs_planned=t.epochs_planned,

@@ -37,7 +37,7 @@ best configuration is then refit on the training set by train() for the recipe's
 `resnet`'s learn from the same images with the same seed; only the hyperparameters differ. (Passing the whole
 set would give the tuned model a tenth more data than the baseline it is compared with.)
 
-Budgets, as the `autokeras` runner obeys them (its SearchLog, HardStop, trials.csv, and extras):
+Budgets, through the searchers' shared package bench.systems.search (SearchLog, HardStop, trials.csv, extras):
 - wall clock: the search has a deadline - under budget_scope 'total' (the default) the budget's end less the
   predicted refit of the best configuration so far (its own measured times, padded by REFIT_SAFETY), under
   'search' the budget's end, with the refit after it (the 2019 protocol). No trial starts once the time left
@@ -48,8 +48,8 @@ Budgets, as the `autokeras` runner obeys them (its SearchLog, HardStop, trials.c
   trial-timed epoch, within the allowed overshoot, should the search have run late), and train() stops it at
   its next step once that has passed, inside an epoch if need be.
 - `tN`: N trials, no time limit; `full`: FULL_ITERATIONS complete Hyperband iterations, no time limit. Both
-  refit for the recipe's schedule (when the best trial already ran it uncut, the refit repeats it: the issue
-  asks for a refit, and it costs one schedule of the dozen or more a full iteration trains).
+  refit for the recipe's schedule (when the best trial already ran it uncut, the refit repeats it: every searcher
+  refits its best, and it costs one schedule of the dozen or more a full iteration trains).
 A trial trains exactly its rung's epochs or fewer (a deadline may compress its schedule, never stretch it:
 trials run with the recipe's max_scale_up set to 1; the digits test checks this); the refit, like `resnet`,
 may stretch the schedule to use the budget left. A budget too short for the first trial to finish one epoch
@@ -62,33 +62,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from bench import rundir
-from bench.systems.autokeras import (
-    BUDGET_SCOPES,
-    HARD_STOP_SHARE,
-    OVERSHOOT_ALLOWED_MIN_S,
-    OVERSHOOT_ALLOWED_SHARE,
-)
-from bench.systems.autokeras_search import (
-    MAX_CONSECUTIVE_FAILURES,
-    MAX_ERROR_CHARS,
-    REFIT_SAFETY,
-    HardStop,
-    NoCompletedTrial,
-    SearchLog,
-    TrialRow,
-    write_trials_csv,
-)
-from bench.systems.base import FitContext, System
+from bench.systems.base import FitContext
 from bench.systems.resnet import RECIPES, ResNet
+from bench.systems.search import (
+    BUDGET_SCOPES,
+    MAX_ERROR_CHARS,
+    BudgetedTuner,
+    SearchLog,
+    SearchSystem,
+    TrialTimes,
+    budgeted,
+    refit_stop_at,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,68 +102,74 @@ TUNABLE_RECIPES = tuple(name for name in RECIPES if name != "resnet2019")
 PROJECT_FOLDER = "keras-tuner"
 # keras-tuner's console output during the search: one summary per trial, readable in log.txt.
 VERBOSE = 1
+# Share of the allowed overshoot the refit may run past the budget's end when the search ended too late for one
+# epoch: all of it, as `resnet` gets its deadline; train() checks it after every step and nothing follows the
+# refit but predicting.
+REFIT_GRACE_SHARE = 1.0
 
 
-@dataclass
-class TrialTimes:
-    """Measured seconds per trial, to predict what a trial or the refit will take before it starts."""
+class RecipeTrials(BudgetedTuner):
+    """BudgetedTuner whose trials are train() of the recipe with the trial's values, for its rung's epochs."""
 
-    # Seconds outside steady training steps: building, the probe, validation passes, and the first epoch's
-    # graph tracing (a fixed cost, not one per epoch).
-    overhead_s: dict[str, float] = field(default_factory=dict)
-    epoch_s: dict[str, float] = field(default_factory=dict)  # training steps of one epoch after the first
+    def __init__(self, *args: Any, times: TrialTimes, base_recipe: Any, ctx: FitContext, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.times = times  # the log's own in a run
+        self.base_recipe, self.ctx = base_recipe, ctx
 
-    def note(self, trial_id: str, wall_s: float, history: Any) -> None:
-        """Records a trained trial from its wall time and train()'s history (cumulative step seconds).
+    def summarize(self, trial: Any) -> str:
+        from bench.systems import resnet_tuned_space as space
 
-        The first epoch's steps include tracing the train step (on digits 2-3x a steady epoch), so an epoch's
-        time is the mean of the later ones where there are any; scaling the first up to a 30-epoch refit
-        reserved over twice its time.
-        """
-        if history.empty:
-            return
-        seconds = np.diff(history["fit_s"].to_numpy(dtype=float), prepend=0.0)
-        epoch = float(seconds[1:].mean()) if len(seconds) > 1 else float(seconds[0])
-        self.epoch_s[trial_id] = epoch
-        self.overhead_s[trial_id] = max(0.0, wall_s - epoch * len(seconds))
+        return space.summary(trial.hyperparameters.values)
 
-    def least_s(self, epochs: int) -> float | None:
-        """The least a trial of `epochs` epochs could take, at the quickest times seen (None: none seen)."""
-        if not self.epoch_s:
-            return None
-        return min(self.overhead_s.values()) + min(self.epoch_s.values()) * epochs
+    def refit_epochs(self, trial: Any) -> int:
+        """The refit trains the recipe's own schedule."""
+        return self.base_recipe.epochs
 
-    def refit_s(self, trial_id: str, epochs: int) -> float:
-        """Predicted seconds of refitting this trial's configuration for `epochs` epochs, padded by REFIT_SAFETY."""
-        if trial_id not in self.epoch_s:
-            return 0.0
-        return REFIT_SAFETY * (self.overhead_s[trial_id] + self.epoch_s[trial_id] * epochs)
+    def run_trial(self, trial: Any, x: np.ndarray, y: np.ndarray, **_search_kwargs: Any) -> dict[str, float]:
+        """Trains the trial's configuration for its rung; search()'s own arguments (verbose) are not ours."""
+        import keras_tuner as kt
 
+        from bench.baselines.training import train
+        from bench.systems import resnet_tuned_space as space
 
-@dataclass
-class Outcome:
-    """How a trial ended, for trials.csv."""
-
-    epochs: int | None = None  # epochs trained (None: none finished)
-    stopped: bool = False  # the search's deadline shortened or cut it
-    interrupted: bool = False  # HardStop interrupted it inside a step, so it has no score
-    error: str = ""
-
-
-class NotStarted(Exception):
-    """A trial the search's time left could not have trained: it is not run and the search ends."""
+        values = trial.hyperparameters.values
+        epochs = int(values[space.EPOCHS])
+        end = self.search_log.search_deadline()
+        least = self.times.least_s(epochs)
+        if end is not None and least is not None and time.monotonic() + least > end:
+            self.skip(trial, f"trial {trial.trial_id} ({epochs} epochs, at least {least:.1f}s) not started: "
+                             f"{max(0.0, end - time.monotonic()):.1f}s of search left")
+        outcome = self.outcomes[trial.trial_id]
+        hard_stop = self.hard_stop()
+        _fresh_session()
+        t0 = time.monotonic()
+        try:
+            with hard_stop:
+                # max_scale_up=1: a rung's epochs are the resource searched, never stretched to the deadline.
+                rung = dataclasses.replace(space.configured(self.base_recipe, values, epochs), max_scale_up=1.0)
+                trained = train(rung, x, y, self.ctx.n_classes, seed=self.ctx.seed, deadline=end)
+        except Exception as exc:
+            if hard_stop.fired:
+                self.interrupted(trial, None)
+            else:
+                outcome.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            raise kt.errors.FailedTrialError(outcome.error) from exc
+        self.times.note(trial.trial_id, time.monotonic() - t0, trained.history)
+        outcome.epochs = len(trained.history)
+        # A schedule the deadline compressed (or cut) is not the rung's: marked, still scored.
+        outcome.stopped = trained.stopped_at_deadline or trained.epochs_planned < epochs
+        if trained.val_accuracy is None:
+            outcome.error = "no epoch finished before the deadline"
+            raise kt.errors.FailedTrialError(outcome.error)
+        return {OBJECTIVE: trained.val_accuracy}
 
 
 def _make_tuner(kt: Any, slog: SearchLog, times: TrialTimes, base_recipe: Any, ctx: FitContext,
                 iterations: int) -> Any:
     """A keras_tuner.Tuner whose trials are the recipe's own training (train()) under slog's deadlines, driven
-    by keras-tuner's Hyperband oracle; its project folder is under ctx.workdir."""
-    from keras_tuner.src.engine import trial as trial_module
-
-    from bench.baselines.training import train
+    by keras-tuner's Hyperband oracle whose first trial is the recipe as written; its project folder is under
+    ctx.workdir."""
     from bench.systems import resnet_tuned_space as space
-
-    max_epochs = base_recipe.epochs
 
     class RecipeFirstHyperband(kt.oracles.HyperbandOracle):
         """Hyperband whose first trial is the recipe as written (the space's defaults)."""
@@ -181,101 +179,15 @@ def _make_tuner(kt: Any, slog: SearchLog, times: TrialTimes, base_recipe: Any, c
                 return dict(self.hyperparameters.values)
             return super()._random_values()
 
-    class RecipeTuner(kt.Tuner):
-        """Runs each trial as train() of the recipe with the trial's values, for its rung's epochs."""
-
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.oracle.max_consecutive_failed_trials = MAX_CONSECUTIVE_FAILURES
-            slog.project_dir = Path(self.project_dir)
-            self.started: dict[str, float] = {}
-            self.outcomes: dict[str, Outcome] = {}
-            self.not_started = ""  # why the search ended before its oracle did
-
-        def pre_create_trial(self) -> None:
-            """Ends the search after the deadline, or when a trial was not started (the first always starts)."""
-            if self.oracle.trials and (self.not_started or slog.past_deadline()):
-                self.oracle.max_trials = len(self.oracle.trials)
-            super().pre_create_trial()
-
-        def on_trial_begin(self, trial: Any) -> None:
-            self.started[trial.trial_id] = time.monotonic()
-            super().on_trial_begin(trial)
-
-        def run_trial(self, trial: Any, x: np.ndarray, y: np.ndarray, **_search_kwargs: Any) -> dict[str, float]:
-            """Trains the trial's configuration for its rung; search()'s own arguments (verbose) are not ours."""
-            values = trial.hyperparameters.values
-            epochs = int(values[space.EPOCHS])
-            end = slog.search_deadline()
-            least = times.least_s(epochs)
-            if end is not None and least is not None and time.monotonic() + least > end:
-                self.not_started = (f"trial {trial.trial_id} ({epochs} epochs, at least {least:.1f}s) not started: "
-                                    f"{max(0.0, end - time.monotonic()):.1f}s of search left")
-                raise NotStarted(self.not_started)
-            self.outcomes[trial.trial_id] = outcome = Outcome()
-            hard_stop = HardStop(None if end is None or slog.hard_stop_grace_s is None
-                                 else end + slog.hard_stop_grace_s)
-            _fresh_session()
-            t0 = time.monotonic()
-            try:
-                with hard_stop:
-                    # max_scale_up=1: a rung's epochs are the resource searched, never stretched to the deadline.
-                    rung = dataclasses.replace(space.configured(base_recipe, values, epochs), max_scale_up=1.0)
-                    trained = train(rung, x, y, ctx.n_classes, seed=ctx.seed, deadline=end)
-            except Exception as exc:
-                if hard_stop.fired:
-                    outcome.stopped = outcome.interrupted = True
-                    outcome.error = f"interrupted inside a step {slog.hard_stop_grace_s:g} s after the deadline"
-                else:
-                    outcome.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
-                raise kt.errors.FailedTrialError(outcome.error) from exc
-            times.note(trial.trial_id, time.monotonic() - t0, trained.history)
-            outcome.epochs = len(trained.history)
-            # A schedule the deadline compressed (or cut) is not the rung's: marked, still scored.
-            outcome.stopped = trained.stopped_at_deadline or trained.epochs_planned < epochs
-            if trained.val_accuracy is None:
-                outcome.interrupted = outcome.stopped  # stopped without a score, as a trial cut inside a step
-                outcome.error = "no epoch finished before the deadline"
-                raise kt.errors.FailedTrialError(outcome.error)
-            return {OBJECTIVE: trained.val_accuracy}
-
-        def on_trial_end(self, trial: Any) -> None:
-            """Lets the oracle score the trial, logs it, and re-reserves the refit of the best so far."""
-            try:
-                super().on_trial_end(trial)
-            finally:
-                if trial.trial_id in self.outcomes:  # one not started is not a trial run
-                    self._log_trial(self.oracle.trials.get(trial.trial_id, trial))
-                best = self.best_trial()
-                if best is not None:
-                    slog.refit_reserve_s = times.refit_s(best.trial_id, max_epochs)
-
-        def _log_trial(self, trial: Any) -> None:
-            ended = time.monotonic()
-            outcome = self.outcomes[trial.trial_id]
-            ok = trial.status == trial_module.TrialStatus.COMPLETED
-            score = float(trial.score) if ok and trial.score is not None else None
-            slog.rows.append(TrialRow(
-                trial_id=str(trial.trial_id), started_s=slog.since_start(self.started.get(trial.trial_id, ended)),
-                ended_s=slog.since_start(ended), epochs=outcome.epochs, val_accuracy=score,
-                status="stopped" if outcome.stopped else ("completed" if ok else "failed"),
-                summary=space.summary(trial.hyperparameters.values), error=outcome.error,
-                interrupted=outcome.interrupted))
-            slog.note_disk()
-
-        def best_trial(self) -> Any:
-            """The completed trial with the best score, or None."""
-            best = self.oracle.get_best_trials(1)
-            return best[0] if best and best[0].status == trial_module.TrialStatus.COMPLETED else None
-
     oracle = RecipeFirstHyperband(
-        objective=kt.Objective(OBJECTIVE, "max"), max_epochs=max_epochs, factor=HYPERBAND_FACTOR,
+        objective=kt.Objective(OBJECTIVE, "max"), max_epochs=base_recipe.epochs, factor=HYPERBAND_FACTOR,
         hyperband_iterations=iterations, seed=ctx.seed, hyperparameters=space.search_space(base_recipe),
         allow_new_entries=False, tune_new_entries=False)
     if ctx.budget.trials is not None:
         oracle.max_trials = ctx.budget.trials
-    return RecipeTuner(oracle=oracle, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
-                       overwrite=True)
+    return budgeted(kt.Tuner, RecipeTrials)(
+        oracle=oracle, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search", overwrite=True,
+        search_log=slog, times=times, base_recipe=base_recipe, ctx=ctx)
 
 
 def _fresh_session() -> None:
@@ -289,13 +201,12 @@ def _fresh_session() -> None:
     keras.config.set_dtype_policy(policy)
 
 
-class ResNetTuned(System):
+class ResNetTuned(SearchSystem):
     """The hand-built recipe with its hyperparameters searched by Hyperband (keras-tuner) for the data set."""
 
     name: ClassVar[str] = "resnet-tuned"
     description: ClassVar[str] = ("the hand-built ResNet recipe with LR, weight decay, label smoothing, width and "
                                   "batch size searched by Hyperband (keras-tuner); best refit as `resnet` trains")
-    role: ClassVar[str] = "automl"
     library: ClassVar[str] = "keras-tuner"
 
     @dataclass(frozen=True)
@@ -317,7 +228,6 @@ class ResNetTuned(System):
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
-        self._log: SearchLog | None = None
         self._refit: Any = None
         self._best: dict[str, Any] = {}
         self._not_started = ""
@@ -335,44 +245,26 @@ class ResNetTuned(System):
         from bench.systems import resnet_tuned_space as space
 
         budget = ctx.budget
-        deadline = ctx.deadline
-        if deadline is None and budget.seconds is not None:
-            deadline = t0 + budget.seconds
-        allowed = max(OVERSHOOT_ALLOWED_SHARE * (budget.seconds or 0.0), OVERSHOOT_ALLOWED_MIN_S)
-        self._log = slog = SearchLog(t0=t0, deadline=deadline, hard_stop_grace_s=HARD_STOP_SHARE * allowed,
-                                     scope=self.options.budget_scope, overshoot_allowed_s=allowed)
         recipe = self.base_recipe(ctx.dataset, budget.seconds)
-        times = TrialTimes()
         y = np.asarray(y, dtype=np.int64)
-        project_root = ctx.workdir / PROJECT_FOLDER
-        try:
+        with self.searching(ctx, t0, PROJECT_FOLDER) as slog:
             iterations = FULL_ITERATIONS if budget.seconds is None and budget.trials is None else UNBOUNDED_ITERATIONS
-            tuner = _make_tuner(kt, slog, times, recipe, ctx, iterations)
+            tuner = _make_tuner(kt, slog, slog.times, recipe, ctx, iterations)
             tuner.search(x, y, verbose=VERBOSE)
             slog.search_end = time.monotonic()
             self._not_started = tuner.not_started
             best = tuner.best_trial()
             if best is None:
-                reasons = "; ".join(f"trial {r.trial_id}: {r.error}" for r in slog.rows) or "no trial started"
-                raise NoCompletedTrial(f"resnet-tuned finished no trial within the budget ({reasons}); "
-                                       "give it a larger budget")
+                raise slog.no_completed_trial(self.name)
             self._best = space.searched(best.hyperparameters.values)
             log.info("best configuration (trial %s, val_accuracy %.4f): %s; refit for %d epochs", best.trial_id,
                      best.score, space.summary(best.hyperparameters.values), recipe.epochs)
             _fresh_session()
             self._refit = train(space.configured(recipe, best.hyperparameters.values, recipe.epochs), x, y,
-                                ctx.n_classes, seed=ctx.seed,
-                                deadline=self._refit_deadline(times, best.trial_id))
+                                ctx.n_classes, seed=ctx.seed, deadline=self._refit_deadline(slog.times, best.trial_id))
             slog.refit_end = time.monotonic()
             if ctx.keep_models:
                 self._refit.model.save(ctx.run_dir / rundir.MODEL)
-        finally:
-            if slog.search_end is None:
-                slog.search_end = time.monotonic()
-            slog.note_disk()
-            ctx.run_dir.mkdir(parents=True, exist_ok=True)
-            write_trials_csv(slog.rows, ctx.run_dir / rundir.TRIALS)
-            shutil.rmtree(project_root, ignore_errors=True)
 
     def _refit_deadline(self, times: TrialTimes, best_id: str) -> float | None:
         """Under scope 'total' the budget's end, as `resnet` gets it; should the search have run so late that not
@@ -381,8 +273,7 @@ class ResNetTuned(System):
         assert slog is not None
         if slog.deadline is None or self.options.budget_scope != "total":
             return None
-        one_epoch = times.refit_s(best_id, 1)
-        return min(max(slog.deadline, time.monotonic() + one_epoch), slog.deadline + slog.overshoot_allowed_s)
+        return refit_stop_at(slog.deadline, slog.overshoot_allowed_s, times.refit_s(best_id, 1), REFIT_GRACE_SHARE)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities from the refit model, with the recipe's test-time augmentation."""
@@ -390,45 +281,21 @@ class ResNetTuned(System):
             raise RuntimeError(f"{self.name}: call fit() before predict_proba()")
         return self._refit.predict_proba(x)
 
-    def budget_scope(self) -> str:
-        """What a wall-clock budget bounds in this run: 'total' or 'search'."""
-        return self.options.budget_scope
-
     def params(self) -> int | None:
         """All weights of the refit model."""
         return None if self._refit is None else self._refit.params
 
-    def trials(self) -> int | None:
-        """Trials run, failed ones included (one the deadline kept from starting is not counted)."""
-        return None if self._log is None else len(self._log.rows)
-
-    def extras(self) -> dict[str, Any]:
-        """The autokeras runner's figures (search_s, refit_s, overshoot_s, trials_failed, val_accuracy, ...), the
-        best configuration, and the refit's schedule."""
-        slog = self._log
-        if slog is None:
-            return {}
-        bounded_end = slog.refit_end if self.options.budget_scope == "total" else slog.search_end
-        overshoot = None
-        if slog.deadline is not None and bounded_end is not None:
-            overshoot = max(0.0, bounded_end - slog.deadline)
+    def refit_extras(self) -> dict[str, Any]:
+        """val_accuracy (the refit's last epoch on train()'s validation slice: the model that predicts), the best
+        configuration, why the search ended early, and the refit's schedule."""
         refit = self._refit
         return {
-            "search_s": slog.since_start(slog.search_end),
-            "refit_s": None if slog.refit_end is None else slog.refit_end - slog.search_end,
-            "overshoot_s": overshoot,
-            "trials_failed": slog.failed,
-            "trials_completed": slog.completed,
-            "val_accuracy": slog.best_val_accuracy(),
-            "peak_disk_mb": slog.peak_disk_mb,
-            "refit_reserved_s": slog.refit_reserve_s if self.options.budget_scope == "total" else None,
+            "val_accuracy": None if refit is None else refit.val_accuracy,
             "best_hyperparameters": self._best,
             "search_ended_early": self._not_started,
             "recipe": None if refit is None else refit.recipe.name,
             "refit_epochs": None if refit is None else len(refit.history),
             "refit_epochs_trained": None if refit is None else refit.epochs_trained,
             "refit_epochs_planned": None if refit is None else refit.epochs_planned,
-            "refit_val_accuracy": None if refit is None else refit.val_accuracy,
             "refit_stopped_at_deadline": None if refit is None else refit.stopped_at_deadline,
         }
-

@@ -44,9 +44,6 @@ QUICK: dict[str, tuple[str, dict[str, Any]]] = {
 # Minutes, not seconds, under JAX on a CPU (XLA compiles the 2019 network's augmentation layers and 64 px
 # bottleneck stages slowly; see QUICK for autokeras-default): run with -m slow.
 SLOW = {"resnet-2019", "autokeras-default"}
-# Systems that compute with Keras but are not marked System.uses_keras, so the harness records no backend for
-# them (nor applies the precision policy): their metadata still shows the backend they computed with.
-NOT_MARKED_KERAS = {"resnet-tuned"}
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 
@@ -63,8 +60,6 @@ def test_each_keras_system_runs_under_jax(system: str, tmp_path: Path) -> None:
     assert record.accuracy > CHANCE, f"{system} under jax learnt nothing: accuracy {record.accuracy}"
     meta = json.loads((rundir.run_dir(tmp_path, spec.run_id) / rundir.METADATA).read_text())
     assert meta["keras_backend"] == "jax", "the worker computed with another backend than asked"
-    if system in NOT_MARKED_KERAS:
-        pytest.xfail(f"{system} is not marked uses_keras: its record's backend is {record.backend!r}")
     assert record.backend == "jax"
 
 

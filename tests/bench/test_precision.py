@@ -118,3 +118,12 @@ def test_records_from_before_the_option_count_as_float32():
     assert precision.satisfies("float32", "")
     assert not precision.satisfies("mixed_bfloat16", "")
     assert precision.satisfies("auto", "")
+
+
+def test_every_registered_system_that_trains_keras_models_says_so():
+    # The harness applies the precision, backend and kernels to Keras systems only: a Keras system not marked
+    # would compute in other arithmetic than its opponents.
+    from bench.systems import system_class, system_names
+
+    marked = {name for name in system_names() if system_class(name).uses_keras}
+    assert marked == set(system_names()) - {"majority"}

@@ -15,8 +15,9 @@ from bench.budget import parse_budget
 from bench.datasets.base import ImageData
 from bench.options import ConfigError
 from bench.systems import FitContext, SystemResult, make_system
-from bench.systems.autokeras import _shuffled, _targets
-from bench.systems.autokeras_search import REFIT_SAFETY, TRIAL_COLUMNS, NoCompletedTrial, SearchLog
+from bench.systems.autokeras import _shuffled
+from bench.systems.autokeras import targets as _targets
+from bench.systems.search import REFIT_SAFETY, TRIAL_COLUMNS, NoCompletedTrial, SearchLog
 
 N_TRAIN, N_TEST, SIZE, CLASSES = 90, 30, 16, ("a", "b", "c")
 
@@ -121,7 +122,7 @@ def test_time_budget_stops_search_within_overshoot_bound(data: ImageData, tmp_pa
 
 
 def test_a_total_budget_on_digits_bounds_search_and_refit_together(tmp_path: Path) -> None:
-    """The issue's bound: a 60 s budget scoped 'total' ends its search and refit within max(5%, 30 s) of 60 s;
+    """The overshoot bound: a 60 s budget scoped 'total' ends its search and refit within max(5%, 30 s) of 60 s;
     the search stops early enough for the refit it predicted from the best trial's own epochs."""
     from bench.datasets import load_data
 
@@ -260,7 +261,8 @@ def test_hard_stop_interrupts_a_stuck_fit_and_keeps_finished_epochs() -> None:
     """A batch that outlives the deadline is interrupted; the epochs finished before it keep their scores."""
     import keras
 
-    from bench.systems.autokeras_search import DeadlineInterrupt, HardStop, _finished_epochs, deadline_callback
+    from bench.systems.search import DeadlineInterrupt, HardStop, deadline_callback
+    from bench.systems.search import finished_epochs as _finished_epochs
 
     class StuckInSecondEpoch(keras.callbacks.Callback):
         """Emulates one endless batch (e.g. a huge model's first step) in epoch 2."""
@@ -293,7 +295,7 @@ def test_a_refit_past_its_deadline_still_trains_its_minimum_epochs(min_epochs: i
     """The refit's stop waits for min_epochs whole epochs: a refit stopped before any would predict nothing."""
     import keras
 
-    from bench.systems.autokeras_search import deadline_callback
+    from bench.systems.search import deadline_callback
 
     x = np.random.default_rng(0).random((64, 4)).astype("float32")
     y = (x[:, 0] > 0.5).astype("int64")
@@ -310,7 +312,7 @@ def test_a_refit_past_its_deadline_still_trains_its_minimum_epochs(min_epochs: i
 def test_a_refit_past_the_budgets_end_stops_there_or_within_part_of_the_allowed_overshoot() -> None:
     """The refit stops at the budget's end; a search that ended too late for one epoch gets that epoch, but
     never more than REFIT_GRACE_SHARE of the allowed overshoot, leaving the rest for the batch then running."""
-    from bench.systems.autokeras_search import REFIT_GRACE_SHARE, refit_stop_at
+    from bench.systems.search import REFIT_GRACE_SHARE, refit_stop_at
 
     now = time.monotonic()
     assert refit_stop_at(now + 100.0, 30.0, 20.0) == now + 100.0  # time enough: the budget's end
@@ -369,3 +371,15 @@ def test_a_refit_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_batc
     assert 0 <= extras["overshoot_s"] <= max(0.05 * 200, 30)
     _assert_valid_probabilities(result, data)
     _assert_no_tuner_files(ctx)
+
+
+def test_val_accuracy_is_the_refit_models_and_search_val_accuracy_the_best_trials(
+        data: ImageData, tmp_path: Path) -> None:
+    """val_accuracy scores the model that predicts (the refit) on Auto-Keras' validation split (18 of 90 images);
+    search_val_accuracy is trials.csv's best."""
+    result, _, rows = _run("autokeras", "t2", data, tmp_path, epochs=1, block_types="vanilla")
+    extras = result.extras
+    assert extras["search_val_accuracy"] == pytest.approx(max(float(r["val_accuracy"]) for r in rows), abs=1e-5)
+    right = extras["val_accuracy"] * 18  # images of the split the refit model classified correctly
+    assert 0 <= extras["val_accuracy"] <= 1 and right == pytest.approx(round(right))
+    assert {r["worker"] for r in rows} == {""}

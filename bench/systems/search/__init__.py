@@ -1,0 +1,44 @@
+"""A budgeted KerasTuner search, shared by every searcher (autokeras, autokeras-hybrid, resnet-tuned).
+
+    budget.py   deadline, allowed overshoot, max_trials, and TrialTimes: the one model predicting a trial or refit
+    log.py      SearchLog (deadlines, refit reserve, trial rows) and trials.csv
+    stop.py     stopping at the next batch (deadline_callback) or inside one (HardStop)
+    tuner.py    BudgetedTuner / KerasFitTrials: mixins putting any keras_tuner tuner class under a SearchLog
+    refit.py    when a refit under scope 'total' stops
+    system.py   SearchSystem: the System frame (log per fit, trials.csv and cleanup, extras)
+
+A searcher is a SearchSystem subclass that builds its tuner with budgeted(...) or its own BudgetedTuner mixin
+and refits the best trial. Deadlines are time.monotonic() values within a process; budget.to_wall_clock gives
+the Unix time to hand a worker of a distributed search, and trials.csv's `worker` column names who ran a trial.
+"""
+
+from bench.systems.search.budget import (
+    BUDGET_SCOPES,
+    HARD_STOP_SHARE,
+    OVERSHOOT_ALLOWED_MIN_S,
+    OVERSHOOT_ALLOWED_SHARE,
+    REFIT_SAFETY,
+    TIME_ONLY_MAX_TRIALS,
+    TrialTimes,
+    max_trials,
+)
+from bench.systems.search.log import TRIAL_COLUMNS, NoCompletedTrial, SearchLog, TrialRow, write_trials_csv
+from bench.systems.search.refit import REFIT_GRACE_SHARE, refit_stop_at
+from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_callback, finished_epochs
+from bench.systems.search.system import SearchSystem
+from bench.systems.search.tuner import (
+    MAX_CONSECUTIVE_FAILURES,
+    MAX_ERROR_CHARS,
+    BudgetedTuner,
+    KerasFitTrials,
+    NotStarted,
+    Outcome,
+    budgeted,
+)
+
+__all__ = ["BUDGET_SCOPES", "HARD_STOP_SHARE", "MAX_CONSECUTIVE_FAILURES", "MAX_ERROR_CHARS",
+           "OVERSHOOT_ALLOWED_MIN_S", "OVERSHOOT_ALLOWED_SHARE", "REFIT_GRACE_SHARE", "REFIT_SAFETY",
+           "TIME_ONLY_MAX_TRIALS", "TRIAL_COLUMNS", "BudgetedTuner", "DeadlineInterrupt", "HardStop",
+           "KerasFitTrials", "NoCompletedTrial", "NotStarted", "Outcome", "SearchLog", "SearchSystem", "TrialRow",
+           "TrialTimes", "budgeted", "deadline_callback", "finished_epochs", "max_trials", "refit_stop_at",
+           "write_trials_csv"]

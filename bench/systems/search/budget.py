@@ -1,0 +1,97 @@
+"""How much a budgeted search may spend: its deadline, the overshoot it is allowed, and one model of trial times
+that predicts what a trial or the refit will take before it starts."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bench.budget import Budget
+
+# Overshoot the benchmark allows a search: max(5% of the budget, 30 s) ...
+OVERSHOOT_ALLOWED_SHARE, OVERSHOOT_ALLOWED_MIN_S = 0.05, 30.0
+# ... of which a trial may use this share finishing its batch and validation before it is interrupted
+# (the rest is for the trial's bookkeeping and the start of the refit).
+HARD_STOP_SHARE = 0.5
+# What a wall-clock budget can bound: search and refit together, or the search alone.
+BUDGET_SCOPES = ("total", "search")
+# max_trials under a time-only budget: the deadline ends the search long before this.
+TIME_ONLY_MAX_TRIALS = 10_000
+# A refit's predicted time is padded by this factor: on the malaria cells (3-minute budgets) refits took 1.1-1.3x
+# their trial-based prediction (building the model on the whole set, a first epoch that traces the graph).
+REFIT_SAFETY = 1.25
+
+
+def allowed_overshoot_s(budget_s: float | None) -> float:
+    """Seconds past the budget's end a run may take in all: max(5% of the budget, 30 s)."""
+    return max(OVERSHOOT_ALLOWED_SHARE * (budget_s or 0.0), OVERSHOOT_ALLOWED_MIN_S)
+
+
+def budget_deadline(ctx_deadline: float | None, budget: Budget, t0: float) -> float | None:
+    """When the budget runs out (time.monotonic()): the harness's deadline, else t0 plus the budget's seconds."""
+    if ctx_deadline is None and budget.seconds is not None:
+        return t0 + budget.seconds
+    return ctx_deadline
+
+
+def max_trials(budget: Budget, full: int) -> int:
+    """The oracle's max_trials: the budget's trial count, `full` (the library's own) for a `full` budget, else so
+    many that the deadline ends the search."""
+    if budget.trials is not None:
+        return budget.trials
+    return full if budget.seconds is None else TIME_ONLY_MAX_TRIALS
+
+
+def to_wall_clock(monotonic_t: float) -> float:
+    """A time.monotonic() deadline as Unix time, the form another process (a search worker) can be handed."""
+    return time.time() + (monotonic_t - time.monotonic())
+
+
+def from_wall_clock(unix_t: float) -> float:
+    """A Unix-time deadline received from another process, on this process's time.monotonic() clock."""
+    return time.monotonic() + (unix_t - time.time())
+
+
+def overshoot_s(end: float | None, bound: float | None) -> float | None:
+    """Seconds `end` ran past `bound` (0 when inside it; None when either is unknown)."""
+    return None if end is None or bound is None else max(0.0, end - bound)
+
+
+@dataclass
+class TrialTimes:
+    """Measured seconds per trial, to predict what a trial or the refit will take before it starts: a fixed
+    cost a trial pays once, plus one steady epoch times its epochs."""
+
+    # Seconds outside steady epochs: building and compiling the model, a probe, the first epoch's graph tracing.
+    overhead_s: dict[str, float] = field(default_factory=dict)
+    epoch_s: dict[str, float] = field(default_factory=dict)  # one epoch's seconds
+
+    def note(self, trial_id: str, wall_s: float, history: Any) -> None:
+        """Records a trained trial from its wall time and train()'s history (cumulative step seconds).
+
+        The first epoch's steps include tracing the train step (on digits 2-3x a steady epoch), so an epoch's
+        time is the mean of the later ones where there are any; scaling the first up to a 30-epoch refit
+        reserved over twice its time.
+        """
+        if history.empty:
+            return
+        seconds = np.diff(history["fit_s"].to_numpy(dtype=float), prepend=0.0)
+        epoch = float(seconds[1:].mean()) if len(seconds) > 1 else float(seconds[0])
+        self.epoch_s[trial_id] = epoch
+        self.overhead_s[trial_id] = max(0.0, wall_s - epoch * len(seconds))
+
+    def least_s(self, epochs: int) -> float | None:
+        """The least a trial of `epochs` epochs could take, at the quickest times seen (None: none seen)."""
+        if not self.epoch_s:
+            return None
+        return min(self.overhead_s.values(), default=0.0) + min(self.epoch_s.values()) * epochs
+
+    def refit_s(self, trial_id: str, epochs: float) -> float:
+        """Predicted seconds of refitting this trial's configuration for `epochs` of its epochs (a refit on more
+        data counts proportionally more), padded by REFIT_SAFETY; 0 for a trial with no epoch timed."""
+        if trial_id not in self.epoch_s:
+            return 0.0
+        return REFIT_SAFETY * (self.overhead_s.get(trial_id, 0.0) + self.epoch_s[trial_id] * epochs)

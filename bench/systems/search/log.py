@@ -1,0 +1,201 @@
+"""A search's record: its deadline and scope, the refit it reserves time for, and one row per trial (trials.csv)."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import rundir
+from bench.rundir import folder_mb
+from bench.systems.search.budget import HARD_STOP_SHARE, TrialTimes, allowed_overshoot_s, budget_deadline, overshoot_s
+
+# Columns of trials.csv, one row per trial. `worker` names the process that ran the trial: '' in a search run by
+# one process; in KerasTuner's distributed mode it would be the worker's KERASTUNER_TUNER_ID ('chief' for the
+# chief), so one table can hold a search spread over several workers.
+TRIAL_COLUMNS = ("trial_id", "started_s", "ended_s", "epochs", "val_accuracy", "status", "summary", "error", "worker")
+
+
+class NoCompletedTrial(RuntimeError):
+    """The search ended without a single trial that produced a validation score."""
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One row of trials.csv: a trial's timing, outcome and configuration."""
+
+    trial_id: str
+    started_s: float  # seconds since fit started
+    ended_s: float
+    epochs: int | None  # epochs trained (None when the model never trained)
+    val_accuracy: float | None  # validation accuracy at the trial's best epoch
+    status: str  # completed, failed or stopped (cut by the deadline)
+    summary: str
+    error: str = ""
+    interrupted: bool = False  # stopped inside a batch by HardStop, so without a score
+    worker: str = ""  # see TRIAL_COLUMNS
+
+
+@dataclass
+class SearchLog:
+    """What a budgeted search knows while it runs and reports after: deadlines, trial times, trial rows (one per
+    fit; the tuner writes it only through its public methods)."""
+
+    t0: float  # time.monotonic() at fit start
+    deadline: float | None  # when the budget runs out (time.monotonic()); None: no time limit
+    # Seconds past the search's deadline after which a trial is interrupted mid-batch (None: never).
+    hard_stop_grace_s: float | None = None
+    # What the budget bounds: 'total' (search and refit: the search ends early enough for the predicted
+    # refit) or 'search' (the 2019 protocol: the refit comes after the budget).
+    scope: str = "total"
+    # Images in the refit over images in a trial's training split (the refit may also train on validation data).
+    refit_data_factor: float = 1.0
+    # Predicted seconds of the refit of the best trial so far, re-estimated as trials and epochs finish.
+    refit_reserve_s: float = 0.0
+    # Seconds past the budget's end a 'total' run may take in all (max(5% of the budget, 30 s)): a search that
+    # ran late (a trial interrupted inside a batch) leaves its refit part of it (refit_stop_at).
+    overshoot_allowed_s: float = 0.0
+    worker: str = ""  # the trials.csv `worker` of the trials this process runs
+    times: TrialTimes = field(default_factory=TrialTimes)  # the one model predicting trials and the refit
+    project_dir: Path | None = None
+    rows: list[TrialRow] = field(default_factory=list)
+    search_end: float | None = None  # monotonic time the search stopped and the refit began
+    refit_end: float | None = None
+    peak_disk_mb: float = 0.0
+    _started: dict[str, float] = field(default_factory=dict)
+    _epoch_s: dict[str, list[float]] = field(default_factory=dict)  # per trial: seconds of each epoch
+
+    @classmethod
+    def start(cls, ctx: Any, t0: float, scope: str, **fields: Any) -> SearchLog:
+        """The log of a search started at t0 under ctx's budget: its deadline, allowed overshoot and hard stop."""
+        allowed = allowed_overshoot_s(ctx.budget.seconds)
+        return cls(t0=t0, deadline=budget_deadline(ctx.deadline, ctx.budget, t0), scope=scope,
+                   overshoot_allowed_s=allowed, hard_stop_grace_s=HARD_STOP_SHARE * allowed, **fields)
+
+    @property
+    def _setup_s(self) -> dict[str, float]:
+        """Per trial: seconds until its first epoch began (the trial-time model's fixed cost)."""
+        return self.times.overhead_s
+
+    def since_start(self, when: float | None = None) -> float:
+        """Seconds from fit start to `when` (default: now)."""
+        return (time.monotonic() if when is None else when) - self.t0
+
+    def search_deadline(self) -> float | None:
+        """When the search must stop: the budget's end, less the predicted refit under scope 'total'."""
+        if self.deadline is None:
+            return None
+        return self.deadline - (self.refit_reserve_s if self.scope == "total" else 0.0)
+
+    def past_deadline(self) -> bool:
+        """Whether the search's time has run out."""
+        end = self.search_deadline()
+        return end is not None and time.monotonic() >= end
+
+    def refit_estimate(self, trial_id: str, epochs: int) -> float:
+        """Seconds a refit of this trial for `epochs` epochs is predicted to take (TrialTimes.refit_s on the
+        refit's data)."""
+        return self.times.refit_s(trial_id, epochs * self.refit_data_factor)
+
+    def quickest_score_s(self) -> float | None:
+        """The least time a trial has taken to finish its first epoch (building included), or None."""
+        firsts = [self._setup_s.get(t, 0.0) + times[0] for t, times in self._epoch_s.items() if times]
+        return min(firsts) if firsts else None
+
+    def too_late_for_a_trial(self) -> bool:
+        """Under scope 'total': whether the search's time left is shorter than any trial has needed to score
+        (a trial started then could only be cut or interrupted, eating into the refit's time)."""
+        end, quickest = self.search_deadline(), self.quickest_score_s()
+        if self.scope != "total" or end is None or quickest is None:
+            return False
+        return time.monotonic() + quickest > end
+
+    def note_start(self, trial_id: str) -> None:
+        """Records when a trial started."""
+        self._started[trial_id] = time.monotonic()
+
+    def note_first_epoch(self, trial_id: str) -> None:
+        """Records how long the trial took to reach its first epoch (building and compiling the model)."""
+        if trial_id in self._started and trial_id not in self._setup_s:
+            self._setup_s[trial_id] = time.monotonic() - self._started[trial_id]
+
+    def note_epoch(self, trial_id: str, seconds: float, first_trial: bool) -> None:
+        """Records an epoch's time; while no trial has finished, the running one sets the refit reserve."""
+        epochs = self._epoch_s.setdefault(trial_id, [])
+        epochs.append(seconds)
+        self.times.epoch_s[trial_id] = sum(epochs) / len(epochs)
+        if first_trial:
+            self.refit_reserve_s = self.refit_estimate(trial_id, len(epochs))
+
+    def note_disk(self) -> None:
+        """Updates the peak size of the tuner's project folder."""
+        if self.project_dir is not None:
+            self.peak_disk_mb = max(self.peak_disk_mb, folder_mb(self.project_dir))
+
+    def record(self, trial_id: str, **row: Any) -> None:
+        """Adds a finished trial's row (started and ended from the log's clock)."""
+        ended = time.monotonic()
+        self.rows.append(TrialRow(trial_id=trial_id, started_s=self.since_start(self._started.get(trial_id, ended)),
+                                  ended_s=self.since_start(ended), worker=self.worker, **row))
+        self.note_disk()
+
+    def finish(self, run_dir: Path, project_root: Path) -> None:
+        """Closes the search however it ended: writes trials.csv and deletes the tuner's project folder (trial
+        checkpoints can reach gigabytes per run)."""
+        if self.search_end is None:
+            self.search_end = time.monotonic()
+        self.note_disk()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_trials_csv(self.rows, run_dir / rundir.TRIALS)
+        shutil.rmtree(project_root, ignore_errors=True)
+
+    def no_completed_trial(self, searcher: str) -> NoCompletedTrial:
+        """The error of a search that scored no trial, naming each trial's reason."""
+        reasons = "; ".join(f"trial {r.trial_id}: {r.error}" for r in self.rows) or "no trial started"
+        return NoCompletedTrial(f"{searcher} finished no trial within the budget ({reasons}); "
+                                "give it a larger budget or a smaller search space")
+
+    @property
+    def completed(self) -> int:
+        """Trials that produced a score (cut ones included)."""
+        return sum(r.status != "failed" and not r.interrupted for r in self.rows)
+
+    @property
+    def failed(self) -> int:
+        """Trials that raised (build error, download offline, out of memory, NaN loss)."""
+        return sum(r.status == "failed" for r in self.rows)
+
+    def best_val_accuracy(self) -> float | None:
+        """Highest validation accuracy over all scored trials."""
+        scores = [r.val_accuracy for r in self.rows if r.val_accuracy is not None]
+        return max(scores) if scores else None
+
+    def extras(self, scope: str, budget_end: float | None) -> dict[str, Any]:
+        """What every search reports: search_s, refit_s, overshoot_s (of what `scope` bounds, past budget_end),
+        trials_failed, trials_completed, search_val_accuracy (the best trial's), peak_disk_mb, refit_reserved_s."""
+        bounded_end = self.refit_end if scope == "total" else self.search_end
+        return {
+            "search_s": self.since_start(self.search_end),
+            "refit_s": None if self.refit_end is None or self.search_end is None else self.refit_end - self.search_end,
+            "overshoot_s": overshoot_s(bounded_end, budget_end),
+            "trials_failed": self.failed,
+            "trials_completed": self.completed,
+            "search_val_accuracy": self.best_val_accuracy(),
+            "peak_disk_mb": self.peak_disk_mb,
+            "refit_reserved_s": self.refit_reserve_s if self.scope == "total" else None,
+        }
+
+
+def write_trials_csv(rows: list[TrialRow], path: Path) -> None:
+    """Writes trials.csv with TRIAL_COLUMNS; empty cells for unknown values."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TRIAL_COLUMNS)
+        for r in rows:
+            writer.writerow([
+                r.trial_id, f"{r.started_s:.3f}", f"{r.ended_s:.3f}", "" if r.epochs is None else r.epochs,
+                "" if r.val_accuracy is None else f"{r.val_accuracy:.6g}", r.status, r.summary, r.error, r.worker,
+            ])

@@ -1,0 +1,124 @@
+"""Stopping a trial or a refit at a deadline: at its next batch (a Keras callback), or inside one (a watchdog)."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+# How often the hard-stop watchdog looks at the clock, and re-raises while a trial ignores it.
+WATCHDOG_POLL_S = 0.5
+
+
+class DeadlineInterrupt(Exception):
+    """Raised into a trial still running past the deadline plus grace (e.g. inside a long first batch)."""
+
+
+class HardStop:
+    """Context manager: while inside, a watchdog thread interrupts the calling thread after `at`.
+
+    The batch-end callback cannot stop a trial inside one step, and a model's first step (graph tracing,
+    e.g. a ResNet50 on a busy CPU) can take minutes. The exception arrives at the next Python bytecode of
+    the main thread: at once during tracing, after the running op during execution. It is raised again
+    every WATCHDOG_POLL_S until the block exits, in case library code swallows one.
+    """
+
+    def __init__(self, at: float | None) -> None:
+        self.at = at
+        self.fired = False
+        self._target = threading.get_ident()
+        self._lock = threading.Lock()
+        self._armed = False
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> HardStop:
+        if self.at is not None:
+            self._armed = True
+            self._thread = threading.Thread(target=self._watch, name="search-hard-stop", daemon=True)
+            self._thread.start()
+        return self
+
+    def _raise_in_target(self, exc: type[BaseException] | None) -> None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target),
+                                                   None if exc is None else ctypes.py_object(exc))
+
+    def _watch(self) -> None:
+        assert self.at is not None
+        while not self._done.wait(WATCHDOG_POLL_S):
+            if time.monotonic() < self.at:
+                continue
+            with self._lock:
+                if not self._armed:
+                    return
+                self.fired = True
+                self._raise_in_target(DeadlineInterrupt)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        with self._lock:
+            self._armed = False
+            if self.fired:
+                self._raise_in_target(None)  # drop an interrupt not yet delivered
+        if self._thread is not None:
+            self._thread.join()
+
+
+def finished_epochs(callback: Any, objective: str) -> Any:
+    """The History of the fit `callback` was part of, if at least one epoch was scored; else None."""
+    try:
+        history = callback.model.history
+    except AttributeError:
+        return None
+    logs = getattr(history, "history", None) or {}
+    return history if logs.get(objective) and logs.get("loss") else None
+
+
+
+def deadline_callback(deadline: float | None | Callable[[], float | None], on_epoch: Any = None,
+                      on_first_epoch: Any = None, min_epochs: int = 0,
+                      clock: Callable[[], float] | None = None) -> Any:
+    """A Keras callback that stops training at the next batch once time.monotonic() passes the deadline (a
+    time, or a function giving the current one), inside an epoch too (Keras 3 checks stop_training after every
+    batch), but not before min_epochs epochs have finished; on_epoch(seconds) hears each epoch's duration and
+    on_first_epoch() when the first epoch begins. Its epochs_trained counts a cut epoch by its batches. clock
+    is the one the deadline was read on (default time.monotonic)."""
+    import keras
+
+    current = deadline if callable(deadline) else (lambda: deadline)
+    now = time.monotonic if clock is None else clock
+
+    class StopAtDeadline(keras.callbacks.Callback):
+        """Stops fit() at the first batch end after the deadline."""
+
+        stopped = False
+        epochs_trained = 0.0
+        _epoch_t0 = 0.0
+        _epochs_done = 0
+        _batches = 0  # batches of the running epoch
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._epoch_t0 = now()
+            self._batches = 0
+            if epoch == 0 and on_first_epoch is not None:
+                on_first_epoch()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            # Keras ends a stopped epoch like any other: whether it was whole, only its batches tell.
+            steps = (self.params or {}).get("steps")
+            whole = not steps or self._batches >= steps
+            self.epochs_trained += 1.0 if whole else self._batches / steps
+            self._epochs_done += 1
+            if on_epoch is not None:
+                on_epoch(now() - self._epoch_t0)
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self._batches += 1
+            end = current()
+            if end is not None and self._epochs_done >= min_epochs and now() >= end:
+                self.stopped = True
+                self.model.stop_training = True
+
+    return StopAtDeadline()

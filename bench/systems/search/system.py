@@ -1,0 +1,61 @@
+"""The System side of a budgeted search: one log per fit, trials.csv and cleanup however fit ends, the extras
+every searcher reports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+from bench.systems.base import FitContext, System
+from bench.systems.search.log import SearchLog
+
+
+class SearchSystem(System):
+    """A System whose fit is a budgeted KerasTuner search and a refit; subclasses say the search space, oracle,
+    data and refit, and have an `Options` with a budget_scope."""
+
+    role: ClassVar[str] = "automl"
+    # A KerasTuner search trains Keras models: the harness gives it the run's precision, backend and kernels,
+    # as it gives the baseline.
+    uses_keras: ClassVar[bool] = True
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._log: SearchLog | None = None
+
+    # --- what a searcher says --------------------------------------------------------------------------
+    def refit_extras(self) -> dict[str, Any]:
+        """The final model's figures, val_accuracy first: its validation accuracy on the validation data of its
+        own fit (records.RunRecord.val_accuracy)."""
+        return {}
+
+    def budget_end(self) -> float | None:
+        """The time overshoot_s is measured against: the budget's end."""
+        return None if self._log is None else self._log.deadline
+
+    # --- the search's frame ----------------------------------------------------------------------------
+    @contextmanager
+    def searching(self, ctx: FitContext, t0: float, project_folder: str, scope: str | None = None,
+                  **fields: Any) -> Iterator[SearchLog]:
+        """A new log for a search started at t0 (scope: the options' budget_scope unless given); on leaving,
+        however fit ended, trials.csv is written and the tuner's folder under ctx.workdir deleted."""
+        self._log = log = SearchLog.start(ctx, t0, scope or self.options.budget_scope, **fields)
+        try:
+            yield log
+        finally:
+            log.finish(ctx.run_dir, ctx.workdir / project_folder)
+
+    def budget_scope(self) -> str:
+        """What a wall-clock budget bounds in this run: 'total' or 'search'."""
+        return self.options.budget_scope
+
+    def trials(self) -> int | None:
+        """Trials run, failed ones included (one the deadline kept from starting is not counted)."""
+        return None if self._log is None else len(self._log.rows)
+
+    def extras(self) -> dict[str, Any]:
+        """The search's figures (SearchLog.extras) and the refit's (refit_extras)."""
+        if self._log is None:
+            return {}
+        return {**self._log.extras(self.budget_scope(), self.budget_end()), **self.refit_extras()}
