@@ -10,7 +10,7 @@ import numpy as np
 from bench.systems.base import FitContext
 from bench.systems.search import SearchSystem, budgeted, max_trials
 
-EPOCHS = 5  # per trial: a few seconds on digits, so a 20 s budget sees several trials and a cut one
+EPOCHS = 5  # per trial: a few seconds on digits, so a 10 s budget sees several trials and a cut one
 LIBRARY_MAX_TRIALS = 10  # keras-tuner's RandomSearch default, for the `full` budget
 
 

@@ -34,19 +34,7 @@ def test_an_unset_backend_is_keras_backend_else_tensorflow(monkeypatch):
     assert backend.resolve("") == "jax" and backend.resolve("torch") == "torch"
 
 
-def test_a_keras_system_computes_with_the_backend_asked_for_and_records_it(tmp_path):
-    pytest.importorskip("jax")
-    s = spec(tmp_path, KERAS_FAKE, "jax")
-    record = LocalExecutor().run(s)
-    assert record.status == "ok", record.error
-    assert record.backend == "jax"
-    meta = json.loads((rundir.run_dir(tmp_path, s.run_id) / rundir.METADATA).read_text())
-    assert meta["keras_backend"] == "jax" and meta["versions"].get("jax")
-    plain = LocalExecutor().run(spec(tmp_path, "majority", "jax", seed=1))
-    assert plain.backend == "", "a system without Keras has no backend to record"
-
-
-def test_resuming_reruns_a_keras_run_made_with_another_backend_than_asked(tmp_path, monkeypatch):
+def test_a_keras_run_computes_with_the_backend_asked_for_and_resuming_with_another_reruns_it(tmp_path, monkeypatch):
     pytest.importorskip("jax")
     monkeypatch.delenv(backend.ENV, raising=False)
     first = run_specs([spec(tmp_path, KERAS_FAKE), spec(tmp_path, "majority")], LocalExecutor(), tmp_path)
@@ -58,6 +46,8 @@ def test_resuming_reruns_a_keras_run_made_with_another_backend_than_asked(tmp_pa
     assert other.counts["ok"] == 1 and other.already_done == 0
     [record] = [r for r in ResultsStore(tmp_path).records().values() if r.system == KERAS_FAKE]
     assert record.backend == "jax"
+    meta = json.loads((rundir.run_dir(tmp_path, record.run_id) / rundir.METADATA).read_text())
+    assert meta["keras_backend"] == "jax" and meta["versions"].get("jax")
 
 
 def test_records_from_before_the_option_count_as_tensorflow():

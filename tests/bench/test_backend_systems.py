@@ -44,12 +44,16 @@ QUICK: dict[str, tuple[str, dict[str, Any]]] = {
 # Minutes, not seconds, under JAX on a CPU (XLA compiles the 2019 network's augmentation layers and 64 px
 # bottleneck stages slowly; see QUICK for autokeras-default): run with -m slow.
 SLOW = {"resnet-2019", "autokeras-default"}
+# Built from pieces the default run already checks under JAX (the recipes' models and training: resnet; a
+# budgeted KerasTuner search and its refit: autokeras), so their own runs wait for -m slow too.
+COVERED = {"resnet-tuned", "autokeras-hybrid"}
 
 needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 
 
 @needs_jax
-@pytest.mark.parametrize("system", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in QUICK])
+@pytest.mark.parametrize("system", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW | COVERED else s
+                                    for s in QUICK])
 def test_each_keras_system_runs_under_jax(system: str, tmp_path: Path) -> None:
     budget, options = QUICK[system]
     spec = RunSpec(dataset=DatasetRef("digits", max_train=MAX_TRAIN, max_test=MAX_TEST), system=system,
