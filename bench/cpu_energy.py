@@ -49,9 +49,6 @@ class CpuEnergyMeter(WindowedMeter):
         self._interval_s = interval_s
         self._domains: list[Path] = []
         self._ranges: list[int] = []
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._depth = 0  # nested window() blocks; counting while > 0
         self._last: list[int] | None = None  # the counters at the last read inside the open window
         self._uj = 0
         self._known = True  # False once a read failed inside a window: the total is then unknown
@@ -84,13 +81,8 @@ class CpuEnergyMeter(WindowedMeter):
         """Stops reading; the joules counted inside windows, or None where not measured. Idempotent."""
         if self._result is not False:
             return self._result  # type: ignore[return-value]
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._halt()
         with self._lock:
-            if self._depth > 0:
-                self._depth = 1
-                self._closing()
             self._result = self._uj / 1e6 if self._known and self._measured else None
         return self._result
 

@@ -125,12 +125,9 @@ class GpuSampler(WindowedMeter):
         self._visible = visible
         self._handles: list[Any] = []
         self._model = ""
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._initialised = False  # nvmlInit succeeded, so nvmlShutdown is owed
         self._result: GpuUsage | None = None
         # Accounting, guarded by _lock.
-        self._depth = 0  # nested window() blocks; the window is open while > 0
         self._window_start = 0.0
         self._window_s = 0.0  # closed windows' wall seconds
         self._last_t: float | None = None  # time of the last successful sample in the open window
@@ -173,14 +170,8 @@ class GpuSampler(WindowedMeter):
         """Stops sampling, shuts NVML down and returns the totals; later calls return the same totals."""
         if self._result is not None:
             return self._result
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._halt()
         with self._lock:
-            if self._depth > 0:
-                # A window still open when sampling stops ends here.
-                self._depth = 1
-                self._closing()
             self._result = self._usage()
             self._shutdown()
         return self._result

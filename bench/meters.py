@@ -27,6 +27,9 @@ class WindowedMeter(ABC):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # guards the totals against the sampling thread
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None  # the sampling thread, started by a subclass's start()
+        self._depth = 0  # nested window() blocks; the window is open while > 0
 
     @abstractmethod
     def start(self) -> WindowedMeter:
@@ -55,6 +58,16 @@ class WindowedMeter(ABC):
             if active:
                 with self._lock:
                     self._closing()
+
+    def _halt(self) -> None:
+        """Stops the sampling thread and closes a window still open (it ends here); for stop()."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            if self._depth > 0:
+                self._depth = 1
+                self._closing()
 
     def __enter__(self) -> WindowedMeter:
         """start(); after the block, stop() returns the totals again."""
