@@ -154,13 +154,18 @@ def _headline(results: list[GroupResult], baseline: str, tolerance: float) -> li
         Heading(2, f"Headline: what AutoML's compute buys against {baseline}"),
         Paragraph(parity.caption(tolerance)),
     ]
+    unrun = [r.group.label for r in results if not (r.runs["status"] == "ok").any()]
     for r in results:
+        if r.group.label in unrun:
+            continue  # said once below, not as an empty figure and table
         blocks.append(Heading(3, r.group.label))
         blocks.append(r.headline if isinstance(r.headline, Figure) else Paragraph(f"Skipped {r.headline}."))
         if r.parities:
             blocks.append(Table(_without_data_column(parity.PARITY.display(r.parities)), f"{TABLES_DIR}/parity.csv"))
         else:
             blocks.append(Paragraph("No AutoML system ran on this data."))
+    if unrun:
+        blocks.append(Paragraph(f"No run ended ok on {'; '.join(unrun)}: see their sections for why."))
     return blocks
 
 

@@ -233,3 +233,19 @@ def test_cli_passes_the_tolerance_in_points(tmp_path: Path):
     assert "plots/d-x_headline.png" in head and "| AutoML | Budgets |" in head
     assert "## Verdicts" not in text
     assert detail.count("autokeras (8m, 3 seeds) reached") == 1 and "autokeras over 1m, 2m, 4m, 8m" in detail
+
+
+def test_the_headline_leaves_out_data_with_no_ok_run_and_says_so(tmp_path):
+    from bench.report import write_report
+    from tests.bench.report.report_sample import run, write_runs
+
+    rows = [run("digits", "s", "resnet", "30s", 0, accuracy=0.99, fit_s=10.0),
+            run("digits", "s", "autokeras", "30s", 0, accuracy=0.98, fit_s=30.0),
+            run("cifar10", "official", "resnet", "30s", 0, status="skipped", error="no data"),
+            run("cifar10", "official", "autokeras", "30s", 0, status="skipped", error="no data")]
+    write_runs(tmp_path, rows)
+    write_report(tmp_path)
+    text = (tmp_path / "REPORT.md").read_text()
+    headline = text[text.index("## Headline"):text.index("\n## ", text.index("## Headline") + 1)]
+    assert "### digits" in headline and "### cifar10" not in headline
+    assert "No run ended ok on cifar10" in headline
