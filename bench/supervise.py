@@ -29,9 +29,9 @@ from bench.spec import RunSpec
 POLL_S = 0.5  # how often the supervisor checks the child's clock and memory
 DISK_POLL_S = 5.0  # scratch-folder size is costlier to read, so less often
 LOG_TAIL_LINES = 40  # lines of a crashed run's log searched for its last error
-# Without an explicit cap a run may use this share of the machine's memory: enough for any run the shipped
-# suites make (full CIFAR-10 peaks near 2 GB), while one runaway run (a huge image, a leak) is stopped before
-# the machine swaps or its OOM killer picks the driver.
+# Without an explicit cap a run may use this share of the machine's memory: all a run could use while the
+# driver and the system keep theirs, so one runaway run (a huge image, a leak) is stopped before the machine
+# swaps or its OOM killer picks the driver.
 DEFAULT_RSS_SHARE = 0.8
 
 
