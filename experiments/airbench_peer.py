@@ -24,8 +24,8 @@ trains and scores exactly the images the port does, and nothing is downloaded.
 The benchmarks skip, with the reason, where torch, airbench or a CUDA GPU is missing (airbench94 builds its
 network in half precision with `.cuda()` and times with CUDA events), or where CIFAR-10 is not available; the
 port's where Keras' backend sees no GPU. The port runs under any Keras backend with a GPU
-(KERAS_BACKEND=tensorflow, jax or torch): where only PyTorch or JAX is installed, as on this project's
-device machines, it runs there without TensorFlow.
+(KERAS_BACKEND=tensorflow, jax or torch): on a GPU machine with only PyTorch or JAX installed, it runs
+without TensorFlow.
 
 On a CPU (AIRBENCH_PEER_DEVICE=cpu; results/airbench/cpu_peer.sh): the same airbench94 code, with its four
 CUDA-only calls redirected (see `run_on_cpu`): the network and images in float32 instead of float16 (a CPU has

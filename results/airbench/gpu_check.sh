@@ -16,7 +16,8 @@
 # in the other (bench with TensorFlow's CUDA build). Where Pythons with these are already installed, name
 # them instead and nothing is installed: PEER_PYTHON (torch, torchvision, airbench 0.1.8, bench) and
 # PORT_PYTHON (bench and Keras with a GPU backend; KERAS_BACKEND=jax or torch serve as well as TensorFlow).
-# This project's device machines (no network, PyTorch and JAX but no TensorFlow): see AIRBENCH_DIFF.md. Time on one H100/H200-class GPU, installs aside: the peer
+# For a GPU machine with no network and PyTorch and JAX but no TensorFlow, see results/gpu/. Time on one
+# H100/H200-class GPU, installs aside: the peer
 # about 1-2 minutes (3 runs of ~4 s, the data written once, a warm-up), the port a few minutes a run
 # (untested on a GPU: its step loop and numpy augmentation run on the host), malaria about 5 minutes.
 set -uo pipefail  # not -e: a failed step is reported at the end, the others still run

@@ -95,7 +95,7 @@ def test_auto_without_a_cluster_on_this_machine_fails_at_once(monkeypatch: pytes
 
 
 def test_a_malformed_address_is_refused() -> None:
-    for address in ("http://127.0.0.1:1", "127.0.0.1", ""):
+    for address in ("tcp://127.0.0.1:1", "127.0.0.1", ""):
         with pytest.raises(ConfigError, match="not a Ray address"):
             check_address(address)
 
