@@ -128,12 +128,14 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
     now = current_fingerprints(to_check)
     other_data = [s for s in specs if s.dataset in now and (r := recorded_ok(s)) is not None
                   and not same_data(r, now[s.dataset])]
+    if other_data:
+        from bench.report.formatting import plural  # the report's wording; imported only when it is needed
     for ref in sorted({s.dataset for s in other_data}, key=lambda r: (r.name, r.label)):
         stale = [s for s in other_data if s.dataset == ref]
         was = sorted({done[s.run_id].data_fingerprint for s in stale})
         label = f" ({ref.label})" if ref.label else ""
         console.print(f"[yellow]data changed[/]: {ref.name}{label} loads as {now[ref]} now, "
-                      f"{fmt_plural(len(stale))} recorded on {', '.join(was)}: run again")
+                      f"{plural(len(stale), 'run')} recorded on {', '.join(was)}: run again")
 
     def finished(spec: RunSpec) -> bool:
         record = recorded_ok(spec)
@@ -197,11 +199,6 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
             show()
             console.print(f"    -> {escape(describe(spec))}: {outcome(record)}")
     return summary
-
-
-def fmt_plural(n: int) -> str:
-    """'1 run' / '3 runs'."""
-    return f"{n} run" + ("" if n == 1 else "s")
 
 
 def system_identity(name: str) -> dict[str, str]:
