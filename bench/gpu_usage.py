@@ -113,6 +113,25 @@ def held_capabilities(nvml: Any | None = None, visible: str | None | _Default = 
             nvml.nvmlShutdown()
 
 
+def held_gpus(nvml: Any | None = None, visible: str | None | _Default = _Default.FROM_ENV) -> list[int] | None:
+    """NVML indices of the GPUs this process may use; None when NVML cannot say."""
+    try:
+        if nvml is None:
+            import pynvml
+
+            nvml = pynvml
+        nvml.nvmlInit()
+    except Exception:  # no library or no driver: unknown
+        return None
+    try:
+        return _held_indices(nvml, os.environ.get("CUDA_VISIBLE_DEVICES") if visible is _Default.FROM_ENV else visible)
+    except Exception:
+        return None
+    finally:
+        with contextlib.suppress(Exception):
+            nvml.nvmlShutdown()
+
+
 class GpuSampler(WindowedMeter):
     """Samples the held GPUs about once per interval; only samples inside `window()` count."""
 

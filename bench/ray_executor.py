@@ -35,6 +35,7 @@ from bench.options import ConfigError
 from bench.records import RunRecord, record_for
 from bench.spec import Resources, RunSpec
 from bench.supervise import Limits, supervise
+from bench.systems.search.processes import GROUP_ENV, NAMESPACE_ENV, NODE_IP_ENV, RAY_ADDRESS_ENV
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]' (on the driver and on every node)"
 DEFAULT_MAX_RETRIES = 1  # a run whose node dies is tried once more before it is recorded as failed
@@ -146,8 +147,39 @@ def node_name(node_id: str) -> str:
     return node_id[:NODE_ID_CHARS]
 
 
-def _run_on_node(spec_json: str, limits: Limits, events: Any) -> tuple[str, dict[str, bytes]]:
-    """The Ray task: supervise the run in a scratch folder on this node; return its record and files."""
+def bundles_that_fit(held: dict[str, float], nodes: list[dict[str, float]]) -> int:
+    """How many bundles of `held` (a run's resources) the nodes can hold at once."""
+    total = 0
+    for node in nodes:
+        fits = [node.get(key, 0.0) // need for key, need in (("CPU", held["num_cpus"]), ("GPU", held["num_gpus"]))
+                if need > 0]
+        total += int(min(fits)) if fits else 0
+    return total
+
+
+def search_group(spec: RunSpec, held: dict[str, float], workers: int) -> tuple[str, Any]:
+    """A placement group of one bundle of `held` per process of the run's search, packed onto as few nodes as
+    hold it, named for the run (the search's chief finds it by name); (name, group)."""
+    import uuid
+
+    from ray.util.placement_group import placement_group
+
+    bundle = {"CPU": held["num_cpus"], **({"GPU": held["num_gpus"]} if held["num_gpus"] else {})}
+    name = f"bench-search-{spec.run_id}-{uuid.uuid4().hex[:8]}"
+    return name, placement_group([dict(bundle) for _ in range(workers)], strategy="PACK", name=name)
+
+
+def remove_group(group: Any) -> None:
+    """Releases a search's placement group (its tasks have ended or are being cancelled)."""
+    from ray.util.placement_group import remove_placement_group
+
+    with contextlib.suppress(Exception):
+        remove_placement_group(group)
+
+
+def _run_on_node(spec_json: str, limits: Limits, events: Any, group: str = "") -> tuple[str, dict[str, bytes]]:
+    """The Ray task: supervise the run in a scratch folder on this node; return its record and files. `group`
+    names the placement group of a search spread over several processes, which the run's chief joins."""
     import ray
 
     spec = RunSpec.from_json(spec_json)
@@ -161,7 +193,12 @@ def _run_on_node(spec_json: str, limits: Limits, events: Any) -> tuple[str, dict
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        record = supervise(replace(spec, out_dir=str(scratch)), limits).replace(node=node)
+        env = {}
+        if group:
+            context = ray.get_runtime_context()
+            env = {GROUP_ENV: group, RAY_ADDRESS_ENV: context.gcs_address, NAMESPACE_ENV: context.namespace,
+                   NODE_IP_ENV: ray.util.get_node_ip_address()}
+        record = supervise(replace(spec, out_dir=str(scratch)), limits, env).replace(node=node)
         folder = rundir.run_dir(scratch, spec.run_id)
         model = folder / rundir.MODEL
         if model.exists():
@@ -249,7 +286,7 @@ class RayExecutor(Executor):
     def map(self, specs: Iterable[RunSpec], on_start: OnStart | None = None) -> Iterator[tuple[RunSpec, RunRecord]]:
         """Submits every spec, longest first, and yields each record as its task ends."""
         ray = _ray()
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
         # Pinned to the driver's own node (soft affinity let Ray place it on a worker node), so a worker node
         # that dies does not take the start events with it.
@@ -266,6 +303,7 @@ class RayExecutor(Executor):
                 return []
 
         nodes = self.nodes()
+        groups: dict[str, Any] = {}  # run_id: the placement group of a search spread over several processes
         pending: dict[Any, RunSpec] = {}
         attempts: Counter[str] = Counter()
         by_id: dict[str, RunSpec] = {}
@@ -273,13 +311,23 @@ class RayExecutor(Executor):
             for spec in longest_first(specs):
                 by_id[spec.run_id] = spec
                 held = self.task_resources(spec.resources, nodes)
-                if held is None:
+                workers = spec.search_workers
+                if held is None or (workers > 1 and bundles_that_fit(held, nodes) < workers):
+                    for_workers = f" for each of {workers} search workers" if workers > 1 else ""
                     yield spec, self._write(spec, record_for(spec, "failed", error=(
-                        f"no node of the cluster has the resources this run declares ({spec.resources}); "
-                        "change the suite's resources or add such a node")), {})
+                        f"no node of the cluster has the resources this run declares ({spec.resources}){for_workers}; "
+                        "change the suite's resources or search_workers, or add such nodes")), {})
                     continue
-                ref = self._task.options(**held, max_retries=self.max_retries, retry_exceptions=False).remote(
-                    spec.to_json(), self.limits, events)
+                options: dict[str, Any] = {**held, "max_retries": self.max_retries, "retry_exceptions": False}
+                name = ""
+                if workers > 1:
+                    # One search over several processes: a bundle of the run's resources per process, reserved
+                    # at once; the run (the search's chief) takes the first, its workers the others.
+                    name, group = search_group(spec, held, workers)
+                    groups[spec.run_id] = group
+                    options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                        group, placement_group_bundle_index=0)
+                ref = self._task.options(**options).remote(spec.to_json(), self.limits, events, name)
                 pending[ref] = spec
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
@@ -289,6 +337,8 @@ class RayExecutor(Executor):
                         on_start(by_id[run_id], node)
                 for ref in ready:
                     spec = pending.pop(ref)
+                    if spec.run_id in groups:
+                        remove_group(groups.pop(spec.run_id))
                     record, files = self._outcome(ref, spec)
                     record = record.replace(attempts=attempts[spec.run_id] or None)
                     yield spec, self._write(spec, record, files)
@@ -296,6 +346,8 @@ class RayExecutor(Executor):
             for ref in pending:
                 with contextlib.suppress(ray.exceptions.RayError, ValueError):
                     ray.cancel(ref, force=True)
+            for group in groups.values():
+                remove_group(group)
             with contextlib.suppress(ray.exceptions.RayError, ValueError):
                 ray.kill(events)
 

@@ -94,6 +94,12 @@ class RunSpec:
         check_backend(self.backend)
 
     @property
+    def search_workers(self) -> int:
+        """Processes the run's search is spread over (its system's search_workers option; 1 without one)."""
+        value = dict(self.system_options).get("search_workers", 1)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else 1
+
+    @property
     def run_id(self) -> str:
         """Stable hash of what defines the run's outcome (not suite, paths or limits)."""
         key = {

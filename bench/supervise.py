@@ -23,8 +23,11 @@ from pathlib import Path
 import psutil
 
 from bench import backend, rundir
+from bench.gpu_usage import held_gpus
 from bench.records import RunRecord, record_for
 from bench.spec import RunSpec
+from bench.systems.search.distributed import SEARCH_CORES_ENV, SEARCH_GPUS_ENV, chief_gpus, split_evenly
+from bench.systems.search.processes import GROUP_ENV
 
 POLL_S = 0.5  # how often the supervisor checks the child's clock and memory
 DISK_POLL_S = 5.0  # scratch-folder size is costlier to read, so less often
@@ -53,8 +56,9 @@ class _Watch:
     peak_disk_mb: float = 0.0
 
 
-def supervise(spec: RunSpec, limits: Limits | None = None) -> RunRecord:
-    """Runs one spec in a child process under the limits; returns its record, whatever happens to the child."""
+def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] | None = None) -> RunRecord:
+    """Runs one spec in a child process under the limits (env: more of its environment); returns its record,
+    whatever happens to the child."""
     limits = limits or Limits()
     if limits.max_rss_mb is None:
         # The default is the machine's, read where the run runs (a Ray node's, not the driver's).
@@ -66,14 +70,24 @@ def supervise(spec: RunSpec, limits: Limits | None = None) -> RunRecord:
         stale.unlink(missing_ok=True)  # an old run's record must not pass for this run's
     spec_path = folder / rundir.SPEC
     rundir.write_atomic(spec_path, spec.to_json())
+    given = env or {}
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            # Keras reads its backend once, on import: the worker must start with it set.
-           backend.ENV: backend.resolve(spec.backend)}
+           backend.ENV: backend.resolve(spec.backend), **given}
+    first_share: list[int] = []
+    if GROUP_ENV not in given:  # in a placement group each process of a search holds its own resources already
+        env.update(search_gpu_env(spec.search_workers, env.get("CUDA_VISIBLE_DEVICES")))
+        first_share = search_cores(spec.search_workers, env)
     t0 = time.monotonic()
     try:
         with open(folder / rundir.LOG, "w", encoding="utf-8") as log:
             proc = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path)], stdout=log,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            if first_share:
+                # The chief of a search over several processes: on its share from the start, so the thread
+                # pools its libraries size on import match it.
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(proc.pid, first_share)
             try:
                 watch = _watch(proc, spec, limits, folder / rundir.WORK)
             except BaseException:
@@ -96,6 +110,35 @@ def supervise(spec: RunSpec, limits: Limits | None = None) -> RunRecord:
     rundir.write_atomic(record_path, record.to_json())
     result_path.unlink(missing_ok=True)
     return record
+
+
+def search_gpu_env(workers: int, visible: str | None) -> dict[str, str]:
+    """Environment for the first process of a search spread over `workers` (bench.systems.search.distributed):
+    the first of equal shares of the run's GPUs (CUDA_VISIBLE_DEVICES as given, else all NVML sees), and the
+    whole list for it to hand its workers. Where the GPUs do not divide evenly (or there are none) the processes
+    share what they see, so none may take a GPU's whole memory up front (TensorFlow's and JAX's default), and
+    the workers inherit that. Nothing for one process."""
+    if workers <= 1:
+        return {}
+    if visible is None:
+        indices = held_gpus()
+        visible = ",".join(map(str, indices)) if indices else None
+    mine, whole = chief_gpus(visible, workers)
+    if mine is None or whole is None:
+        return {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    # Integer indices as NVML numbers them (PCI bus order); CUDA's own default order may differ.
+    return {"CUDA_VISIBLE_DEVICES": mine, SEARCH_GPUS_ENV: whole, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+def search_cores(workers: int, env: dict[str, str]) -> list[int]:
+    """For the first process of a search spread over `workers` on this machine: the first of equal shares of
+    this process's cores, with all of them put in env for it to share out; [] for one process, or cores too few
+    (the search then fails saying so)."""
+    cores = sorted(os.sched_getaffinity(0))
+    if workers <= 1 or len(cores) < workers:
+        return []
+    env[SEARCH_CORES_ENV] = ",".join(map(str, cores))
+    return split_evenly(cores, workers)[0]
 
 
 def default_rss_cap_mb() -> float:

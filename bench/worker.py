@@ -32,6 +32,7 @@ from bench.records import RECORD_FIELDS, RunRecord, record_for
 from bench.spec import RunSpec
 from bench.systems import make_system
 from bench.systems.base import FitContext
+from bench.systems.search.distributed import whole_compute
 from bench.timing import peak_rss_mb
 
 ERROR_CHARS = 500  # error cells stay one readable line; the full traceback is in log.txt
@@ -45,7 +46,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise SoftStop("stopped at the run's hard time limit")
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: have the kernel kill this process if the driver dies (kill -9), so no orphan keeps writing."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -59,6 +60,15 @@ def error_text(exc: BaseException) -> str:
     """'Type: message' on one line, cut to ERROR_CHARS."""
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ").strip()
     return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
+
+def prepare_keras(spec: RunSpec) -> precision.Precision:
+    """Sets the run's arithmetic and kernels before a Keras system builds anything; every Keras system (and
+    every process of a distributed search) gets the same, the baseline's and Auto-Keras' alike."""
+    arithmetic = precision.choose(spec.precision)
+    set_precision(arithmetic.policy)
+    kernels.install()  # the fused batch-norm kernel
+    return arithmetic
 
 
 def execute(spec: RunSpec) -> RunRecord:
@@ -80,10 +90,7 @@ def execute(spec: RunSpec) -> RunRecord:
         common.update(system.identity(), budget_scope=system.budget_scope())
         packages = (system.library,)
         if system.uses_keras:
-            arithmetic = precision.choose(spec.precision)
-            set_precision(arithmetic.policy)
-            # Every Keras system gets the same kernels (fused batch norm), the baseline's and Auto-Keras' alike.
-            kernels.install()
+            arithmetic = prepare_keras(spec)
             import keras
 
             common.update(precision=arithmetic.policy, backend=keras.backend.backend())
@@ -103,10 +110,12 @@ def execute(spec: RunSpec) -> RunRecord:
         scores = metrics.score(data.y_test, result.probabilities)
         meta = metadata.collect(packages)
         known = {k: v for k, v in result.extras.items() if k in RECORD_FIELDS}
+        # A search over several processes: its workers' compute counts with the run's.
+        compute = whole_compute({"fit_s": result.fit_s, "cpu_s": result.cpu_s, **gpus.stop().as_fields()},
+                                result.extras)
         record = record_for(
             spec, "ok", accuracy=scores.accuracy, balanced_accuracy=scores.balanced_accuracy,
-            macro_f1=scores.macro_f1, log_loss=scores.log_loss, fit_s=result.fit_s,
-            predict_s=result.predict_s, cpu_s=result.cpu_s, **gpus.stop().as_fields(),
+            macro_f1=scores.macro_f1, log_loss=scores.log_loss, predict_s=result.predict_s, **compute,
             cpu_energy_j=cpu_energy.stop(),
             params=result.params, trials=result.trials, device=meta["gpus"][0] if meta["gpus"] else "cpu",
             hardware=meta["hardware"], **known, **common)
@@ -138,7 +147,7 @@ def execute(spec: RunSpec) -> RunRecord:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the spec file's path is the only argument."""
     args = sys.argv[1:] if argv is None else argv
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # The systems' progress (baseline epochs, budget plans, trials) goes to the run's log.txt.

@@ -50,10 +50,11 @@ class EqualCompute:
         return None if self.point is None else Versus(self.point, base)
 
 
-def _interpolate(lo: ConfigSummary, hi: ConfigSummary, fit_s: float) -> EqualCompute:
-    """The system between budgets lo and hi at fit_s, their mean fit times bracketing it (see EqualCompute)."""
-    span = math.log(hi.fit_s) - math.log(lo.fit_s)
-    w = 0.0 if span == 0 else (math.log(fit_s) - math.log(lo.fit_s)) / span
+def _interpolate(lo: ConfigSummary, hi: ConfigSummary, at_s: float) -> EqualCompute:
+    """The system between budgets lo and hi at compute at_s, their mean compute bracketing it (see EqualCompute)."""
+    lo_s, hi_s = _compute(lo), _compute(hi)
+    span = math.log(hi_s) - math.log(lo_s)
+    w = 0.0 if span == 0 else (math.log(at_s) - math.log(lo_s)) / span
     a, b = dict(lo.seed_accuracy), dict(hi.seed_accuracy)
     common = sorted(set(a) & set(b))
     if len(common) >= MIN_SEEDS_FOR_INTERVAL:
@@ -71,29 +72,34 @@ def _interpolate(lo: ConfigSummary, hi: ConfigSummary, fit_s: float) -> EqualCom
         else:
             accuracy, method = Spread(n, mean, None, None, None, "none"), ""
     point = dataclasses.replace(
-        lo, budget=f"{lo.budget}–{hi.budget}", fit_s=fit_s, accuracy=accuracy, seed_accuracy=per_seed,
+        lo, budget=f"{lo.budget}–{hi.budget}", fit_s=at_s, held_s=None, accuracy=accuracy, seed_accuracy=per_seed,
         runs=min(lo.runs, hi.runs), statuses=(),
     )
     return EqualCompute("interpolated", point, method)
 
 
-def equal_compute(curve: tuple[ConfigSummary, ...], fit_s: float | None) -> EqualCompute:
-    """The curve (ok budgets, ascending) at fit_s: interpolated, at a budget, or outside the budgets run."""
-    timed = [s for s in curve if s.fit_s]
-    if not timed or not fit_s:
+def _compute(s: ConfigSummary) -> float:
+    return s.compute_s or 0.0
+
+
+def equal_compute(curve: tuple[ConfigSummary, ...], at_s: float | None) -> EqualCompute:
+    """The curve (ok budgets, ascending) at compute at_s (ConfigSummary.compute_s: fit time, summed over a
+    search's processes): interpolated, at a budget, or outside the budgets run."""
+    timed = [s for s in curve if s.compute_s]
+    if not timed or not at_s:
         return EqualCompute("none")
     for s in timed:
-        if math.isclose(s.fit_s, fit_s, rel_tol=1e-9):
+        if math.isclose(_compute(s), at_s, rel_tol=1e-9):
             return EqualCompute("at budget", s, "per seed" if s.accuracy.n >= MIN_SEEDS_FOR_INTERVAL else "")
-    if fit_s < min(s.fit_s for s in timed):
+    if at_s < min(_compute(s) for s in timed):
         return EqualCompute("below")
-    if fit_s > max(s.fit_s for s in timed):
+    if at_s > max(_compute(s) for s in timed):
         return EqualCompute("above")
-    # Fit time need not rise with the budget (a search that stops early): take the first consecutive pair,
-    # in budget order, whose fit times bracket it; one exists since fit_s is within their range.
+    # Compute need not rise with the budget (a search that stops early): take the first consecutive pair,
+    # in budget order, whose compute brackets it; one exists since at_s is within their range.
     for lo, hi in zip(timed, timed[1:], strict=False):
-        if min(lo.fit_s, hi.fit_s) <= fit_s <= max(lo.fit_s, hi.fit_s):
-            return _interpolate(lo, hi, fit_s)
+        if min(_compute(lo), _compute(hi)) <= at_s <= max(_compute(lo), _compute(hi)):
+            return _interpolate(lo, hi, at_s)
     return EqualCompute("none")  # unreachable; kept so that a bug reads as 'no value', not a wrong one
 
 
@@ -191,7 +197,7 @@ class Parity:
     @property
     def equal(self) -> EqualCompute:
         """The system at the baseline reference's fit time."""
-        return equal_compute(self.curve, self.base.fit_s if self.base else None)
+        return equal_compute(self.curve, self.base.compute_s if self.base else None)
 
     @property
     def equal_text(self) -> str:
@@ -313,7 +319,8 @@ def caption(tolerance: float) -> str:
         f"Parity: the AutoML system's mean accuracy within {100 * tolerance:g} points of the baseline's reference "
         "(its most accurate configuration) and the difference not resolved as worse (paired 95% t-interval where 3 "
         "or more seeds pair, else the two intervals must not overlap). Compute to parity is the ratio of mean fit "
-        "times at the smallest budget reaching it; where none does, the largest budget's ratio is a lower bound. "
+        "times (of a search spread over several processes, the seconds they held resources, summed) at the "
+        "smallest budget reaching it; where none does, the largest budget's ratio is a lower bound. "
         "Accuracy at the baseline's compute is interpolated linearly in log fit time between the two budgets "
         "whose fit times bracket the baseline's, never extrapolated; the last number is its difference from the "
         "baseline in points."

@@ -342,17 +342,18 @@ def _band(s: ConfigSummary) -> tuple[float, float] | None:
 def headline(
     group: Group, summaries: list[ConfigSummary], found: list[Parity], folder: Path, colors: dict[str, tuple]
 ) -> Figure | str:
-    """Every contender's accuracy against its mean fit time (log axis): a line through each system's budgets with
-    its band over seeds, the floor as a horizontal line, a star where an AutoML system reaches parity."""
-    shown = [s for s in summaries if s.system_class != "floor" and s.accuracy.mean is not None and s.fit_s]
+    """Every contender's accuracy against its mean compute (log axis: fit time, or the summed held time of a search
+    spread over several processes): a line through each system's budgets with its band over seeds, the floor as
+    a horizontal line, a star where an AutoML system reaches parity."""
+    shown = [s for s in summaries if s.system_class != "floor" and s.accuracy.mean is not None and s.compute_s]
     if not shown:
         return "the headline figure: no ok run (besides the floor) with a recorded fit time"
-    per_unit, unit = _time_unit(max(s.fit_s for s in shown))
+    per_unit, unit = _time_unit(max(s.compute_s for s in shown))
     base = reference(summaries, "baseline")
     fig, ax = plt.subplots(figsize=(8.4, 4.6))
     for system in dict.fromkeys(s.system for s in shown):  # summaries' order: baseline, then AutoML
-        mine = sorted((s for s in shown if s.system == system), key=lambda s: s.fit_s)
-        x = [s.fit_s / per_unit for s in mine]
+        mine = sorted((s for s in shown if s.system == system), key=lambda s: s.compute_s)
+        x = [s.compute_s / per_unit for s in mine]
         y = [100 * s.accuracy.mean for s in mine]
         color = colors[system]
         ax.plot(x, y, marker="o", color=color, linewidth=1.8, label=system)
@@ -365,13 +366,13 @@ def headline(
                     ax.plot([xi, xi], band, color=color, linewidth=2.5, alpha=0.5)
         for s, xi, yi in zip(mine, x, y, strict=True):
             ax.annotate(s.budget, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
-    if base is not None and base.fit_s:
-        ax.scatter([base.fit_s / per_unit], [100 * base.accuracy.mean], s=180, facecolors="none",
+    if base is not None and base.compute_s:
+        ax.scatter([base.compute_s / per_unit], [100 * base.accuracy.mean], s=180, facecolors="none",
                    edgecolors="black", linewidths=1.2, label=f"reference: {base.system} ({base.budget})", zorder=3)
     marked = False
     for p in found:
-        if p.reached is not None and p.reached.fit_s:
-            ax.scatter([p.reached.fit_s / per_unit], [100 * p.reached.accuracy.mean], marker="*", s=260,
+        if p.reached is not None and p.reached.compute_s:
+            ax.scatter([p.reached.compute_s / per_unit], [100 * p.reached.accuracy.mean], marker="*", s=260,
                        color=colors[p.system], edgecolors="black", linewidths=0.8, zorder=4,
                        label=None if marked else "parity reached")
             marked = True
@@ -380,7 +381,10 @@ def headline(
             level = 100 * s.accuracy.mean
             ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=f"floor: {s.system} ({level:.1f}%)")
     _log_x(ax)
-    ax.set_xlabel(f"mean fit time per run ({unit}, log scale)")
+    # Where a search ran in several processes, its x is their summed held time, not its wall time.
+    summed = any(s.search_workers > 1 for s in shown)
+    what = "mean compute per run: fit time, summed over a search's processes" if summed else "mean fit time per run"
+    ax.set_xlabel(f"{what} ({unit}, log scale)")
     ax.set_ylabel("test accuracy (%), mean over seeds")
     # Beside the axes, not on them: the lines run anywhere from the floor to the top.
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

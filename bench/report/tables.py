@@ -107,6 +107,15 @@ class ConfigSummary:
     # Mean energy per ok run over fit and predict (NVML; RAPL, the whole CPU package's); None: none measured.
     gpu_energy_j: float | None = None
     cpu_energy_j: float | None = None
+    # Mean seconds of resources held per ok run: fit_s for a run of one process, summed over the processes of a
+    # search spread over several (held_s); the compute every ratio compares.
+    held_s: float | None = None
+    search_workers: int = 1  # the most processes a run's search was spread over
+
+    @property
+    def compute_s(self) -> float | None:
+        """What a comparison counts as this configuration's compute: held_s, else fit_s."""
+        return self.held_s if self.held_s is not None else self.fit_s
 
     @property
     def ok(self) -> int:
@@ -160,6 +169,8 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSum
                 ),
                 gpu_energy_j=_measured_mean(ok, "gpu_energy_j"),
                 cpu_energy_j=_measured_mean(ok, "cpu_energy_j"),
+                held_s=_held_mean(ok),
+                search_workers=_most_workers(ok),
             )
         )
     return sorted(summaries, key=lambda s: (CLASS_ORDER[s.system_class], s.system, budget_key(s.budget)))
@@ -171,6 +182,21 @@ def _measured_mean(ok: pd.DataFrame, column: str) -> float | None:
         return None
     values = ok[column].dropna()
     return mean_or_none(values) if len(values) else None
+
+
+def _held_mean(ok: pd.DataFrame) -> float | None:
+    """Mean seconds of resources held per ok run (held_s where recorded, else fit_s); None where no run was
+    spread over several processes, so every table made without such runs reads as before."""
+    if "held_s" not in ok or not ok["held_s"].notna().any():
+        return None
+    return mean_or_none(ok["held_s"].fillna(ok["fit_s"]))
+
+
+def _most_workers(ok: pd.DataFrame) -> int:
+    if "search_workers" not in ok:
+        return 1
+    most = ok["search_workers"].max()
+    return int(most) if pd.notna(most) else 1
 
 
 def reference(summaries: list[ConfigSummary], klass: str) -> ConfigSummary | None:
@@ -262,10 +288,11 @@ class Versus:
 
     @property
     def compute_ratio(self) -> float | None:
-        """AutoML mean fit time over the baseline's."""
-        if self.baseline is None or self.automl.fit_s is None or not self.baseline.fit_s:
+        """AutoML mean compute over the baseline's: fit time, or for a search spread over several processes the
+        seconds they held resources, summed (ConfigSummary.compute_s)."""
+        if self.baseline is None or self.automl.compute_s is None or not self.baseline.compute_s:
             return None
-        return self.automl.fit_s / self.baseline.fit_s
+        return self.automl.compute_s / self.baseline.compute_s
 
     @property
     def paired(self) -> Spread | None:

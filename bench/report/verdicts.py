@@ -39,12 +39,21 @@ def _interval_name(v: Versus) -> str:
     return "intervals (95% CI or ± 1 std)"
 
 
+def _compute_words(v: Versus) -> str:
+    """'26x the compute', with the wall time beside it for a search spread over several processes."""
+    if v.compute_ratio is None:
+        return "fit time not recorded"
+    words = f"{fmt.ratio_words(v.compute_ratio)} the compute"
+    a = v.automl
+    if a.search_workers > 1 and a.fit_s is not None:
+        words += f" ({fmt.duration(a.fit_s)} of wall time on up to {a.search_workers} processes)"
+    return words
+
+
 def short_compare(v: Versus) -> str:
     """The 2019 form for a table cell: '26x the compute for 1.0 point less', '(not resolved)' where the seeds do
     not resolve the difference."""
-    compute = (
-        f"{fmt.ratio_words(v.compute_ratio)} the compute" if v.compute_ratio is not None else "fit time not recorded"
-    )
+    compute = _compute_words(v)
     d = v.difference
     if d is None:
         return compute
@@ -58,9 +67,7 @@ def short_compare(v: Versus) -> str:
 
 def compare(v: Versus) -> str:
     """The clause after the colon: compute ratio and whether the accuracy difference holds."""
-    compute = (
-        f"{fmt.ratio_words(v.compute_ratio)} the compute" if v.compute_ratio is not None else "fit time not recorded"
-    )
+    compute = _compute_words(v)
     d = v.difference
     if v.resolution == "too few seeds":
         few = ", ".join(f"{s.system} {s.ok}" for s in (v.automl, v.baseline) if s.ok < 2)

@@ -73,6 +73,7 @@ from bench.systems.autokeras_search import AutoKerasTrials, KerasRefit
 from bench.systems.autokeras_space import BLOCK_TYPES, parse_block_types
 from bench.systems.base import FitContext
 from bench.systems.search import BUDGET_SCOPES, SearchLog, SearchSystem, budgeted, max_trials
+from bench.systems.search.distributed import check_search_workers
 
 # Auto-Keras' own max_trials, used for the `full` budget.
 LIBRARY_MAX_TRIALS = 100
@@ -130,10 +131,14 @@ class _AutoKerasSystem(SearchSystem):
         # search stops early enough for the best trial's predicted refit. 'search': the budget bounds the
         # search only and the refit follows (the 2019 protocol; the paper suite uses it).
         budget_scope: str = "total"
+        # Processes the search runs in, each on its share of the run's cores and GPUs, under one budget; the
+        # first also serves the oracle and refits (bench.systems.search.distributed). 1: one process, as shipped.
+        search_workers: int = 1
 
         def __post_init__(self) -> None:
             if self.budget_scope not in BUDGET_SCOPES:
                 raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}")
+            check_search_workers(self.search_workers)
             if self.batch_size < 1:
                 raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
             if not 0 < self.validation_fraction < 1:

@@ -39,6 +39,8 @@ class FitContext:
     # time.monotonic() value by which the budget's time runs out (None: no time limit).
     deadline: float | None = None
     keep_models: bool = False
+    # Set in a worker process of a search spread over several (bench.systems.search.distributed.WorkerPlan).
+    search_worker: Any = None
 
 
 @dataclass(frozen=True)

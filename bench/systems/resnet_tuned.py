@@ -81,6 +81,7 @@ from bench.systems.search import (
     budgeted,
     refit_stop_at,
 )
+from bench.systems.search.distributed import check_search_workers
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +219,12 @@ class ResNetTuned(SearchSystem):
         # 'total': the budget bounds search and refit (the search ends early enough for the predicted refit);
         # 'search': it bounds the search, and the refit follows (the 2019 protocol; the paper suite's).
         budget_scope: str = "total"
+        # Processes the search runs in, each on its share of the run's cores and GPUs, under one budget; the
+        # first also serves the oracle and refits (bench.systems.search.distributed). 1: one process.
+        search_workers: int = 1
 
         def __post_init__(self) -> None:
+            check_search_workers(self.search_workers)
             if self.recipe != "auto" and self.recipe not in TUNABLE_RECIPES:
                 raise ValueError(f"unknown or untunable recipe {self.recipe!r}; valid: auto, "
                                  f"{', '.join(TUNABLE_RECIPES)}")

@@ -1,14 +1,17 @@
-"""A searcher in one short file on bench.systems.search: RandomSearch, no refit (the best trial's model predicts)."""
+"""A searcher in one short file on bench.systems.search: RandomSearch, no refit (the best trial's model predicts;
+in a search over several processes, where another may have trained it, the best configuration is trained again)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from bench.systems.base import FitContext
 from bench.systems.search import SearchSystem, budgeted, max_trials
+from bench.systems.search.distributed import check_search_workers
 
 EPOCHS = 5  # per trial: a few seconds on digits, so a 10 s budget sees several trials and a cut one
 LIBRARY_MAX_TRIALS = 10  # keras-tuner's RandomSearch default, for the `full` budget
@@ -21,6 +24,15 @@ class TinyRandomSearch(SearchSystem):
     description: ClassVar[str] = "keras-tuner RandomSearch over a 2-unit Dense model (a test of bench.systems.search)"
     library: ClassVar[str] = "keras-tuner"
     uses_keras: ClassVar[bool] = True
+
+    @dataclass(frozen=True)
+    class Options:
+        """Processes the search runs in."""
+
+        search_workers: int = 1
+
+        def __post_init__(self) -> None:
+            check_search_workers(self.search_workers)
 
     def budget_scope(self) -> str:
         """No refit: the search is all of fit."""
@@ -46,9 +58,14 @@ class TinyRandomSearch(SearchSystem):
                 directory=str(ctx.workdir / "random-search"), overwrite=True, seed=ctx.seed, search_log=log)
             tuner.search(x, y, epochs=EPOCHS, validation_split=0.2, verbose=0)
             log.search_end = time.monotonic()
-            if tuner.best_trial() is None:
+            best = tuner.best_trial()
+            if best is None:
                 raise log.no_completed_trial(self.name)
-            self._model = tuner.get_best_models(1)[0]
+            if log.chief is None:
+                self._model = tuner.get_best_models(1)[0]
+            else:
+                self._model = build(best.hyperparameters)
+                self._model.fit(x, y, epochs=EPOCHS, verbose=0)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """The best trial's model's softmax."""

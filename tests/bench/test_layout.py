@@ -91,6 +91,7 @@ def test_a_regular_install_provides_bench_datasets_and_takes_no_other_name(tmp_p
     assert {n.split("/")[0] for n in names} == {"bench", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "bench/datasets/cifar10.py" in names and "bench/baselines/cifar10.py" in names
     assert "bench/suites/smoke.toml" in names
+    assert "bench/systems/search/tuner.py" in names and "bench/search_worker.py" in names  # every package
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = ("import importlib.util as u, bench.datasets as d, bench.baselines as b; "

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from bench.systems.base import FitContext, System
+from bench.systems.search.distributed import CHIEF, Chief, Ledger
 from bench.systems.search.log import SearchLog
 
 
@@ -23,6 +24,7 @@ class SearchSystem(System):
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
         self._log: SearchLog | None = None
+        self._workers: dict[str, Any] = {}  # a distributed search's workers' compute (Chief.usage)
 
     # --- what a searcher says --------------------------------------------------------------------------
     def refit_extras(self) -> dict[str, Any]:
@@ -39,12 +41,31 @@ class SearchSystem(System):
     def searching(self, ctx: FitContext, t0: float, project_folder: str, scope: str | None = None,
                   **fields: Any) -> Iterator[SearchLog]:
         """A new log for a search started at t0 (scope: the options' budget_scope unless given); on leaving,
-        however fit ended, trials.csv is written and the tuner's folder under ctx.workdir deleted."""
+        however fit ended, trials.csv is written and the tuner's folder under ctx.workdir deleted. With
+        search_workers > 1 the search's other processes start here and are gone on leaving; in one of those
+        workers (ctx.search_worker) the log follows the chief's deadline."""
         self._log = log = SearchLog.start(ctx, t0, scope or self.options.budget_scope, **fields)
+        plan = ctx.search_worker
+        if plan is not None:  # a worker of a distributed search (its ctx.workdir is its own)
+            log.worker, log.ledger = plan.worker, Ledger(plan)
+        elif self.search_workers() > 1:
+            log.worker = CHIEF
+            log.chief = Chief.start(log, self.search_workers(), ctx)
         try:
             yield log
         finally:
-            log.finish(ctx.run_dir, ctx.workdir / project_folder)
+            try:
+                log.finish(ctx.run_dir, ctx.workdir / project_folder)
+            finally:
+                if log.chief is not None:
+                    log.chief.close()
+                    self._workers = log.chief.usage()
+                if log.ledger is not None:
+                    log.ledger.close()
+
+    def search_workers(self) -> int:
+        """Processes the search runs in (the options' search_workers; 1 for a searcher without it)."""
+        return int(getattr(self.options, "search_workers", 1))
 
     def budget_scope(self) -> str:
         """What a wall-clock budget bounds in this run: 'total' or 'search'."""
@@ -58,4 +79,4 @@ class SearchSystem(System):
         """The search's figures (SearchLog.extras) and the refit's (refit_extras)."""
         if self._log is None:
             return {}
-        return {**self._log.extras(self.budget_scope(), self.budget_end()), **self.refit_extras()}
+        return {**self._log.extras(self.budget_scope(), self.budget_end()), **self.refit_extras(), **self._workers}

@@ -21,12 +21,17 @@ out-of-memory) are recorded as failed and the search goes on.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.systems.search.distributed import WorkerFinished
 from bench.systems.search.log import SearchLog
 from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_callback, finished_epochs
+
+log = logging.getLogger(__name__)
 
 # Failed trials in a row before the search gives up (keras-tuner's default is 3): high enough to get past
 # a run of trials that need a download, low enough that a search where nothing can run ends quickly.
@@ -59,6 +64,14 @@ class BudgetedTuner:
         search_log.project_dir = Path(self.project_dir)
         self.outcomes: dict[str, Outcome] = {}
         self.not_started = ""  # why the search ended before its oracle did
+        # A search over several processes (bench.systems.search.distributed): the chief serves this oracle; a
+        # worker asks the chief's instead of its own.
+        if search_log.worker:
+            self.tuner_id = search_log.worker
+        if search_log.chief is not None:
+            search_log.chief.serve(self)
+        if search_log.ledger is not None:
+            self.oracle = search_log.ledger.oracle(self.oracle)
 
     # --- what a searcher may say ------------------------------------------------------------------------
     def summarize(self, trial: Any) -> str:
@@ -74,7 +87,12 @@ class BudgetedTuner:
         """Ends the search at the deadline, when no trial could score in the time left, or after a trial was
         not started (the first trial always starts)."""
         log = self.search_log
-        if self.oracle.trials and (self.not_started or log.past_deadline() or log.too_late_for_a_trial()):
+        if log.ledger is not None:
+            # A worker: its first trial does not always start (the chief's does), and it stops itself; the
+            # chief's oracle stops the others when the chief's own loop ends.
+            if self.not_started or log.past_deadline() or (log.rows and log.too_late_for_a_trial()):
+                self.oracle.close()
+        elif self.oracle.trials and (self.not_started or log.past_deadline() or log.too_late_for_a_trial()):
             self.oracle.max_trials = len(self.oracle.trials)
         super().pre_create_trial()  # type: ignore[misc]
 
@@ -82,6 +100,9 @@ class BudgetedTuner:
         """Starts the trial's clock and outcome."""
         self.search_log.note_start(str(trial.trial_id))
         self.outcomes[trial.trial_id] = Outcome()
+        if self.search_log.ledger is not None:  # so the chief can fail it if this worker dies
+            self.search_log.ledger.send("begin", trial_id=str(trial.trial_id), unix=time.time())
+            log.info("trial %s begins on %s", trial.trial_id, self.search_log.worker)
         super().on_trial_begin(trial)  # type: ignore[misc]
 
     def skip(self, trial: Any, reason: str) -> None:
@@ -108,11 +129,36 @@ class BudgetedTuner:
             super().on_trial_end(trial)  # type: ignore[misc]
         finally:
             if trial.trial_id in self.outcomes:
-                self._record(self.oracle.trials.get(trial.trial_id, trial))
-            best = self.best_trial()
-            epochs = None if best is None else self.refit_epochs(best)
-            if epochs is not None:
-                self.search_log.refit_reserve_s = self.search_log.refit_estimate(str(best.trial_id), epochs)
+                self._record(self._oracle_trial(trial))
+            if self.search_log.ledger is None:  # a worker's trials reach the chief's reserve through its ledger
+                self.reserve_refit()
+
+    def reserve_refit(self) -> None:
+        """Reserves the predicted refit of the best trial so far (once its epochs are known)."""
+        best = self.best_trial()
+        epochs = None if best is None else self.refit_epochs(best)
+        if epochs is not None:
+            self.search_log.refit_reserve_s = self.search_log.refit_estimate(str(best.trial_id), epochs)
+
+    def on_search_end(self) -> None:
+        """The chief of a distributed search waits for its workers' trials; a worker's part ends here."""
+        log = self.search_log
+        if log.chief is not None:
+            log.chief.join()
+        super().on_search_end()  # type: ignore[misc]
+        if log.ledger is not None:
+            raise WorkerFinished
+
+    def _is_worker(self) -> bool:
+        """A worker of a distributed search saves no oracle (keras-tuner tells one only by its environment)."""
+        return self.search_log.ledger is not None or super()._is_worker()  # type: ignore[misc]
+
+    def _oracle_trial(self, trial: Any) -> Any:
+        """The oracle's copy of a trial (scores and status), or the trial itself where the oracle has none."""
+        try:
+            return self.oracle.get_trial(trial.trial_id)
+        except KeyError:
+            return trial
 
     def best_trial(self) -> Any:
         """The completed trial with the best score, or None (keras-tuner pads its list with unfinished ones)."""

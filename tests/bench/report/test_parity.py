@@ -249,3 +249,19 @@ def test_the_headline_leaves_out_data_with_no_ok_run_and_says_so(tmp_path):
     headline = text[text.index("## Headline"):text.index("\n## ", text.index("## Headline") + 1)]
     assert "### digits" in headline and "### cifar10" not in headline
     assert "No run ended ok on cifar10" in headline
+
+
+def test_a_search_over_several_processes_is_placed_by_its_summed_compute(tmp_path: Path):
+    """Two processes held for 30 s and 60 s of wall time are 60 s and 120 s of compute: the curve, the parity
+    ratio and the equal-compute point read the same as the one-process curve of those computes."""
+    rows = [
+        run("d", "x", "autokeras", budget, seed, accuracy=a, fit_s=FIT[budget] / 2, held_s=FIT[budget],
+            search_workers=2)
+        for budget, accs in CLIMB.items()
+        for seed, a in enumerate(accs)
+    ]
+    p = analyse(tmp_path, _baseline() + rows)
+    one_process = analyse(tmp_path / "one", _baseline() + _automl(CLIMB))
+    assert p.reached.budget == one_process.reached.budget == "4m"
+    assert p.parity_ratio == pytest.approx(2.4) and p.reached.fit_s == 120.0
+    assert p.equal.point.accuracy.mean == pytest.approx(one_process.equal.point.accuracy.mean)

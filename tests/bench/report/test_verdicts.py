@@ -96,3 +96,13 @@ def test_a_budget_bounding_the_search_only_is_said(tmp_path: Path):
     rows += [run("d", "x", "autokeras", "1m", s, accuracy=0.8, fit_s=90.0, budget_scope="search") for s in (0, 1)]
     [sentence] = sentences_for(tmp_path, rows)["d"]
     assert sentence.startswith("autokeras (1m, search only, 2 seeds) reached 80.0% in 1.5 min; ")
+
+
+def test_a_search_over_several_processes_is_compared_by_its_summed_compute_with_its_wall_time(tmp_path: Path):
+    """3 h on 8 processes against a 1-hour baseline reads as 24x the compute, the wall time beside it."""
+    rows = [run("d", "", "autokeras", "3h", s, accuracy=0.90, fit_s=3 * 3600.0, held_s=24 * 3600.0,
+                search_workers=8) for s in (0, 1, 2)]
+    rows += [run("d", "", "resnet", "1h", s, accuracy=0.90 + 0.001 * s, fit_s=3600.0) for s in (0, 1, 2)]
+    [sentence] = sentences_for(tmp_path / "a", rows)["d"]
+    assert "reached 90.0% in 3.0 h" in sentence
+    assert "24x the compute (3.0 h of wall time on up to 8 processes)" in sentence, sentence

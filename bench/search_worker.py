@@ -1,0 +1,93 @@
+"""A worker process of a search spread over several (bench.systems.search.distributed).
+
+Started by the chief as `python -m bench.search_worker PLAN_JSON`: it pins itself to its cores before
+any library sizes a thread pool, sets up Keras as the run's own process does (bench.worker.prepare_keras), loads
+the run's data and runs the system's fit with the plan in its FitContext, so the system builds the same tuner
+and the search package puts it under the chief's oracle and deadline. Its part ends with WorkerFinished when its
+trial loop does; it then sends its GPU figures to the chief's ledger and exits. It writes no record: its trials
+and compute are in the chief's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from bench.systems.search.distributed import Ledger, WorkerFinished, WorkerPlan, pin_process
+
+
+def run(plan: WorkerPlan) -> str:
+    """This worker's part of the search; returns its error ('' when its part ended as planned)."""
+    from bench.datasets import load_data
+    from bench.gpu_usage import GpuSampler
+    from bench.meters import Meters
+    from bench.spec import RunSpec
+    from bench.systems import make_system
+    from bench.systems.base import FitContext
+    from bench.systems.search.budget import from_wall_clock
+    from bench.worker import error_text, prepare_keras
+
+    spec = RunSpec.from_json(plan.spec)
+    gpus = GpuSampler()
+    error = ""
+    try:
+        system = make_system(spec.system, dict(spec.system_options))
+        if system.uses_keras:
+            prepare_keras(spec)
+        data = load_data(spec.dataset.name, dict(spec.dataset.options), spec.dataset.max_train,
+                         spec.dataset.max_test)
+        random.seed(spec.seed)
+        np.random.seed(spec.seed)
+        ctx = FitContext(budget=spec.budget, seed=spec.seed, workdir=Path(plan.workdir), run_dir=Path(plan.run_dir),
+                         n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
+                         deadline=None if plan.deadline_unix is None else from_wall_clock(plan.deadline_unix),
+                         search_worker=plan)
+        with Meters(gpus) as meters, meters.window():
+            system.fit(data.x_train, data.y_train, ctx)
+        error = "the search ended without this worker's part ending"
+    except WorkerFinished:
+        pass
+    except BaseException as exc:  # noqa: BLE001 - reported to the chief, which records the search
+        traceback.print_exc()
+        error = error_text(exc)
+    finally:
+        usage = gpus.stop()
+    ledger = Ledger(plan)
+    try:
+        ledger.send("done", usage={**usage.as_fields(), "error": error})
+    finally:
+        ledger.close()
+    return error
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: the plan file's path is the only argument."""
+    from bench.worker import SoftStop, die_with_parent
+
+    args = sys.argv[1:] if argv is None else argv
+    plan = WorkerPlan.from_json(Path(args[0]).read_text())
+    die_with_parent()  # no worker outlives its chief
+
+    def _stop(signum: int, frame: object) -> None:
+        raise SoftStop("stopped by the search's chief")
+
+    signal.signal(signal.SIGTERM, _stop)
+    pin_process(plan.cores)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    error = run(plan)
+    print(f"search {plan.worker}: {error or 'done'}", flush=True)
+    return 1 if error else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

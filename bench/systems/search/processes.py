@@ -1,0 +1,201 @@
+"""Where a distributed search's workers run: processes on the chief's machine, or Ray tasks on the bundles of the
+run's placement group (bench.ray_executor reserves it; the chief's own task holds its first bundle).
+
+Either way a worker is `python -m bench.search_worker PLAN` (so it pins itself, dies with its parent and
+reports to the chief's ledger the same way), and the chief sees a WorkerProcess: poll() for its exit and CPU
+seconds (wait4, so a killed worker's are known too), stop() to end it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+REMOTE_MODULE = "bench.search_worker"
+# Set by the Ray executor for a run whose search has a placement group: its name, the cluster's GCS address,
+# the driver's namespace (a placement group's name is looked up in it) and this node's address in the cluster.
+GROUP_ENV, RAY_ADDRESS_ENV, NAMESPACE_ENV, NODE_IP_ENV = (
+    "BENCH_SEARCH_GROUP", "BENCH_SEARCH_RAY_ADDRESS", "BENCH_SEARCH_NAMESPACE", "BENCH_SEARCH_NODE_IP")
+LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
+# On each node, where a search's Ray workers work (their tuner projects), as bench.ray_executor's runs do.
+SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-search"
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How a worker process ended."""
+
+    how: str  # 'exited with code 0', 'killed by SIGKILL', 'lost with its node (NodeDiedError)'
+    ok: bool
+    cpu_s: float = 0.0  # its CPU seconds, whole process (0 where it was lost)
+
+
+def exit_of(status: int, usage: Any) -> Exit:
+    """An Exit from os.wait4's status and resource usage."""
+    code = os.waitstatus_to_exitcode(status)
+    how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    return Exit(how, code == 0, 0.0 if usage is None else usage.ru_utime + usage.ru_stime)
+
+
+def worker_env(plan: Any) -> dict[str, str]:
+    """A worker's environment: its GPUs, and thread pools sized to its cores (TensorFlow's follow its affinity;
+    OpenMP's and OpenBLAS's, started on import before it pins itself, follow these)."""
+    from bench.systems.search.distributed import SEARCH_CORES_ENV, SEARCH_GPUS_ENV
+
+    env = {k: v for k, v in os.environ.items() if k not in (SEARCH_GPUS_ENV, SEARCH_CORES_ENV, GROUP_ENV)}
+    if plan.cores:
+        env["OMP_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = str(len(plan.cores))
+    if plan.gpus is not None:
+        env["CUDA_VISIBLE_DEVICES"] = plan.gpus
+    return env
+
+
+def start_process(plan: Any, log_path: Path) -> subprocess.Popen:
+    """Starts `python -m bench.search_worker` on the plan (written into its workdir), output to log_path;
+    in this process's group, so a kill of the run's group reaches it."""
+    plan_path = Path(plan.workdir) / "plan.json"
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    plan_path.write_text(plan.to_json())
+    with open(log_path, "w", encoding="utf-8") as out:
+        return subprocess.Popen([sys.executable, "-m", REMOTE_MODULE, str(plan_path)], stdout=out,
+                                stderr=subprocess.STDOUT, env=worker_env(plan))
+
+
+class WorkerProcess(ABC):
+    """A worker as the chief sees it."""
+
+    @abstractmethod
+    def poll(self) -> Exit | None:
+        """Its exit, once it has ended (collected once; later calls give None), else None."""
+
+    @abstractmethod
+    def stop(self, force: bool) -> None:
+        """Asks it to stop (SIGTERM: it records why and exits), or with force kills it."""
+
+
+class LocalWorker(WorkerProcess):
+    """A worker process on the chief's machine, its child."""
+
+    def __init__(self, plan: Any, log_path: Path) -> None:
+        self.proc = start_process(plan, log_path)
+
+    def poll(self) -> Exit | None:
+        """Collected with wait4, so its CPU time is known however it ended."""
+        if self.proc.returncode is not None:
+            return None
+        try:
+            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
+        except ChildProcessError:  # collected elsewhere: nothing to measure
+            self.proc.returncode = -1
+            return Exit("collected elsewhere", False)
+        if pid == 0:
+            return None
+        self.proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
+        return exit_of(status, usage)
+
+    def stop(self, force: bool) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL if force else signal.SIGTERM)
+
+
+def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
+    """The Ray task of one worker: the worker process in a scratch folder of this node; returns its Exit's
+    fields and the end of its log."""
+    from bench.systems.search.distributed import WorkerPlan
+
+    # One folder per run and worker on each node: a try killed outright cannot clean up after itself, so the
+    # next one clears what it left.
+    plan = WorkerPlan.from_json(plan_json)
+    scratch = SCRATCH_DIR / f"{plan.run_id}-{plan.worker}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        plan = replace(plan, run_dir=str(scratch), workdir=str(scratch / "work"))
+        log_path = scratch / "log.txt"
+        proc = start_process(plan, log_path)
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:  # the task cancelled: its worker goes with it
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            raise
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        done = exit_of(status, usage)
+        with open(log_path, "rb") as fh:
+            fh.seek(max(0, log_path.stat().st_size - LOG_TAIL_BYTES))
+            tail = fh.read()
+        return done.how, done.ok, done.cpu_s, tail
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class RayWorker(WorkerProcess):
+    """A worker as a Ray task on one bundle of the run's placement group, possibly on another node."""
+
+    def __init__(self, plan: Any, log_path: Path, group: Any, bundle: int) -> None:
+        import ray
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        held = group.bundle_specs[bundle]
+        self.log_path = log_path
+        self.ref = ray.remote(run_worker_on_node).options(
+            num_cpus=held.get("CPU", 0), num_gpus=held.get("GPU", 0), max_retries=0,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=bundle),
+        ).remote(plan.to_json())
+        self.collected = False
+
+    def poll(self) -> Exit | None:
+        import ray
+
+        if self.collected or not ray.wait([self.ref], timeout=0)[0]:
+            return None
+        self.collected = True
+        try:
+            how, ok, cpu_s, tail = ray.get(self.ref)
+        except ray.exceptions.RayError as exc:
+            return Exit(f"lost ({type(exc).__name__})", False)
+        self.log_path.write_bytes(tail)
+        return Exit(how, ok, cpu_s)
+
+    def stop(self, force: bool) -> None:
+        import ray
+
+        with contextlib.suppress(Exception):
+            ray.cancel(self.ref, force=force)
+
+
+class Cluster:
+    """The chief's connection to the Ray cluster its run's placement group is in (None outside Ray)."""
+
+    def __init__(self) -> None:
+        import ray
+
+        ray.init(address=os.environ[RAY_ADDRESS_ENV], namespace=os.environ[NAMESPACE_ENV],
+                 _node_ip_address=os.environ[NODE_IP_ENV], log_to_driver=False, logging_level="WARNING")
+        self.group = ray.util.get_placement_group(os.environ[GROUP_ENV])
+        self.host = os.environ[NODE_IP_ENV]
+
+    @staticmethod
+    def here() -> Cluster | None:
+        """The cluster, when this run's search has a placement group."""
+        return Cluster() if os.environ.get(GROUP_ENV) else None
+
+    def size(self) -> int:
+        """Bundles of the group: one per process of the search."""
+        return len(self.group.bundle_specs)
+
+    def close(self) -> None:
+        """Disconnects (the workers it started have ended or been cancelled)."""
+        import ray
+
+        ray.shutdown()

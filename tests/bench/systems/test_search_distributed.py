@@ -1,0 +1,301 @@
+"""One search over several processes (bench.systems.search.distributed): the plumbing without training (shares,
+GPU lists, the record's arithmetic, the chief's oracle and ledger over gRPC), then whole searches on digits:
+trials from every worker within one budget, compute summed, a worker or the chief killed, nothing left behind."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench import rundir
+from bench.budget import parse_budget
+from bench.execute import LocalExecutor
+from bench.options import ConfigError
+from bench.spec import DatasetRef, Resources, RunSpec, freeze
+from bench.supervise import search_gpu_env
+from bench.systems.search.distributed import (
+    SEARCH_GPUS_ENV,
+    WorkerPlan,
+    chief_gpus,
+    split_evenly,
+    whole_compute,
+)
+
+FAKE = "tests.bench.search_fake:TinyRandomSearch"
+REMOTE = "bench.search_worker"
+
+
+# --- plumbing -------------------------------------------------------------------------------------------
+def test_cores_and_gpus_are_shared_evenly_and_the_chief_gets_the_first_share() -> None:
+    assert split_evenly([0, 1, 2, 3, 4], 2) == [[0, 1, 2], [3, 4]]
+    assert split_evenly([0, 1], 2) == [[0], [1]]
+    assert chief_gpus("0,1,2,3", 2) == ("0,1", "0,1,2,3")
+    assert chief_gpus("GPU-aa, GPU-bb", 2) == ("GPU-aa", "GPU-aa,GPU-bb")
+    # GPUs that do not divide evenly, too few, none, or one process: nothing changes.
+    assert chief_gpus("0,1,2", 2) == chief_gpus("0", 2) == chief_gpus("", 2) == chief_gpus("0,1", 1) == (None, None)
+    env = search_gpu_env(2, "4,5")
+    assert env["CUDA_VISIBLE_DEVICES"] == "4" and env[SEARCH_GPUS_ENV] == "4,5"
+    assert search_gpu_env(1, "4,5") == {}
+    # One GPU for two processes: they share it, neither taking its whole memory up front.
+    assert search_gpu_env(2, "4") == {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+def test_a_worker_plan_goes_to_its_process_and_back() -> None:
+    plan = WorkerPlan("worker1", "127.0.0.1:5", 1.5e9, '{"seed": 0}', "/r/work/worker1", "/r/work/worker1/work",
+                      (2, 3), "1")
+    assert WorkerPlan.from_json(plan.to_json()) == plan
+
+
+def test_the_record_counts_every_process_compute_and_a_single_process_run_is_unchanged() -> None:
+    chief = {"fit_s": 100.0, "cpu_s": 90.0, "gpu_s": 100.0, "gpu_busy_s": 80.0, "gpu_energy_j": 5e4,
+             "gpu_count": 1, "gpu_mem_peak_mb": 900.0}
+    assert whole_compute(chief, {}) == chief
+    assert whole_compute(chief, {"search_workers": 1}) == chief
+    extras = {"search_workers": 3, "workers_held_s": 190.0, "workers_cpu_s": 170.0, "workers_gpu_s": 190.0,
+              "workers_gpu_busy_s": 150.0, "workers_gpu_energy_j": 9e4, "workers_gpu_count": 2,
+              "workers_gpu_mem_peak_mb": 1200.0}
+    out = whole_compute(chief, extras)
+    assert out["held_s"] == 290.0 and out["cpu_s"] == 260.0 and out["gpu_s"] == 290.0
+    assert out["gpu_busy_s"] == 230.0 and out["gpu_energy_j"] == 1.4e5 and out["gpu_count"] == 3
+    assert out["gpu_mem_peak_mb"] == 1200.0 and out["fit_s"] == 100.0  # fit_s stays wall time
+    # No GPU anywhere: the GPU fields stay empty, never 0.
+    cpu_only = whole_compute({"fit_s": 10.0, "cpu_s": 9.0, "gpu_s": None},
+                             {"search_workers": 2, "workers_held_s": 9.5, "workers_cpu_s": 8.0, "workers_gpu_s": None})
+    assert cpu_only["gpu_s"] is None and cpu_only["cpu_s"] == 17.0 and cpu_only["held_s"] == 19.5
+
+
+def test_a_search_needs_a_bundle_of_the_run_resources_per_process() -> None:
+    from bench.ray_executor import bundles_that_fit
+
+    def spec(**options: object) -> RunSpec:
+        return RunSpec(DatasetRef("digits"), "autokeras", parse_budget("1m"), 0, system_options=freeze(options))
+
+    assert spec().search_workers == 1 and spec(search_workers=3).search_workers == 3
+    gpu_nodes = [{"CPU": 16.0, "GPU": 8.0}, {"CPU": 16.0, "GPU": 8.0}, {"CPU": 0.0}]
+    assert bundles_that_fit({"num_cpus": 2.0, "num_gpus": 1.0}, gpu_nodes) == 16
+    assert bundles_that_fit({"num_cpus": 4.0, "num_gpus": 1.0}, gpu_nodes) == 8  # the cores run out first
+    assert bundles_that_fit({"num_cpus": 16.0, "num_gpus": 0.0}, gpu_nodes) == 2  # a whole CPU node each
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
+def test_search_workers_must_be_a_whole_number_of_processes(value: object) -> None:
+    from bench.systems import make_system
+
+    for system in ("autokeras", "autokeras-default", "autokeras-hybrid", "resnet-tuned"):
+        with pytest.raises(ConfigError, match="search_workers must be a whole number"):
+            make_system(system, {"search_workers": value})
+
+
+def test_the_chief_serves_its_oracle_and_ledger_to_a_worker_over_loopback(tmp_path: Path) -> None:
+    """A chief of one process (no worker started) and a worker's client in this process: the worker gets trials
+    from the chief's oracle, its trial row and times reach the chief's log, it follows the chief's deadline,
+    and closing its oracle ends its loop."""
+    import keras_tuner as kt
+
+    from bench.systems.base import FitContext
+    from bench.systems.search.distributed import Chief, Ledger
+    from bench.systems.search.log import SearchLog
+
+    budget = parse_budget("1m")
+    ctx = FitContext(budget=budget, seed=0, workdir=tmp_path / "work", run_dir=tmp_path, n_classes=2,
+                     class_names=("a", "b"), dataset="digits", deadline=time.monotonic() + 60)
+    chief_log = SearchLog.start(ctx, time.monotonic(), "total", worker="chief")
+    chief = Chief.start(chief_log, 1, ctx)
+    try:
+        host, port = chief.address.rsplit(":", 1)
+        assert host == "127.0.0.1"
+
+        class Tuner:  # what Chief.serve uses of a tuner
+            def __init__(self) -> None:
+                hp = kt.HyperParameters()
+                hp.Float("lr", 1e-3, 1e-1)
+                self.oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"),
+                                                            max_trials=5, hyperparameters=hp, seed=0)
+                self.oracle._set_project_dir(str(tmp_path / "oracle"), "p")
+                self.reserved = 0
+
+            def reserve_refit(self) -> None:
+                self.reserved += 1
+
+        tuner = Tuner()
+        chief.serve(tuner)
+        plan = WorkerPlan("worker1", chief.address, None, "{}", str(tmp_path), str(tmp_path / "w1"))
+        ledger = Ledger(plan)
+        try:
+            client = ledger.oracle(tuner.oracle)
+            trial = client.create_trial("worker1")
+            assert trial.status == "RUNNING" and 1e-3 <= trial.hyperparameters.get("lr") <= 1e-1
+            assert tuner.oracle.ongoing_trials["worker1"].trial_id == trial.trial_id
+            now = time.time()
+            ledger.send("trial", row={"trial_id": trial.trial_id, "started_unix": now - 2, "ended_unix": now,
+                                      "epochs": 3, "val_accuracy": 0.9, "status": "completed", "summary": "lr",
+                                      "error": "", "interrupted": False, "worker": "worker1"},
+                        times={"overhead_s": 0.5, "epoch_s": 0.5, "epochs_s": [0.6, 0.5, 0.4]})
+            row = chief_log.rows[-1]
+            assert (row.worker, row.trial_id, row.epochs, row.val_accuracy) == ("worker1", trial.trial_id, 3, 0.9)
+            assert chief_log.times.epoch_s[trial.trial_id] == 0.5 and tuner.reserved == 1
+            assert ledger.search_deadline == pytest.approx(chief_log.search_deadline(), abs=0.05)
+            chief_log.refit_reserve_s = 20.0  # the chief reserves a refit: the worker's deadline follows
+            ledger.send("poll")
+            assert ledger.search_deadline == pytest.approx(chief_log.deadline - 20.0, abs=0.05)
+            client.close()
+            assert client.create_trial("worker1").status == "STOPPED"
+        finally:
+            ledger.close()
+    finally:
+        chief.close()
+    with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=1):
+        pass  # nothing listens once the chief has closed
+
+
+# --- whole searches --------------------------------------------------------------------------------------
+def fake_spec(tmp_path: Path, budget: str, workers: int = 2) -> RunSpec:
+    return RunSpec(DatasetRef("digits"), FAKE, parse_budget(budget), 0, system_options=freeze(
+        {"search_workers": workers}), out_dir=str(tmp_path), timeout_s=300)
+
+
+def trial_rows(tmp_path: Path, run_id: str) -> list[dict[str, str]]:
+    with open(rundir.run_dir(tmp_path, run_id) / rundir.TRIALS, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def search_processes() -> list[psutil.Process]:
+    """Worker processes of a distributed search alive on this machine."""
+    return [p for p in psutil.process_iter(["cmdline"]) if REMOTE in " ".join(p.info["cmdline"] or [])]
+
+
+def chief_port(tmp_path: Path, run_id: str) -> int:
+    text = (rundir.run_dir(tmp_path, run_id) / rundir.LOG).read_text()
+    return int(text.split("chief serving on 127.0.0.1:")[1].split()[0])
+
+
+def wait_for(predicate, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.2)
+
+
+def worker_began_a_trial(tmp_path: Path, run_id: str) -> bool:
+    log = rundir.run_dir(tmp_path, run_id) / "search-worker1.log"
+    return log.exists() and "begins on worker1" in log.read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_budget_and_their_compute_is_summed(tmp_path: Path) -> None:
+    spec = fake_spec(tmp_path, "20s")
+    record = LocalExecutor().run(spec)
+    assert record.status == "ok", record.error
+    rows = trial_rows(tmp_path, spec.run_id)
+    assert {r["worker"] for r in rows} == {"chief", "worker1"}, rows
+    assert record.trials == len(rows) and len({r["trial_id"] for r in rows}) == len(rows)
+    assert 0 <= record.overshoot_s <= max(0.05 * 20, 30)  # the same bound as one process
+    meta = json.loads((rundir.run_dir(tmp_path, spec.run_id) / rundir.METADATA).read_text())["extras"]
+    assert record.search_workers == 2 and meta["workers"][0]["exit"] == "exited with code 0"
+    assert meta["workers"][0]["error"] == ""  # its part ended as planned
+    assert meta["workers_cpu_s"] > 1.0 and record.cpu_s > meta["workers_cpu_s"]
+    assert record.fit_s < record.held_s <= 2 * record.fit_s + 1
+    assert not search_processes()
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", chief_port(tmp_path, spec.run_id)), 1):
+        pass
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_trial_loses_that_trial_and_the_search_goes_on(tmp_path: Path) -> None:
+    spec = fake_spec(tmp_path, "25s")
+    killed: list[int] = []
+
+    def kill_worker() -> None:
+        wait_for(lambda: worker_began_a_trial(tmp_path, spec.run_id))
+        for p in search_processes():
+            p.kill()
+            killed.append(p.pid)
+
+    killer = threading.Thread(target=kill_worker)
+    killer.start()
+    record = LocalExecutor().run(spec)
+    killer.join()
+    assert killed and record.status == "ok", record.error
+    rows = trial_rows(tmp_path, spec.run_id)
+    lost = [r for r in rows if r["worker"] == "worker1" and r["status"] == "failed"]
+    assert lost and "worker1 killed by SIGKILL" in lost[-1]["error"], rows
+    assert any(r["worker"] == "chief" and r["status"] == "completed" for r in rows)
+    assert not search_processes()
+
+
+@pytest.mark.slow
+def test_the_chief_killed_fails_the_run_and_leaves_no_worker(tmp_path: Path) -> None:
+    spec = fake_spec(tmp_path, "40s")
+
+    def kill_chief() -> None:
+        wait_for(lambda: worker_began_a_trial(tmp_path, spec.run_id))
+        for p in psutil.Process().children(recursive=True):
+            if "bench.worker" in " ".join(p.cmdline()):
+                os.kill(p.pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_chief)
+    killer.start()
+    record = LocalExecutor().run(spec)
+    killer.join()
+    assert record.status == "failed" and "SIGKILL" in record.error
+    wait_for(lambda: not search_processes(), timeout=10)
+
+
+@pytest.mark.slow
+def test_more_workers_than_cores_is_a_failed_run_that_says_so(tmp_path: Path) -> None:
+    record = LocalExecutor().run(fake_spec(tmp_path, "10s", workers=len(os.sched_getaffinity(0)) + 1))
+    assert record.status == "failed" and "needs a core per worker" in record.error
+    assert not search_processes()
+
+
+@pytest.mark.slow
+def test_an_autokeras_search_of_two_workers_on_digits_keeps_the_overshoot_bound(tmp_path: Path) -> None:
+    spec = RunSpec(DatasetRef("digits"), "autokeras", parse_budget("60s"), 0,
+                   system_options=freeze({"search_workers": 2}), out_dir=str(tmp_path), timeout_s=600)
+    record = LocalExecutor().run(spec)
+    assert record.status == "ok", record.error
+    rows = trial_rows(tmp_path, spec.run_id)
+    assert {r["worker"] for r in rows} == {"chief", "worker1"}, rows
+    assert 0 <= record.overshoot_s <= max(0.05 * 60, 30)
+    meta = json.loads((rundir.run_dir(tmp_path, spec.run_id) / rundir.METADATA).read_text())["extras"]
+    assert record.cpu_s > meta["workers_cpu_s"] > 1.0 and record.held_s > record.fit_s
+    assert not search_processes()
+
+
+@pytest.mark.slow
+def test_under_ray_a_search_of_two_workers_runs_on_a_placement_group_of_two_bundles(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    from bench.ray_executor import RayExecutor
+    from tests.conftest import REPO
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=80 * 2**20,
+             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})
+    try:
+        spec = RunSpec(DatasetRef("digits"), FAKE, parse_budget("20s"), 0, system_options=freeze(
+            {"search_workers": 2}), out_dir=str(tmp_path), timeout_s=300, resources=Resources(num_cpus=1))
+        too_big = RunSpec(DatasetRef("digits"), FAKE, parse_budget("20s"), 0, system_options=freeze(
+            {"search_workers": 3}), out_dir=str(tmp_path), timeout_s=300, resources=Resources(num_cpus=1))
+        executor = RayExecutor()
+        records = {s.run_id: r for s, r in executor.map([spec, too_big])}
+        executor.close()
+        groups = ray.util.placement_group_table().values()
+        assert groups and all(g["state"] == "REMOVED" for g in groups)  # the search's group released
+    finally:
+        ray.shutdown()
+    record = records[spec.run_id]
+    assert record.status == "ok", record.error
+    assert record.search_workers == 2 and len(record.node) == 8
+    assert {r["worker"] for r in trial_rows(tmp_path, spec.run_id)} == {"chief", "worker1"}
+    assert (rundir.run_dir(tmp_path, spec.run_id) / "search-worker1.log").exists()  # came back from the node
+    refused = records[too_big.run_id]
+    assert refused.status == "failed" and "for each of 3 search workers" in refused.error
