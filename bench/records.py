@@ -89,9 +89,9 @@ class RunRecord:
     # The Keras backend the system computed with (bench.backend); empty for systems without Keras. Runs recorded
     # before the option were TensorFlow's.
     backend: str = ""
-    # A search spread over several processes (a searcher's search_workers option): how many, and the wall seconds
-    # they held their shares of the run's resources, summed (fit_s x search_workers when all held to the end).
-    # cpu_s and the GPU figures of such a run are sums over its processes. Empty for a run of one process.
+    # A search spread over several processes (a searcher's search_workers option): how many, and the seconds of
+    # the run's declared resources held over fit (fit_s x the bundles reserved: a Ray placement group's N, one
+    # machine's 1). cpu_s and the GPU figures of such a run are sums over its processes. Empty for one process.
     search_workers: int | None = None
     held_s: float | None = None
 

@@ -4,8 +4,8 @@ Started by the chief as `python -m bench.search_worker PLAN_JSON`: it pins itsel
 any library sizes a thread pool, sets up Keras as the run's own process does (bench.worker.prepare_keras), loads
 the run's data and runs the system's fit with the plan in its FitContext, so the system builds the same tuner
 and the search package puts it under the chief's oracle and deadline. Its part ends with WorkerFinished when its
-trial loop does; it then sends its GPU figures to the chief's ledger and exits. It writes no record: its trials
-and compute are in the chief's.
+trial loop does; it then sends its GPU and CPU-package energy figures to the chief's ledger and exits. It
+writes no record: its trials and compute are in the chief's.
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.systems.search.distributed import Ledger, WorkerFinished, WorkerPlan, pin_process
+from bench.systems.search.distributed import Ledger, WorkerFinished, WorkerPlan, machine_id, pin_process
 
 
 def run(plan: WorkerPlan) -> str:
     """This worker's part of the search; returns its error ('' when its part ended as planned)."""
+    from bench.cpu_energy import CpuEnergyMeter
     from bench.datasets import load_data
     from bench.gpu_usage import GpuSampler
     from bench.meters import Meters
@@ -35,7 +36,7 @@ def run(plan: WorkerPlan) -> str:
     from bench.worker import error_text, prepare_keras
 
     spec = RunSpec.from_json(plan.spec)
-    gpus = GpuSampler()
+    gpus, cpu_energy = GpuSampler(), CpuEnergyMeter()
     error = ""
     try:
         system = make_system(spec.system, dict(spec.system_options))
@@ -49,7 +50,7 @@ def run(plan: WorkerPlan) -> str:
                          n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
                          deadline=None if plan.deadline_unix is None else from_wall_clock(plan.deadline_unix),
                          search_worker=plan)
-        with Meters(gpus) as meters, meters.window():
+        with Meters(gpus, cpu_energy) as meters, meters.window():
             system.fit(data.x_train, data.y_train, ctx)
         error = "the search ended without this worker's part ending"
     except WorkerFinished:
@@ -59,9 +60,11 @@ def run(plan: WorkerPlan) -> str:
         error = error_text(exc)
     finally:
         usage = gpus.stop()
+        package_j = cpu_energy.stop()
     ledger = Ledger(plan)
     try:
-        ledger.send("done", usage={**usage.as_fields(), "error": error})
+        ledger.send("done", usage={**usage.as_fields(), "cpu_energy_j": package_j, "machine": machine_id(),
+                                   "error": error})
     finally:
         ledger.close()
     return error

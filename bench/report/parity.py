@@ -83,8 +83,8 @@ def _compute(s: ConfigSummary) -> float:
 
 
 def equal_compute(curve: tuple[ConfigSummary, ...], at_s: float | None) -> EqualCompute:
-    """The curve (ok budgets, ascending) at compute at_s (ConfigSummary.compute_s: fit time, summed over a
-    search's processes): interpolated, at a budget, or outside the budgets run."""
+    """The curve (ok budgets, ascending) at compute at_s (ConfigSummary.compute_s: fit time, times a search's
+    reserved bundles): interpolated, at a budget, or outside the budgets run."""
     timed = [s for s in curve if s.compute_s]
     if not timed or not at_s:
         return EqualCompute("none")
@@ -319,7 +319,7 @@ def caption(tolerance: float) -> str:
         f"Parity: the AutoML system's mean accuracy within {100 * tolerance:g} points of the baseline's reference "
         "(its most accurate configuration) and the difference not resolved as worse (paired 95% t-interval where 3 "
         "or more seeds pair, else the two intervals must not overlap). Compute to parity is the ratio of mean fit "
-        "times (of a search spread over several processes, the seconds they held resources, summed) at the "
+        "times (of a search spread over several processes, times the bundles of resources it reserved) at the "
         "smallest budget reaching it; where none does, the largest budget's ratio is a lower bound. "
         "Accuracy at the baseline's compute is interpolated linearly in log fit time between the two budgets "
         "whose fit times bracket the baseline's, never extrapolated; the last number is its difference from the "

@@ -342,9 +342,9 @@ def _band(s: ConfigSummary) -> tuple[float, float] | None:
 def headline(
     group: Group, summaries: list[ConfigSummary], found: list[Parity], folder: Path, colors: dict[str, tuple]
 ) -> Figure | str:
-    """Every contender's accuracy against its mean compute (log axis: fit time, or the summed held time of a search
-    spread over several processes): a line through each system's budgets with its band over seeds, the floor as
-    a horizontal line, a star where an AutoML system reaches parity."""
+    """Every contender's accuracy against its mean compute (log axis: fit time; of a search spread over several
+    processes, times the bundles of resources it reserved): a line through each system's budgets with its band
+    over seeds, the floor as a horizontal line, a star where an AutoML system reaches parity."""
     shown = [s for s in summaries if s.system_class != "floor" and s.accuracy.mean is not None and s.compute_s]
     if not shown:
         return "the headline figure: no ok run (besides the floor) with a recorded fit time"
@@ -381,9 +381,9 @@ def headline(
             level = 100 * s.accuracy.mean
             ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=f"floor: {s.system} ({level:.1f}%)")
     _log_x(ax)
-    # Where a search ran in several processes, its x is their summed held time, not its wall time.
-    summed = any(s.search_workers > 1 for s in shown)
-    what = "mean compute per run: fit time, summed over a search's processes" if summed else "mean fit time per run"
+    # Where a search ran in several processes, its x is the resources it held (held_s), not its wall time.
+    held = any(s.search_workers > 1 for s in shown)
+    what = "mean compute per run: fit time x resource bundles held" if held else "mean fit time per run"
     ax.set_xlabel(f"{what} ({unit}, log scale)")
     ax.set_ylabel("test accuracy (%), mean over seeds")
     # Beside the axes, not on them: the lines run anywhere from the floor to the top.

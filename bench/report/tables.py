@@ -107,8 +107,8 @@ class ConfigSummary:
     # Mean energy per ok run over fit and predict (NVML; RAPL, the whole CPU package's); None: none measured.
     gpu_energy_j: float | None = None
     cpu_energy_j: float | None = None
-    # Mean seconds of resources held per ok run: fit_s for a run of one process, summed over the processes of a
-    # search spread over several (held_s); the compute every ratio compares.
+    # Mean seconds of the run's declared resources held per ok run: fit_s for a run of one process, held_s for a
+    # search spread over several (fit_s x the bundles it reserved); the compute every ratio compares.
     held_s: float | None = None
     search_workers: int = 1  # the most processes a run's search was spread over
 
@@ -289,7 +289,7 @@ class Versus:
     @property
     def compute_ratio(self) -> float | None:
         """AutoML mean compute over the baseline's: fit time, or for a search spread over several processes the
-        seconds they held resources, summed (ConfigSummary.compute_s)."""
+        resources it held (ConfigSummary.compute_s)."""
         if self.baseline is None or self.automl.compute_s is None or not self.baseline.compute_s:
             return None
         return self.automl.compute_s / self.baseline.compute_s

@@ -26,11 +26,12 @@ reason in trials.csv) and the search goes on with the rest. Local workers die wi
 parent-death signal; they also share its process group, which the supervisor kills); Ray cancels the tasks of
 a chief that died. No worker outlives a failed run.
 
-Compute: the chief collects each worker with wait4 (a Ray task does it on its node), so its CPU seconds (whole
-process: start-up and data loading are part of what the search costs) and the wall seconds it held its share
-are known even for one that was killed; whole_compute adds them to the run's record. GPU figures come from each
-worker's own sampler over its own GPUs. CPU package energy (RAPL) is not added: the chief's reading covers the
-whole package of its machine, and workers on other machines are not read.
+Compute (whole_compute): the resources held are the run's declared resources times the bundles reserved for the
+whole run (a placement group's N; the local executor's one machine, whose cores the processes share), over
+fit_s: held_s. The chief collects each worker with wait4 (a Ray task does it on its node), so its CPU seconds
+(whole process: start-up and data loading are part of what the search costs) are known even for one that was
+killed, and added to cpu_s. GPU figures come from each worker's own sampler over its own GPUs and are added;
+CPU package energy (RAPL, a whole package's) only from workers on other machines than the chief's.
 """
 
 from __future__ import annotations
@@ -133,6 +134,16 @@ def pin_process(cores: tuple[int, ...] | list[int]) -> None:
     for tid in os.listdir("/proc/self/task"):
         with contextlib.suppress(OSError):
             os.sched_setaffinity(int(tid), set(cores))
+
+
+def machine_id() -> str:
+    """What tells two machines apart within a search (compared in memory, never recorded)."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        with contextlib.suppress(OSError):
+            return open(path).read().strip()
+    import socket
+
+    return socket.gethostname()
 
 
 def _encode(obj: Any) -> bytes:
@@ -346,11 +357,18 @@ class Chief:
         """The workers' share of the run's compute (whole_compute adds it to the chief's)."""
         with self._lock:
             done = [w for w in self.workers if w.ended is not None and w.exit is not None]
+            here = machine_id()
+            elsewhere = [w.report.get("cpu_energy_j") for w in done
+                         if w.report and w.report.get("machine") != here and w.report.get("cpu_energy_j") is not None]
             out: dict[str, Any] = {
                 "search_workers": len(self.workers) + 1,
+                # Bundles of the run's resources held for the whole run: a placement group's N; the local
+                # executor's one machine, whose cores the processes share.
+                "search_bundles": len(self.workers) + 1 if self.cluster is not None else 1,
                 "workers_cpu_s": sum(w.exit.cpu_s for w in done if w.exit),
-                "workers_held_s": sum(w.ended - w.launched for w in done if w.ended is not None),
-                "workers": [{"worker": w.name, "held_s": None if w.ended is None else w.ended - w.launched,
+                # RAPL reads a whole package: only workers on other machines add theirs.
+                "workers_cpu_energy_j": sum(elsewhere) if elsewhere else None,
+                "workers": [{"worker": w.name, "ran_s": None if w.ended is None else w.ended - w.launched,
                              "cpu_s": None if w.exit is None else w.exit.cpu_s,
                              "exit": "still running" if w.exit is None else w.exit.how,
                              "error": (w.report or {}).get("error", "no report: the process died")}
@@ -454,17 +472,21 @@ def _client_class() -> type:
 def whole_compute(fields: dict[str, Any], extras: dict[str, Any]) -> dict[str, Any]:
     """A run's record fields with its search workers' compute added (runs of one process: unchanged).
 
-    cpu_s and the GPU figures become sums over the chief and its workers, held_s the wall seconds each process
-    held its share (fit_s for the chief); cpu_energy_j stays the chief's reading of the whole package.
+    held_s is the seconds of the run's declared resources held over fit: fit_s times the bundles reserved (a
+    placement group's N, for the whole run; the local executor's one machine, whose cores the processes
+    share). cpu_s and the GPU figures become sums over the chief and its workers; cpu_energy_j adds the
+    packages of workers on other machines to the chief's reading of its own.
     """
     n = extras.get("search_workers")
     if not n or n <= 1:
         return fields
     out = dict(fields)
     if fields.get("fit_s") is not None:
-        out["held_s"] = fields["fit_s"] + (extras.get("workers_held_s") or 0.0)
+        out["held_s"] = fields["fit_s"] * (extras.get("search_bundles") or 1)
     if fields.get("cpu_s") is not None:
         out["cpu_s"] = fields["cpu_s"] + (extras.get("workers_cpu_s") or 0.0)
+    if extras.get("workers_cpu_energy_j") is not None:
+        out["cpu_energy_j"] = (fields.get("cpu_energy_j") or 0.0) + extras["workers_cpu_energy_j"]
     for key in GPU_SUMS:
         if extras.get(f"workers_{key}") is not None:
             out[key] = (fields.get(key) or 0) + extras[f"workers_{key}"]
