@@ -312,11 +312,15 @@ class RayExecutor(Executor):
                 by_id[spec.run_id] = spec
                 held = self.task_resources(spec.resources, nodes)
                 workers = spec.search_workers
-                if held is None or (workers > 1 and bundles_that_fit(held, nodes) < workers):
-                    for_workers = f" for each of {workers} search workers" if workers > 1 else ""
+                if held is None:
                     yield spec, self._write(spec, record_for(spec, "failed", error=(
-                        f"no node of the cluster has the resources this run declares ({spec.resources}){for_workers}; "
-                        "change the suite's resources or search_workers, or add such nodes")), {})
+                        f"no node of the cluster has the resources this run declares ({spec.resources}); "
+                        "change the suite's resources or add such a node")), {})
+                    continue
+                if workers > 1 and bundles_that_fit(held, nodes) < workers:
+                    yield spec, self._write(spec, record_for(spec, "failed", error=(
+                        f"the cluster cannot hold {workers} bundles of this run's resources ({held}) at once, one "
+                        "per search worker; lower search_workers or add nodes")), {})
                     continue
                 options: dict[str, Any] = {**held, "max_retries": self.max_retries, "retry_exceptions": False}
                 name = ""

@@ -31,7 +31,7 @@ from bench.systems.search.distributed import WorkerFinished
 from bench.systems.search.log import SearchLog
 from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_callback, finished_epochs
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Failed trials in a row before the search gives up (keras-tuner's default is 3): high enough to get past
 # a run of trials that need a download, low enough that a search where nothing can run ends quickly.
@@ -102,7 +102,7 @@ class BudgetedTuner:
         self.outcomes[trial.trial_id] = Outcome()
         if self.search_log.ledger is not None:  # so the chief can fail it if this worker dies
             self.search_log.ledger.send("begin", trial_id=str(trial.trial_id), unix=time.time())
-            log.info("trial %s begins on %s", trial.trial_id, self.search_log.worker)
+            logger.info("trial %s begins on %s", trial.trial_id, self.search_log.worker)
         super().on_trial_begin(trial)  # type: ignore[misc]
 
     def skip(self, trial: Any, reason: str) -> None:

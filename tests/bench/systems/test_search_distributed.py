@@ -317,6 +317,6 @@ def test_under_ray_a_search_runs_on_a_placement_group_of_a_bundle_per_process(lo
     assert {r["worker"] for r in trial_rows(tmp_path, spec.run_id)} == {"chief", "worker1"}
     assert (rundir.run_dir(tmp_path, spec.run_id) / "search-worker1.log").exists()  # came back from its task
     refused = records[too_big.run_id]
-    assert refused.status == "failed" and "for each of 3 search workers" in refused.error
+    assert refused.status == "failed" and "cannot hold 3 bundles" in refused.error
     groups = local_ray.util.placement_group_table().values()
     assert groups and all(g["state"] == "REMOVED" for g in groups)
