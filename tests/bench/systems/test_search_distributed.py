@@ -49,6 +49,15 @@ def test_cores_and_gpus_are_shared_evenly_and_the_chief_gets_the_first_share() -
     assert search_gpu_env(2, "4") == {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
+def test_the_chief_starts_on_the_first_share_of_the_cores_and_knows_them_all(monkeypatch) -> None:
+    from bench.supervise import search_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6, 7})
+    env: dict[str, str] = {}
+    assert search_cores(2, env) == [4, 5] and env == {"BENCH_SEARCH_CORES": "4,5,6,7"}
+    assert search_cores(1, {}) == [] and search_cores(5, {}) == []  # one process; too few cores (the run says so)
+
+
 def test_a_worker_plan_goes_to_its_process_and_back() -> None:
     plan = WorkerPlan("worker1", "127.0.0.1:5", 1.5e9, '{"seed": 0}', "/r/work/worker1", "/r/work/worker1/work",
                       (2, 3), "1")
