@@ -3,8 +3,9 @@
 # installs the wheels results/gpu/prepare.sh fetched (offline, only what is missing), then through the harness
 # with --backend jax --precision auto (bf16 on Ampere and later): the CIFAR-10 recipe's 10 epochs on the staged
 # 10,000 / 2,000-image cut, the malaria recipe on the malaria subset (cell split), one 2-minute Auto-Keras run
-# on the same CIFAR-10 cut, and airbench94 (PyTorch) on the same CIFAR-10 images; then a table. About 10 minutes
-# on an H100/H200-class GPU. Every harness run records gpu_s, gpu_busy_s, gpu_mem_peak_mb and gpu_energy_j
+# on the same CIFAR-10 cut, and airbench94 (PyTorch) on the same CIFAR-10 images; last, a 1-minute Auto-Keras
+# search over two processes sharing the GPU (search_workers=2); then a table. About 11 minutes on an
+# H100/H200-class GPU. Every harness run records gpu_s, gpu_busy_s, gpu_mem_peak_mb and gpu_energy_j
 # (NVML); the peer's are measured around its whole command (measure.py).
 #
 # Usage: results/gpu/run.sh [install|run|all]   (default all; install alone when the wheels and the data travel
@@ -116,6 +117,10 @@ runs() {
     --system-option recipe=malaria "${epochs[@]}" --timeout 5m "${common[@]}" || failed+=(malaria)
   "$python" -m bench run --dataset cifar10 "${cut[@]}" --system autokeras --budget "$ak_budget" "${common[@]}" \
     || failed+=(autokeras)
+  # One search over two processes sharing the one GPU (each allocating its memory as it goes), last: the
+  # steps above are the check's figures, this one the distributed search's GPU path.
+  "$python" -m bench run --dataset cifar10 "${cut[@]}" --system autokeras --budget 1m \
+    --system-option search_workers=2 "${common[@]}" || failed+=(search-workers)
   "$python" "$here/summary.py" "$out" | tee "$out/SUMMARY.txt" || failed+=(summary)
 }
 

@@ -16,7 +16,8 @@ import pandas as pd
 from bench import rundir
 
 COLUMNS = ["what", "dataset", "n_train", "status", "precision", "accuracy", "epochs", "median_epoch_s", "fit_s",
-           "trials", "gpu_model", "gpu_s", "gpu_busy_s", "gpu_mem_peak_mb", "gpu_energy_j", "cpu_energy_j"]
+           "trials", "gpu_model", "gpu_s", "gpu_busy_s", "gpu_mem_peak_mb", "gpu_energy_j", "cpu_energy_j",
+           "search_workers", "held_s"]
 
 
 def harness_rows(folder: Path) -> list[dict[str, object]]:
