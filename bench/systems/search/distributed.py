@@ -290,6 +290,12 @@ class Chief:
         with self._lock:
             w.ended, w.exit = time.monotonic(), done
             lost, w.trial = w.trial, None
+        if lost is None and self.tuner is not None:
+            # A trial the oracle handed out that the worker died before announcing.
+            with contextlib.suppress(Exception):
+                ongoing = self.tuner.oracle.ongoing_trials.get(w.name)
+                if ongoing is not None:
+                    lost = (str(ongoing.trial_id), time.time())
         if lost is not None:
             self._fail_trial(w, lost)
 
