@@ -135,7 +135,9 @@ class Parity:
 
     @property
     def reached(self) -> ConfigSummary | None:
-        """The smallest budget at parity, or None."""
+        """The smallest budget at parity, or None (also where there is no baseline to reach)."""
+        if self.base is None:
+            return None
         return next((s for s, st in zip(self.curve, self.states, strict=True) if st == "parity"), None)
 
     @property

@@ -265,3 +265,19 @@ def test_a_search_over_several_processes_is_placed_by_its_summed_compute(tmp_pat
     assert p.reached.budget == one_process.reached.budget == "4m"
     assert p.parity_ratio == pytest.approx(2.4) and p.reached.fit_s == 120.0
     assert p.equal.point.accuracy.mean == pytest.approx(one_process.equal.point.accuracy.mean)
+
+
+def test_automl_runs_without_a_baseline_get_a_report_that_says_there_is_none(tmp_path: Path):
+    """Two variants of one searcher and no baseline (as a study of the search alone): the report is written, the
+    curve has no reference and nothing claims parity."""
+    from bench.report import write_report
+
+    rows = [run("d", "x", "autokeras", "2m", n, accuracy=a, fit_s=120.0, system_options=f"search_workers={n}",
+                search_workers=n if n > 1 else None, held_s=120.0 if n > 1 else None)
+            for n, a in ((1, 0.92), (2, 0.90))]
+    write_runs(tmp_path, rows)
+    write_report(tmp_path)
+    assert (tmp_path / "REPORT.md").exists()
+    [(group, part)] = grouped(load_runs(tmp_path))
+    for found in parity.parities(tables.summarize(group, part, "resnet"), parity.DEFAULT_TOLERANCE):
+        assert found.base is None and found.reached is None and found.outcome == "no reference"

@@ -122,17 +122,17 @@ def test_time_budget_stops_search_within_overshoot_bound(data: ImageData, tmp_pa
 
 
 def test_a_total_budget_on_digits_bounds_search_and_refit_together(tmp_path: Path) -> None:
-    """The overshoot bound: a 40 s budget scoped 'total' ends its search and refit within max(5%, 30 s) of 40 s;
+    """The overshoot bound: a 60 s budget scoped 'total' ends its search and refit within max(5%, 30 s) of 60 s;
     the search stops early enough for the refit it predicted from the best trial's own epochs."""
     from bench.datasets import load_data
 
     digits = load_data("digits")
-    result, _, rows = _run("autokeras", "40s", digits, tmp_path)
+    result, _, rows = _run("autokeras", "60s", digits, tmp_path)
     extras = result.extras
-    assert result.fit_s <= 40 + max(0.05 * 40, 30)
-    assert 0 <= extras["overshoot_s"] <= max(0.05 * 40, 30)
+    assert result.fit_s <= 60 + max(0.05 * 60, 30)
+    assert 0 <= extras["overshoot_s"] <= max(0.05 * 60, 30)
     assert extras["refit_reserved_s"] > 0
-    assert extras["search_s"] < 40  # the search stopped before the budget's end, leaving room for the refit
+    assert extras["search_s"] < 60  # the search stopped before the budget's end, leaving room for the refit
     assert extras["search_s"] + extras["refit_s"] <= result.fit_s + 0.5
     assert result.trials == len(rows) >= 1
     _assert_valid_probabilities(result, digits)
