@@ -89,6 +89,7 @@ def start_suite(tmp_path, records: int) -> tuple:
     return calls, suite, table, first
 
 
+@pytest.mark.slow  # 34 s; the local executor's test of the same (tests/bench/test_execute.py) stays in the default run
 def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
     """As the local executor's test (test_execute.py), with the runs as Ray tasks of a local Ray."""
     calls, suite, table, first = start_suite(tmp_path, 2)

@@ -121,6 +121,7 @@ def test_time_budget_stops_search_within_overshoot_bound(data: ImageData, tmp_pa
     _assert_no_tuner_files(ctx)
 
 
+@pytest.mark.slow  # 60 s: the total scope's bound is checked in the default run on resnet-tuned and the hybrid
 def test_a_total_budget_on_digits_bounds_search_and_refit_together(tmp_path: Path) -> None:
     """The overshoot bound: a 60 s budget scoped 'total' ends its search and refit within max(5%, 30 s) of 60 s;
     the search stops early enough for the refit it predicted from the best trial's own epochs."""
