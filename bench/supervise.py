@@ -26,8 +26,14 @@ from bench import backend, rundir
 from bench.gpu_usage import held_gpus
 from bench.records import RunRecord, record_for
 from bench.spec import RunSpec
-from bench.systems.search.distributed import SEARCH_CORES_ENV, SEARCH_GPUS_ENV, chief_gpus, split_evenly
-from bench.systems.search.processes import GROUP_ENV
+from bench.systems.search.distributed import (
+    SEARCH_CORES_ENV,
+    SEARCH_GPUS_ENV,
+    SEARCH_MAX_RSS_ENV,
+    chief_gpus,
+    split_evenly,
+)
+from bench.systems.search.processes import GROUP_ENV, tree_rss_mb
 
 POLL_S = 0.5  # how often the supervisor checks the child's clock and memory
 DISK_POLL_S = 5.0  # scratch-folder size is costlier to read, so less often
@@ -78,6 +84,8 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
     if GROUP_ENV not in given:  # in a placement group each process of a search holds its own resources already
         env.update(search_gpu_env(spec.search_workers, env.get("CUDA_VISIBLE_DEVICES")))
         first_share = search_cores(spec.search_workers, env)
+    elif limits.max_rss_mb is not None:  # its workers on the group's other bundles keep to the run's cap each
+        env[SEARCH_MAX_RSS_ENV] = f"{limits.max_rss_mb:g}"
     t0 = time.monotonic()
     try:
         with open(folder / rundir.LOG, "w", encoding="utf-8") as log:
@@ -163,7 +171,7 @@ def _watch(proc: subprocess.Popen, spec: RunSpec, limits: Limits, work: Path) ->
     next_disk = start
     while proc.poll() is None:
         now = time.monotonic()
-        rss = _tree_rss_mb(proc.pid)
+        rss = tree_rss_mb(proc.pid)
         watch.peak_rss_mb = max(watch.peak_rss_mb, rss)
         if now >= next_disk:
             watch.peak_disk_mb = max(watch.peak_disk_mb, rundir.folder_mb(work))
@@ -191,15 +199,6 @@ def _watch(proc: subprocess.Popen, spec: RunSpec, limits: Limits, work: Path) ->
 def _kill_group(proc: subprocess.Popen, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-
-
-def _tree_rss_mb(pid: int) -> float:
-    try:
-        parent = psutil.Process(pid)
-        procs = [parent, *parent.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs) / 2**20
-    except psutil.Error:
-        return 0.0
 
 
 def _crash_reason(returncode: int | None, log: Path) -> str:

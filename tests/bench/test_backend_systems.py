@@ -1,7 +1,7 @@
-"""Every Keras system runs end to end under JAX: one short digits run each through the harness's run unit.
+"""Every Keras system runs end to end under JAX and PyTorch: one short digits run each through the run unit.
 
 The systems are written against Keras 3 alone, but a library they wrap (Auto-Keras, KerasTuner) or a callback
-may still assume TensorFlow; a run under `backend="jax"` is the check that none does. Each run is cut to
+may still assume TensorFlow; a run under `backend="jax"` or `"torch"` is the check that none does. Each run is cut to
 seconds (300 training images, one trial or a couple of epochs): the point is that it finishes and learns,
 not how well. The slow test runs the smoke suite under every installed backend through the command line.
 """
@@ -48,23 +48,34 @@ SLOW = {"resnet-2019", "autokeras-default"}
 # budgeted KerasTuner search and its refit: autokeras), so their own runs wait for -m slow too.
 COVERED = {"resnet-tuned", "autokeras-hybrid"}
 
-needs_jax = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 
 
-@needs_jax
-@pytest.mark.parametrize("system", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW | COVERED else s
-                                    for s in QUICK])
-def test_each_keras_system_runs_under_jax(system: str, tmp_path: Path) -> None:
+def cases() -> list[Any]:
+    """(system, backend): every system under JAX, in the default run where quick; under PyTorch with -m slow
+    (the default run has one backend's check, CI installs JAX)."""
+    out = []
+    for backend in ("jax", "torch"):
+        for system in QUICK:
+            slow = backend != "jax" or system in SLOW | COVERED
+            out.append(pytest.param(system, backend, marks=[pytest.mark.slow] if slow else [],
+                                    id=f"{system}-{backend}"))
+    return out
+
+
+@pytest.mark.parametrize(("system", "backend"), cases())
+def test_each_keras_system_runs_under_another_backend(system: str, backend: str, tmp_path: Path) -> None:
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
     budget, options = QUICK[system]
     spec = RunSpec(dataset=DatasetRef("digits", max_train=MAX_TRAIN, max_test=MAX_TEST), system=system,
                    budget=parse_budget(budget), seed=0, system_options=freeze(options), out_dir=str(tmp_path),
-                   timeout_s=TIMEOUT_S + (parse_budget(budget).seconds or 0), backend="jax")
+                   timeout_s=TIMEOUT_S + (parse_budget(budget).seconds or 0), backend=backend)
     record = LocalExecutor().run(spec)
     assert record.status == "ok", record.error
-    assert record.accuracy > CHANCE, f"{system} under jax learnt nothing: accuracy {record.accuracy}"
+    assert record.accuracy > CHANCE, f"{system} under {backend} learnt nothing: accuracy {record.accuracy}"
     meta = json.loads((rundir.run_dir(tmp_path, spec.run_id) / rundir.METADATA).read_text())
-    assert meta["keras_backend"] == "jax", "the worker computed with another backend than asked"
-    assert record.backend == "jax"
+    assert meta["keras_backend"] == backend, "the worker computed with another backend than asked"
+    assert record.backend == backend
 
 
 @pytest.mark.slow

@@ -57,15 +57,22 @@ HOST = "127.0.0.1"  # under the local executor the oracle and ledger listen here
 LEDGER_METHOD = "/bench.SearchLedger/Report"
 # How often a worker asks for the search's deadline, and the chief looks at its workers.
 POLL_S = 1.0
-# Seconds past the search's deadline plus the hard-stop grace the chief waits for a worker to end its trial
-# and exit (a trial's validation and a process's exit after its hard stop) before it kills the worker.
-JOIN_SLACK_S = 10.0
+# Seconds past the search's deadline plus the hard-stop grace the chief waits for a worker to end its trial and
+# exit before it stops the worker: the worker's own hard stop fires at that moment (it hears a moved deadline
+# within POLL_S), so this covers only its report and exit. Every second of it comes out of the refit's time.
+JOIN_SLACK_S = 3.0
+# Seconds an answer of IDLE (Hyperband waiting for a rung's trials to end on other processes) is held back:
+# keras-tuner's trial loop asks again at once, which would keep a core and the server busy with requests.
+IDLE_WAIT_S = 0.5
 # Seconds between SIGTERM and SIGKILL for a worker that outstays the search.
 KILL_GRACE_S = 3.0
 # CUDA_VISIBLE_DEVICES of the whole run, and its cores, set by the supervisor when it gives the chief only its
 # share of them.
 SEARCH_GPUS_ENV = "BENCH_SEARCH_GPUS"
 SEARCH_CORES_ENV = "BENCH_SEARCH_CORES"
+# The run's memory cap (MiB), set by the supervisor of a run on a placement group: each worker on another bundle
+# keeps to it too (local workers are in the supervised process tree, under the run's one cap).
+SEARCH_MAX_RSS_ENV = "BENCH_SEARCH_MAX_RSS_MB"
 # The GPU figures a worker reports and whole_compute adds up.
 GPU_SUMS = ("gpu_s", "gpu_busy_s", "gpu_energy_j", "gpu_count")
 
@@ -93,6 +100,7 @@ class WorkerPlan:
     cores: tuple[int, ...] = ()  # the cores it pins itself to (none: as inherited)
     gpus: str | None = None  # its CUDA_VISIBLE_DEVICES (None: as inherited)
     run_id: str = ""  # the run's, naming its scratch folder on another node
+    max_rss_mb: float | None = None  # a Ray worker's memory cap, its whole process tree (None: none)
 
     def to_json(self) -> str:
         """The plan as JSON for the worker's command line file."""
@@ -212,6 +220,8 @@ class Chief:
         gpu_shares = split_evenly(gpus.split(","), n) if gpus and cluster is None else None
         spec = (ctx.run_dir / rundir.SPEC).read_text() if n > 1 else ""
         deadline = None if search_log.deadline is None else to_wall_clock(search_log.deadline)
+        cap = os.environ.get(SEARCH_MAX_RSS_ENV)
+        max_rss_mb = float(cap) if cap and cluster is not None else None
         try:
             for i in range(1, n):
                 name = f"worker{i}"
@@ -219,7 +229,7 @@ class Chief:
                                   run_dir=str(ctx.workdir / name), workdir=str(ctx.workdir / name / "work"),
                                   cores=tuple(shares[i]),
                                   gpus=None if gpu_shares is None else ",".join(gpu_shares[i]),
-                                  run_id=ctx.run_dir.name)
+                                  run_id=ctx.run_dir.name, max_rss_mb=max_rss_mb)
                 log_path = ctx.run_dir / f"search-{name}.log"
                 process = (LocalWorker(plan, log_path) if cluster is None
                            else RayWorker(plan, log_path, cluster.group, bundle=i))
@@ -245,6 +255,7 @@ class Chief:
         from keras_tuner.src.distribute.oracle_chief import OracleServicer
 
         self.tuner = tuner
+        tuner.oracle.create_trial = _waiting_when_idle(tuner.oracle.create_trial)  # for the chief and its workers
         self.servicer = OracleServicer(tuner.oracle)
         self._served.set()
 
@@ -326,10 +337,9 @@ class Chief:
     def join(self) -> None:
         """Waits for every worker to end its trial and exit: until the search's deadline plus the hard-stop
         grace and JOIN_SLACK_S, then stops the rest (their running trials are recorded failed)."""
-        end = self.search_log.search_deadline()
-        limit = None if end is None else end + (self.search_log.hard_stop_grace_s or 0.0) + JOIN_SLACK_S
         while any(w.ended is None for w in self.workers):
-            if limit is not None and time.monotonic() >= limit:
+            end = self.search_log.search_deadline()  # it moves while a worker's trial ends and is reported
+            if end is not None and time.monotonic() >= end + (self.search_log.hard_stop_grace_s or 0.0) + JOIN_SLACK_S:
                 self.stop_workers()
                 break
             time.sleep(0.1)
@@ -386,6 +396,18 @@ class Chief:
             peaks = [w.report.get("gpu_mem_peak_mb") for w in done if w.report and w.report.get("gpu_mem_peak_mb")]
             out["workers_gpu_mem_peak_mb"] = max(peaks) if peaks else None
         return out
+
+
+def _waiting_when_idle(create_trial: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An oracle's create_trial whose IDLE answers come after IDLE_WAIT_S."""
+
+    def create(tuner_id: str) -> Any:
+        trial = create_trial(tuner_id)
+        if trial.status == "IDLE":
+            time.sleep(IDLE_WAIT_S)
+        return trial
+
+    return create
 
 
 class _LateOracle:

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ REMOTE_MODULE = "bench.search_worker"
 GROUP_ENV, RAY_ADDRESS_ENV, NAMESPACE_ENV, NODE_IP_ENV = (
     "BENCH_SEARCH_GROUP", "BENCH_SEARCH_RAY_ADDRESS", "BENCH_SEARCH_NAMESPACE", "BENCH_SEARCH_NODE_IP")
 LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
+MEMORY_POLL_S = 0.5  # how often a Ray worker's task looks at its process's memory, as the supervisor does a run's
 # On each node, where a search's Ray workers work (their tuner projects), as bench.ray_executor's runs do.
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-search"
 
@@ -108,6 +110,38 @@ class LocalWorker(WorkerProcess):
                 os.kill(self.proc.pid, signal.SIGKILL if force else signal.SIGTERM)
 
 
+def wait_capped(proc: subprocess.Popen, max_rss_mb: float | None) -> Exit:
+    """Waits for proc (collecting it with wait4), killing it if its process tree's memory passes max_rss_mb, as
+    the supervisor does a run's; the Exit says so."""
+    over = ""
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if max_rss_mb is not None and not over:
+            rss = tree_rss_mb(proc.pid)
+            if rss > max_rss_mb:
+                over = f" (memory limit exceeded: {rss:.0f} MB > {max_rss_mb:.0f} MB)"
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+        time.sleep(MEMORY_POLL_S)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
+    done = exit_of(status, usage)
+    return replace(done, how=done.how + over) if over else done
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, in MiB (0 once it is gone)."""
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs) / 2**20
+    except psutil.Error:
+        return 0.0
+
+
 def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
     """The Ray task of one worker: the worker process in a scratch folder of this node; returns its Exit's
     fields and the end of its log."""
@@ -124,13 +158,11 @@ def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
         log_path = scratch / "log.txt"
         proc = start_process(plan, log_path)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
+            done = wait_capped(proc, plan.max_rss_mb)
         except BaseException:  # the task cancelled: its worker goes with it
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGKILL)
             raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        done = exit_of(status, usage)
         with open(log_path, "rb") as fh:
             fh.seek(max(0, log_path.stat().st_size - LOG_TAIL_BYTES))
             tail = fh.read()

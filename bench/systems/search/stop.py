@@ -17,7 +17,9 @@ class DeadlineInterrupt(Exception):
 
 
 class HardStop:
-    """Context manager: while inside, a watchdog thread interrupts the calling thread after `at`.
+    """Context manager: while inside, a watchdog thread interrupts the calling thread after `at` (a time, or a
+    function giving the current one: a search's deadline moves as its refit reserve does, and a worker of a
+    search over several processes hears the chief's).
 
     The batch-end callback cannot stop a trial inside one step, and a model's first step (graph tracing,
     e.g. a ResNet50 on a busy CPU) can take minutes. The exception arrives at the next Python bytecode of
@@ -25,8 +27,9 @@ class HardStop:
     every WATCHDOG_POLL_S until the block exits, in case library code swallows one.
     """
 
-    def __init__(self, at: float | None) -> None:
-        self.at = at
+    def __init__(self, at: float | None | Callable[[], float | None]) -> None:
+        self.at = at if callable(at) else (lambda: at)
+        self._watched = callable(at) or at is not None  # a fixed None: no deadline, nothing to watch
         self.fired = False
         self._target = threading.get_ident()
         self._lock = threading.Lock()
@@ -35,7 +38,7 @@ class HardStop:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> HardStop:
-        if self.at is not None:
+        if self._watched:
             self._armed = True
             self._thread = threading.Thread(target=self._watch, name="search-hard-stop", daemon=True)
             self._thread.start()
@@ -46,9 +49,9 @@ class HardStop:
                                                    None if exc is None else ctypes.py_object(exc))
 
     def _watch(self) -> None:
-        assert self.at is not None
         while not self._done.wait(WATCHDOG_POLL_S):
-            if time.monotonic() < self.at:
+            at = self.at()
+            if at is None or time.monotonic() < at:
                 continue
             with self._lock:
                 if not self._armed:

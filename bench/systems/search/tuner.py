@@ -112,9 +112,15 @@ class BudgetedTuner:
         raise NotStarted(reason)
 
     def hard_stop(self) -> HardStop:
-        """The watchdog for a trial starting now: it fires hard_stop_grace_s after the search's deadline."""
-        end, grace = self.search_log.search_deadline(), self.search_log.hard_stop_grace_s
-        return HardStop(None if end is None or grace is None else end + grace)
+        """The watchdog for a trial starting now: it fires hard_stop_grace_s after the search's deadline, as that
+        deadline stands while the trial runs (it moves earlier as the refit reserve grows)."""
+        log = self.search_log
+
+        def at() -> float | None:
+            end, grace = log.search_deadline(), log.hard_stop_grace_s
+            return None if end is None or grace is None else end + grace
+
+        return HardStop(at)
 
     def interrupted(self, trial: Any, epochs: int | None) -> None:
         """Records that the hard stop cut the trial inside a step, after `epochs` finished epochs."""

@@ -48,3 +48,21 @@ def test_a_deadline_goes_to_another_process_as_unix_time_and_back() -> None:
     deadline = time.monotonic() + 30.0
     assert abs(to_wall_clock(deadline) - (time.time() + 30.0)) < 0.1
     assert abs(from_wall_clock(to_wall_clock(deadline)) - deadline) < 0.1
+
+
+def test_a_hard_stop_follows_a_deadline_that_moves_while_the_trial_runs() -> None:
+    """A trial started before the refit reserve was known is stopped at the deadline as it stands later (the
+    reserve grows; a worker hears the chief's)."""
+    import time
+
+    from bench.systems.search import DeadlineInterrupt, HardStop
+
+    deadline: list[float | None] = [None]  # no deadline yet, then one far off, then one already past
+    hard_stop = HardStop(lambda: deadline[0])
+    started = time.monotonic()
+    with pytest.raises(DeadlineInterrupt), hard_stop:
+        while time.monotonic() - started < 30:
+            elapsed = time.monotonic() - started
+            deadline[0] = None if elapsed < 0.6 else (started + 3600 if elapsed < 1.2 else started + 1.2)
+            time.sleep(0.01)
+    assert hard_stop.fired and 1.2 <= time.monotonic() - started < 10

@@ -170,6 +170,37 @@ def test_the_chief_serves_its_oracle_and_ledger_to_a_worker_over_loopback(tmp_pa
         pass  # nothing listens once the chief has closed
 
 
+def test_an_idle_answer_is_held_back_so_a_waiting_process_does_not_spin(monkeypatch) -> None:
+    from bench.systems.search import distributed
+
+    slept: list[float] = []
+    monkeypatch.setattr(distributed.time, "sleep", slept.append)
+
+    class Answer:
+        def __init__(self, status: str) -> None:
+            self.status = status
+
+    answers = iter(["IDLE", "RUNNING", "STOPPED"])
+    create = distributed._waiting_when_idle(lambda tuner_id: Answer(next(answers)))
+    assert [create("worker1").status for _ in range(3)] == ["IDLE", "RUNNING", "STOPPED"]
+    assert slept == [distributed.IDLE_WAIT_S]  # only after IDLE
+
+
+def test_a_ray_worker_over_the_run_memory_cap_is_killed_and_says_why(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from bench.systems.search.processes import wait_capped
+
+    touch_300_mb = "import time; x = bytearray(300 << 20); x[::4096] = b'1' * len(x[::4096]); time.sleep(60)"
+    hog = subprocess.Popen([sys.executable, "-c", touch_300_mb])
+    done = wait_capped(hog, max_rss_mb=100)
+    assert not done.ok and done.how.startswith("killed by SIGKILL (memory limit exceeded:")
+    assert "> 100 MB" in done.how and hog.returncode is not None
+    quiet = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert wait_capped(quiet, max_rss_mb=100).how == "exited with code 0"
+
+
 # --- whole searches --------------------------------------------------------------------------------------
 def fake_spec(tmp_path: Path, budget: str, workers: int = 2) -> RunSpec:
     return RunSpec(DatasetRef("digits"), FAKE, parse_budget(budget), 0, system_options=freeze(
@@ -327,5 +358,81 @@ def test_under_ray_a_search_runs_on_a_placement_group_of_a_bundle_per_process(lo
     assert (rundir.run_dir(tmp_path, spec.run_id) / "search-worker1.log").exists()  # came back from its task
     refused = records[too_big.run_id]
     assert refused.status == "failed" and "cannot hold 3 bundles" in refused.error
+    groups = local_ray.util.placement_group_table().values()
+    assert groups and all(g["state"] == "REMOVED" for g in groups)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("system", "budget"), [("resnet-tuned", "40s"), ("autokeras-hybrid", "60s"),
+                                                ("autokeras-default", "60s")])
+def test_every_searcher_runs_one_search_over_two_processes(tmp_path: Path, system: str, budget: str) -> None:
+    """The other searchers over a chief and one worker on digits: trials from both (Hyperband's rungs wait for
+    trials of the other process), one budget, a refit that got its time (a model far above chance)."""
+    spec = RunSpec(DatasetRef("digits"), system, parse_budget(budget), 0, out_dir=str(tmp_path), timeout_s=600,
+                   system_options=freeze({"search_workers": 2}))
+    record = LocalExecutor().run(spec)
+    assert record.status == "ok", record.error
+    rows = trial_rows(tmp_path, spec.run_id)
+    assert {r["worker"] for r in rows} == {"chief", "worker1"}, rows
+    assert len({r["trial_id"] for r in rows}) == len(rows) == record.trials
+    assert 0 <= record.overshoot_s <= max(0.05 * spec.budget.seconds, 30)
+    assert record.accuracy > 0.8  # digits: 10 classes; a starved refit scores near 0.1
+    assert record.search_workers == 2 and record.held_s == record.fit_s
+    assert not search_processes()
+
+
+def ray_worker_began_a_trial(run_id: str) -> bool:
+    from bench.systems.search.processes import SCRATCH_DIR
+
+    log = SCRATCH_DIR / f"{run_id}-worker1" / "log.txt"
+    return log.exists() and "begins on worker1" in log.read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_under_ray_a_worker_killed_mid_trial_loses_that_trial_and_the_search_goes_on(local_ray, tmp_path: Path
+                                                                                       ) -> None:
+    spec = RunSpec(DatasetRef("digits"), FAKE, parse_budget("25s"), 0, system_options=freeze(
+        {"search_workers": 2}), out_dir=str(tmp_path), timeout_s=300, resources=Resources(num_cpus=1))
+    killed: list[int] = []
+
+    def kill_worker() -> None:
+        wait_for(lambda: ray_worker_began_a_trial(spec.run_id))
+        for p in search_processes():
+            p.kill()
+            killed.append(p.pid)
+
+    killer = threading.Thread(target=kill_worker)
+    killer.start()
+    record = run_on_ray([spec])[spec.run_id]
+    killer.join()
+    assert killed and record.status == "ok", record.error
+    rows = trial_rows(tmp_path, spec.run_id)
+    lost = [r for r in rows if r["worker"] == "worker1" and r["status"] == "failed"]
+    assert lost and "worker1 killed by SIGKILL" in lost[-1]["error"], rows
+    assert any(r["worker"] == "chief" and r["status"] == "completed" for r in rows)
+    meta = json.loads((rundir.run_dir(tmp_path, spec.run_id) / rundir.METADATA).read_text())["extras"]
+    assert meta["workers"][0]["exit"] == "killed by SIGKILL"
+    assert not search_processes()
+    groups = local_ray.util.placement_group_table().values()
+    assert groups and all(g["state"] == "REMOVED" for g in groups)
+
+
+@pytest.mark.slow
+def test_under_ray_the_chief_killed_fails_the_run_and_leaves_no_worker(local_ray, tmp_path: Path) -> None:
+    spec = RunSpec(DatasetRef("digits"), FAKE, parse_budget("40s"), 0, system_options=freeze(
+        {"search_workers": 2}), out_dir=str(tmp_path), timeout_s=300, resources=Resources(num_cpus=1))
+
+    def kill_chief() -> None:
+        wait_for(lambda: ray_worker_began_a_trial(spec.run_id))
+        for p in psutil.process_iter(["cmdline"]):
+            if "bench.worker" in " ".join(p.info["cmdline"] or []):
+                p.kill()
+
+    killer = threading.Thread(target=kill_chief)
+    killer.start()
+    record = run_on_ray([spec])[spec.run_id]
+    killer.join()
+    assert record.status == "failed" and "SIGKILL" in record.error
+    wait_for(lambda: not search_processes(), timeout=30)
     groups = local_ray.util.placement_group_table().values()
     assert groups and all(g["state"] == "REMOVED" for g in groups)
