@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=results/distributed
 data="${BENCH_DATA_DIR:-../shared/data}"
-for seed in ${SEEDS:-0}; do
+for seed in ${SEEDS:-0 1 2}; do
   taskset -c 0 python -m bench run --dataset malaria --dataset-option split=cell --system autokeras --budget 2m \
     --seed "$seed" --system-option search_workers=1 --data-dir "$data" --out "$out"
   taskset -c 0,1 python -m bench run --dataset malaria --dataset-option split=cell --system autokeras --budget 2m \

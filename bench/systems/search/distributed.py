@@ -19,7 +19,7 @@ One budget for the whole search: the deadline is the chief's. Each worker asks t
 current deadline (under scope 'total' it moves as the refit reserve does) and stops starting trials at it, and
 a running trial stops at its next batch, with the same hard stop as one process. Each finished trial is sent
 to the ledger with its timings, so trials.csv holds every worker's rows (its `worker` column) and the refit
-reserve knows a remote best trial's epoch time. The chief waits for the workers before it refits.
+reserve knows a remote best trial's epoch time. The chief refits once no worker can run another trial.
 
 Faults: a worker that dies (or its node) loses its running trial (ended as failed in the oracle, with the
 reason in trials.csv) and the search goes on with the rest. Local workers die with the chief (the kernel's
@@ -335,15 +335,30 @@ class Chief:
         log.warning("search: trial %s of %s: %s", trial_id, w.name, row["error"])
 
     def join(self) -> None:
-        """Waits for every worker to end its trial and exit: until the search's deadline plus the hard-stop
-        grace and JOIN_SLACK_S, then stops the rest (their running trials are recorded failed)."""
-        while any(w.ended is None for w in self.workers):
+        """Waits for every worker to end its trials: until each has exited or is past the search's deadline with
+        no trial (its exit is collected while the chief refits); at the deadline plus the hard-stop grace and
+        JOIN_SLACK_S, stops the rest (their running trials are recorded failed)."""
+        while True:
             end = self.search_log.search_deadline()  # it moves while a worker's trial ends and is reported
+            if all(w.ended is not None or self._done_with_trials(w, end) for w in self.workers):
+                return
             if end is not None and time.monotonic() >= end + (self.search_log.hard_stop_grace_s or 0.0) + JOIN_SLACK_S:
                 self.stop_workers()
-                break
+                return
             time.sleep(0.1)
             self.reap()
+
+    def _done_with_trials(self, w: _Worker, end: float | None) -> bool:
+        """Whether a running worker can start no more trials and runs none: the search's deadline has passed
+        long enough for it to have heard (2 x POLL_S), it has announced no trial, and the oracle holds none
+        for it (one handed out but not yet announced)."""
+        if end is None or time.monotonic() < end + 2 * POLL_S:
+            return False
+        with self._lock:
+            if w.trial is not None:
+                return False
+        oracle = None if self.tuner is None else self.tuner.oracle
+        return oracle is not None and oracle.ongoing_trials.get(w.name) is None
 
     def stop_workers(self) -> None:
         """Asks every worker still running to stop, kills it after KILL_GRACE_S; all collected."""
@@ -357,8 +372,13 @@ class Chief:
                 self.reap()
 
     def close(self) -> None:
-        """Stops every worker still running and the server: nothing of the search outlives the run."""
+        """Stops every worker still running and the server: nothing of the search outlives the run. Workers
+        left to exit on their own (join) get JOIN_SLACK_S more first."""
         try:
+            until = time.monotonic() + JOIN_SLACK_S
+            while any(w.ended is None for w in self.workers) and time.monotonic() < until:
+                time.sleep(0.05)
+                self.reap()
             self.stop_workers()
             self._stop.set()
             if self._monitor is not None:

@@ -55,13 +55,15 @@ class SearchSystem(System):
             yield log
         finally:
             try:
-                log.finish(ctx.run_dir, ctx.workdir / project_folder)
-            finally:
-                if log.chief is not None:
+                if log.chief is not None:  # first: the trials of workers it stops now are failed in the log
                     log.chief.close()
                     self._workers = log.chief.usage()
-                if log.ledger is not None:
-                    log.ledger.close()
+            finally:
+                try:
+                    log.finish(ctx.run_dir, ctx.workdir / project_folder)
+                finally:
+                    if log.ledger is not None:
+                        log.ledger.close()
 
     def search_workers(self) -> int:
         """Processes the search runs in (the options' search_workers; 1 for a searcher without it)."""

@@ -201,6 +201,54 @@ def test_a_ray_worker_over_the_run_memory_cap_is_killed_and_says_why(tmp_path: P
     assert wait_capped(quiet, max_rss_mb=100).how == "exited with code 0"
 
 
+def test_the_chief_refits_once_its_workers_can_run_no_more_trials_and_stops_those_that_still_do() -> None:
+    """join: a worker past the search's deadline with no trial is left to exit on its own while the chief
+    refits; one still in a trial (announced, or handed out by the oracle only) is stopped at the deadline plus
+    the hard-stop grace and JOIN_SLACK_S, its trial failed."""
+    from types import SimpleNamespace
+
+    from bench.systems.search.distributed import JOIN_SLACK_S, Chief, _Worker
+    from bench.systems.search.log import SearchLog
+    from bench.systems.search.processes import Exit, WorkerProcess
+
+    class Running(WorkerProcess):
+        def __init__(self) -> None:
+            self.stops: list[bool] = []
+            self.exit: Exit | None = None
+
+        def poll(self) -> Exit | None:
+            done, self.exit = self.exit, None
+            return done
+
+        def stop(self, force: bool) -> None:
+            self.stops.append(force)
+            self.exit = Exit("exited with code 1", False)
+
+    def chief_with_one_worker(deadline_ago: float, ongoing: dict[str, object]) -> tuple[Chief, Running]:
+        now = time.monotonic()
+        log = SearchLog(t0=now - 100, deadline=now - deadline_ago, hard_stop_grace_s=0.0, worker="chief")
+        chief = Chief(search_log=log, server=None, address="")
+        chief.tuner = SimpleNamespace(oracle=SimpleNamespace(ongoing_trials=ongoing, trials={}))
+        process = Running()
+        chief.workers.append(_Worker("worker1", process, now))
+        return chief, process
+
+    idle, process = chief_with_one_worker(deadline_ago=3.0, ongoing={})
+    idle.join()
+    assert process.stops == [] and idle.workers[0].ended is None and idle.search_log.rows == []
+    announced, process = chief_with_one_worker(deadline_ago=JOIN_SLACK_S + 1, ongoing={})
+    announced.workers[0].trial = ("0003", time.time() - 5)
+    announced.join()
+    assert process.stops == [False] and announced.workers[0].ended is not None
+    (row,) = announced.search_log.rows
+    assert (row.trial_id, row.status, row.worker) == ("0003", "failed", "worker1")
+    assert row.error == "its worker worker1 exited with code 1 during the trial"
+    handed_out, process = chief_with_one_worker(deadline_ago=JOIN_SLACK_S + 1,
+                                                ongoing={"worker1": SimpleNamespace(trial_id="0004")})
+    handed_out.join()
+    assert process.stops == [False] and [r.trial_id for r in handed_out.search_log.rows] == ["0004"]
+
+
 # --- whole searches --------------------------------------------------------------------------------------
 def fake_spec(tmp_path: Path, budget: str, workers: int = 2) -> RunSpec:
     return RunSpec(DatasetRef("digits"), FAKE, parse_budget(budget), 0, system_options=freeze(
@@ -436,3 +484,47 @@ def test_under_ray_the_chief_killed_fails_the_run_and_leaves_no_worker(local_ray
     wait_for(lambda: not search_processes(), timeout=30)
     groups = local_ray.util.placement_group_table().values()
     assert groups and all(g["state"] == "REMOVED" for g in groups)
+
+
+@pytest.mark.slow
+def test_under_ray_a_worker_whose_node_is_lost_loses_its_trial_and_the_search_goes_on(tmp_path: Path) -> None:
+    """A simulated cluster of two one-CPU nodes (the head runs nothing): the chief on one, its worker on the other,
+    which is removed while the worker runs a trial."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from tests.conftest import REPO
+
+    env = {"PYTHONPATH": str(REPO), "BENCH_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * 2**20})
+    spec = RunSpec(DatasetRef("digits"), FAKE, parse_budget("30s"), 0, system_options=freeze(
+        {"search_workers": 2}), out_dir=str(tmp_path), timeout_s=300, resources=Resources(num_cpus=1))
+    try:
+        ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=False)
+        nodes = [cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20) for _ in range(2)]
+        cluster.wait_for_nodes()
+        removed: list[object] = []
+
+        def remove_the_worker_node() -> None:
+            wait_for(lambda: ray_worker_began_a_trial(spec.run_id))
+            worker = search_processes()[0]
+            ancestors = {p.pid for p in worker.parents()}
+            victim = next(n for n in nodes if n.all_processes["raylet"][0].process.pid in ancestors)
+            cluster.remove_node(victim)
+            removed.append(victim)
+
+        remover = threading.Thread(target=remove_the_worker_node)
+        remover.start()
+        record = run_on_ray([spec])[spec.run_id]
+        remover.join()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    assert removed and record.status == "ok", record.error
+    rows = trial_rows(tmp_path, spec.run_id)
+    lost = [r for r in rows if r["worker"] == "worker1" and r["status"] == "failed"]
+    assert lost and "its worker worker1 lost (" in lost[-1]["error"], rows
+    assert any(r["worker"] == "chief" and r["status"] == "completed" for r in rows)
+    meta = json.loads((rundir.run_dir(tmp_path, spec.run_id) / rundir.METADATA).read_text())["extras"]
+    assert meta["workers"][0]["exit"].startswith("lost (")
+    wait_for(lambda: not search_processes(), timeout=30)
