@@ -283,6 +283,26 @@ def worker_began_a_trial(tmp_path: Path, run_id: str) -> bool:
     return log.exists() and "begins on worker1" in log.read_text(errors="replace")
 
 
+def while_running(action, run):
+    """run()'s result, with action() run beside it in a thread (it waits for its moment itself)."""
+    beside = threading.Thread(target=action)
+    beside.start()
+    try:
+        return run()
+    finally:
+        beside.join()
+
+
+def lost_a_trial(tmp_path: Path, run_id: str, reason: str) -> dict:
+    """Asserts worker1's last trial failed for `reason` while the chief completed one; the run's metadata
+    extras."""
+    rows = trial_rows(tmp_path, run_id)
+    lost = [r for r in rows if r["worker"] == "worker1" and r["status"] == "failed"]
+    assert lost and reason in lost[-1]["error"], rows
+    assert any(r["worker"] == "chief" and r["status"] == "completed" for r in rows)
+    return json.loads((rundir.run_dir(tmp_path, run_id) / rundir.METADATA).read_text())["extras"]
+
+
 @pytest.mark.slow
 def test_two_workers_share_one_budget_and_their_compute_is_summed(tmp_path: Path) -> None:
     spec = fake_spec(tmp_path, "20s")
@@ -313,15 +333,9 @@ def test_a_worker_killed_mid_trial_loses_that_trial_and_the_search_goes_on(tmp_p
             p.kill()
             killed.append(p.pid)
 
-    killer = threading.Thread(target=kill_worker)
-    killer.start()
-    record = LocalExecutor().run(spec)
-    killer.join()
+    record = while_running(kill_worker, lambda: LocalExecutor().run(spec))
     assert killed and record.status == "ok", record.error
-    rows = trial_rows(tmp_path, spec.run_id)
-    lost = [r for r in rows if r["worker"] == "worker1" and r["status"] == "failed"]
-    assert lost and "worker1 killed by SIGKILL" in lost[-1]["error"], rows
-    assert any(r["worker"] == "chief" and r["status"] == "completed" for r in rows)
+    lost_a_trial(tmp_path, spec.run_id, "worker1 killed by SIGKILL")
     assert not search_processes()
 
 
@@ -335,10 +349,7 @@ def test_the_chief_killed_fails_the_run_and_leaves_no_worker(tmp_path: Path) -> 
             if "bench.worker" in " ".join(p.cmdline()):
                 os.kill(p.pid, signal.SIGKILL)
 
-    killer = threading.Thread(target=kill_chief)
-    killer.start()
-    record = LocalExecutor().run(spec)
-    killer.join()
+    record = while_running(kill_chief, lambda: LocalExecutor().run(spec))
     assert record.status == "failed" and "SIGKILL" in record.error
     wait_for(lambda: not search_processes(), timeout=10)
 
@@ -449,16 +460,9 @@ def test_under_ray_a_worker_killed_mid_trial_loses_that_trial_and_the_search_goe
             p.kill()
             killed.append(p.pid)
 
-    killer = threading.Thread(target=kill_worker)
-    killer.start()
-    record = run_on_ray([spec])[spec.run_id]
-    killer.join()
+    record = while_running(kill_worker, lambda: run_on_ray([spec])[spec.run_id])
     assert killed and record.status == "ok", record.error
-    rows = trial_rows(tmp_path, spec.run_id)
-    lost = [r for r in rows if r["worker"] == "worker1" and r["status"] == "failed"]
-    assert lost and "worker1 killed by SIGKILL" in lost[-1]["error"], rows
-    assert any(r["worker"] == "chief" and r["status"] == "completed" for r in rows)
-    meta = json.loads((rundir.run_dir(tmp_path, spec.run_id) / rundir.METADATA).read_text())["extras"]
+    meta = lost_a_trial(tmp_path, spec.run_id, "worker1 killed by SIGKILL")
     assert meta["workers"][0]["exit"] == "killed by SIGKILL"
     assert not search_processes()
     groups = local_ray.util.placement_group_table().values()
@@ -476,10 +480,7 @@ def test_under_ray_the_chief_killed_fails_the_run_and_leaves_no_worker(local_ray
             if "bench.worker" in " ".join(p.info["cmdline"] or []):
                 p.kill()
 
-    killer = threading.Thread(target=kill_chief)
-    killer.start()
-    record = run_on_ray([spec])[spec.run_id]
-    killer.join()
+    record = while_running(kill_chief, lambda: run_on_ray([spec])[spec.run_id])
     assert record.status == "failed" and "SIGKILL" in record.error
     wait_for(lambda: not search_processes(), timeout=30)
     groups = local_ray.util.placement_group_table().values()
@@ -513,18 +514,11 @@ def test_under_ray_a_worker_whose_node_is_lost_loses_its_trial_and_the_search_go
             cluster.remove_node(victim)
             removed.append(victim)
 
-        remover = threading.Thread(target=remove_the_worker_node)
-        remover.start()
-        record = run_on_ray([spec])[spec.run_id]
-        remover.join()
+        record = while_running(remove_the_worker_node, lambda: run_on_ray([spec])[spec.run_id])
     finally:
         ray.shutdown()
         cluster.shutdown()
     assert removed and record.status == "ok", record.error
-    rows = trial_rows(tmp_path, spec.run_id)
-    lost = [r for r in rows if r["worker"] == "worker1" and r["status"] == "failed"]
-    assert lost and "its worker worker1 lost (" in lost[-1]["error"], rows
-    assert any(r["worker"] == "chief" and r["status"] == "completed" for r in rows)
-    meta = json.loads((rundir.run_dir(tmp_path, spec.run_id) / rundir.METADATA).read_text())["extras"]
+    meta = lost_a_trial(tmp_path, spec.run_id, "its worker worker1 lost (")
     assert meta["workers"][0]["exit"].startswith("lost (")
     wait_for(lambda: not search_processes(), timeout=30)
