@@ -441,10 +441,24 @@ def test_every_searcher_runs_one_search_over_two_processes(tmp_path: Path, syste
 
 
 def ray_worker_began_a_trial(run_id: str) -> bool:
+    """Whether worker1 of the run, alive, has begun a trial (its log in its node's scratch folder)."""
     from bench.systems.search.processes import SCRATCH_DIR
 
     log = SCRATCH_DIR / f"{run_id}-worker1" / "log.txt"
-    return log.exists() and "begins on worker1" in log.read_text(errors="replace")
+    return log.exists() and "begins on worker1" in log.read_text(errors="replace") and bool(search_processes())
+
+
+@pytest.fixture(autouse=True)
+def no_stale_scratch():
+    """A worker killed with its node leaves its scratch folder (the next try of the same run clears it); the
+    same spec run again by a later test must not read the old log."""
+    import shutil
+
+    from bench.systems.search.processes import SCRATCH_DIR
+
+    shutil.rmtree(SCRATCH_DIR, ignore_errors=True)
+    yield
+    shutil.rmtree(SCRATCH_DIR, ignore_errors=True)
 
 
 @pytest.mark.slow
