@@ -84,7 +84,7 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
     if GROUP_ENV not in given:  # in a placement group each process of a search holds its own resources already
         env.update(search_gpu_env(spec.search_workers, env.get("CUDA_VISIBLE_DEVICES")))
         first_share = search_cores(spec.search_workers, env)
-    elif limits.max_rss_mb is not None:  # its workers on the group's other bundles keep to the run's cap each
+    else:  # its workers on the group's other bundles keep to the run's cap each (set above when not given)
         env[SEARCH_MAX_RSS_ENV] = f"{limits.max_rss_mb:g}"
     t0 = time.monotonic()
     try:

@@ -366,19 +366,20 @@ class Chief:
             running = [w for w in self.workers if w.ended is None]
             for w in running:
                 w.process.stop(force)
-            until = time.monotonic() + KILL_GRACE_S
-            while any(w.ended is None for w in running) and time.monotonic() < until:
-                time.sleep(0.05)
-                self.reap()
+            self._await_exit(running, KILL_GRACE_S)
+
+    def _await_exit(self, workers: list[_Worker], seconds: float) -> None:
+        """Collects exits until every one of workers has ended or `seconds` have passed."""
+        until = time.monotonic() + seconds
+        while any(w.ended is None for w in workers) and time.monotonic() < until:
+            time.sleep(0.05)
+            self.reap()
 
     def close(self) -> None:
         """Stops every worker still running and the server: nothing of the search outlives the run. Workers
         left to exit on their own (join) get JOIN_SLACK_S more first."""
         try:
-            until = time.monotonic() + JOIN_SLACK_S
-            while any(w.ended is None for w in self.workers) and time.monotonic() < until:
-                time.sleep(0.05)
-                self.reap()
+            self._await_exit(self.workers, JOIN_SLACK_S)
             self.stop_workers()
             self._stop.set()
             if self._monitor is not None:
