@@ -14,7 +14,9 @@ final_fit(retrain=True)); predictions come from that refit model. Budgets (bench
   end less the predicted refit of the best trial so far, and the refit stops at its next batch once the
   budget's end has passed, inside an epoch if need be (a search that ran late leaves it up to one predicted
   epoch within half the allowed overshoot), its weights as they are (refit_stopped_at_deadline,
-  refit_epochs_trained); with 'search' the deadline is the budget's end and the refit follows.
+  refit_epochs_trained). A refit cut inside its first epoch does not predict: the best trial's search-time
+  checkpoint does, as in Auto-Keras' own default (predicted_by). With 'search' the deadline is the budget's end
+  and the refit follows.
   Search and refit are timed separately (search_s + refit_s = fit_s); time beyond what the scope bounds is
   overshoot_s;
 - a trial budget `tN`: exactly N trials (max_trials); with a time budget too, whichever ends first;
@@ -203,9 +205,9 @@ class _AutoKerasSystem(SearchSystem):
         return None if self._refit is None else count_params(self._refit.model)
 
     def refit_extras(self) -> dict[str, Any]:
-        """val_accuracy (the refit model on Auto-Keras' validation split, which it also trained on), the refit's
-        planned epochs (refit_epochs) and those trained (a cut epoch counted by its batches), and whether the
-        budget's end cut it."""
+        """val_accuracy (the predicting model on Auto-Keras' validation split, which a refit also trained on), the
+        refit's planned epochs (refit_epochs) and those trained (a cut epoch counted by its batches), whether the
+        budget's end cut it, and what predicts (predicted_by: 'refit' or 'best trial')."""
         refit = self._refit
         val_accuracy = None
         if refit is not None and self._validation is not None:
@@ -218,6 +220,7 @@ class _AutoKerasSystem(SearchSystem):
             "refit_epochs": None if refit is None else refit.epochs,
             "refit_epochs_trained": None if refit is None else refit.epochs_trained,
             "refit_stopped_at_deadline": None if refit is None else refit.stopped,
+            "predicted_by": None if refit is None else refit.predictor,
         }
 
 

@@ -6,7 +6,10 @@ validation data (AutoTuner.final_fit). AutoKerasTrials.final_fit marks the end o
 epochs the best trial used (its best epoch), under scope 'total' stopping at its next batch once the budget's end
 has passed (refit_stop_at), and keeps the refit model, however far it trained. Auto-Keras 3.0.0 itself saves the
 refit model but predicts with the best *search-time* checkpoint (AutoModel.predict -> tuner.get_best_model); this
-adapter predicts with the refit model, as the 2019 run did (final_fit(retrain=True)). Built with refit=False it
+adapter predicts with the refit model, as the 2019 run did (final_fit(retrain=True)), unless the budget cut the
+refit inside its first epoch (a search that ran late: a trial stuck in its first step until the hard stop): a
+model that has not seen every image once is no answer when the best trial's checkpoint, trained within the same
+budget, is on disk, so that checkpoint predicts, as Auto-Keras' own default does (KerasRefit.predictor). Built with refit=False it
 refits nothing: it records the best trial's hyperparameters (best_values) and raises SearchComplete, for a caller
 that builds and trains its own network from them (autokeras-hybrid).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.systems.search import KerasFitTrials, SearchLog, deadline_callback, refit_stop_at
@@ -39,6 +43,9 @@ class KerasRefit:
     epochs: int  # planned: the epochs the best trial used
     stopped: bool  # the budget's end cut it (scope 'total' only)
     epochs_trained: float  # a cut epoch counted by its batches
+    # What predicts: 'refit', or 'best trial' (its search-time checkpoint, when the refit was cut in its first
+    # epoch), or 'refit (...)' saying why the checkpoint could not be used.
+    predictor: str = "refit"
 
 
 class AutoKerasTrials(KerasFitTrials):
@@ -80,8 +87,22 @@ class AutoKerasTrials(KerasFitTrials):
         kwargs["epochs"] = epochs
         self.hypermodel.set_fit_args(0, epochs=epochs)
         pipeline, model, history = super().final_fit(**kwargs)  # type: ignore[misc]
-        self.refit = KerasRefit(pipeline, model, epochs, refit_stop.stopped, refit_stop.epochs_trained)
+        predictor = "refit"
+        if refit_stop.stopped and refit_stop.epochs_trained < 1:
+            pipeline, model, predictor = self._best_checkpoint(best, pipeline, model)
+        self.refit = KerasRefit(pipeline, model, epochs, refit_stop.stopped, refit_stop.epochs_trained, predictor)
         return pipeline, model, history
+
+    def _best_checkpoint(self, best: Any, pipeline: Any, model: Any) -> tuple[Any, Any, str]:
+        """The best trial's preprocessing and model at its best epoch, as its trial saved them, and 'best trial';
+        the refit's own, and why, where that trial's files are not here (another process of the search ran it)."""
+        from autokeras import pipeline as pipeline_module
+
+        trial_id = str(best.trial_id)
+        files = [Path(self._get_checkpoint_fname(trial_id)), Path(self._pipeline_path(trial_id))]
+        if not all(f.exists() for f in files):
+            return pipeline, model, "refit (the best trial's checkpoint is not on this process's disk)"
+        return pipeline_module.load_pipeline(str(files[1])), self.load_model(best), "best trial"
 
 
 def summarize_hyperparameters(values: dict[str, Any]) -> str:

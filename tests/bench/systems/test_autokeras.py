@@ -196,6 +196,7 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     assert result.extras["overshoot_s"] is None
     assert result.extras["trials_failed"] == 0
     assert 1 <= result.extras["refit_epochs"] <= 2
+    assert result.extras["predicted_by"] == "refit"  # no deadline cut it
     assert (ctx.run_dir / "model.keras").is_file()
     assert "block_type=vanilla" in rows[0]["summary"]
     _assert_valid_probabilities(result, data)
@@ -335,8 +336,9 @@ class _FakeClock:
 def test_a_refit_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_batch(
         data: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A refit whose batches "take" 20 s on the runner's clock (epochs of 23 batches, 460 s, against an allowed
-    overshoot of 30 s) stops at the first batch ending past the budget's end, inside its first epoch; the
-    partly trained model still predicts, and the record says the refit was cut and how far it got."""
+    overshoot of 30 s) stops at the first batch ending past the budget's end, inside its first epoch; the record
+    says the refit was cut and how far it got, and the best trial's checkpoint predicts instead of a model that
+    has not seen every image once."""
     from types import SimpleNamespace
 
     from bench.systems import autokeras as autokeras_system
@@ -363,12 +365,15 @@ def test_a_refit_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_batc
         return callback
 
     monkeypatch.setattr(autokeras_search, "deadline_callback", slow_refit)
-    result, ctx, rows = _run("autokeras", "t1+200s", data, tmp_path, epochs=2, batch_size=4,
+    result, ctx, rows = _run("autokeras", "t1+200s", data, tmp_path, epochs=1, batch_size=4,
                              block_types="vanilla")
     extras = result.extras
     assert len(rows) == 1
     assert extras["refit_stopped_at_deadline"] is True
     assert 0 < extras["refit_epochs_trained"] < 1  # cut inside its first epoch
+    assert extras["predicted_by"] == "best trial"
+    # The trial's one epoch is its checkpoint: scored on the same validation split, it gives the trial's score.
+    assert extras["val_accuracy"] == pytest.approx(extras["search_val_accuracy"], abs=1e-6)
     assert 0 <= extras["overshoot_s"] <= max(0.05 * 200, 30)
     _assert_valid_probabilities(result, data)
     _assert_no_tuner_files(ctx)
