@@ -8,6 +8,7 @@ cpu_s can be up to twice the wall time.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,28 +16,29 @@ from dataclasses import dataclass
 
 
 def sync_device() -> None:
-    """Waits for queued accelerator work, so a clock read after it includes that work."""
+    """Waits for queued accelerator work, so a clock read after it includes that work. Only a runtime already
+    imported can have work queued (importing one here would cost seconds and sync nothing)."""
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     try:
-        if backend == "tensorflow":
-            import sys
+        if backend == "tensorflow" and "tensorflow" in sys.modules:
+            import tensorflow as tf
 
-            if "tensorflow" in sys.modules:
-                import tensorflow as tf
-
-                if tf.config.list_logical_devices("GPU"):
-                    tf.test.experimental.sync_devices()
-        elif backend == "torch":
+            if tf.config.list_logical_devices("GPU"):
+                tf.test.experimental.sync_devices()
+        elif backend == "torch" and "torch" in sys.modules:
             import torch
 
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-        elif backend == "jax":
+        elif backend == "jax" and "jax" in sys.modules:
             import jax
 
+            # JAX dispatches asynchronously on every device, a CPU's included: wait for every array still
+            # being computed, then for ordered side effects (callbacks).
+            jax.block_until_ready(jax.live_arrays())
             jax.effects_barrier()
     except (ImportError, AttributeError, RuntimeError):
-        # No device runtime loaded means nothing can be queued on a device.
+        # A runtime without these calls (an old version) or without a device has nothing to wait for.
         pass
 
 

@@ -9,9 +9,9 @@ refit model but predicts with the best *search-time* checkpoint (AutoModel.predi
 adapter predicts with the refit model, as the 2019 run did (final_fit(retrain=True)), unless the budget cut the
 refit inside its first epoch (a search that ran late: a trial stuck in its first step until the hard stop): a
 model that has not seen every image once is no answer when the best trial's checkpoint, trained within the same
-budget, is on disk, so that checkpoint predicts, as Auto-Keras' own default does (KerasRefit.predictor). Built with refit=False it
-refits nothing: it records the best trial's hyperparameters (best_values) and raises SearchComplete, for a caller
-that builds and trains its own network from them (autokeras-hybrid).
+budget, is on disk, so that checkpoint predicts, as Auto-Keras' own default does (KerasRefit.predictor).
+Built with refit=False it refits nothing: it records the best trial's hyperparameters (best_values) and raises
+SearchComplete, for a caller that builds and trains its own network from them (autokeras-hybrid).
 """
 
 from __future__ import annotations
