@@ -55,10 +55,14 @@ class RunRecord:
     # Validation accuracy of the final model, the one that predicted the test set, on the validation data of its
     # own fit. resnet: its last epoch's (the last epoch's weights predict). resnet-tuned and autokeras-hybrid: the
     # refit's (the scaled network's) last epoch on train()'s validation slice. autokeras: the refit model on Auto-
-    # Keras' validation split, which that refit also trained on (it refits on all data), so not an estimate.
+    # Keras' validation split, which that refit also trained on (it refits on all data), so not an estimate;
+    # where the best trial's checkpoint predicted instead (predicted_by), a true held-out score.
     val_accuracy: float | None = None
     # Searchers: the best trial's validation accuracy during the search (trials.csv's highest val_accuracy).
     search_val_accuracy: float | None = None
+    # Auto-Keras: what predicted, 'refit' or 'best trial' (the best trial's search-time checkpoint, where the
+    # budget cut the refit inside its first epoch); empty for other systems.
+    predicted_by: str = ""
     peak_disk_mb: float | None = None
     max_rss_mb: float | None = None  # the memory cap the run ran under (bench.supervise: given, or the default)
     device: str = ""  # 'cpu' or the GPU model

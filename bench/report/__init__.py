@@ -198,12 +198,25 @@ def _systems(r: GroupResult) -> list[Block]:
         ),
         Table(tables.SUMMARY.display(r.summaries), f"{TABLES_DIR}/summary.csv"),
     ]
+    if note := _checkpoint_note(r.runs):
+        blocks.append(Paragraph(note))
     if r.failures:
         blocks += [
             Heading(3, "Runs that did not finish"),
             Table(tables.FAILURES.display(r.failures), f"{TABLES_DIR}/failures.csv"),
         ]
     return blocks
+
+
+def _checkpoint_note(runs: pd.DataFrame) -> str:
+    """Which ok runs predicted with their best trial's search-time checkpoint, not a refit ('' for none)."""
+    ok = runs[(runs["status"] == "ok") & (runs["predicted_by"].fillna("") == "best trial")]
+    if ok.empty:
+        return ""
+    named = "; ".join(f"{r.system} {r.budget} seed {int(r.seed)}" for r in ok.itertuples(index=False))
+    return (f"In {fmt.plural(len(ok), 'run')} ({named}) the budget cut the refit inside its first epoch, so the "
+            "best trial's search-time checkpoint predicted, as in Auto-Keras' own default (predicted_by in "
+            f"{rundir.RUNS_TABLE}).")
 
 
 def _against_baseline(r: GroupResult, baseline: str) -> list[Block]:

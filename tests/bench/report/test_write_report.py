@@ -118,3 +118,19 @@ def test_variants_of_one_system_are_reported_apart(tmp_path: Path):
     assert summary.loc["resnet (max_scale_up=16)", "system_class"] == "other"
     amlb = pd.read_csv(tmp_path / "results_amlb.csv")
     assert set(amlb["framework"]) == {"resnet", "autokeras"}  # amlb's own names, the options in params
+
+
+def test_runs_predicted_by_the_best_trials_checkpoint_are_named(tmp_path: Path):
+    from tests.bench.report.report_sample import run
+
+    rows = [run("digits", "stratified-25%", "resnet", "30s", 0, accuracy=0.98, fit_s=30.0),
+            run("digits", "stratified-25%", "autokeras", "30s", 0, accuracy=0.96, fit_s=44.0,
+                predicted_by="best trial"),
+            run("digits", "stratified-25%", "autokeras", "30s", 1, accuracy=0.97, fit_s=29.0, predicted_by="refit")]
+    write_runs(tmp_path, rows)
+    write_report(tmp_path)
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "In 1 run (autokeras 30s seed 0) the budget cut the refit inside its first epoch" in text
+    write_runs(tmp_path, [rows[0], rows[2]])
+    write_report(tmp_path)
+    assert "cut the refit inside its first epoch" not in (tmp_path / "REPORT.md").read_text()
