@@ -182,7 +182,9 @@ def test_the_float32_head_keeps_auto_kerass_name_so_the_fair_space_applies() -> 
 
 
 def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: Path) -> None:
-    """t2 runs two trials, no deadline, and keeps only the exported model with keep_models."""
+    """t2 runs two trials, no deadline, and keeps only the exported model with keep_models. val_accuracy scores
+    the model that predicts (the refit) on Auto-Keras' validation split (18 of 90 images); search_val_accuracy
+    is trials.csv's best."""
     b = parse_budget("t2")
     (tmp_path / "work").mkdir()
     (tmp_path / "run").mkdir()
@@ -199,6 +201,11 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     assert result.extras["predicted_by"] == "refit"  # no deadline cut it
     assert (ctx.run_dir / "model.keras").is_file()
     assert "block_type=vanilla" in rows[0]["summary"]
+    extras = result.extras
+    assert extras["search_val_accuracy"] == pytest.approx(max(float(r["val_accuracy"]) for r in rows), abs=1e-5)
+    right = extras["val_accuracy"] * 18  # images of the split the refit model classified correctly
+    assert 0 <= extras["val_accuracy"] <= 1 and right == pytest.approx(round(right))
+    assert {r["worker"] for r in rows} == {""}
     _assert_valid_probabilities(result, data)
     _assert_no_tuner_files(ctx)
 
@@ -377,15 +384,3 @@ def test_a_refit_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_batc
     assert 0 <= extras["overshoot_s"] <= max(0.05 * 200, 30)
     _assert_valid_probabilities(result, data)
     _assert_no_tuner_files(ctx)
-
-
-def test_val_accuracy_is_the_refit_models_and_search_val_accuracy_the_best_trials(
-        data: ImageData, tmp_path: Path) -> None:
-    """val_accuracy scores the model that predicts (the refit) on Auto-Keras' validation split (18 of 90 images);
-    search_val_accuracy is trials.csv's best."""
-    result, _, rows = _run("autokeras", "t2", data, tmp_path, epochs=1, block_types="vanilla")
-    extras = result.extras
-    assert extras["search_val_accuracy"] == pytest.approx(max(float(r["val_accuracy"]) for r in rows), abs=1e-5)
-    right = extras["val_accuracy"] * 18  # images of the split the refit model classified correctly
-    assert 0 <= extras["val_accuracy"] <= 1 and right == pytest.approx(round(right))
-    assert {r["worker"] for r in rows} == {""}
