@@ -208,6 +208,18 @@ def _systems(r: GroupResult) -> list[Block]:
     return blocks
 
 
+def _all_skipped(r: GroupResult) -> list[Block]:
+    """For a group whose runs were all skipped (its data not found, say), its heading and why, once; [] for any
+    other group."""
+    statuses = set(r.runs["status"])
+    if statuses != {"skipped"}:
+        return []
+    reasons = sorted(set(r.runs["error"].fillna("")))
+    why = (f": {reasons[0]}" if len(reasons) == 1 and reasons[0] else
+           f", for {len(reasons)} different reasons (each run's in {TABLES_DIR}/failures.csv)")
+    return [Heading(2, r.group.label), Paragraph(f"All {fmt.plural(len(r.runs), 'run')} skipped{why}.")]
+
+
 def _checkpoint_note(runs: pd.DataFrame) -> str:
     """Which ok runs predicted with their best trial's search-time checkpoint, not a refit ('' for none)."""
     ok = runs[(runs["status"] == "ok") & (runs["predicted_by"].fillna("") == "best trial")]
@@ -316,6 +328,9 @@ def write_report(
     _write_csv(amlb_frame(recorded, out_dir), out_dir / AMLB_FILE, written)  # amlb's own names and params
     blocks = _intro(runs, baseline, data_notes) + _headline(results, baseline, parity_tolerance)
     for r in results:
+        if skipped := _all_skipped(r):
+            blocks += skipped  # one reason said once, not a table of empty cells
+            continue
         blocks += _overview(r, baseline) + _systems(r) + _against_baseline(r, baseline) + _cost(r, prices)
         blocks += _figures(r)
     md, page = out_dir / REPORT_MD, out_dir / REPORT_HTML

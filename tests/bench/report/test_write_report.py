@@ -134,3 +134,27 @@ def test_runs_predicted_by_the_best_trials_checkpoint_are_named(tmp_path: Path):
     write_runs(tmp_path, [rows[0], rows[2]])
     write_report(tmp_path)
     assert "cut the refit inside its first epoch" not in (tmp_path / "REPORT.md").read_text()
+
+
+def test_a_data_set_whose_runs_were_all_skipped_gets_its_reason_once(tmp_path: Path):
+    from tests.bench.report.report_sample import run
+
+    missing = "cifar10: no data found; set BENCH_DATA_DIR to a folder holding cifar-10-batches-py/"
+    rows = [run("digits", "stratified-25%", "resnet", "30s", 0, accuracy=0.98, fit_s=30.0)]
+    rows += [run("cifar10", "official", system, "30s", seed, "skipped", error=missing)
+             for system in ("resnet", "autokeras") for seed in (0, 1)]
+    write_runs(tmp_path, rows)
+    write_report(tmp_path)
+    text = (tmp_path / "REPORT.md").read_text()
+    cifar = text[text.index("## cifar10"):]
+    cifar = cifar[:cifar.find("\n## ", 1)] if "\n## " in cifar else cifar  # up to the next group's heading
+    assert cifar.startswith(f"## cifar10 (official split)\n\nAll 4 runs skipped: {missing}.")
+    assert "Systems and budgets" not in cifar and text.count(missing) == 1  # no table of empty cells
+    assert "### Systems and budgets" in text[text.index("## digits"):]
+    assert len(pd.read_csv(tmp_path / "tables" / "failures.csv")) == 4  # each run's reason kept
+
+    rows[-1] = run("cifar10", "official", "autokeras", "30s", 1, "skipped", error="another reason")
+    write_runs(tmp_path, rows)
+    write_report(tmp_path)
+    assert "All 4 runs skipped, for 2 different reasons (each run's in tables/failures.csv)." in (
+        tmp_path / "REPORT.md").read_text()
