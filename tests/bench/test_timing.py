@@ -54,12 +54,11 @@ def test_under_real_jax_the_sync_calls_exist_and_leave_a_pending_result_ready(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The installed JAX has the calls the sync makes (an AttributeError would be swallowed as 'nothing to wait
     for')."""
+    import jax
     import jax.numpy as jnp
 
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     pending = jnp.ones((256, 256)) @ jnp.ones((256, 256))  # dispatched, maybe not yet computed
-    import jax
-
     assert callable(jax.live_arrays) and callable(jax.block_until_ready) and callable(jax.effects_barrier)
     timing.sync_device()
     assert pending.is_ready()

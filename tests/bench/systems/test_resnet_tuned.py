@@ -187,7 +187,7 @@ def test_trial_budget_runs_that_many_hyperband_trials_first_the_recipe(small_dig
     search_val_accuracy the best trial's."""
     system = make_system("resnet-tuned")
     result, ctx, rows = _run("t3", small_digits, tmp_path, keep_models=True, system=system)
-    recipe = make_system("resnet-tuned").base_recipe("digits")
+    recipe = system.base_recipe("digits")
     assert result.trials == len(rows) == 3
     assert [r["status"] for r in rows] == ["completed"] * 3
     assert {int(r["epochs"]) for r in rows} == {_first_rung_epochs(recipe.epochs)}
