@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from types import ModuleType, SimpleNamespace
 
 import pytest
@@ -11,12 +12,13 @@ import pytest
 from bench import timing
 
 
-def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, **attrs: object) -> list[str]:
-    """Puts a module `name` with these attributes in sys.modules; returns the list its calls append to."""
+def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, **makers: Callable[[list[str]], object]) -> list[str]:
+    """Puts a module `name` in sys.modules whose attributes the makers build, each given the list its calls
+    append to; returns that list."""
     calls: list[str] = []
     module = ModuleType(name)
-    for key, value in attrs.items():
-        setattr(module, key, value(calls) if callable(value) else value)
+    for key, make in makers.items():
+        setattr(module, key, make(calls))
     monkeypatch.setitem(sys.modules, name, module)
     return calls
 
