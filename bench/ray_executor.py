@@ -35,7 +35,7 @@ from bench.options import ConfigError
 from bench.records import RunRecord, record_for
 from bench.spec import Resources, RunSpec
 from bench.supervise import Limits, supervise
-from bench.systems.search.processes import GROUP_ENV, NAMESPACE_ENV, NODE_IP_ENV, RAY_ADDRESS_ENV
+from bench.systems.search.processes import GROUP_ENV, NAMESPACE_ENV, NODE_IP_ENV, RAY_ADDRESS_ENV, loopback_kept
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]' (on the driver and on every node)"
 DEFAULT_MAX_RETRIES = 1  # a run whose node dies is tried once more before it is recorded as failed
@@ -71,24 +71,19 @@ def _ray() -> Any:
 
 def start_local_ray(**options: Any) -> None:
     """Starts a new local Ray of this machine's (options: ray.init's, e.g. num_cpus) listening on loopback only,
-    without a dashboard.
+    without its dashboard's web frontend.
 
-    Ray turns a node address of 127.0.0.1 into the machine's network address unless it believes it runs on
-    a laptop (its ENABLE_RAY_CLUSTER constant, read when the address is resolved), and its gRPC servers listen
-    on every interface unless the node's address is 127.0.0.1; so the constant is lowered while Ray starts.
-    A local Ray needs no other machine to reach it.
+    Its gRPC servers listen on every interface unless the node's address is 127.0.0.1, and Ray would turn that
+    address into the machine's network address (loopback_kept says when); a local Ray needs no other machine to
+    reach it. Ray still starts its API-server process (dashboard.py, on 127.0.0.1): with include_dashboard=False
+    it loads no dashboard module and serves no frontend, and Ray has no switch that leaves it out.
     """
     ray = _ray()
-    from ray._private import ray_constants
 
-    enabled = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
+    with loopback_kept():
         # address="local": a new Ray of this machine's, even where one started by `ray start` runs.
         ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False,
                  logging_level=logging.WARNING, log_to_driver=False, **options)
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = enabled
 
 
 def check_address(address: str) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.systems.search.distributed import Ledger, WorkerFinished, WorkerPlan, machine_id, pin_process
+from bench.systems.search.processes import Unreachable, check_reachable
 
 
 def run(plan: WorkerPlan) -> str:
@@ -77,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     plan = WorkerPlan.from_json(Path(args[0]).read_text())
     die_with_parent()  # no worker outlives its chief
+    try:  # gRPC would wait a minute a call for a chief it cannot reach; the chief records this line instead
+        check_reachable(plan.address, "the search's chief")
+    except Unreachable as exc:
+        print(f"search {plan.worker}: {exc}", flush=True)
+        return 1
 
     def _stop(signum: int, frame: object) -> None:
         raise SoftStop("stopped by the search's chief")

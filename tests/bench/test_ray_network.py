@@ -114,3 +114,122 @@ def test_the_command_line_reports_an_unreachable_address_in_one_line_with_exit_2
     assert time.monotonic() - started < FAIL_FAST_S
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and address in errors[0], errors
+
+
+def test_a_search_process_that_cannot_reach_its_address_fails_in_seconds_naming_it() -> None:
+    from bench.systems.search.processes import Unreachable, check_reachable
+
+    address = f"127.0.0.1:{_free_loopback_port()}"
+    started = time.monotonic()
+    with pytest.raises(Unreachable, match=f"cannot reach the Ray cluster \\(its GCS\\) at {address} ") as caught:
+        check_reachable(address, "the Ray cluster (its GCS)")
+    assert time.monotonic() - started < FAIL_FAST_S
+    assert "\n" not in str(caught.value)
+
+
+def test_ray_keeps_a_loopback_address_loopback_while_the_harness_starts_or_joins_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ray._private import ray_constants, services
+
+    from bench.systems.search.processes import loopback_kept
+
+    # As on a machine whose network address is not loopback (a server's eth0): Ray dials that instead.
+    monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", True)
+    monkeypatch.setattr(services, "node_ip_address_from_perspective", lambda *a, **k: "192.0.2.77")
+    assert services.canonicalize_bootstrap_address("127.0.0.1:6379") == "192.0.2.77:6379"
+    with loopback_kept():
+        assert services.canonicalize_bootstrap_address("127.0.0.1:6379") == "127.0.0.1:6379"
+        assert services.canonicalize_bootstrap_address("10.1.2.3:6379") == "10.1.2.3:6379"  # others untouched
+    assert ray_constants.ENABLE_RAY_CLUSTER is True
+
+
+# A network namespace of this test's own whose primary address is not loopback: 192.0.2.77 (TEST-NET-1, a
+# documentation address routed nowhere) on its loopback device, the default route through it, so Ray takes it
+# for the machine's network address as it would a server's eth0, and no packet can leave the namespace.
+NETNS_SETUP = ("ip link set lo up && ip addr add 192.0.2.77/32 dev lo && "
+               "ip route add default dev lo src 192.0.2.77")
+SEARCH_SUITE = """\
+description = "a search over two workers under a local Ray"
+seeds = [0]
+timeout = "4m"
+
+[[datasets]]
+name = "digits"
+
+[[systems]]
+name = "tests.bench.search_fake:TinyRandomSearch"
+budgets = ["15s"]
+options = { search_workers = 2 }
+resources = { num_cpus = 1 }
+"""
+
+
+def _own_network_namespace() -> bool:
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+        return False
+    probe = subprocess.run(["unshare", "--net", "sh", "-c", NETNS_SETUP], capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _own_network_namespace(),
+                    reason="needs root, unshare and ip to make a network namespace whose address is not loopback")
+def test_a_search_of_two_workers_under_bench_all_with_the_ray_executor_runs_where_the_address_is_not_loopback(
+        tmp_path: Path) -> None:
+    """The user's command on a server with a network address: the harness's local Ray listens on loopback, and
+    the search's chief joins it there (Ray would dial the network address, where nothing listens, until the
+    run's hard limit)."""
+    import csv
+    import shlex
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    suite = tmp_path / "s.toml"
+    suite.write_text(SEARCH_SUITE)
+    out = tmp_path / "out"
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "bench", "all", "--suite", str(suite),
+                                                "--executor", "ray", "--out", str(out)])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    started = time.monotonic()
+    driver = subprocess.Popen(["unshare", "--net", "sh", "-c", f"{NETNS_SETUP} && exec {command}"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = driver.communicate(timeout=240)
+    finally:
+        if driver.poll() is None:  # hung: end the driver and its local Ray with it
+            os.killpg(driver.pid, 9)
+            driver.wait()
+    assert driver.returncode == 0, stderr[-3000:]
+    with open(out / "runs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["status"] for r in rows] == ["ok"], rows
+    assert rows[0]["search_workers"] == "2"
+    # The worker ran as a Ray task on the run's placement group and reported to the chief's ledger (whether it
+    # also finished a trial within 15 s depends on how fast its imports are on a loaded machine).
+    worker_log = next((out / "runs").glob("*/search-worker1.log")).read_text()
+    assert worker_log.rstrip().endswith("search worker1: done"), worker_log[-2000:]
+    assert time.monotonic() - started < 200  # a chief that dialled the wrong address sits out the 4-minute limit
+
+
+def test_a_search_worker_that_cannot_reach_its_chief_exits_in_seconds_with_one_line_naming_it(tmp_path: Path
+                                                                                             ) -> None:
+    import subprocess
+    import sys
+
+    from bench.systems.search.distributed import WorkerPlan
+
+    address = f"127.0.0.1:{_free_loopback_port()}"
+    plan = tmp_path / "plan.json"
+    plan.write_text(WorkerPlan("worker1", address, None, "{}", str(tmp_path), str(tmp_path / "work"), (),
+                               None).to_json())
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "bench.search_worker", str(plan)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert time.monotonic() - started < FAIL_FAST_S + 30  # the interpreter's imports, then the 5-s dial
+    assert done.stdout.strip() == f"search worker1: cannot reach the search's chief at {address} " \
+                                  "(Connection refused)", done.stdout

@@ -12,11 +12,13 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,44 @@ LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the c
 MEMORY_POLL_S = 0.5  # how often a Ray worker's task looks at its process's memory, as the supervisor does a run's
 # On each node, where a search's Ray workers work (their tuner projects), as bench.ray_executor's runs do.
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-search"
+# How long a chief or worker waits for the address it must reach to accept a connection before it fails the run:
+# Ray's and gRPC's own connect loops retry for minutes, up to the run's hard limit.
+CONNECT_TIMEOUT_S = 5.0
+
+
+class Unreachable(RuntimeError):
+    """A process of a search could not connect to the address it was given."""
+
+
+def check_reachable(address: str, what: str) -> None:
+    """Returns once something accepts a connection at host:port `address`; else raises Unreachable, one line
+    naming `what` and the address, within CONNECT_TIMEOUT_S."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise Unreachable(f"cannot reach {what} at {address} ({reason})") from None
+
+
+@contextlib.contextmanager
+def loopback_kept() -> Iterator[None]:
+    """While Ray starts or joins a cluster, an address of 127.0.0.1 stays 127.0.0.1.
+
+    Ray replaces a loopback address (a node's, or a cluster's it is told to join) with this machine's network
+    address unless it believes it runs on a laptop (its ENABLE_RAY_CLUSTER constant, read when an address is
+    resolved); a Ray listening on loopback only would then be dialled where nothing listens. Addresses that
+    are not loopback are untouched.
+    """
+    from ray._private import ray_constants
+
+    enabled = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = enabled
 
 
 @dataclass(frozen=True)
@@ -212,8 +252,13 @@ class Cluster:
     def __init__(self) -> None:
         import ray
 
-        ray.init(address=os.environ[RAY_ADDRESS_ENV], namespace=os.environ[NAMESPACE_ENV],
-                 _node_ip_address=os.environ[NODE_IP_ENV], log_to_driver=False, logging_level="WARNING")
+        # The address the run's own task was given by the cluster (its GCS as Ray reports it), never a guess;
+        # dialled first, so a chief that cannot reach it fails in seconds rather than at the run's hard limit.
+        address = os.environ[RAY_ADDRESS_ENV]
+        check_reachable(address, "the Ray cluster (its GCS)")
+        with loopback_kept():
+            ray.init(address=address, namespace=os.environ[NAMESPACE_ENV],
+                     _node_ip_address=os.environ[NODE_IP_ENV], log_to_driver=False, logging_level="WARNING")
         self.group = ray.util.get_placement_group(os.environ[GROUP_ENV])
         self.host = os.environ[NODE_IP_ENV]
 
