@@ -30,7 +30,7 @@ from scipy.special import softmax
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 
-from bench.baselines import kernels
+from bench.baselines import checkpoint, kernels
 from bench.baselines.blocks import Augment, linear_schedule, mirror_where, retrace_on_change
 from bench.baselines.keras_support import count_params, seed_everything
 from bench.rundir import HISTORY_COLUMNS
@@ -528,11 +528,15 @@ def train_steps(model: Any, batches: Batches, n: int, after_step: Callable[[int]
 
 
 def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed: int = 0,
-          deadline: float | None = None, history_path: Path | None = None) -> Trained:
+          deadline: float | None = None, history_path: Path | None = None, checkpoint_dir: Path | None = None,
+          on_checkpoint: Callable[[str], None] | None = None) -> Trained:
     """Trains `recipe` on uint8 images x and int labels y, never past `deadline` (time.monotonic()).
 
     Under a deadline the schedule is sized before the first epoch from a timed probe, and re-sized from the
-    epochs' own times, so the LR cycle completes inside the budget instead of being cut off.
+    epochs' own times, so the LR cycle completes inside the budget instead of being cut off. With checkpoint_dir
+    the training is saved after each epoch (baselines/checkpoint.py; on_checkpoint is told what was saved) and
+    continues from the last save found there: without a deadline on the schedule it had, under one on the
+    schedule the time left allows.
     """
     if x.dtype != np.uint8:
         raise TypeError(f"train() takes uint8 images, got {x.dtype}; pass the data set's arrays unconverted")
@@ -551,18 +555,38 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
     plan = Plan(schedule, deadline, recipe.name)
     # Under JAX a change of the schedule's span re-traces the train step, which the model must then drop.
     retrace = retrace_on_change()
-    if deadline is not None:
-        plan.start(probe_step_seconds(model, batches, x_val, recipe) if not plan.past_deadline() else math.inf)
-        if retrace:
-            model.train_function = None
-    lookahead = Lookahead(model, recipe.lookahead_every, recipe.lookahead_decay) if recipe.lookahead_every else None
+    step_s = math.inf
+    if deadline is not None and not plan.past_deadline():
+        step_s = probe_step_seconds(model, batches, x_val, recipe)  # before a restore: it resets the optimizer
+    restored = None
+    if checkpoint_dir is not None:
+        model.optimizer.build(model.trainable_variables)
+        restored = checkpoint.restore(checkpoint_dir, model)
     rows: list[dict[str, float]] = []
     fit_s = 0.0
     done = 0
+    if restored is not None:
+        saved, _ = restored
+        rows, fit_s, done = [dict(r) for r in saved.rows], saved.fit_s, saved.done
+        plan.trace_s, plan.pace.step_seconds = saved.trace_s, list(saved.step_seconds)
+        schedule.set_total(plan_steps(schedule.max_steps, done, step_s, plan.seconds_left())
+                           if deadline is not None else saved.total_steps)
+        log.info("%s: continuing from epoch %d (%d of %d steps)", recipe.name, len(rows), done,
+                 schedule.total_steps)
+    elif deadline is not None:
+        plan.start(step_s)
+    if retrace and (deadline is not None or restored is not None):
+        model.train_function = None
+    lookahead = Lookahead(model, recipe.lookahead_every, recipe.lookahead_decay) if recipe.lookahead_every else None
+    if lookahead is not None and restored is not None and restored[1]:
+        lookahead.slow = restored[1]
     stopped = False
     while done < schedule.total_steps and not stopped:
         epoch = Epoch(done, plan, lookahead)
         batches.set_epoch(len(rows))
+        # train_on_batch returns Keras' loss tracker, a running mean that only a reset restarts: reset here,
+        # its last value is the epoch's mean loss (a continued run then logs what an uninterrupted one does).
+        model.reset_metrics()
         losses = epoch.train(model, batches, min(steps, schedule.total_steps - done))
         fit_s += epoch.steps_end - epoch.steps_start
         done += len(losses)
@@ -571,10 +595,16 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
             lookahead.finish()  # before the last validation pass, which then scores the kept model
         val_acc = (accuracy_score(y_val, predict_proba(model, x_val, recipe.eval_batch_size).argmax(axis=1))
                    if len(x_val) else math.nan)
-        rows.append({"epoch": len(rows) + 1, "fit_s": fit_s, "loss": float(np.mean(losses)),
+        rows.append({"epoch": len(rows) + 1, "fit_s": fit_s, "loss": losses[-1] if losses else math.nan,
                      "val_accuracy": float(val_acc), "planned_epochs": round(schedule.total_steps / steps, 3)})
         if history_path is not None:
             pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)).to_csv(history_path, index=False)
+        if checkpoint_dir is not None:
+            checkpoint.save(checkpoint_dir, model, checkpoint.Saved(
+                done, schedule.total_steps, fit_s, rows, plan.trace_s, tuple(plan.pace.step_seconds)),
+                None if lookahead is None else lookahead.slow)
+            if on_checkpoint is not None:
+                on_checkpoint(f"epoch {len(rows)} ({done} of {schedule.total_steps} steps)")
         log.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, len(rows), done,
                  schedule.total_steps, fit_s, rows[-1]["loss"], val_acc)
         if deadline is not None and not stopped and plan.after_epoch(epoch, len(losses), done) and retrace:

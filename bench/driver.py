@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from bench.backend import satisfies as backend_satisfies
 from bench.execute import Executor
 from bench.precision import satisfies as precision_satisfies
 from bench.records import RunRecord, record_for
+from bench.resume import RESUME_DIR
 from bench.spec import DatasetRef, RunSpec
 from bench.store import ResultsStore
 
@@ -162,6 +164,9 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
             todo.append(spec)
     if summary.already_done:
         console.print(f"{summary.already_done} run(s) already recorded as ok: not run again (--force reruns)")
+    if force:  # a rerun starts from nothing: no earlier attempt's checkpoint is continued
+        for spec in todo:
+            shutil.rmtree(rundir.run_dir(spec.out_dir, spec.run_id) / RESUME_DIR, ignore_errors=True)
 
     t_suite = time.monotonic()
     position = {s.run_id: i for i, s in enumerate(todo, 1)}

@@ -81,7 +81,9 @@ class RunRecord:
     gpu_energy_j: float | None = None
     cpu_energy_j: float | None = None
     node: str = ""  # the Ray node that ran it (node id prefix); empty under the local executor
-    attempts: int | None = None  # Ray: tries it took (a lost node's run is tried again)
+    # Tries it took: a lost node's run tried again by Ray, or a run whose process died run again (bench.resume)
+    attempts: int | None = None
+    resumed_from: str = ""  # what an earlier attempt left that this one continued from, e.g. 'epoch 3 (...)'
     model_path: str = ""  # a kept model left on the node that made it (Ray), as 'node:path'
     # What data the run saw (bench.datasets puts these in ImageData.info), so two results tables can be compared:
     data_fingerprint: str = ""  # 16 hex digits hashing the arrays the run saw (after subsetting), classes, split

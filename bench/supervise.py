@@ -25,6 +25,7 @@ import psutil
 from bench import backend, rundir
 from bench.gpu_usage import held_gpus
 from bench.records import RunRecord, record_for
+from bench.resume import RESUME_DIR
 from bench.spec import RunSpec
 from bench.systems.search.distributed import (
     SEARCH_CORES_ENV,
@@ -105,6 +106,8 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
     finally:
         shutil.rmtree(folder / rundir.WORK, ignore_errors=True)
     duration = time.monotonic() - t0
+    if watch.reason:  # the harness stopped the run (time, memory, disk): a verdict, not a death to resume from
+        shutil.rmtree(folder / RESUME_DIR, ignore_errors=True)
     record = _worker_part(result_path, spec)
     if record is None:
         reason = watch.reason or _crash_reason(proc.returncode, folder / rundir.LOG)

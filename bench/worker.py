@@ -15,7 +15,6 @@ import os
 import random
 import signal
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from bench.datasets import load_data
 from bench.gpu_usage import GpuSampler
 from bench.meters import Meters
 from bench.records import RECORD_FIELDS, RunRecord, record_for
+from bench.resume import Attempt
 from bench.spec import RunSpec
 from bench.systems import make_system
 from bench.systems.base import FitContext
@@ -85,6 +85,7 @@ def execute(spec: RunSpec) -> RunRecord:
     gpus, cpu_energy = GpuSampler(), CpuEnergyMeter()
     meters = Meters(gpus, cpu_energy)
     arithmetic: precision.Precision | None = None
+    attempt: Attempt | None = None
     try:
         system = make_system(spec.system, dict(spec.system_options))
         common.update(system.identity(), budget_scope=system.budget_scope())
@@ -101,18 +102,27 @@ def execute(spec: RunSpec) -> RunRecord:
                       data_format=str(data.info.get("format", "")), data_pixels=str(data.info.get("pixels", "")))
         random.seed(spec.seed)
         np.random.seed(spec.seed)
-        deadline = None if spec.budget.seconds is None else time.monotonic() + spec.budget.seconds
+        attempt = Attempt(folder, {"run_id": spec.run_id, "data_fingerprint": common["data_fingerprint"],
+                                   "code": commit or "", "backend": str(common.get("backend", "")),
+                                   "precision": str(common.get("precision", ""))},
+                          resumable=system.resumes(spec.budget))
+        if attempt.note:
+            print(f"resume: {attempt.note}", flush=True)
         ctx = FitContext(budget=spec.budget, seed=spec.seed, workdir=work, run_dir=folder,
                          n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
-                         deadline=deadline, keep_models=spec.keep_models)
+                         deadline=attempt.deadline(spec.budget.seconds), keep_models=spec.keep_models,
+                         resume=attempt)
+        attempt.fit_started()
         with meters:
             result = system.run(data, ctx, meters)
+        attempt.stop()
+        fit_s, cpu_s = attempt.with_earlier(result.fit_s, result.cpu_s)
+        common.update(attempts=attempt.before.attempts + 1, resumed_from=attempt.before.carried)
         scores = metrics.score(data.y_test, result.probabilities)
         meta = metadata.collect(packages)
         known = {k: v for k, v in result.extras.items() if k in RECORD_FIELDS}
         # A search over several processes: its workers' compute counts with the run's.
-        compute = whole_compute({"fit_s": result.fit_s, "cpu_s": result.cpu_s, **gpus.stop().as_fields()},
-                                result.extras)
+        compute = whole_compute({"fit_s": fit_s, "cpu_s": cpu_s, **gpus.stop().as_fields()}, result.extras)
         record = record_for(
             spec, "ok", accuracy=scores.accuracy, balanced_accuracy=scores.balanced_accuracy,
             macro_f1=scores.macro_f1, log_loss=scores.log_loss, predict_s=result.predict_s, **compute,
@@ -125,6 +135,7 @@ def execute(spec: RunSpec) -> RunRecord:
                             metrics.classification_report(data.y_test, result.probabilities, data.class_names))
         meta["dataset_info"] = dict(data.info)
         meta["extras"] = {k: v for k, v in result.extras.items() if k not in RECORD_FIELDS}
+        attempt.finish()  # the run is complete: nothing is left to resume
     except SoftStop as exc:
         record = record_for(spec, "timeout", error=error_text(exc), **common)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a recorded run
@@ -133,6 +144,8 @@ def execute(spec: RunSpec) -> RunRecord:
     finally:
         gpus.stop()
         cpu_energy.stop()
+        if attempt is not None:
+            attempt.stop()
     meta = meta or metadata.collect(packages)
     meta["git_commit"] = commit
     if arithmetic is not None:

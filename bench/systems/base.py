@@ -39,6 +39,9 @@ class FitContext:
     # time.monotonic() value by which the budget's time runs out (None: no time limit).
     deadline: float | None = None
     keep_models: bool = False
+    # This attempt of the run (bench.resume.Attempt): where a system that can continue after its process died
+    # keeps its checkpoint, and what earlier attempts left there. None outside the harness's worker.
+    resume: Any = None
     # Set in a worker process of a search spread over several (bench.systems.search.distributed.WorkerPlan).
     search_worker: Any = None
 
@@ -119,6 +122,11 @@ class System(ABC):
     @abstractmethod
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities for uint8 images x, shape (len(x), n_classes)."""
+
+    def resumes(self, budget: Budget) -> bool:
+        """Whether a run under this budget continues from its checkpoint after its process died (bench.resume);
+        a system that cannot starts again."""
+        return False
 
     def budget_scope(self) -> str:
         """What a wall-clock budget bounds: 'total' (all of fit; systems with one phase) or 'search' (a searcher

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench import rundir
+from bench.budget import Budget
 from bench.systems.base import FitContext, System
 
 # recipe option -> (module in baselines/, preset)
@@ -31,6 +32,11 @@ AUTO_RECIPE = {"cifar10": "cifar10", "malaria": "malaria"}
 # would compress its schedule hard while the short network completes its own and can stretch it.
 SHORT_BELOW_S = 30 * 60
 AUTO_SHORT = {"cifar10": "cifar10-short"}
+# Under checkpoint="auto", runs with no wall-clock budget or one of at least this many seconds save their
+# training after each epoch (baselines/checkpoint.py) and continue from it if their process dies: a few
+# seconds an epoch of the malaria recipe on a 2-core CPU, against minutes to hours lost to a preemption.
+CHECKPOINT_FROM_S = 5 * 60
+CHECKPOINT_CHOICES = ("auto", "always", "never")
 
 
 def _check_positive(name: str, value: int | None) -> None:
@@ -61,10 +67,15 @@ class ResNet(System):
         # The most a long wall-clock budget may stretch the schedule, in multiples of its epochs (unset: the
         # recipe's own, training.MAX_SCALE_UP; 1 never stretches). results/budget_curve measures the cap.
         max_scale_up: float | None = None
+        # Save the training after each epoch so a run whose process dies continues from it: 'auto' (budgets of
+        # CHECKPOINT_FROM_S or more, and 'full'), 'always' or 'never'.
+        checkpoint: str = "auto"
 
         def __post_init__(self) -> None:
             if self.recipe != "auto" and self.recipe not in RECIPES:
                 raise ValueError(f"unknown recipe {self.recipe!r}; valid: auto, {', '.join(RECIPES)}")
+            if self.checkpoint not in CHECKPOINT_CHOICES:
+                raise ValueError(f"unknown checkpoint {self.checkpoint!r}; valid: {', '.join(CHECKPOINT_CHOICES)}")
             _check_positive("epochs", self.epochs)
             _check_positive("batch_size", self.batch_size)
             if self.max_scale_up is not None and (isinstance(self.max_scale_up, bool)
@@ -91,14 +102,23 @@ class ResNet(System):
             recipe = dataclasses.replace(recipe, max_scale_up=float(self.options.max_scale_up))
         return recipe
 
+    def resumes(self, budget: Budget) -> bool:
+        """Whether a run under this budget saves each epoch and continues from it (the checkpoint option)."""
+        if self.options.checkpoint != "auto":
+            return self.options.checkpoint == "always"
+        return budget.seconds is None or budget.seconds >= CHECKPOINT_FROM_S
+
     def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
         """Trains the recipe; a wall-clock budget scales its schedule, a trial budget is ignored."""
         from bench.baselines.training import train
 
         recipe = self.make_recipe(ctx.dataset, ctx.budget.seconds)
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        saving = ctx.resume is not None and self.resumes(ctx.budget)
         self._trained = train(recipe, x, y, ctx.n_classes, seed=ctx.seed, deadline=ctx.deadline,
-                              history_path=ctx.run_dir / rundir.HISTORY)
+                              history_path=ctx.run_dir / rundir.HISTORY,
+                              checkpoint_dir=ctx.resume.checkpoint_dir if saving else None,
+                              on_checkpoint=ctx.resume.checkpointed if saving else None)
         if ctx.keep_models:
             self._trained.model.save(ctx.run_dir / rundir.MODEL)
 

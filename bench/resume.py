@@ -1,0 +1,162 @@
+"""A run that goes on after its process died (a preempted machine, kill -9, a lost driver): what the earlier
+attempts spent, and the folder where a system keeps what it needs to continue.
+
+`runs/<run_id>/resume/` holds attempt.json (the attempt's key and the compute spent so far, rewritten every
+HEARTBEAT_S seconds while fit runs and whenever the system saves a checkpoint) and the system's own checkpoint
+files in `checkpoint/`. A run that ends (ok, failed or timed out) removes the folder; a run whose process dies
+leaves it, and the next attempt of the same run id (`bench all` / `bench run` again on the same results folder)
+continues from it when its key matches: the same spec, data fingerprint, code, backend and precision. Otherwise
+it starts again, with one line saying what changed.
+
+The budget is the user's bill: an attempt's deadline is the budget less every earlier attempt's fit time, and the
+record's fit and CPU seconds add them up. The time between an attempt's last heartbeat and its death (at most
+HEARTBEAT_S) is the only compute left out.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from bench import rundir
+
+RESUME_DIR = "resume"  # in the run's folder
+ATTEMPT = "attempt.json"
+CHECKPOINT_DIR = "checkpoint"  # in RESUME_DIR: the system's own files
+# How often a running fit records its compute so far: what a killed attempt can leave uncounted.
+HEARTBEAT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Spent:
+    """Compute of the attempts before this one (fit_s: wall seconds in fit; cpu_s: this process's CPU seconds)."""
+
+    attempts: int = 0
+    fit_s: float = 0.0
+    cpu_s: float = 0.0
+    carried: str = ""  # what the last checkpoint holds, e.g. 'epoch 3 of 8' ('' before any checkpoint)
+
+
+class Attempt:
+    """This attempt of a run: the spend it inherits, its checkpoint folder, and the heartbeat that persists it."""
+
+    def __init__(self, run_folder: Path, key: Mapping[str, str], resumable: bool = True) -> None:
+        """Reads what an earlier attempt of the run left (see `note` for what was decided and why). A system that
+        cannot continue (resumable False) starts again with its whole budget; its earlier attempts are counted,
+        their compute is not in this attempt's figures (none of it reached the result)."""
+        self.folder = Path(run_folder) / RESUME_DIR
+        self.key = dict(key)
+        self.before = Spent()
+        self.note = ""  # one line for the run's log: resuming, or starting again and why
+        self._fit_t0: float | None = None
+        self._cpu_t0 = 0.0
+        self._carried = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        state = self._read()
+        if state is None:
+            return
+        old_key = state.get("key", {})
+        changed = sorted(k for k in set(old_key) | set(self.key) if old_key.get(k) != self.key.get(k))
+        if changed:
+            self.note = f"starting again: an earlier attempt's {', '.join(changed)} differ from this one's"
+            shutil.rmtree(self.folder, ignore_errors=True)
+            return
+        spent = state.get("spent", {})
+        self.before = Spent(**{k: spent[k] for k in Spent.__dataclass_fields__ if k in spent})
+        if not resumable:
+            self.note = (f"starting again: this system cannot continue from its {self.before.attempts} earlier "
+                         f"attempt(s), which spent {self.before.fit_s:.0f} s in fit")
+            self.before = Spent(attempts=self.before.attempts)
+            shutil.rmtree(self.folder, ignore_errors=True)
+            return
+        self._carried = self.before.carried
+        self.note = (f"resuming after {self.before.attempts} attempt(s) that spent {self.before.fit_s:.0f} s in fit"
+                     + (f", from {self.before.carried}" if self.before.carried else ", with nothing to carry over"))
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Where the system keeps its checkpoint (made on first use)."""
+        path = self.folder / CHECKPOINT_DIR
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def deadline(self, budget_s: float | None, now: float | None = None) -> float | None:
+        """The time.monotonic() deadline of this attempt: the budget less the earlier attempts' fit time."""
+        if budget_s is None:
+            return None
+        now = time.monotonic() if now is None else now
+        return now + max(0.0, budget_s - self.before.fit_s)
+
+    def fit_started(self) -> None:
+        """Starts this attempt's fit clock and its heartbeat."""
+        self._fit_t0, self._cpu_t0 = time.monotonic(), _cpu_s()
+        self.save()
+        self._thread = threading.Thread(target=self._beat, name="resume-heartbeat", daemon=True)
+        self._thread.start()
+
+    def checkpointed(self, carried: str) -> None:
+        """The system saved a checkpoint holding `carried` (e.g. 'epoch 3 of 8'): persist it with the spend."""
+        with self._lock:
+            self._carried = carried
+        self.save()
+
+    def spent(self) -> Spent:
+        """Every attempt's compute so far, this one's included."""
+        fit_s = 0.0 if self._fit_t0 is None else time.monotonic() - self._fit_t0
+        cpu_s = 0.0 if self._fit_t0 is None else _cpu_s() - self._cpu_t0
+        with self._lock:
+            carried = self._carried
+        return Spent(self.before.attempts + 1, self.before.fit_s + fit_s, self.before.cpu_s + cpu_s, carried)
+
+    def save(self) -> None:
+        """Writes attempt.json (atomically: a kill mid-write leaves the previous one)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        rundir.write_atomic(self.folder / ATTEMPT, json.dumps({"key": self.key, "spent": asdict(self.spent())}))
+
+    def stop(self) -> None:
+        """Stops the heartbeat (the fit is over)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def finish(self) -> None:
+        """The run ended with a record: nothing is left to resume."""
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def with_earlier(self, fit_s: float | None, cpu_s: float | None) -> tuple[float | None, float | None]:
+        """This attempt's fit and CPU seconds plus the earlier attempts'."""
+        return (None if fit_s is None else fit_s + self.before.fit_s,
+                None if cpu_s is None else cpu_s + self.before.cpu_s)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                self.save()
+            except OSError:  # a full disk must not end the run; the last heartbeat stands
+                continue
+
+    def _read(self) -> dict | None:
+        try:
+            state = json.loads((self.folder / ATTEMPT).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            if self.folder.exists():  # half-written or unreadable: nothing can be trusted
+                shutil.rmtree(self.folder, ignore_errors=True)
+                self.note = "starting again: an earlier attempt's resume state could not be read"
+            return None
+        return state if isinstance(state, dict) else None
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process so far, all threads."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system

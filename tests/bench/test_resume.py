@@ -1,0 +1,135 @@
+"""A run whose process died continues on the next invocation: what the earlier attempts spent is carried and
+counted, and a run of other data, code or arithmetic starts again saying why (bench.resume)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench import resume
+from bench.resume import ATTEMPT, RESUME_DIR, Attempt, Spent
+
+KEY = {"run_id": "r1", "data_fingerprint": "abc", "code": "c0", "backend": "tensorflow", "precision": "float32"}
+
+
+def left_by_a_dead_attempt(folder: Path, spent: Spent, key: dict[str, str] = KEY) -> None:
+    (folder / RESUME_DIR).mkdir(parents=True, exist_ok=True)
+    (folder / RESUME_DIR / ATTEMPT).write_text(json.dumps({"key": key, "spent": spent.__dict__}))
+
+
+def test_a_first_attempt_has_the_whole_budget_and_nothing_to_say(tmp_path: Path) -> None:
+    attempt = Attempt(tmp_path, KEY)
+    assert attempt.before == Spent() and attempt.note == ""
+    assert attempt.deadline(60.0, now=100.0) == 160.0
+    assert attempt.deadline(None) is None
+
+
+def test_a_resumed_attempt_has_the_budget_less_what_the_earlier_ones_spent_and_counts_it(tmp_path: Path) -> None:
+    left_by_a_dead_attempt(tmp_path, Spent(attempts=2, fit_s=45.0, cpu_s=80.0, carried="epoch 3 (30 of 90 steps)"))
+    attempt = Attempt(tmp_path, KEY)
+    assert attempt.before.attempts == 2 and attempt.before.carried == "epoch 3 (30 of 90 steps)"
+    assert attempt.note == "resuming after 2 attempt(s) that spent 45 s in fit, from epoch 3 (30 of 90 steps)"
+    assert attempt.deadline(60.0, now=100.0) == 115.0
+    assert attempt.deadline(30.0, now=100.0) == 100.0  # spent already: no time left, straight to predict
+    assert attempt.with_earlier(10.0, 20.0) == (55.0, 100.0)
+    assert attempt.with_earlier(None, None) == (None, None)
+
+
+@pytest.mark.parametrize("changed", ["data_fingerprint", "code", "backend", "precision", "run_id"])
+def test_an_attempt_of_other_data_code_or_arithmetic_starts_again_saying_what_changed(tmp_path: Path,
+                                                                                     changed: str) -> None:
+    left_by_a_dead_attempt(tmp_path, Spent(attempts=1, fit_s=45.0))
+    (tmp_path / RESUME_DIR / "checkpoint").mkdir()
+    attempt = Attempt(tmp_path, {**KEY, changed: "other"})
+    assert attempt.before == Spent() and attempt.deadline(60.0, now=0.0) == 60.0
+    assert attempt.note == f"starting again: an earlier attempt's {changed} differ from this one's"
+    assert not (tmp_path / RESUME_DIR).exists()  # its checkpoint cannot be continued
+
+
+def test_a_system_that_cannot_continue_starts_again_with_its_whole_budget_and_counts_the_attempts(
+        tmp_path: Path) -> None:
+    left_by_a_dead_attempt(tmp_path, Spent(attempts=1, fit_s=45.0, cpu_s=50.0))
+    attempt = Attempt(tmp_path, KEY, resumable=False)
+    assert attempt.before == Spent(attempts=1)
+    assert attempt.deadline(60.0, now=0.0) == 60.0
+    assert "cannot continue from its 1 earlier attempt(s), which spent 45 s" in attempt.note
+
+
+def test_unreadable_state_starts_again(tmp_path: Path) -> None:
+    (tmp_path / RESUME_DIR).mkdir()
+    (tmp_path / RESUME_DIR / ATTEMPT).write_text("{half")
+    attempt = Attempt(tmp_path, KEY)
+    assert attempt.before == Spent() and "could not be read" in attempt.note
+
+
+def test_the_heartbeat_persists_the_spend_while_fit_runs_and_a_finished_run_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resume, "HEARTBEAT_S", 0.05)
+    left_by_a_dead_attempt(tmp_path, Spent(attempts=1, fit_s=10.0, cpu_s=1.0))
+    attempt = Attempt(tmp_path, KEY)
+    attempt.fit_started()
+    time.sleep(0.3)
+    attempt.checkpointed("epoch 4 (40 of 90 steps)")
+    state = json.loads((tmp_path / RESUME_DIR / ATTEMPT).read_text())
+    assert state["key"] == KEY
+    assert state["spent"]["attempts"] == 2 and state["spent"]["fit_s"] >= 10.3
+    assert state["spent"]["carried"] == "epoch 4 (40 of 90 steps)"
+    attempt.finish()
+    assert not (tmp_path / RESUME_DIR).exists()
+
+
+def _history_rows(out: Path) -> int:
+    found = list((out / "runs").glob("*/history.csv"))
+    if not found:
+        return 0
+    with open(found[0], newline="") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_a_baseline_killed_mid_run_with_its_driver_continues_on_the_same_command(tmp_path: Path) -> None:
+    """The user's command, its process tree killed with SIGKILL (a preempted machine) after a few epochs, then
+    typed again: the run continues from its last epoch, within the one budget, and says so in its record."""
+    from tests.conftest import REPO
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "resnet", "--budget", "30s",
+               "--system-option", "checkpoint=always", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while _history_rows(out) < 4 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert first.poll() is None, "the run ended before it could be killed"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the driver and its worker (its own session) die together
+        first.wait()
+        subprocess.run(["pkill", "-9", "-f", f"bench.worker {out}"], check=False)
+    killed_at = _history_rows(out)
+    assert not (out / "runs.csv").exists() or "ok" not in (out / "runs.csv").read_text()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(out / "runs.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "ok" and row["attempts"] == "2", row
+    assert row["resumed_from"].startswith("epoch "), row
+    carried = int(row["resumed_from"].split()[1])
+    assert 1 <= carried <= killed_at
+    # One budget across both attempts: the overshoot rule of every wall-clock budget (max(5%, 30 s)).
+    assert float(row["fit_s"]) <= 30 + 30
+    log = next((out / "runs").glob("*/log.txt")).read_text()
+    assert "resume: resuming after 1 attempt(s)" in log and f"continuing from epoch {carried}" in log
+    history = next((out / "runs").glob("*/history.csv")).read_text().splitlines()
+    epochs = [int(line.split(",")[0]) for line in history[1:]]
+    assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > carried
+    assert not next((out / "runs").glob("*/")).joinpath(RESUME_DIR).exists()  # nothing left once it ended ok
