@@ -122,6 +122,7 @@ class _AutoKerasSystem(SearchSystem):
     """The shared search-refit-predict machinery; subclasses build the AutoModel and choose epochs."""
 
     library: ClassVar[str] = "autokeras"
+    carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options:
@@ -266,8 +267,8 @@ class AutoKeras(_AutoKerasSystem):
         return ak.AutoModel(
             inputs=ak.ImageInput(), outputs=classification_head(), tuner=tuner,
             hyperparameters=fair_hyperparameters(self.options.block_types),
-            max_trials=trials, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
-            overwrite=True, seed=ctx.seed,
+            max_trials=trials, directory=str(self.tuner_dir(ctx, PROJECT_FOLDER)), project_name="search",
+            overwrite=self.overwrite(ctx), seed=ctx.seed,
         )
 
     def _fit_args(self) -> dict[str, Any]:
@@ -291,8 +292,8 @@ class AutoKerasDefault(_AutoKerasSystem):
 
     def _auto_model(self, ak: Any, tuner: Any, ctx: FitContext, trials: int) -> Any:
         return ak.ImageClassifier(
-            tuner=tuner, max_trials=trials, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search",
-            overwrite=True, seed=ctx.seed,
+            tuner=tuner, max_trials=trials, directory=str(self.tuner_dir(ctx, PROJECT_FOLDER)), project_name="search",
+            overwrite=self.overwrite(ctx), seed=ctx.seed,
         )
 
     def _fit_args(self) -> dict[str, Any]:

@@ -95,6 +95,8 @@ class AutoKerasHybrid(AutoKeras):
     name: ClassVar[str] = "autokeras-hybrid"
     description: ClassVar[str] = ("Auto-Keras 3 search on a stratified subset, best architecture scaled deeper "
                                   "by rule and trained on all data with the resnet recipe's practice")
+    # Its search, scale-up and training are three phases; only the first keeps a tuner project: it starts again.
+    carries_over: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Options(AutoKeras.Options):

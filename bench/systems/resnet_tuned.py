@@ -64,6 +64,7 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -166,10 +167,10 @@ class RecipeTrials(BudgetedTuner):
 
 
 def _make_tuner(kt: Any, slog: SearchLog, times: TrialTimes, base_recipe: Any, ctx: FitContext,
-                iterations: int) -> Any:
+                iterations: int, directory: Path, overwrite: bool = True) -> Any:
     """A keras_tuner.Tuner whose trials are the recipe's own training (train()) under slog's deadlines, driven
     by keras-tuner's Hyperband oracle whose first trial is the recipe as written; its project folder is under
-    ctx.workdir."""
+    `directory` (overwrite False: it reloads what is there)."""
     from bench.systems import resnet_tuned_space as space
 
     class RecipeFirstHyperband(kt.oracles.HyperbandOracle):
@@ -187,7 +188,7 @@ def _make_tuner(kt: Any, slog: SearchLog, times: TrialTimes, base_recipe: Any, c
     if ctx.budget.trials is not None:
         oracle.max_trials = ctx.budget.trials
     return budgeted(kt.Tuner, RecipeTrials)(
-        oracle=oracle, directory=str(ctx.workdir / PROJECT_FOLDER), project_name="search", overwrite=True,
+        oracle=oracle, directory=str(directory), project_name="search", overwrite=overwrite,
         search_log=slog, times=times, base_recipe=base_recipe, ctx=ctx)
 
 
@@ -209,6 +210,7 @@ class ResNetTuned(SearchSystem):
     description: ClassVar[str] = ("the hand-built ResNet recipe with LR, weight decay, label smoothing, width and "
                                   "batch size searched by Hyperband (keras-tuner); best refit as `resnet` trains")
     library: ClassVar[str] = "keras-tuner"
+    carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options:
@@ -254,7 +256,8 @@ class ResNetTuned(SearchSystem):
         y = np.asarray(y, dtype=np.int64)
         with self.searching(ctx, t0, PROJECT_FOLDER) as slog:
             iterations = FULL_ITERATIONS if budget.seconds is None and budget.trials is None else UNBOUNDED_ITERATIONS
-            tuner = _make_tuner(kt, slog, slog.times, recipe, ctx, iterations)
+            tuner = _make_tuner(kt, slog, slog.times, recipe, ctx, iterations, self.tuner_dir(ctx, PROJECT_FOLDER),
+                                self.overwrite(ctx))
             tuner.search(x, y, verbose=VERBOSE)
             slog.search_end = time.monotonic()
             self._not_started = tuner.not_started

@@ -24,6 +24,7 @@ class TinyRandomSearch(SearchSystem):
     description: ClassVar[str] = "keras-tuner RandomSearch over a 2-unit Dense model (a test of bench.systems.search)"
     library: ClassVar[str] = "keras-tuner"
     uses_keras: ClassVar[bool] = True
+    carries_over: ClassVar[bool] = True  # keras-tuner reloads its project: a killed search continues
 
     @dataclass(frozen=True)
     class Options:
@@ -55,7 +56,8 @@ class TinyRandomSearch(SearchSystem):
         with self.searching(ctx, t0, "random-search", scope="search") as log:
             tuner = budgeted(kt.RandomSearch)(
                 hypermodel=build, objective="val_accuracy", max_trials=max_trials(ctx.budget, LIBRARY_MAX_TRIALS),
-                directory=str(ctx.workdir / "random-search"), overwrite=True, seed=ctx.seed, search_log=log)
+                directory=str(self.tuner_dir(ctx, "random-search")), overwrite=self.overwrite(ctx), seed=ctx.seed,
+                search_log=log)
             tuner.search(x, y, epochs=EPOCHS, validation_split=0.2, verbose=0)
             log.search_end = time.monotonic()
             best = tuner.best_trial()

@@ -133,3 +133,67 @@ def test_a_baseline_killed_mid_run_with_its_driver_continues_on_the_same_command
     epochs = [int(line.split(",")[0]) for line in history[1:]]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > carried
     assert not next((out / "runs").glob("*/")).joinpath(RESUME_DIR).exists()  # nothing left once it ended ok
+
+
+def test_a_search_log_saved_and_restored_keeps_its_rows_and_times(tmp_path: Path) -> None:
+    from bench.systems.search.log import SearchLog, TrialRow
+
+    log = SearchLog(t0=0.0, deadline=None)
+    log.rows.append(TrialRow("00", 1.0, 9.0, 3, 0.9, "completed", "lr=0.1"))
+    log.times.epoch_s["00"], log.times.overhead_s["00"] = 2.5, 1.5
+    log.refit_reserve_s = 12.0
+    log.save(tmp_path / "search.json")
+    again = SearchLog(t0=5.0, deadline=None)
+    assert again.restore(tmp_path / "search.json") == 1
+    assert again.rows == log.rows and again.times == log.times and again.refit_reserve_s == 12.0
+    assert SearchLog(t0=0.0, deadline=None).restore(tmp_path / "missing.json") == 0
+
+
+def _trials_saved(out: Path) -> int:
+    found = list((out / "runs").glob(f"*/{RESUME_DIR}/checkpoint/search.json"))
+    try:
+        return len(json.loads(found[0].read_text())["rows"]) if found else 0
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.mark.slow
+def test_a_search_killed_mid_search_continues_from_its_last_finished_trial_on_the_same_command(
+        tmp_path: Path) -> None:
+    """keras-tuner's project and the search's log outlive a SIGKILL of the whole process tree; the command typed
+    again reloads them: the trials already run are kept (not run again), the budget is one bill."""
+    from tests.conftest import REPO
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system",
+               "tests.bench.search_fake:TinyRandomSearch", "--budget", "25s", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while _trials_saved(out) < 1 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert first.poll() is None, "the run ended before it could be killed"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        subprocess.run(["pkill", "-9", "-f", f"bench.worker {out}"], check=False)
+    carried = _trials_saved(out)
+    kept = json.loads(next((out / "runs").glob(f"*/{RESUME_DIR}/checkpoint/search.json")).read_text())["rows"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(out / "runs.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "ok" and row["attempts"] == "2", row
+    assert row["resumed_from"] == f"{carried} trial(s)"
+    with open(next((out / "runs").glob("*/trials.csv")), newline="") as f:
+        trials = list(csv.DictReader(f))
+    # The carried trials, with their own times, then new ones: none trained twice.
+    assert [t["trial_id"] for t in trials[:carried]] == [k["trial_id"] for k in kept]
+    assert len({t["trial_id"] for t in trials}) == len(trials) > carried
+    assert float(trials[carried]["started_s"]) >= float(trials[carried - 1]["ended_s"])
+    # One budget across both attempts (scope 'search': the search stops at 25 s of fit, plus its hard stop).
+    assert float(row["search_s"]) <= 25 + 30 and float(row["fit_s"]) >= float(row["search_s"])
+    log = next((out / "runs").glob("*/log.txt")).read_text()
+    assert "resume: resuming after 1 attempt(s)" in log

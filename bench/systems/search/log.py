@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -76,6 +77,8 @@ class SearchLog:
     search_end: float | None = None  # monotonic time the search stopped and the refit began
     refit_end: float | None = None
     peak_disk_mb: float = 0.0
+    # Called after each trial's row is added (a search that can continue after its process died saves the log).
+    on_record: Any = None
     _started: dict[str, float] = field(default_factory=dict)
     _epoch_s: dict[str, list[float]] = field(default_factory=dict)  # per trial: seconds of each epoch
 
@@ -157,6 +160,8 @@ class SearchLog:
         self.rows.append(TrialRow(trial_id=trial_id, started_s=self.since_start(started),
                                   ended_s=self.since_start(ended), worker=self.worker, **row))
         self.note_disk()
+        if self.on_record is not None:
+            self.on_record()
         if self.ledger is not None:
             self.ledger.send("trial", row={**asdict(self.rows[-1]), "started_unix": to_wall_clock(started),
                                            "ended_unix": to_wall_clock(ended)},
@@ -177,6 +182,26 @@ class SearchLog:
             self.times.overhead_s[trial_id] = float(times["overhead_s"])
         if times.get("epochs_s"):
             self._epoch_s[trial_id] = [float(t) for t in times["epochs_s"]]
+
+    def save(self, path: Path) -> None:
+        """Writes what the search has learnt (its trial rows and times) for an attempt that continues it."""
+        rundir.write_atomic(path, json.dumps({
+            "rows": [asdict(r) for r in self.rows], "overhead_s": self.times.overhead_s,
+            "epoch_s": self.times.epoch_s, "epochs_s": self._epoch_s, "refit_reserve_s": self.refit_reserve_s}))
+
+    def restore(self, path: Path) -> int:
+        """Takes back what save wrote (nothing when there is no readable file); returns the trials carried."""
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+            rows = [TrialRow(**row) for row in state["rows"]]
+        except (OSError, ValueError, TypeError, KeyError):
+            return 0
+        self.rows = rows
+        self.times.overhead_s.update({k: float(v) for k, v in state.get("overhead_s", {}).items()})
+        self.times.epoch_s.update({k: float(v) for k, v in state.get("epoch_s", {}).items()})
+        self._epoch_s.update({k: [float(t) for t in v] for k, v in state.get("epochs_s", {}).items()})
+        self.refit_reserve_s = float(state.get("refit_reserve_s", 0.0))
+        return len(rows)
 
     def finish(self, run_dir: Path, project_root: Path) -> None:
         """Closes the search however it ended: writes trials.csv and deletes the tuner's project folder (trial

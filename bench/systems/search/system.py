@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
+from bench.budget import Budget
 from bench.systems.base import FitContext, System
 from bench.systems.search.distributed import CHIEF, Chief, Ledger
 from bench.systems.search.log import SearchLog
@@ -20,6 +22,10 @@ class SearchSystem(System):
     # A KerasTuner search trains Keras models: the harness gives it the run's precision, backend and kernels,
     # as it gives the baseline.
     uses_keras: ClassVar[bool] = True
+    # Whether the search continues from its tuner's saved project (KerasTuner's reload of its oracle and
+    # trials) when its process died: a search in one process whose tuner reloads with overwrite=False.
+    carries_over: ClassVar[bool] = False
+    SEARCH_STATE: ClassVar[str] = "search.json"  # the log's rows and times, beside the tuner's project
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -36,6 +42,23 @@ class SearchSystem(System):
         """The time overshoot_s is measured against: the budget's end."""
         return None if self._log is None else self._log.deadline
 
+    def resumes(self, budget: Budget) -> bool:
+        """Whether the search continues from its last finished trial after its process died (carries_over, in
+        one process)."""
+        return self.carries_over and self.search_workers() == 1
+
+    def _carrying(self, ctx: FitContext) -> bool:
+        return ctx.resume is not None and ctx.search_worker is None and self.resumes(ctx.budget)
+
+    def tuner_dir(self, ctx: FitContext, project_folder: str) -> Path:
+        """Where the tuner keeps its project: in the run's resume folder when the search can continue (it then
+        outlives a killed process; bench.resume removes it when the run ends), else in the run's scratch."""
+        return (ctx.resume.checkpoint_dir if self._carrying(ctx) else ctx.workdir) / project_folder
+
+    def overwrite(self, ctx: FitContext) -> bool:
+        """The tuner's overwrite: False when it is to reload what an earlier attempt left."""
+        return not self._carrying(ctx)
+
     # --- the search's frame ----------------------------------------------------------------------------
     @contextmanager
     def searching(self, ctx: FitContext, t0: float, project_folder: str, scope: str | None = None,
@@ -44,7 +67,19 @@ class SearchSystem(System):
         however fit ended, trials.csv is written and the tuner's folder under ctx.workdir deleted. With
         search_workers > 1 the search's other processes start here and are gone on leaving; in one of those
         workers (ctx.search_worker) the log follows the chief's deadline."""
-        self._log = log = SearchLog.start(ctx, t0, scope or self.options.budget_scope, **fields)
+        carrying = self._carrying(ctx)
+        # A continued search's clock runs on from the earlier attempts' (its rows keep their times).
+        start = t0 - (ctx.resume.before.fit_s if carrying else 0.0)
+        self._log = log = SearchLog.start(ctx, start, scope or self.options.budget_scope, **fields)
+        if carrying:
+            state = ctx.resume.checkpoint_dir / self.SEARCH_STATE
+            log.restore(state)
+
+            def persist() -> None:
+                log.save(state)
+                ctx.resume.checkpointed(f"{len(log.rows)} trial(s)")
+
+            log.on_record = persist
         plan = ctx.search_worker
         if plan is not None:  # a worker of a distributed search (its ctx.workdir is its own)
             log.worker, log.ledger = plan.worker, Ledger(plan)

@@ -58,12 +58,13 @@ class BudgetedTuner:
     deadline and records every trial in it."""
 
     def __init__(self, *args: Any, search_log: SearchLog, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # Set first: keras-tuner's __init__ reloads a project it finds (overwrite=False) through these hooks.
         self.search_log = search_log
-        self.oracle.max_consecutive_failed_trials = MAX_CONSECUTIVE_FAILURES
-        search_log.project_dir = Path(self.project_dir)
         self.outcomes: dict[str, Outcome] = {}
         self.not_started = ""  # why the search ended before its oracle did
+        super().__init__(*args, **kwargs)
+        self.oracle.max_consecutive_failed_trials = MAX_CONSECUTIVE_FAILURES
+        search_log.project_dir = Path(self.project_dir)
         # A search over several processes (bench.systems.search.distributed): the chief serves this oracle; a
         # worker asks the chief's instead of its own.
         if search_log.worker:
