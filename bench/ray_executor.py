@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -33,6 +34,7 @@ from bench import rundir
 from bench.execute import Executor, OnStart
 from bench.options import ConfigError
 from bench.records import RunRecord, record_for
+from bench.resume import ATTEMPT, RESUME_DIR
 from bench.spec import Resources, RunSpec
 from bench.supervise import Limits, supervise
 from bench.systems.search.processes import GROUP_ENV, NAMESPACE_ENV, NODE_IP_ENV, RAY_ADDRESS_ENV, loopback_kept
@@ -49,6 +51,10 @@ KEPT_MODELS_DIR = Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" 
 # How long the driver waits for a cluster's address to accept a connection before it gives up: Ray's own
 # connect loop retries for minutes on an address where nothing listens.
 CONNECT_TIMEOUT_S = 5.0
+# How often a run on a node sends its changed resume state to the driver, and the most it sends: a search's
+# trial checkpoints can reach gigabytes; a larger state is not sent, and a retry of that run starts again.
+SHIP_S = 10.0
+SHIP_MAX_MB = 512.0
 # The address a local Ray started by the harness gives its processes: its gRPC servers (GCS, raylet, workers)
 # then listen on loopback only, nothing of it reachable from the network.
 LOOPBACK = "127.0.0.1"
@@ -193,7 +199,13 @@ def _run_on_node(spec_json: str, limits: Limits, events: Any, group: str = "") -
             context = ray.get_runtime_context()
             env = {GROUP_ENV: group, RAY_ADDRESS_ENV: context.gcs_address, NAMESPACE_ENV: context.namespace,
                    NODE_IP_ENV: ray.util.get_node_ip_address()}
-        record = supervise(replace(spec, out_dir=str(scratch)), limits, env).replace(node=node)
+        # An earlier try's resume state (kept in the driver's results folder) goes where this try's run resumes
+        # it, and this try's goes back there as it is saved: a retry on another node continues where it was.
+        resume = rundir.run_dir(scratch, spec.run_id) / RESUME_DIR
+        with contextlib.suppress(ray.exceptions.RayError):
+            _put_files(resume, ray.get(events.kept.remote(spec.out_dir, spec.run_id), timeout=EVENT_TIMEOUT_S))
+        with _Shipping(resume, lambda files: events.keep.remote(spec.out_dir, spec.run_id, files)):
+            record = supervise(replace(spec, out_dir=str(scratch)), limits, env).replace(node=node)
         folder = rundir.run_dir(scratch, spec.run_id)
         model = folder / rundir.MODEL
         if model.exists():
@@ -208,11 +220,74 @@ def _run_on_node(spec_json: str, limits: Limits, events: Any, group: str = "") -
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _files_under(folder: Path) -> dict[str, bytes]:
+    """Every file under folder, by its path relative to it."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _put_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Writes files (relative paths) under folder, none outside it."""
+    root = folder.resolve()
+    for name, data in files.items():
+        path = (folder / name).resolve()
+        if root not in path.parents:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+class _Shipping:
+    """While a run goes, sends its resume folder to the driver whenever its attempt.json changes (at most every
+    SHIP_S seconds, SHIP_MAX_MB at most: a larger state stays on its node)."""
+
+    def __init__(self, folder: Path, send: Any) -> None:
+        self.folder, self.send = folder, send
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="resume-shipping", daemon=True)
+        self._sent: float | None = None
+
+    def __enter__(self) -> _Shipping:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        import ray
+
+        while not self._stop.wait(SHIP_S):
+            try:
+                stamp = (self.folder / ATTEMPT).stat().st_mtime
+                if stamp == self._sent or rundir.folder_mb(self.folder) > SHIP_MAX_MB:
+                    continue
+                ray.get(self.send(_files_under(self.folder)), timeout=EVENT_TIMEOUT_S * 6)
+                self._sent = stamp
+            except (OSError, ray.exceptions.RayError):
+                continue  # not written yet, or the driver busy: the next look tries again
+
+
 class _Events:
-    """Runs report here when they start (and start again after a lost node); the driver drains it."""
+    """Runs report here when they start (and start again after a lost node); the driver drains it. It runs on
+    the driver's node, where it also keeps each run's resume state in the results folder (bench.resume)."""
 
     def __init__(self) -> None:
         self._events: list[tuple[str, str]] = []
+
+    def keep(self, out_dir: str, run_id: str, files: dict[str, bytes]) -> None:
+        """Replaces the run's resume folder in the results folder with files."""
+        folder = rundir.run_dir(out_dir, run_id) / RESUME_DIR
+        staged = folder.with_name(f".{RESUME_DIR}.incoming")
+        shutil.rmtree(staged, ignore_errors=True)
+        _put_files(staged, files)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staged, folder)
+
+    def kept(self, out_dir: str, run_id: str) -> dict[str, bytes]:
+        """The run's resume folder in the results folder, as files (none when there is none)."""
+        folder = rundir.run_dir(out_dir, run_id) / RESUME_DIR
+        return _files_under(folder) if folder.is_dir() else {}
 
     def started(self, run_id: str, node: str) -> None:
         """A run began on a node."""
@@ -379,6 +454,8 @@ class RayExecutor(Executor):
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
+        if record.status == "ok":  # nothing is left to resume (a run that failed keeps what it had)
+            shutil.rmtree(folder / RESUME_DIR, ignore_errors=True)
         rundir.write_atomic(folder / rundir.RECORD, record.to_json())
         return record
 

@@ -197,3 +197,53 @@ def test_a_search_killed_mid_search_continues_from_its_last_finished_trial_on_th
     assert float(row["search_s"]) <= 25 + 30 and float(row["fit_s"]) >= float(row["search_s"])
     log = next((out / "runs").glob("*/log.txt")).read_text()
     assert "resume: resuming after 1 attempt(s)" in log
+
+
+@pytest.mark.slow
+def test_under_ray_a_search_whose_node_is_lost_continues_on_another_node_from_its_last_trial(tmp_path: Path
+                                                                                            ) -> None:
+    """A simulated cluster (the head runs nothing): the search runs on one node, whose resume state reaches the
+    driver's results folder as trials end; the node is removed, and Ray's retry on a new node continues it."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from bench.budget import parse_budget
+    from bench.ray_executor import RayExecutor
+    from bench.spec import DatasetRef, Resources, RunSpec
+    from tests.conftest import REPO
+
+    env = {"PYTHONPATH": str(REPO), "BENCH_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "object_store_memory": 80 * 2**20})
+    out = tmp_path / "out"
+    spec = RunSpec(DatasetRef("digits"), "tests.bench.search_fake:TinyRandomSearch", parse_budget("40s"), 0,
+                   out_dir=str(out), timeout_s=300, resources=Resources(num_cpus=1))
+    try:
+        ray.init(address=cluster.address, runtime_env={"env_vars": env}, log_to_driver=False)
+        first = cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+        cluster.wait_for_nodes()
+        executor = RayExecutor(max_retries=1)
+        results: list[object] = []
+        runner = __import__("threading").Thread(target=lambda: results.extend(executor.map([spec])))
+        runner.start()
+        try:
+            deadline = time.monotonic() + 180
+            while _trials_saved(out) < 1 and time.monotonic() < deadline and runner.is_alive():
+                time.sleep(0.2)
+            carried = _trials_saved(out)
+            assert carried >= 1, "no resume state reached the driver"
+            cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+            cluster.remove_node(first)
+        finally:
+            runner.join(timeout=300)
+            executor.close()
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    ((_, record),) = results
+    assert record.status == "ok", record.error
+    assert record.attempts == 2 and record.resumed_from.endswith("trial(s)"), record
+    assert int(record.resumed_from.split()[0]) >= carried
+    with open(next((out / "runs").glob("*/trials.csv")), newline="") as f:
+        trials = list(csv.DictReader(f))
+    assert len({t["trial_id"] for t in trials}) == len(trials) > carried  # carried trials were not run again
+    assert not next((out / "runs").glob("*/")).joinpath(RESUME_DIR).exists()
