@@ -446,6 +446,8 @@ class RayExecutor(Executor):
         folder.mkdir(parents=True, exist_ok=True)
         (folder / rundir.RECORD).unlink(missing_ok=True)
         rundir.write_atomic(folder / rundir.SPEC, spec.to_json())
+        if files:  # the try came back: its folder says whether anything is left to resume (a lost one keeps it)
+            shutil.rmtree(folder / RESUME_DIR, ignore_errors=True)
         for name, data in files.items():
             path = folder / name
             if path.resolve().parent != folder.resolve() and folder.resolve() not in path.resolve().parents:
@@ -454,8 +456,6 @@ class RayExecutor(Executor):
             tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)
-        if record.status == "ok":  # nothing is left to resume (a run that failed keeps what it had)
-            shutil.rmtree(folder / RESUME_DIR, ignore_errors=True)
         rundir.write_atomic(folder / rundir.RECORD, record.to_json())
         return record
 
