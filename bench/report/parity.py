@@ -151,6 +151,9 @@ class Parity:
         return tuple(d.verdict(self.tolerance) for d in self.measured)
 
     def _at(self, *verdicts: str) -> list[ConfigSummary]:
+        """The curve budgets with these verdicts (none without a reference)."""
+        if self.base is None:
+            return []
         return [s for s, v in zip(self.curve, self.states, strict=True) if v in verdicts]
 
     @property
@@ -461,7 +464,9 @@ def answer_sentences(found: list[Parity]) -> list[str]:
         if d is not None:
             text += f"; at equal compute it was {_difference_words(d)}"
         elif p.equal.state in ("below", "above"):
-            text += f"; {name}'s compute is {p.equal_text}"
+            more = "more" if p.equal.state == "below" else "less"
+            text += (f"; every budget ran {more} than {name}'s {fmt.duration(p.base.compute_s)} of compute, so "
+                     "none compares at equal compute")
         if p.plateau.state == "top":
             text += f", against {name} at {p.base.budget}, the top of a ladder that may still be climbing"
         sentences.append(text + ".")
