@@ -14,18 +14,16 @@ test set is one sample of the images the task has). Its variance is estimated as
   correctness averaged over its seeds) over n: the same images for both, so what makes an image easy or hard
   for both cancels.
 
-These are (up to a factor (k-1)/k) the variances a bootstrap over the seeds alone and one over the images
-alone would give, added. Under
-the crossed random-effects model (seed, image and seed-by-image terms) the sum counts the interaction's
-variance over kn twice where the truth counts it once, so it is conservative by that term; the two-way
-("pigeonhole") bootstrap, resampling seeds and images independently and the same images for both
+These are (up to a factor (k-1)/k) the variances a bootstrap over the seeds alone and one over the images alone
+would give, added. Under the crossed random-effects model (seed, image and seed-by-image terms) the sum counts
+the interaction's variance over kn twice where the truth counts it once, so it is conservative by that term;
+the two-way ("pigeonhole") bootstrap, resampling seeds and images independently and the same images for both
 configurations, counts it three times (McCullagh 2000, "Resampling and exchangeable arrays", Bernoulli 6:
 285-301; Owen 2007, "The pigeonhole bootstrap", Ann. Appl. Stat. 1: 386-411). The closed form needs no random
 numbers, so a report is the same on every run. The interval is D +- t x se with Welch-Satterthwaite degrees of
 freedom: with 3 seeds a seed-dominated interval takes t with about 2 degrees of freedom (2.92 at 90%), where a
-percentile bootstrap over 3 seeds would be less than half as wide.
-Bouthillier et al. 2021 ("Accounting for variance in machine learning benchmarks", MLSys) measure both
-sources and find either can dominate.
+percentile bootstrap over 3 seeds would be less than half as wide. Bouthillier et al. 2021 ("Accounting for
+variance in machine learning benchmarks", MLSys) measure both sources and find either can dominate.
 
 Without predictions (an older results folder, or test sets that differ), the image component is unknown and
 the interval is over the seeds alone: `source` says so. With fewer than 2 seeds there is no interval.
