@@ -30,7 +30,9 @@ the interval is over the seeds alone: `source` says so. With fewer than 2 seeds 
 
 Equivalence is two one-sided tests at the tolerance (Schuirmann 1987): the 90% interval inside
 (-tolerance, +tolerance) shows equivalence at the 5% level; an interval entirely below -tolerance shows the
-first configuration worse, entirely above +tolerance better; anything else is undetermined.
+first configuration worse, entirely above +tolerance better. An interval above -tolerance that reaches past
++tolerance passes the lower test alone: not worse (non-inferior at the tolerance), equivalent or better.
+Anything else, an interval reaching below -tolerance and above it, is undetermined.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ SEEDS_AND_IMAGES = "seeds and test images"
 SEEDS_ONLY = "seeds only"
 NO_INTERVAL = "none"
 
-EQUIVALENT, BETTER, WORSE, UNDETERMINED = "equivalent", "better", "worse", "undetermined"
+EQUIVALENT, BETTER, NOT_WORSE, WORSE, UNDETERMINED = "equivalent", "better", "not worse", "worse", "undetermined"
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,15 +166,15 @@ class Difference:
         return None if self.half_width is None else self.point + self.half_width
 
     def verdict(self, tolerance: float) -> str:
-        """EQUIVALENT, BETTER, WORSE or UNDETERMINED at the tolerance (see the module's docstring)."""
+        """EQUIVALENT, BETTER, NOT_WORSE, WORSE or UNDETERMINED at the tolerance (see the module's docstring)."""
         if self.low is None:
             return UNDETERMINED
         if self.high < -tolerance - _EPS:
             return WORSE
         if self.low > tolerance + _EPS:
             return BETTER
-        if self.low > -tolerance - _EPS and self.high < tolerance + _EPS:
-            return EQUIVALENT
+        if self.low > -tolerance - _EPS:
+            return EQUIVALENT if self.high < tolerance + _EPS else NOT_WORSE
         return UNDETERMINED
 
     def needed(self, tolerance: float, seeds: bool, images: bool) -> tuple[int, int] | None:

@@ -4,9 +4,11 @@ D points less"), each with the 90% interval of the difference over seeds and tes
 (bench/report/equivalence.py).
 
 Matching is shown, never assumed. Each budget gets a verdict by two one-sided tests at the tolerance:
-'equivalent' (the interval inside +- tolerance), 'better' (above +tolerance), 'worse' (below -tolerance) or
-'undetermined'. Compute to parity is the smallest budget that is equivalent or better; "more than N x" only
-where every budget is worse; otherwise undetermined, with how far the design is from deciding it. Only
+'equivalent' (the interval inside +- tolerance), 'better' (above +tolerance), 'not worse' (above -tolerance,
+reaching past +tolerance), 'worse' (below -tolerance) or 'undetermined' (reaching below -tolerance and above
+it). Compute to parity is the smallest budget shown not worse than the baseline (equivalent, better or not
+worse: the lower one-sided test passes); "more than N x" only where every budget is worse; otherwise
+undetermined, with how far the design is from deciding it. Only
 measured budgets are compared, never an extrapolation.
 """
 
@@ -37,7 +39,7 @@ from bench.report.tables import (
 from bench.report.verdicts import short_compare
 
 DEFAULT_TOLERANCE = eqv.DEFAULT_TOLERANCE
-MATCHED = (eqv.EQUIVALENT, eqv.BETTER)  # verdicts at which a budget has matched the baseline
+MATCHED = (eqv.EQUIVALENT, eqv.BETTER, eqv.NOT_WORSE)  # a budget shown no worse than the baseline matched it
 # The assumption behind "N test images or K seeds would resolve it", said wherever such a number is.
 SCALING = "if the true difference were 0, each variance term falling as 1/count at the spread measured here"
 
@@ -158,7 +160,7 @@ class Parity:
 
     @property
     def reached(self) -> ConfigSummary | None:
-        """The smallest budget equivalent to the reference or better, or None."""
+        """The smallest budget shown no worse than the reference (see MATCHED), or None."""
         return next(iter(self._at(*MATCHED)), None)
 
     @property
@@ -403,10 +405,13 @@ def caption(tolerance: float) -> str:
     return (
         "Each budget's verdict against the baseline's reference is by two one-sided tests at a tolerance of "
         f"{_tol(tolerance)}: equivalent where the 90% interval of the accuracy difference lies within "
-        f"±{100 * tolerance:g} points, worse or better where it lies wholly beyond, undetermined otherwise. The "
+        f"±{100 * tolerance:g} points, worse or better where it lies wholly beyond, not worse where it lies above "
+        f"-{100 * tolerance:g} but reaches past +{100 * tolerance:g}, undetermined where it reaches below "
+        f"-{100 * tolerance:g} and above it. The "
         "interval carries both sources of variance, paired by seed and by test image (seeds only where the runs "
         "kept no predictions). Compute to parity is the ratio of mean fit times (of a search spread over several "
-        "processes, times the bundles of resources it reserved) at the smallest budget equivalent or better; "
+        "processes, times the bundles of resources it reserved) at the smallest budget equivalent, better or "
+        "not worse (its interval above -tolerance); "
         "\"more than\" only where every budget is worse. Accuracy at the baseline's compute is interpolated "
         "linearly in log fit time between the two budgets whose fit times bracket the baseline's, seed by seed "
         "and image by image, never extrapolated; then its difference from the baseline in points and the 90% "
@@ -419,8 +424,8 @@ def sentence(p: Parity) -> str | None:
     if len(p.curve) < 2 or p.base is None:
         return None
     name = p.base.system
-    text = (f"{p.system} over {p.budgets_text}: parity with {name} (within {_tol(p.tolerance)}) is "
-            f"{p.parity_text}")
+    budgets = ", ".join(s.budget for s in p.curve)
+    text = f"{p.system} over {budgets}: parity with {name} (within {_tol(p.tolerance)}) is {p.parity_text}"
     if p.equal.point is not None:
         text += f"; at {name}'s compute it has {p.equal_text}"
     elif p.equal.state in ("below", "above"):
@@ -435,7 +440,7 @@ def _match_clause(p: Parity, name: str) -> str:
     tol = _tol(p.tolerance)
     if p.outcome == "reached":
         s, ratio = p.reached, fmt.ratio_words(p.parity_ratio) if p.parity_ratio else fmt.MISSING
-        how = "matched" if p.states[p.curve.index(s)] == eqv.EQUIVALENT else "passed"
+        how = {eqv.EQUIVALENT: "matched", eqv.BETTER: "passed"}.get(p.states[p.curve.index(s)], "matched or passed")
         if s is p.curve[0]:
             return (f"{p.system} {how} {name} (within {tol}) with at most {ratio} its compute, at {s.budget}, its "
                     "smallest budget")
