@@ -425,17 +425,18 @@ RESOLVED_TEXT = {"resolved": "yes", "overlap": "no (the interval includes 0)", "
 
 
 def interval_words(d: eqv.Difference) -> str:
-    """Where an interval comes from: '3 seeds paired and 815 test images', '3 seeds only (no predictions)'."""
-    seeds = fmt.plural(d.seeds, "seed") + (" paired" if d.paired else "")
+    """What an interval is over: '3 paired seeds and 815 test images', '3 paired seeds alone: no predictions
+    to pair test images'."""
+    seeds = fmt.plural(d.seeds, "paired seed" if d.paired else "seed")
     if d.source == eqv.SEEDS_AND_IMAGES:
         return f"{seeds} and {d.images:,} test images"
     if d.source == eqv.SEEDS_ONLY:
-        return f"{seeds}; test images not in it (no predictions.csv to pair)"
+        return f"{seeds} alone: no predictions to pair test images"
     return f"no interval: {fmt.plural(d.seeds, 'seed')}"
 
 
 def interval_text(d: eqv.Difference | None) -> str:
-    """'-4.0 to +2.3 (3 seeds paired and 815 test images)', or why there is none."""
+    """'-4.0 to +2.3 (3 paired seeds and 815 test images)', or why there is none."""
     if d is None:
         return fmt.MISSING
     if d.low is None:

@@ -116,7 +116,7 @@ def test_equal_compute_is_interpolated_in_log_time_per_seed(tmp_path: Path):
     assert row["equal_compute_accuracy"] == pytest.approx(0.941935, abs=1e-6)
     assert row["equal_compute_ci90_low_points"] == pytest.approx(100 * d.low)
     assert p.equal_text.startswith("94.2% between 1m and 2m; -2.9 points, 90% interval -")
-    assert p.equal_text.endswith("(3 seeds paired; test images not in it (no predictions.csv to pair))")
+    assert p.equal_text.endswith("(3 paired seeds alone: no predictions to pair test images)")
 
 
 def test_equal_compute_between_budgets_sharing_no_seed_has_no_interval(tmp_path: Path):
@@ -348,7 +348,7 @@ def test_without_predictions_the_same_runs_fall_back_to_the_seeds_and_say_so(tmp
     assert p.states == ("equivalent",)
     assert "intervals over seeds only: the runs kept no predictions to pair test images" in p.notes
     shown = tables.VERSUS.display([tables.Versus(p.curve[0], p.base)]).iloc[0]["90% interval (points)"]
-    assert shown == "+0.0 to +0.0 (3 seeds paired; test images not in it (no predictions.csv to pair))"
+    assert shown == "+0.0 to +0.0 (3 paired seeds alone: no predictions to pair test images)"
 
 
 def _ladder(out: Path, accuracies: dict[str, float], n: int = 20_000) -> list:
