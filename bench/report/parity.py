@@ -451,6 +451,9 @@ def _match_clause(p: Parity, name: str) -> str:
     budgets = p.undetermined
     at = f"every budget ({budgets[0].budget} to {budgets[-1].budget})" if len(budgets) == len(p.curve) > 1 else \
         ", ".join(s.budget for s in budgets)
+    worse = p._at(eqv.WORSE)
+    if worse:
+        at += f" (worse at {', '.join(s.budget for s in worse)})"
     d = p.resolving
     width = "" if d is None else f"; the narrowest 90% interval is ±{100 * d.half_width:.1f} points"
     return f"whether {p.system} matched {name} within {tol} is undetermined at {at}{width}"
@@ -473,7 +476,7 @@ def answer_sentences(found: list[Parity]) -> list[str]:
             text += (f"; every budget ran {more} than {name}'s {fmt.duration(p.base.compute_s)} of compute, so "
                      "none compares at equal compute")
         if p.plateau.state == "top":
-            text += f", against {name} at {p.base.budget}, the top of a ladder that may still be climbing"
+            text += f"; {name}'s reference, {p.base.budget}, is the top of a ladder that may still be climbing"
         sentences.append(text + ".")
     return sentences
 

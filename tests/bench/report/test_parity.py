@@ -378,7 +378,7 @@ def test_a_baseline_still_climbing_at_its_top_is_said(tmp_path: Path):
     assert "more compute could make stronger" in p.plateau.text
     assert "the baseline's reference is the top of its ladder: more compute may make it stronger" in p.notes
     [sentence] = parity.answer_sentences([p])
-    assert sentence.endswith("against resnet at 2m, the top of a ladder that may still be climbing.")
+    assert sentence.endswith("; resnet's reference, 2m, is the top of a ladder that may still be climbing.")
 
 
 def test_the_answer_sentence_states_the_ratio_and_the_interval(tmp_path: Path):
