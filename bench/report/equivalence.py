@@ -48,6 +48,7 @@ LEVEL = 0.90  # the two one-sided tests at 5% each are the 90% interval inside t
 # run of the baseline moves on the malaria and CIFAR-10 subsets.
 DEFAULT_TOLERANCE = 0.005
 MIN_SEEDS = 2  # a seed component needs a variance
+MIN_IMAGES = 2  # and so does an image component
 _EPS = 1e-12  # float slack where an interval end sits exactly on the tolerance
 
 SEEDS_AND_IMAGES = "seeds and test images"
@@ -203,7 +204,8 @@ def difference(a: Sample, b: Sample) -> Difference:
     paired = len(common) >= MIN_SEEDS
     if paired:
         a, b = a.rows(common), b.rows(common)
-    by_image = a.correct is not None and b.correct is not None and a.test_key == b.test_key and a.test_key != ""
+    by_image = (a.correct is not None and b.correct is not None and a.test_key == b.test_key != ""
+                and a.correct.shape[1] >= MIN_IMAGES)
     acc_a = a.correct.mean(axis=1) if by_image else a.accuracy
     acc_b = b.correct.mean(axis=1) if by_image else b.accuracy
     point = float(acc_a.mean() - acc_b.mean())

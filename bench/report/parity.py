@@ -287,6 +287,8 @@ class Parity:
         budgets = eq.point.budget.replace("–", " and ")
         where = f"at {budgets}" if eq.state == "at budget" else f"between {budgets}"
         d = self.equal_measured
+        if d.low is None:
+            return f"{fmt.pct(eq.point.accuracy.mean)} {where}; {100 * d.point:+.1f} points ({interval_words(d)})"
         return f"{fmt.pct(eq.point.accuracy.mean)} {where}; {100 * d.point:+.1f} points, 90% interval " \
             + interval_text(d)
 
