@@ -40,8 +40,9 @@ from bench.report.verdicts import short_compare
 
 DEFAULT_TOLERANCE = eqv.DEFAULT_TOLERANCE
 MATCHED = (eqv.EQUIVALENT, eqv.BETTER, eqv.NOT_WORSE)  # a budget shown no worse than the baseline matched it
-# The assumption behind "N test images or K seeds would resolve it", said wherever such a number is.
-SCALING = "if the true difference were 0, each variance term falling as 1/count at the spread measured here"
+# The assumption behind "N test images or K seeds would narrow it", said wherever such a number is.
+SCALING = ("each variance term falling as 1/count at the spread measured here; equivalence also needs the "
+           "difference near 0")
 
 
 def _seeds(n: int) -> str:
@@ -149,10 +150,10 @@ class Parity:
 
     @property
     def states(self) -> tuple[str, ...]:
-        """Each curve budget's verdict at the tolerance: equivalent, better, worse or undetermined."""
+        """Each curve budget's verdict at the tolerance: equivalent, better, not worse, worse or undetermined."""
         return tuple(d.verdict(self.tolerance) for d in self.measured)
 
-    def _at(self, *verdicts: str) -> list[ConfigSummary]:
+    def budgets_at(self, *verdicts: str) -> list[ConfigSummary]:
         """The curve budgets with these verdicts (none without a reference)."""
         if self.base is None:
             return []
@@ -161,7 +162,7 @@ class Parity:
     @property
     def reached(self) -> ConfigSummary | None:
         """The smallest budget shown no worse than the reference (see MATCHED), or None."""
-        return next(iter(self._at(*MATCHED)), None)
+        return next(iter(self.budgets_at(*MATCHED)), None)
 
     @property
     def largest(self) -> Versus | None:
@@ -195,8 +196,8 @@ class Parity:
 
     @property
     def undetermined(self) -> tuple[ConfigSummary, ...]:
-        """The budgets whose interval neither shows equivalence nor excludes it."""
-        return tuple(self._at(eqv.UNDETERMINED))
+        """The budgets whose interval reaches both below -tolerance and above it."""
+        return tuple(self.budgets_at(eqv.UNDETERMINED))
 
     @property
     def resolving(self) -> eqv.Difference | None:
@@ -227,8 +228,8 @@ class Parity:
         if not options and both:
             options.append(f"{both[0]} seeds and {both[1]:,} test images together")
         if options:
-            return text + f"; about {' or '.join(options)} would resolve it ({SCALING})"
-        return text + "; no design within a million times this one would resolve it"
+            return text + f"; about {' or '.join(options)} would narrow it to ±{_tol(tol)} ({SCALING})"
+        return text + "; no design within a million times this one would narrow it that far"
 
     @property
     def parity_text(self) -> str:
@@ -453,7 +454,7 @@ def _match_clause(p: Parity, name: str) -> str:
     budgets = p.undetermined
     at = f"every budget ({budgets[0].budget} to {budgets[-1].budget})" if len(budgets) == len(p.curve) > 1 else \
         ", ".join(s.budget for s in budgets)
-    worse = p._at(eqv.WORSE)
+    worse = p.budgets_at(eqv.WORSE)
     if worse:
         at += f" (worse at {', '.join(s.budget for s in worse)})"
     d = p.resolving

@@ -330,8 +330,8 @@ def test_the_test_set_size_changes_the_verdict(tmp_path: Path, n: int, verdict: 
     if verdict == "undetermined":
         images = parity.PARITY.csv([p]).iloc[0]["images_needed"]
         assert n < images < 20_000  # the larger test set resolves it, as measured below
-        assert f"about {images:,} test images with these 3 seeds would resolve it" in p.parity_text
-        assert "if the true difference were 0" in p.parity_text
+        assert f"about {images:,} test images with these 3 seeds would narrow it to ±0.5 points" in p.parity_text
+        assert "equivalence also needs the difference near 0" in p.parity_text
     else:
         assert p.parity_text == "at most 2.4x the baseline's compute: equivalent at 4m, the smallest budget run"
 
