@@ -129,3 +129,16 @@ def test_cost_shows_energy_per_run_where_measured_and_nothing_where_not(groups):
     unmeasured = tables.cost_rows(summaries(groups, "malaria"), prices)
     assert "GPU energy" not in tables.COST.display(unmeasured).columns
     assert tables.COST.csv(unmeasured)["gpu_energy_j"].isna().all()
+
+
+def test_test_results_pair_only_runs_that_kept_predictions_of_one_test_set(tmp_path: Path):
+    from tests.bench.report.report_sample import write_correct
+
+    a = write_correct(tmp_path, run("d", "s", "resnet", "full", 0), [True, False, True, True])
+    b = write_correct(tmp_path, run("d", "s", "resnet", "full", 1), [True, True, True, False])
+    correct, key = tables.test_results(tmp_path, [a.run_id, b.run_id])
+    assert correct.tolist() == [[1, 0, 1, 1], [1, 1, 1, 0]] and key
+    other = write_correct(tmp_path, run("d", "s", "resnet", "full", 2), [True, False, True])  # another test set
+    assert tables.test_results(tmp_path, [a.run_id, other.run_id]) == (None, "")
+    assert tables.test_results(tmp_path, [a.run_id, "no-such-run"]) == (None, "")
+    assert tables.test_results(None, [a.run_id]) == (None, "")
