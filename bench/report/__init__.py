@@ -116,13 +116,13 @@ class GroupResult:
 
 def _analyse(group: Group, part: pd.DataFrame, out_dir: Path, *, baseline: str, prices: Prices,
              tolerance: float, colors: dict[str, tuple]) -> GroupResult:
-    summaries = tables.summarize(group, part, baseline)
+    summaries = tables.summarize(group, part, baseline, out_dir)
     found = parity.parities(summaries, tolerance)
     return GroupResult(
         group=group,
         runs=part,
         summaries=summaries,
-        versus=tables.versus(summaries),
+        versus=tables.versus(summaries, tolerance),
         cost=tables.cost_rows(summaries, prices),
         failures=tables.failures(part),
         parities=found,
@@ -131,12 +131,13 @@ def _analyse(group: Group, part: pd.DataFrame, out_dir: Path, *, baseline: str, 
     )
 
 
-def _intro(runs: pd.DataFrame, baseline: str, data_notes: tuple[str, ...]) -> list[Block]:
-    """The title and what the report is made of."""
+def _intro(runs: pd.DataFrame, baseline: str, data_notes: tuple[str, ...], answers: list[str]) -> list[Block]:
+    """The title, the answer (a sentence per data set and AutoML system), and what the report is made of."""
     classes = system_classes(runs, baseline)
     others = _names(classes, "other")
     return [
         Heading(1, TITLE),
+        *([Paragraph(items=tuple(answers))] if answers else []),
         Paragraph(
             f"Made from {fmt.plural(len(runs), 'run')} in {rundir.RUNS_TABLE} ({(runs['status'] == 'ok').sum()} ok); "
             f"baseline: {baseline}; by the roles the systems declare, AutoML: {_names(classes, 'automl')}; "
@@ -174,10 +175,10 @@ def _without_data_column(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=["Data"], errors="ignore")
 
 
-def _overview(r: GroupResult, baseline: str) -> list[Block]:
+def _overview(r: GroupResult, baseline: str, tolerance: float) -> list[Block]:
     """The group's heading, where it ran, and its verdicts, each said once."""
     part = r.runs
-    sentences = verdicts(r.group, r.summaries, baseline)
+    sentences = verdicts(r.group, r.summaries, baseline, tolerance)
     sentences += [s for p in r.parities if (s := parity.sentence(p))]
     return [
         Heading(2, r.group.label),
@@ -231,24 +232,20 @@ def _checkpoint_note(runs: pd.DataFrame) -> str:
             f"{rundir.RUNS_TABLE}).")
 
 
-def _against_baseline(r: GroupResult, baseline: str) -> list[Block]:
+def _against_baseline(r: GroupResult, baseline: str, tolerance: float) -> list[Block]:
     """Each AutoML configuration against the baseline's reference."""
     if not r.versus:
         return []
-    base = tables.reference(r.summaries, "baseline")
-    ref = (
-        f"The baseline's reference is {base.system} at budget {base.budget}, its most accurate configuration."
-        if base
-        else f"{baseline} has no ok run here, so there is no reference."
-    )
+    found = tables.plateau(r.summaries, tolerance)
+    ref = found.text if found else f"{baseline} has no ok run here, so there is no reference."
     # The ratio is of fit (wall) time also where GPUs ran: GPU and GPU busy time are in the summary.
     ratio = " Compute ratio = AutoML fit time / baseline fit time" + (
         " (wall time, not GPU or GPU busy time)." if _gpu_paragraph(r.summaries) else "."
     )
     pairing = (
-        " Where 3 or more seeds ran both (same seeds, same data split), the comparison is paired: the 95%"
-        " t-interval of the per-seed differences decides, and it resolves the difference when it excludes"
-        " 0; otherwise the two configurations' own intervals must not overlap (unpaired)."
+        " The 90% interval of the difference carries the seeds' and the test images' variance, paired by seed"
+        " where 2 or more seeds ran both and by test image where both kept predictions; it resolves the"
+        " difference when it excludes 0."
     )
     scopes = sorted({v.automl.budget_scope for v in r.versus if v.automl.budget_scope})
     covers = {"total": "search and refit", "search": "the search only (the refit comes after it)"}
@@ -326,12 +323,14 @@ def write_report(
         written += [p for f in figures for p in (f.png, f.svg)]
     _write_tables(results, out_dir / TABLES_DIR, written)
     _write_csv(amlb_frame(recorded, out_dir), out_dir / AMLB_FILE, written)  # amlb's own names and params
-    blocks = _intro(runs, baseline, data_notes) + _headline(results, baseline, parity_tolerance)
+    answers = [s for r in results for s in parity.answer_sentences(r.parities)]
+    blocks = _intro(runs, baseline, data_notes, answers) + _headline(results, baseline, parity_tolerance)
     for r in results:
         if skipped := _all_skipped(r):
             blocks += skipped  # one reason said once, not a table of empty cells
             continue
-        blocks += _overview(r, baseline) + _systems(r) + _against_baseline(r, baseline) + _cost(r, prices)
+        blocks += _overview(r, baseline, parity_tolerance) + _systems(r)
+        blocks += _against_baseline(r, baseline, parity_tolerance) + _cost(r, prices)
         blocks += _figures(r)
     md, page = out_dir / REPORT_MD, out_dir / REPORT_HTML
     md.write_text(to_markdown(blocks, out_dir), encoding="utf-8")

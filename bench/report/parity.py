@@ -1,81 +1,93 @@
-"""Each AutoML system's budget curve against the baseline: the compute it takes to reach the baseline's accuracy,
-its accuracy at the baseline's compute, and the 2019 form at its largest budget ("N x the compute for D points
-less").
+"""Each AutoML system's budget curve against the baseline's reference: the compute it takes to match the
+baseline, its accuracy at the baseline's compute, and the 2019 form at its largest budget ("N x the compute for
+D points less"), each with the 90% interval of the difference over seeds and test images
+(bench/report/equivalence.py).
 
-Only measured budgets are compared: where no budget reaches the baseline, the report gives the lower bound the
-largest budget sets, never an extrapolation.
+Matching is shown, never assumed. Each budget gets a verdict by two one-sided tests at the tolerance:
+'equivalent' (the interval inside +- tolerance), 'better' (above +tolerance), 'not worse' (above -tolerance,
+reaching past +tolerance), 'worse' (below -tolerance) or 'undetermined' (reaching below -tolerance and above
+it). Compute to parity is the smallest budget shown not worse than the baseline (equivalent, better or not
+worse: the lower one-sided test passes); "more than N x" only where every budget is worse; otherwise
+undetermined, with how far the design is from deciding it. Only
+measured budgets are compared, never an extrapolation.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.report import equivalence as eqv
 from bench.report import formatting as fmt
 from bench.report.runs import Group
-from bench.report.stats import MIN_SEEDS_FOR_INTERVAL, Spread, spread
-from bench.report.tables import Column, ConfigSummary, TableSpec, Versus, group_columns, reference
+from bench.report.stats import spread
+from bench.report.tables import (
+    Column,
+    ConfigSummary,
+    Plateau,
+    TableSpec,
+    Versus,
+    group_columns,
+    interval_text,
+    interval_words,
+    plateau,
+)
 from bench.report.verdicts import short_compare
 
-# Accuracy (a fraction) within which an AutoML system counts as level with the baseline: half a point, about
-# what a reseeded run of the baseline moves on the malaria and CIFAR-10 subsets.
-DEFAULT_TOLERANCE = 0.005
-_EPS = 1e-12  # float slack when a difference sits exactly on the tolerance
+DEFAULT_TOLERANCE = eqv.DEFAULT_TOLERANCE
+MATCHED = (eqv.EQUIVALENT, eqv.BETTER, eqv.NOT_WORSE)  # a budget shown no worse than the baseline matched it
+# The assumption behind "N test images or K seeds would narrow it", said wherever such a number is.
+SCALING = ("each variance term falling as 1/count at the spread measured here; equivalence also needs the "
+           "difference near 0")
 
 
 def _seeds(n: int) -> str:
     return fmt.plural(n, "seed")
 
 
+def _tol(tolerance: float) -> str:
+    return f"{100 * tolerance:g} points"
+
+
 @dataclass(frozen=True)
 class EqualCompute:
-    """The AutoML system's accuracy at the baseline reference's mean fit time.
+    """The AutoML system at the baseline reference's compute.
 
-    Interpolated linearly in log fit time between the two consecutive budgets whose mean fit times bracket it.
-    Where 3 or more seeds ran both budgets, each seed's accuracy is interpolated and the interval is the 95%
-    t-interval of those values (so it can be paired with the baseline's seeds); otherwise the two budgets'
-    interval ends (95% CI, or ± 1 std with 2 seeds) are interpolated, and with fewer than 2 seeds at either
-    budget there is no interval.
+    Interpolated linearly in log compute between the two consecutive budgets whose mean compute brackets it,
+    seed by seed and (where both kept predictions) test image by test image, so that it pairs with the
+    baseline's seeds and images. Where the two budgets share fewer than 2 seeds there is no interval.
     """
 
     state: str  # 'interpolated', 'at budget', 'below' (the smallest budget), 'above' (the largest), 'none'
-    point: ConfigSummary | None = None  # the system at the baseline's fit time
-    method: str = ""  # 'per seed', 'interval ends' or '' (no interval)
+    point: ConfigSummary | None = None  # the system at the baseline's compute
 
     def versus(self, base: ConfigSummary) -> Versus | None:
-        """The point against the baseline reference (paired where its seeds pair)."""
+        """The point against the baseline reference."""
         return None if self.point is None else Versus(self.point, base)
 
 
 def _interpolate(lo: ConfigSummary, hi: ConfigSummary, at_s: float) -> EqualCompute:
-    """The system between budgets lo and hi at compute at_s, their mean compute bracketing it (see EqualCompute)."""
+    """The system between budgets lo and hi at compute at_s, their mean compute bracketing it."""
     lo_s, hi_s = _compute(lo), _compute(hi)
     span = math.log(hi_s) - math.log(lo_s)
     w = 0.0 if span == 0 else (math.log(at_s) - math.log(lo_s)) / span
-    a, b = dict(lo.seed_accuracy), dict(hi.seed_accuracy)
-    common = sorted(set(a) & set(b))
-    if len(common) >= MIN_SEEDS_FOR_INTERVAL:
-        per_seed = tuple((seed, (1 - w) * a[seed] + w * b[seed]) for seed in common)
-        accuracy, method = spread(v for _, v in per_seed), "per seed"
+    mixed = eqv.blend(lo.sample, hi.sample, w)
+    if mixed is not None:
+        per_seed = tuple(zip(mixed.seeds, (float(a) for a in mixed.accuracy), strict=True))
+        accuracy, correct, key = spread(mixed.accuracy), mixed.correct, mixed.test_key
     else:
-        per_seed = ()
-        la, ha = lo.accuracy, hi.accuracy
-        mean = (1 - w) * la.mean + w * ha.mean
-        n = min(la.n, ha.n)
-        if la.low is not None and ha.low is not None:
-            kind = la.kind if la.kind == ha.kind else "std"
-            accuracy = Spread(n, mean, None, (1 - w) * la.low + w * ha.low, (1 - w) * la.high + w * ha.high, kind)
-            method = "interval ends"
-        else:
-            accuracy, method = Spread(n, mean, None, None, None, "none"), ""
+        # No seed in common: the mean alone, one pseudo-seed, so that the comparison says 'no interval'.
+        mean = (1 - w) * lo.accuracy.mean + w * hi.accuracy.mean
+        per_seed, accuracy, correct, key = ((-1, mean),), spread([mean]), None, ""
     point = dataclasses.replace(
         lo, budget=f"{lo.budget}–{hi.budget}", fit_s=at_s, held_s=None, accuracy=accuracy, seed_accuracy=per_seed,
-        runs=min(lo.runs, hi.runs), statuses=(),
+        runs=min(lo.runs, hi.runs), statuses=(), correct=correct, test_key=key,
     )
-    return EqualCompute("interpolated", point, method)
+    return EqualCompute("interpolated", point)
 
 
 def _compute(s: ConfigSummary) -> float:
@@ -90,7 +102,7 @@ def equal_compute(curve: tuple[ConfigSummary, ...], at_s: float | None) -> Equal
         return EqualCompute("none")
     for s in timed:
         if math.isclose(_compute(s), at_s, rel_tol=1e-9):
-            return EqualCompute("at budget", s, "per seed" if s.accuracy.n >= MIN_SEEDS_FOR_INTERVAL else "")
+            return EqualCompute("at budget", s)
     if at_s < min(_compute(s) for s in timed):
         return EqualCompute("below")
     if at_s > max(_compute(s) for s in timed):
@@ -103,18 +115,16 @@ def equal_compute(curve: tuple[ConfigSummary, ...], at_s: float | None) -> Equal
     return EqualCompute("none")  # unreachable; kept so that a bug reads as 'no value', not a wrong one
 
 
-def _state(s: ConfigSummary, base: ConfigSummary, tolerance: float) -> str:
-    """One budget against the reference: 'parity' (mean within tolerance and not resolved worse), 'worse'
-    (within tolerance, but an interval resolves it below), 'unresolved' (within tolerance, too few seeds to
-    tell) or 'short' (mean below the tolerance)."""
-    v = Versus(s, base)
-    if v.difference < -tolerance - _EPS:
-        return "short"
-    if v.resolution == "resolved" and v.difference < 0:
-        return "worse"
-    if v.resolution == "too few seeds":
-        return "unresolved"
-    return "parity"
+def _difference_words(d: eqv.Difference) -> str:
+    """'4.9 points behind (90% interval 3.9 to 5.8)': magnitudes where the interval is on one side of 0."""
+    if d.low is None:
+        return f"{abs(100 * d.point):.1f} points {'behind' if d.point < 0 else 'ahead'} ({interval_words(d)})"
+    behind = d.point < 0
+    amount = f"{abs(100 * d.point):.1f} points {'behind' if behind else 'ahead'}"
+    if d.high < 0 or d.low > 0:
+        near, far = sorted((abs(100 * d.low), abs(100 * d.high)))
+        return f"{amount} (90% interval {near:.1f} to {far:.1f})"
+    return f"{amount}, not resolved (90% interval {100 * d.low:+.1f} to {100 * d.high:+.1f})"
 
 
 @dataclass(frozen=True)
@@ -123,22 +133,36 @@ class Parity:
 
     group: Group
     system: str
-    base: ConfigSummary | None
+    plateau: Plateau | None  # the baseline's reference and how it was chosen; None without a baseline run
     curve: tuple[ConfigSummary, ...]  # budgets with an ok run, ascending
     skipped: tuple[ConfigSummary, ...]  # budgets without one
     tolerance: float
 
     @property
+    def base(self) -> ConfigSummary | None:
+        """The baseline's reference configuration."""
+        return None if self.plateau is None else self.plateau.reference
+
+    @functools.cached_property
+    def measured(self) -> tuple[eqv.Difference, ...]:
+        """Each curve budget minus the reference, with its 90% interval."""
+        return tuple(Versus(s, self.base).measured for s in self.curve) if self.base else ()
+
+    @property
     def states(self) -> tuple[str, ...]:
-        """Each curve budget's state against the reference (see _state)."""
-        return tuple(_state(s, self.base, self.tolerance) for s in self.curve) if self.base else ()
+        """Each curve budget's verdict at the tolerance: equivalent, better, not worse, worse or undetermined."""
+        return tuple(d.verdict(self.tolerance) for d in self.measured)
+
+    def budgets_at(self, *verdicts: str) -> list[ConfigSummary]:
+        """The curve budgets with these verdicts (none without a reference)."""
+        if self.base is None:
+            return []
+        return [s for s, v in zip(self.curve, self.states, strict=True) if v in verdicts]
 
     @property
     def reached(self) -> ConfigSummary | None:
-        """The smallest budget at parity, or None (also where there is no baseline to reach)."""
-        if self.base is None:
-            return None
-        return next((s for s, st in zip(self.curve, self.states, strict=True) if st == "parity"), None)
+        """The smallest budget shown no worse than the reference (see MATCHED), or None."""
+        return next(iter(self.budgets_at(*MATCHED)), None)
 
     @property
     def largest(self) -> Versus | None:
@@ -147,28 +171,65 @@ class Parity:
 
     @property
     def outcome(self) -> str:
-        """'reached', 'unresolved', 'not reached', 'no reference' or 'no ok run'."""
+        """'reached', 'not reached' (every budget worse), 'undetermined', 'no reference' or 'no ok run'."""
         if self.base is None:
             return "no reference"
         if not self.curve:
             return "no ok run"
         if self.reached is not None:
             return "reached"
-        return "unresolved" if "unresolved" in self.states else "not reached"
+        return "not reached" if all(v == eqv.WORSE for v in self.states) else "undetermined"
 
     def _ratio(self, s: ConfigSummary) -> float | None:
         return Versus(s, self.base).compute_ratio
 
     @property
     def parity_ratio(self) -> float | None:
-        """Fit time at the parity budget over the baseline's; None unless reached."""
+        """Compute at the parity budget over the baseline's; None unless reached."""
         return self._ratio(self.reached) if self.reached else None
 
     @property
     def lower_bound_ratio(self) -> float | None:
-        """Where parity is not reached: the largest budget's fit time over the baseline's, which parity needs more
-        than."""
+        """Where every budget is worse: the largest budget's compute over the baseline's, which parity needs
+        more than."""
         return self._ratio(self.curve[-1]) if self.outcome == "not reached" else None
+
+    @property
+    def undetermined(self) -> tuple[ConfigSummary, ...]:
+        """The budgets whose interval reaches both below -tolerance and above it."""
+        return tuple(self.budgets_at(eqv.UNDETERMINED))
+
+    @property
+    def resolving(self) -> eqv.Difference | None:
+        """Of the undetermined budgets, the difference with the narrowest interval: what the design achieves at
+        best (None where none is undetermined, or none has an interval)."""
+        found = [d for d, v in zip(self.measured, self.states, strict=True)
+                 if v == eqv.UNDETERMINED and d.half_width is not None]
+        return min(found, key=lambda d: d.half_width) if found else None
+
+    @property
+    def design_text(self) -> str:
+        """How far the design is from deciding the undetermined budgets ('' where none is)."""
+        if not self.undetermined:
+            return ""
+        d = self.resolving
+        if d is None:
+            n = min(s.ok for s in self.undetermined)
+            return f"no interval with {_seeds(n)}"
+        text = (f"the narrowest 90% interval is ±{100 * d.half_width:.1f} points, against a tolerance of "
+                f"{_tol(self.tolerance)}")
+        tol = self.tolerance
+        images, seeds, both = d.needed(tol, False, True), d.needed(tol, True, False), d.needed(tol, True, True)
+        options = []
+        if images:
+            options.append(f"{images[1]:,} test images with these {d.seeds} seeds")
+        if seeds:
+            options.append(f"{seeds[0]} seeds" + (f" on these {d.images:,} test images" if d.images else ""))
+        if not options and both:
+            options.append(f"{both[0]} seeds and {both[1]:,} test images together")
+        if options:
+            return text + f"; about {' or '.join(options)} would narrow it to ±{_tol(tol)} ({SCALING})"
+        return text + "; no design within a million times this one would narrow it that far"
 
     @property
     def parity_text(self) -> str:
@@ -182,24 +243,37 @@ class Parity:
             s = self.reached
             ratio = self.parity_ratio
             amount = fmt.MISSING if ratio is None else f"{fmt.ratio_words(ratio)} the baseline's compute"
+            verdict = self.states[self.curve.index(s)]
             if s is self.curve[0]:
                 # Nothing smaller was run, so parity may come sooner: an upper bound.
-                return f"at most {amount}: reached at {s.budget}, the smallest budget run"
-            earlier = self.states[: self.curve.index(s)]
-            unsure = " (unresolved below it)" if "unresolved" in earlier else ""
-            return f"{amount} (reached at {s.budget}){unsure}"
-        if outcome == "unresolved":
-            at = [s for s, st in zip(self.curve, self.states, strict=True) if st == "unresolved"]
-            n = min(min(s.ok, self.base.ok) for s in at)
-            return f"unresolved: {_seeds(n)} (within tolerance at {', '.join(s.budget for s in at)})"
+                return f"at most {amount}: {verdict} at {s.budget}, the smallest budget run"
+            below = [b.budget for b in self.undetermined if self.curve.index(b) < self.curve.index(s)]
+            unsure = f" (undetermined at {', '.join(below)}: it may come sooner)" if below else ""
+            return f"{amount} ({verdict} at {s.budget}){unsure}"
+        if outcome == "undetermined":
+            at = ", ".join(s.budget for s in self.undetermined)
+            return f"undetermined at {at}: {self.design_text}"
         ratio = self.lower_bound_ratio
         bound = fmt.MISSING if ratio is None else f"more than {fmt.ratio_words(ratio)} the baseline's compute"
-        return f"not reached by {self.curve[-1].budget}: {bound}"
+        return f"{bound}: every budget up to {self.curve[-1].budget} worse by more than {_tol(self.tolerance)}"
+
+    @property
+    def budgets_text(self) -> str:
+        """Each budget with its verdict: '30s worse, 1m undetermined'."""
+        if not self.states:
+            return ", ".join(s.budget for s in self.curve) or fmt.MISSING
+        return ", ".join(f"{s.budget} {v}" for s, v in zip(self.curve, self.states, strict=True))
 
     @property
     def equal(self) -> EqualCompute:
-        """The system at the baseline reference's fit time."""
+        """The system at the baseline reference's compute."""
         return equal_compute(self.curve, self.base.compute_s if self.base else None)
+
+    @property
+    def equal_measured(self) -> eqv.Difference | None:
+        """The equal-compute point minus the reference, with its interval."""
+        v = self.equal.versus(self.base) if self.base else None
+        return None if v is None else v.measured
 
     @property
     def equal_text(self) -> str:
@@ -213,14 +287,11 @@ class Parity:
             return fmt.MISSING
         budgets = eq.point.budget.replace("–", " and ")
         where = f"at {budgets}" if eq.state == "at budget" else f"between {budgets}"
-        a = eq.point.accuracy
-        if a.low is None:
-            interval = f"no interval: {_seeds(a.n)}"
-        else:
-            how = {"per seed": "per seed", "interval ends": "interpolated interval ends"}.get(eq.method, eq.method)
-            interval = f"{100 * a.low:.1f}–{100 * a.high:.1f}" + (f", {how}" if how else "")
-        diff = eq.versus(self.base).difference
-        return f"{fmt.pct(a.mean)} ({interval}) {where}; {fmt.signed(100 * diff)} points"
+        d = self.equal_measured
+        if d.low is None:
+            return f"{fmt.pct(eq.point.accuracy.mean)} {where}; {100 * d.point:+.1f} points ({interval_words(d)})"
+        return f"{fmt.pct(eq.point.accuracy.mean)} {where}; {100 * d.point:+.1f} points, 90% interval " \
+            + interval_text(d)
 
     @property
     def largest_text(self) -> str:
@@ -230,33 +301,35 @@ class Parity:
 
     @property
     def notes(self) -> tuple[str, ...]:
-        """What a reader must know to trust the row: falls, budgets left out, seeds too few."""
+        """What a reader must know to trust the row: falls, budgets left out, intervals without test images."""
         notes = []
         if len(self.curve) == 1:
             notes.append("one budget run: no curve")
         for lo, hi in zip(self.curve, self.curve[1:], strict=False):
-            if hi.accuracy.mean < lo.accuracy.mean - _EPS:
+            if hi.accuracy.mean < lo.accuracy.mean - 1e-12:
                 notes.append(f"accuracy falls from {lo.budget} to {hi.budget} "
                              f"({fmt.pct(lo.accuracy.mean)} to {fmt.pct(hi.accuracy.mean)})")
         if self.curve and all(s.ok == 1 for s in self.curve):
             notes.append("1 seed per budget: no interval")
+        if any(d.source == eqv.SEEDS_ONLY for d in self.measured):
+            notes.append("intervals over seeds only: the runs kept no predictions to pair test images")
         for s in self.skipped:
             notes.append(f"{s.budget} left out: no ok run ({s.not_ok_text or 'no accuracy'})")
-        if "worse" in self.states:
-            at = [s.budget for s, st in zip(self.curve, self.states, strict=True) if st == "worse"]
-            notes.append(f"within tolerance but resolved worse at {', '.join(at)}")
+        if self.plateau is not None and self.plateau.state in ("top", "one budget"):
+            notes.append("the baseline's reference is the top of its ladder: more compute may make it stronger"
+                         if self.plateau.state == "top" else "the baseline ran one budget: its plateau is unmeasured")
         return tuple(notes)
 
 
 def parities(summaries: list[ConfigSummary], tolerance: float = DEFAULT_TOLERANCE) -> list[Parity]:
     """One Parity per AutoML system of this group of data, systems by name."""
-    base = reference(summaries, "baseline")
+    found = plateau(summaries, tolerance)
     result = []
     for system in sorted({s.system for s in summaries if s.system_class == "automl"}):
         mine = [s for s in summaries if s.system == system]  # summarize sorts budgets ascending
         curve = tuple(s for s in mine if s.accuracy.mean is not None)
         skipped = tuple(s for s in mine if s.accuracy.mean is None)
-        result.append(Parity(mine[0].group, system, base, curve, skipped, tolerance))
+        result.append(Parity(mine[0].group, system, found, curve, skipped, tolerance))
     return result
 
 
@@ -264,12 +337,12 @@ def _points(value: float | None) -> float | None:
     return None if value is None else 100 * value
 
 
-def _eq(value: Callable[[EqualCompute, Versus], Any]) -> Callable[[Parity], Any]:
+def _eq(value: Callable[[EqualCompute, eqv.Difference], Any]) -> Callable[[Parity], Any]:
     """A value of the equal-compute point against the baseline, None where there is none."""
 
     def get(p: Parity) -> Any:
         eq = p.equal
-        return None if eq.point is None else value(eq, eq.versus(p.base))
+        return None if eq.point is None else value(eq, p.equal_measured)
 
     return get
 
@@ -278,15 +351,25 @@ def _base(value: Callable[[ConfigSummary], Any]) -> Callable[[Parity], Any]:
     return lambda p: value(p.base) if p.base else None
 
 
+def _count(needed: tuple[int, int] | None, which: int) -> int | None:
+    return None if needed is None else needed[which]
+
+
+def _resolving(value: Callable[[eqv.Difference, float], Any]) -> Callable[[Parity], Any]:
+    return lambda p: None if p.resolving is None else value(p.resolving, p.tolerance)
+
+
 # Compute to parity and accuracy at equal compute: one row per data set and AutoML system.
 PARITY: TableSpec[Parity] = TableSpec(
     (
         *group_columns(lambda p: p.group),
         Column("", "Data", lambda p: p.group.label),
         Column("system", "AutoML", lambda p: p.system),
-        Column("budgets", "Budgets", lambda p: ", ".join(s.budget for s in p.curve) or fmt.MISSING),
+        Column("budgets", "", lambda p: ", ".join(s.budget for s in p.curve)),
+        Column("budget_verdicts", "Budgets", lambda p: p.budgets_text),
         Column("baseline", "", _base(lambda b: b.system)),
         Column("baseline_budget", "", _base(lambda b: b.budget)),
+        Column("baseline_plateau", "", lambda p: p.plateau.state if p.plateau else None),
         Column("", "Baseline", _base(lambda b: f"{b.system} ({b.budget}): {fmt.pct(b.accuracy.mean)} "
                                                 f"in {fmt.duration(b.fit_s)}"), lambda t: t or fmt.MISSING),
         Column("baseline_accuracy_mean", "", _base(lambda b: b.accuracy.mean)),
@@ -296,18 +379,23 @@ PARITY: TableSpec[Parity] = TableSpec(
         Column("parity_budget", "", lambda p: p.reached.budget if p.reached else None),
         Column("parity_compute_ratio", "", lambda p: p.parity_ratio),
         Column("parity_lower_bound_ratio", "", lambda p: p.lower_bound_ratio),
+        Column("resolvable_tolerance_points", "", _resolving(lambda d, t: 100 * d.half_width)),
+        Column("images_needed", "", _resolving(lambda d, t: _count(d.needed(t, False, True), 1))),
+        Column("seeds_needed", "", _resolving(lambda d, t: _count(d.needed(t, True, False), 0))),
         Column("", "Compute to parity", lambda p: p.parity_text),
         Column("equal_compute", "", lambda p: p.equal.state),
-        Column("equal_compute_between", "", _eq(lambda e, v: e.point.budget)),
-        Column("equal_compute_accuracy", "", _eq(lambda e, v: e.point.accuracy.mean)),
-        Column("equal_compute_low", "", _eq(lambda e, v: e.point.accuracy.low)),
-        Column("equal_compute_high", "", _eq(lambda e, v: e.point.accuracy.high)),
-        Column("equal_compute_interval", "", _eq(lambda e, v: e.method)),
-        Column("equal_compute_difference_points", "", _eq(lambda e, v: _points(v.difference))),
+        Column("equal_compute_between", "", _eq(lambda e, d: e.point.budget)),
+        Column("equal_compute_accuracy", "", _eq(lambda e, d: e.point.accuracy.mean)),
+        Column("equal_compute_difference_points", "", _eq(lambda e, d: _points(d.point))),
+        Column("equal_compute_ci90_low_points", "", _eq(lambda e, d: _points(d.low))),
+        Column("equal_compute_ci90_high_points", "", _eq(lambda e, d: _points(d.high))),
+        Column("equal_compute_interval", "", _eq(lambda e, d: d.source)),
         Column("", "Accuracy at the baseline's compute", lambda p: p.equal_text),
         Column("largest_budget", "", lambda p: p.largest.automl.budget if p.largest else None),
         Column("largest_compute_ratio", "", lambda p: p.largest.compute_ratio if p.largest else None),
         Column("largest_difference_points", "", lambda p: _points(p.largest.difference) if p.largest else None),
+        Column("largest_ci90_low_points", "", lambda p: _points(p.largest.measured.low) if p.largest else None),
+        Column("largest_ci90_high_points", "", lambda p: _points(p.largest.measured.high) if p.largest else None),
         Column("largest_resolution", "", lambda p: p.largest.resolution if p.largest else None),
         Column("", "At the largest budget", lambda p: p.largest_text),
         Column("notes", "Notes", lambda p: "; ".join(p.notes), lambda t: t or fmt.MISSING),
@@ -318,14 +406,19 @@ PARITY: TableSpec[Parity] = TableSpec(
 def caption(tolerance: float) -> str:
     """What the parity table's columns mean, with the tolerance."""
     return (
-        f"Parity: the AutoML system's mean accuracy within {100 * tolerance:g} points of the baseline's reference "
-        "(its most accurate configuration) and the difference not resolved as worse (paired 95% t-interval where 3 "
-        "or more seeds pair, else the two intervals must not overlap). Compute to parity is the ratio of mean fit "
-        "times (of a search spread over several processes, times the bundles of resources it reserved) at the "
-        "smallest budget reaching it; where none does, the largest budget's ratio is a lower bound. "
-        "Accuracy at the baseline's compute is interpolated linearly in log fit time between the two budgets "
-        "whose fit times bracket the baseline's, never extrapolated; the last number is its difference from the "
-        "baseline in points."
+        "Each budget's verdict against the baseline's reference is by two one-sided tests at a tolerance of "
+        f"{_tol(tolerance)}: equivalent where the 90% interval of the accuracy difference lies within "
+        f"±{100 * tolerance:g} points, worse or better where it lies wholly beyond, not worse where it lies above "
+        f"-{100 * tolerance:g} but reaches past +{100 * tolerance:g}, undetermined where it reaches below "
+        f"-{100 * tolerance:g} and above it. The "
+        "interval carries both sources of variance, paired by seed and by test image (seeds only where the runs "
+        "kept no predictions). Compute to parity is the ratio of mean fit times (of a search spread over several "
+        "processes, times the bundles of resources it reserved) at the smallest budget equivalent, better or "
+        "not worse (its interval above -tolerance); "
+        "\"more than\" only where every budget is worse. Accuracy at the baseline's compute is interpolated "
+        "linearly in log fit time between the two budgets whose fit times bracket the baseline's, seed by seed "
+        "and image by image, never extrapolated; then its difference from the baseline in points and the 90% "
+        "interval."
     )
 
 
@@ -334,11 +427,59 @@ def sentence(p: Parity) -> str | None:
     if len(p.curve) < 2 or p.base is None:
         return None
     name = p.base.system
-    text = (f"{p.system} over {', '.join(s.budget for s in p.curve)}: parity with {name} (within "
-            f"{100 * p.tolerance:g} points) is {p.parity_text}")
+    budgets = ", ".join(s.budget for s in p.curve)
+    text = f"{p.system} over {budgets}: parity with {name} (within {_tol(p.tolerance)}) is {p.parity_text}"
     if p.equal.point is not None:
         text += f"; at {name}'s compute it has {p.equal_text}"
     elif p.equal.state in ("below", "above"):
         text += f"; {name}'s compute is {p.equal_text}"
     falls = [n for n in p.notes if n.startswith("accuracy falls")]
     return text + (f"; {'; '.join(falls)}" if falls else "") + "."
+
+
+def _match_clause(p: Parity, name: str) -> str:
+    """How much of the baseline's compute the system needed to match it, as the answer says it (the system
+    named first)."""
+    tol = _tol(p.tolerance)
+    if p.outcome == "reached":
+        s, ratio = p.reached, fmt.ratio_words(p.parity_ratio) if p.parity_ratio else fmt.MISSING
+        how = {eqv.EQUIVALENT: "matched", eqv.BETTER: "passed"}.get(p.states[p.curve.index(s)], "matched or passed")
+        if s is p.curve[0]:
+            return (f"{p.system} {how} {name} (within {tol}) with at most {ratio} its compute, at {s.budget}, its "
+                    "smallest budget")
+        return f"{p.system} {how} {name} (within {tol}) at {ratio} its compute ({s.budget})"
+    if p.outcome == "not reached":
+        return (f"{p.system} needed more than {fmt.ratio_words(p.lower_bound_ratio)} {name}'s compute to match "
+                f"it (every budget worse by more than {tol})")
+    budgets = p.undetermined
+    at = f"every budget ({budgets[0].budget} to {budgets[-1].budget})" if len(budgets) == len(p.curve) > 1 else \
+        ", ".join(s.budget for s in budgets)
+    worse = p.budgets_at(eqv.WORSE)
+    if worse:
+        at += f" (worse at {', '.join(s.budget for s in worse)})"
+    d = p.resolving
+    width = "" if d is None else f"; the narrowest 90% interval is ±{100 * d.half_width:.1f} points"
+    return f"whether {p.system} matched {name} within {tol} is undetermined at {at}{width}"
+
+
+def answer_sentences(found: list[Parity]) -> list[str]:
+    """One sentence per data set and AutoML system that answers the report's question, for its top: the compute
+    the system needed to match the baseline and its accuracy at the baseline's compute, with the interval."""
+    sentences = []
+    for p in found:
+        if p.base is None or not p.curve:
+            continue
+        name = p.base.system
+        text = f"On {p.group.label}, {_match_clause(p, name)}"
+        d = p.equal_measured
+        if d is not None:
+            text += f"; at equal compute it was {_difference_words(d)}"
+        elif p.equal.state in ("below", "above"):
+            more = "more" if p.equal.state == "below" else "less"
+            text += (f"; every budget ran {more} than {name}'s {fmt.duration(p.base.compute_s)} of compute, so "
+                     "none compares at equal compute")
+        if p.plateau.state == "top":
+            text += f"; {name}'s reference, {p.base.budget}, is the top of a ladder that may still be climbing"
+        sentences.append(text + ".")
+    return sentences
+

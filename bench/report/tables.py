@@ -6,16 +6,22 @@ Each table is one column spec (a TableSpec of Columns): the CSV frame holds the 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import numpy as np
 import pandas as pd
 
+from bench import rundir
+from bench.report import equivalence as eqv
 from bench.report import formatting as fmt
 from bench.report.runs import CLASS_ORDER, Group, budget_key, system_classes
-from bench.report.stats import MIN_SEEDS_FOR_INTERVAL, Spread, mean_or_none, spread
+from bench.report.stats import Spread, mean_or_none, spread
 
 SECONDS_PER_HOUR = 3600.0
 # Price of one hour of a CPU machine like this project's (2 vCPU) in US dollars: AWS m6i.large lists $0.096/h
@@ -111,6 +117,20 @@ class ConfigSummary:
     # search spread over several (fit_s x the bundles it reserved); the compute every ratio compares.
     held_s: float | None = None
     search_workers: int = 1  # the most processes a run's search was spread over
+    # Each ok run's correctness per test image (rows in seed_accuracy's order), from its predictions.csv; None
+    # where a run kept none or the runs' test sets differ. test_key names the test set and its order.
+    correct: np.ndarray | None = field(default=None, compare=False, repr=False)
+    test_key: str = ""
+
+    @property
+    def sample(self) -> eqv.Sample:
+        """The configuration's results as the comparisons take them."""
+        return eqv.Sample(
+            tuple(seed for seed, _ in self.seed_accuracy),
+            np.array([acc for _, acc in self.seed_accuracy], dtype=float),
+            self.correct,
+            self.test_key,
+        )
 
     @property
     def compute_s(self) -> float | None:
@@ -133,12 +153,34 @@ class ConfigSummary:
         return f"{self.budget} (search only)" if self.budget_scope == "search" else self.budget
 
 
-def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSummary]:
-    """One summary per (system, budget): floor first, then baseline, then AutoML; budgets ascending."""
+def test_results(out_dir: Path | None, run_ids: Iterable[str]) -> tuple[np.ndarray | None, str]:
+    """The runs' correctness per test image (a row per run, from predictions.csv) and a key naming the test
+    set and its order; (None, '') where a run kept no predictions or the runs' test sets differ."""
+    if out_dir is None:
+        return None, ""
+    rows, keys = [], set()
+    for run_id in run_ids:
+        path = rundir.run_dir(out_dir, run_id) / rundir.PREDICTIONS
+        try:
+            frame = pd.read_csv(path, usecols=["predictions", "truth"], dtype=str, keep_default_na=False)
+        except (OSError, ValueError):  # missing, or not amlb's layout
+            return None, ""
+        rows.append((frame["predictions"] == frame["truth"]).to_numpy(dtype=float))
+        keys.add(hashlib.sha256("\n".join(frame["truth"]).encode()).hexdigest())
+    if not rows or len(keys) != 1:
+        return None, ""
+    return np.vstack(rows), keys.pop()
+
+
+def summarize(group: Group, runs: pd.DataFrame, baseline: str, out_dir: Path | None = None) -> list[ConfigSummary]:
+    """One summary per (system, budget): floor first, then baseline, then AutoML; budgets ascending. With
+    out_dir, each configuration carries its runs' correctness per test image where they all kept predictions."""
     summaries = []
     classes = system_classes(runs, baseline)
     for (system, budget), part in runs.groupby(["system", "budget"], sort=False):
         ok = part[part["status"] == "ok"]
+        scored = ok[ok["accuracy"].notna()]
+        correct, test_key = test_results(out_dir, scored["run_id"])
         counts = Counter(s for s in part["status"] if s != "ok")
         gpu = ok["gpu_s"].dropna()
         busy = ok["gpu_busy_s"].dropna()
@@ -164,13 +206,14 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSum
                 on_gpu=bool(len(gpu)) or any(d not in ("", "cpu") for d in ok["device"]),
                 budget_scope="/".join(sorted({b for b in part["budget_scope"] if b})),
                 seed_accuracy=tuple(
-                    (int(seed), float(acc)) for seed, acc in zip(ok["seed"], ok["accuracy"], strict=True)
-                    if pd.notna(acc)
+                    (int(seed), float(acc)) for seed, acc in zip(scored["seed"], scored["accuracy"], strict=True)
                 ),
                 gpu_energy_j=_measured_mean(ok, "gpu_energy_j"),
                 cpu_energy_j=_measured_mean(ok, "cpu_energy_j"),
                 held_s=_held_mean(ok),
                 search_workers=_most_workers(ok),
+                correct=correct,
+                test_key=test_key,
             )
         )
     return sorted(summaries, key=lambda s: (CLASS_ORDER[s.system_class], s.system, budget_key(s.budget)))
@@ -199,8 +242,68 @@ def _most_workers(ok: pd.DataFrame) -> int:
     return int(most) if pd.notna(most) else 1
 
 
-def reference(summaries: list[ConfigSummary], klass: str) -> ConfigSummary | None:
-    """A class's reference: its best mean accuracy configuration (ties: less fit time); None if none ok."""
+@dataclass(frozen=True)
+class Plateau:
+    """Where the baseline's ladder levels off: its reference configuration and how it was found.
+
+    The anchor is the budget with the highest mean accuracy; the reference is the smallest budget equivalent to
+    it (90% interval of the difference inside the tolerance, seeds and test images paired), so a stall in the
+    middle of a ladder that climbs again does not pass for its plateau."""
+
+    reference: ConfigSummary
+    anchor: ConfigSummary
+    state: str  # 'plateau' (a budget past it is equivalent), 'top' (the top of the ladder: still climbing),
+    # 'peak' (the budgets past it fell short of it) or 'one budget'
+    tolerance: float
+
+    @property
+    def text(self) -> str:
+        """The reference and its rule, as a reader says it."""
+        r = self.reference
+        name = f"{r.system} at {r.budget}"
+        tol = f"{100 * self.tolerance:g} points"
+        if self.state == "one budget":
+            return f"The baseline's reference is {name}, the one budget it ran: whether more compute would make it " \
+                   "stronger was not measured."
+        if self.state == "top":
+            return (f"The baseline's reference is {name}, the top of its ladder: no smaller budget is equivalent to "
+                    f"it (within {tol}), so the baseline may still be climbing, and these figures are against a "
+                    "baseline that more compute could make stronger.")
+        if self.state == "peak":
+            return (f"The baseline's reference is {name}, its most accurate budget: the budgets past it fell short "
+                    "of it, and no smaller one is equivalent to it.")
+        return (f"The baseline's reference is {name}, where its ladder levels off: the smallest budget equivalent "
+                f"(90% interval within {tol}) to {self.anchor.budget}, its most accurate.")
+
+
+def plateau(summaries: list[ConfigSummary], tolerance: float = eqv.DEFAULT_TOLERANCE) -> Plateau | None:
+    """The baseline's plateau (see Plateau); None where it has no ok run."""
+    ladder = [s for s in summaries if s.system_class == "baseline" and s.accuracy.mean is not None]
+    if not ladder:
+        return None
+    anchor = max(ladder, key=lambda s: (s.accuracy.mean, -(s.compute_s or 0.0)))
+    reference = next(s for s in ladder
+                     if s is anchor or eqv.difference(s.sample, anchor.sample).verdict(tolerance) == eqv.EQUIVALENT)
+    past = ladder[ladder.index(reference) + 1:]
+    if len(ladder) == 1:
+        state = "one budget"
+    elif not past:
+        state = "top"
+    elif any(p is anchor or eqv.difference(p.sample, anchor.sample).verdict(tolerance) == eqv.EQUIVALENT
+             for p in past):
+        state = "plateau"
+    else:
+        state = "peak"
+    return Plateau(reference, anchor, state, tolerance)
+
+
+def reference(summaries: list[ConfigSummary], klass: str,
+              tolerance: float = eqv.DEFAULT_TOLERANCE) -> ConfigSummary | None:
+    """A class's reference: the baseline's plateau (see Plateau); for any other class its best mean accuracy
+    configuration (ties: less fit time). None if the class has no ok run."""
+    if klass == "baseline":
+        found = plateau(summaries, tolerance)
+        return None if found is None else found.reference
     candidates = [s for s in summaries if s.system_class == klass and s.accuracy.mean is not None]
     if not candidates:
         return None
@@ -279,12 +382,18 @@ class Versus:
     automl: ConfigSummary
     baseline: ConfigSummary | None
 
-    @property
-    def difference(self) -> float | None:
-        """AutoML mean accuracy minus the baseline's (a fraction; x100 for points)."""
+    @functools.cached_property
+    def measured(self) -> eqv.Difference | None:
+        """AutoML accuracy minus the baseline's with its 90% interval, paired by seed and test image where they
+        pair (bench/report/equivalence.py); None without a baseline."""
         if self.baseline is None or self.automl.accuracy.mean is None or self.baseline.accuracy.mean is None:
             return None
-        return self.automl.accuracy.mean - self.baseline.accuracy.mean
+        return eqv.difference(self.automl.sample, self.baseline.sample)
+
+    @property
+    def difference(self) -> float | None:
+        """AutoML accuracy minus the baseline's (a fraction; x100 for points), over the seeds the interval uses."""
+        return None if self.measured is None else self.measured.point
 
     @property
     def compute_ratio(self) -> float | None:
@@ -295,51 +404,44 @@ class Versus:
         return self.automl.compute_s / self.baseline.compute_s
 
     @property
-    def paired(self) -> Spread | None:
-        """The per-seed differences (AutoML minus baseline, same seed and data split) when at least
-        MIN_SEEDS_FOR_INTERVAL seeds ran both; None otherwise. A paired interval is tighter than two
-        independent ones: what a seed changes for both (e.g. the validation split) cancels."""
-        if self.baseline is None:
-            return None
-        base = dict(self.baseline.seed_accuracy)
-        diffs = [acc - base[seed] for seed, acc in self.automl.seed_accuracy if seed in base]
-        return spread(diffs) if len(diffs) >= MIN_SEEDS_FOR_INTERVAL else None
-
-    @property
-    def interval(self) -> str:
-        """Which interval decides: 'paired' (95% t-interval of the per-seed differences) or 'unpaired'
-        (the two configurations' own intervals must not overlap)."""
-        return "paired" if self.paired is not None else "unpaired"
-
-    @property
     def resolution(self) -> str:
-        """'resolved', 'overlap', 'too few seeds' or 'no comparison'."""
-        if self.difference is None:
+        """'resolved' (the 90% interval excludes 0), 'overlap' (it includes 0), 'too few seeds' or 'no
+        comparison'."""
+        d = self.measured
+        if d is None:
             return "no comparison"
-        paired = self.paired
-        if paired is not None:
-            return "overlap" if paired.low <= 0.0 <= paired.high else "resolved"
-        a, b = self.automl.accuracy, self.baseline.accuracy
-        if a.n < 2 or b.n < 2:
+        if d.low is None:
             return "too few seeds"
-        return "overlap" if a.overlaps(b) else "resolved"
+        return "overlap" if d.low <= 0.0 <= d.high else "resolved"
 
 
-def versus(summaries: list[ConfigSummary]) -> list[Versus]:
+def versus(summaries: list[ConfigSummary], tolerance: float = eqv.DEFAULT_TOLERANCE) -> list[Versus]:
     """Every AutoML configuration against the baseline reference of the same group."""
-    base = reference(summaries, "baseline")
+    base = reference(summaries, "baseline", tolerance)
     return [Versus(s, base) for s in summaries if s.system_class == "automl"]
 
 
-RESOLVED_TEXT = {"resolved": "yes", "overlap": "no (interval includes 0 or intervals overlap)",
-                 "too few seeds": "no (< 2 seeds)"}
+RESOLVED_TEXT = {"resolved": "yes", "overlap": "no (the interval includes 0)", "too few seeds": "no (< 2 seeds)"}
 
 
-def _paired_text(v: Versus) -> str:
-    p = v.paired
-    if p is None:
-        return "unpaired" if v.resolution in ("resolved", "overlap") else fmt.MISSING
-    return f"paired, {p.n} seeds: {100 * p.low:+.1f} to {100 * p.high:+.1f}"
+def interval_words(d: eqv.Difference) -> str:
+    """What an interval is over: '3 paired seeds and 815 test images', '3 paired seeds alone: no predictions
+    to pair test images'."""
+    seeds = fmt.plural(d.seeds, "paired seed" if d.paired else "seed")
+    if d.source == eqv.SEEDS_AND_IMAGES:
+        return f"{seeds} and {d.images:,} test images"
+    if d.source == eqv.SEEDS_ONLY:
+        return f"{seeds} alone: no predictions to pair test images"
+    return f"no interval: {fmt.plural(d.seeds, 'seed')}"
+
+
+def interval_text(d: eqv.Difference | None) -> str:
+    """'-4.0 to +2.3 (3 paired seeds and 815 test images)', or why there is none."""
+    if d is None:
+        return fmt.MISSING
+    if d.low is None:
+        return interval_words(d)
+    return f"{100 * d.low:+.1f} to {100 * d.high:+.1f} ({interval_words(d)})"
 
 
 def _resolved_text(resolution: str) -> str:
@@ -349,6 +451,10 @@ def _resolved_text(resolution: str) -> str:
 def _base(value: Callable[[ConfigSummary], Any]) -> Callable[[Versus], Any]:
     """A value of the baseline's reference, None where there is none."""
     return lambda v: value(v.baseline) if v.baseline else None
+
+
+def _bound(end: str) -> Callable[[Versus], float | None]:
+    return lambda v: None if v.measured is None or v.measured.low is None else 100 * getattr(v.measured, end)
 
 
 # AutoML against the baseline: one row per AutoML configuration.
@@ -374,10 +480,12 @@ VERSUS: TableSpec[Versus] = TableSpec(
             fmt.signed,
         ),
         Column("compute_ratio", "Compute ratio", lambda v: v.compute_ratio, fmt.ratio),
-        Column("interval", "", lambda v: v.interval),
-        Column("paired_diff_ci95_low", "", lambda v: None if v.paired is None else 100 * v.paired.low),
-        Column("paired_diff_ci95_high", "", lambda v: None if v.paired is None else 100 * v.paired.high),
-        Column("", "Interval (points)", lambda v: v, _paired_text),
+        Column("interval", "", lambda v: v.measured.source if v.measured else None),
+        Column("interval_seeds", "", lambda v: v.measured.seeds if v.measured else None),
+        Column("interval_images", "", lambda v: v.measured.images if v.measured else None),
+        Column("difference_ci90_low", "", _bound("low")),
+        Column("difference_ci90_high", "", _bound("high")),
+        Column("", "90% interval (points)", lambda v: v.measured, interval_text),
         Column("resolution", "Difference resolved?", lambda v: v.resolution, _resolved_text),
     )
 )

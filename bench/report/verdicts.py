@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from bench.report import formatting as fmt
+from bench.report.equivalence import DEFAULT_TOLERANCE
 from bench.report.runs import Group
-from bench.report.tables import ConfigSummary, Versus, reference
+from bench.report.tables import ConfigSummary, Versus, interval_words, reference
 
 
 def _reached(s: ConfigSummary) -> str:
@@ -30,15 +31,6 @@ def _point_words(difference: float) -> str:
     return f"{amount} point" if amount == "1.0" else f"{amount} points"
 
 
-def _interval_name(v: Versus) -> str:
-    kinds = {v.automl.accuracy.kind, v.baseline.accuracy.kind}
-    if kinds == {"ci"}:
-        return "95% intervals"
-    if kinds == {"std"}:
-        return "mean ± 1 std ranges"
-    return "intervals (95% CI or ± 1 std)"
-
-
 def _compute_words(v: Versus) -> str:
     """'26x the compute', with the wall time beside it for a search spread over several processes."""
     if v.compute_ratio is None:
@@ -51,8 +43,8 @@ def _compute_words(v: Versus) -> str:
 
 
 def short_compare(v: Versus) -> str:
-    """The 2019 form for a table cell: '26x the compute for 1.0 point less', '(not resolved)' where the seeds do
-    not resolve the difference."""
+    """The 2019 form for a table cell: '26x the compute for 1.0 point less (90% interval -1.6 to -0.4)', '(not
+    resolved)' where the interval includes 0."""
     compute = _compute_words(v)
     d = v.difference
     if d is None:
@@ -61,35 +53,32 @@ def short_compare(v: Versus) -> str:
         amount = "for the same accuracy"
     else:
         amount = f"for {_point_words(d)} {'more' if d > 0 else 'less'}"
-    unsure = {"overlap": " (not resolved)", "too few seeds": " (not resolved: < 2 seeds)"}.get(v.resolution, "")
-    return f"{compute} {amount}{unsure}"
+    m = v.measured
+    if v.resolution == "too few seeds":
+        return f"{compute} {amount} (not resolved: < 2 seeds)"
+    interval = f"90% interval {100 * m.low:+.1f} to {100 * m.high:+.1f}"
+    return f"{compute} {amount} ({'not resolved; ' if v.resolution == 'overlap' else ''}{interval})"
 
 
 def compare(v: Versus) -> str:
     """The clause after the colon: compute ratio and whether the accuracy difference holds."""
     compute = _compute_words(v)
     d = v.difference
+    m = v.measured
     if v.resolution == "too few seeds":
         few = ", ".join(f"{s.system} {s.ok}" for s in (v.automl, v.baseline) if s.ok < 2)
         return f"{compute}; with fewer than 2 ok seeds ({few}), the difference of {_point_words(d)} is not resolved"
-    paired = v.paired
-    if paired is not None:
-        interval = (f"paired over {paired.n} seeds, 95% interval of the difference {100 * paired.low:+.1f} to "
-                    f"{100 * paired.high:+.1f} points")
-        if v.resolution == "overlap":
-            return f"{compute}; the difference of {_point_words(d)} is not resolved ({interval}, which includes 0)"
-        return f"{compute} for {_point_words(d)} {'more' if d > 0 else 'less'} ({interval})"
+    interval = f"90% interval of the difference {100 * m.low:+.1f} to {100 * m.high:+.1f} points, {interval_words(m)}"
     if v.resolution == "overlap":
-        return f"{compute}; the difference of {_point_words(d)} is not resolved (the {_interval_name(v)} overlap)"
-    if f"{abs(100 * d):.1f}" == "0.0":
-        return f"{compute} for the same accuracy"
-    return f"{compute} for {_point_words(d)} {'more' if d > 0 else 'less'}"
+        return f"{compute}; the difference of {_point_words(d)} is not resolved ({interval}, which includes 0)"
+    return f"{compute} for {_point_words(d)} {'more' if d > 0 else 'less'} ({interval})"
 
 
-def verdicts(group: Group, summaries: list[ConfigSummary], baseline: str) -> list[str]:
+def verdicts(group: Group, summaries: list[ConfigSummary], baseline: str,
+             tolerance: float = DEFAULT_TOLERANCE) -> list[str]:
     """One sentence per AutoML system on this data (one when no AutoML system ran); the data is not named: the
     sentences stand under its heading."""
-    base = reference(summaries, "baseline")
+    base = reference(summaries, "baseline", tolerance)
     base_ran = any(s.system_class == "baseline" for s in summaries)
     base_text = (
         _reached(base) if base else (_no_success(baseline, summaries) if base_ran else f"{baseline} was not run")

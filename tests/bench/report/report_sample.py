@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 from bench.records import COLUMNS, RunRecord
@@ -95,3 +96,20 @@ def write_artifacts(out_dir: Path) -> None:
             lines.append(",".join([*probs, p, t]))
         (run_dir / "predictions.csv").write_text("\n".join(lines) + "\n")
         (run_dir / "metadata.json").write_text('{"versions": {"autokeras": "3.0.0", "bench": "0.1.0"}}')
+
+
+def write_correct(out_dir: Path, record: RunRecord, correct) -> RunRecord:
+    """Writes the run's predictions.csv, right on the images where `correct` is true (truth alternating over two
+    labels, the same test set for every run of one length), and returns the record with its accuracy set to
+    the fraction right."""
+    labels = ("a", "b")
+    folder = out_dir / "runs" / record.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["a,b,predictions,truth"]
+    for i, right in enumerate(correct):
+        truth = labels[i % 2]
+        predicted = truth if right else labels[1 - i % 2]
+        lines.append(("0.9,0.1," if predicted == "a" else "0.1,0.9,") + f"{predicted},{truth}")
+    (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
+    accuracy = sum(bool(c) for c in correct) / len(correct)
+    return dataclasses.replace(record, accuracy=accuracy, balanced_accuracy=accuracy, macro_f1=accuracy)

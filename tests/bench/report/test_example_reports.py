@@ -1,5 +1,5 @@
-"""The committed example reports, rewritten from their runs.csv alone: the headline comes first, and the tables
-that were there before it are the same numbers."""
+"""The committed example reports, rewritten from their runs.csv and run folders: the headline comes first, and
+the tables that were there before it are the same numbers."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ UNCHANGED = ["summary", "versus_baseline", "cost", "failures"]
 def example(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     out = tmp_path_factory.mktemp(request.param)
     shutil.copy(ROOT / request.param / "runs.csv", out / "runs.csv")
+    shutil.copytree(ROOT / request.param / "runs", out / "runs")  # predictions.csv pairs the test images
     write_report(out)
     return request.param, out
 
@@ -38,7 +39,7 @@ def test_headline_figure_and_parity_table_open_the_report(example):
         assert head.count("| AutoML | Budgets | Baseline | Compute to parity |") == len(groups)
         assert len(parity) == 10  # 3 AutoML systems on cifar10 and each malaria split, autokeras on digits
         digits = parity[parity["dataset"] == "digits"].iloc[0]
-        assert digits["budgets"] == "20s, 40s" and digits["parity"] == "not reached"
+        assert digits["budgets"] == "20s, 40s" and digits["parity"] == "undetermined"
     else:
         assert parity.empty  # no AutoML system ran: the headline is the baseline's curve alone
         assert "No AutoML system ran on this data." in head

@@ -81,17 +81,21 @@ def test_versus_baseline_difference_and_ratio(groups):
     assert display.loc["24h", "Compute ratio"] == "26.2x"
     assert display.loc["24h", "Difference (points)"] == "-1.0"
     assert display.loc["24h", "Baseline (budget)"] == "resnet (full)"
-    cifar = tables.versus(summaries(groups, "cifar10"))
-    assert [v.resolution for v in cifar] == ["overlap"]
+    # Two paired seeds, each +1.0 point: the per-seed differences agree, so the interval is that point.
+    [cifar] = tables.versus(summaries(groups, "cifar10"))
+    assert cifar.resolution == "resolved" and cifar.measured.paired and cifar.measured.source == "seeds only"
+    assert (cifar.measured.low, cifar.measured.high) == pytest.approx((0.01, 0.01))
 
 
-def test_baseline_reference_is_its_best_mean_configuration(tmp_path: Path):
+def test_baseline_reference_is_the_top_where_nothing_below_is_equivalent(tmp_path: Path):
     rows = [run("d", "s", "resnet", "5m", seed, accuracy=0.80, fit_s=300.0) for seed in (0, 1)]
     rows += [run("d", "s", "resnet", "full", seed, accuracy=0.90, fit_s=900.0) for seed in (0, 1)]
     write_runs(tmp_path, rows)
     [(group, part)] = grouped(load_runs(tmp_path))
-    best = tables.reference(tables.summarize(group, part, "resnet"), "baseline")
-    assert (best.budget, best.accuracy.mean) == ("full", pytest.approx(0.90))
+    found = tables.plateau(tables.summarize(group, part, "resnet"))
+    assert (found.reference.budget, found.reference.accuracy.mean) == ("full", pytest.approx(0.90))
+    assert found.state == "top" and "may still be climbing" in found.text
+    assert tables.reference(tables.summarize(group, part, "resnet"), "baseline") == found.reference
 
 
 def test_cost_charges_fit_hours_at_the_machine_price_and_adds_managed_automl_rows(groups):
@@ -125,3 +129,16 @@ def test_cost_shows_energy_per_run_where_measured_and_nothing_where_not(groups):
     unmeasured = tables.cost_rows(summaries(groups, "malaria"), prices)
     assert "GPU energy" not in tables.COST.display(unmeasured).columns
     assert tables.COST.csv(unmeasured)["gpu_energy_j"].isna().all()
+
+
+def test_test_results_pair_only_runs_that_kept_predictions_of_one_test_set(tmp_path: Path):
+    from tests.bench.report.report_sample import write_correct
+
+    a = write_correct(tmp_path, run("d", "s", "resnet", "full", 0), [True, False, True, True])
+    b = write_correct(tmp_path, run("d", "s", "resnet", "full", 1), [True, True, True, False])
+    correct, key = tables.test_results(tmp_path, [a.run_id, b.run_id])
+    assert correct.tolist() == [[1, 0, 1, 1], [1, 1, 1, 0]] and key
+    other = write_correct(tmp_path, run("d", "s", "resnet", "full", 2), [True, False, True])  # another test set
+    assert tables.test_results(tmp_path, [a.run_id, other.run_id]) == (None, "")
+    assert tables.test_results(tmp_path, [a.run_id, "no-such-run"]) == (None, "")
+    assert tables.test_results(None, [a.run_id]) == (None, "")

@@ -27,15 +27,20 @@ def test_resolved_difference_names_accuracy_time_ratio_and_points(known):
     assert known["malaria"] == [
         "autokeras (24h, 3 seeds) reached 96.1% in 24.0 h; "
         "resnet (full, 3 seeds) reached 97.1% in 55.0 min: 26x the compute for 1.0 point less "
-        "(paired over 3 seeds, 95% interval of the difference -1.0 to -1.0 points)."
+        "(90% interval of the difference -1.0 to -1.0 points, 3 paired seeds alone: no predictions to pair test "
+        "images)."
     ]
 
 
-def test_overlapping_intervals_leave_the_difference_unresolved(known):
-    assert known["cifar10"] == [
+def test_an_interval_that_includes_0_leaves_the_difference_unresolved(tmp_path: Path):
+    # Two seeds whose differences disagree (+3 and -1 points): t with 1 degree of freedom, an interval of +-12.6.
+    rows = [run("d", "x", "resnet", "full", s, accuracy=a, fit_s=1800.0) for s, a in enumerate((0.90, 0.92))]
+    rows += [run("d", "x", "autokeras", "1h", s, accuracy=a, fit_s=3600.0) for s, a in enumerate((0.93, 0.91))]
+    assert sentences_for(tmp_path, rows)["d"] == [
         "autokeras (1h, 2 seeds) reached 92.0% in 1.0 h; "
         "resnet (full, 2 seeds) reached 91.0% in 30.0 min: 2.0x the compute; the difference of "
-        "1.0 point is not resolved (the mean ± 1 std ranges overlap)."
+        "1.0 point is not resolved (90% interval of the difference -11.6 to +13.6 points, 2 paired seeds alone: "
+        "no predictions to pair test images, which includes 0)."
     ]
 
 
@@ -70,7 +75,8 @@ def test_more_accurate_automl_with_resolved_gain(tmp_path: Path):
     assert sentences_for(tmp_path, rows)["d"] == [
         "autokeras (t5, 3 seeds) reached 91.0% in 2.5 min; "
         "resnet (full, 3 seeds) reached 81.0% in 1.7 min: 1.5x the compute for 10.0 points more "
-        "(paired over 3 seeds, 95% interval of the difference +10.0 to +10.0 points)."
+        "(90% interval of the difference +10.0 to +10.0 points, 3 paired seeds alone: no predictions to pair test "
+        "images)."
     ]
 
 
@@ -84,11 +90,11 @@ def test_a_paired_comparison_resolves_what_two_overlapping_intervals_do_not(tmp_
              for s, (a, g) in enumerate(zip(base, gain, strict=True))]
     [sentence] = sentences_for(tmp_path / "paired", rows)["d"]
     assert "(1m, 3 seeds)" in sentence
-    assert sentence.endswith("0.6x the compute for 2.5 points more (paired over 3 seeds, 95% interval of the "
-                             "difference +1.3 to +3.7 points).")
+    assert sentence.endswith("0.6x the compute for 2.5 points more (90% interval of the difference +1.7 to +3.3 "
+                             "points, 3 paired seeds alone: no predictions to pair test images).")
     unpaired = [r.replace(seed=r.seed + 10) if r.system == "autokeras" else r for r in rows]  # no common seeds
     [sentence] = sentences_for(tmp_path / "unpaired", unpaired)["d"]
-    assert "is not resolved (the 95% intervals overlap)" in sentence
+    assert "is not resolved (90% interval of the difference" in sentence and "3 seeds alone" in sentence
 
 
 def test_a_budget_bounding_the_search_only_is_said(tmp_path: Path):
