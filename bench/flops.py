@@ -77,6 +77,29 @@ def training_flops(forward: float, examples: float) -> float:
     return TRAIN_FACTOR * forward * examples
 
 
+@dataclass(frozen=True)
+class Spent:
+    """FLOPs a run (or a part of one) spent training and predicting, and the layers its counts left out."""
+
+    train: float = 0.0
+    predict: float = 0.0
+    uncounted: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, model: Any, trained: float = 0.0, predicted: float = 0.0) -> Spent:
+        """A model trained on `trained` examples and predicting `predicted` (test-time views each count)."""
+        forward = count(model)
+        return cls(training_flops(forward.forward, trained), forward.forward * predicted, forward.uncounted)
+
+    def __add__(self, other: Spent) -> Spent:
+        return Spent(self.train + other.train, self.predict + other.predict,
+                     tuple(sorted({*self.uncounted, *other.uncounted})))
+
+    def fields(self) -> dict[str, Any]:
+        """As run-record fields: train_flops, predict_flops, flops_uncounted (comma-separated)."""
+        return {"train_flops": self.train, "predict_flops": self.predict, "flops_uncounted": ",".join(self.uncounted)}
+
+
 def count(model: Any) -> Flops:
     """FLOPs of one example's forward pass through a built Keras model (Functional, Sequential, nested)."""
     nodes = _graph_nodes(model)

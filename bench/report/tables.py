@@ -111,6 +111,11 @@ class ConfigSummary:
     # search spread over several (fit_s x the bundles it reserved); the compute every ratio compares.
     held_s: float | None = None
     search_workers: int = 1  # the most processes a run's search was spread over
+    # Mean training FLOPs and achieved FLOP/s per ok run that counted them (None: none did, runs made before the
+    # counter); partial where some run's count left layers out (a lower bound).
+    train_flops: float | None = None
+    flops_per_s: float | None = None
+    flops_partial: bool = False
 
     @property
     def compute_s(self) -> float | None:
@@ -171,6 +176,9 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSum
                 cpu_energy_j=_measured_mean(ok, "cpu_energy_j"),
                 held_s=_held_mean(ok),
                 search_workers=_most_workers(ok),
+                train_flops=_measured_mean(ok, "train_flops"),
+                flops_per_s=_measured_mean(ok, "flops_per_s"),
+                flops_partial=bool(ok["train_flops"].notna().any() and (ok["flops_uncounted"] != "").any()),
             )
         )
     return sorted(summaries, key=lambda s: (CLASS_ORDER[s.system_class], s.system, budget_key(s.budget)))
@@ -406,6 +414,9 @@ class CostRow:
     price_per_hour: float
     gpu_energy_j: float | None = None
     cpu_energy_j: float | None = None
+    train_flops: float | None = None
+    flops_per_s: float | None = None
+    flops_partial: bool = False
 
     @property
     def cost_usd(self) -> float | None:
@@ -422,7 +433,7 @@ def cost_rows(summaries: list[ConfigSummary], prices: Prices) -> list[CostRow]:
             continue
         machine, rate = ("GPU", prices.gpu) if s.on_gpu else ("CPU", prices.cpu)
         rows.append(CostRow(s.group, s.system, s.budget, s.fit_s, s.cpu_s, s.gpu_s, machine, rate,
-                            s.gpu_energy_j, s.cpu_energy_j))
+                            s.gpu_energy_j, s.cpu_energy_j, s.train_flops, s.flops_per_s, s.flops_partial))
         if s.system_class == "automl" and s.fit_s is not None:
             name = f"managed cloud AutoML (reference, {s.budget})"
             rows.append(CostRow(s.group, name, s.budget, s.fit_s, None, None, "managed AutoML", prices.managed_automl))
@@ -443,6 +454,12 @@ COST: TableSpec[CostRow] = TableSpec(
         # Shown where some run could read the counters (NVML's for GPUs, RAPL's for CPU packages).
         Column("gpu_energy_j", "GPU energy", lambda r: r.gpu_energy_j, fmt.energy, optional=True),
         Column("cpu_energy_j", "CPU energy", lambda r: r.cpu_energy_j, fmt.energy, optional=True),
+        # Shown where some run counted them; a run made before the counter reads 'not counted', never 0.
+        Column("train_flops", "", lambda r: r.train_flops),
+        Column("", "Training FLOPs", lambda r: None if r.train_flops is None else (r.train_flops, r.flops_partial),
+               lambda v: fmt.flops(*(v or (None,))), optional=True),
+        Column("flops_per_s", "Achieved", lambda r: r.flops_per_s, fmt.flop_rate, optional=True),
+        Column("flops_partial", "", lambda r: r.flops_partial),
     )
 )
 

@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import keras
+import pandas as pd
 import pytest
 
 from bench import flops
@@ -134,3 +135,37 @@ def test_a_small_model_matches_xlas_own_count() -> None:
     counts = json.loads(out.strip().splitlines()[-1])
     assert counts["ours"] == 2 * (14 * 14 * 8 * 27 + 6 * 6 * 16 * 72 + 576 * 10)
     assert counts["ours"] == pytest.approx(counts["xla"], rel=0.01)
+
+
+def test_a_baseline_run_through_the_command_line_records_its_flops(tmp_path) -> None:
+    """runs.csv's train_flops is three forward passes of the recipe's network for every image its steps trained
+    (the budget probe's included), predict_flops one per test image and view; the report's cost table shows them."""
+    from bench.baselines.training import PROBE_STEPS, validation_split
+    from bench.datasets import load_data
+    from bench.systems.resnet import ResNet
+
+    run = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "resnet",
+                          "--budget", "5s", "--seed", "0", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert run.returncode == 0, run.stderr
+    [row] = pd.read_csv(tmp_path / "runs.csv").to_dict("records")
+    [meta] = [json.loads(p.read_text()) for p in tmp_path.glob("runs/*/metadata.json")]
+    extras = meta["extras"]
+
+    recipe = ResNet().make_recipe("digits", 5)
+    data = load_data("digits", {})
+    forward = flops.count(recipe.build(data.x_train.shape[1:], data.n_classes))
+    assert forward.complete and pd.isna(row["flops_uncounted"])
+    train_split = len(validation_split(data.y_train, recipe.val_fraction, 0)[0])
+    steps = round(extras["epochs_trained"] * (train_split // recipe.batch_size))
+    assert extras["examples_trained"] == (1 + PROBE_STEPS + steps) * recipe.batch_size
+    assert row["train_flops"] == pytest.approx(3 * forward.forward * extras["examples_trained"])
+    assert row["predict_flops"] == pytest.approx(forward.forward * len(data.y_test))  # the generic recipe: one view
+    assert row["flops_per_s"] == pytest.approx(row["train_flops"] / row["fit_s"])
+
+    report = subprocess.run([sys.executable, "-m", "bench", "report", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert report.returncode == 0, report.stderr
+    cost = pd.read_csv(next(tmp_path.rglob("cost.csv")))
+    assert cost["train_flops"].iloc[0] == pytest.approx(row["train_flops"])
+    assert "Training FLOPs" in (tmp_path / "REPORT.md").read_text()
