@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import flops
 from bench.budget import parse_budget
 from bench.datasets.base import ImageData
 from bench.options import ConfigError
@@ -190,7 +191,8 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     (tmp_path / "run").mkdir()
     ctx = FitContext(budget=b, seed=3, workdir=tmp_path / "work", run_dir=tmp_path / "run",
                      n_classes=data.n_classes, class_names=data.class_names, dataset="toy", keep_models=True)
-    result = make_system("autokeras", {"block_types": "vanilla", "epochs": 2}).run(data, ctx)
+    system = make_system("autokeras", {"block_types": "vanilla", "epochs": 2})
+    result = system.run(data, ctx)
     rows = _trial_rows(ctx.run_dir)
     assert result.trials == 2
     assert [r["status"] for r in rows] == ["completed", "completed"]
@@ -208,6 +210,14 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     assert {r["worker"] for r in rows} == {""}
     _assert_valid_probabilities(result, data)
     _assert_no_tuner_files(ctx)
+    # FLOPs: each trial's from its own model (72 training images an epoch); the run's add the refit's epochs on
+    # all 90 images, and one forward pass of the refit model per test image.
+    assert all(float(r["train_flops"]) > 0 and r["flops_uncounted"] == "" for r in rows)
+    refit = system._refit
+    forward = flops.count(refit.model).forward
+    assert extras["train_flops"] == pytest.approx(sum(float(r["train_flops"]) for r in rows)
+                                                  + 3 * forward * refit.epochs_trained * 90, rel=1e-5)
+    assert extras["predict_flops"] == forward * len(data.y_test) and extras["flops_uncounted"] == ""
 
 
 def test_budget_smaller_than_one_trial_refits_the_partial_best(data: ImageData, tmp_path: Path) -> None:
