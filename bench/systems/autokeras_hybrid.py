@@ -241,6 +241,7 @@ class AutoKerasHybrid(AutoKeras):
         t = self._trained
         if t is not None:
             out.update(val_accuracy=t.val_accuracy, recipe=t.recipe.name, epochs=len(t.history),
-                       epochs_trained=t.epochs_trained, epochs_planned=t.epochs_planned,
+                       epochs_trained=t.epochs_trained, examples_trained=t.examples_trained,
+                       epochs_planned=t.epochs_planned,
                        stopped_at_deadline=t.stopped_at_deadline)
         return out
