@@ -88,5 +88,7 @@ class SearchSystem(System):
             return {}
         # Before refit_extras, which may predict more (a validation score) than the test set the run predicted.
         spent = self._log.trials_spent() + self.refit_spent()
+        # A searcher that counts nothing (no trial_epoch_examples, no refit_spent) is 'not counted', never 0.
+        counted = spent.fields() if spent.train or spent.predict else {}
         return {**self._log.extras(self.budget_scope(), self.budget_end()), **self.refit_extras(), **self._workers,
-                **spent.fields()}
+                **counted}
