@@ -3,6 +3,7 @@ XLA's own count of the same model."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,6 +15,8 @@ import pandas as pd
 import pytest
 
 from bench import flops
+from bench.budget import parse_budget
+from bench.report.tables import Prices
 from tests.conftest import REPO
 
 
@@ -169,3 +172,23 @@ def test_a_baseline_run_through_the_command_line_records_its_flops(tmp_path) -> 
     cost = pd.read_csv(next(tmp_path.rglob("cost.csv")))
     assert cost["train_flops"].iloc[0] == pytest.approx(row["train_flops"])
     assert "Training FLOPs" in (tmp_path / "REPORT.md").read_text()
+
+
+def test_a_layer_the_counter_cannot_count_is_named_in_the_record_and_metadata_and_the_report_says_at_least(
+        tmp_path) -> None:
+    from bench.execute import LocalExecutor
+    from bench.report.runs import Group
+    from bench.report.tables import COST, cost_rows, summarize
+    from bench.spec import DatasetRef, RunSpec
+
+    spec = RunSpec(DatasetRef("digits"), "tests.bench.fakes:OddLayerNet", parse_budget("full"), 0,
+                   out_dir=str(tmp_path))
+    record = LocalExecutor().run(spec)
+    assert record.status == "ok", record.error
+    forward = 2 * 64 * 4  # the Dense layer on 8x8 digits; the custom layer is not counted
+    assert record.flops_uncounted == "Odd" and record.train_flops == 3 * forward * record.n_train
+    [meta] = [json.loads(p.read_text()) for p in tmp_path.glob("runs/*/metadata.json")]
+    assert meta["flops_uncounted"] == ["Odd"]
+    runs = pd.DataFrame([dataclasses.asdict(record)])
+    shown = COST.display(cost_rows(summarize(Group("digits", record.split, ""), runs, "resnet"), Prices()))
+    assert shown["Training FLOPs"].iloc[0].startswith(">= ")
