@@ -111,7 +111,7 @@ def count(model: Any) -> Flops:
         if _graph_nodes(layer) is not None:
             total += count(layer)
         else:
-            total += _layer(layer, [_shape(t) for t in node.input_tensors], [_shape(t) for t in node.output_tensors])
+            total += _layer(layer, [_shape(t) for t in _inputs(node)], [_shape(t) for t in node.output_tensors])
     return total
 
 
@@ -122,6 +122,15 @@ def _graph_nodes(model: Any) -> list[Any] | None:
     if by_depth is None:
         return None
     return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]]
+
+
+def _inputs(node: Any) -> list[Any]:
+    """The tensors a call computed on: for attention query, value and key as called (its masks left out)."""
+    if type(node.operation).__name__ == "MultiHeadAttention":
+        args, kwargs = node.arguments.args, node.arguments.kwargs
+        named = [kwargs[k] for k in ("query", "value", "key") if kwargs.get(k) is not None]
+        return [*args[:3], *named][:3]
+    return list(node.input_tensors)
 
 
 def _shape(tensor: Any) -> tuple[int | None, ...]:

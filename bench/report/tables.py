@@ -178,7 +178,7 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str) -> list[ConfigSum
                 search_workers=_most_workers(ok),
                 train_flops=_measured_mean(ok, "train_flops"),
                 flops_per_s=_measured_mean(ok, "flops_per_s"),
-                flops_partial=bool(ok["train_flops"].notna().any() and (ok["flops_uncounted"] != "").any()),
+                flops_partial=_flops_partial(ok),
             )
         )
     return sorted(summaries, key=lambda s: (CLASS_ORDER[s.system_class], s.system, budget_key(s.budget)))
@@ -190,6 +190,12 @@ def _measured_mean(ok: pd.DataFrame, column: str) -> float | None:
         return None
     values = ok[column].dropna()
     return mean_or_none(values) if len(values) else None
+
+
+def _flops_partial(ok: pd.DataFrame) -> bool:
+    """Whether a run that counted its FLOPs left layers out (its figure, and so the mean, is a lower bound)."""
+    counted = ok.loc[ok["train_flops"].notna(), "flops_uncounted"]
+    return bool((counted.fillna("").astype(str) != "").any())
 
 
 def _held_mean(ok: pd.DataFrame) -> float | None:

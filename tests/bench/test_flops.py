@@ -60,10 +60,10 @@ def test_normalisation_merges_and_nested_models_by_hand() -> None:
 
 
 def test_attention_and_einsum_by_hand() -> None:
-    q = keras.Input((6, 8))
-    attention = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)(q, q)
+    q, mask = keras.Input((6, 8)), keras.Input((6, 6))
+    attention = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)(q, q, attention_mask=mask)
     einsum = keras.layers.EinsumDense("abc,cd->abd", output_shape=(6, 3))(q)  # 6x3 outputs, 8 each
-    model = keras.Model(q, [attention, einsum])
+    model = keras.Model([q, mask], [attention, einsum])
     # q, k, v projections 6x8 -> 2x4 each; scores and weighting 2 heads x 6x6 x 4 each; output 6x(2x4) -> 8.
     macs = 3 * 6 * 8 * 8 + 2 * 6 * 6 * (4 + 4) + 6 * 8 * 8
     assert flops.count(model).forward == 2 * macs + 2 * 6 * 6 + 2 * 6 * 3 * 8
