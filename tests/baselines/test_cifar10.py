@@ -69,10 +69,9 @@ CIFAR10_TRAIN = 50_000
 def test_training_flops_over_airbench94s_schedule_are_its_published_036_pflop() -> None:
     """The full network trained as airbench94 trains it (9.9 epochs of all 50,000 images, 3 forward passes'
     worth an image) is 0.351 PFLOP, 2.5% under airbench's rounded 0.36: 118 M multiply-adds a 32 px image, all
-    but 0.14% in the convolutions and the dense head. airbench's figure also covers what this count leaves out
-    (its whitening bias trained over the first epochs, test-time augmentation of 10,000 images x 6 views, 0.014
-    PFLOP more). The recipe as it runs here differs: 10 epochs on 48,000 images (2,000 held out for validation),
-    0.341 PFLOP."""
+    but 0.14% in the convolutions and the dense head. The rest is within airbench's rounding (its test-time
+    augmentation, 10,000 images x 6 views, would add 0.014 PFLOP, should its figure include it). The recipe as it
+    runs here differs: 10 epochs on 48,000 images (2,000 held out for validation), 0.341 PFLOP."""
     forward = flops.count(cifar10.build((32, 32, 3), 10))
     assert forward.complete
     assert forward.forward / 2 == pytest.approx(118.3e6, rel=0.01)
