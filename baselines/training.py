@@ -326,6 +326,9 @@ class Trained:
     epochs_planned: float  # the schedule's length in epochs (fractional when a budget cut it mid-epoch)
     stopped_at_deadline: bool
     epochs_trained: float  # steps trained over steps per epoch: an epoch the deadline cut counts by its steps
+    # Images through training steps, the budget probe's included (its weight changes are undone, its compute
+    # was spent); the validation passes are not training steps and are left out.
+    examples_trained: int = 0
 
     @property
     def val_accuracy(self) -> float | None:
@@ -351,6 +354,11 @@ class Trained:
     def views(self, x: np.ndarray) -> list[tuple[float, np.ndarray]]:
         """The recipe's test-time views of x, weighted (tta_views)."""
         return tta_views(self.model, x, self.recipe.eval_batch_size, self.recipe.tta_flip, self.recipe.tta_translate)
+
+    @property
+    def view_count(self) -> int:
+        """Forward passes an image takes to predict: its test-time views (tta_views)."""
+        return (2 if self.recipe.tta_flip else 1) * (3 if self.recipe.tta_flip and self.recipe.tta_translate else 1)
 
 
 class Lookahead:
@@ -556,7 +564,9 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
     # Under JAX a change of the schedule's span re-traces the train step, which the model must then drop.
     retrace = retrace_on_change()
     step_s = math.inf
+    probed = 0  # training steps the probe ran: their compute is spent though their updates are undone
     if deadline is not None and not plan.past_deadline():
+        probed = 1 + PROBE_STEPS
         step_s = probe_step_seconds(model, batches, x_val, recipe)  # before a restore: it resets the optimizer
     restored = None
     if checkpoint_dir is not None:
@@ -611,4 +621,4 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
             model.train_function = None  # it holds the old span: the next step traces it again
     return Trained(model=model, recipe=recipe, history=pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)),
                    epochs_planned=round(schedule.total_steps / steps, 3), stopped_at_deadline=stopped,
-                   epochs_trained=round(done / steps, 3))
+                   epochs_trained=round(done / steps, 3), examples_trained=(probed + done) * batches.batch_size)

@@ -100,6 +100,15 @@ class RunRecord:
     # machine's 1). cpu_s and the GPU figures of such a run are sums over its processes. Empty for one process.
     search_workers: int | None = None
     held_s: float | None = None
+    # Compute counted from the models themselves (bench.flops; a multiply-add is 2 FLOPs): training's forward and
+    # backward passes over every example trained (every trial of a search, its refit, the baseline's epochs; an
+    # epoch cut short counted by its steps), predicting the test set (test-time views each count), and the rate
+    # achieved, train_flops over fit_s. flops_uncounted names the layers the counter could not count (the figures
+    # are then lower bounds). Empty for runs made before the counter and for systems without a network.
+    train_flops: float | None = None
+    predict_flops: float | None = None
+    flops_per_s: float | None = None
+    flops_uncounted: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

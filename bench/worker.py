@@ -123,8 +123,10 @@ def execute(spec: RunSpec) -> RunRecord:
         known = {k: v for k, v in result.extras.items() if k in RECORD_FIELDS}
         # A search over several processes: its workers' compute counts with the run's.
         compute = whole_compute({"fit_s": fit_s, "cpu_s": cpu_s, **gpus.stop().as_fields()}, result.extras)
+        train_flops, whole_fit_s = known.get("train_flops"), compute.get("fit_s")
+        rate = train_flops / whole_fit_s if train_flops is not None and whole_fit_s else None
         record = record_for(
-            spec, "ok", accuracy=scores.accuracy, balanced_accuracy=scores.balanced_accuracy,
+            spec, "ok", flops_per_s=rate, accuracy=scores.accuracy, balanced_accuracy=scores.balanced_accuracy,
             macro_f1=scores.macro_f1, log_loss=scores.log_loss, predict_s=result.predict_s, **compute,
             cpu_energy_j=cpu_energy.stop(),
             params=result.params, trials=result.trials, device=meta["gpus"][0] if meta["gpus"] else "cpu",
@@ -136,6 +138,8 @@ def execute(spec: RunSpec) -> RunRecord:
         meta["dataset_info"] = dict(data.info)
         meta["extras"] = {k: v for k, v in result.extras.items() if k not in RECORD_FIELDS}
         attempt.finish()  # the run is complete: nothing is left to resume
+        if record.flops_uncounted:  # the FLOP figures are lower bounds: these layers' compute is missing
+            meta["flops_uncounted"] = record.flops_uncounted.split(",")
     except SoftStop as exc:
         record = record_for(spec, "timeout", error=error_text(exc), **common)
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a recorded run

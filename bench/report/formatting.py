@@ -59,6 +59,26 @@ def energy(joules: float | None) -> str:
     return f"{wh:.0f} Wh" if wh >= 10 else f"{wh:.2g} Wh"
 
 
+def flops(value: float | None, partial: bool = False) -> str:
+    """FLOPs in SI prefixes: '3.5e14' -> '350 TFLOP'; '>= ' where the count left layers out; 'not counted' where
+    none was made (a run older than the counter)."""
+    if absent(value):
+        return "not counted"
+    return (">= " if partial else "") + _si(value) + "FLOP"
+
+
+def flop_rate(value: float | None) -> str:
+    """FLOP/s achieved over fit time: '1.2 TFLOP/s'."""
+    return MISSING if absent(value) else _si(value) + "FLOP/s"
+
+
+def _si(value: float) -> str:
+    for prefix, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.3g} {prefix}"
+    return f"{value:.3g} "
+
+
 def ratio(value: float | None) -> str:
     """A compute ratio for tables: '23.4x'."""
     return MISSING if absent(value) else f"{value:.1f}x"

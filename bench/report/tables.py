@@ -131,6 +131,11 @@ class ConfigSummary:
             self.correct,
             self.test_key,
         )
+    # Mean training FLOPs and achieved FLOP/s per ok run that counted them (None: none did, runs made before the
+    # counter); partial where some run's count left layers out (a lower bound).
+    train_flops: float | None = None
+    flops_per_s: float | None = None
+    flops_partial: bool = False
 
     @property
     def compute_s(self) -> float | None:
@@ -214,6 +219,9 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str, out_dir: Path | N
                 search_workers=_most_workers(ok),
                 correct=correct,
                 test_key=test_key,
+                train_flops=_measured_mean(ok, "train_flops"),
+                flops_per_s=_measured_mean(ok, "flops_per_s"),
+                flops_partial=_flops_partial(ok),
             )
         )
     return sorted(summaries, key=lambda s: (CLASS_ORDER[s.system_class], s.system, budget_key(s.budget)))
@@ -225,6 +233,12 @@ def _measured_mean(ok: pd.DataFrame, column: str) -> float | None:
         return None
     values = ok[column].dropna()
     return mean_or_none(values) if len(values) else None
+
+
+def _flops_partial(ok: pd.DataFrame) -> bool:
+    """Whether a run that counted its FLOPs left layers out (its figure, and so the mean, is a lower bound)."""
+    counted = ok.loc[ok["train_flops"].notna(), "flops_uncounted"]
+    return bool((counted.fillna("").astype(str) != "").any())
 
 
 def _held_mean(ok: pd.DataFrame) -> float | None:
@@ -514,6 +528,9 @@ class CostRow:
     price_per_hour: float
     gpu_energy_j: float | None = None
     cpu_energy_j: float | None = None
+    train_flops: float | None = None
+    flops_per_s: float | None = None
+    flops_partial: bool = False
 
     @property
     def cost_usd(self) -> float | None:
@@ -530,7 +547,7 @@ def cost_rows(summaries: list[ConfigSummary], prices: Prices) -> list[CostRow]:
             continue
         machine, rate = ("GPU", prices.gpu) if s.on_gpu else ("CPU", prices.cpu)
         rows.append(CostRow(s.group, s.system, s.budget, s.fit_s, s.cpu_s, s.gpu_s, machine, rate,
-                            s.gpu_energy_j, s.cpu_energy_j))
+                            s.gpu_energy_j, s.cpu_energy_j, s.train_flops, s.flops_per_s, s.flops_partial))
         if s.system_class == "automl" and s.fit_s is not None:
             name = f"managed cloud AutoML (reference, {s.budget})"
             rows.append(CostRow(s.group, name, s.budget, s.fit_s, None, None, "managed AutoML", prices.managed_automl))
@@ -551,6 +568,12 @@ COST: TableSpec[CostRow] = TableSpec(
         # Shown where some run could read the counters (NVML's for GPUs, RAPL's for CPU packages).
         Column("gpu_energy_j", "GPU energy", lambda r: r.gpu_energy_j, fmt.energy, optional=True),
         Column("cpu_energy_j", "CPU energy", lambda r: r.cpu_energy_j, fmt.energy, optional=True),
+        # Shown where some run counted them; a run made before the counter reads 'not counted', never 0.
+        Column("train_flops", "", lambda r: r.train_flops),
+        Column("", "Training FLOPs", lambda r: None if r.train_flops is None else (r.train_flops, r.flops_partial),
+               lambda v: fmt.flops(*(v or (None,))), optional=True),
+        Column("flops_per_s", "Achieved", lambda r: r.flops_per_s, fmt.flop_rate, optional=True),
+        Column("flops_partial", "", lambda r: r.flops_partial),
     )
 )
 

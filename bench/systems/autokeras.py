@@ -71,6 +71,7 @@ import numpy as np
 
 from bench import rundir
 from bench.baselines.keras_support import count_params, seed_everything
+from bench.flops import Spent
 from bench.systems.autokeras_search import AutoKerasTrials, KerasRefit
 from bench.systems.autokeras_space import BLOCK_TYPES, parse_block_types
 from bench.systems.base import FitContext
@@ -178,7 +179,10 @@ class _AutoKerasSystem(SearchSystem):
         seed_everything(ctx.seed)
         xs, ys = _shuffled(x, y, ctx.seed)
         fraction = self.options.validation_fraction
-        with self.searching(ctx, t0, PROJECT_FOLDER, refit_data_factor=1.0 / (1.0 - fraction)) as log:
+        self._predicted = 0  # images predict_proba has been given by the harness
+        self._refit_examples = len(xs)  # a refit epoch: all the training data
+        with self.searching(ctx, t0, PROJECT_FOLDER, refit_data_factor=1.0 / (1.0 - fraction),
+                            trial_epoch_examples=validation_tail(len(xs), fraction)) as log:
             model = self._auto_model(ak, self.tuner(log), ctx, max_trials(ctx.budget, LIBRARY_MAX_TRIALS))
             model.fit(xs, targets(ys, ctx.n_classes), batch_size=self.options.batch_size,
                       validation_split=fraction, verbose=VERBOSE, **self._fit_args())
@@ -193,6 +197,7 @@ class _AutoKerasSystem(SearchSystem):
         """Class probabilities from the refit model (columns in class-index order)."""
         if self._refit is None:
             raise RuntimeError(f"{self.name}: call fit() before predict_proba()")
+        self._predicted += len(x)
         inputs = self._refit.pipeline.transform_x(x)
         out = np.asarray(self._refit.model.predict(inputs, batch_size=self.options.batch_size, verbose=0),
                          dtype=np.float64)
@@ -204,6 +209,14 @@ class _AutoKerasSystem(SearchSystem):
     def params(self) -> int | None:
         """Weights of the refit (exported) model."""
         return None if self._refit is None else count_params(self._refit.model)
+
+    def refit_spent(self) -> Spent:
+        """The refit's training (its epochs, a cut one by its batches, over all the training data) and the test
+        set's predictions."""
+        refit = self._refit
+        if refit is None:
+            return Spent()
+        return Spent.of(refit.model, refit.epochs_trained * self._refit_examples, self._predicted)
 
     def refit_extras(self) -> dict[str, Any]:
         """val_accuracy (the predicting model on Auto-Keras' validation split, which a refit also trained on), the

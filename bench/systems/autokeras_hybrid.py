@@ -65,7 +65,8 @@ import numpy as np
 
 from bench import rundir
 from bench.baselines.keras_support import seed_everything
-from bench.systems.autokeras import LIBRARY_MAX_TRIALS, PROJECT_FOLDER, VERBOSE, AutoKeras, targets
+from bench.flops import Spent
+from bench.systems.autokeras import LIBRARY_MAX_TRIALS, PROJECT_FOLDER, VERBOSE, AutoKeras, targets, validation_tail
 from bench.systems.autokeras_search import SearchComplete, summarize_hyperparameters
 from bench.systems.base import FitContext
 from bench.systems.scale_up import (
@@ -146,7 +147,9 @@ class AutoKerasHybrid(AutoKeras):
         xs, ys = self.subset(x, y, ctx.seed)
         self._subset_size = len(ys)
         # The log's own scope is 'search': its deadline is the search phase's end, with no refit to reserve.
-        with self.searching(ctx, t0, PROJECT_FOLDER, scope="search") as log:
+        self._predicted = 0
+        with self.searching(ctx, t0, PROJECT_FOLDER, scope="search",
+                            trial_epoch_examples=validation_tail(len(ys), self.options.validation_fraction)) as log:
             deadline = log.deadline
             if deadline is not None and self.options.budget_scope == "total":
                 log.deadline = t0 + SEARCH_SHARE * (deadline - t0)
@@ -207,6 +210,7 @@ class AutoKerasHybrid(AutoKeras):
         """Class probabilities from the trained scaled network, with its recipe's test-time augmentation."""
         if self._trained is None:
             raise RuntimeError(f"{self.name}: call fit() before predict_proba()")
+        self._predicted = len(x) * self._trained.view_count
         return self._trained.predict_proba(x)
 
     def params(self) -> int | None:
@@ -218,6 +222,11 @@ class AutoKerasHybrid(AutoKeras):
         if self.options.budget_scope == "total":
             return self._train_deadline
         return None if self._log is None else self._log.deadline
+
+    def refit_spent(self) -> Spent:
+        """The scaled network's training (every image of its steps) and its test-time views of the test set."""
+        t = self._trained
+        return Spent() if t is None else Spent.of(t.model, t.examples_trained, self._predicted)
 
     def refit_extras(self) -> dict[str, Any]:
         """val_accuracy (the scaled network's last epoch on the recipe's validation slice: the model that
@@ -234,6 +243,7 @@ class AutoKerasHybrid(AutoKeras):
         t = self._trained
         if t is not None:
             out.update(val_accuracy=t.val_accuracy, recipe=t.recipe.name, epochs=len(t.history),
-                       epochs_trained=t.epochs_trained, epochs_planned=t.epochs_planned,
+                       epochs_trained=t.epochs_trained, examples_trained=t.examples_trained,
+                       epochs_planned=t.epochs_planned,
                        stopped_at_deadline=t.stopped_at_deadline)
         return out

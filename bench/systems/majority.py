@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -28,3 +28,7 @@ class Majority(System):
     def params(self) -> int | None:
         """One number per class."""
         return len(self._prior)
+
+    def extras(self) -> dict[str, Any]:
+        """No network, so no FLOPs to count: 0, not 'not counted'."""
+        return {"train_flops": 0.0, "predict_flops": 0.0}

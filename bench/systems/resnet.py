@@ -15,6 +15,7 @@ import numpy as np
 
 from bench import rundir
 from bench.budget import Budget
+from bench.flops import Spent
 from bench.systems.base import FitContext, System
 
 # recipe option -> (module in baselines/, preset)
@@ -113,6 +114,7 @@ class ResNet(System):
         from bench.baselines.training import train
 
         recipe = self.make_recipe(ctx.dataset, ctx.budget.seconds)
+        self._predicted = 0  # forward passes predict_proba makes, test-time views included
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
         saving = ctx.resume is not None and self.resumes(ctx.budget)
         self._trained = train(recipe, x, y, ctx.n_classes, seed=ctx.seed, deadline=ctx.deadline,
@@ -124,6 +126,7 @@ class ResNet(System):
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, with the recipe's test-time augmentation."""
+        self._predicted = len(x) * self._trained.view_count
         return self._trained.predict_proba(x)
 
     def params(self) -> int | None:
@@ -131,9 +134,12 @@ class ResNet(System):
         return self._trained.params
 
     def extras(self) -> dict[str, Any]:
-        """Last-epoch validation accuracy (the kept model), the best one, the recipe, epochs run (a cut one
-        counted whole in epochs, by its steps in epochs_trained) and whether the deadline cut the schedule."""
+        """FLOPs spent, last-epoch validation accuracy (the kept model), the best one, the recipe, epochs run (a
+        cut one counted whole in epochs, by its steps in epochs_trained), images trained and whether the deadline
+        cut the schedule."""
         t = self._trained
-        return {"val_accuracy": t.val_accuracy, "best_val_accuracy": t.best_val_accuracy,
+        spent = Spent.of(t.model, t.examples_trained, self._predicted)
+        return {**spent.fields(), "val_accuracy": t.val_accuracy, "best_val_accuracy": t.best_val_accuracy,
                 "recipe": t.recipe.name, "epochs": len(t.history), "epochs_trained": t.epochs_trained,
+                "examples_trained": t.examples_trained,
                 "epochs_planned": t.epochs_planned, "stopped_at_deadline": t.stopped_at_deadline}

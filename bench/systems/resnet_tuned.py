@@ -70,6 +70,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench import rundir
+from bench.flops import Spent
 from bench.systems.base import FitContext
 from bench.systems.resnet import RECIPES, ResNet
 from bench.systems.search import (
@@ -157,6 +158,7 @@ class RecipeTrials(BudgetedTuner):
                 outcome.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
             raise kt.errors.FailedTrialError(outcome.error) from exc
         self.times.note(trial.trial_id, time.monotonic() - t0, trained.history)
+        outcome.spent = Spent.of(trained.model, trained.examples_trained)
         outcome.epochs = len(trained.history)
         # A schedule the deadline compressed (or cut) is not the rung's: marked, still scored.
         outcome.stopped = trained.stopped_at_deadline or trained.epochs_planned < epochs
@@ -238,6 +240,7 @@ class ResNetTuned(SearchSystem):
         self._refit: Any = None
         self._best: dict[str, Any] = {}
         self._not_started = ""
+        self._predicted = 0  # forward passes predict_proba made, test-time views included
 
     def base_recipe(self, dataset: str, budget_s: float | None = None) -> Any:
         """The recipe `resnet` would train here (baselines.training.Recipe), which the search starts from."""
@@ -287,11 +290,17 @@ class ResNetTuned(SearchSystem):
         """Class probabilities from the refit model, with the recipe's test-time augmentation."""
         if self._refit is None:
             raise RuntimeError(f"{self.name}: call fit() before predict_proba()")
+        self._predicted = len(x) * self._refit.view_count
         return self._refit.predict_proba(x)
 
     def params(self) -> int | None:
         """All weights of the refit model."""
         return None if self._refit is None else self._refit.params
+
+    def refit_spent(self) -> Spent:
+        """The refit's training (every image of its steps) and its test-time views of the test set."""
+        refit = self._refit
+        return Spent() if refit is None else Spent.of(refit.model, refit.examples_trained, self._predicted)
 
     def refit_extras(self) -> dict[str, Any]:
         """val_accuracy (the refit's last epoch on train()'s validation slice: the model that predicts), the best

@@ -354,3 +354,19 @@ def test_no_epoch_starts_once_a_validation_pass_ran_past_the_deadline(
     trained = train(recipe, x, y, 3, deadline=deadline)
     assert int(trained.model.optimizer.iterations) == 6 and len(trained.history) == 1
     assert trained.epochs_planned == trained.epochs_trained == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("tta_flip", "tta_translate"), [(False, 0), (False, 2), (True, 0), (True, 1)])
+def test_view_count_is_the_forward_passes_prediction_makes(tta_flip: bool, tta_translate: int) -> None:
+    """What predict_flops multiplies by: one pass per test-time view of each image."""
+    import keras
+
+    from bench.baselines.training import Trained, tta_views
+
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])
+    recipe = replace(generic.recipe("default"), tta_flip=tta_flip, tta_translate=tta_translate)
+    trained = Trained(model=model, recipe=recipe, history=pd.DataFrame(), epochs_planned=0, stopped_at_deadline=False,
+                      epochs_trained=0)
+    views = tta_views(model, np.zeros((3, 4, 4, 1), np.uint8), 8, tta_flip, tta_translate)
+    assert trained.view_count == len(views)

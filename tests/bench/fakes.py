@@ -114,6 +114,36 @@ class SeesPolicy(_Prior):
         return {"policy_seen": self._policy, "fused_batch_norm_seen": self._fused}
 
 
+class OddLayerNet(_Prior):
+    """A Keras network with a layer the FLOP counter has no rule for; it reports its FLOPs as one pass over the
+    training images (so the figures are lower bounds, and say so)."""
+
+    name = "odd-layer-net"
+    description = "a Dense layer and an uncountable custom layer"
+    uses_keras = True
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        import keras
+
+        class Odd(keras.layers.Layer):
+            def call(self, inputs):  # noqa: ANN001, ANN202
+                return inputs * 2
+
+        inputs = keras.Input(x.shape[1:])
+        self._model = keras.Model(inputs, Odd()(keras.layers.Dense(4)(keras.layers.Flatten()(inputs))))
+        self._trained = len(x)
+        super().fit(x, y, ctx)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self._predicted = len(x)
+        return super().predict_proba(x)
+
+    def extras(self) -> dict[str, object]:
+        from bench.flops import Spent
+
+        return Spent.of(self._model, self._trained, self._predicted).fields()
+
+
 # NVML reports memory in bytes; the fake is scripted in MiB.
 MIB = 1024 * 1024
 

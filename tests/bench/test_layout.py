@@ -16,7 +16,8 @@ from tests.conftest import REPO
 # 1: data sets; 2: the hand-built recipes (their command line loads data sets); 3: the systems that wrap
 # recipes and libraries; 4: the harness (specs, records, executors, worker, driver, report, command line).
 FOUNDATION = {"bench", "bench.options", "bench.budget", "bench.timing", "bench.rundir", "bench.gpu_usage",
-              "bench.precision", "bench.meters", "bench.cpu_energy", "bench.backend", "bench.resume"}
+              "bench.precision", "bench.meters", "bench.cpu_energy", "bench.backend", "bench.resume",
+              "bench.flops"}
 PACKAGE_LAYERS = {"bench.datasets": 1, "bench.baselines": 2, "bench.systems": 3}
 FOLDERS = {"bench": "bench", "datasets": "bench.datasets", "baselines": "bench.baselines"}
 

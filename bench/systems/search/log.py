@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import rundir
+from bench.flops import Spent
 from bench.rundir import folder_mb
 from bench.systems.search.budget import (
     HARD_STOP_SHARE,
@@ -24,7 +25,10 @@ from bench.systems.search.budget import (
 
 # Columns of trials.csv, one row per trial. `worker` names the process that ran the trial: '' in a search run by
 # one process; 'chief', 'worker1', ... in a search over several (bench.systems.search.distributed).
-TRIAL_COLUMNS = ("trial_id", "started_s", "ended_s", "epochs", "val_accuracy", "status", "summary", "error", "worker")
+# `train_flops` is the trial's training compute (bench.flops), empty where the trial built no model to count;
+# `flops_uncounted` the layers its count left out.
+TRIAL_COLUMNS = ("trial_id", "started_s", "ended_s", "epochs", "val_accuracy", "status", "summary", "error", "worker",
+                 "train_flops", "flops_uncounted")
 
 
 class NoCompletedTrial(RuntimeError):
@@ -45,6 +49,8 @@ class TrialRow:
     error: str = ""
     interrupted: bool = False  # stopped inside a batch by HardStop, so without a score
     worker: str = ""  # see TRIAL_COLUMNS
+    train_flops: float | None = None
+    flops_uncounted: str = ""
 
 
 @dataclass
@@ -79,6 +85,9 @@ class SearchLog:
     peak_disk_mb: float = 0.0
     # Called after each trial's row is added (a search that can continue after its process died saves the log).
     on_record: Any = None
+    # Images in one epoch of a trial's training split (a trial's examples trained: its epochs, a cut one by its
+    # batches, times this); 0 where the searcher's trials count their own.
+    trial_epoch_examples: int = 0
     _started: dict[str, float] = field(default_factory=dict)
     _epoch_s: dict[str, list[float]] = field(default_factory=dict)  # per trial: seconds of each epoch
 
@@ -230,6 +239,16 @@ class SearchLog:
         """Trials that raised (build error, download offline, out of memory, NaN loss)."""
         return sum(r.status == "failed" for r in self.rows)
 
+    def trials_spent(self) -> Spent:
+        """The FLOPs the trials spent training (a trial that trained without a count makes the figure partial)."""
+        spent = Spent()
+        for r in self.rows:
+            if r.train_flops is not None:
+                spent += Spent(r.train_flops, 0.0, tuple(filter(None, r.flops_uncounted.split(","))))
+            elif r.epochs or r.interrupted or r.status == "failed":  # it may have trained before it ended
+                spent += Spent(uncounted=(f"trial {r.trial_id}",))
+        return spent
+
     def best_val_accuracy(self) -> float | None:
         """Highest validation accuracy over all scored trials."""
         scores = [r.val_accuracy for r in self.rows if r.val_accuracy is not None]
@@ -260,4 +279,5 @@ def write_trials_csv(rows: list[TrialRow], path: Path) -> None:
             writer.writerow([
                 r.trial_id, f"{r.started_s:.3f}", f"{r.ended_s:.3f}", "" if r.epochs is None else r.epochs,
                 "" if r.val_accuracy is None else f"{r.val_accuracy:.6g}", r.status, r.summary, r.error, r.worker,
+                "" if r.train_flops is None else f"{r.train_flops:.6g}", r.flops_uncounted,
             ])

@@ -113,9 +113,16 @@ def deadline_callback(deadline: float | None | Callable[[], float | None], on_ep
             steps = (self.params or {}).get("steps")
             whole = not steps or self._batches >= steps
             self.epochs_trained += 1.0 if whole else self._batches / steps
+            self._batches = 0
             self._epochs_done += 1
             if on_epoch is not None:
                 on_epoch(now() - self._epoch_t0)
+
+        @property
+        def epochs_so_far(self) -> float:
+            """epochs_trained and the batches of an epoch still running (a fit interrupted inside one)."""
+            steps = (self.params or {}).get("steps")
+            return self.epochs_trained + (self._batches / steps if steps else 0.0)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self._batches += 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from bench.budget import Budget
+from bench.flops import Spent
 from bench.systems.base import FitContext, System
 from bench.systems.search.distributed import CHIEF, Chief, Ledger
 from bench.systems.search.log import SearchLog
@@ -37,6 +38,10 @@ class SearchSystem(System):
         """The final model's figures, val_accuracy first: its validation accuracy on the validation data of its
         own fit (records.RunRecord.val_accuracy)."""
         return {}
+
+    def refit_spent(self) -> Spent:
+        """The FLOPs the final model spent: its refit's training and its predictions on the test set."""
+        return Spent()
 
     def budget_end(self) -> float | None:
         """The time overshoot_s is measured against: the budget's end."""
@@ -113,7 +118,12 @@ class SearchSystem(System):
         return None if self._log is None else len(self._log.rows)
 
     def extras(self) -> dict[str, Any]:
-        """The search's figures (SearchLog.extras) and the refit's (refit_extras)."""
+        """The search's figures (SearchLog.extras), the refit's (refit_extras) and the FLOPs of both."""
         if self._log is None:
             return {}
-        return {**self._log.extras(self.budget_scope(), self.budget_end()), **self.refit_extras(), **self._workers}
+        # Before refit_extras, which may predict more (a validation score) than the test set the run predicted.
+        spent = self._log.trials_spent() + self.refit_spent()
+        # A searcher that counts nothing (no trial_epoch_examples, no refit_spent) is 'not counted', never 0.
+        counted = spent.fields() if spent.train or spent.predict else {}
+        return {**self._log.extras(self.budget_scope(), self.budget_end()), **self.refit_extras(), **self._workers,
+                **counted}

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.flops import Spent
 from bench.systems.search.distributed import WorkerFinished
 from bench.systems.search.log import SearchLog
 from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_callback, finished_epochs
@@ -47,6 +48,7 @@ class Outcome:
     epochs: int | None = None  # epochs trained (None: none finished)
     stopped: bool = False  # the search's deadline shortened or cut it
     error: str = ""  # why it failed, when the trial's code knows better than keras-tuner's message
+    spent: Spent | None = None  # the FLOPs its training spent (None: no model to count)
 
 
 class NotStarted(Exception):
@@ -179,6 +181,7 @@ class BudgetedTuner:
 
         outcome = self.outcomes[trial.trial_id]
         ok = trial.status == trial_module.TrialStatus.COMPLETED
+        spent = outcome.spent
         score = None
         if ok and trial.metrics.exists("val_accuracy"):
             score = float(trial.metrics.get_best_value("val_accuracy"))
@@ -188,7 +191,8 @@ class BudgetedTuner:
             status="stopped" if outcome.stopped else ("completed" if ok else "failed"),
             summary=self.summarize(trial),
             error="" if ok else outcome.error or error_text(trial.message) or str(trial.status),
-            interrupted=outcome.stopped and not ok)
+            interrupted=outcome.stopped and not ok, train_flops=None if spent is None else spent.train,
+            flops_uncounted="" if spent is None else ",".join(spent.uncounted))
 
 
 class KerasFitTrials(BudgetedTuner):
@@ -207,6 +211,7 @@ class KerasFitTrials(BudgetedTuner):
             with hard_stop:
                 history = super()._build_and_fit_model(trial, *args, **kwargs)  # type: ignore[misc]
         except Exception as exc:
+            self._count(trial, stopper)
             # The interrupt can surface as another type (pybind11 turns it into a RuntimeError).
             if not hard_stop.fired:
                 raise
@@ -218,7 +223,17 @@ class KerasFitTrials(BudgetedTuner):
             return history
         outcome = self.outcomes[trial.trial_id]
         outcome.epochs, outcome.stopped = len(history.history.get("loss", [])), stopper.stopped
+        self._count(trial, stopper)
         return history
+
+    def _count(self, trial: Any, stopper: Any) -> None:
+        """The trial's training FLOPs: its model's, over the epochs it trained (a cut one by its batches)."""
+        examples = self.search_log.trial_epoch_examples
+        if not examples:
+            return
+        model = getattr(stopper, "model", None)  # Keras sets it when fit starts: none, nothing trained
+        self.outcomes[trial.trial_id].spent = (Spent() if model is None
+                                               else Spent.of(model, trained=stopper.epochs_so_far * examples))
 
 
 def budgeted(base: type, trials: type = KerasFitTrials) -> type:

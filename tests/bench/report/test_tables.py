@@ -142,3 +142,21 @@ def test_test_results_pair_only_runs_that_kept_predictions_of_one_test_set(tmp_p
     assert tables.test_results(tmp_path, [a.run_id, other.run_id]) == (None, "")
     assert tables.test_results(tmp_path, [a.run_id, "no-such-run"]) == (None, "")
     assert tables.test_results(None, [a.run_id]) == (None, "")
+
+
+def test_cost_shows_training_flops_and_the_rate_and_marks_runs_before_the_counter_not_counted(groups):
+    counted = [run("d", "s", "resnet", "full", seed, accuracy=0.9, fit_s=100.0, train_flops=flops,
+                   flops_per_s=flops / 100.0, flops_uncounted=uncounted)
+               for seed, flops, uncounted in ((0, 2e14, ""), (1, 4e14, "Lambda"))]
+    older = [run("d", "s", "autokeras", "1h", 0, accuracy=0.8, fit_s=3600.0)]  # recorded before the counter
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in counted + older])
+    rows = tables.cost_rows(tables.summarize(Group("d", "s", ""), frame, "resnet"), tables.Prices())
+    csv = tables.COST.csv(rows).set_index("system")
+    assert csv.loc["resnet", "train_flops"] == pytest.approx(3e14) and csv.loc["resnet", "flops_partial"]
+    assert pd.isna(csv.loc["autokeras", "train_flops"])  # never 0
+    shown = tables.COST.display(rows).set_index("System")
+    assert shown.loc["resnet", "Training FLOPs"] == ">= 300 TFLOP"  # one run's count left a layer out
+    assert shown.loc["resnet", "Achieved"] == "3 TFLOP/s"
+    assert shown.loc["autokeras", "Training FLOPs"] == "not counted"
+    assert "Training FLOPs" not in tables.COST.display(tables.cost_rows(summaries(groups, "malaria"),
+                                                                        tables.Prices())).columns

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import flops
 from bench.budget import parse_budget
 from bench.datasets.base import ImageData
 from bench.options import ConfigError
@@ -190,7 +191,8 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     (tmp_path / "run").mkdir()
     ctx = FitContext(budget=b, seed=3, workdir=tmp_path / "work", run_dir=tmp_path / "run",
                      n_classes=data.n_classes, class_names=data.class_names, dataset="toy", keep_models=True)
-    result = make_system("autokeras", {"block_types": "vanilla", "epochs": 2}).run(data, ctx)
+    system = make_system("autokeras", {"block_types": "vanilla", "epochs": 2})
+    result = system.run(data, ctx)
     rows = _trial_rows(ctx.run_dir)
     assert result.trials == 2
     assert [r["status"] for r in rows] == ["completed", "completed"]
@@ -208,6 +210,14 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     assert {r["worker"] for r in rows} == {""}
     _assert_valid_probabilities(result, data)
     _assert_no_tuner_files(ctx)
+    # FLOPs: each trial's from its own model (72 training images an epoch); the run's add the refit's epochs on
+    # all 90 images, and one forward pass of the refit model per test image.
+    assert all(float(r["train_flops"]) > 0 and r["flops_uncounted"] == "" for r in rows)
+    refit = system._refit
+    forward = flops.count(refit.model).forward
+    assert extras["train_flops"] == pytest.approx(sum(float(r["train_flops"]) for r in rows)
+                                                  + 3 * forward * refit.epochs_trained * 90, rel=1e-5)
+    assert extras["predict_flops"] == forward * len(data.y_test) and extras["flops_uncounted"] == ""
 
 
 def test_budget_smaller_than_one_trial_refits_the_partial_best(data: ImageData, tmp_path: Path) -> None:
@@ -384,3 +394,23 @@ def test_a_refit_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_batc
     assert 0 <= extras["overshoot_s"] <= max(0.05 * 200, 30)
     _assert_valid_probabilities(result, data)
     _assert_no_tuner_files(ctx)
+
+
+@pytest.mark.parametrize("block_type", ["vanilla", "resnet", "xception", "efficient"])
+def test_the_flop_counter_counts_every_layer_auto_keras_builds(block_type: str) -> None:
+    """Each ImageBlock type, with normalisation and augmentation, on 32 px images: nothing is left uncounted
+    (keras.applications' networks nested inside count too; ResNet50 at 32 px is its 224 px count / 49)."""
+    import autokeras as ak
+    import keras_tuner
+    from autokeras import graph as graph_module
+
+    inputs = ak.ImageInput()
+    inputs.shape, inputs.dtype = (32, 32, 3), "float32"
+    head = ak.ClassificationHead()
+    outputs = head(ak.ImageBlock(block_type=block_type, normalize=True, augment=True)(inputs))
+    head.shape = (10,)
+    model = graph_module.Graph(inputs=inputs, outputs=outputs).build(keras_tuner.HyperParameters())
+    counted = flops.count(model)
+    assert counted.complete and counted.forward > 0
+    if block_type == "resnet":
+        assert counted.forward / 2 == pytest.approx(3.87e9 / 49, rel=0.03)

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import flops
 from bench.budget import parse_budget
 from bench.datasets.base import ImageData
 from bench.options import ConfigError
@@ -216,6 +217,14 @@ def test_a_trial_budget_scales_the_first_trial_and_trains_the_recipe_s_schedule(
     assert extras["search_val_accuracy"] == pytest.approx(float(rows[0]["val_accuracy"]), abs=1e-5)
     assert result.params and result.params > 0
     _assert_clean(result, ctx, data)
+    # FLOPs: the trial's, then the scaled network's training (every image of its steps) and predictions.
+    import keras
+
+    forward = flops.count(keras.models.load_model(ctx.run_dir / "model.keras", compile=False))
+    assert forward.complete and float(rows[0]["train_flops"]) > 0
+    assert extras["train_flops"] == pytest.approx(float(rows[0]["train_flops"])
+                                                  + 3 * forward.forward * extras["examples_trained"], rel=1e-5)
+    assert extras["predict_flops"] > 0 and extras["flops_uncounted"] == ""
 
 
 def test_a_budget_scoped_to_the_search_is_followed_by_the_recipe_s_schedule(data: ImageData, tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import flops
+from bench.baselines.training import validation_split
 from bench.budget import parse_budget
 from bench.datasets import load_data
 from bench.datasets.base import ImageData
@@ -202,6 +204,18 @@ def test_trial_budget_runs_that_many_hyperband_trials_first_the_recipe(small_dig
                                                     space.WIDTH, space.BATCH_SIZE}
     assert _accuracy(result, small_digits) > _floor(small_digits)
     _assert_no_tuner_files(ctx)
+    # FLOPs: the first trial is the recipe's network for its rung's steps (no deadline, so no probe); the run's
+    # are every trial's plus the refit's, and one forward pass of the refit model per test image.
+    forward = flops.count(recipe.build(small_digits.x_train.shape[1:], small_digits.n_classes)).forward
+    split = len(validation_split(small_digits.y_train, recipe.val_fraction, 0)[0])
+    first_examples = int(rows[0]["epochs"]) * (split // recipe.batch_size) * recipe.batch_size
+    assert float(rows[0]["train_flops"]) == pytest.approx(3 * forward * first_examples, rel=1e-5)
+    refit = system._refit
+    refit_forward = flops.count(refit.model).forward
+    assert extras["train_flops"] == pytest.approx(sum(float(r["train_flops"]) for r in rows)
+                                                  + 3 * refit_forward * refit.examples_trained, rel=1e-5)
+    assert extras["predict_flops"] == refit_forward * len(small_digits.y_test) * refit.view_count
+    assert extras["flops_uncounted"] == ""
 
 
 def test_no_trial_starts_that_the_search_time_left_could_not_train(small_digits: ImageData, tmp_path: Path) -> None:

@@ -31,6 +31,8 @@ def test_a_fourth_searcher_obeys_a_10s_budget_within_the_overshoot_bound(tmp_pat
     assert {r["worker"] for r in rows} == {""}  # one process ran the search
     best = max(float(r["val_accuracy"]) for r in rows if r["val_accuracy"])
     assert record.search_val_accuracy == record.val_accuracy == pytest.approx(best, abs=1e-5)  # the best predicts
+    # It tells the log no trial's epoch size and spends nothing on a refit: its FLOPs are not counted, not 0.
+    assert record.train_flops is None and record.flops_per_s is None and record.flops_uncounted == ""
 
 
 def test_one_trial_time_model_predicts_trials_and_refits() -> None:
