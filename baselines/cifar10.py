@@ -10,8 +10,8 @@ smoothing 0.2, alternating flip and random 2-pixel translate, Lookahead, and fli
 augmentation; BN offsets learn 64x faster (a reparameterised offset) and are decayed as airbench decays
 them. Left out from airbench: training the whitening bias for the first epochs. Batches of 256 instead of
 airbench's 1024 (the momentum-like constants converted to keep their horizon in images): twice the steps
-of 512 in a short schedule, and faster per image on a CPU. AIRBENCH_DIFF.md (beside the code, uncommitted
-until reviewed) lists what still differs from airbench94 and why.
+of 512 in a short schedule, and faster per image on a CPU. results/airbench/AIRBENCH_DIFF.md lists what still
+differs from airbench94 and why.
 
 What it reaches is measured, not promised: see results/baselines/README.md for the runs and commands.
 'full' is airbench94's network and 10-epoch schedule (about 94% on a GPU there, on the canonical images);
