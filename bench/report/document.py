@@ -27,18 +27,33 @@ class Paragraph:
 
 
 @dataclass(frozen=True)
+class Link:
+    """A table cell or list item that links: its text and a path relative to the report's folder."""
+
+    text: str
+    href: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class Table:
-    """A table of display strings, with the CSV holding its numbers (relative path) when there is one."""
+    """A table of display strings (or Links), with the CSV holding its numbers (relative path) when there is one.
+
+    `folded` names a long table that the page shows folded under that line until the reader opens it."""
 
     frame: pd.DataFrame
     csv: str = ""
+    folded: str = ""
 
 
 Block = Heading | Paragraph | Table | Figure
 
 
 def _cell(value: object) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    text = str(value).replace("|", "\\|").replace("\n", " ")
+    return f"[{text}]({value.href})" if isinstance(value, Link) else text
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -59,8 +74,10 @@ def to_markdown(blocks: list[Block], out_dir: Path) -> str:
             lines = ([block.text] if block.text else []) + [f"- {item}" for item in block.items]
             parts.append("\n".join(lines))
         elif isinstance(block, Table):
-            text = markdown_table(block.frame)
-            parts.append(text + (f"\n\nNumbers: [{block.csv}]({block.csv})" if block.csv else ""))
+            text = markdown_table(block.frame) + (f"\n\nNumbers: [{block.csv}]({block.csv})" if block.csv else "")
+            if block.folded:
+                text = f"<details><summary>{block.folded}</summary>\n\n{text}\n\n</details>"
+            parts.append(text)
         else:
             png = block.png.relative_to(out_dir).as_posix()
             svg = block.svg.relative_to(out_dir).as_posix()

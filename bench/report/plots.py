@@ -87,11 +87,13 @@ PNG_COLOURS = 256  # palette size of the PNG files; anti-aliased lines need more
 TITLE_CHARS = 64  # a title line longer than this is wrapped: a 7-inch figure clips it otherwise
 
 
-def _title(what: str, group: Group, hardware: str) -> str:
+def figure_title(what: str, group: Group, hardware: str) -> str:
+    """A figure's title: what it shows of which data, and the hardware, wrapped to the figure's width."""
     return "\n".join([*textwrap.wrap(f"{group.label}: {what}", TITLE_CHARS), *textwrap.wrap(hardware, TITLE_CHARS)])
 
 
-def _save(fig: plt.Figure, folder: Path, stem: str, caption: str) -> Figure:
+def save_figure(fig: plt.Figure, folder: Path, stem: str, caption: str) -> Figure:
+    """Writes the figure as PNG and SVG under folder, closes it, and returns them with the caption."""
     png, svg = folder / f"{stem}.png", folder / f"{stem}.svg"
     # One layout pass for both files: bbox_inches="tight" would redo it for each format.
     fig.tight_layout()
@@ -180,8 +182,8 @@ def accuracy_vs_budget(
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%), mean over seeds")
         legend_below(ax)
-    fig.suptitle(_title("accuracy against budget", group, hardware_of(runs)))
-    return _save(
+    fig.suptitle(figure_title("accuracy against budget", group, hardware_of(runs)))
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_accuracy_vs_budget",
@@ -228,8 +230,8 @@ def accuracy_vs_compute(
     ax.set_xlabel("fit time per run (log scale)")
     ax.set_ylabel("test accuracy (%)")
     legend_below(ax)
-    ax.set_title(_title("accuracy against compute, every run", group, hardware_of(runs)))
-    return _save(
+    ax.set_title(figure_title("accuracy against compute, every run", group, hardware_of(runs)))
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_accuracy_vs_compute",
@@ -276,8 +278,8 @@ def time_to_accuracy(
     legend_below(ax)
     ax.set_xlabel("fit time (log scale): epochs for baselines, trial ends for AutoML")
     ax.set_ylabel("best validation accuracy so far (%)")
-    ax.set_title(_title("time to accuracy", group, hardware_of(runs)))
-    return _save(
+    ax.set_title(figure_title("time to accuracy", group, hardware_of(runs)))
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_time_to_accuracy",
@@ -322,8 +324,8 @@ def per_class_f1(group: Group, runs: pd.DataFrame, out_dir: Path, folder: Path) 
     )
     ax.set_xlabel("class")
     ax.set_ylabel("system (best run)")
-    ax.set_title(_title("per-class F1 of each system's best run with predictions", group, hardware_of(runs)))
-    return _save(
+    ax.set_title(figure_title("per-class F1 of each system's best run with predictions", group, hardware_of(runs)))
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_per_class_f1",
@@ -355,13 +357,13 @@ def confusion_matrices(group: Group, runs: pd.DataFrame, out_dir: Path, folder: 
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
     fig.suptitle(
-        _title(
+        figure_title(
             "confusion matrices (test images) of each system's best run with predictions",
             group,
             hardware_of(runs),
         )
     )
-    return _save(
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_confusion",
@@ -425,7 +427,7 @@ def headline(
     place_labels(ax, labels)
     hardware = "; ".join(sorted({s.hardware for s in summaries if s.hardware})) or "hardware not recorded"
     tolerance = f"{100 * found[0].tolerance:g} points" if found else "the tolerance"
-    return _save(
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_headline",
