@@ -124,15 +124,12 @@ def display(rows: pd.DataFrame) -> pd.DataFrame:
 def trials_figure(group: Group, runs: pd.DataFrame, rows: pd.DataFrame, folder: Path,
                   colors: dict[str, Look]) -> Figure | str:
     """Each trial's validation accuracy at the time it ended (seconds since the run's fit began), a colour and
-    marker per system, a thin line through each run's trials in order."""
+    marker per system."""
     scored = rows.dropna(subset=["val_accuracy", "ended_s"])
     scored = scored[scored["ended_s"] > 0].assign(**{"validation accuracy (%)": 100 * scored["val_accuracy"]})
     if scored.empty:
         return f"what each search tried: no scored trial in the runs' {rundir.TRIALS}"
     fig, ax = plt.subplots(figsize=(7.2, 4.6))
-    for (system, _), run in scored.groupby(["system", "run_id"], sort=False):
-        ax.plot(run["ended_s"], run["validation accuracy (%)"], color=colors[system].color, linewidth=0.6,
-                alpha=0.35)
     shown = list(dict.fromkeys(scored["system"]))
     sns.scatterplot(data=scored, x="ended_s", y="validation accuracy (%)", hue="system", style="system",
                     hue_order=shown, palette={s: colors[s].color for s in shown},
@@ -147,8 +144,8 @@ def trials_figure(group: Group, runs: pd.DataFrame, rows: pd.DataFrame, folder: 
         fig,
         folder,
         f"{group.slug}_trials",
-        f"{group.label}: every trial of every search, its validation accuracy at the time it ended; a thin line "
-        f"joins one run's trials. The table below says what each trial was. No intervals: one point per trial.",
+        f"{group.label}: every trial of every search, its validation accuracy at the time it ended (since its "
+        f"run's fit began). The table below says what each trial was. No intervals: one point per trial.",
     )
 
 
