@@ -201,7 +201,7 @@ def _headline(results: list[GroupResult], baseline: str, tolerance: float) -> li
             table = Table(_without_data_column(parity.PARITY.display(r.parities)), f"{TABLES_DIR}/parity.csv")
         else:
             table = Paragraph("No AutoML system ran on this data.")
-        blocks.append(Row((figure, table)))
+        blocks.append(Row((Heading(3, r.group.label), figure, table)))
     if unrun:
         blocks.append(Paragraph(f"No run ended ok on {'; '.join(unrun)}: see their sections for why."))
     if any(_has_baseline(r) and r.parities for r in results):

@@ -25,6 +25,7 @@ a {{ color: #0b57a4; }}
 .caveats {{ font-size: 0.85em; color: #444; margin: 0.3em 0 0.6em; padding-left: 1.2em; }}
 .lead {{ display: grid; grid-template-columns: minmax(0, 11fr) minmax(0, 9fr); gap: 0.6em 1.2em;
          align-items: start; margin-bottom: 1em; }}
+.lead > h2, .lead > h3 {{ grid-column: 1 / -1; margin: 0.2em 0 0; }}
 .lead figure {{ margin: 0; }}
 .lead .table-scroll {{ margin-top: 0; }}
 nav.contents {{ font-size: 0.9em; columns: 2 22em; border-top: 1px solid #ddd; border-bottom: 1px solid #ddd;
@@ -135,8 +136,10 @@ def _block(block: Block, ids: dict[int, str], out_dir: Path, toc: list[tuple[int
     if isinstance(block, Contents):
         return _contents(toc)
     if isinstance(block, Row):
-        return '<div class="lead">' + "".join(f"<div>{_block(b, ids, out_dir, toc)}</div>"
-                                              for b in block.blocks) + "</div>"
+        # A heading spans the row (the CSS places it); every other block is a column.
+        return '<div class="lead">' + "".join(
+            _block(b, ids, out_dir, toc) if isinstance(b, Heading) else f"<div>{_block(b, ids, out_dir, toc)}</div>"
+            for b in block.blocks) + "</div>"
     return _figure(block, out_dir)
 
 

@@ -3,6 +3,7 @@ that were there before it are the same numbers."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -27,10 +28,9 @@ def example(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 def test_headline_figure_and_parity_table_open_the_report(example):
     name, out = example
     text = (out / "REPORT.md").read_text()
-    first_group = text.index("\n## ", text.index("\n## Headline") + 1)
-    head = text[:first_group]
+    head = text[:text.index("\n## ")]  # the answer, its caveats, and a figure and table per data set
     groups = pd.read_csv(out / "tables" / "summary.csv", keep_default_na=False)[["dataset", "split"]].drop_duplicates()
-    assert head.count("_headline.png)") == len(groups)
+    assert len(re.findall(r"!\[[^]]*\]\(plots/[^)]*_headline\.png\)", head)) == len(groups)
     for png in (out / "plots").glob("*_headline.png"):
         assert png.stat().st_size > 5000
     parity = pd.read_csv(out / "tables" / "parity.csv")
@@ -43,6 +43,7 @@ def test_headline_figure_and_parity_table_open_the_report(example):
         assert parity.empty  # no AutoML system ran: the headline is the baseline's curve alone
         assert "No AutoML system ran on this data." in head
     assert "## Verdicts" not in text
+    assert "**Contents**" in text and "](#what-this-report-is-made-of)" in text
 
 
 @pytest.mark.parametrize("table", UNCHANGED)
