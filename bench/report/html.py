@@ -23,11 +23,12 @@ a {{ color: #0b57a4; }}
 .answer {{ font-size: 1.05em; margin: 0.3em 0; padding-left: 1.2em; }}
 .answer li {{ margin: 0.15em 0; }}
 .caveats {{ font-size: 0.85em; color: #444; margin: 0.3em 0 0.6em; padding-left: 1.2em; }}
-.lead {{ display: grid; grid-template-columns: minmax(0, 11fr) minmax(0, 9fr); gap: 0.6em 1.2em;
+.lead {{ display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 0.4em 1.2em;
          align-items: start; margin-bottom: 1em; }}
 .lead > h2, .lead > h3 {{ grid-column: 1 / -1; margin: 0.2em 0 0; }}
 .lead figure {{ margin: 0; }}
 .lead .table-scroll {{ margin-top: 0; }}
+.lead table {{ font-size: 0.8em; }}
 nav.contents {{ font-size: 0.9em; columns: 2 22em; border-top: 1px solid #ddd; border-bottom: 1px solid #ddd;
                 padding: 0.4em 0; }}
 nav.contents ul {{ margin: 0; padding-left: 1.2em; }}
@@ -35,6 +36,7 @@ nav.contents ul {{ margin: 0; padding-left: 1.2em; }}
 .table-scroll:focus {{ outline: 2px solid #8ab4f8; }}
 table {{ border-collapse: collapse; font-size: 0.85em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.2em 0.45em; text-align: left; vertical-align: top; }}
+td {{ overflow-wrap: break-word; }}
 th {{ background: #f1f3f5; }}
 tr:nth-child(even) td {{ background: #fafafa; }}
 details {{ margin: 0.6em 0; }}
@@ -48,6 +50,12 @@ figcaption {{ font-size: 0.85em; color: #555; }}
   .lead {{ grid-template-columns: minmax(0, 1fr); }}
 }}
 @media (max-width: {NARROW_PX}px) {{
+  /* A phone shows the answer, then the first figure and table, then the caveats: they would fill its screen. */
+  .first {{ display: flex; flex-direction: column; }}
+  .first > * {{ order: 3; }}
+  .first > .answer {{ order: 0; }}
+  .first > div:first-of-type {{ order: 1; }}
+  .first > .caveats {{ order: 2; }}
   body {{ padding: 0 0.75em; }}
   h1 {{ font-size: 1.3em; }}
   h2 {{ font-size: 1.2em; }}
@@ -152,6 +160,11 @@ def to_html(blocks: list[Block], title: str, out_dir: Path | None = None) -> str
         i for b in blocks if isinstance(b, Row) for i in b.blocks if isinstance(i, Figure)]
     root = Path(out_dir) if out_dir is not None else (Path(figures[0].svg).parent.parent if figures else Path("."))
     body = [_block(b, ids, root, toc) for b in blocks]
+    # What comes before the table of contents is the first screen: one box, so that a phone can reorder it.
+    cut = next((n for n, b in enumerate(blocks) if isinstance(b, Contents)), 0)
+    if cut:
+        body = ['<div class="first">' + "\n".join(body[1:cut]) + "</div>"] if cut > 1 else []
+        body = [_block(blocks[0], ids, root, toc), *body, *[_block(b, ids, root, toc) for b in blocks[cut:]]]
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'

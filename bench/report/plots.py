@@ -382,7 +382,7 @@ def headline(
     if not shown:
         return "the headline figure: no ok run (besides the floor) with a recorded fit time"
     base = reference(summaries, "baseline")
-    fig, ax = plt.subplots(figsize=(7.0, 4.3))
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
     labels = []
     for system in dict.fromkeys(s.system for s in shown):  # summaries' order: baseline, then AutoML
         mine = sorted((s for s in shown if s.system == system), key=lambda s: s.compute_s)
