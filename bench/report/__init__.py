@@ -356,6 +356,7 @@ def _searches(r: GroupResult) -> list[Block]:
         return []
     figure = r.trials.figure if isinstance(r.trials.figure, Figure) else Paragraph(f"Skipped {r.trials.figure}.")
     rows = r.trials.rows
+    searches = rows["run_id"].nunique()
     return [
         Heading(3, "What each search tried"),
         figure,
@@ -366,7 +367,7 @@ def _searches(r: GroupResult) -> list[Block]:
             f"The CSV has each trial's whole configuration; the run links open its folder ({rundir.TRIALS})."
         ),
         Table(trials_display(rows), f"{TABLES_DIR}/{TRIALS_CSV}",
-              folded=f"{fmt.plural(len(rows), 'trial')} of {fmt.plural(rows['run_id'].nunique(), 'search')}"),
+              folded=f"{fmt.plural(len(rows), 'trial')} of {searches} search{'es' if searches > 1 else ''}"),
     ]
 
 
