@@ -2,6 +2,8 @@
 
 import html
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bench.report import ReportError, write_report
-from tests.bench.report.report_sample import records, write_runs
+from tests.bench.report.report_sample import records, run, write_runs
 
 
 def test_writes_report_tables_amlb_and_returns_the_paths(report_dir):
@@ -165,3 +167,34 @@ def test_a_data_set_whose_runs_were_all_skipped_gets_its_reason_once(tmp_path: P
     write_report(tmp_path)
     assert "All 4 runs skipped, for 2 different reasons (each run's in tables/failures.csv)." in (
         tmp_path / "REPORT.md").read_text()
+
+
+def test_a_study_without_the_baseline_headlines_what_it_compared(tmp_path: Path):
+    rows = [run("malaria", "cell", f"autokeras (search_workers={n})", "2m", seed, accuracy=acc + seed / 1000,
+                fit_s=120.0, trials=n)
+            for n, acc in ((1, 0.898), (2, 0.896)) for seed in range(3)]
+    write_runs(tmp_path, rows)
+    write_report(tmp_path)
+    text = (tmp_path / "REPORT.md").read_text()
+    answer = text.split("\n\n")[1]
+    assert answer.startswith("- malaria (cell split): no resnet run, so no comparison with it; this study compares "
+                             "autokeras (search_workers=1) at 2m reached 89.9% (3 seeds, 95% interval")
+    assert "autokeras (search_workers=2) at 2m reached 89.7%" in answer
+    head = text[:text.index("\n## ")]
+    assert "Headline: what AutoML's compute buys against resnet" not in text
+    assert "no baseline reference" not in head and "| System | Budget |" in head  # what ran, not an empty comparison
+
+
+def test_prices_come_only_from_the_command_line_and_each_configuration_is_one_row(tmp_path: Path):
+    write_runs(tmp_path, records())
+    main = [sys.executable, "-m", "bench", "report", "--out", str(tmp_path)]
+    assert subprocess.run(main, capture_output=True, timeout=300).returncode == 0
+    unpriced = pd.read_csv(tmp_path / "tables" / "cost.csv")
+    assert unpriced["cost_usd"].isna().all() and "$" not in (tmp_path / "REPORT.md").read_text()
+    priced = main + ["--price-per-hour", "0.5", "--managed-automl-price-per-hour", "20"]
+    assert subprocess.run(priced, capture_output=True, timeout=300).returncode == 0
+    cost = pd.read_csv(tmp_path / "tables" / "cost.csv")
+    assert not cost.duplicated(["dataset", "split", "system", "budget"]).any()
+    row = cost[(cost.dataset == "malaria") & (cost.system == "autokeras") & (cost.budget == "24h")].iloc[0]
+    assert row["cost_usd"] == pytest.approx(24 * 0.5) and row["managed_usd"] == pytest.approx(24 * 20)
+    assert "$0.5/h for a CPU machine; $20/h for a managed cloud AutoML" in (tmp_path / "REPORT.md").read_text()
