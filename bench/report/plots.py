@@ -37,6 +37,7 @@ from bench.report.tables import ConfigSummary, reference  # noqa: E402
 PLOTS_DIR = "plots"
 PNG_DPI = 192  # twice a screen's 96 dpi: sharp text on a high-density screen (report.html shows the SVG)
 ANNOTATE_MAX_CLASSES = 12  # write numbers into heatmap cells up to this many classes
+DODGE = 1.05  # factor between neighbouring systems' points at one budget on a log axis
 STYLE_MAX_BUDGETS = 8  # beyond this many budgets, markers stop telling them apart
 RC = {"svg.hashsalt": "bench", "svg.fonttype": "none"}  # stable ids; text stays text in SVG
 
@@ -96,7 +97,8 @@ def save_figure(fig: plt.Figure, folder: Path, stem: str, caption: str) -> Figur
     """Writes the figure as PNG and SVG under folder, closes it, and returns them with the caption."""
     png, svg = folder / f"{stem}.png", folder / f"{stem}.svg"
     # One layout pass for both files: bbox_inches="tight" would redo it for each format.
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=PNG_DPI, metadata={"Software": None})
     # A 256-colour palette: plots have few colours, and the file (inlined in report.html) is ~3x smaller.
@@ -120,7 +122,7 @@ def _log_trials(ax: plt.Axes, values: list[float]) -> None:
 def _floor_label(system: str, level: float, ax: plt.Axes) -> str:
     low, high = ax.get_ylim()
     where = " (below the axis)" if level < low else " (above the axis)" if level > high else ""
-    return f"floor: {system} ({level:.1f}%){where}"
+    return f"floor: {system}, {level:.1f}%{where}"
 
 
 def _percent(frame: pd.DataFrame, column: str = "accuracy") -> pd.DataFrame:
@@ -154,14 +156,18 @@ def accuracy_vs_budget(
         and (s is base or s.system_class == "floor" or (budget_seconds(s.budget) is None
                                                          and budget_trials(s.budget) is None))
     ]
-    fig, axes = plt.subplots(1, len(facets), figsize=(6.4 * len(facets), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(facets), figsize=(6.4 * len(facets), 4.6), squeeze=False, layout="constrained")
     for ax, (kind, label, points) in zip(axes[0], facets, strict=True):
-        for system in dict.fromkeys(s.system for s, _ in points):
+        systems = list(dict.fromkeys(s.system for s, _ in points))
+        for n, system in enumerate(systems):
             mine = sorted(((s, x) for s, x in points if s.system == system), key=lambda sx: sx[1])
             look = colors[system]
-            xs, ys = [x for _, x in mine], [100 * s.accuracy.mean for s, _ in mine]
+            # Systems at one budget sit side by side (a few percent apart on the log axis), so that their
+            # intervals do not hide one another.
+            dodge = DODGE ** (n - (len(systems) - 1) / 2)
+            xs, ys = [x * dodge for _, x in mine], [100 * s.accuracy.mean for s, _ in mine]
             ax.plot(xs, ys, color=look.color, marker=look.marker, linewidth=1.8, label=system)
-            for (s, x), y in zip(mine, ys, strict=True):
+            for (s, _), x, y in zip(mine, xs, ys, strict=True):
                 if (band := _interval(s)) is not None:
                     ax.errorbar([x], [y], yerr=[[y - band[0]], [band[1] - y]], color=look.color, capsize=3,
                                 linewidth=1.2, alpha=0.7)
@@ -181,7 +187,7 @@ def accuracy_vs_budget(
             _log_trials(ax, xs)
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy (%), mean over seeds")
-        legend_below(ax)
+    legend_below(axes[0][0])
     fig.suptitle(figure_title("accuracy against budget", group, hardware_of(runs)))
     return save_figure(
         fig,
@@ -215,7 +221,7 @@ def accuracy_vs_compute(
         return "accuracy against compute: no ok run (besides the floor) with a recorded fit time"
     x = "fit time"
     ok = _percent(ok).assign(**{x: ok["fit_s"].astype(float)})
-    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
     shown = {s: colors[s] for s in ok["system"].unique()}
     sns.scatterplot(data=ok, x=x, y="accuracy (%)", hue="system", style="system", palette=_hue(shown),
                     markers=_markers(shown), s=60, alpha=0.85, ax=ax)
@@ -255,7 +261,7 @@ def time_to_accuracy(
     data = data[data["seconds"] > 0].assign(**{"best validation accuracy (%)": 100 * data["best"]})
     if data.empty:
         return "time to accuracy: the runs' curves have no positive times"
-    fig, ax = plt.subplots(figsize=(7.2, 5.6))
+    fig, ax = plt.subplots(figsize=(7.2, 5.6), layout="constrained")
     shown = {s: colors[s].color for s in data["system"].unique()}
     sns.lineplot(
         data=data,
@@ -382,7 +388,7 @@ def headline(
     if not shown:
         return "the headline figure: no ok run (besides the floor) with a recorded fit time"
     base = reference(summaries, "baseline")
-    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    fig, ax = plt.subplots(figsize=(7.0, 4.0), layout="constrained")
     labels = []
     for system in dict.fromkeys(s.system for s in shown):  # summaries' order: baseline, then AutoML
         mine = sorted((s for s in shown if s.system == system), key=lambda s: s.compute_s)
@@ -423,7 +429,6 @@ def headline(
     legend_below(ax)
     ax.set_title("\n".join(textwrap.wrap(f"{group.label}: accuracy against compute", TITLE_CHARS)),
                  fontsize="medium")
-    fig.tight_layout()
     place_labels(ax, labels)
     hardware = "; ".join(sorted({s.hardware for s in summaries if s.hardware})) or "hardware not recorded"
     tolerance = f"{100 * found[0].tolerance:g} points" if found else "the tolerance"

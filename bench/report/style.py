@@ -92,6 +92,12 @@ def log_time_axis(ax: plt.Axes, values: Sequence[float], axis: str = "x") -> Non
         low, high = low / grow, high * grow
     else:
         low, high = low / 1.25, high * 1.25
+    if len([t for t in NICE_SECONDS if low <= t <= high]) < 3:
+        # Widen to the round durations on either side, so that the reader has a scale on both sides of the data.
+        below = [t for t in NICE_SECONDS if t < low]
+        above = [t for t in NICE_SECONDS if t > high]
+        low = below[-1] / 1.15 if below else low
+        high = above[0] * 1.15 if above else high
     getattr(ax, f"set_{axis}scale")("log")
     getattr(ax, f"set_{axis}lim")(low, high)
     ticks = [t for t in NICE_SECONDS if low <= t <= high]
@@ -106,12 +112,25 @@ def log_time_axis(ax: plt.Axes, values: Sequence[float], axis: str = "x") -> Non
     target.set_minor_locator(mticker.NullLocator())
 
 
+LEGEND_CHARS = 100  # characters of small legend text across a 7-inch figure
+
+
 def legend_below(ax: plt.Axes, columns: int = 3) -> None:
-    """The legend under the axes, in columns: beside them it narrows the plot, on them it hides lines."""
-    handles, _ = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=min(columns, len(handles)),
-                  frameon=False)
+    """The legend of the figure's axes under them, in columns: beside them it narrows the plot, on them it hides
+    lines. The figure must use the constrained layout, which makes room for it."""
+    fig = ax.figure
+    found: dict[str, object] = {}
+    for axes in fig.axes:
+        if axes.get_legend() is not None:
+            axes.get_legend().remove()  # seaborn's, drawn on the axes: the figure's replaces it
+        handles, labels = axes.get_legend_handles_labels()
+        for handle, label in zip(handles, labels, strict=True):
+            found.setdefault(label, handle)
+    if found:
+        # As many columns as the labels leave room for across the figure.
+        fits = max(1, int(LEGEND_CHARS * fig.get_figwidth() / 7.0) // (max(map(len, found)) + 6))
+        fig.legend(list(found.values()), list(found), fontsize="small", loc="outside lower center",
+                   ncol=min(columns, len(found), fits), frameon=False)
 
 
 def accuracy_limits(ax: plt.Axes, centres: Iterable[float], floor: float = 0.0, ceiling: float = 100.0) -> None:
@@ -144,6 +163,7 @@ def place_labels(ax: plt.Axes, items: Sequence[tuple[float, float, str, str]], f
     before and stays inside the axes; a label with no such place is left out (the tables name every point).
     Returns how many were left out."""
     fig = ax.figure
+    fig.draw_without_rendering()  # the layout engine places the axes: labels are placed where they will be drawn
     renderer = fig.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
     placed = []

@@ -129,7 +129,7 @@ def trials_figure(group: Group, runs: pd.DataFrame, rows: pd.DataFrame, folder: 
     scored = scored[scored["ended_s"] > 0].assign(**{"validation accuracy (%)": 100 * scored["val_accuracy"]})
     if scored.empty:
         return f"what each search tried: no scored trial in the runs' {rundir.TRIALS}"
-    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
     shown = list(dict.fromkeys(scored["system"]))
     sns.scatterplot(data=scored, x="ended_s", y="validation accuracy (%)", hue="system", style="system",
                     hue_order=shown, palette={s: colors[s].color for s in shown},
