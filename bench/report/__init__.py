@@ -45,6 +45,8 @@ REPORT_HTML = "report.html"
 TABLES_DIR = "tables"
 DEFAULT_PARITY_TOLERANCE = parity.DEFAULT_TOLERANCE
 TITLE = "AutoML against a hand-built baseline: accuracy per unit of compute"
+# The summary's columns that go beside a headline figure, where there is no baseline to compare with.
+LEAD_SUMMARY = ("System", "Budget", "Seeds ok", "Accuracy", "Spread", "Fit")
 CSV_FILES = ("parity.csv", "summary.csv", "versus_baseline.csv", "cost.csv", "failures.csv", TRIALS_CSV)
 
 
@@ -157,16 +159,19 @@ def _has_baseline(r: GroupResult) -> bool:
     return any(s.system_class == "baseline" and s.ok for s in r.summaries)
 
 
-def _compared(r: GroupResult) -> str:
-    """What a group without the baseline compared, in one sentence: each configuration's accuracy and compute."""
-    shown = [s for s in r.summaries if s.ok and s.system_class != "floor" and s.accuracy.mean is not None]
+def _configurations(summaries: list[tables.ConfigSummary]) -> str:
+    """Configurations in words: each one's accuracy, its interval where there is one, and its compute."""
     parts = []
-    for s in shown:
+    for s in summaries:
         a = s.accuracy
         interval = f", 95% interval {fmt.pct(max(a.low, 0.0))} to {fmt.pct(min(a.high, 1.0))}" if a.kind == "ci" else ""
-        parts.append(f"{s.system} at {s.budget} reached {fmt.pct(a.mean)} ({fmt.plural(a.n, 'seed')}{interval}) "
+        parts.append(f"{s.system} at {s.budget}: {fmt.pct(a.mean)} ({fmt.plural(a.n, 'seed')}{interval}) "
                      f"in {fmt.duration(s.compute_s)}")
     return "; ".join(parts)
+
+
+def _ran(r: GroupResult) -> list[tables.ConfigSummary]:
+    return [s for s in r.summaries if s.ok and s.system_class != "floor" and s.accuracy.mean is not None]
 
 
 def _answer(results: list[GroupResult], baseline: str) -> list[Block]:
@@ -177,7 +182,16 @@ def _answer(results: list[GroupResult], baseline: str) -> list[Block]:
             continue
         if not _has_baseline(r):
             sentences.append(f"{r.group.label}: no {baseline} run, so no comparison with it; this study compares "
-                             f"{_compared(r)}.")
+                             f"{_configurations(_ran(r))}.")
+            continue
+        if not r.parities:
+            ran = _ran(r)
+            if not ran:
+                continue
+            best = max(ran, key=lambda s: s.accuracy.mean)
+            sentences.append(f"{r.group.label}: no AutoML system ran, so there is nothing to compare {baseline} "
+                             f"with; of its {fmt.plural(len(ran), 'configuration')}, the most accurate was "
+                             f"{_configurations([best])}.")
             continue
         said = [t for p in r.parities if (t := parity.sentence(p))]
         if said:
@@ -194,13 +208,12 @@ def _headline(results: list[GroupResult], baseline: str, tolerance: float) -> li
         if r.group.label in unrun:
             continue  # said once below, not as an empty figure and table
         figure = r.headline if isinstance(r.headline, Figure) else Paragraph(f"Skipped {r.headline}.")
-        if not _has_baseline(r):
-            table: Block = Table(_without_data_column(tables.SUMMARY.display(r.summaries)),
+        if not _has_baseline(r) or not r.parities:
+            summary = tables.SUMMARY.display(r.summaries)
+            table: Block = Table(summary[[c for c in LEAD_SUMMARY if c in summary.columns]],
                                  f"{TABLES_DIR}/summary.csv")
-        elif r.parities:
-            table = Table(_without_data_column(parity.PARITY.display(r.parities)), f"{TABLES_DIR}/parity.csv")
         else:
-            table = Paragraph("No AutoML system ran on this data.")
+            table = Table(_without_data_column(parity.PARITY.display(r.parities)), f"{TABLES_DIR}/parity.csv")
         blocks.append(Row((Heading(3, r.group.label), figure, table)))
     if unrun:
         blocks.append(Paragraph(f"No run ended ok on {'; '.join(unrun)}: see their sections for why."))
@@ -289,8 +302,8 @@ def _checkpoint_note(runs: pd.DataFrame) -> str:
 
 
 def _against_baseline(r: GroupResult, baseline: str) -> list[Block]:
-    """Each AutoML configuration against the baseline's reference."""
-    if not r.versus:
+    """Each AutoML configuration against the baseline's reference; nothing where the baseline never ran."""
+    if not r.versus or not _has_baseline(r):
         return []
     base = tables.reference(r.summaries, "baseline")
     ref = (

@@ -93,8 +93,10 @@ def anchors(blocks: list[Block]) -> Iterator[tuple[Heading, str]]:
 
 
 def contents(blocks: list[Block]) -> list[tuple[int, str, str]]:
-    """(level, text, anchor) of the sections a table of contents lists."""
-    return [(h.level, h.text, anchor) for h, anchor in anchors(blocks) if h.level in (2, 3)]
+    """(level, text, anchor) of the sections a table of contents lists: those after it (levels 2 and 3)."""
+    start = next((n for n, b in enumerate(blocks) if isinstance(b, Contents)), 0)
+    after = {id(h) for b in blocks[start:] for h in (b.blocks if isinstance(b, Row) else (b,))}
+    return [(h.level, h.text, anchor) for h, anchor in anchors(blocks) if h.level in (2, 3) and id(h) in after]
 
 
 def _text(value: object) -> str:

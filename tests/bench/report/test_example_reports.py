@@ -41,7 +41,7 @@ def test_headline_figure_and_parity_table_open_the_report(example):
         assert digits["budgets"] == "20s, 40s" and digits["parity"] == "not reached"
     else:
         assert parity.empty  # no AutoML system ran: the headline is the baseline's curve alone
-        assert "No AutoML system ran on this data." in head
+        assert "no AutoML system ran, so there is nothing to compare resnet with; of its " in head
     assert "## Verdicts" not in text
     assert "**Contents**" in text and "](#what-this-report-is-made-of)" in text
 

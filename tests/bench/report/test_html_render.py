@@ -10,9 +10,12 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from bench.report import write_report
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 NO_BROWSER = "no Chromium installed (apt-get install chromium)"
@@ -30,6 +33,9 @@ HEADLESS = [
 ]
 MIN_WINDOW_WIDTH = 500  # headless Chromium widens a narrower --window-size to this (seen in Chromium 156)
 LAPTOP, PHONE = (1366, 768), (390, 844)
+RESULTS = Path(__file__).resolve().parents[3] / "results"
+# Committed studies laid out too: one with four data sets and four contenders, one without the baseline.
+COMMITTED = ("example", "distributed")
 MIN_VISIBLE_PX = 48  # of a stacked table row on a phone's first screen: two of its cells
 
 # Reads the layout of the report in the iframe once everything (figures included) has loaded, and writes it into the
@@ -117,12 +123,22 @@ def _within(box: dict | None, layout: dict) -> bool:
             and box["bottom"] <= layout["innerHeight"] + 0.5 and box["right"] <= layout["innerWidth"] + 0.5)
 
 
-@pytest.fixture(scope="module", params=[LAPTOP, PHONE], ids=["laptop", "phone"])
-def layout(request, report_dir, tmp_path_factory):
+@pytest.fixture(scope="module", params=["sample", *COMMITTED])
+def page(request, report_dir, tmp_path_factory):
+    """A report written by the code under test: of the hand-made sample, or of a committed study's runs.csv."""
     if CHROMIUM is None:
         pytest.skip(NO_BROWSER)
-    out, _ = report_dir
-    return request.param, _layout_at(out / "report.html", request.param, tmp_path_factory.mktemp("chromium"))
+    if request.param == "sample":
+        return report_dir[0]
+    out = tmp_path_factory.mktemp(request.param)
+    shutil.copy(RESULTS / request.param / "runs.csv", out / "runs.csv")
+    write_report(out)
+    return out
+
+
+@pytest.fixture(scope="module", params=[LAPTOP, PHONE], ids=["laptop", "phone"])
+def layout(request, page, tmp_path_factory):
+    return request.param, _layout_at(page / "report.html", request.param, tmp_path_factory.mktemp("chromium"))
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=NO_BROWSER)
@@ -156,7 +172,7 @@ def test_nothing_is_wider_than_the_viewport(layout):
     assert found["scrollWidth"] <= found["clientWidth"], found
     assert found["tables"] >= 3 and found["tablesInBoxes"] == found["tables"]
     assert found["boxesPastViewport"] == 0 and found["boxesScrolling"] == 0, found
-    assert found["images"] >= 5 and found["imagesLoaded"] == found["images"]
+    assert found["images"] >= 3 and found["imagesLoaded"] == found["images"]
     assert found["imagesPastViewport"] == 0
 
 
@@ -178,12 +194,13 @@ def test_the_first_screen_holds_the_answer_the_headline_figure_and_its_table(lay
         assert _within(found["tableHead"], found) and _within(found["tableFirstRow"], found), found
 
 
-def test_links_point_at_the_files_beside_the_report(layout, report_dir):
-    out, _ = report_dir
+def test_links_point_at_the_files_beside_the_report(layout, page):
+    out = page
     _, found = layout
     files = [h for h in found["links"] if not h.startswith("#")]
     assert any(h.endswith(".csv") for h in files) and any(h.endswith(".svg") for h in files)
-    assert any(h.startswith("runs/") for h in files)
+    if (out / "runs").is_dir():  # the sample keeps run folders; a copied runs.csv alone has none to link
+        assert any(h.startswith("runs/") for h in files)
     for href in files:
         assert (out / href).exists(), href
     anchors = [h for h in found["links"] if h.startswith("#")]

@@ -178,8 +178,8 @@ def test_a_study_without_the_baseline_headlines_what_it_compared(tmp_path: Path)
     text = (tmp_path / "REPORT.md").read_text()
     answer = text.split("\n\n")[1]
     assert answer.startswith("- malaria (cell split): no resnet run, so no comparison with it; this study compares "
-                             "autokeras (search_workers=1) at 2m reached 89.9% (3 seeds, 95% interval")
-    assert "autokeras (search_workers=2) at 2m reached 89.7%" in answer
+                             "autokeras (search_workers=1) at 2m: 89.9% (3 seeds, 95% interval")
+    assert "autokeras (search_workers=2) at 2m: 89.7%" in answer
     head = text[:text.index("\n## ")]
     assert "Headline: what AutoML's compute buys against resnet" not in text
     assert "no baseline reference" not in head and "| System | Budget |" in head  # what ran, not an empty comparison
