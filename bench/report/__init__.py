@@ -193,16 +193,20 @@ def _answer(results: list[GroupResult], baseline: str) -> list[Block]:
                              f"with; of its {fmt.plural(len(ran), 'configuration')}, the most accurate was "
                              f"{_configurations([best])}.")
             continue
-        said = [t for p in r.parities if (t := parity.sentence(p))]
+        # A system of one budget has no curve to describe: its parity alone is said.
+        said = [parity.sentence(p) or f"{p.system}: parity with {p.base.system} (within {100 * p.tolerance:g} points) "
+                f"is {p.parity_text}." for p in r.parities if p.base is not None]
         if said:
             sentences.append(f"{r.group.label}: " + " ".join(said))
     return [Paragraph(items=tuple(sentences), kind="answer")] if sentences else []
 
 
-def _headline(results: list[GroupResult], baseline: str, tolerance: float) -> list[Block]:
-    """Per group of data, its headline figure beside its parity table (or, without the baseline, the summary of
-    what it compared)."""
+def _headline(results: list[GroupResult], baseline: str, tolerance: float, read_with: tuple[str, ...]) -> list[Block]:
+    """Per group of data, its headline figure beside its parity table (or, without a comparison, the summary of
+    what it ran); the caveats under the first table, so that the first screen holds the answer, a figure, its
+    table and what to read them with."""
     blocks: list[Block] = []
+    caveats_block = Paragraph(items=read_with, kind="caveats") if read_with else None
     unrun = [r.group.label for r in results if not (r.runs["status"] == "ok").any()]
     for r in results:
         if r.group.label in unrun:
@@ -214,7 +218,12 @@ def _headline(results: list[GroupResult], baseline: str, tolerance: float) -> li
                                  f"{TABLES_DIR}/summary.csv")
         else:
             table = Table(_without_data_column(parity.PARITY.display(r.parities)), f"{TABLES_DIR}/parity.csv")
-        blocks.append(Row((Heading(3, r.group.label), figure, table)))
+        row: tuple[Block, ...] = (Heading(3, r.group.label), figure, table)
+        if caveats_block is not None:
+            row, caveats_block = (*row, caveats_block), None
+        blocks.append(Row(row))
+    if caveats_block is not None:
+        blocks.append(caveats_block)
     if unrun:
         blocks.append(Paragraph(f"No run ended ok on {'; '.join(unrun)}: see their sections for why."))
     if any(_has_baseline(r) and r.parities for r in results):
@@ -430,9 +439,8 @@ def write_report(
     _write_csv(amlb_frame(recorded, out_dir), out_dir / AMLB_FILE, written)  # amlb's own names and params
     read_with = caveats(out_dir, groups, system_classes(runs, baseline))
     blocks: list[Block] = [Heading(1, TITLE), *_answer(results, baseline)]
-    if read_with:
-        blocks.append(Paragraph(items=read_with, kind="caveats"))
-    blocks += _headline(results, baseline, parity_tolerance) + [Contents()] + _intro(runs, baseline, data_notes)
+    blocks += _headline(results, baseline, parity_tolerance, read_with) + [Contents()]
+    blocks += _intro(runs, baseline, data_notes)
     for r in results:
         if skipped := _all_skipped(r):
             blocks += skipped  # one reason said once, not a table of empty cells

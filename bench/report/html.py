@@ -26,6 +26,7 @@ a {{ color: #0b57a4; }}
 .lead {{ display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 0.4em 1.2em;
          align-items: start; margin-bottom: 1em; }}
 .lead > h2, .lead > h3 {{ grid-column: 1 / -1; margin: 0.2em 0 0; }}
+.lead > div:first-of-type {{ grid-row: span 2; }}  /* the figure: its table, then the caveats, beside it */
 .lead figure {{ margin: 0; }}
 .lead .table-scroll {{ margin-top: 0; }}
 .lead table {{ font-size: 0.8em; }}
@@ -50,12 +51,6 @@ figcaption {{ font-size: 0.85em; color: #555; }}
   .lead {{ grid-template-columns: minmax(0, 1fr); }}
 }}
 @media (max-width: {NARROW_PX}px) {{
-  /* A phone shows the answer, then the first figure and table, then the caveats: they would fill its screen. */
-  .first {{ display: flex; flex-direction: column; }}
-  .first > * {{ order: 3; }}
-  .first > .answer {{ order: 0; }}
-  .first > div:first-of-type {{ order: 1; }}
-  .first > .caveats {{ order: 2; }}
   body {{ padding: 0 0.75em; }}
   h1 {{ font-size: 1.3em; }}
   h2 {{ font-size: 1.2em; }}
@@ -160,11 +155,6 @@ def to_html(blocks: list[Block], title: str, out_dir: Path | None = None) -> str
         i for b in blocks if isinstance(b, Row) for i in b.blocks if isinstance(i, Figure)]
     root = Path(out_dir) if out_dir is not None else (Path(figures[0].svg).parent.parent if figures else Path("."))
     body = [_block(b, ids, root, toc) for b in blocks]
-    # What comes before the table of contents is the first screen: one box, so that a phone can reorder it.
-    cut = next((n for n, b in enumerate(blocks) if isinstance(b, Contents)), 0)
-    if cut:
-        body = ['<div class="first">' + "\n".join(body[1:cut]) + "</div>"] if cut > 1 else []
-        body = [_block(blocks[0], ids, root, toc), *body, *[_block(b, ids, root, toc) for b in blocks[cut:]]]
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'

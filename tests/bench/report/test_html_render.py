@@ -36,7 +36,7 @@ LAPTOP, PHONE = (1366, 768), (390, 844)
 RESULTS = Path(__file__).resolve().parents[3] / "results"
 # Committed studies laid out too: one with four data sets and four contenders, one without the baseline.
 COMMITTED = ("example", "distributed")
-MIN_VISIBLE_PX = 48  # of a stacked table row on a phone's first screen: two of its cells
+MAX_GAP_PX = 120  # on a phone, between the answer and the first figure: the data set's heading
 
 # Reads the layout of the report in the iframe once everything (figures included) has loaded, and writes it into the
 # wrapper's DOM. The srcdoc frame shares the wrapper's origin, so its document is readable.
@@ -82,6 +82,7 @@ window.addEventListener("load", function () {
     answer: box(answer),
     answerText: answer ? answer.textContent : "",
     answerFirst: answerFirst,
+    answers: box(answers),
     figure: box(lead && lead.querySelector("figure img")),
     tableHead: box(leadTable && leadTable.querySelector("thead")),
     tableFirstRow: box(leadTable && leadTable.querySelector("tbody tr")),
@@ -129,16 +130,17 @@ def page(request, report_dir, tmp_path_factory):
     if CHROMIUM is None:
         pytest.skip(NO_BROWSER)
     if request.param == "sample":
-        return report_dir[0]
+        return request.param, report_dir[0]
     out = tmp_path_factory.mktemp(request.param)
     shutil.copy(RESULTS / request.param / "runs.csv", out / "runs.csv")
     write_report(out)
-    return out
+    return request.param, out
 
 
 @pytest.fixture(scope="module", params=[LAPTOP, PHONE], ids=["laptop", "phone"])
 def layout(request, page, tmp_path_factory):
-    return request.param, _layout_at(page / "report.html", request.param, tmp_path_factory.mktemp("chromium"))
+    name, out = page
+    return request.param, _layout_at(out / "report.html", request.param, tmp_path_factory.mktemp("chromium")), name
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason=NO_BROWSER)
@@ -161,13 +163,13 @@ def test_report_html_renders_in_headless_chromium(report_dir, tmp_path):
 
 
 def test_the_laid_out_size_is_the_one_asked_for(layout):
-    (width, height), found = layout
+    (width, height), found, _ = layout
     assert (found["innerWidth"], found["innerHeight"]) == (width, height)
     assert 0 < found["clientWidth"] <= width
 
 
 def test_nothing_is_wider_than_the_viewport(layout):
-    _, found = layout
+    _, found, _ = layout
     # Neither the page nor any table scrolls sideways: tables wrap their cells, or stack them on a phone.
     assert found["scrollWidth"] <= found["clientWidth"], found
     assert found["tables"] >= 3 and found["tablesInBoxes"] == found["tables"]
@@ -177,26 +179,28 @@ def test_nothing_is_wider_than_the_viewport(layout):
 
 
 def test_the_first_screen_holds_the_answer_the_headline_figure_and_its_table(layout):
-    (width, _), found = layout
+    (width, _), found, name = layout
     # The answer comes straight after the title, whole, and names its data set.
     assert found["answerFirst"]
     assert _within(found["answer"], found), found["answer"]
     assert re.match(r"(cifar10|digits|malaria|mnist) \(", found["answerText"]), found["answerText"]
-    assert _within(found["figure"], found), found["figure"]
     if width < 600:
-        # A phone reads a row as a stack of cells, each named by its column: the first row starts on the first
-        # screen, with more than a sliver of it in view.
+        # A phone's first screen holds the answer, a sentence per data set; the first figure comes straight after
+        # it (only its data set's name between), then its table, a row as a stack of cells named by their column.
         assert found["stackedCells"] != "table-cell"
-        assert found["tableFirstRow"]["top"] <= found["innerHeight"] - MIN_VISIBLE_PX, found["tableFirstRow"]
+        assert 0 <= found["figure"]["top"] - found["answers"]["bottom"] <= MAX_GAP_PX, found
+        assert found["figure"]["bottom"] - found["figure"]["top"] <= found["innerHeight"] / 2
+        assert 0 <= found["tableFirstRow"]["top"] - found["figure"]["bottom"] <= found["innerHeight"], found
     else:
+        assert _within(found["figure"], found), found["figure"]
         # The table's header and first row, whole.
         assert found["stackedCells"] == "table-cell"
         assert _within(found["tableHead"], found) and _within(found["tableFirstRow"], found), found
 
 
 def test_links_point_at_the_files_beside_the_report(layout, page):
-    out = page
-    _, found = layout
+    _, out = page
+    _, found, _ = layout
     files = [h for h in found["links"] if not h.startswith("#")]
     assert any(h.endswith(".csv") for h in files) and any(h.endswith(".svg") for h in files)
     if (out / "runs").is_dir():  # the sample keeps run folders; a copied runs.csv alone has none to link
