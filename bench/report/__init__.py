@@ -29,6 +29,7 @@ from bench.report.runs import (
     system_classes,
     where_run,
 )
+from bench.report.style import Look
 from bench.report.tables import Prices
 from bench.report.trials import TRIALS_CSV, Trials, trials
 from bench.report.trials import display as trials_display
@@ -115,7 +116,7 @@ class GroupResult:
 
 
 def _analyse(group: Group, part: pd.DataFrame, out_dir: Path, *, baseline: str, prices: Prices,
-             tolerance: float, colors: dict[str, Any]) -> GroupResult:
+             tolerance: float, colors: dict[str, Look]) -> GroupResult:
     summaries = tables.summarize(group, part, baseline)
     found = parity.parities(summaries, tolerance)
     return GroupResult(
