@@ -88,8 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="write tables, plots and REPORT.md from the results table alone")
     p_report.add_argument("--out", default=DEFAULT_OUT, help="results folder (default: %(default)s)")
     p_report.add_argument("--baseline", default="resnet", help="the hand-built system (default: %(default)s)")
-    p_report.add_argument("--price-per-hour", type=float, help="USD per CPU-machine hour for the cost table")
-    p_report.add_argument("--gpu-price-per-hour", type=float, help="USD per GPU-machine hour for the cost table")
+    p_report.add_argument("--price-per-hour", type=float, metavar="USD",
+                          help="US dollars per CPU-machine hour: adds cost columns (none without a price)")
+    p_report.add_argument("--gpu-price-per-hour", type=float, metavar="USD",
+                          help="US dollars per GPU-machine hour, for runs that used a GPU")
+    p_report.add_argument("--managed-automl-price-per-hour", type=float, metavar="USD",
+                          help="US dollars per hour of a managed cloud AutoML service, applied to AutoML fit hours")
     p_report.add_argument("--parity-tolerance", type=float, metavar="POINTS",
                           help="accuracy points within which AutoML counts as reaching the baseline (default: 0.5)")
 
@@ -346,7 +350,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out)
     if not (out / RUNS_TABLE).exists():
         raise UsageError(f"no results table {out / RUNS_TABLE}: run `python -m bench all` first")
-    for flag, price in (("--price-per-hour", args.price_per_hour), ("--gpu-price-per-hour", args.gpu_price_per_hour)):
+    for flag, price in (("--price-per-hour", args.price_per_hour), ("--gpu-price-per-hour", args.gpu_price_per_hour),
+                        ("--managed-automl-price-per-hour", args.managed_automl_price_per_hour)):
         if price is not None and not (math.isfinite(price) and price >= 0):
             raise UsageError(f"{flag} must be a non-negative number, got {price}")
     if args.parity_tolerance is not None and not (math.isfinite(args.parity_tolerance) and
@@ -355,6 +360,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     _check_table(out)
     return _report(out, console, baseline=args.baseline, price_per_hour=args.price_per_hour,
                    gpu_price_per_hour=args.gpu_price_per_hour,
+                   managed_automl_price_per_hour=args.managed_automl_price_per_hour,
                    parity_tolerance=None if args.parity_tolerance is None else args.parity_tolerance / 100)
 
 

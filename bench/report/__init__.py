@@ -9,10 +9,11 @@ from typing import Any
 import pandas as pd
 
 from bench import rundir
+from bench.report import artifacts, parity, tables
 from bench.report import formatting as fmt
-from bench.report import parity, tables
 from bench.report.amlb import AMLB_FILE, amlb_frame
-from bench.report.document import Block, Heading, Paragraph, Table, to_markdown
+from bench.report.caveats import caveats
+from bench.report.document import Block, Contents, Heading, Link, Links, Paragraph, Row, Table, to_markdown
 from bench.report.html import to_html
 from bench.report.plots import PLOTS_DIR, Figure, PlotSet, headline_figure, palette, plot_group
 from bench.report.runs import (
@@ -28,18 +29,13 @@ from bench.report.runs import (
     system_classes,
     where_run,
 )
-from bench.report.tables import (
-    DEFAULT_GPU_PRICE_PER_HOUR,
-    DEFAULT_PRICE_PER_HOUR,
-    MANAGED_AUTOML_PRICE_PER_HOUR,
-    Prices,
-)
+from bench.report.style import Look
+from bench.report.tables import Prices
+from bench.report.trials import TRIALS_CSV, Trials, trials
+from bench.report.trials import display as trials_display
 from bench.report.verdicts import verdicts
 
 __all__ = [
-    "DEFAULT_GPU_PRICE_PER_HOUR",
-    "DEFAULT_PRICE_PER_HOUR",
-    "MANAGED_AUTOML_PRICE_PER_HOUR",
     "DEFAULT_PARITY_TOLERANCE",
     "ReportError",
     "write_report",
@@ -49,7 +45,12 @@ REPORT_MD = "REPORT.md"
 REPORT_HTML = "report.html"
 TABLES_DIR = "tables"
 DEFAULT_PARITY_TOLERANCE = parity.DEFAULT_TOLERANCE
+# The AutoML system whose sentence answers first for each data set (the others' follow the headline figures).
+PRIMARY_AUTOML = "autokeras"
 TITLE = "AutoML against a hand-built baseline: accuracy per unit of compute"
+# The summary's columns that go beside a headline figure, where there is no baseline to compare with.
+LEAD_SUMMARY = ("System", "Budget", "Seeds ok", "Accuracy", "Spread", "Fit")
+CSV_FILES = ("parity.csv", "summary.csv", "versus_baseline.csv", "cost.csv", "failures.csv", TRIALS_CSV)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, written: list[Path]) -> None:
@@ -112,10 +113,12 @@ class GroupResult:
     parities: list[parity.Parity]
     headline: Figure | str
     plots: PlotSet
+    trials: Trials
+    out_dir: Path  # the results folder: run folders are linked only where they are there
 
 
 def _analyse(group: Group, part: pd.DataFrame, out_dir: Path, *, baseline: str, prices: Prices,
-             tolerance: float, colors: dict[str, tuple]) -> GroupResult:
+             tolerance: float, colors: dict[str, Look]) -> GroupResult:
     summaries = tables.summarize(group, part, baseline, out_dir)
     found = parity.parities(summaries, tolerance)
     return GroupResult(
@@ -128,45 +131,112 @@ def _analyse(group: Group, part: pd.DataFrame, out_dir: Path, *, baseline: str, 
         parities=found,
         headline=headline_figure(group, summaries, found, out_dir, colors),
         plots=plot_group(group, part, summaries, out_dir, colors),
+        trials=trials(group, part, out_dir, colors),
+        out_dir=out_dir,
     )
 
 
-def _intro(runs: pd.DataFrame, baseline: str, data_notes: tuple[str, ...], answers: list[str]) -> list[Block]:
-    """The title, the answer (a sentence per data set and AutoML system), and what the report is made of."""
+def _intro(runs: pd.DataFrame, baseline: str, data_notes: tuple[str, ...]) -> list[Block]:
+    """What the report is made of, with links to the files it read and wrote."""
     classes = system_classes(runs, baseline)
     others = _names(classes, "other")
     return [
-        Heading(1, TITLE),
-        *([Paragraph(items=tuple(answers))] if answers else []),
+        Heading(2, "What this report is made of"),
         Paragraph(
-            f"Made from {fmt.plural(len(runs), 'run')} in {rundir.RUNS_TABLE} ({(runs['status'] == 'ok').sum()} ok); "
-            f"baseline: {baseline}; by the roles the systems declare, AutoML: {_names(classes, 'automl')}; "
-            f"floor: {_names(classes, 'floor')}"
+            f"Made from {fmt.plural(len(runs), 'run')} in {rundir.RUNS_TABLE} ({(runs['status'] == 'ok').sum()} ok), "
+            f"each run's files in its folder under {rundir.RUNS_DIR}/; baseline: {baseline}; by the roles the "
+            f"systems declare, AutoML: {_names(classes, 'automl')}; floor: {_names(classes, 'floor')}"
             + (f"; other: {others}" if others != "none" else "")
-            + f". The amlb-style results are in {AMLB_FILE}.",
-            items=data_notes,
+            + ". Files:",
+            items=(
+                Link(f"{rundir.RUNS_TABLE}: every run, one row each", rundir.RUNS_TABLE),
+                Link(f"{AMLB_FILE}: the amlb-style results", AMLB_FILE),
+                *(Link(f"{TABLES_DIR}/{name}", f"{TABLES_DIR}/{name}") for name in CSV_FILES),
+                *data_notes,
+            ),
         ),
     ]
 
 
-def _headline(results: list[GroupResult], baseline: str, tolerance: float) -> list[Block]:
-    """What a reader sees first: per group of data, accuracy against compute and the parity table."""
-    blocks: list[Block] = [
-        Heading(2, f"Headline: what AutoML's compute buys against {baseline}"),
-        Paragraph(parity.caption(tolerance)),
-    ]
+def _has_baseline(r: GroupResult) -> bool:
+    return any(s.system_class == "baseline" and s.ok for s in r.summaries)
+
+
+def _configurations(summaries: list[tables.ConfigSummary]) -> str:
+    """Configurations in words: each one's accuracy, its interval where there is one, and its compute."""
+    parts = []
+    for s in summaries:
+        a = s.accuracy
+        interval = f", 95% interval {fmt.pct(max(a.low, 0.0))} to {fmt.pct(min(a.high, 1.0))}" if a.kind == "ci" else ""
+        parts.append(f"{s.system} at {s.budget}: {fmt.pct(a.mean)} ({fmt.plural(a.n, 'seed')}{interval}) "
+                     f"in {fmt.duration(s.compute_s)}")
+    return "; ".join(parts)
+
+
+def _ran(r: GroupResult) -> list[tables.ConfigSummary]:
+    return [s for s in r.summaries if s.ok and s.system_class != "floor" and s.accuracy.mean is not None]
+
+
+def _answer(results: list[GroupResult], baseline: str) -> tuple[list[Block], list[Block]]:
+    """The report's answer first: a sentence per group of data (its primary AutoML system's, so the first screen
+    holds it); then the other AutoML systems' sentences, for under the headline."""
+    sentences: list[str] = []
+    others: list[str] = []
+    for r in results:
+        if not (r.runs["status"] == "ok").any():
+            continue
+        if not _has_baseline(r):
+            sentences.append(f"{r.group.label}: no {baseline} run, so no comparison with it; this study compares "
+                             f"{_configurations(_ran(r))}.")
+            continue
+        if not r.parities:
+            ran = _ran(r)
+            if not ran:
+                continue
+            best = max(ran, key=lambda s: s.accuracy.mean)
+            sentences.append(f"{r.group.label}: no AutoML system ran, so there is nothing to compare {baseline} "
+                             f"with; of its {fmt.plural(len(ran), 'configuration')}, the most accurate was "
+                             f"{_configurations([best])}.")
+            continue
+        said = parity.answer_sentences(_primary_first(r.parities))
+        sentences += said[:1]
+        others += said[1:]
+    blocks: list[Block] = [Paragraph(items=tuple(sentences), kind="answer")] if sentences else []
+    return blocks, ([Paragraph(items=tuple(others))] if others else [])
+
+
+def _primary_first(found: list[Any]) -> list[Any]:
+    """The parities with Auto-Keras' first (the library the question is about), the others in their order."""
+    return sorted(found, key=lambda p: p.system != PRIMARY_AUTOML)
+
+
+def _headline(results: list[GroupResult], baseline: str, tolerance: float, read_with: tuple[str, ...]) -> list[Block]:
+    """Per group of data, its headline figure beside its parity table (or, without a comparison, the summary of
+    what it ran); the caveats under the first table, so that the first screen holds the answer, a figure, its
+    table and what to read them with."""
+    blocks: list[Block] = []
+    caveats_block = Paragraph(items=read_with, kind="caveats") if read_with else None
     unrun = [r.group.label for r in results if not (r.runs["status"] == "ok").any()]
     for r in results:
         if r.group.label in unrun:
             continue  # said once below, not as an empty figure and table
-        blocks.append(Heading(3, r.group.label))
-        blocks.append(r.headline if isinstance(r.headline, Figure) else Paragraph(f"Skipped {r.headline}."))
-        if r.parities:
-            blocks.append(Table(_without_data_column(parity.PARITY.display(r.parities)), f"{TABLES_DIR}/parity.csv"))
+        figure = r.headline if isinstance(r.headline, Figure) else Paragraph(f"Skipped {r.headline}.")
+        if not _has_baseline(r) or not r.parities:
+            summary = tables.SUMMARY.display(r.summaries)
+            table: Block = Table(summary[[c for c in LEAD_SUMMARY if c in summary.columns]],
+                                 f"{TABLES_DIR}/summary.csv")
         else:
-            blocks.append(Paragraph("No AutoML system ran on this data."))
+            table = Table(_without_data_column(parity.PARITY.display(r.parities)), f"{TABLES_DIR}/parity.csv")
+        row: tuple[Block, ...] = (Heading(3, r.group.label), figure, table)
+        if caveats_block is not None:
+            row, caveats_block = (*row, caveats_block), None
+        blocks.append(Row(row))
+    if caveats_block is not None:
+        blocks.append(caveats_block)
     if unrun:
         blocks.append(Paragraph(f"No run ended ok on {'; '.join(unrun)}: see their sections for why."))
+    if any(_has_baseline(r) and r.parities for r in results):
+        blocks.append(Paragraph(parity.caption(tolerance)))
     return blocks
 
 
@@ -197,16 +267,33 @@ def _systems(r: GroupResult) -> list[Block]:
             "Accuracy is the mean over ok seeds; the spread is ± 1 std with 2 seeds and a 95% t-interval "
             "with 3 or more. Times are means per ok run (the CSV has them in seconds)." + _gpu_paragraph(r.summaries)
         ),
-        Table(tables.SUMMARY.display(r.summaries), f"{TABLES_DIR}/summary.csv"),
+        Table(_with_run_links(tables.SUMMARY.display(r.summaries), r.runs, r.out_dir), f"{TABLES_DIR}/summary.csv"),
     ]
     if note := _checkpoint_note(r.runs):
         blocks.append(Paragraph(note))
     if r.failures:
         blocks += [
             Heading(3, "Runs that did not finish"),
-            Table(tables.FAILURES.display(r.failures), f"{TABLES_DIR}/failures.csv"),
+            Table(tables.FAILURES.display(r.failures).assign(
+                Run=[_run_link(r.out_dir, f.run_id, "folder") for f in r.failures]), f"{TABLES_DIR}/failures.csv"),
         ]
     return blocks
+
+
+def _run_link(out_dir: Path, run_id: str, text: str) -> Link | str:
+    """A link to the run's folder, or its text alone where the folder is not there (runs.csv without runs/)."""
+    folder = artifacts.run_folder(out_dir, run_id)
+    return Link(text, f"{rundir.RUNS_DIR}/{run_id}/") if folder is not None and folder.is_dir() else text
+
+
+def _with_run_links(frame: pd.DataFrame, runs: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """The summary with a last column linking each configuration's run folders, one per seed."""
+    folders = []
+    for system, budget in zip(frame["System"], frame["Budget"], strict=True):
+        mine = runs[(runs["system"] == system) & (runs["budget"].astype(str) == str(budget))].sort_values("seed")
+        folders.append(Links(tuple(_run_link(out_dir, run_id, f"seed {int(seed)}")
+                                   for run_id, seed in zip(mine["run_id"], mine["seed"], strict=True))))
+    return frame.assign(**{"Run folders": folders})
 
 
 def _all_skipped(r: GroupResult) -> list[Block]:
@@ -233,8 +320,8 @@ def _checkpoint_note(runs: pd.DataFrame) -> str:
 
 
 def _against_baseline(r: GroupResult, baseline: str, tolerance: float) -> list[Block]:
-    """Each AutoML configuration against the baseline's reference."""
-    if not r.versus:
+    """Each AutoML configuration against the baseline's reference; nothing where the baseline never ran."""
+    if not r.versus or not _has_baseline(r):
         return []
     found = tables.plateau(r.summaries, tolerance)
     ref = found.text if found else f"{baseline} has no ok run here, so there is no reference."
@@ -258,19 +345,25 @@ def _against_baseline(r: GroupResult, baseline: str, tolerance: float) -> list[B
 
 
 def _cost(r: GroupResult, prices: Prices) -> list[Block]:
-    """What one run of each configuration costs to rent."""
+    """What one run of each configuration used, and what it costs at the prices the user gave."""
     if not r.cost:
         return []
+    given = [f"{fmt.price(p)}/h for a {what}" for p, what in ((prices.cpu, "CPU machine"), (prices.gpu, "GPU machine"),
+                                                               (prices.managed_automl, "managed cloud AutoML"))
+             if p is not None]
+    priced = (f"Cost per run: fit hours x the price given for the machine a run needs ({'; '.join(given)})."
+              if given else
+              "No price was given, so no cost is shown: compute is what was measured (give one with "
+              "`bench report --price-per-hour`, `--gpu-price-per-hour` or `--managed-automl-price-per-hour`, in "
+              "US dollars per hour).")
     return [
-        Heading(3, "Cost"),
+        Heading(3, "Compute and cost"),
         Paragraph(
-            f"Per run: fit time in hours x the price of the machine rented for them, "
-            f"{fmt.price(prices.cpu)}/h for a CPU machine and {fmt.price(prices.gpu)}/h for a GPU machine; "
-            f"the managed cloud AutoML rows price the AutoML fit hours at "
-            f"{fmt.price(prices.managed_automl)}/h, the commonly cited figure."
+            "Per run, the mean over ok seeds: fit (wall) time, CPU time and, where measured, GPU time. " + priced
             + (" Energy is per run over fit and predict: the held GPUs' (NVML's counter) and the CPU packages' "
                "(RAPL: the whole package's draw, other processes included)."
-               if any(c.gpu_energy_j is not None or c.cpu_energy_j is not None for c in r.cost) else "")
+               if any(c.gpu_energy_j is not None or c.cpu_energy_j is not None for c in r.cost) else
+               " No run could read an energy counter here.")
         ),
         Table(tables.COST.display(r.cost), f"{TABLES_DIR}/cost.csv"),
     ]
@@ -284,6 +377,27 @@ def _figures(r: GroupResult) -> list[Block]:
     return blocks
 
 
+def _searches(r: GroupResult) -> list[Block]:
+    """What each search tried: the group's trials as a figure and a table linked to each run's folder."""
+    if r.trials.rows.empty:
+        return []
+    figure = r.trials.figure if isinstance(r.trials.figure, Figure) else Paragraph(f"Skipped {r.trials.figure}.")
+    rows = r.trials.rows
+    searches = rows["run_id"].nunique()
+    return [
+        Heading(3, "What each search tried"),
+        figure,
+        Paragraph(
+            "Each trial of each search: its architecture (where the search chose one), the hyperparameters whose "
+            "value differs between trials of that system and architecture (— where none does), the epochs it "
+            "trained, its validation accuracy, how long it took and when it ended, since its run's fit began. "
+            f"The CSV has each trial's whole configuration; the run links open its folder ({rundir.TRIALS})."
+        ),
+        Table(trials_display(rows), f"{TABLES_DIR}/{TRIALS_CSV}",
+              folded=f"{fmt.plural(len(rows), 'trial')} of {searches} search{'es' if searches > 1 else ''}"),
+    ]
+
+
 def _write_tables(results: list[GroupResult], folder: Path, written: list[Path]) -> None:
     """The CSVs: every group's rows in one file per table."""
     _write_csv(_concat([tables.SUMMARY.csv(r.summaries) for r in results]), folder / "summary.csv", written)
@@ -292,47 +406,55 @@ def _write_tables(results: list[GroupResult], folder: Path, written: list[Path])
     _write_csv(_concat([tables.COST.csv(r.cost) for r in results]), folder / "cost.csv", written)
     _write_csv(_concat([tables.FAILURES.csv(r.failures) for r in results]), folder / "failures.csv", written)
     _write_csv(_concat([parity.PARITY.csv(r.parities) for r in results]), folder / "parity.csv", written)
+    _write_csv(_concat([r.trials.rows for r in results]), folder / TRIALS_CSV, written)
 
 
 def write_report(
     out_dir: Path,
     *,
     baseline: str = "resnet",
-    price_per_hour: float = DEFAULT_PRICE_PER_HOUR,
-    gpu_price_per_hour: float = DEFAULT_GPU_PRICE_PER_HOUR,
+    price_per_hour: float | None = None,
+    gpu_price_per_hour: float | None = None,
+    managed_automl_price_per_hour: float | None = None,
     parity_tolerance: float = DEFAULT_PARITY_TOLERANCE,
 ) -> list[Path]:
     """Writes REPORT.md, report.html, tables/, plots/ and results_amlb.csv from runs.csv; returns paths.
 
-    parity_tolerance is a fraction of accuracy (0.005: half a point)."""
+    Prices are US dollars per hour, shown only where given; parity_tolerance is a fraction of accuracy (0.005:
+    half a point)."""
     out_dir = Path(out_dir)
     recorded = load_runs(out_dir)
     runs, data_notes = label_data(label_variants(recorded))
     for stale in (out_dir / PLOTS_DIR).glob("*.*"):
         # A dataset that left the table must not leave its old plots behind.
         stale.unlink()
-    prices = Prices(cpu=price_per_hour, gpu=gpu_price_per_hour)
+    prices = Prices(cpu=price_per_hour, gpu=gpu_price_per_hour, managed_automl=managed_automl_price_per_hour)
     colors = palette(sorted(runs["system"].unique()))
+    groups = grouped(runs)
     results = [
         _analyse(group, part, out_dir, baseline=baseline, prices=prices, tolerance=parity_tolerance, colors=colors)
-        for group, part in grouped(runs)
+        for group, part in groups
     ]
     written: list[Path] = []
     for r in results:
         figures = ([r.headline] if isinstance(r.headline, Figure) else []) + list(r.plots.figures)
+        figures += [r.trials.figure] if isinstance(r.trials.figure, Figure) else []
         written += [p for f in figures for p in (f.png, f.svg)]
     _write_tables(results, out_dir / TABLES_DIR, written)
     _write_csv(amlb_frame(recorded, out_dir), out_dir / AMLB_FILE, written)  # amlb's own names and params
-    answers = [s for r in results for s in parity.answer_sentences(r.parities)]
-    blocks = _intro(runs, baseline, data_notes, answers) + _headline(results, baseline, parity_tolerance)
+    read_with = caveats(out_dir, groups, system_classes(runs, baseline))
+    answer, more_answers = _answer(results, baseline)
+    blocks: list[Block] = [Heading(1, TITLE), *answer]
+    blocks += _headline(results, baseline, parity_tolerance, read_with) + more_answers + [Contents()]
+    blocks += _intro(runs, baseline, data_notes)
     for r in results:
         if skipped := _all_skipped(r):
             blocks += skipped  # one reason said once, not a table of empty cells
             continue
         blocks += _overview(r, baseline, parity_tolerance) + _systems(r)
         blocks += _against_baseline(r, baseline, parity_tolerance) + _cost(r, prices)
-        blocks += _figures(r)
+        blocks += _figures(r) + _searches(r)
     md, page = out_dir / REPORT_MD, out_dir / REPORT_HTML
     md.write_text(to_markdown(blocks, out_dir), encoding="utf-8")
-    page.write_text(to_html(blocks, TITLE), encoding="utf-8")
+    page.write_text(to_html(blocks, TITLE, out_dir), encoding="utf-8")
     return [md, page, *written]

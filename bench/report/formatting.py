@@ -97,7 +97,7 @@ def dollars(value: float | None) -> str:
         return f"${value:,.0f}"
     if value >= 0.01 or value == 0:
         return f"${value:,.2f}" if value else "$0"
-    return f"${value:.1g}"
+    return f"${value:.1g}" if value >= 1e-4 else "< $0.0001"
 
 
 def price(value: float) -> str:

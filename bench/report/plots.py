@@ -23,11 +23,21 @@ from bench import rundir  # noqa: E402
 from bench.report import artifacts  # noqa: E402
 from bench.report.parity import Parity  # noqa: E402
 from bench.report.runs import Group, budget_seconds, budget_trials, hardware_of  # noqa: E402
-from bench.report.tables import SECONDS_PER_HOUR, ConfigSummary, reference  # noqa: E402
+from bench.report.style import (  # noqa: E402
+    Look,
+    accuracy_limits,
+    clip_percent,
+    legend_below,
+    log_time_axis,
+    looks,
+    place_labels,
+)
+from bench.report.tables import ConfigSummary, reference  # noqa: E402
 
 PLOTS_DIR = "plots"
-PNG_DPI = 110  # sharp enough on a laptop screen, small enough to inline in report.html
+PNG_DPI = 192  # twice a screen's 96 dpi: sharp text on a high-density screen (report.html shows the SVG)
 ANNOTATE_MAX_CLASSES = 12  # write numbers into heatmap cells up to this many classes
+DODGE = 1.05  # factor between neighbouring systems' points at one budget on a log axis
 STYLE_MAX_BUDGETS = 8  # beyond this many budgets, markers stop telling them apart
 RC = {"svg.hashsalt": "bench", "svg.fonttype": "none"}  # stable ids; text stays text in SVG
 
@@ -49,24 +59,46 @@ class PlotSet:
     notes: tuple[str, ...]
 
 
-def palette(systems: list[str]) -> dict[str, tuple]:
-    """One colour per system, the same in every figure of a report."""
-    colors = sns.color_palette("tab10", n_colors=max(10, len(systems)))
-    return {s: colors[i] for i, s in enumerate(sorted(systems))}
+def palette(systems: list[str]) -> dict[str, Look]:
+    """One colour and marker per system, the same in every figure of every report (bench.report.style)."""
+    return looks(systems)
+
+
+# The one kind of interval every figure draws, named in each caption: the tables' 95% t-interval over seeds.
+INTERVAL = "95% t-interval over seeds (3 or more seeds; none drawn with fewer)"
+
+
+def _interval(s: ConfigSummary) -> tuple[float, float] | None:
+    """The configuration's 95% interval in percent, inside [0, 100]; None where fewer seeds give none."""
+    a = s.accuracy
+    if a.kind != "ci" or a.low is None or a.high is None:
+        return None
+    return clip_percent(100 * a.low, 100 * a.high)
+
+
+def _hue(colors: dict[str, Look]) -> dict[str, str]:
+    return {system: look.color for system, look in colors.items()}
+
+
+def _markers(colors: dict[str, Look]) -> dict[str, str]:
+    return {system: look.marker for system, look in colors.items()}
 
 
 PNG_COLOURS = 256  # palette size of the PNG files; anti-aliased lines need more than a few
 TITLE_CHARS = 64  # a title line longer than this is wrapped: a 7-inch figure clips it otherwise
 
 
-def _title(what: str, group: Group, hardware: str) -> str:
+def figure_title(what: str, group: Group, hardware: str) -> str:
+    """A figure's title: what it shows of which data, and the hardware, wrapped to the figure's width."""
     return "\n".join([*textwrap.wrap(f"{group.label}: {what}", TITLE_CHARS), *textwrap.wrap(hardware, TITLE_CHARS)])
 
 
-def _save(fig: plt.Figure, folder: Path, stem: str, caption: str) -> Figure:
+def save_figure(fig: plt.Figure, folder: Path, stem: str, caption: str) -> Figure:
+    """Writes the figure as PNG and SVG under folder, closes it, and returns them with the caption."""
     png, svg = folder / f"{stem}.png", folder / f"{stem}.svg"
     # One layout pass for both files: bbox_inches="tight" would redo it for each format.
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=PNG_DPI, metadata={"Software": None})
     # A 256-colour palette: plots have few colours, and the file (inlined in report.html) is ~3x smaller.
@@ -76,12 +108,21 @@ def _save(fig: plt.Figure, folder: Path, stem: str, caption: str) -> Figure:
     return Figure(png, svg, caption)
 
 
-def _log_x(ax: plt.Axes) -> None:
-    # Plain-text tick labels: mathtext ones ('$10^{-3}$') cost most of a figure's drawing time.
+def _log_trials(ax: plt.Axes, values: list[float]) -> None:
+    """A log axis of trial counts, ticked at the counts that ran, in plain numbers."""
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(mticker.LogFormatter())
-    # Within about a decade there is no major tick to read, so minor ticks get labels.
-    ax.xaxis.set_minor_formatter(mticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+    ticks = sorted(set(values))
+    ax.xaxis.set_major_locator(mticker.FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_locator(mticker.NullLocator())
+    low, high = min(ticks), max(ticks)
+    ax.set_xlim(low / 1.5, high * 1.5 if high > low else high * 4)
+
+
+def _floor_label(system: str, level: float, ax: plt.Axes) -> str:
+    low, high = ax.get_ylim()
+    where = " (below the axis)" if level < low else " (above the axis)" if level > high else ""
+    return f"floor: {system}, {level:.1f}%{where}"
 
 
 def _percent(frame: pd.DataFrame, column: str = "accuracy") -> pd.DataFrame:
@@ -89,62 +130,71 @@ def _percent(frame: pd.DataFrame, column: str = "accuracy") -> pd.DataFrame:
 
 
 def accuracy_vs_budget(
-    group: Group, runs: pd.DataFrame, summaries: list[ConfigSummary], folder: Path, colors: dict[str, tuple]
+    group: Group, runs: pd.DataFrame, summaries: list[ConfigSummary], folder: Path, colors: dict[str, Look]
 ) -> Figure | str:
-    """Accuracy per budget (log axis), a line per system (± 1 std); 'full' runs and the baseline as bands."""
-    ok = _percent(runs[runs["status"] == "ok"].dropna(subset=["accuracy"]))
-    ok = ok.assign(seconds=[budget_seconds(b) for b in ok["budget"]], trials=[budget_trials(b) for b in ok["budget"]])
+    """Mean accuracy per budget (log axis), a line per system with its 95% interval; 'full' runs and the
+    baseline's reference as horizontal lines."""
+    placed = [
+        (s, budget_seconds(s.budget), budget_trials(s.budget))
+        for s in summaries
+        if s.accuracy.mean is not None and s.system_class != "floor"
+    ]
+    timed = [(s, seconds) for s, seconds, _ in placed if seconds is not None]
+    counted = [(s, trials) for s, seconds, trials in placed if seconds is None and trials is not None]
     facets = [
-        (x, label, part)
-        for x, label, part in (
-            ("seconds", "wall-clock budget (s, log scale)", ok[ok["seconds"].notna()]),
-            ("trials", "trial budget (trials, log scale)", ok[ok["seconds"].isna() & ok["trials"].notna()]),
-        )
-        if not part.empty
+        (kind, label, points)
+        for kind, label, points in (("seconds", "wall-clock budget (log scale)", timed),
+                                    ("trials", "trial budget (trials, log scale)", counted))
+        if points
     ]
     if not facets:
         return "accuracy against budget: no run had a time or trial budget to place on the axis"
     base = reference(summaries, "baseline")
-    bands = [
-        s
-        for s in summaries
+    lines = [
+        s for s in summaries
         if s.accuracy.mean is not None
-        and (s is base or (budget_seconds(s.budget) is None and budget_trials(s.budget) is None))
+        and (s is base or s.system_class == "floor" or (budget_seconds(s.budget) is None
+                                                         and budget_trials(s.budget) is None))
     ]
-    fig, axes = plt.subplots(1, len(facets), figsize=(6.4 * len(facets), 4.8), squeeze=False)
-    for ax, (x, label, part) in zip(axes[0], facets, strict=True):
-        for s in bands:
-            mean, spread = 100 * s.accuracy.mean, 100 * (s.accuracy.std or 0.0)
+    fig, axes = plt.subplots(1, len(facets), figsize=(6.4 * len(facets), 4.6), squeeze=False, layout="constrained")
+    for ax, (kind, label, points) in zip(axes[0], facets, strict=True):
+        systems = list(dict.fromkeys(s.system for s, _ in points))
+        for n, system in enumerate(systems):
+            mine = sorted(((s, x) for s, x in points if s.system == system), key=lambda sx: sx[1])
+            look = colors[system]
+            # Systems at one budget sit side by side (a few percent apart on the log axis), so that their
+            # intervals do not hide one another.
+            dodge = DODGE ** (n - (len(systems) - 1) / 2)
+            xs, ys = [x * dodge for _, x in mine], [100 * s.accuracy.mean for s, _ in mine]
+            ax.plot(xs, ys, color=look.color, marker=look.marker, linewidth=1.8, label=system)
+            for (s, _), x, y in zip(mine, xs, ys, strict=True):
+                if (band := _interval(s)) is not None:
+                    ax.errorbar([x], [y], yerr=[[y - band[0]], [band[1] - y]], color=look.color, capsize=3,
+                                linewidth=1.2, alpha=0.7)
+        centres = [100 * s.accuracy.mean for s, _ in points]
+        accuracy_limits(ax, centres + [100 * s.accuracy.mean for s in lines if s.system_class != "floor"])
+        for s in lines:
+            level = 100 * s.accuracy.mean
+            if s.system_class == "floor":
+                ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=_floor_label(s.system, level, ax))
+                continue
             name = f"{s.system} ({s.budget})" + (", reference" if s is base else "")
-            ax.axhline(mean, color=colors[s.system], linestyle="--", linewidth=1.5, label=name)
-            if spread:
-                ax.axhspan(mean - spread, mean + spread, color=colors[s.system], alpha=0.15)
-        part = part.assign(**{x: part[x].astype(float)})
-        sns.lineplot(
-            data=part,
-            x=x,
-            y="accuracy (%)",
-            hue="system",
-            palette=colors,
-            marker="o",
-            errorbar="sd",
-            err_style="bars",
-            ax=ax,
-        )
-        _log_x(ax)
-        # Ticks at the budgets that ran, named as the suite names them ('5m', '1h', 't10').
-        ticks = part.drop_duplicates(x).sort_values(x)
-        ax.set_xticks(ticks[x].to_list(), labels=ticks["budget"].to_list())
+            ax.axhline(level, color=colors[s.system].color, linestyle="--", linewidth=1.2, label=name)
+        xs = [x for _, x in points]
+        if kind == "seconds":
+            log_time_axis(ax, xs)
+        else:
+            _log_trials(ax, xs)
         ax.set_xlabel(label)
-        ax.set_ylabel("test accuracy (%), mean ± 1 std over seeds")
-        ax.legend(fontsize="small", loc="best")
-    fig.suptitle(_title("accuracy against budget", group, hardware_of(runs)))
-    return _save(
+        ax.set_ylabel("test accuracy (%), mean over seeds")
+    legend_below(axes[0][0])
+    fig.suptitle(figure_title("accuracy against budget", group, hardware_of(runs)))
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_accuracy_vs_budget",
-        f"{group.label}: test accuracy against budget; dashed lines and bands are runs without a "
-        f"budget limit and the baseline's reference (mean ± 1 std).",
+        f"{group.label}: mean test accuracy against budget; bars: {INTERVAL}; dashed lines: runs without a "
+        f"budget limit and the baseline's reference; dotted: the floor.",
     )
 
 
@@ -159,17 +209,8 @@ def pareto_front(fit_h: np.ndarray, accuracy: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def _time_unit(seconds: float) -> tuple[float, str]:
-    """The unit a reader would say for durations up to `seconds`: (seconds per unit, its name)."""
-    if seconds >= 3 * SECONDS_PER_HOUR:
-        return SECONDS_PER_HOUR, "hours"
-    if seconds >= 3 * 60:
-        return 60.0, "minutes"
-    return 1.0, "seconds"
-
-
 def accuracy_vs_compute(
-    group: Group, runs: pd.DataFrame, folder: Path, colors: dict[str, tuple], classes: dict[str, str]
+    group: Group, runs: pd.DataFrame, folder: Path, colors: dict[str, Look], classes: dict[str, str]
 ) -> Figure | str:
     """Every ok run's accuracy against its fit time (log axis), with the Pareto front marked; the floor (a
     constant predictor, no compute to speak of) is a horizontal reference line, not a point decades to the left."""
@@ -178,34 +219,35 @@ def accuracy_vs_compute(
     ok = ok[ok["system"].map(classes) != "floor"]
     if ok.empty:
         return "accuracy against compute: no ok run (besides the floor) with a recorded fit time"
-    per_unit, unit = _time_unit(float(ok["fit_s"].max()))
-    x = f"fit time ({unit})"
-    ok = _percent(ok).assign(**{x: ok["fit_s"] / per_unit})
-    fig, ax = plt.subplots(figsize=(7.2, 4.8))
-    style = "budget" if ok["budget"].nunique() <= STYLE_MAX_BUDGETS else None
-    sns.scatterplot(data=ok, x=x, y="accuracy (%)", hue="system", style=style, palette=colors, s=70, ax=ax)
+    x = "fit time"
+    ok = _percent(ok).assign(**{x: ok["fit_s"].astype(float)})
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
+    shown = {s: colors[s] for s in ok["system"].unique()}
+    sns.scatterplot(data=ok, x=x, y="accuracy (%)", hue="system", style="system", palette=_hue(shown),
+                    markers=_markers(shown), s=60, alpha=0.85, ax=ax)
     front = ok.iloc[pareto_front(ok[x].to_numpy(), ok["accuracy (%)"].to_numpy())]
     ax.step(front[x], front["accuracy (%)"], where="post", color="black", linewidth=1, label="Pareto front")
-    ax.scatter(front[x], front["accuracy (%)"], s=160, facecolors="none", edgecolors="black")
+    ax.scatter(front[x], front["accuracy (%)"], s=150, facecolors="none", edgecolors="black")
+    accuracy_limits(ax, ok["accuracy (%)"].tolist())
     for system, part in floor.groupby("system"):
         level = 100 * float(part["accuracy"].mean())
-        ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=f"floor: {system} ({level:.1f}%)")
-    _log_x(ax)
-    ax.set_xlabel(f"fit time per run ({unit}, log scale)")
+        ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=_floor_label(system, level, ax))
+    log_time_axis(ax, ok[x].tolist())
+    ax.set_xlabel("fit time per run (log scale)")
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize="small", loc="best")
-    ax.set_title(_title("accuracy against compute, every run", group, hardware_of(runs)))
-    return _save(
+    legend_below(ax)
+    ax.set_title(figure_title("accuracy against compute, every run", group, hardware_of(runs)))
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_accuracy_vs_compute",
         f"{group.label}: each run's test accuracy against its fit time; circled runs form the Pareto "
-        f"front (no run is both faster and more accurate); the dotted line is the floor's accuracy.",
+        f"front (no run is both faster and more accurate); dotted: the floor. No intervals: one point per run.",
     )
 
 
 def time_to_accuracy(
-    group: Group, runs: pd.DataFrame, out_dir: Path, folder: Path, colors: dict[str, tuple]
+    group: Group, runs: pd.DataFrame, out_dir: Path, folder: Path, colors: dict[str, Look]
 ) -> Figure | str:
     """Best-so-far validation accuracy against seconds of fit, from the runs' history or trials files."""
     curves = []
@@ -219,7 +261,8 @@ def time_to_accuracy(
     data = data[data["seconds"] > 0].assign(**{"best validation accuracy (%)": 100 * data["best"]})
     if data.empty:
         return "time to accuracy: the runs' curves have no positive times"
-    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    fig, ax = plt.subplots(figsize=(7.2, 5.6), layout="constrained")
+    shown = {s: colors[s].color for s in data["system"].unique()}
     sns.lineplot(
         data=data,
         x="seconds",
@@ -231,20 +274,22 @@ def time_to_accuracy(
         estimator=None,
         drawstyle="steps-post",
         marker="o",
-        markersize=6,
-        palette=colors,
+        markersize=5,
+        palette=shown,
         alpha=0.8,
         ax=ax,
     )
-    _log_x(ax)
-    ax.set_xlabel("fit time (s, log scale): epochs for baselines, trial ends for AutoML")
+    accuracy_limits(ax, data["best validation accuracy (%)"].tolist())
+    log_time_axis(ax, data["seconds"].tolist())
+    legend_below(ax)
+    ax.set_xlabel("fit time (log scale): epochs for baselines, trial ends for AutoML")
     ax.set_ylabel("best validation accuracy so far (%)")
-    ax.set_title(_title("time to accuracy", group, hardware_of(runs)))
-    return _save(
+    ax.set_title(figure_title("time to accuracy", group, hardware_of(runs)))
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_time_to_accuracy",
-        f"{group.label}: best validation accuracy reached so far against fit time, one line per run.",
+        f"{group.label}: best validation accuracy reached so far against fit time, one line per run (no intervals).",
     )
 
 
@@ -285,8 +330,8 @@ def per_class_f1(group: Group, runs: pd.DataFrame, out_dir: Path, folder: Path) 
     )
     ax.set_xlabel("class")
     ax.set_ylabel("system (best run)")
-    ax.set_title(_title("per-class F1 of each system's best run with predictions", group, hardware_of(runs)))
-    return _save(
+    ax.set_title(figure_title("per-class F1 of each system's best run with predictions", group, hardware_of(runs)))
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_per_class_f1",
@@ -318,13 +363,13 @@ def confusion_matrices(group: Group, runs: pd.DataFrame, out_dir: Path, folder: 
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
     fig.suptitle(
-        _title(
+        figure_title(
             "confusion matrices (test images) of each system's best run with predictions",
             group,
             hardware_of(runs),
         )
     )
-    return _save(
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_confusion",
@@ -333,76 +378,72 @@ def confusion_matrices(group: Group, runs: pd.DataFrame, out_dir: Path, folder: 
     )
 
 
-def _band(s: ConfigSummary) -> tuple[float, float] | None:
-    """The configuration's interval in percent: the 95% t-interval with 3+ seeds, ± 1 std with 2, none with 1."""
-    a = s.accuracy
-    return None if a.low is None else (100 * a.low, 100 * a.high)
-
-
 def headline(
-    group: Group, summaries: list[ConfigSummary], found: list[Parity], folder: Path, colors: dict[str, tuple]
+    group: Group, summaries: list[ConfigSummary], found: list[Parity], folder: Path, colors: dict[str, Look]
 ) -> Figure | str:
     """Every contender's accuracy against its mean compute (log axis: fit time; of a search spread over several
-    processes, times the bundles of resources it reserved): a line through each system's budgets with its band
-    over seeds, the floor as a horizontal line, a star where an AutoML system reaches parity."""
+    processes, times the bundles of resources it reserved): a line through each system's budgets with its 95%
+    interval over seeds, the floor as a horizontal line, a star where an AutoML system reaches parity."""
     shown = [s for s in summaries if s.system_class != "floor" and s.accuracy.mean is not None and s.compute_s]
     if not shown:
         return "the headline figure: no ok run (besides the floor) with a recorded fit time"
-    per_unit, unit = _time_unit(max(s.compute_s for s in shown))
     base = reference(summaries, "baseline")
-    fig, ax = plt.subplots(figsize=(8.4, 4.6))
+    fig, ax = plt.subplots(figsize=(7.0, 4.0), layout="constrained")
+    labels = []
     for system in dict.fromkeys(s.system for s in shown):  # summaries' order: baseline, then AutoML
         mine = sorted((s for s in shown if s.system == system), key=lambda s: s.compute_s)
-        x = [s.compute_s / per_unit for s in mine]
+        x = [s.compute_s for s in mine]
         y = [100 * s.accuracy.mean for s in mine]
-        color = colors[system]
-        ax.plot(x, y, marker="o", color=color, linewidth=1.8, label=system)
-        bands = [_band(s) for s in mine]
+        look = colors[system]
+        ax.plot(x, y, marker=look.marker, color=look.color, linewidth=1.8, label=system, zorder=3)
+        bands = [_interval(s) for s in mine]
         if len(mine) > 1 and all(bands):
-            ax.fill_between(x, [b[0] for b in bands], [b[1] for b in bands], color=color, alpha=0.15, linewidth=0)
+            ax.fill_between(x, [b[0] for b in bands], [b[1] for b in bands], color=look.color, alpha=0.15,
+                            linewidth=0)
         else:
             for xi, band in zip(x, bands, strict=True):
                 if band:
-                    ax.plot([xi, xi], band, color=color, linewidth=2.5, alpha=0.5)
-        for s, xi, yi in zip(mine, x, y, strict=True):
-            ax.annotate(s.budget, (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
+                    ax.plot([xi, xi], band, color=look.color, linewidth=2.5, alpha=0.5)
+        labels += [(xi, yi, s.budget, look.color) for s, xi, yi in zip(mine, x, y, strict=True)]
     if base is not None and base.compute_s:
-        ax.scatter([base.compute_s / per_unit], [100 * base.accuracy.mean], s=180, facecolors="none",
-                   edgecolors="black", linewidths=1.2, label=f"reference: {base.system} ({base.budget})", zorder=3)
+        ax.scatter([base.compute_s], [100 * base.accuracy.mean], s=180, facecolors="none",
+                   edgecolors="black", linewidths=1.2, label=f"reference: {base.system} ({base.budget})", zorder=4)
     marked = False
     for p in found:
         if p.reached is not None and p.reached.compute_s:
-            ax.scatter([p.reached.compute_s / per_unit], [100 * p.reached.accuracy.mean], marker="*", s=260,
-                       color=colors[p.system], edgecolors="black", linewidths=0.8, zorder=4,
+            ax.scatter([p.reached.compute_s], [100 * p.reached.accuracy.mean], marker="*", s=260,
+                       color=colors[p.system].color, edgecolors="black", linewidths=0.8, zorder=5,
                        label=None if marked else "parity reached")
             marked = True
+    accuracy_limits(ax, [100 * s.accuracy.mean for s in shown])
     for s in summaries:
         if s.system_class == "floor" and s.accuracy.mean is not None:
             level = 100 * s.accuracy.mean
-            ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=f"floor: {s.system} ({level:.1f}%)")
-    _log_x(ax)
+            ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=_floor_label(s.system, level, ax))
+    log_time_axis(ax, [s.compute_s for s in shown])
     # Where a search ran in several processes, its x is the resources it held (held_s), not its wall time.
     held = any(s.search_workers > 1 for s in shown)
     what = "mean compute per run: fit time x resource bundles held" if held else "mean fit time per run"
-    ax.set_xlabel(f"{what} ({unit}, log scale)")
-    ax.set_ylabel("test accuracy (%), mean over seeds")
-    # Beside the axes, not on them: the lines run anywhere from the floor to the top.
-    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    hardware = "; ".join(sorted({s.hardware for s in summaries if s.hardware}))
-    ax.set_title(_title("accuracy against compute", group, hardware or "hardware not recorded"))
+    ax.set_xlabel(f"{what} (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    legend_below(ax)
+    ax.set_title("\n".join(textwrap.wrap(f"{group.label}: accuracy against compute", TITLE_CHARS)),
+                 fontsize="medium")
+    place_labels(ax, labels)
+    hardware = "; ".join(sorted({s.hardware for s in summaries if s.hardware})) or "hardware not recorded"
     tolerance = f"{100 * found[0].tolerance:g} points" if found else "the tolerance"
-    return _save(
+    return save_figure(
         fig,
         folder,
         f"{group.slug}_headline",
-        f"{group.label}: mean test accuracy against mean fit time, a point per budget; bands: 95% t-interval "
-        f"(± 1 std with 2 seeds); circle: the baseline's reference; star: parity (within {tolerance}); dotted: "
+        f"{group.label} ({hardware}): mean test accuracy against mean fit time, a point per budget, named by "
+        f"it; bands: {INTERVAL}; circle: the baseline's reference; star: parity (within {tolerance}); dotted: "
         f"the floor.",
     )
 
 
 def headline_figure(
-    group: Group, summaries: list[ConfigSummary], found: list[Parity], out_dir: Path, colors: dict[str, tuple]
+    group: Group, summaries: list[ConfigSummary], found: list[Parity], out_dir: Path, colors: dict[str, Look]
 ) -> Figure | str:
     """The headline figure of one group, written under out_dir/plots/ in the report's style."""
     folder = Path(out_dir) / PLOTS_DIR
@@ -416,7 +457,7 @@ def plot_group(
     runs: pd.DataFrame,
     summaries: list[ConfigSummary],
     out_dir: Path,
-    colors: dict[str, tuple] | None = None,
+    colors: dict[str, Look] | None = None,
 ) -> PlotSet:
     """All figures for one group, written under out_dir/plots/; skipped figures come back as notes."""
     folder = Path(out_dir) / PLOTS_DIR

@@ -24,15 +24,9 @@ from bench.report.runs import CLASS_ORDER, Group, budget_key, system_classes
 from bench.report.stats import Spread, mean_or_none, spread
 
 SECONDS_PER_HOUR = 3600.0
-# Price of one hour of a CPU machine like this project's (2 vCPU) in US dollars: AWS m6i.large lists $0.096/h
-# on demand in us-east-1 (2024 price list). Runs are charged their fit (wall) hours: the machine is rented.
-DEFAULT_PRICE_PER_HOUR = 0.096
-# Price of one hour of a single-GPU machine in US dollars: AWS p3.2xlarge (one V100) lists $3.06/h on demand
-# in us-east-1 (2024). Charged for the fit hours of runs that used a GPU.
-DEFAULT_GPU_PRICE_PER_HOUR = 3.06
-# Managed cloud AutoML training, as commonly cited (Google Cloud AutoML Vision, ~$20 per node hour; the figure
-# fast.ai's 2018-2019 posts on AutoML use): applied to the AutoML fit hours as a reference.
-MANAGED_AUTOML_PRICE_PER_HOUR = 20.0
+# No price is assumed: a machine's hourly price differs by provider, region and year, and a price the reader did not
+# choose would turn a compute table into a cost claim nobody sourced. The cost columns appear only with a price the
+# user gives (`bench report --price-per-hour`, `--gpu-price-per-hour`, `--managed-automl-price-per-hour`).
 ERROR_CHARS = 160  # errors are cut to this length in the markdown tables (CSV keeps them whole)
 NOT_OK = ("failed", "timeout", "skipped")
 
@@ -507,16 +501,21 @@ VERSUS: TableSpec[Versus] = TableSpec(
 
 @dataclass(frozen=True)
 class Prices:
-    """Dollars per fit hour: a CPU machine, a GPU machine, and managed cloud AutoML."""
+    """US dollars per fit hour the user gave: a CPU machine, a GPU machine, managed cloud AutoML; None: not given."""
 
-    cpu: float = DEFAULT_PRICE_PER_HOUR
-    gpu: float = DEFAULT_GPU_PRICE_PER_HOUR
-    managed_automl: float = MANAGED_AUTOML_PRICE_PER_HOUR
+    cpu: float | None = None
+    gpu: float | None = None
+    managed_automl: float | None = None
+
+    @property
+    def given(self) -> bool:
+        """Whether any price was given."""
+        return any(p is not None for p in (self.cpu, self.gpu, self.managed_automl))
 
 
 @dataclass(frozen=True)
 class CostRow:
-    """The mean cost of one run of a configuration, or the managed cloud AutoML reference for its hours."""
+    """What one run of a configuration used on average, and what it costs at the prices given."""
 
     group: Group
     system: str
@@ -524,34 +523,46 @@ class CostRow:
     fit_s: float | None
     cpu_s: float | None
     gpu_s: float | None
-    machine: str
-    price_per_hour: float
+    machine: str  # 'CPU' or 'GPU': the machine a run of it needs
+    price_per_hour: float | None  # that machine's price, where one was given
     gpu_energy_j: float | None = None
     cpu_energy_j: float | None = None
+    # Managed cloud AutoML's price per hour, given for the AutoML rows only: what their fit hours would cost there.
+    managed_price_per_hour: float | None = None
     train_flops: float | None = None
     flops_per_s: float | None = None
     flops_partial: bool = False
 
     @property
     def cost_usd(self) -> float | None:
-        """Fit hours x the price per hour."""
-        return None if self.fit_s is None else _h(self.fit_s) * self.price_per_hour
+        """Fit hours x the machine's price; None without a price."""
+        return None if self.fit_s is None or self.price_per_hour is None else _h(self.fit_s) * self.price_per_hour
+
+    @property
+    def managed_usd(self) -> float | None:
+        """Fit hours x the managed AutoML price; None without one."""
+        if self.fit_s is None or self.managed_price_per_hour is None:
+            return None
+        return _h(self.fit_s) * self.managed_price_per_hour
 
 
 def cost_rows(summaries: list[ConfigSummary], prices: Prices) -> list[CostRow]:
-    """Mean cost of one run per configuration with an ok run (fit hours x the machine's price), each AutoML
-    configuration followed by what managed cloud AutoML would charge for its fit hours."""
+    """One row per configuration with an ok run: its mean compute and energy per run, and its cost at the prices
+    given (an AutoML configuration's also at the managed AutoML price, in its own column)."""
     rows = []
     for s in summaries:
         if s.ok == 0:
             continue
         machine, rate = ("GPU", prices.gpu) if s.on_gpu else ("CPU", prices.cpu)
+        managed = prices.managed_automl if s.system_class == "automl" else None
         rows.append(CostRow(s.group, s.system, s.budget, s.fit_s, s.cpu_s, s.gpu_s, machine, rate,
-                            s.gpu_energy_j, s.cpu_energy_j, s.train_flops, s.flops_per_s, s.flops_partial))
-        if s.system_class == "automl" and s.fit_s is not None:
-            name = f"managed cloud AutoML (reference, {s.budget})"
-            rows.append(CostRow(s.group, name, s.budget, s.fit_s, None, None, "managed AutoML", prices.managed_automl))
+                            s.gpu_energy_j, s.cpu_energy_j, managed_price_per_hour=managed,
+                            train_flops=s.train_flops, flops_per_s=s.flops_per_s, flops_partial=s.flops_partial))
     return rows
+
+
+def _per_hour(price: float | None) -> str:
+    return fmt.MISSING if fmt.absent(price) else f"{fmt.price(price)}/h"
 
 
 COST: TableSpec[CostRow] = TableSpec(
@@ -561,10 +572,14 @@ COST: TableSpec[CostRow] = TableSpec(
         Column("budget", "Budget", lambda r: r.budget),
         Column("fit_s", "Fit", lambda r: r.fit_s, fmt.duration),
         Column("cpu_s", "CPU", lambda r: r.cpu_s, fmt.duration),
-        Column("gpu_s", "GPU", lambda r: r.gpu_s, fmt.duration),
-        Column("machine", "Charged as", lambda r: r.machine),
-        Column("price_per_hour", "Price", lambda r: r.price_per_hour, lambda p: f"{fmt.price(p)}/h"),
-        Column("cost_usd", "Cost per run", lambda r: r.cost_usd, fmt.dollars),
+        Column("gpu_s", "GPU", lambda r: r.gpu_s, fmt.duration, optional=True),
+        Column("machine", "Machine", lambda r: r.machine),
+        # Shown where a price was given.
+        Column("price_per_hour", "Price", lambda r: r.price_per_hour, _per_hour, optional=True),
+        Column("cost_usd", "Cost per run", lambda r: r.cost_usd, fmt.dollars, optional=True),
+        Column("managed_price_per_hour", "Managed AutoML price", lambda r: r.managed_price_per_hour, _per_hour,
+               optional=True),
+        Column("managed_usd", "Managed AutoML cost per run", lambda r: r.managed_usd, fmt.dollars, optional=True),
         # Shown where some run could read the counters (NVML's for GPUs, RAPL's for CPU packages).
         Column("gpu_energy_j", "GPU energy", lambda r: r.gpu_energy_j, fmt.energy, optional=True),
         Column("cpu_energy_j", "CPU energy", lambda r: r.cpu_energy_j, fmt.energy, optional=True),

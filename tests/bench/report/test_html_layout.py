@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pandas as pd
 
 from bench.report.document import Heading, Paragraph, Table
-from bench.report.html import STYLE, to_html
+from bench.report.html import NARROW_PX, STYLE, to_html
 
 VOID = {"meta", "img", "br", "hr", "input", "link"}
 
@@ -92,4 +92,26 @@ def test_a_wide_table_is_wrapped_and_its_label_escaped():
         "Table",
     ]
     assert page.count('<div class="table-scroll"') == page.count("<table>") == 2
-    assert '<p class="csv">Numbers: tables/&quot;wide&quot; &amp; &lt;odd&gt;.csv</p>' in page
+    assert ('<p class="csv">Numbers: <a href="tables/&quot;wide&quot; &amp; &lt;odd&gt;.csv">'
+            'tables/&quot;wide&quot; &amp; &lt;odd&gt;.csv</a></p>') in page
+
+
+def test_on_a_narrow_screen_each_row_is_a_stack_of_cells_named_by_their_column():
+    frame = pd.DataFrame([["a", "b"]], columns=["System", 'Odd "name"'])
+    page = to_html([Table(frame)], "Title")
+    assert '<td data-label="System">a</td><td data-label="Odd &quot;name&quot;">b</td>' in page
+    assert NARROW_PX >= 390  # a phone's width is narrow
+    narrow = re.search(rf"@media \(max-width: {NARROW_PX}px\) \{{(.*?)\n\}}", STYLE, re.S)
+    assert narrow
+    rules = re.sub(r"\s+", "", narrow.group(1))
+    assert "td::before{content:attr(data-label)" in rules and "tr,td{display:block" in rules
+
+
+def test_headings_get_the_anchors_the_contents_link_to():
+    from bench.report.document import Contents
+
+    page = to_html([Heading(1, "Title"), Contents(), Heading(2, "Cost: per run"), Heading(3, "Figures"),
+                    Heading(2, "Cost: per run")], "Title")
+    assert '<h2 id="cost-per-run">' in page and '<h2 id="cost-per-run-1">' in page
+    assert '<a href="#cost-per-run">Cost: per run</a>' in page and '<a href="#figures">' in page
+    assert '<a href="#cost-per-run-1">' in page

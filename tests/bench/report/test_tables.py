@@ -98,18 +98,32 @@ def test_baseline_reference_is_the_top_where_nothing_below_is_equivalent(tmp_pat
     assert tables.reference(tables.summarize(group, part, "resnet"), "baseline") == found.reference
 
 
-def test_cost_charges_fit_hours_at_the_machine_price_and_adds_managed_automl_rows(groups):
+def test_cost_charges_fit_hours_at_the_given_prices_one_row_per_configuration(groups):
     prices = tables.Prices(cpu=0.5, gpu=2.0, managed_automl=20.0)
-    cost = tables.COST.csv(tables.cost_rows(summaries(groups, "malaria"), prices)).set_index("system")
-    assert cost.loc["resnet", "cost_usd"] == pytest.approx(3300 / 3600 * 0.5)
-    assert cost.loc["resnet", "machine"] == "CPU"
-    managed = cost.loc["managed cloud AutoML (reference, 24h)"]
-    assert managed["cost_usd"] == pytest.approx(24.0 * 20.0)
+    rows = tables.cost_rows(summaries(groups, "malaria"), prices)
+    cost = tables.COST.csv(rows)
+    # One row per configuration: the managed AutoML price is a column of the AutoML rows, not rows of its own.
+    assert not cost.duplicated(["system", "budget"]).any()
+    cost = cost.set_index(["system", "budget"])
+    assert cost.loc[("resnet", "full"), "cost_usd"] == pytest.approx(3300 / 3600 * 0.5)
+    assert cost.loc[("resnet", "full"), "machine"] == "CPU"
+    assert pd.isna(cost.loc[("resnet", "full"), "managed_usd"])  # the baseline is not an AutoML service's job
+    assert cost.loc[("autokeras", "24h"), "managed_usd"] == pytest.approx(24.0 * 20.0)
     gpu = [run("d", "s", "resnet", "full", 0, accuracy=0.9, fit_s=1800.0, gpu_s=1500.0, device="NVIDIA H200")]
     frame = pd.DataFrame([dataclasses.asdict(r) for r in gpu])
     row = tables.COST.csv(tables.cost_rows(tables.summarize(Group("d", "s", ""), frame, "resnet"), prices)).iloc[0]
     assert (row["machine"], row["cost_usd"]) == ("GPU", pytest.approx(0.5 * 2.0))
     assert row["gpu_s"] == pytest.approx(1500)
+
+
+def test_without_a_given_price_the_cost_table_shows_compute_alone(groups):
+    rows = tables.cost_rows(summaries(groups, "malaria"), tables.Prices())
+    shown = tables.COST.display(rows)
+    assert {"Fit", "CPU"} <= set(shown.columns)
+    assert not {"Price", "Cost per run", "Managed AutoML price", "Managed AutoML cost per run"} & set(shown.columns)
+    assert tables.COST.csv(rows)["cost_usd"].isna().all()
+    only_cpu = tables.COST.display(tables.cost_rows(summaries(groups, "malaria"), tables.Prices(cpu=0.5)))
+    assert "Cost per run" in only_cpu.columns and "Managed AutoML cost per run" not in only_cpu.columns
 
 
 def test_cost_shows_energy_per_run_where_measured_and_nothing_where_not(groups):

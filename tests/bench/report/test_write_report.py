@@ -1,6 +1,9 @@
 """write_report end to end: the files it writes, plots that are real images, a self-contained page."""
 
+import html
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -8,7 +11,7 @@ import pytest
 from PIL import Image
 
 from bench.report import ReportError, write_report
-from tests.bench.report.report_sample import records, write_runs
+from tests.bench.report.report_sample import records, run, write_runs
 
 
 def test_writes_report_tables_amlb_and_returns_the_paths(report_dir):
@@ -41,10 +44,12 @@ def test_markdown_has_verdicts_tables_and_failures(report_dir):
     assert "| autokeras | 1h | 1 | timeout | killed after 1.5h |" in text
     assert ("| autokeras | 24h | — | 3 | 96.1% | 24.0 h | resnet (full) | 97.1% | 55.0 min | -1.0 | 26.2x | "
             "-1.0 to -1.0 (3 paired seeds alone: no predictions to pair test images) | yes |") in text
-    assert "| managed cloud AutoML (reference, 24h) | 24h | 24.0 h | — | — | managed AutoML | $20/h | $480 |" in text
-    assert "| autokeras | 24h | 24.0 h | 48.0 h | — | CPU | $0.096/h | $2.30 |" in text
-    for link in re.findall(r"\]\(([^)]+)\)", text):
-        assert (out / link).is_file(), link
+    # No price was given: compute alone, one row per configuration.
+    assert "| autokeras | 24h | 24.0 h | 48.0 h | CPU |" in text
+    assert "managed cloud AutoML" not in text and "$" not in text
+    for link in re.findall(r"\]\(([^)#]+)\)", text):
+        assert (out / link).exists(), link
+    assert "](runs/malaria-autokeras-24h-0/)" in text  # a run folder that is there is linked
 
 
 def test_plots_are_written_as_non_empty_png_and_svg(report_dir):
@@ -72,12 +77,16 @@ def test_html_is_one_self_contained_page(report_dir):
     out, _ = report_dir
     page = (out / "report.html").read_text()
     assert page.startswith("<!DOCTYPE html>")
-    sources = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
-    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    # Figures inline (SVG, sharp at any zoom); links only to the files beside it, which must be there.
+    sources = re.findall(r'src\s*=\s*"([^"]*)"', page)
+    assert sources and all(s.startswith("data:image/svg+xml;base64,") for s in sources)
+    for href in re.findall(r'href\s*=\s*"([^"#][^"]*)"', page):
+        assert "://" not in href and (out / html.unescape(href)).exists(), href
     assert "<link" not in page and "<script" not in page and "url(" not in page
     assert "26x the compute for 1.0 point less (90% interval of the difference -1.0 to -1.0 points" in page
-    # A headline figure per data set, then the detail: malaria 5, cifar10 2, digits 2, mnist 1.
-    assert page.count("<img") == 4 + 5 + 2 + 2 + 1
+    # A headline figure per data set, then the detail: malaria 5 and its searches' trials, cifar10 2, digits 2,
+    # mnist 1.
+    assert page.count("<img") == 4 + 5 + 1 + 2 + 2 + 1
 
 
 def test_missing_or_empty_results_raise_a_clear_error(tmp_path: Path):
@@ -158,3 +167,34 @@ def test_a_data_set_whose_runs_were_all_skipped_gets_its_reason_once(tmp_path: P
     write_report(tmp_path)
     assert "All 4 runs skipped, for 2 different reasons (each run's in tables/failures.csv)." in (
         tmp_path / "REPORT.md").read_text()
+
+
+def test_a_study_without_the_baseline_headlines_what_it_compared(tmp_path: Path):
+    rows = [run("malaria", "cell", f"autokeras (search_workers={n})", "2m", seed, accuracy=acc + seed / 1000,
+                fit_s=120.0, trials=n)
+            for n, acc in ((1, 0.898), (2, 0.896)) for seed in range(3)]
+    write_runs(tmp_path, rows)
+    write_report(tmp_path)
+    text = (tmp_path / "REPORT.md").read_text()
+    answer = text.split("\n\n")[1]
+    assert answer.startswith("- malaria (cell split): no resnet run, so no comparison with it; this study compares "
+                             "autokeras (search_workers=1) at 2m: 89.9% (3 seeds, 95% interval")
+    assert "autokeras (search_workers=2) at 2m: 89.7%" in answer
+    head = text[:text.index("\n## ")]
+    assert "Headline: what AutoML's compute buys against resnet" not in text
+    assert "no baseline reference" not in head and "| System | Budget |" in head  # what ran, not an empty comparison
+
+
+def test_prices_come_only_from_the_command_line_and_each_configuration_is_one_row(tmp_path: Path):
+    write_runs(tmp_path, records())
+    main = [sys.executable, "-m", "bench", "report", "--out", str(tmp_path)]
+    assert subprocess.run(main, capture_output=True, timeout=300).returncode == 0
+    unpriced = pd.read_csv(tmp_path / "tables" / "cost.csv")
+    assert unpriced["cost_usd"].isna().all() and "$" not in (tmp_path / "REPORT.md").read_text()
+    priced = main + ["--price-per-hour", "0.5", "--managed-automl-price-per-hour", "20"]
+    assert subprocess.run(priced, capture_output=True, timeout=300).returncode == 0
+    cost = pd.read_csv(tmp_path / "tables" / "cost.csv")
+    assert not cost.duplicated(["dataset", "split", "system", "budget"]).any()
+    row = cost[(cost.dataset == "malaria") & (cost.system == "autokeras") & (cost.budget == "24h")].iloc[0]
+    assert row["cost_usd"] == pytest.approx(24 * 0.5) and row["managed_usd"] == pytest.approx(24 * 20)
+    assert "$0.5/h for a CPU machine; $20/h for a managed cloud AutoML" in (tmp_path / "REPORT.md").read_text()
