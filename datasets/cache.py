@@ -41,6 +41,10 @@ TRASH_PREFIX = ".trash-"
 ABANDONED_AFTER_S = 24 * 3600
 
 
+# Set to 1 in a process's environment, every entry it asks for is decoded again and replaces the stored one.
+REFRESH_ENV = "BENCH_CACHE_REFRESH"
+
+
 class DamagedEntry(Exception):
     """A cache entry that exists but cannot be read as written; the message says what is wrong with it."""
 
@@ -223,7 +227,8 @@ def cached_into(adapter: str, source: Path, fingerprint: str, options: Mapping[s
     place."""
     path = entry_path(adapter, source, options, fingerprint)
     try:
-        found = load(path)
+        # Asked to decode again (--force): the entry is rebuilt and replaces the one there.
+        found = None if os.environ.get(REFRESH_ENV) == "1" else load(path)
     except DamagedEntry as exc:
         warnings.warn(f"the data cache entry {path} is damaged ({exc}); decoding the source again to replace "
                       "it", stacklevel=2)
