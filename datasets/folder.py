@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,6 +52,16 @@ def left_out_info(tree: FileTree) -> dict[str, Any]:
     entries = [*tree.left_out(), *((f, NOT_AN_IMAGE) for f in tree.files() if not is_image_name(f))]
     return {"n_left_out": len(entries), "left_out": dict(Counter(why for _, why in entries)),
             "left_out_listed": [f"{rel} ({why})" for rel, why in entries[:MAX_SKIPPED_LISTED]]}
+
+
+def describe_left_out(info: Mapping[str, Any]) -> str:
+    """One line on what a folder's data set left out and why ('' for nothing), for the run's log."""
+    counts = info.get("left_out") or {}
+    if not info.get("n_left_out"):
+        return ""
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    listed = "; ".join(info.get("left_out_listed") or [])
+    return f"{info['n_left_out']} entries of the data folder left out ({why}): {listed}"
 
 
 def split_stratified(y: np.ndarray, test_fraction: float, seed: int,
