@@ -24,6 +24,8 @@ from bench.datasets.cache import REFRESH_ENV
 from bench.spec import DatasetRef
 from bench.supervise import Limits, default_rss_cap_mb, harness_env, kill_group, watch
 
+# The child's module (its main loads the data set).
+CHILD_MODULE = "bench.data_check"
 # How much of the child's output is kept for an error without a last line (a crash).
 OUTPUT_TAIL_CHARS = 2000
 # A reason stays one readable line.
@@ -55,7 +57,7 @@ def check(ref: DatasetRef, timeout_s: float | None, limits: Limits, refresh: boo
     arg = json.dumps(asdict(ref))
     # An unnamed temporary file (nothing is left behind, whatever happens): a pipe would stall a chatty child.
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bench.data_check", arg], stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([sys.executable, "-m", CHILD_MODULE, arg], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         try:
             stopped = watch(proc, limits, timeout_s, "loading the data set")
