@@ -42,6 +42,8 @@ LOG_TAIL_LINES = 40  # lines of a crashed run's log searched for its last error
 # driver and the system keep theirs, so one runaway run (a huge image, a leak) is stopped before the machine
 # swaps or its OOM killer picks the driver.
 DEFAULT_RSS_SHARE = 0.8
+# The environment variables that move a library's own files, and the folders of the harness's cache they name.
+HOMES = {"KERAS_HOME": "keras", "MPLCONFIGDIR": "matplotlib"}
 
 
 @dataclass(frozen=True)
@@ -121,12 +123,12 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
 
 
 def harness_env() -> dict[str, str]:
-    """What the harness's children get in their environment beside the caller's: Keras' home in the harness's
-    data cache (KERAS_HOME) unless the user names one, as Keras otherwise writes ~/.keras/keras.json when it is
-    first imported."""
+    """What the harness's children get in their environment beside the caller's: Keras' and matplotlib's
+    folders in the harness's data cache, unless the user names them, as on their first import Keras writes
+    ~/.keras/keras.json and matplotlib its font cache under ~/.cache and ~/.config."""
     from bench.datasets.cache import cache_dir
 
-    return {} if os.environ.get("KERAS_HOME") else {"KERAS_HOME": str(cache_dir() / "keras")}
+    return {name: str(cache_dir() / folder) for name, folder in HOMES.items() if not os.environ.get(name)}
 
 
 def search_gpu_env(workers: int, visible: str | None) -> dict[str, str]:

@@ -3,6 +3,7 @@ same failures recorded the same way, longest runs first, resources that fit or a
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -146,3 +147,17 @@ def test_the_smoke_suite_gives_the_same_runs_and_statuses_under_ray(local_ray, t
     a, b = ResultsStore(local).records(), ResultsStore(remote).records()
     assert len(a) == 10 and {k: r.status for k, r in a.items()} == {k: r.status for k, r in b.items()}
     assert all(r.status == "ok" for r in b.values()), [r.error for r in b.values()]
+
+
+def test_a_local_ray_leaves_nothing_outside_the_results_and_the_cache(tmp_path: Path) -> None:
+    from tests.bench.outside import left, run_isolated
+
+    result, home, tmp, cache = run_isolated(tmp_path, "run", "--dataset", "digits", "--max-train", "100",
+                                            "--system", "tests.bench.fakes:SeesPolicy", "--budget", "full",
+                                            "--executor", "ray")
+    try:
+        assert result.returncode == 0, result.stderr
+        assert left(home) == [] and left(tmp) == []  # no ~/.ray/auth_token, no Ray session, no scratch folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    assert (cache / "keras" / "keras.json").exists()
