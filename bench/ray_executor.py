@@ -101,9 +101,10 @@ def start_local_ray(**options: Any) -> None:
 
 def private_session() -> tuple[Path, bool]:
     """For a local Ray the harness starts: a new folder of its own for Ray's session files (mode 0700, in the
-    temporary folder or RAY_TMPDIR; Ray's default, /tmp/ray, is left world-writable and never removed), and, unless the user
-    gives Ray a token, a fresh one in this process's environment (Ray's processes inherit it) so that Ray does not
-    write one to ~/.ray/auth_token under the umask (0644 under 022). (folder, whether the token was set)."""
+    temporary folder or RAY_TMPDIR; Ray's default, /tmp/ray, is left world-writable and never removed), and,
+    unless the user gives Ray a token, a fresh one in this process's environment (Ray's processes inherit it) so
+    that Ray does not write one to ~/.ray/auth_token under the umask (0644 under 022). (folder, whether the
+    token was set)."""
     folder = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=os.environ.get("RAY_TMPDIR") or None))
     if os.environ.get(TOKEN_ENV) or os.environ.get(f"{TOKEN_ENV}_PATH"):
         return folder, False
