@@ -4,6 +4,7 @@ results and the cache."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,18 +14,29 @@ from pathlib import Path
 _MOVED = ("KERAS_HOME", "MPLCONFIGDIR", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
 
 
-def run_isolated(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path, Path, Path]:
-    """`python -m bench ARGS --out tmp_path/out` under umask 022 with HOME, TMPDIR and BENCH_CACHE_DIR of its own:
-    (the result, home, temporary folder, cache). The temporary folder is a short one in /tmp (Ray's socket paths
-    in it may not pass 107 bytes), removed by the caller."""
-    home, cache = tmp_path / "home", tmp_path / "cache"
-    home.mkdir()
-    tmp = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
-    env = {k: v for k, v in os.environ.items() if k not in _MOVED}
-    env.update(HOME=str(home), TMPDIR=str(tmp), BENCH_CACHE_DIR=str(cache))
-    result = subprocess.run([sys.executable, "-m", "bench", *args, "--out", str(tmp_path / "out")], env=env,
-                            capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(0o022))
-    return result, home, tmp, cache
+class Sandbox:
+    """A home, a temporary folder and a cache of their own for `python -m bench` under umask 022; the temporary
+    folder is a short one in /tmp (Ray's socket paths in it may not pass 107 bytes), removed on close."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.home, self.cache, self.out = tmp_path / "home", tmp_path / "cache", tmp_path / "out"
+        self.home.mkdir(parents=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix="bt-", dir="/tmp"))
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """`python -m bench ARGS --out OUT` in the sandbox."""
+        env = {k: v for k, v in os.environ.items() if k not in _MOVED}
+        env.update(HOME=str(self.home), TMPDIR=str(self.tmp), BENCH_CACHE_DIR=str(self.cache))
+        return subprocess.run([sys.executable, "-m", "bench", *args, "--out", str(self.out)], env=env,
+                              capture_output=True, text=True, timeout=timeout, preexec_fn=lambda: os.umask(0o022))
+
+    def left_outside(self) -> list[str]:
+        """What the commands left in the home and the temporary folder."""
+        return [*left(self.home), *left(self.tmp)]
+
+    def close(self) -> None:
+        """Removes the temporary folder."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def left(folder: Path) -> list[str]:

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -233,13 +232,14 @@ def test_a_run_given_no_memory_cap_runs_under_a_share_of_the_machines_memory(tmp
 
 
 def test_a_keras_run_writes_nothing_in_the_home_folder(tmp_path):
-    from tests.bench.outside import left, run_isolated
+    from tests.bench.outside import Sandbox
 
-    result, home, tmp, cache = run_isolated(tmp_path, "run", "--dataset", "digits", "--max-train", "100",
-                                            "--system", "tests.bench.fakes:SeesPolicy", "--budget", "full")
+    sandbox = Sandbox(tmp_path)
     try:
+        result = sandbox.run("run", "--dataset", "digits", "--max-train", "100", "--system",
+                             "tests.bench.fakes:SeesPolicy", "--budget", "full")
         assert result.returncode == 0, result.stderr
-        assert left(home) == [] and left(tmp) == []
+        assert sandbox.left_outside() == []
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert (cache / "keras" / "keras.json").exists()
+        sandbox.close()
+    assert (sandbox.cache / "keras" / "keras.json").exists()

@@ -3,7 +3,6 @@ same failures recorded the same way, longest runs first, resources that fit or a
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -150,14 +149,14 @@ def test_the_smoke_suite_gives_the_same_runs_and_statuses_under_ray(local_ray, t
 
 
 def test_a_local_ray_leaves_nothing_outside_the_results_and_the_cache(tmp_path: Path) -> None:
-    from tests.bench.outside import left, run_isolated
+    from tests.bench.outside import Sandbox
 
-    result, home, tmp, cache = run_isolated(tmp_path, "run", "--dataset", "digits", "--max-train", "100",
-                                            "--system", "tests.bench.fakes:SeesPolicy", "--budget", "full",
-                                            "--executor", "ray")
+    sandbox = Sandbox(tmp_path)
     try:
+        result = sandbox.run("run", "--dataset", "digits", "--max-train", "100", "--system",
+                             "tests.bench.fakes:SeesPolicy", "--budget", "full", "--executor", "ray")
         assert result.returncode == 0, result.stderr
-        assert left(home) == [] and left(tmp) == []  # no ~/.ray/auth_token, no Ray session, no scratch folder
+        assert sandbox.left_outside() == []  # no ~/.ray/auth_token, no Ray session, no scratch folder
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    assert (cache / "keras" / "keras.json").exists()
+        sandbox.close()
+    assert (sandbox.cache / "keras" / "keras.json").exists()

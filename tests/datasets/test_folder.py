@@ -6,14 +6,17 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from bench.datasets import DatasetError, DatasetUnavailable, load_data, open_dataset
 from bench.datasets.folder import ImageFolder
 from bench.options import ConfigError
+from tests.datasets import hostile
 from tests.datasets.builders import class_members, corrupt_png, png_bytes, write_tree, write_zip
 
 
@@ -260,3 +263,25 @@ def test_force_decodes_the_folder_again(tmp_path: Path) -> None:
     assert run_majority(root, out, "--force").returncode == 0
     assert only_record(out)[0]["data_fingerprint"] == first
     np.testing.assert_array_equal(np.load(next(cache.glob("folder-*/x_digests.npy"))), stored)
+
+
+# --- generated hostile folders ------------------------------------------------------------------------------
+@settings(max_examples=25, deadline=20_000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(hostile.plans)
+def test_generated_hostile_folders_load_as_the_policy_says_or_fail_naming_why(plan: hostile.Plan) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = hostile.write_plan(plan, Path(tmp) / "data", Path(tmp) / "outside")
+        before = hostile.listing(Path(tmp))
+        try:
+            data = ImageFolder(path=str(root)).load()
+        except DatasetError as exc:
+            assert plan.unreadable, exc
+            assert "could not be decoded" in str(exc)
+            str(exc).encode("utf-8")  # printable and storable as it is
+        else:
+            assert not plan.unreadable
+            assert data.class_names == plan.class_names
+            assert len(data.y_train) + len(data.y_test) == plan.n_images
+            assert data.info["left_out"] == plan.left_out
+            json.dumps(dict(data.info), ensure_ascii=False).encode("utf-8")
+        assert hostile.listing(Path(tmp)) == before  # nothing written beside the data, nothing changed in it
