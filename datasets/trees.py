@@ -72,7 +72,8 @@ class FileTree(ABC):
 
     @abstractmethod
     def fingerprint(self) -> str:
-        """A cheap digest that changes when any file is added, removed or rewritten."""
+        """A digest of the files' names and bytes: it changes when any file is added, removed or rewritten,
+        whatever its size and modification time say."""
 
     def left_out(self) -> list[tuple[str, str]]:
         """(entry, why) for each entry left out of the data set (hidden ones and, in a folder, the links and
