@@ -297,11 +297,15 @@ def open_tree(path: Path) -> FileTree:
     """A DirTree for a folder, a ZipTree for a .zip file; anything else an error saying what fits."""
     if path.is_dir():
         return DirTree(path)
-    if path.is_file() and zipfile.is_zipfile(path):
-        return ZipTree(path)
+    if path.is_file():
+        if zipfile.is_zipfile(path):
+            return ZipTree(path)
+        raise DatasetError(not_a_tree(path))
     if not path.exists():
         raise DatasetError(f"{path} does not exist; give an existing folder or .zip file")
-    raise DatasetError(not_a_tree(path))
+    # Never opened: a FIFO would block the read, a device never end it.
+    raise DatasetError(f"{path} is neither a folder nor a regular file (a FIFO, socket or device); give a folder "
+                       "of class sub-folders or a zip of one")
 
 
 # The first bytes of the archive kinds a data set is often handed over in.

@@ -285,3 +285,16 @@ def test_generated_hostile_folders_load_as_the_policy_says_or_fail_naming_why(pl
             assert data.info["left_out"] == plan.left_out
             json.dumps(dict(data.info), ensure_ascii=False).encode("utf-8")
         assert hostile.listing(Path(tmp)) == before  # nothing written beside the data, nothing changed in it
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_data_path_that_is_a_fifo_or_a_device_fails_at_once(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "data.zip"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    result = run_majority(path, tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    record, _ = only_record(tmp_path / "out")
+    assert record["status"] == "failed" and "neither a folder nor a regular file" in record["error"]
