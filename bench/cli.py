@@ -250,6 +250,12 @@ def _finish(summary: Any, out: Path, console: Console, write_report: bool) -> in
 
 
 def _report(out: Path, console: Console, **kwargs: Any) -> int:
+    from bench.supervise import harness_env
+
+    # The plots import matplotlib, which writes its font cache where MPLCONFIGDIR says: in the harness's cache,
+    # as for the run processes, unless the user names a place.
+    if (place := harness_env().get("MPLCONFIGDIR")) is not None:
+        os.environ["MPLCONFIGDIR"] = place
     from bench.report import write_report
 
     try:

@@ -278,3 +278,18 @@ def test_a_finished_command_leaves_no_lock_file(tmp_path):
 
     assert main([*RUN, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "runs.csv").exists() and not (tmp_path / LOCK_FILE).exists()
+
+
+def test_a_suite_and_its_report_write_nothing_in_the_home_folder(tmp_path):
+    from tests.bench.outside import Sandbox
+
+    suite = tmp_path / "s.toml"
+    suite.write_text(MAJORITY_SUITE)
+    sandbox = Sandbox(tmp_path / "sandbox")
+    try:
+        result = sandbox.run("all", "--suite", str(suite))
+        assert result.returncode == 0, result.stderr
+        assert (sandbox.out / "REPORT.md").exists()
+        assert sandbox.left_outside() == []
+    finally:
+        sandbox.close()
