@@ -104,21 +104,29 @@ class DirTree(FileTree):
         if self._files is None:
             found: list[tuple[str, int]] = []
             root = os.path.realpath(self.path)
-            self._walk(str(self.path), "", "", root, (root,), found)
+            top = os.stat(self.path)
+            # Folders still to walk, as (path, shown prefix, prefix on disk, the folders it is in by device and
+            # inode): a stack, not recursion, so no depth of nesting exhausts Python's.
+            pending: list[tuple[str, str, str, frozenset[tuple[int, int]]]] = [
+                (str(self.path), "", "", frozenset({(top.st_dev, top.st_ino)}))]
+            while pending:
+                pending.extend(reversed(self._walk(*pending.pop(), root, found)))
             self._files = sorted(found)
         return self._files
 
-    def _walk(self, folder: str, prefix: str, disk: str, root: str, above: tuple[str, ...],
-              found: list[tuple[str, int]]) -> None:
-        """Adds the regular files under folder (shown as prefix..., named disk... on disk) to found; `above`: the
-        real paths of the folders walked into so far, so a link back to one of them is not walked again."""
+    def _walk(self, folder: str, prefix: str, disk: str, above: frozenset[tuple[int, int]], root: str,
+              found: list[tuple[str, int]]) -> list[tuple[str, str, str, frozenset[tuple[int, int]]]]:
+        """Adds the regular files of folder (shown as prefix..., named disk... on disk) to found, and returns its
+        sub-folders to walk; `above`: the folders it is in (device, inode), so a link back to one of them is not
+        walked again."""
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
             self._left_out.append((prefix.rstrip("/") or ".", f"{UNREADABLE} ({exc.strerror})"))
-            return
+            return []
         shown = {e.name: shown_name(e.name) for e in entries}
         clashes = Counter(shown.values())
+        inside: list[tuple[str, str, str, frozenset[tuple[int, int]]]] = []
         for entry in entries:
             name = shown[entry.name]
             rel = prefix + name
@@ -138,17 +146,18 @@ class DirTree(FileTree):
                 self._left_out.append((rel, BROKEN_LINK if link else UNREADABLE))
                 continue
             if stat.S_ISDIR(st.st_mode):
-                real = os.path.realpath(entry.path)
-                if real in above:
+                here = (st.st_dev, st.st_ino)
+                if here in above:
                     self._left_out.append((rel, LOOP))
                     continue
-                self._walk(entry.path, rel + "/", disk + entry.name + "/", root, (*above, real), found)
+                inside.append((entry.path, rel + "/", disk + entry.name + "/", above | {here}))
             elif stat.S_ISREG(st.st_mode):
                 found.append((rel, st.st_size))
                 if rel != disk + entry.name:
                     self._real[rel] = disk + entry.name
             else:
                 self._left_out.append((rel, NOT_REGULAR))
+        return inside
 
     def files(self) -> list[str]:
         """Relative paths of every regular file, sorted, names that are not UTF-8 shown escaped."""
