@@ -298,3 +298,19 @@ def test_a_data_path_that_is_a_fifo_or_a_device_fails_at_once(tmp_path: Path, ki
     assert result.returncode == 1, result.stderr
     record, _ = only_record(tmp_path / "out")
     assert record["status"] == "failed" and "neither a folder nor a regular file" in record["error"]
+
+
+def test_a_folder_nested_deeper_than_pythons_recursion_limit_is_walked(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "d", class_members(("a", "b"), per_class=5))
+    deep = root / "b"
+    try:
+        for _ in range(sys.getrecursionlimit() + 100):
+            deep = deep / "d"
+            deep.mkdir()
+        (deep / "far.png").write_bytes(png_bytes(8, 77))
+        (deep / "loop").symlink_to(root)
+        data = ImageFolder(path=str(root)).load()
+        assert len(data.y_train) + len(data.y_test) == 11
+        assert data.info["left_out"] == {"symlink to a folder it is in": 1}
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=True)  # shutil.rmtree recurses once per level
