@@ -51,9 +51,10 @@ def check(ref: DatasetRef, timeout_s: float | None, limits: Limits, refresh: boo
     cache."""
     cap = limits.max_rss_mb if limits.max_rss_mb is not None else default_rss_cap_mb()
     limits = Limits(grace_s=min(limits.grace_s, 5.0), max_rss_mb=cap)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **harness_env(), **({REFRESH_ENV: "1"} if refresh else {})}
-    if not refresh:
-        env.pop(REFRESH_ENV, None)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **harness_env()}
+    env.pop(REFRESH_ENV, None)
+    if refresh:
+        env[REFRESH_ENV] = "1"
     arg = json.dumps(asdict(ref))
     # An unnamed temporary file (nothing is left behind, whatever happens): a pipe would stall a chatty child.
     with tempfile.TemporaryFile() as out:
