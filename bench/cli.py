@@ -9,19 +9,23 @@ import os
 import sys
 import tempfile
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from bench.backend import BACKENDS
 from bench.budget import HELP as BUDGET_HELP
 from bench.budget import BudgetError, parse_budget
 from bench.options import ConfigError
 from bench.precision import PRECISIONS
-from bench.rundir import RUNS_TABLE
+from bench.rundir import RUNS_DIR, RUNS_TABLE
+from bench.store import LOCK as STORE_LOCK
 from bench.store import ResultsStore, StoreError
 from bench.suite import MAX_SEED
+from bench.writer_lock import LOCK_FILE
 
 DEFAULT_OUT = "results"
 EXIT_FAILED_RUNS = 1
@@ -124,8 +128,17 @@ def main(argv: list[str] | None = None) -> int:
 
 # ---------------------------------------------------------------------------------------------------
 def _check_out_dir(out: str) -> Path:
-    """The output folder, or a UsageError if it cannot be written (checked before anything is written)."""
+    """The output folder, or a UsageError if it cannot be written or holds something other than results where
+    the harness writes (checked before anything is written)."""
+    if not out:
+        raise UsageError("--out is empty; name a results folder (e.g. --out results)")
     path = Path(out).expanduser()
+    for name, folder in ((RUNS_DIR, True), (RUNS_TABLE, False), (LOCK_FILE, False), (STORE_LOCK, False)):
+        inside = path / name
+        if inside.exists() and inside.is_dir() != folder:
+            what = "a file" if folder else "a folder"
+            raise UsageError(f"results folder {path}: {inside} is {what}, where the harness keeps its "
+                             f"{'run folders' if folder else 'own file'}; move it away or choose another --out")
     probe = path
     while not probe.exists():
         probe = probe.parent
@@ -208,8 +221,10 @@ def _executor(args: argparse.Namespace, max_rss_mb: float | None = None, max_dis
     return RayExecutor(limits, address=args.ray_address, max_retries=retries)
 
 
-def _run(specs: list[Any], args: argparse.Namespace, out: Path, console: Console, **limits: Any) -> Any:
-    """Runs the specs on the executor asked for, releasing it afterwards."""
+def _run(specs: list[Any], args: argparse.Namespace, out: Path, console: Console,
+         announce: Callable[[], None] | None = None, **limits: Any) -> Any:
+    """Runs the specs on the executor asked for, releasing it afterwards; announce (what is about to run) is
+    called once the results folder is held, so a busy folder's error is all a refused command prints."""
     from bench.driver import run_specs
     from bench.writer_lock import FolderBusy, hold
 
@@ -219,6 +234,8 @@ def _run(specs: list[Any], args: argparse.Namespace, out: Path, console: Console
     try:
         # One writer per results folder, for the whole suite (the executor's start included).
         with hold(out, wait=args.wait, on_wait=waiting):
+            if announce is not None:
+                announce()
             executor = _executor(args, **limits)
             try:
                 return run_specs(specs, executor, out, force=args.force, console=console)
@@ -237,6 +254,12 @@ def _finish(summary: Any, out: Path, console: Console, write_report: bool) -> in
 
 
 def _report(out: Path, console: Console, **kwargs: Any) -> int:
+    from bench.supervise import harness_env
+
+    # The plots import matplotlib, which writes its font cache where MPLCONFIGDIR says: in the harness's cache,
+    # as for the run processes, unless the user names a place.
+    if (place := harness_env().get("MPLCONFIGDIR")) is not None:
+        os.environ["MPLCONFIGDIR"] = place
     from bench.report import write_report
 
     try:
@@ -274,12 +297,15 @@ def cmd_all(args: argparse.Namespace, console: Console) -> int:
                                             max_test=args.max_test or s.dataset.max_test)) for s in specs]
     if not args.dry_run:
         _check_table(out)
-    console.print(f"suite [bold]{suite.name}[/]: {len(specs)} runs - {suite.description}")
+    def announce() -> None:
+        console.print(f"suite [bold]{escape(suite.name)}[/]: {len(specs)} runs - {escape(suite.description)}")
+
     if args.dry_run:
+        announce()
         for spec in specs:
             print(describe(spec))
         return 0
-    summary = _run(specs, args, out, console, max_rss_mb=suite.max_rss_mb, max_disk_mb=suite.max_disk_mb)
+    summary = _run(specs, args, out, console, announce, max_rss_mb=suite.max_rss_mb, max_disk_mb=suite.max_disk_mb)
     return _finish(summary, out, console, write_report=not args.no_report)
 
 
@@ -347,6 +373,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     """Regenerates the report from runs.csv; no training."""
+    if not args.out:
+        raise UsageError("--out is empty; name the results folder to report on (e.g. --out results)")
     out = Path(args.out)
     if not (out / RUNS_TABLE).exists():
         raise UsageError(f"no results table {out / RUNS_TABLE}: run `python -m bench all` first")

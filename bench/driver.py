@@ -14,12 +14,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench import rundir
 from bench.backend import satisfies as backend_satisfies
+from bench.data_check import DataCheck
 from bench.execute import Executor
 from bench.precision import satisfies as precision_satisfies
 from bench.records import RunRecord, record_for
 from bench.resume import RESUME_DIR
 from bench.spec import DatasetRef, RunSpec
 from bench.store import ResultsStore
+from bench.supervise import Limits
 
 
 @dataclass
@@ -71,31 +73,32 @@ def uses_keras(name: str) -> bool:
         return True
 
 
-def same_data(record: RunRecord, now: str) -> bool:
-    """Whether a recorded run saw the data its data set loads as now (`now`: its fingerprint today, '' when
-    unknown). Records without a fingerprint, and data that cannot be fingerprinted, are taken as the same."""
-    return not record.data_fingerprint or not now or record.data_fingerprint == now
+def same_data(record: RunRecord, now: DataCheck | None) -> bool:
+    """Whether a recorded run saw the data its data set loads as now (`now`: the check of it, None when it was
+    not checked). Data that cannot be loaded now is not the data any run saw; records without a fingerprint
+    are taken as the same where the data loads."""
+    if now is None:
+        return True
+    return now.ok and (not record.data_fingerprint or record.data_fingerprint == now.fingerprint)
 
 
-def current_fingerprints(refs: set[DatasetRef]) -> dict[DatasetRef, str]:
-    """The fingerprint each data set (with its options and cut) loads as now; '' where it cannot be loaded here
-    (the run itself then records why). Loading fills the data cache, so the runs that follow read it warm."""
-    from bench.datasets.registry import load_data
+def check_data(specs: list[RunSpec], refs: set[DatasetRef], limits: Limits,
+               refresh: bool = False) -> dict[DatasetRef, DataCheck]:
+    """What each data set loads as now, each loaded in a child process under a run's limits: the longest hard
+    time limit of its runs and the executor's memory cap (bench.data_check). refresh decodes each again."""
+    from bench.data_check import check
 
-    found: dict[DatasetRef, str] = {}
-    for ref in refs:
-        try:
-            data = load_data(ref.name, dict(ref.options), ref.max_train, ref.max_test)
-        except Exception:  # noqa: BLE001 - any load error is the run's to record, not the planner's
-            found[ref] = ""
-            continue
-        found[ref] = str(data.info.get("fingerprint", ""))
+    found: dict[DatasetRef, DataCheck] = {}
+    for ref in sorted(refs, key=lambda r: (r.name, r.label)):
+        limits_s = [s.timeout_s for s in specs if s.dataset == ref]
+        timeout = None if any(t is None for t in limits_s) else max(limits_s, default=None)
+        found[ref] = check(ref, timeout, limits, refresh=refresh)
     return found
 
 
-def adopt_finished(spec: RunSpec, fingerprint: str = "") -> RunRecord | None:
+def adopt_finished(spec: RunSpec, now: DataCheck | None = None) -> RunRecord | None:
     """An ok record a killed driver left in the run folder but never put in the table (of the data that
-    loads as `fingerprint` now)."""
+    loads as `now` says)."""
     path = rundir.run_dir(spec.out_dir, spec.run_id) / rundir.RECORD
     if not path.exists():
         return None
@@ -104,7 +107,7 @@ def adopt_finished(spec: RunSpec, fingerprint: str = "") -> RunRecord | None:
     except (ValueError, TypeError):
         return None
     ok = (record.status == "ok" and record.run_id == spec.run_id and same_arithmetic(spec, record)
-          and same_data(record, fingerprint))
+          and same_data(record, now))
     return record if ok else None
 
 
@@ -123,25 +126,31 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
         return record if ok else None
 
     # A run_id does not name the data's bytes (a --data-dir may point at another copy): a recorded run counts
-    # as done only if it saw the data its data set loads as now. Data sets are loaded only where that decides.
-    to_check = {s.dataset for s in specs if s.dataset not in unavailable and not force
-                and (((r := recorded_ok(s)) is not None and r.data_fingerprint)
-                     or (rundir.run_dir(s.out_dir, s.run_id) / rundir.RECORD).exists())}
-    now = current_fingerprints(to_check)
-    other_data = [s for s in specs if s.dataset in now and (r := recorded_ok(s)) is not None
-                  and not same_data(r, now[s.dataset])]
-    if other_data:
+    # as done only if it saw the data its data set loads as now. Data sets are loaded only where that decides,
+    # and every one with --force, which decodes them again.
+    to_check = {s.dataset for s in specs if s.dataset not in unavailable and (force
+                or ((r := recorded_ok(s)) is not None and r.data_fingerprint)
+                or (rundir.run_dir(s.out_dir, s.run_id) / rundir.RECORD).exists())}
+    now = check_data(specs, to_check, executor.limits, refresh=force)
+    for ref in sorted(now, key=lambda r: (r.name, r.label)):
+        stale = [s for s in specs if s.dataset == ref and (r := recorded_ok(s)) is not None
+                 and not same_data(r, now[ref])]
+        if not stale:
+            continue
         from bench.report.formatting import plural  # the report's wording; imported only when it is needed
-    for ref in sorted({s.dataset for s in other_data}, key=lambda r: (r.name, r.label)):
-        stale = [s for s in other_data if s.dataset == ref]
-        was = sorted({done[s.run_id].data_fingerprint for s in stale})
+
         label = f" ({ref.label})" if ref.label else ""
-        console.print(f"[yellow]data changed[/]: {ref.name}{label} loads as {now[ref]} now, "
-                      f"{plural(len(stale), 'run')} recorded on {', '.join(was)}: run again")
+        if not now[ref].ok:
+            console.print(f"[yellow]data unreadable[/]: {escape(ref.name)}{escape(label)} cannot be loaded now "
+                          f"({escape(now[ref].error)}); {plural(len(stale), 'run')} recorded on it run again")
+            continue
+        was = sorted({done[s.run_id].data_fingerprint for s in stale})
+        console.print(f"[yellow]data changed[/]: {escape(ref.name)}{escape(label)} loads as {now[ref].fingerprint} "
+                      f"now, {plural(len(stale), 'run')} recorded on {', '.join(was)}: run again")
 
     def finished(spec: RunSpec) -> bool:
         record = recorded_ok(spec)
-        return record is not None and same_data(record, now.get(spec.dataset, ""))
+        return record is not None and same_data(record, now.get(spec.dataset))
 
     skipped = [record_for(s, "skipped", error=unavailable[s.dataset], **system_identity(s.system)) for s in specs
                if s.dataset in unavailable and not finished(s)]
@@ -157,7 +166,7 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
             continue
         if finished(spec):
             summary.already_done += 1
-        elif not force and (adopted := adopt_finished(spec, now.get(spec.dataset, ""))) is not None:
+        elif not force and (adopted := adopt_finished(spec, now.get(spec.dataset))) is not None:
             store.put(adopted)
             summary.already_done += 1
         else:

@@ -18,6 +18,8 @@ OnStart = Callable[[RunSpec, str], None]
 class Executor(ABC):
     """Runs specs and yields (spec, record) as each run ends, in whatever order they end."""
 
+    limits: Limits = Limits()  # each run's limits (and those of the driver's data check)
+
     @abstractmethod
     def map(self, specs: Iterable[RunSpec], on_start: OnStart | None = None) -> Iterator[tuple[RunSpec, RunRecord]]:
         """Executes the specs; on_start is called as each one begins."""

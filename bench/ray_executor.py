@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
@@ -46,6 +48,12 @@ EVENT_TIMEOUT_S = 10.0  # a run waits at most this long to tell the driver it st
 NODE_ID_CHARS = 8  # a node is named by this many characters of its Ray node id (never by its host name)
 # On each node, where runs work: the run's folder, before its files go back to the driver.
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-ray"
+# A local Ray's session folder, made new in the temporary folder for each executor that starts one; short, as
+# Ray's socket paths in it may not pass 107 bytes.
+SESSION_PREFIX = "ray-bench-"
+# Ray reads its cluster's token from this variable before ~/.ray/auth_token (Ray's token authentication).
+TOKEN_ENV = "RAY_AUTH_TOKEN"
+TOKEN_BYTES = 32
 # On each node, kept models (--keep-models) are moved here, out of the run's scratch folder.
 KEPT_MODELS_DIR = Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench")) / "ray-models"
 # How long the driver waits for a cluster's address to accept a connection before it gives up: Ray's own
@@ -90,6 +98,29 @@ def start_local_ray(**options: Any) -> None:
         # address="local": a new Ray of this machine's, even where one started by `ray start` runs.
         ray.init(address="local", _node_ip_address=LOOPBACK, include_dashboard=False,
                  logging_level=logging.WARNING, log_to_driver=False, **options)
+
+
+def private_session() -> tuple[Path, bool]:
+    """For a local Ray the harness starts: a new folder of its own for Ray's session files (mode 0700, in the
+    temporary folder or RAY_TMPDIR; Ray's default, /tmp/ray, is left world-writable and never removed), and,
+    unless the user gives Ray a token, a fresh one in this process's environment (Ray's processes inherit it) so
+    that Ray does not write one to ~/.ray/auth_token under the umask (0644 under 022). (folder, whether the
+    token was set)."""
+    folder = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX, dir=os.environ.get("RAY_TMPDIR") or None))
+    if os.environ.get(TOKEN_ENV) or os.environ.get(f"{TOKEN_ENV}_PATH"):
+        return folder, False
+    os.environ[TOKEN_ENV] = secrets.token_hex(TOKEN_BYTES)
+    return folder, True
+
+
+def remove_tree(path: Path, patience_s: float = 5.0) -> None:
+    """Removes a folder that processes which are stopping may still write in for a moment."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.2)
 
 
 def check_address(address: str) -> str:
@@ -218,6 +249,8 @@ def _run_on_node(spec_json: str, limits: Limits, events: Any, group: str = "") -
         return record.to_json(), files
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the last run on the node leaves no empty folder behind
+            SCRATCH_DIR.rmdir()
 
 
 def _files_under(folder: Path) -> dict[str, bytes]:
@@ -313,9 +346,16 @@ class RayExecutor(Executor):
         self.limits = limits or Limits()
         self.max_retries = max_retries
         self._owns_ray = not ray.is_initialized()
+        self._session: Path | None = None  # the local Ray's own temporary folder, removed on close
+        self._token_set = False
         if self._owns_ray:
             if address in (None, "local"):
-                start_local_ray()
+                self._session, self._token_set = private_session()
+                try:
+                    start_local_ray(_temp_dir=str(self._session))
+                except BaseException:
+                    self._forget_session()
+                    raise
             else:
                 check_address(address)
                 try:
@@ -326,11 +366,21 @@ class RayExecutor(Executor):
         self._events_cls = ray.remote(num_cpus=0)(_Events)
 
     def close(self) -> None:
-        """Disconnects from Ray (stopping it if this executor started it)."""
+        """Disconnects from Ray (stopping it if this executor started it, and removing what it left)."""
         ray = _ray()
         if self._owns_ray and ray.is_initialized():
             ray.shutdown()
             self._owns_ray = False
+        self._forget_session()
+
+    def _forget_session(self) -> None:
+        """Removes the local Ray's temporary folder and takes its token out of the environment."""
+        if self._token_set:
+            os.environ.pop(TOKEN_ENV, None)
+            self._token_set = False
+        if self._session is not None:
+            remove_tree(self._session)
+            self._session = None
 
     def nodes(self) -> list[dict[str, float]]:
         """The alive nodes' resources (CPU, GPU, ...)."""

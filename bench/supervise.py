@@ -43,6 +43,8 @@ LOG_TAIL_LINES = 40  # lines of a crashed run's log searched for its last error
 # driver and the system keep theirs, so one runaway run (a huge image, a leak) is stopped before the machine
 # swaps or its OOM killer picks the driver.
 DEFAULT_RSS_SHARE = 0.8
+# The environment variables that move a library's own files, and the folders of the harness's cache they name.
+HOMES = {"KERAS_HOME": "keras", "MPLCONFIGDIR": "matplotlib"}
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
     given = env or {}
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            # Keras reads its backend once, on import: the worker must start with it set.
-           backend.ENV: backend.resolve(spec.backend), **given}
+           backend.ENV: backend.resolve(spec.backend), **harness_env(), **given}
     first_share: list[int] = []
     if GROUP_ENV not in given:  # in a placement group each process of a search holds its own resources already
         env.update(search_gpu_env(spec.search_workers, env.get("CUDA_VISIBLE_DEVICES")))
@@ -100,7 +102,7 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
             try:
                 watch = _watch(proc, spec, limits, folder / rundir.WORK)
             except BaseException:
-                _kill_group(proc, signal.SIGKILL)
+                kill_group(proc, signal.SIGKILL)
                 proc.wait()
                 raise
     finally:
@@ -121,6 +123,15 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
     rundir.write_atomic(record_path, record.to_json())
     result_path.unlink(missing_ok=True)
     return record
+
+
+def harness_env() -> dict[str, str]:
+    """What the harness's children get in their environment beside the caller's: Keras' and matplotlib's
+    folders in the harness's data cache, unless the user names them, as on their first import Keras writes
+    ~/.keras/keras.json and matplotlib its font cache under ~/.cache and ~/.config."""
+    from bench.datasets.cache import cache_dir
+
+    return {name: str(cache_dir() / folder) for name, folder in HOMES.items() if not os.environ.get(name)}
 
 
 def search_gpu_env(workers: int, visible: str | None) -> dict[str, str]:
@@ -167,7 +178,14 @@ def _worker_part(path: Path, spec: RunSpec) -> RunRecord | None:
 
 
 def _watch(proc: subprocess.Popen, spec: RunSpec, limits: Limits, work: Path) -> _Watch:
-    """Polls the child until it exits, enforcing the time, memory and disk limits."""
+    """Polls the run's child until it exits, enforcing the time, memory and disk limits."""
+    return watch(proc, limits, spec.timeout_s, f"budget {spec.budget.name}", work)
+
+
+def watch(proc: subprocess.Popen, limits: Limits, timeout_s: float | None, what: str,
+          work: Path | None = None) -> _Watch:
+    """Polls a child started in its own session until it exits, enforcing a hard time limit (timeout_s, None
+    for none; `what` names whose it is in the reason) and the memory and disk (work's files) limits."""
     watch = _Watch()
     start = time.monotonic()
     soft_sent: float | None = None
@@ -176,30 +194,30 @@ def _watch(proc: subprocess.Popen, spec: RunSpec, limits: Limits, work: Path) ->
         now = time.monotonic()
         rss = tree_rss_mb(proc.pid)
         watch.peak_rss_mb = max(watch.peak_rss_mb, rss)
-        if now >= next_disk:
+        if work is not None and now >= next_disk:
             watch.peak_disk_mb = max(watch.peak_disk_mb, rundir.folder_mb(work))
             next_disk = now + DISK_POLL_S
         if limits.max_rss_mb is not None and rss > limits.max_rss_mb:
             watch.status, watch.reason = "failed", (
                 f"memory limit exceeded: {rss:.0f} MB > {limits.max_rss_mb:.0f} MB; "
                 "lower the batch size or max_train, or raise max_rss_mb")
-            _kill_group(proc, signal.SIGKILL)
+            kill_group(proc, signal.SIGKILL)
         elif limits.max_disk_mb is not None and watch.peak_disk_mb > limits.max_disk_mb:
             watch.status, watch.reason = "failed", (
                 f"disk limit exceeded: {watch.peak_disk_mb:.0f} MB of scratch files > {limits.max_disk_mb:.0f} MB")
-            _kill_group(proc, signal.SIGKILL)
-        elif spec.timeout_s is not None and soft_sent is None and now - start >= spec.timeout_s:
-            watch.status, watch.reason = "timeout", (
-                f"exceeded the hard time limit of {spec.timeout_s:.0f} s for budget {spec.budget.name}")
+            kill_group(proc, signal.SIGKILL)
+        elif timeout_s is not None and soft_sent is None and now - start >= timeout_s:
+            watch.status, watch.reason = "timeout", f"exceeded the hard time limit of {timeout_s:.0f} s for {what}"
             soft_sent = now
-            _kill_group(proc, signal.SIGTERM)
+            kill_group(proc, signal.SIGTERM)
         elif soft_sent is not None and now - soft_sent >= limits.grace_s:
-            _kill_group(proc, signal.SIGKILL)
+            kill_group(proc, signal.SIGKILL)
         time.sleep(POLL_S)
     return watch
 
 
-def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+def kill_group(proc: subprocess.Popen, sig: int) -> None:
+    """Sends sig to the child's whole process group (its session), ignoring one already gone."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
 

@@ -25,6 +25,7 @@ from bench.baselines import kernels
 from bench.baselines.keras_support import set_precision
 from bench.cpu_energy import CpuEnergyMeter
 from bench.datasets import load_data
+from bench.datasets.folder import describe_left_out
 from bench.gpu_usage import GpuSampler
 from bench.meters import Meters
 from bench.records import RECORD_FIELDS, RunRecord, record_for
@@ -97,6 +98,8 @@ def execute(spec: RunSpec) -> RunRecord:
             common.update(precision=arithmetic.policy, backend=keras.backend.backend())
         data = load_data(spec.dataset.name, dict(spec.dataset.options),
                          spec.dataset.max_train, spec.dataset.max_test)
+        if left := describe_left_out(data.info):
+            logging.getLogger(__name__).info("data: %s", left)
         common.update(split=data.split, n_train=len(data.y_train), n_test=len(data.y_test),
                       n_classes=data.n_classes, data_fingerprint=str(data.info.get("fingerprint", "")),
                       data_format=str(data.info.get("format", "")), data_pixels=str(data.info.get("pixels", "")))

@@ -41,6 +41,10 @@ TRASH_PREFIX = ".trash-"
 ABANDONED_AFTER_S = 24 * 3600
 
 
+# Set to 1 in a process's environment, every entry it asks for is decoded again and replaces the stored one.
+REFRESH_ENV = "BENCH_CACHE_REFRESH"
+
+
 class DamagedEntry(Exception):
     """A cache entry that exists but cannot be read as written; the message says what is wrong with it."""
 
@@ -85,8 +89,9 @@ def load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
         raise DamagedEntry(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _publish(tmp: Path, path: Path) -> None:
-    """Renames the written folder tmp to path; an entry already there is kept if complete, else replaced."""
+def _publish(tmp: Path, path: Path, replace: bool = False) -> None:
+    """Renames the written folder tmp to path; an entry already there is kept if complete (unless replace), else
+    replaced."""
     try:
         os.rename(tmp, path)
         return
@@ -94,8 +99,9 @@ def _publish(tmp: Path, path: Path) -> None:
         if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
             raise
     try:
-        load(path)
-        return  # another writer finished the same entry first: the same key means the same source and options
+        if not replace:
+            load(path)
+            return  # another writer finished the same entry first: the same key means the same source and options
     except DamagedEntry:
         pass
     aside = path.with_name(f"{TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}")
@@ -180,9 +186,10 @@ def _start(path: Path) -> Path:
     return folder
 
 
-def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], draft: Draft | None = None) -> bool:
+def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], draft: Draft | None = None,
+         replace: bool = False) -> bool:
     """Writes the entry as a folder of .npy files under a temporary name (the draft's, if given), then renames it
-    into place.
+    into place (replacing one there if asked, else keeping one there that is complete).
 
     No fsync: a killed process cannot leave a partial entry (the rename is the commit, and the page cache
     outlives the process); only a power cut could, and the next load would find it damaged and rebuild it.
@@ -192,7 +199,7 @@ def save(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], 
     try:
         tmp = tmp or _start(path)  # a draft without a folder: the cache could not be written then either
         _write(tmp, arrays, meta, draft)
-        _publish(tmp, path)
+        _publish(tmp, path, replace)
     except OSError as exc:
         warnings.warn(f"could not write the data cache {path} ({exc}); set BENCH_CACHE_DIR to a "
                       "writable folder", stacklevel=2)
@@ -222,8 +229,10 @@ def cached_into(adapter: str, source: Path, fingerprint: str, options: Mapping[s
     """As cached, for a build given the entry's Draft: the arrays it makes with draft.empty are written in
     place."""
     path = entry_path(adapter, source, options, fingerprint)
+    # Asked to decode again (--force): the entry is rebuilt and replaces the one there.
+    refresh = os.environ.get(REFRESH_ENV) == "1"
     try:
-        found = load(path)
+        found = None if refresh else load(path)
     except DamagedEntry as exc:
         warnings.warn(f"the data cache entry {path} is damaged ({exc}); decoding the source again to replace "
                       "it", stacklevel=2)
@@ -240,7 +249,7 @@ def cached_into(adapter: str, source: Path, fingerprint: str, options: Mapping[s
         if draft.folder is not None:
             shutil.rmtree(draft.folder, ignore_errors=True)
         raise
-    if save(path, arrays, meta, draft):
+    if save(path, arrays, meta, draft, replace=refresh):
         try:
             stored = load(path)
         except DamagedEntry:

@@ -60,9 +60,12 @@ _PICKLE_GLOBALS = {
 
 
 def keras_places() -> tuple[Path, ...]:
-    """Where keras.datasets.cifar10 leaves the extracted batches (Keras 3, then Keras 2)."""
-    datasets = sources.keras_home() / "datasets"
-    return (datasets / "cifar-10-batches-py-target" / BATCHES_DIR, datasets / BATCHES_DIR)
+    """Where keras.datasets.cifar10 leaves the extracted batches (Keras 3, then Keras 2): in Keras' home as set
+    (the harness's cache, for its run processes), then in Keras' default home, ~/.keras, where a download made
+    outside the harness stays."""
+    homes = dict.fromkeys([sources.keras_home(), sources.DEFAULT_KERAS_HOME.expanduser()])
+    return tuple(place for home in homes for place in (home / "datasets" / "cifar-10-batches-py-target" / BATCHES_DIR,
+                                                        home / "datasets" / BATCHES_DIR))
 
 
 class _SafeUnpickler(pickle.Unpickler):

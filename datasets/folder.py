@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -14,9 +16,12 @@ from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnav
 from bench.datasets.checks import check_fraction, check_path, check_seed, check_size
 from bench.datasets.encodings import Encoding, detect
 from bench.datasets.fingerprint import file_sha256, of_cached, provenance, with_digests
-from bench.datasets.images import MAX_SKIPPED_LISTED
+from bench.datasets.images import MAX_SKIPPED_LISTED, is_image_name
 from bench.datasets.layouts import ClassLayout, decode_labelled, scan
 from bench.datasets.trees import FileTree, open_tree
+
+# Why a file that is there is no image of the data set (Thumbs.db, notes.txt).
+NOT_AN_IMAGE = "not an image file by its name"
 
 
 def stratified_split_name(test_fraction: float) -> str:
@@ -39,6 +44,24 @@ def source_info(meta: dict[str, Any], fingerprint: str, canonical: tuple[str, ..
     pixels = encoding.pixels(canonical, meta.get("converted"))
     return {**provenance(fingerprint, encoding.describe_format(meta["container"]), pixels),
             "source_sha256": meta["source_sha256"]}
+
+
+def left_out_info(tree: FileTree) -> dict[str, Any]:
+    """The info entries on what the source holds that is not in the data set, and why: n_left_out, left_out
+    (reason -> how many) and left_out_listed (the first few, 'entry (reason)')."""
+    entries = [*tree.left_out(), *((f, NOT_AN_IMAGE) for f in tree.files() if not is_image_name(f))]
+    return {"n_left_out": len(entries), "left_out": dict(Counter(why for _, why in entries)),
+            "left_out_listed": [f"{rel} ({why})" for rel, why in entries[:MAX_SKIPPED_LISTED]]}
+
+
+def describe_left_out(info: Mapping[str, Any]) -> str:
+    """One line on what a folder's data set left out and why ('' for nothing), for the run's log."""
+    counts = info.get("left_out") or {}
+    if not info.get("n_left_out"):
+        return ""
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items()))
+    listed = "; ".join(info.get("left_out_listed") or [])
+    return f"{info['n_left_out']} entries of the data folder left out ({why}): {listed}"
 
 
 def split_stratified(y: np.ndarray, test_fraction: float, seed: int,
@@ -91,9 +114,12 @@ class ImageFolder(Dataset):
         with open_tree(source) as tree:
             arrays, meta, hit = cache.cached(self.name, source, tree.fingerprint(), {"size": self.size},
                                              lambda: decode_layout(tree, scan(tree), self.size))
+            # A folder's is taken now (what it holds beside its files may change without changing the key); a
+            # zip's was stored with the entry, its key being the archive's bytes (its directory takes seconds).
+            left = left_out_info(tree) if tree.container == "folder" else meta.get("left_out_info", {})
         class_names = tuple(meta["class_names"])
         info: dict[str, Any] = {"source": str(source.resolve()), "cache": hit, "n_skipped": meta["n_skipped"],
-                                "skipped": meta["skipped"]}
+                                "skipped": meta["skipped"], **left}
         if "x" in arrays:
             x, y = arrays["x"], arrays["y"]
             tr, te = split_stratified(y, self.test_fraction, self.split_seed, self.name)
@@ -124,5 +150,5 @@ def decode_layout(tree: Any, layout: ClassLayout, size: int | None,
         skipped, converted = list(both.skipped), both.converted
         files = [f for f, _ in (*layout.train, *layout.test)]
     meta = {"class_names": list(names), "n_skipped": len(skipped), "skipped": skipped[:MAX_SKIPPED_LISTED],
-            "converted": converted, **source_meta(tree, files)}
+            "converted": converted, "left_out_info": left_out_info(tree), **source_meta(tree, files)}
     return arrays, meta

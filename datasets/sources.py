@@ -36,6 +36,10 @@ class Search:
         return ", ".join(str(p) for p in self.places) or "(nowhere)"
 
 
+# Keras' home where KERAS_HOME names none.
+DEFAULT_KERAS_HOME = Path("~/.keras")
+
+
 def data_dir() -> Path | None:
     """The folder named by BENCH_DATA_DIR, if set."""
     value = os.environ.get(DATA_DIR_ENV)
@@ -44,7 +48,7 @@ def data_dir() -> Path | None:
 
 def keras_home() -> Path:
     """Keras' cache root: $KERAS_HOME, else ~/.keras."""
-    return Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser()
+    return Path(os.environ.get("KERAS_HOME") or DEFAULT_KERAS_HOME).expanduser()
 
 
 def search(path: str | os.PathLike[str] | None, known_names: Sequence[str],

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tarfile
 import threading
 import zipfile
 from abc import ABC, abstractmethod
+from collections import Counter
 from pathlib import Path
 
 from bench.datasets.base import DatasetError
 
 # Entries no image set means to hold: macOS resource forks and hidden files (.DS_Store, ._x.png).
 _IGNORED_DIRS = {"__MACOSX"}
+# Why an entry of a folder is left out of its data set, as the data's metadata and the run's log say. The
+# policy: hidden entries are skipped; symlinks are followed while they lead inside the data folder, and skipped
+# when they lead outside it (a data set is what its folder holds, not what it points at: /dev/zero, a home
+# folder) or to anything but a regular file or folder (FIFOs, sockets and devices would block or never end).
+HIDDEN = "hidden"
+OUTSIDE = "symlink leading outside the data folder"
+NOT_REGULAR = "not a regular file or folder"
+BROKEN_LINK = "broken symlink"
+LOOP = "symlink to a folder it is in"
+UNREADABLE = "cannot be read"
+NAME_CLASH = "name not UTF-8, the same as another once escaped"
+# The largest file read as an image: a 50-megapixel (images.MAX_PIXELS) uncompressed 16-bit RGBA image is
+# 400 MB; anything larger is no image this harness decodes, and is refused unread (a sparse file can claim
+# terabytes).
+MAX_FILE_BYTES = 512 * 2**20
+# Read size when hashing a whole file.
+_HASH_CHUNK = 1 << 20
 
 
 def parts(rel: str) -> tuple[str, ...]:
@@ -52,7 +72,13 @@ class FileTree(ABC):
 
     @abstractmethod
     def fingerprint(self) -> str:
-        """A cheap digest that changes when any file is added, removed or rewritten."""
+        """A digest of the files' names and bytes: it changes when any file is added, removed or rewritten,
+        whatever its size and modification time say."""
+
+    def left_out(self) -> list[tuple[str, str]]:
+        """(entry, why) for each entry left out of the data set (hidden ones and, in a folder, the links and
+        special files its policy skips)."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional hook, most trees hold nothing open
         """Releases open handles."""
@@ -65,41 +91,104 @@ class FileTree(ABC):
 
 
 class DirTree(FileTree):
-    """A folder on disk."""
+    """A folder on disk, walked as the policy above says: hidden entries, symlinks leading outside the folder
+    and entries that are not regular files or folders are left out, and each is listed with its reason."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self._files: list[tuple[str, int, int]] | None = None
+        self._files: list[tuple[str, int]] | None = None
+        self._left_out: list[tuple[str, str]] = []
+        self._real: dict[str, str] = {}  # shown name -> the name on disk, where they differ (not UTF-8)
 
-    def _scan(self) -> list[tuple[str, int, int]]:
+    def _scan(self) -> list[tuple[str, int]]:
         if self._files is None:
-            found = []
-            for dirpath, dirnames, filenames in os.walk(self.path):
-                dirnames[:] = sorted(d for d in dirnames if not is_hidden(d))
-                for name in filenames:
-                    full = os.path.join(dirpath, name)
-                    rel = Path(full).relative_to(self.path).as_posix()
-                    if is_hidden(rel):
-                        continue
-                    st = os.stat(full)
-                    found.append((rel, st.st_size, st.st_mtime_ns))
+            found: list[tuple[str, int]] = []
+            root = os.path.realpath(self.path)
+            top = os.stat(self.path)
+            # Folders still to walk, as (path, shown prefix, prefix on disk, the folders it is in by device and
+            # inode): a stack, not recursion, so no depth of nesting exhausts Python's.
+            pending: list[tuple[str, str, str, frozenset[tuple[int, int]]]] = [
+                (str(self.path), "", "", frozenset({(top.st_dev, top.st_ino)}))]
+            while pending:
+                pending.extend(reversed(self._walk(*pending.pop(), root, found)))
             self._files = sorted(found)
         return self._files
 
+    def _walk(self, folder: str, prefix: str, disk: str, above: frozenset[tuple[int, int]], root: str,
+              found: list[tuple[str, int]]) -> list[tuple[str, str, str, frozenset[tuple[int, int]]]]:
+        """Adds the regular files of folder (shown as prefix..., named disk... on disk) to found, and returns its
+        sub-folders to walk; `above`: the folders it is in (device, inode), so a link back to one of them is not
+        walked again."""
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            self._left_out.append((prefix.rstrip("/") or ".", f"{UNREADABLE} ({exc.strerror})"))
+            return []
+        shown = {e.name: shown_name(e.name) for e in entries}
+        clashes = Counter(shown.values())
+        inside: list[tuple[str, str, str, frozenset[tuple[int, int]]]] = []
+        for entry in entries:
+            name = shown[entry.name]
+            rel = prefix + name
+            if name != entry.name and clashes[name] > 1:
+                self._left_out.append((rel, NAME_CLASH))
+                continue
+            if entry.name.startswith(".") or entry.name in _IGNORED_DIRS:
+                self._left_out.append((rel, HIDDEN))
+                continue
+            link = entry.is_symlink()
+            if link and not _inside(os.path.realpath(entry.path), root):
+                self._left_out.append((rel, OUTSIDE))
+                continue
+            try:
+                st = os.stat(entry.path)
+            except OSError:
+                self._left_out.append((rel, BROKEN_LINK if link else UNREADABLE))
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                here = (st.st_dev, st.st_ino)
+                if here in above:
+                    self._left_out.append((rel, LOOP))
+                    continue
+                inside.append((entry.path, rel + "/", disk + entry.name + "/", above | {here}))
+            elif stat.S_ISREG(st.st_mode):
+                found.append((rel, st.st_size))
+                if rel != disk + entry.name:
+                    self._real[rel] = disk + entry.name
+            else:
+                self._left_out.append((rel, NOT_REGULAR))
+        return inside
+
     def files(self) -> list[str]:
-        """Relative paths of every regular file, sorted."""
-        return [rel for rel, _, _ in self._scan()]
+        """Relative paths of every regular file, sorted, names that are not UTF-8 shown escaped."""
+        return [rel for rel, _ in self._scan()]
+
+    def left_out(self) -> list[tuple[str, str]]:
+        """(entry, why) for each entry of the folder left out of the data set."""
+        self._scan()
+        return list(self._left_out)
 
     def read(self, rel: str) -> bytes:
-        """The file's bytes."""
-        return (self.path / rel).read_bytes()
+        """The file's bytes: a regular file of at most MAX_FILE_BYTES, else an OSError naming why not."""
+        self._scan()
+        return read_regular(self.path / self._real.get(rel, rel))
 
     def fingerprint(self) -> str:
-        """Digest of every file's path, size and modification time (no contents read)."""
-        h = hashlib.sha256()
-        for rel, size, mtime in self._scan():
-            h.update(f"{rel}\0{size}\0{mtime}\n".encode())
+        """Digest of every file's path and bytes (blake2b): any content change gives another, whatever the
+        files' sizes and modification times say. A file that cannot be read counts by its error. (Threads gained
+        nothing on a 2-core machine: image files are small and the GIL is taken for each.)"""
+        h = hashlib.blake2b(digest_size=32)
+        for rel, size in self._scan():
+            h.update(f"{rel}\0{size}\0".encode())
+            h.update(self._digest(rel))
         return h.hexdigest()
+
+    def _digest(self, rel: str) -> bytes:
+        """One file's digest, or its error's text."""
+        try:
+            return hashlib.blake2b(self.read(rel), digest_size=32).digest()
+        except OSError as exc:
+            return f"unreadable: {exc}".encode()
 
 
 class ZipTree(FileTree):
@@ -128,12 +217,28 @@ class ZipTree(FileTree):
         infos = self._handle().infolist()
         return sorted(i.filename for i in infos if not i.is_dir() and not is_hidden(i.filename))
 
+    def left_out(self) -> list[tuple[str, str]]:
+        """(member, 'hidden') for each hidden member or macOS debris folder, a folder counted once."""
+        tops = set()
+        for info in self._handle().infolist():
+            path_parts = parts(info.filename)
+            first = next((k for k, p in enumerate(path_parts) if p.startswith(".") or p in _IGNORED_DIRS), None)
+            if first is not None:
+                tops.add("/".join(path_parts[:first + 1]))
+        return [(t, HIDDEN) for t in sorted(tops)]
+
     def read(self, rel: str) -> bytes:
-        """The member's bytes; a bad CRC or truncated member raises (and counts as a bad file upstream)."""
-        return self._handle().read(rel)
+        """The member's bytes; a bad CRC or truncated member raises (and counts as a bad file upstream), as does
+        one over MAX_FILE_BYTES (refused before it is inflated)."""
+        handle = self._handle()
+        size = handle.getinfo(rel).file_size
+        if size > MAX_FILE_BYTES:
+            raise OSError(errno.EFBIG, f"{size / 2**20:.0f} MB, over the {MAX_FILE_BYTES / 2**20:.0f} MB limit "
+                                       "for one image file")
+        return handle.read(rel)
 
     def fingerprint(self) -> str:
-        """Digest of the archive's size and modification time."""
+        """Digest of the archive's bytes."""
         return file_state(self.path)
 
     def close(self) -> None:
@@ -145,20 +250,71 @@ class ZipTree(FileTree):
 
 
 def file_state(path: Path) -> str:
-    """A cheap digest of one file's size and modification time (its contents are not read)."""
-    st = path.stat()
-    return hashlib.sha256(f"{st.st_size}\0{st.st_mtime_ns}".encode()).hexdigest()
+    """A digest of one file's bytes (blake2b): it changes with the contents, whatever the size and modification
+    time say (cp -p, rsync -a and tar restore those)."""
+    h = hashlib.blake2b(digest_size=32)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_regular(path: Path) -> bytes:
+    """A regular file's bytes, refused (OSError) when it is anything else (a FIFO, a device: opened without
+    blocking, never read) or larger than MAX_FILE_BYTES (never read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, f"{NOT_REGULAR}: left out")
+        if st.st_size > MAX_FILE_BYTES:
+            raise OSError(errno.EFBIG, f"{st.st_size / 2**20:.0f} MB, over the {MAX_FILE_BYTES / 2**20:.0f} MB "
+                                       "limit for one image file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            # The size the file has, and a byte more to see whether it grows while it is read (a read of the
+            # cap itself would allocate the cap for every file).
+            data = fh.read(st.st_size + 1)
+            if len(data) > st.st_size:
+                parts, total = [data], len(data)
+                while total <= MAX_FILE_BYTES and (chunk := fh.read(_HASH_CHUNK)):
+                    parts.append(chunk)
+                    total += len(chunk)
+                if total > MAX_FILE_BYTES:
+                    raise OSError(errno.EFBIG, f"grew over the {MAX_FILE_BYTES / 2**20:.0f} MB limit while it was "
+                                               "read")
+                data = b"".join(parts)
+        return data
+    finally:
+        os.close(fd)
+
+
+def shown_name(name: str) -> str:
+    """A file or folder name as text: bytes that are not UTF-8 (os.fsdecode's surrogates) shown escaped (\\xe9),
+    so class names, logs and tables can hold it."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _inside(real: str, root: str) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def open_tree(path: Path) -> FileTree:
     """A DirTree for a folder, a ZipTree for a .zip file; anything else an error saying what fits."""
     if path.is_dir():
         return DirTree(path)
-    if path.is_file() and zipfile.is_zipfile(path):
-        return ZipTree(path)
+    if path.is_file():
+        if zipfile.is_zipfile(path):
+            return ZipTree(path)
+        raise DatasetError(not_a_tree(path))
     if not path.exists():
         raise DatasetError(f"{path} does not exist; give an existing folder or .zip file")
-    raise DatasetError(not_a_tree(path))
+    # Never opened: a FIFO would block the read, a device never end it.
+    raise DatasetError(f"{path} is neither a folder nor a regular file (a FIFO, socket or device); give a folder "
+                       "of class sub-folders or a zip of one")
 
 
 # The first bytes of the archive kinds a data set is often handed over in.

@@ -1,13 +1,17 @@
-"""Generated bad input: suites and command lines either work or fail in one line with exit code 2."""
+"""Generated bad input: suites and command lines either work or fail in one line with exit code 2; generated
+hostile folder data sets end in a recorded run within the run's limits, writing nothing outside the results and
+the cache."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import json
 import math
 import os
 import tempfile
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,10 @@ from bench.budget import BudgetError, parse_budget
 from bench.cli import UsageError, main
 from bench.options import ConfigError
 from bench.spec import RunSpec
+from bench.store import ResultsStore
 from bench.suite import parse_suite
+from tests.bench.outside import Sandbox
+from tests.datasets import hostile
 
 FAST = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -202,3 +209,36 @@ def test_generated_bad_runs_fail_in_one_line_and_write_nothing(pairs, invalid):
 def test_the_errors_raised_are_the_usage_kinds():
     assert issubclass(BudgetError, ValueError) and issubclass(ConfigError, ValueError)
     assert issubclass(UsageError, Exception)
+
+
+# --- folder data sets ---------------------------------------------------------------------------------------
+RUN_LIMIT_S = 60  # each run's hard limit, the data check's too
+SLACK_S = 60  # a command's start, its report and the machine's load on top of the limit
+
+
+@settings(max_examples=2, deadline=dt.timedelta(seconds=2 * (RUN_LIMIT_S + SLACK_S)),
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(hostile.plans)
+def test_generated_hostile_folders_end_in_a_recorded_run_within_the_limits_writing_nothing_outside(plan):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = hostile.write_plan(plan, Path(tmp) / "data", Path(tmp) / "outside")
+        data_before = hostile.listing(Path(tmp) / "data")
+        sandbox = Sandbox(Path(tmp) / "sandbox")
+        try:
+            args = ["run", "--dataset", f"folder:{root}", "--system", "majority", "--budget", "full",
+                    "--timeout", f"{RUN_LIMIT_S}s"]
+            for attempt in ("first", "resumed"):  # the second finds the first's record: the driver's data check
+                started = time.monotonic()
+                result = sandbox.run(*args, timeout=RUN_LIMIT_S + SLACK_S)
+                assert time.monotonic() - started < RUN_LIMIT_S + SLACK_S
+                assert "Traceback" not in result.stderr, result.stderr
+                assert result.returncode in (0, 1), (attempt, result.stderr)
+                [record] = ResultsStore(sandbox.out).records().values()
+                assert record.status == ("failed" if plan.unreadable else "ok"), record.error
+                assert plan.unreadable == bool(record.error)
+            if not plan.unreadable:
+                assert "1 run(s) already recorded as ok" in result.stderr, result.stderr
+            assert sandbox.left_outside() == []
+            assert hostile.listing(Path(tmp) / "data") == data_before
+        finally:
+            sandbox.close()

@@ -230,3 +230,66 @@ def test_run_with_seeds_runs_one_spec_per_seed(tmp_path):
     result = run_cli(*RUN, "--seeds", "3,1", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert sorted(r.seed for r in ResultsStore(tmp_path).records().values()) == [1, 3]
+
+
+@pytest.mark.parametrize("command", ["all", "run"])
+def test_a_results_folder_whose_runs_is_a_file_is_one_line_and_left_untouched(tmp_path, capsys, command):
+    (tmp_path / "runs").write_text("not a folder")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = ["all", "--suite", "smoke", "--no-report"] if command == "all" else RUN
+    one_line_error(capsys, main([*args, "--out", str(tmp_path)]), r"runs is a file.*choose another --out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("command", ["all", "run", "report"])
+def test_an_empty_out_is_one_line_and_writes_nothing_here(tmp_path, capsys, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    args = {"all": ["all", "--suite", "smoke"], "run": RUN, "report": ["report"]}[command]
+    one_line_error(capsys, main([*args, "--out", ""]), r"--out is empty")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_busy_folder_prints_its_one_line_error_alone(tmp_path, capsys):
+    from bench.writer_lock import hold
+
+    suite = tmp_path / "s.toml"
+    suite.write_text(MAJORITY_SUITE)
+    out = tmp_path / "out"
+    with hold(out, command="another driver"):
+        one_line_error(capsys, main(["all", "--suite", str(suite), "--out", str(out)]),
+                       r"in use by another bench driver: .*another driver")
+
+
+def test_an_address_where_no_ray_answers_leaves_nothing_behind(tmp_path, capsys):
+    import socket
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "new" / "out"
+    one_line_error(capsys, main([*RUN, "--executor", "ray", "--ray-address", f"127.0.0.1:{port}", "--out",
+                                 str(out)]), rf"--ray-address 127.0.0.1:{port}: nothing answers")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_finished_command_leaves_no_lock_file(tmp_path):
+    from bench.writer_lock import LOCK_FILE
+
+    assert main([*RUN, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "runs.csv").exists() and not (tmp_path / LOCK_FILE).exists()
+
+
+def test_a_suite_and_its_report_write_nothing_in_the_home_folder(tmp_path):
+    from tests.bench.outside import Sandbox
+
+    suite = tmp_path / "s.toml"
+    suite.write_text(MAJORITY_SUITE)
+    sandbox = Sandbox(tmp_path / "sandbox")
+    try:
+        result = sandbox.run("all", "--suite", str(suite))
+        assert result.returncode == 0, result.stderr
+        assert (sandbox.out / "REPORT.md").exists()
+        assert sandbox.left_outside() == []
+    finally:
+        sandbox.close()

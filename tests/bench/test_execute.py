@@ -229,3 +229,17 @@ def test_a_run_given_no_memory_cap_runs_under_a_share_of_the_machines_memory(tmp
     assert record.status == "ok" and abs(record.max_rss_mb - expected) <= 1
     capped = LocalExecutor(Limits(max_rss_mb=5000)).run(spec(tmp_path, "majority", seed=1))
     assert capped.max_rss_mb == 5000
+
+
+def test_a_keras_run_writes_nothing_in_the_home_folder(tmp_path):
+    from tests.bench.outside import Sandbox
+
+    sandbox = Sandbox(tmp_path)
+    try:
+        result = sandbox.run("run", "--dataset", "digits", "--max-train", "100", "--system",
+                             "tests.bench.fakes:SeesPolicy", "--budget", "full")
+        assert result.returncode == 0, result.stderr
+        assert sandbox.left_outside() == []
+    finally:
+        sandbox.close()
+    assert (sandbox.cache / "keras" / "keras.json").exists()

@@ -146,3 +146,17 @@ def test_the_smoke_suite_gives_the_same_runs_and_statuses_under_ray(local_ray, t
     a, b = ResultsStore(local).records(), ResultsStore(remote).records()
     assert len(a) == 10 and {k: r.status for k, r in a.items()} == {k: r.status for k, r in b.items()}
     assert all(r.status == "ok" for r in b.values()), [r.error for r in b.values()]
+
+
+def test_a_local_ray_leaves_nothing_outside_the_results_and_the_cache(tmp_path: Path) -> None:
+    from tests.bench.outside import Sandbox
+
+    sandbox = Sandbox(tmp_path)
+    try:
+        result = sandbox.run("run", "--dataset", "digits", "--max-train", "100", "--system",
+                             "tests.bench.fakes:SeesPolicy", "--budget", "full", "--executor", "ray")
+        assert result.returncode == 0, result.stderr
+        assert sandbox.left_outside() == []  # no ~/.ray/auth_token, no Ray session, no scratch folder
+    finally:
+        sandbox.close()
+    assert (sandbox.cache / "keras" / "keras.json").exists()

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from bench.datasets import DatasetError, DatasetUnavailable, load_data, open_dataset
 from bench.datasets.folder import ImageFolder
 from bench.options import ConfigError
+from tests.datasets import hostile
 from tests.datasets.builders import class_members, corrupt_png, png_bytes, write_tree, write_zip
 
 
@@ -169,3 +176,141 @@ def test_non_image_files_beside_images_are_counted_as_ignored(tmp_path: Path) ->
     with pytest.raises(DatasetError, match=r"a/ \(1 image, 1 non-image file ignored\), b/ \(0 images, 1 non-image "
                                            r"file ignored\); 2 non-image files ignored in all"):
         ImageFolder(path=str(write_tree(tmp_path / "r", members))).load()
+
+
+# --- what a folder holds besides its images: the policy, through the command line ---------------------------
+def bench(*args: str) -> subprocess.CompletedProcess:
+    """`python -m bench ...` as a user types it, stopped after two minutes (a hang fails the test)."""
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=120)
+
+
+def run_majority(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return bench("run", "--dataset", f"folder:{data}", "--system", "majority", "--budget", "full", "--out",
+                 str(out), *extra)
+
+
+def only_record(out: Path) -> tuple[dict, dict]:
+    """The one run's record and metadata."""
+    [folder] = (out / "runs").iterdir()
+    return json.loads((folder / "record.json").read_text()), json.loads((folder / "metadata.json").read_text())
+
+
+def test_hidden_entries_outside_links_and_special_files_are_left_out_and_listed(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "d", {**class_members(("a", "b"), per_class=5), ".hidden/0.png": png_bytes(8, 7),
+                                       "a/.x.png": png_bytes(8, 8)})
+    elsewhere = write_tree(tmp_path / "elsewhere", {"secret.png": png_bytes(8, 9), "c/0.png": png_bytes(8, 10)})
+    (root / "a" / "away.png").symlink_to(elsewhere / "secret.png")
+    (root / "outside").symlink_to(elsewhere / "c")
+    (root / "c").symlink_to(root / "a")  # a class folder linked inside the data folder: followed
+    (root / "b" / "zero.png").symlink_to("/dev/zero")
+    os.mkfifo(root / "b" / "fifo.png")
+    (root / "b" / "loop").symlink_to(root)
+    (root / "b" / "dangling.png").symlink_to(root / "nothing")
+    result = run_majority(root, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    record, meta = only_record(tmp_path / "out")
+    assert record["status"] == "ok" and record["n_classes"] == 3, record["error"]
+    assert record["n_train"] + record["n_test"] == 15  # a, b and c (a's five again), nothing else
+    info = meta["dataset_info"]
+    # What a followed link leads to counts under its own name too (c/.x.png, c/away.png).
+    assert info["left_out"] == {"hidden": 3, "symlink leading outside the data folder": 4,
+                                "not a regular file or folder": 1, "symlink to a folder it is in": 1,
+                                "broken symlink": 1}
+    assert info["n_left_out"] == 10 and "a/away.png (symlink leading outside the data folder)" in info[
+        "left_out_listed"]
+    [log] = (tmp_path / "out" / "runs").glob("*/log.txt")
+    assert "10 entries of the data folder left out" in log.read_text()
+
+
+def test_a_class_folder_named_in_bytes_that_are_not_utf8_is_shown_escaped(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "d", class_members(("a", "b"), per_class=5))
+    os.rename(root / "a", os.fsencode(root) + b"/caf\xe9")
+    result = run_majority(root, tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    record, meta = only_record(tmp_path / "out")
+    assert record["status"] == "ok", record["error"]
+    [predictions] = (tmp_path / "out" / "runs").glob("*/predictions.csv")
+    assert predictions.read_text().splitlines()[0].startswith("b,caf\\xe9,")
+
+
+def test_an_image_replaced_under_its_old_size_and_time_is_seen(tmp_path: Path) -> None:
+    # cp -p, rsync -a and tar restore a file's modification time; an uncompressed BMP keeps its size.
+    root = write_tree(tmp_path / "d", {f"{c}/{i}.bmp": png_bytes(8, 10 * k + i, fmt="BMP")
+                                       for k, c in enumerate("ab") for i in range(5)})
+    out = tmp_path / "out"
+    assert run_majority(root, out).returncode == 0
+    first = only_record(out)[0]["data_fingerprint"]
+    image = root / "a" / "0.bmp"
+    before = image.stat()
+    image.write_bytes(png_bytes(8, 99, fmt="BMP"))
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert image.stat().st_size == before.st_size
+    again = run_majority(root, out)
+    assert again.returncode == 0 and "data changed" in again.stderr, again.stderr
+    second = only_record(out)[0]["data_fingerprint"]
+    assert second != first
+    assert second == load_data(f"folder:{root}").info["fingerprint"]
+
+
+def test_force_decodes_the_folder_again(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "d", class_members(("a", "b"), per_class=5))
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert run_majority(root, out).returncode == 0
+    first = only_record(out)[0]["data_fingerprint"]
+    [digests] = cache.glob("folder-*/x_digests.npy")
+    stored = np.load(digests)
+    np.save(digests, np.zeros_like(stored))  # an entry damaged in a way its index cannot tell
+    assert run_majority(root, out, "--force").returncode == 0
+    assert only_record(out)[0]["data_fingerprint"] == first
+    np.testing.assert_array_equal(np.load(next(cache.glob("folder-*/x_digests.npy"))), stored)
+
+
+# --- generated hostile folders ------------------------------------------------------------------------------
+@settings(max_examples=25, deadline=20_000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(hostile.plans)
+def test_generated_hostile_folders_load_as_the_policy_says_or_fail_naming_why(plan: hostile.Plan) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = hostile.write_plan(plan, Path(tmp) / "data", Path(tmp) / "outside")
+        before = hostile.listing(Path(tmp))
+        try:
+            data = ImageFolder(path=str(root)).load()
+        except DatasetError as exc:
+            assert plan.unreadable, exc
+            assert "could not be decoded" in str(exc)
+            str(exc).encode("utf-8")  # printable and storable as it is
+        else:
+            assert not plan.unreadable
+            assert data.class_names == plan.class_names
+            assert len(data.y_train) + len(data.y_test) == plan.n_images
+            assert data.info["left_out"] == plan.left_out
+            json.dumps(dict(data.info), ensure_ascii=False).encode("utf-8")
+        assert hostile.listing(Path(tmp)) == before  # nothing written beside the data, nothing changed in it
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_data_path_that_is_a_fifo_or_a_device_fails_at_once(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "data.zip"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    result = run_majority(path, tmp_path / "out")
+    assert result.returncode == 1, result.stderr
+    record, _ = only_record(tmp_path / "out")
+    assert record["status"] == "failed" and "neither a folder nor a regular file" in record["error"]
+
+
+def test_a_folder_nested_deeper_than_pythons_recursion_limit_is_walked(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "d", class_members(("a", "b"), per_class=5))
+    deep = root / "b"
+    try:
+        for _ in range(sys.getrecursionlimit() + 100):
+            deep = deep / "d"
+            deep.mkdir()
+        (deep / "far.png").write_bytes(png_bytes(8, 77))
+        (deep / "loop").symlink_to(root)
+        data = ImageFolder(path=str(root)).load()
+        assert len(data.y_train) + len(data.y_test) == 11
+        assert data.info["left_out"] == {"symlink to a folder it is in": 1}
+    finally:
+        subprocess.run(["rm", "-rf", str(root)], check=True)  # shutil.rmtree recurses once per level
