@@ -73,6 +73,8 @@ class System(ABC):
     library: ClassVar[str] = "bench"
     # Whether the system computes with Keras: the harness then sets the run's precision policy before fit.
     uses_keras: ClassVar[bool] = False
+    # The worker environment the system runs in (bench.environments); '': the harness's own.
+    environment: ClassVar[str] = ""
 
     @dataclass(frozen=True)
     class Options:
