@@ -47,6 +47,8 @@ class Environment:
     probe: str
     # An environment variable naming an interpreter to use instead of the default folder's.
     python_env: str
+    # Variables its worker starts with unless the user set them.
+    worker_env: tuple[tuple[str, str], ...] = ()
 
     def folder(self) -> Path:
         """The default folder of this environment."""
@@ -61,6 +63,10 @@ ENVIRONMENTS: dict[str, Environment] = {
         worker_requirements=("rich==15.0.0", "isal==1.9.1"),
         probe="autogluon.multimodal",
         python_env="BENCH_AUTOGLUON_PYTHON",
+        # PyTorch's OpenMP threads spin while they wait for each other; on a CPU that other work shares, a thread
+        # spinning for one that is descheduled made resnet18's steps 5-20x slower (0.4 s passive, 2-10 s
+        # spinning, batch 8, 2 cores at load 10). Waiting passively costs a busy-waiting loop's latency only.
+        worker_env=(("OMP_WAIT_POLICY", "PASSIVE"),),
     ),
 }
 
@@ -162,7 +168,8 @@ def worker_interpreter(system: str) -> tuple[str, dict[str, str]]:
     root = str(REPO_ROOT.resolve())
     kept = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
             if p and str(Path(p).resolve()) != root]
-    return python, {"PYTHONSAFEPATH": "1", "PYTHONPATH": os.pathsep.join(kept)}
+    defaults = {k: v for k, v in env.worker_env if k not in os.environ}
+    return python, {**defaults, "PYTHONSAFEPATH": "1", "PYTHONPATH": os.pathsep.join(kept)}
 
 
 def under_ray() -> bool:

@@ -139,7 +139,7 @@ class _AutoGluonSystem(System):
         train = write_images(x, ctx.workdir / "images" / "train", y)
         tune = self.tune_kwargs(ctx)
         setup = kit.setup(self.options, ctx, native_size=int(x.shape[1]), search=tune is not None)
-        self._info = {"seed": ctx.seed, "presets": self.options.presets, **setup.info}
+        self._info = {"presets": self.options.presets, **setup.info}
         guard = plan.guard()
         with kit.search_space(tune is not None) as space, kit.training_marks(clock, guard, search=tune is not None):
             predictor = kit.predictor(ctx.workdir / "autogluon", self.options.presets)
