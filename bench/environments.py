@@ -22,8 +22,6 @@ from bench.options import ConfigError
 
 # Where `setup` puts an environment unless told otherwise, one folder per environment (BENCH_ENVS_DIR moves them).
 ENVS_DIR_ENV = "BENCH_ENVS_DIR"
-# Set for a worker started on a node of the Ray executor: a system that would start a Ray of its own refuses.
-RAY_NODE_ENV = "BENCH_ON_RAY_NODE"
 # Seconds to ask an environment's interpreter which `bench` it imports.
 PROBE_TIMEOUT_S = 60.0
 

@@ -25,6 +25,7 @@ from bench import backend, environments, rundir
 from bench.gpu_usage import held_gpus
 from bench.records import RunRecord, record_for
 from bench.spec import RunSpec
+from bench.systems.base import RAY_NODE_ENV
 from bench.systems.search.distributed import (
     SEARCH_CORES_ENV,
     SEARCH_GPUS_ENV,
@@ -94,7 +95,7 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
         return record
     env.update(worker_env)
     if environments.under_ray():
-        env[environments.RAY_NODE_ENV] = "1"
+        env[RAY_NODE_ENV] = "1"
     t0 = time.monotonic()
     try:
         with open(folder / rundir.LOG, "w", encoding="utf-8") as log:

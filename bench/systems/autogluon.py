@@ -38,10 +38,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench import rundir
-from bench.environments import RAY_NODE_ENV
 from bench.options import package_version
 from bench.systems.autogluon_budget import FinishGuard, FitClock, FitPlan, bounded_fit
-from bench.systems.base import FitContext, System
+from bench.systems.base import RAY_NODE_ENV, FitContext, System
 from bench.systems.search.budget import BUDGET_SCOPES, budget_deadline
 from bench.systems.search.log import TrialRow, write_trials_csv
 

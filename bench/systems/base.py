@@ -57,6 +57,10 @@ class SystemResult:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Set for a worker the Ray executor started on a node (bench.supervise): a system that would start a Ray of its own
+# there refuses, since a second Ray on a node would compete with the cluster's for its cores and memory.
+RAY_NODE_ENV = "BENCH_ON_RAY_NODE"
+
 # What a system is in the comparison: the report places and compares runs by this, never by the name.
 ROLES = ("automl", "baseline", "floor", "other")
 

@@ -20,11 +20,11 @@ import pytest
 
 from bench.budget import parse_budget
 from bench.cli import main
-from bench.environments import RAY_NODE_ENV, EnvironmentMissing, worker_python
+from bench.environments import EnvironmentMissing, worker_python
 from bench.systems import make_system
 from bench.systems.autogluon import AutoGluon, AutoGluonHPO, Setup, Toolkit, class_columns
 from bench.systems.autogluon_budget import BudgetOverrun, FinishGuard, FitClock, FitPlan
-from bench.systems.base import FitContext
+from bench.systems.base import RAY_NODE_ENV, FitContext
 from bench.systems.search.log import TRIAL_COLUMNS, TrialRow
 
 
@@ -100,6 +100,11 @@ def context(tmp_path: Path, budget: str, n_classes: int = 3) -> FitContext:
                       class_names=tuple(map(str, range(n_classes))), dataset="tiny", deadline=deadline)
 
 
+def table_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def tiny(n: int = 12) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     return rng.integers(0, 255, (n, 8, 8, 1), dtype=np.uint8), np.arange(n) % 2  # class 2 never seen
@@ -152,7 +157,7 @@ def test_the_search_gets_searcher_scheduler_and_trials_from_the_budget_and_write
     assert system.trials() == 2
     extras = system.extras()
     assert extras["search_val_accuracy"] == 0.61 and extras["trials_failed"] == 1
-    table = list(csv.DictReader(open(tmp_path / "trials.csv")))
+    table = table_rows(tmp_path / "trials.csv")
     assert tuple(table[0]) == TRIAL_COLUMNS and [r["trial_id"] for r in table] == ["a1", "a2"]
     assert AutoGluonHPO().tune_kwargs(context(tmp_path, "1m"))["num_trials"] == 512  # time ends the search
 
@@ -197,7 +202,7 @@ def test_a_run_without_the_environment_is_recorded_failed_saying_how_to_set_it_u
                            "--budget", "60s", "--out", str(tmp_path / "out")], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 1, done.stderr
-    record = next(csv.DictReader(open(tmp_path / "out" / "runs.csv")))
+    record = table_rows(tmp_path / "out" / "runs.csv")[0]
     assert record["status"] == "failed" and "python -m bench setup autogluon" in record["error"]
 
 
@@ -217,7 +222,7 @@ def run_digits(tmp_path: Path, system: str, budget: str, *options: str) -> dict[
     for option in options:
         argv += ["--system-option", option]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-    record = next(csv.DictReader(open(tmp_path / "out" / "runs.csv")))
+    record = table_rows(tmp_path / "out" / "runs.csv")[0]
     assert done.returncode == 0, (record["error"], done.stderr[-2000:])
     return record
 
@@ -241,7 +246,7 @@ def test_autogluon_on_digits_through_the_cli(tmp_path):
 def test_autogluon_hpo_on_digits_writes_its_trials(tmp_path):
     record = run_digits(tmp_path, "autogluon-hpo", "3m")
     assert int(record["trials"]) >= 1 and float(record["accuracy"]) > 0.2
-    trials = list(csv.DictReader(open(next((tmp_path / "out" / "runs").iterdir()) / "trials.csv")))
+    trials = table_rows(next((tmp_path / "out" / "runs").iterdir()) / "trials.csv")
     assert trials and all("optim.lr" in json.loads(t["summary"]) for t in trials)
 
 
