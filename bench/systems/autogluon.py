@@ -322,10 +322,17 @@ class AutoGluonToolkit(Toolkit):
         space, _ = get_default_hpo_setup()
         temp = tempfile.mkdtemp(prefix="bench-ray-")  # short: Ray's socket paths must fit in 107 bytes
         os.environ.pop("RAY_ADDRESS", None)
-        ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), num_gpus=_gpu_count(),
-                 include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp,
-                 log_to_driver=False, logging_level=logging.ERROR,
-                 runtime_env={"env_vars": {"PL_DISABLE_FORK": "1", **OFFLINE_ENV}})
+        here = os.getcwd()
+        # Ray puts the driver's current folder on its workers' import path: from a checkout's root its datasets/
+        # would shadow Hugging Face's `datasets`, which AutoGluon imports in each trial.
+        os.chdir(temp)
+        try:
+            ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), num_gpus=_gpu_count(),
+                     include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp,
+                     log_to_driver=False, logging_level=logging.ERROR,
+                     runtime_env={"env_vars": {"PL_DISABLE_FORK": "1", **OFFLINE_ENV}})
+        finally:
+            os.chdir(here)
         try:
             yield space
         finally:
