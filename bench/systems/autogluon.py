@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -326,6 +327,7 @@ class AutoGluonToolkit(Toolkit):
         # Ray puts the driver's current folder on its workers' import path: from a checkout's root its datasets/
         # would shadow Hugging Face's `datasets`, which AutoGluon imports in each trial.
         os.chdir(temp)
+        on_sigterm = signal.getsignal(signal.SIGTERM)  # Ray replaces it with an exit; the harness's soft stop stays
         try:
             ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), num_gpus=_gpu_count(),
                      include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp,
@@ -333,6 +335,7 @@ class AutoGluonToolkit(Toolkit):
                      runtime_env={"env_vars": {"PL_DISABLE_FORK": "1", **OFFLINE_ENV}})
         finally:
             os.chdir(here)
+            signal.signal(signal.SIGTERM, on_sigterm)
         try:
             yield space
         finally:
