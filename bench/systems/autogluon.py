@@ -105,6 +105,7 @@ class _AutoGluonSystem(System):
         self._clock: FitClock | None = None
         self._plan: FitPlan | None = None
         self._info: dict[str, Any] = {}
+        self._kit: Toolkit | None = None
 
     @classmethod
     def library_version(cls) -> str:
@@ -135,7 +136,7 @@ class _AutoGluonSystem(System):
         self._clock = clock = FitClock(t0)
         self._plan = plan = self.plan(ctx, t0)
         self._workdir, self._n_classes = ctx.workdir, ctx.n_classes
-        kit = self.toolkit()
+        self._kit = kit = self.toolkit()
         train = write_images(x, ctx.workdir / "images" / "train", y)
         tune = self.tune_kwargs(ctx)
         setup = kit.setup(self.options, ctx, native_size=int(x.shape[1]), search=tune is not None)
@@ -225,11 +226,13 @@ class AutoGluonHPO(_AutoGluonSystem):
                 "the node (its Ray, pinned below 2.59, cannot join this cluster's); run it with --executor local")
         try:
             super().fit(x, y, ctx)
-        finally:
+        finally:  # a search that failed after its trials still shows them
+            if self._kit is not None and self._clock is not None:
+                self._trials = self._kit.trial_rows(self._clock)
             write_trials_csv(self._trials, ctx.run_dir / rundir.TRIALS)
 
     def after_fit(self, kit: Toolkit, ctx: FitContext) -> None:
-        """The search's trials, from Ray Tune's analysis."""
+        """The search's figures, from Ray Tune's analysis."""
         assert self._clock is not None
         self._trials = kit.trial_rows(self._clock)
         scores = [r.val_accuracy for r in self._trials if r.val_accuracy is not None]
@@ -356,8 +359,16 @@ class AutoGluonToolkit(Toolkit):
             attribute = "Trainer"
         original = getattr(owner, attribute)
         if search:
+            from ray.tune import SyncConfig
+
             def marked(*args: Any, **kwargs: Any) -> Any:
                 self._search_wall_t0 = time.time() - (time.monotonic() - clock.t0)
+                # With Ray 2.58 (the newest AutoGluon 1.6.3 allows) a trial writes its files (config.yaml, the
+                # data processors) in Ray's session folder, while AutoGluon reads the best trial's from the
+                # experiment folder; synced artifacts put them where it reads.
+                run_config = dict(kwargs.get("run_config_kwargs") or {})
+                run_config["sync_config"] = SyncConfig(sync_artifacts=True)
+                kwargs["run_config_kwargs"] = run_config
                 with clock.loop():
                     self._analysis = original(*args, **kwargs)
                 return self._analysis
@@ -399,8 +410,9 @@ class AutoGluonToolkit(Toolkit):
             result = trial.last_result or {}
             ended = float(result.get("timestamp", time.time())) - self._search_wall_t0
             started = ended - float(result.get("time_total_s", 0.0))
-            status = {"TERMINATED": "completed", "ERROR": "failed"}.get(str(trial.status), "stopped")
             score = result.get("val_accuracy")
+            # Ends without a score: the search's time ran out before the trial's first validation.
+            status = "failed" if trial.status == "ERROR" else "completed" if score is not None else "stopped"
             error = "" if trial.status != "ERROR" else _trial_error(trial)
             rows.append(TrialRow(trial_id=str(trial.trial_id), started_s=max(0.0, started), ended_s=max(0.0, ended),
                                  epochs=result.get("epoch"), val_accuracy=None if score is None else float(score),

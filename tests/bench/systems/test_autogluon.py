@@ -269,3 +269,15 @@ def test_pretrained_refuses_to_download(tmp_path):
                           env={**os.environ, **empty}, timeout=300)
     assert done.stdout.startswith("REFUSED") and "never downloads" in done.stdout, done.stderr[-2000:]
     assert done.stdout.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_autogluon_hpo_under_the_ray_executor_is_recorded_failed_in_one_line(tmp_path):
+    pytest.importorskip("ray")
+    autogluon_python()
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "autogluon-hpo",
+                           "--budget", "60s", "--max-train", "200", "--executor", "ray", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    record = table_rows(tmp_path / "runs.csv")[0]
+    assert done.returncode == 1 and record["status"] == "failed", done.stderr[-2000:]
+    assert "second Ray on the node" in record["error"] and "--executor local" in record["error"]
