@@ -24,6 +24,7 @@ AutoGluon 1.6.3 pins pandas, Pillow and Ray below this project's); their worker 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -59,6 +60,10 @@ LIBRARY_NUM_TRIALS = 512
 LABEL, IMAGE = "label", "image"
 # Ray's object store for the search: trials pass checkpoints through files, not objects.
 OBJECT_STORE_BYTES = 256 * 2**20
+# A trial's own time limit ends it this long before the search's (this share of it, at least the minimum), so it
+# stops by itself, as a single fit does, and saves its files, rather than being stopped by Ray Tune without them.
+TRIAL_MARGIN_SHARE, TRIAL_MARGIN_MIN_S = 0.05, 5.0
+MIN_TRIAL_S = 1.0  # the least time limit a trial starting at the search's end gets
 # Offline for every process the fit starts (Ray's trial workers inherit the environment).
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
@@ -359,19 +364,17 @@ class AutoGluonToolkit(Toolkit):
             attribute = "Trainer"
         original = getattr(owner, attribute)
         if search:
-            from ray.tune import SyncConfig
-
             def marked(*args: Any, **kwargs: Any) -> Any:
                 self._search_wall_t0 = time.time() - (time.monotonic() - clock.t0)
-                # With Ray 2.58 (the newest AutoGluon 1.6.3 allows) a trial writes its files (config.yaml, the
-                # data processors) in Ray's session folder, while AutoGluon reads the best trial's from the
-                # experiment folder; synced artifacts put them where it reads.
-                run_config = dict(kwargs.get("run_config_kwargs") or {})
-                run_config["sync_config"] = SyncConfig(sync_artifacts=True)
-                kwargs["run_config_kwargs"] = run_config
+                budget = kwargs.get("time_budget_s")
+                margin = 0.0 if budget is None else max(TRIAL_MARGIN_MIN_S, TRIAL_MARGIN_SHARE * budget)
+                kwargs["trainable"] = bounded_trial
+                kwargs["trainable_args"] = {
+                    **kwargs["trainable_args"], "experiment_dir": kwargs["save_dir"],
+                    "search_end": None if budget is None else time.time() + budget - margin}
                 with clock.loop():
                     self._analysis = original(*args, **kwargs)
-                return self._analysis
+                return best_among_saved(self._analysis, kwargs["save_dir"])
 
             setattr(owner, attribute, marked)
             try:
@@ -419,6 +422,45 @@ class AutoGluonToolkit(Toolkit):
                                  status=status, summary=json.dumps(_plain(trial.config), sort_keys=True),
                                  error=error))
         return sorted(rows, key=lambda r: r.started_s)
+
+
+def bounded_trial(sampled_hyperparameters: dict[str, Any], learner: Any, checkpoint_dir: str | None = None,
+                  experiment_dir: str = "", search_end: float | None = None, **fit_args: Any) -> None:
+    """One trial of AutoGluon's search (autogluon.multimodal.utils.hpo.hpo_trial, with two changes): it saves in
+    the experiment folder under its trial id, where AutoGluon reads the best trial from (with Ray 2.58 Ray Tune's
+    trial folder is in its session folder instead), and its training's time limit ends before the search's, so
+    it ends as a single fit does and saves its files (a trial Ray Tune stops exits before saving them)."""
+    from autogluon.common.utils.context import set_torch_num_threads
+    from autogluon.multimodal.constants import RAY_TUNE_CHECKPOINT
+    from ray import tune
+
+    context = tune.get_context()
+    num_cpus = int(context.get_trial_resources().required_resources.get("CPU"))
+    fit_args["hyperparameters"] = sampled_hyperparameters
+    fit_args["save_path"] = os.path.join(experiment_dir, context.get_trial_id())
+    if checkpoint_dir is not None:
+        fit_args["resume"] = True
+        fit_args["ckpt_path"] = os.path.join(checkpoint_dir, RAY_TUNE_CHECKPOINT)
+    if search_end is not None:
+        fit_args["max_time"] = dt.timedelta(seconds=max(MIN_TRIAL_S, search_end - time.time()))
+    with set_torch_num_threads(num_cpus=num_cpus):
+        learner.fit_per_run(**fit_args)
+
+
+def best_among_saved(analysis: Any, experiment_dir: str) -> Any:
+    """Ray Tune's analysis, its best trial chosen among those that saved their files (a trial stopped by the
+    scheduler or the search's end has none, and AutoGluon could not build its model)."""
+    choose = analysis.get_best_trial
+
+    def get_best_trial(metric: str | None = None, mode: str | None = None, **kwargs: Any) -> Any:
+        saved = [t for t in analysis.trials if os.path.exists(os.path.join(experiment_dir, t.trial_id, "config.yaml"))
+                 and (t.last_result or {}).get(metric) is not None]
+        if not saved:
+            return choose(metric=metric, mode=mode, **kwargs)
+        return (max if mode == "max" else min)(saved, key=lambda t: t.last_result[metric])
+
+    analysis.get_best_trial = get_best_trial
+    return analysis
 
 
 def _guard_callback(guard: FinishGuard) -> Any:
