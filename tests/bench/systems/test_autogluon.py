@@ -22,7 +22,7 @@ from bench.budget import parse_budget
 from bench.cli import main
 from bench.environments import EnvironmentMissing, worker_python
 from bench.systems import make_system
-from bench.systems.autogluon import AutoGluon, AutoGluonHPO, Setup, Toolkit, class_columns
+from bench.systems.autogluon import AutoGluon, AutoGluonHPO, Setup, Toolkit, best_among_saved, class_columns
 from bench.systems.autogluon_budget import BudgetOverrun, FinishGuard, FitClock, FitPlan
 from bench.systems.base import RAY_NODE_ENV, FitContext
 from bench.systems.search.log import TRIAL_COLUMNS, TrialRow
@@ -166,6 +166,26 @@ def test_the_search_refuses_to_start_a_second_ray_on_a_ray_node(tmp_path, monkey
     monkeypatch.setenv(RAY_NODE_ENV, "1")
     with pytest.raises(RuntimeError, match="--executor local"):
         faked(AutoGluonHPO, FakeToolkit()).fit(*tiny(), context(tmp_path, "1m"))
+
+
+def test_the_best_trial_is_chosen_among_those_that_saved_their_files(tmp_path):
+    class Trial:
+        def __init__(self, trial_id: str, score: float | None, saved: bool) -> None:
+            self.trial_id, self.last_result = trial_id, {} if score is None else {"val_accuracy": score}
+            if saved:
+                (tmp_path / trial_id).mkdir()
+                (tmp_path / trial_id / "config.yaml").write_text("{}")
+
+    class Analysis:
+        trials = [Trial("stopped", 0.9, False), Trial("done", 0.7, True), Trial("worse", 0.5, True),
+                  Trial("unscored", None, True)]
+
+        def get_best_trial(self, metric=None, mode=None, **kwargs):
+            return self.trials[0]
+
+    analysis = best_among_saved(Analysis(), str(tmp_path))
+    assert analysis.get_best_trial(metric="val_accuracy", mode="max").trial_id == "done"
+    assert analysis.get_best_trial(metric="val_accuracy", mode="min").trial_id == "worse"
 
 
 def test_class_columns_put_autogluons_labels_in_class_index_order():
