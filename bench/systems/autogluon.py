@@ -366,7 +366,8 @@ class AutoGluonToolkit(Toolkit):
         if search:
             def marked(*args: Any, **kwargs: Any) -> Any:
                 self._search_wall_t0 = time.time() - (time.monotonic() - clock.t0)
-                budget = kwargs.get("time_budget_s")
+                budget = kwargs.get("time_budget_s")  # a timedelta (AutoGluon's max_time x 0.95) or None
+                budget = budget.total_seconds() if isinstance(budget, dt.timedelta) else budget
                 margin = 0.0 if budget is None else max(TRIAL_MARGIN_MIN_S, TRIAL_MARGIN_SHARE * budget)
                 kwargs["trainable"] = bounded_trial
                 kwargs["trainable_args"] = {
