@@ -301,3 +301,30 @@ def test_autogluon_hpo_under_the_ray_executor_is_recorded_failed_in_one_line(tmp
     record = table_rows(tmp_path / "runs.csv")[0]
     assert done.returncode == 1 and record["status"] == "failed", done.stderr[-2000:]
     assert "second Ray on the node" in record["error"] and "--executor local" in record["error"]
+
+
+@pytest.mark.slow
+def test_pretrained_takes_cached_weights_and_records_their_file_and_hash(tmp_path):
+    python = autogluon_python()
+    # A Hugging Face cache holding timm's resnet18 weights (here: a seeded random state, stored as the hub does).
+    script = ("import json, sys, timm, torch\n"
+              "from pathlib import Path\n"
+              "from bench.systems.autogluon_weights import write_checkpoint\n"
+              "repo = Path(sys.argv[1]) / 'hub' / 'models--timm--resnet18.a1_in1k'\n"
+              "(repo / 'snapshots' / 'abc').mkdir(parents=True)\n"
+              "(repo / 'refs').mkdir()\n"
+              "(repo / 'refs' / 'main').write_text('abc')\n"
+              "torch.manual_seed(3)\n"
+              "cached = timm.create_model('resnet18', pretrained=False).state_dict()\n"
+              "torch.save(cached, repo / 'snapshots' / 'abc' / 'pytorch_model.bin')\n"
+              "ck = write_checkpoint('resnet18', Path(sys.argv[2]), 0, pretrained=True)\n"
+              "got = torch.load(Path(sys.argv[2]) / 'pytorch_model.bin')\n"
+              "same = all(torch.equal(got[k], cached[k]) for k in got)\n"
+              "print(json.dumps({'source': ck.source, 'sha': ck.sha256, 'same': same, 'pretrained': ck.pretrained}))\n")
+    done = subprocess.run([python, "-P", "-c", script, str(tmp_path / "hf"), str(tmp_path / "ck")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HOME": str(tmp_path / "hf"),
+                               "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"), "HF_HUB_OFFLINE": "1"})
+    out = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    assert out.get("same") and out["pretrained"], done.stderr[-2000:]
+    assert out["source"].endswith("snapshots/abc/pytorch_model.bin") and len(out["sha"]) == 64
