@@ -328,3 +328,15 @@ def test_pretrained_takes_cached_weights_and_records_their_file_and_hash(tmp_pat
     out = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
     assert out.get("same") and out["pretrained"], done.stderr[-2000:]
     assert out["source"].endswith("snapshots/abc/pytorch_model.bin") and len(out["sha"]) == 64
+
+
+@pytest.mark.slow
+def test_autogluon_runs_under_the_ray_executor(tmp_path):
+    pytest.importorskip("ray")
+    autogluon_python()
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "autogluon",
+                           "--budget", "60s", "--max-train", "300", "--max-test", "100", "--executor", "ray",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    record = table_rows(tmp_path / "runs.csv")[0]
+    assert done.returncode == 0 and record["status"] == "ok", (record["error"], done.stderr[-2000:])
+    assert record["node"] and float(record["overshoot_s"]) <= 15.0
