@@ -1,4 +1,4 @@
-"""Command line: `python -m bench all | run | report | list`."""
+"""Command line: `python -m bench all | run | report | list | setup`."""
 
 from __future__ import annotations
 
@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="accuracy points within which AutoML counts as reaching the baseline (default: 0.5)")
 
     sub.add_parser("list", help="datasets (with availability), systems, budget forms and suites")
+
+    p_setup = sub.add_parser("setup", help="build the environment of their own some systems run in (autogluon)")
+    p_setup.add_argument("environment", help="the environment: autogluon (for the autogluon systems)")
+    p_setup.add_argument("--path", default=None, help="where to build it (default: ~/.cache/bench/envs/NAME, or "
+                         "BENCH_ENVS_DIR/NAME); a path other than the default is then named by "
+                         "BENCH_AUTOGLUON_PYTHON=PATH/bin/python")
     return parser
 
 
@@ -114,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(console)
         if args.command == "report":
             return cmd_report(args, console)
+        if args.command == "setup":
+            return cmd_setup(args)
         if args.command == "run":
             return cmd_run(args, console)
         return cmd_all(args, console)
@@ -423,3 +431,22 @@ def cmd_list(console: Console) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    """Builds a system environment (bench.environments); pip's progress goes to the terminal."""
+    from bench import environments
+
+    env = environments.environment(args.environment)  # an unknown name: one line, exit 2
+    folder = Path(args.path).expanduser() if args.path else None
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UsageError(f"--path {args.path} is a file; give a folder for the environment")
+    try:
+        python = environments.setup(env.name, folder)
+    except environments.EnvironmentMissing as exc:
+        print(f"bench setup: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED_RUNS
+    default = folder is None or folder.resolve() == env.folder().resolve()
+    hint = "" if default else f"; point {env.python_env}={python} at it before running its systems"
+    print(f"the {env.name} environment is ready: {python}{hint}")
+    return 0

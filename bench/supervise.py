@@ -15,18 +15,18 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-from bench import backend, rundir
+from bench import backend, environments, rundir
 from bench.gpu_usage import held_gpus
 from bench.records import RunRecord, record_for
 from bench.resume import RESUME_DIR
 from bench.spec import RunSpec
+from bench.systems.base import RAY_NODE_ENV
 from bench.systems.search.distributed import (
     SEARCH_CORES_ENV,
     SEARCH_GPUS_ENV,
@@ -89,10 +89,20 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
         first_share = search_cores(spec.search_workers, env)
     else:  # its workers on the group's other bundles keep to the run's cap each (set above when not given)
         env[SEARCH_MAX_RSS_ENV] = f"{limits.max_rss_mb:g}"
+    try:
+        # A system whose libraries cannot share this environment runs its worker in its own (bench.environments).
+        python, worker_env = environments.worker_interpreter(spec.system)
+    except environments.EnvironmentMissing as exc:
+        record = record_for(spec, "failed", error=str(exc), max_rss_mb=limits.max_rss_mb)
+        rundir.write_atomic(record_path, record.to_json())
+        return record
+    env.update(worker_env)
+    if environments.under_ray():
+        env[RAY_NODE_ENV] = "1"
     t0 = time.monotonic()
     try:
         with open(folder / rundir.LOG, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "bench.worker", str(spec_path)], stdout=log,
+            proc = subprocess.Popen([python, "-m", "bench.worker", str(spec_path)], stdout=log,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
             if first_share:
                 # The chief of a search over several processes: on its share from the start, so the thread

@@ -94,6 +94,21 @@ def label_variants(frame: pd.DataFrame) -> pd.DataFrame:
             if differing:
                 frame.loc[(frame["system"] == system) & (frame["system_options"].fillna("") == text),
                           "system"] = f"{system} ({differing})"
+    return _mark_pretrained(frame)
+
+
+PRETRAINED = "pretrained"  # a system option: weights trained elsewhere, whose compute the run leaves out
+
+
+def _mark_pretrained(frame: pd.DataFrame) -> pd.DataFrame:
+    """Runs that started from pretrained weights always carry 'pretrained=True' in their system's name, even
+    where no variant without it ran: their compute leaves out the pretraining."""
+    for index, row in frame.iterrows():
+        if str(_options(row["system_options"]).get(PRETRAINED, "")).lower() != "true" or PRETRAINED in row["system"]:
+            continue
+        name = str(row["system"])
+        frame.at[index, "system"] = f"{name[:-1]}, {PRETRAINED}=True)" if name.endswith(")") else \
+            f"{name} ({PRETRAINED}=True)"
     return frame
 
 

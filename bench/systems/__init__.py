@@ -33,6 +33,8 @@ SYSTEMS: dict[str, Entry] = {
     "autokeras-default": Entry("bench.systems.autokeras:AutoKerasDefault"),
     "resnet-tuned": Entry("bench.systems.resnet_tuned:ResNetTuned"),
     "autokeras-hybrid": Entry("bench.systems.autokeras_hybrid:AutoKerasHybrid"),
+    "autogluon": Entry("bench.systems.autogluon:AutoGluon"),
+    "autogluon-hpo": Entry("bench.systems.autogluon:AutoGluonHPO"),
 }
 
 

@@ -60,6 +60,10 @@ class SystemResult:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Set for a worker the Ray executor started on a node (bench.supervise): a system that would start a Ray of its own
+# there refuses, since a second Ray on a node would compete with the cluster's for its cores and memory.
+RAY_NODE_ENV = "BENCH_ON_RAY_NODE"
+
 # What a system is in the comparison: the report places and compares runs by this, never by the name.
 ROLES = ("automl", "baseline", "floor", "other")
 
@@ -76,6 +80,8 @@ class System(ABC):
     library: ClassVar[str] = "bench"
     # Whether the system computes with Keras: the harness then sets the run's precision policy before fit.
     uses_keras: ClassVar[bool] = False
+    # The worker environment the system runs in (bench.environments); '': the harness's own.
+    environment: ClassVar[str] = ""
 
     @dataclass(frozen=True)
     class Options:

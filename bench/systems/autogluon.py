@@ -1,0 +1,551 @@
+"""AutoGluon as a second AutoML family: `autogluon` (MultiModalPredictor as its users call it) and `autogluon-hpo`
+(the same with AutoGluon's own hyperparameter search), held to the rules every contender keeps.
+
+Both run in the environment of their own that `python -m bench setup autogluon` builds (bench.environments:
+AutoGluon 1.6.3 pins pandas, Pillow and Ray below this project's); their worker is started with its python.
+
+- The images go to AutoGluon as PNG files at their native size, one column of paths and one of labels, the way
+  its users hand it a folder of images; `model.timm_image.image_size` is the native size (`image_size` option),
+  and the size AutoGluon used is recorded (a backbone that cannot change its input size keeps its own).
+- One backbone, timm's (`model.names = ["timm_image"]`), from a checkpoint folder the adapter writes
+  (autogluon_weights.py): seeded random weights by default, nothing downloaded; `pretrained=true` takes the
+  weights from a local Hugging Face / timm cache only, and records the file and a hash of the weights.
+- The presets are AutoGluon's default unless `presets` names another; `backbone=shipped` trains the preset's
+  own backbone (caformer_b36 for the default: some 100 M parameters at 224 px, hours per epoch on a CPU).
+- Budgets (autogluon_budget.py): fit(time_limit) bounds AutoGluon's training loop only, so the harness plans
+  time_limit from the budget, interrupts fit past the usual bound and records search_s, refit_s, overshoot_s.
+- `autogluon-hpo`: hyperparameter_tune_kwargs with AutoGluon's searcher and scheduler (its defaults: bayes,
+  ASHA) over its own default search space (learning rate, optimiser, epochs, batch size); trials bounded by the
+  budget (num_trials from a trial budget; a time budget ends the search), each in trials.csv. Its Ray Tune runs
+  on a Ray this worker starts with the run's cores, inside the run's process tree (so its memory cap); under
+  the Ray executor that would be a second Ray on the node, so such a run fails saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench import rundir
+from bench.options import package_version
+from bench.systems.autogluon_budget import FinishGuard, FitClock, FitPlan, bounded_fit
+from bench.systems.base import RAY_NODE_ENV, FitContext, System
+from bench.systems.search.budget import BUDGET_SCOPES, budget_deadline
+from bench.systems.search.log import TrialRow, write_trials_csv
+
+# The distribution whose version the record carries (`autogluon` itself is a meta-package, not installed here).
+DISTRIBUTION = "autogluon.multimodal"
+# The CPU-sized default backbone, chosen by measurement on digits (docs/method.md): timm's ResNet-18.
+DEFAULT_BACKBONE = "resnet18"
+# `backbone=shipped`: the backbone the presets themselves name.
+SHIPPED = "shipped"
+PRESETS = ("default", "medium_quality", "high_quality", "best_quality")
+SEARCHERS = ("random", "bayes")
+SCHEDULERS = ("FIFO", "ASHA")
+# AutoGluon's own num_trials for its HPO presets; a time budget ends the search long before.
+LIBRARY_NUM_TRIALS = 512
+LABEL, IMAGE = "label", "image"
+# Ray's object store for the search: trials pass checkpoints through files, not objects.
+OBJECT_STORE_BYTES = 256 * 2**20
+# A trial's own time limit ends it this long before the search's (this share of it, at least the minimum), so it
+# stops by itself, as a single fit does, and saves its files, rather than being stopped by Ray Tune without them.
+TRIAL_MARGIN_SHARE, TRIAL_MARGIN_MIN_S = 0.05, 5.0
+MIN_TRIAL_S = 1.0  # the least time limit a trial starting at the search's end gets
+# Offline for every process the fit starts (Ray's trial workers inherit the environment).
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+log = logging.getLogger(__name__)
+
+
+class _AutoGluonSystem(System):
+    """MultiModalPredictor on image files, with the budget planned and enforced by the harness."""
+
+    role: ClassVar[str] = "automl"
+    library: ClassVar[str] = "autogluon"
+    environment: ClassVar[str] = "autogluon"
+
+    @dataclass(frozen=True)
+    class Options:
+        """Backbone, presets, pretrained weights from a local cache, image size, what a budget bounds."""
+
+        # A timm model name (optionally with its tag), or 'shipped' for the presets' own backbone.
+        backbone: str = DEFAULT_BACKBONE
+        presets: str = "default"
+        # True: the backbone's pretrained weights from a local Hugging Face / timm cache; never downloaded.
+        pretrained: bool = False
+        # Pixels a side AutoGluon resizes to; 0: the images' native size.
+        image_size: int = 0
+        budget_scope: str = "total"
+
+        def __post_init__(self) -> None:
+            if not isinstance(self.backbone, str) or not self.backbone.strip():
+                raise ValueError(f"backbone must be a timm model name or {SHIPPED!r}, got {self.backbone!r}")
+            if self.presets not in PRESETS:
+                raise ValueError(f"presets must be one of {', '.join(PRESETS)}, got {self.presets!r}")
+            if not isinstance(self.pretrained, bool):
+                raise ValueError(f"pretrained must be true or false, got {self.pretrained!r}")
+            if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 0:
+                raise ValueError(f"image_size must be a whole number of pixels (0: native), got {self.image_size!r}")
+            if self.budget_scope not in BUDGET_SCOPES:
+                raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}")
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._predictor: Any = None
+        self._workdir: Path | None = None
+        self._n_classes = 0
+        self._clock: FitClock | None = None
+        self._plan: FitPlan | None = None
+        self._info: dict[str, Any] = {}
+        self._kit: Toolkit | None = None
+
+    @classmethod
+    def library_version(cls) -> str:
+        """AutoGluon's version (its multimodal distribution's)."""
+        return package_version(DISTRIBUTION)
+
+    def budget_scope(self) -> str:
+        """What a wall-clock budget bounds: 'total' or 'search' (the training loop, or the search)."""
+        return self.options.budget_scope
+
+    # --- what the library is (tests replace it with a fake) -----------------------------------------
+    def toolkit(self) -> Toolkit:
+        """The library the system drives."""
+        return AutoGluonToolkit()
+
+    def plan(self, ctx: FitContext, t0: float) -> FitPlan:
+        """The fit's budget plan."""
+        return FitPlan(self.options.budget_scope, budget_deadline(ctx.deadline, ctx.budget, t0), ctx.budget.seconds)
+
+    def tune_kwargs(self, ctx: FitContext) -> dict[str, Any] | None:
+        """hyperparameter_tune_kwargs for fit (None: no search)."""
+        return None
+
+    # --- the run ------------------------------------------------------------------------------------
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        """Writes the images, builds the backbone's checkpoint folder, fits the predictor under the budget."""
+        t0 = time.monotonic()  # fit's clock includes importing AutoGluon and writing the images
+        self._clock = clock = FitClock(t0)
+        self._plan = plan = self.plan(ctx, t0)
+        self._workdir, self._n_classes = ctx.workdir, ctx.n_classes
+        self._kit = kit = self.toolkit()
+        train = write_images(x, ctx.workdir / "images" / "train", y)
+        tune = self.tune_kwargs(ctx)
+        setup = kit.setup(self.options, ctx, native_size=int(x.shape[1]), search=tune is not None)
+        self._info = {"presets": self.options.presets, **setup.info}
+        guard = plan.guard()
+        with kit.search_space(tune is not None) as space, kit.training_marks(clock, guard, search=tune is not None):
+            predictor = kit.predictor(ctx.workdir / "autogluon", self.options.presets)
+
+            def run(limit: float | None) -> None:
+                self._info["time_limit_s"] = limit
+                predictor.fit(train, time_limit=limit, hyperparameters={**setup.hyperparameters, **space},
+                              seed=ctx.seed, hyperparameter_tune_kwargs=tune)
+
+            bounded_fit(plan, clock, run)
+        self._predictor = predictor
+        self._info.update(kit.describe(predictor), loop_stopped_for_finish=guard.stopped,
+                          validation_pass_s=guard.validation_s)
+        self.after_fit(kit, ctx)
+        if ctx.keep_models:
+            shutil.copytree(ctx.workdir / "autogluon", ctx.run_dir / "autogluon-model", dirs_exist_ok=True)
+
+    def after_fit(self, kit: Toolkit, ctx: FitContext) -> None:
+        """What a subclass records once fit returned (the search's trials)."""
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities in class-index order from the fitted predictor."""
+        if self._predictor is None or self._workdir is None:
+            raise RuntimeError(f"{self.name}: call fit() before predict_proba()")
+        test = write_images(x, self._workdir / "images" / f"test-{time.monotonic_ns()}")
+        proba = self._predictor.predict_proba(test, as_pandas=True)
+        return class_columns(proba, self._n_classes)
+
+    def params(self) -> int | None:
+        """Parameters of the predicting model."""
+        return self._info.get("params")
+
+    def extras(self) -> dict[str, Any]:
+        """search_s, refit_s, overshoot_s, val_accuracy, and what the run used (backbone, weights, size)."""
+        if self._plan is None or self._clock is None:
+            return {}
+        return {**self._plan.extras(self._clock), **{k: v for k, v in self._info.items() if k != "params"}}
+
+
+class AutoGluon(_AutoGluonSystem):
+    """MultiModalPredictor for image classification, AutoGluon's presets, one fit under the budget."""
+
+    name: ClassVar[str] = "autogluon"
+    description: ClassVar[str] = ("AutoGluon MultiModalPredictor (timm backbone, default presets), random init "
+                                  "from a local checkpoint, native image size, offline")
+
+
+class AutoGluonHPO(_AutoGluonSystem):
+    """MultiModalPredictor with AutoGluon's own hyperparameter search under the budget."""
+
+    name: ClassVar[str] = "autogluon-hpo"
+    description: ClassVar[str] = ("AutoGluon MultiModalPredictor with its Ray Tune search (bayes searcher, ASHA "
+                                  "scheduler, its default space), trials bounded by the budget")
+
+    @dataclass(frozen=True)
+    class Options(_AutoGluonSystem.Options):
+        """As `autogluon`, plus the search's searcher and scheduler."""
+
+        searcher: str = "bayes"
+        scheduler: str = "ASHA"
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            if self.searcher not in SEARCHERS:
+                raise ValueError(f"searcher must be one of {', '.join(SEARCHERS)}, got {self.searcher!r}")
+            if self.scheduler not in SCHEDULERS:
+                raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+
+    def __init__(self, options: Any = None) -> None:
+        super().__init__(options)
+        self._trials: list[TrialRow] = []
+
+    def tune_kwargs(self, ctx: FitContext) -> dict[str, Any] | None:
+        """AutoGluon's searcher and scheduler; trials from a trial budget, else its own count (time ends it)."""
+        trials = ctx.budget.trials if ctx.budget.trials is not None else LIBRARY_NUM_TRIALS
+        return {"searcher": self.options.searcher, "scheduler": self.options.scheduler, "num_trials": trials}
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        """Fits with the search on a Ray of the run's own; trials.csv is written however fit ends."""
+        if os.environ.get(RAY_NODE_ENV):
+            raise RuntimeError(
+                "autogluon-hpo does not run under --executor ray: AutoGluon's Ray Tune would start a second Ray on "
+                "the node (its Ray, pinned below 2.59, cannot join this cluster's); run it with --executor local")
+        try:
+            super().fit(x, y, ctx)
+        finally:  # a search that failed after its trials still shows them
+            if self._kit is not None and self._clock is not None:
+                self._trials = self._kit.trial_rows(self._clock)
+            write_trials_csv(self._trials, ctx.run_dir / rundir.TRIALS)
+
+    def after_fit(self, kit: Toolkit, ctx: FitContext) -> None:
+        """The search's figures, from Ray Tune's analysis."""
+        assert self._clock is not None
+        self._trials = kit.trial_rows(self._clock)
+        scores = [r.val_accuracy for r in self._trials if r.val_accuracy is not None]
+        self._info["search_val_accuracy"] = max(scores, default=None)
+        self._info["trials_failed"] = sum(r.status == "failed" for r in self._trials)
+
+    def trials(self) -> int | None:
+        """Trials Ray Tune ran."""
+        return len(self._trials) if self._plan is not None else None
+
+
+# --- the library's side -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setup:
+    """What a fit hands AutoGluon (its fixed hyperparameters) and records (backbone, weights, size)."""
+
+    hyperparameters: dict[str, Any]
+    info: dict[str, Any]
+
+
+class Toolkit:
+    """The calls into AutoGluon the systems make, in one place; tests give a fake without AutoGluon."""
+
+    def setup(self, options: Any, ctx: FitContext, native_size: int, search: bool) -> Setup:
+        """Makes the backbone's checkpoint folder; returns the fixed hyperparameters and what to record."""
+        raise NotImplementedError
+
+    def predictor(self, path: Path, presets: str) -> Any:
+        """A MultiModalPredictor saving under `path`."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def search_space(self, search: bool) -> Iterator[dict[str, Any]]:
+        """The search space of a search (and its Ray, up while inside); {} without one."""
+        yield {}
+
+    @contextlib.contextmanager
+    def training_marks(self, clock: FitClock, guard: FinishGuard, search: bool) -> Iterator[None]:
+        """While inside, each training loop (or the search) is marked on `clock`, and a loop stops when `guard`
+        says so."""
+        yield
+
+    def describe(self, predictor: Any) -> dict[str, Any]:
+        """What the fitted predictor used: image size, parameters, its validation score."""
+        return {}
+
+    def trial_rows(self, clock: FitClock) -> list[TrialRow]:
+        """The last search's trials."""
+        return []
+
+
+class AutoGluonToolkit(Toolkit):
+    """The real AutoGluon 1.6.3."""
+
+    def __init__(self) -> None:
+        os.environ.update(OFFLINE_ENV)  # before AutoGluon imports huggingface_hub, which reads them once
+        self._analysis: Any = None
+        self._search_wall_t0 = 0.0
+
+    def setup(self, options: Any, ctx: FitContext, native_size: int, search: bool) -> Setup:
+        """The backbone as a local folder (random or cached pretrained weights), at native size unless told."""
+        from bench.systems.autogluon_weights import write_checkpoint
+
+        name = shipped_backbone(options.presets) if options.backbone == SHIPPED else options.backbone
+        checkpoint = write_checkpoint(name, ctx.workdir / "backbone", ctx.seed, options.pretrained)
+        size = options.image_size or native_size
+        hyperparameters = {"model.names": ["timm_image"], "model.timm_image.checkpoint_name": str(checkpoint.folder),
+                           "model.timm_image.image_size": size}
+        if not _has_gpu():
+            hyperparameters["env.num_gpus"] = 0
+        info = {"backbone": name, "pretrained": checkpoint.pretrained, "weights": checkpoint.source,
+                "weights_sha256": checkpoint.sha256, "image_size_asked": size, "native_size": native_size}
+        return Setup(hyperparameters, info)
+
+    def predictor(self, path: Path, presets: str) -> Any:
+        """MultiModalPredictor for multiclass image classification, scored by accuracy."""
+        from autogluon.multimodal import MultiModalPredictor
+
+        return MultiModalPredictor(label=LABEL, problem_type="multiclass", eval_metric="accuracy", path=str(path),
+                                   presets=presets, verbosity=2)
+
+    @contextlib.contextmanager
+    def search_space(self, search: bool) -> Iterator[dict[str, Any]]:
+        """AutoGluon's default HPO space, on a Ray started here with this process's cores."""
+        if not search:
+            yield {}
+            return
+        import ray
+        from autogluon.multimodal.utils.presets import get_default_hpo_setup
+
+        space, _ = get_default_hpo_setup()
+        temp = tempfile.mkdtemp(prefix="bench-ray-")  # short: Ray's socket paths must fit in 107 bytes
+        os.environ.pop("RAY_ADDRESS", None)
+        here = os.getcwd()
+        # Ray puts the driver's current folder on its workers' import path: from a checkout's root its datasets/
+        # would shadow Hugging Face's `datasets`, which AutoGluon imports in each trial.
+        os.chdir(temp)
+        on_sigterm = signal.getsignal(signal.SIGTERM)  # Ray replaces it with an exit; the harness's soft stop stays
+        try:
+            ray.init(address="local", num_cpus=len(os.sched_getaffinity(0)), num_gpus=_gpu_count(),
+                     include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES, _temp_dir=temp,
+                     log_to_driver=False, logging_level=logging.ERROR,
+                     runtime_env={"env_vars": {"PL_DISABLE_FORK": "1", **OFFLINE_ENV}})
+        finally:
+            os.chdir(here)
+            signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            yield space
+        finally:
+            ray.shutdown()
+            shutil.rmtree(temp, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def training_marks(self, clock: FitClock, guard: FinishGuard, search: bool) -> Iterator[None]:
+        """Wraps Lightning's Trainer.fit (one fit's training loop, which then also hears `guard`) or AutoGluon's
+        Ray Tune run (a search, whose trials run in Ray's processes)."""
+        if search:
+            from autogluon.core.hpo import ray_hpo as owner
+
+            attribute = "run"
+        else:
+            import lightning.pytorch as owner  # type: ignore[no-redef]
+
+            attribute = "Trainer"
+        original = getattr(owner, attribute)
+        if search:
+            def marked(*args: Any, **kwargs: Any) -> Any:
+                self._search_wall_t0 = time.time() - (time.monotonic() - clock.t0)
+                budget = kwargs.get("time_budget_s")  # a timedelta (AutoGluon's max_time x 0.95) or None
+                budget = budget.total_seconds() if isinstance(budget, dt.timedelta) else budget
+                margin = 0.0 if budget is None else max(TRIAL_MARGIN_MIN_S, TRIAL_MARGIN_SHARE * budget)
+                kwargs["trainable"] = bounded_trial
+                kwargs["trainable_args"] = {
+                    **kwargs["trainable_args"], "experiment_dir": kwargs["save_dir"],
+                    "search_end": None if budget is None else time.time() + budget - margin}
+                with clock.loop():
+                    self._analysis = original(*args, **kwargs)
+                return best_among_saved(self._analysis, kwargs["save_dir"])
+
+            setattr(owner, attribute, marked)
+            try:
+                yield
+            finally:
+                setattr(owner, attribute, original)
+            return
+        fit = original.fit
+
+        def marked_fit(trainer: Any, *args: Any, **kwargs: Any) -> Any:
+            trainer.callbacks.append(_guard_callback(guard))
+            with clock.loop():
+                return fit(trainer, *args, **kwargs)
+
+        original.fit = marked_fit
+        try:
+            yield
+        finally:
+            original.fit = fit
+
+    def describe(self, predictor: Any) -> dict[str, Any]:
+        """Image size AutoGluon used, parameters, and its best validation accuracy."""
+        learner = getattr(predictor, "_learner", None)
+        model = getattr(learner, "_model", None)
+        size = getattr(model, "image_size", None)
+        score = getattr(learner, "_best_score", None)
+        return {"image_size": None if size is None else int(size), "params": int(predictor.total_parameters),
+                "val_accuracy": None if score is None else float(score)}
+
+    def trial_rows(self, clock: FitClock) -> list[TrialRow]:
+        """One row per Ray Tune trial: its sampled configuration, validation accuracy, time and status."""
+        if self._analysis is None:
+            return []
+        rows = []
+        for trial in self._analysis.trials:
+            result = trial.last_result or {}
+            ended = float(result.get("timestamp", time.time())) - self._search_wall_t0
+            started = ended - float(result.get("time_total_s", 0.0))
+            score = result.get("val_accuracy")
+            # Ends without a score: the search's time ran out before the trial's first validation.
+            status = "failed" if trial.status == "ERROR" else "completed" if score is not None else "stopped"
+            error = "" if trial.status != "ERROR" else _trial_error(trial)
+            rows.append(TrialRow(trial_id=str(trial.trial_id), started_s=max(0.0, started), ended_s=max(0.0, ended),
+                                 epochs=result.get("epoch"), val_accuracy=None if score is None else float(score),
+                                 status=status, summary=json.dumps(_plain(trial.config), sort_keys=True),
+                                 error=error))
+        return sorted(rows, key=lambda r: r.started_s)
+
+
+def bounded_trial(sampled_hyperparameters: dict[str, Any], learner: Any, checkpoint_dir: str | None = None,
+                  experiment_dir: str = "", search_end: float | None = None, **fit_args: Any) -> None:
+    """One trial of AutoGluon's search (autogluon.multimodal.utils.hpo.hpo_trial, with two changes): it saves in
+    the experiment folder under its trial id, where AutoGluon reads the best trial from (with Ray 2.58 Ray Tune's
+    trial folder is in its session folder instead), and its training's time limit ends before the search's, so
+    it ends as a single fit does and saves its files (a trial Ray Tune stops exits before saving them)."""
+    from autogluon.common.utils.context import set_torch_num_threads
+    from autogluon.multimodal.constants import RAY_TUNE_CHECKPOINT
+    from ray import tune
+
+    context = tune.get_context()
+    num_cpus = int(context.get_trial_resources().required_resources.get("CPU"))
+    fit_args["hyperparameters"] = sampled_hyperparameters
+    fit_args["save_path"] = os.path.join(experiment_dir, context.get_trial_id())
+    if checkpoint_dir is not None:
+        fit_args["resume"] = True
+        fit_args["ckpt_path"] = os.path.join(checkpoint_dir, RAY_TUNE_CHECKPOINT)
+    if search_end is not None:
+        fit_args["max_time"] = dt.timedelta(seconds=max(MIN_TRIAL_S, search_end - time.time()))
+    with set_torch_num_threads(num_cpus=num_cpus):
+        learner.fit_per_run(**fit_args)
+
+
+def best_among_saved(analysis: Any, experiment_dir: str) -> Any:
+    """Ray Tune's analysis, its best trial chosen among those that saved their files (a trial stopped by the
+    scheduler or the search's end has none, and AutoGluon could not build its model)."""
+    choose = analysis.get_best_trial
+
+    def get_best_trial(metric: str | None = None, mode: str | None = None, **kwargs: Any) -> Any:
+        saved = [t for t in analysis.trials if os.path.exists(os.path.join(experiment_dir, t.trial_id, "config.yaml"))
+                 and (t.last_result or {}).get(metric) is not None]
+        if not saved:
+            return choose(metric=metric, mode=mode, **kwargs)
+        return (max if mode == "max" else min)(saved, key=lambda t: t.last_result[metric])
+
+    analysis.get_best_trial = get_best_trial
+    return analysis
+
+
+def _guard_callback(guard: FinishGuard) -> Any:
+    """A Lightning callback feeding `guard` the validation passes' times and stopping the loop when it says."""
+    import lightning.pytorch as pl
+
+    class FinishReserve(pl.Callback):
+        """Stops training early enough for AutoGluon's validation passes after the loop."""
+
+        def on_validation_epoch_start(self, trainer: Any, module: Any) -> None:
+            if not trainer.sanity_checking:
+                guard.validation_started(time.monotonic())
+
+        def on_validation_epoch_end(self, trainer: Any, module: Any) -> None:
+            if not trainer.sanity_checking:
+                guard.validation_ended(time.monotonic())
+
+        def on_train_batch_end(self, trainer: Any, *args: Any) -> None:
+            if guard.should_stop(time.monotonic()):
+                trainer.should_stop = True
+
+    return FinishReserve()
+
+
+def shipped_backbone(presets: str) -> str:
+    """The timm backbone AutoGluon's presets name for images."""
+    from autogluon.multimodal.utils.presets import default
+
+    hyperparameters, _ = default(presets)
+    return str(hyperparameters["model.timm_image.checkpoint_name"])
+
+
+def write_images(x: np.ndarray, folder: Path, y: np.ndarray | None = None) -> Any:
+    """The images as PNG files in `folder`, as a DataFrame of their paths (and labels)."""
+    import pandas as pd
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(x):
+        pixels = image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+        path = folder / f"{i}.png"
+        Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    frame = pd.DataFrame({IMAGE: paths})
+    if y is not None:
+        frame[LABEL] = np.asarray(y, dtype=np.int64)
+    return frame
+
+
+def class_columns(proba: Any, n_classes: int) -> np.ndarray:
+    """AutoGluon's probability table (a column per class label it saw) as an (n, n_classes) array; a class the
+    training set lacked gets 0."""
+    out = np.zeros((len(proba), n_classes), dtype=np.float64)
+    for label in proba.columns:
+        out[:, int(label)] = np.asarray(proba[label], dtype=np.float64)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return int(torch.cuda.device_count())
+    except ImportError:
+        return 0
+
+
+def _has_gpu() -> bool:
+    return _gpu_count() > 0
+
+
+def _plain(config: dict[str, Any]) -> dict[str, Any]:
+    """A trial's sampled configuration as JSON-able values."""
+    return {k: v if isinstance(v, int | float | str | bool) or v is None else str(v) for k, v in config.items()}
+
+
+def _trial_error(trial: Any) -> str:
+    """The last line of a failed trial's error file."""
+    path = getattr(trial, "error_file", None)
+    with contextlib.suppress(OSError, TypeError):
+        lines = [ln for ln in Path(path).read_text().splitlines() if ln.strip()]
+        return lines[-1][:300] if lines else "failed"
+    return "failed"
+
+
+__all__ = ["AutoGluon", "AutoGluonHPO", "AutoGluonToolkit", "Setup", "Toolkit", "class_columns", "write_images"]

@@ -1,0 +1,342 @@
+"""The AutoGluon systems with a fake library (default run, no AutoGluon needed), and real short runs on digits in
+AutoGluon's own environment (slow; skipped where it is not set up)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.budget import parse_budget
+from bench.cli import main
+from bench.environments import EnvironmentMissing, worker_python
+from bench.systems import make_system
+from bench.systems.autogluon import AutoGluon, AutoGluonHPO, Setup, Toolkit, best_among_saved, class_columns
+from bench.systems.autogluon_budget import BudgetOverrun, FinishGuard, FitClock, FitPlan
+from bench.systems.base import RAY_NODE_ENV, FitContext
+from bench.systems.search.log import TRIAL_COLUMNS, TrialRow
+
+
+def steps(seconds: float) -> None:
+    """Sleeps in short steps, as a training loop runs Python between its ops (where an interrupt lands)."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        time.sleep(0.01)
+
+
+class FakePredictor:
+    """MultiModalPredictor's calls: fit trains for its time_limit (or `need_s`, if it ignores the limit) inside a
+    marked loop, then `finish_s` of checkpoint averaging."""
+
+    def __init__(self, kit: FakeToolkit) -> None:
+        self.kit, self.calls = kit, []
+
+    def fit(self, train: pd.DataFrame, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+        self.labels = sorted(set(train["label"]))
+        with self.kit.clock.loop():
+            limit = kwargs["time_limit"]
+            steps(self.kit.need_s if self.kit.ignore_limit or limit is None else min(limit, self.kit.need_s))
+        steps(self.kit.finish_s)
+
+    def predict_proba(self, test: pd.DataFrame, as_pandas: bool = True) -> pd.DataFrame:
+        return pd.DataFrame({label: np.full(len(test), 1.0) for label in self.labels})
+
+
+class FakeToolkit(Toolkit):
+    """The library's side without AutoGluon."""
+
+    def __init__(self, need_s: float = 0.3, finish_s: float = 0.1, ignore_limit: bool = False,
+                 rows: list[TrialRow] | None = None) -> None:
+        self.need_s, self.finish_s, self.ignore_limit, self.rows = need_s, finish_s, ignore_limit, rows or []
+        self.clock: Any = None
+        self.made: list[FakePredictor] = []
+
+    def setup(self, options: Any, ctx: FitContext, native_size: int, search: bool) -> Setup:
+        return Setup({"model.names": ["timm_image"]}, {"backbone": options.backbone, "image_size_asked": native_size})
+
+    def predictor(self, path: Path, presets: str) -> FakePredictor:
+        self.made.append(FakePredictor(self))
+        return self.made[-1]
+
+    @contextlib.contextmanager
+    def training_marks(self, clock: FitClock, guard: FinishGuard, search: bool) -> Iterator[None]:
+        self.clock = clock
+        yield
+
+    def trial_rows(self, clock: FitClock) -> list[TrialRow]:
+        return self.rows
+
+
+def faked(cls: type, kit: FakeToolkit, grace_s: float = 0.5, **options: Any) -> Any:
+    """An instance of an AutoGluon system that drives `kit`, with a short hard-stop grace."""
+
+    class Faked(cls):  # type: ignore[valid-type,misc]
+        def toolkit(self) -> Toolkit:
+            return kit
+
+        def plan(self, ctx: FitContext, t0: float) -> FitPlan:
+            base = super().plan(ctx, t0)
+            return FitPlan(base.scope, base.deadline, base.budget_s, grace_s=grace_s)
+
+    return Faked(options)
+
+
+def context(tmp_path: Path, budget: str, n_classes: int = 3) -> FitContext:
+    b = parse_budget(budget)
+    deadline = None if b.seconds is None else time.monotonic() + b.seconds
+    return FitContext(budget=b, seed=7, workdir=tmp_path / "work", run_dir=tmp_path, n_classes=n_classes,
+                      class_names=tuple(map(str, range(n_classes))), dataset="tiny", deadline=deadline)
+
+
+def table_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def tiny(n: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (n, 8, 8, 1), dtype=np.uint8), np.arange(n) % 2  # class 2 never seen
+
+
+def test_fit_keeps_to_the_budget_and_records_its_phases(tmp_path):
+    kit = FakeToolkit(need_s=5.0, finish_s=0.2)
+    system = faked(AutoGluon, kit)
+    x, y = tiny()
+    t0 = time.monotonic()
+    system.fit(x, y, context(tmp_path, "2s"))
+    assert time.monotonic() - t0 < 2.0
+    call = kit.made[0].calls[0]
+    assert call["time_limit"] == 1.0  # 2 s less the reserve: the least AutoGluon is given
+    assert call["seed"] == 7 and call["hyperparameter_tune_kwargs"] is None
+    extras = system.extras()
+    assert extras["overshoot_s"] == 0.0
+    assert extras["search_s"] == pytest.approx(1.0, abs=0.4) and extras["refit_s"] == pytest.approx(0.2, abs=0.15)
+    assert extras["backbone"] == "resnet18" and extras["image_size_asked"] == 8 and extras["time_limit_s"] == 1.0
+    proba = system.predict_proba(x[:4])
+    assert proba.shape == (4, 3) and np.allclose(proba.sum(axis=1), 1.0) and not proba[:, 2].any()
+
+
+def test_a_fit_running_past_the_bound_is_interrupted_with_one_line(tmp_path):
+    system = faked(AutoGluon, FakeToolkit(need_s=30.0, ignore_limit=True), grace_s=0.3)
+    t0 = time.monotonic()
+    with pytest.raises(BudgetOverrun) as err:
+        system.fit(*tiny(), context(tmp_path, "1s"))
+    assert time.monotonic() - t0 < 5.0
+    assert "\n" not in str(err.value) and "budget_scope=total" in str(err.value)
+
+
+def test_search_scope_lets_the_finishing_follow_and_measures_the_loop(tmp_path):
+    kit = FakeToolkit(need_s=5.0, finish_s=1.0)
+    system = faked(AutoGluon, kit, grace_s=0.2, budget_scope="search")
+    system.fit(*tiny(), context(tmp_path, "1s"))  # the finishing runs past the grace: outside the bound
+    assert system.budget_scope() == "search"
+    assert system.extras()["overshoot_s"] < 0.3 and system.extras()["refit_s"] >= 1.0
+
+
+def test_the_search_gets_searcher_scheduler_and_trials_from_the_budget_and_writes_trials_csv(tmp_path):
+    rows = [TrialRow("a1", 0.5, 3.0, 2, 0.61, "completed", json.dumps({"optim.lr": 0.001})),
+            TrialRow("a2", 0.6, 2.0, None, None, "failed", "{}", error="OOM")]
+    kit = FakeToolkit(rows=rows)
+    system = faked(AutoGluonHPO, kit, searcher="random", scheduler="FIFO")
+    system.fit(*tiny(), context(tmp_path, "t3"))
+    assert kit.made[0].calls[0]["hyperparameter_tune_kwargs"] == {"searcher": "random", "scheduler": "FIFO",
+                                                                   "num_trials": 3}
+    assert kit.made[0].calls[0]["time_limit"] is None
+    assert system.trials() == 2
+    extras = system.extras()
+    assert extras["search_val_accuracy"] == 0.61 and extras["trials_failed"] == 1
+    table = table_rows(tmp_path / "trials.csv")
+    assert tuple(table[0]) == TRIAL_COLUMNS and [r["trial_id"] for r in table] == ["a1", "a2"]
+    assert AutoGluonHPO().tune_kwargs(context(tmp_path, "1m"))["num_trials"] == 512  # time ends the search
+
+
+def test_the_search_refuses_to_start_a_second_ray_on_a_ray_node(tmp_path, monkeypatch):
+    monkeypatch.setenv(RAY_NODE_ENV, "1")
+    with pytest.raises(RuntimeError, match="--executor local"):
+        faked(AutoGluonHPO, FakeToolkit()).fit(*tiny(), context(tmp_path, "1m"))
+
+
+def test_the_best_trial_is_chosen_among_those_that_saved_their_files(tmp_path):
+    class Trial:
+        def __init__(self, trial_id: str, score: float | None, saved: bool) -> None:
+            self.trial_id, self.last_result = trial_id, {} if score is None else {"val_accuracy": score}
+            if saved:
+                (tmp_path / trial_id).mkdir()
+                (tmp_path / trial_id / "config.yaml").write_text("{}")
+
+    class Analysis:
+        trials = [Trial("stopped", 0.9, False), Trial("done", 0.7, True), Trial("worse", 0.5, True),
+                  Trial("unscored", None, True)]
+
+        def get_best_trial(self, metric=None, mode=None, **kwargs):
+            return self.trials[0]
+
+    analysis = best_among_saved(Analysis(), str(tmp_path))
+    assert analysis.get_best_trial(metric="val_accuracy", mode="max").trial_id == "done"
+    assert analysis.get_best_trial(metric="val_accuracy", mode="min").trial_id == "worse"
+
+
+def test_class_columns_put_autogluons_labels_in_class_index_order():
+    table = pd.DataFrame({2: [0.5, 0.0], 0: [0.5, 1.0]})
+    assert np.array_equal(class_columns(table, 3), [[0.5, 0.0, 0.5], [1.0, 0.0, 0.0]])
+
+
+def test_systems_declare_their_family_and_environment():
+    for name in ("autogluon", "autogluon-hpo"):
+        system = make_system(name)
+        assert system.role == "automl" and system.library == "autogluon" and system.environment == "autogluon"
+        assert system.identity()["library"] == "autogluon"
+
+
+@pytest.mark.parametrize("option", ["presets=nope", "image_size=-1", "pretrained=3", "budget_scope=all",
+                                    "backbone=' '"])
+def test_bad_options_get_one_line_and_exit_2(option, tmp_path, capsys):
+    code = main(["run", "--dataset", "digits", "--system", "autogluon", "--budget", "60s", "--system-option",
+                 option, "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "system 'autogluon'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_hpo_options_are_checked(tmp_path, capsys):
+    code = main(["run", "--dataset", "digits", "--system", "autogluon-hpo", "--budget", "60s", "--system-option",
+                 "searcher=grid", "--out", str(tmp_path / "out")])
+    assert code == 2 and "searcher must be one of random, bayes" in capsys.readouterr().err
+
+
+def test_a_run_without_the_environment_is_recorded_failed_saying_how_to_set_it_up(tmp_path):
+    env = {**os.environ, "BENCH_AUTOGLUON_PYTHON": str(tmp_path / "nowhere" / "python")}
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "autogluon",
+                           "--budget", "60s", "--out", str(tmp_path / "out")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    record = table_rows(tmp_path / "out" / "runs.csv")[0]
+    assert record["status"] == "failed" and "python -m bench setup autogluon" in record["error"]
+
+
+# --- real runs, in AutoGluon's environment ------------------------------------------------------------------
+def autogluon_python() -> str:
+    """The AutoGluon environment's python, else the test is skipped saying why."""
+    try:
+        return worker_python("autogluon")
+    except EnvironmentMissing as exc:
+        pytest.skip(str(exc))
+
+
+def run_digits(tmp_path: Path, system: str, budget: str, *options: str) -> dict[str, str]:
+    autogluon_python()
+    argv = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", system, "--budget", budget,
+            "--max-train", "600", "--max-test", "200", "--out", str(tmp_path / "out")]
+    for option in options:
+        argv += ["--system-option", option]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    record = table_rows(tmp_path / "out" / "runs.csv")[0]
+    assert done.returncode == 0, (record["error"], done.stderr[-2000:])
+    return record
+
+
+@pytest.mark.slow
+def test_autogluon_on_digits_through_the_cli(tmp_path):
+    record = run_digits(tmp_path, "autogluon", "90s")
+    assert record["role"] == "automl" and record["library"] == "autogluon" and record["library_version"] == "1.6.3"
+    assert float(record["accuracy"]) > 0.2  # ten classes: well above chance
+    assert float(record["overshoot_s"]) <= 15.0  # inside the usual bound
+    assert float(record["search_s"]) + float(record["refit_s"]) == pytest.approx(float(record["fit_s"]), abs=5.0)
+    folder = next((tmp_path / "out" / "runs").iterdir())
+    extras = json.loads((folder / "metadata.json").read_text())["extras"]
+    assert extras["backbone"] == "resnet18" and extras["pretrained"] is False and extras["image_size"] == 8
+    assert len(extras["weights_sha256"]) == 64
+    predictions = pd.read_csv(folder / "predictions.csv")
+    assert len(predictions) == 200
+
+
+@pytest.mark.slow
+def test_autogluon_hpo_on_digits_writes_its_trials(tmp_path):
+    record = run_digits(tmp_path, "autogluon-hpo", "3m")
+    assert int(record["trials"]) >= 1 and float(record["accuracy"]) > 0.2
+    trials = table_rows(next((tmp_path / "out" / "runs").iterdir()) / "trials.csv")
+    assert trials and all("optim.lr" in json.loads(t["summary"]) for t in trials)
+
+
+@pytest.mark.slow
+def test_pretrained_refuses_to_download(tmp_path):
+    python = autogluon_python()
+    empty = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"),
+             "TORCH_HOME": str(tmp_path / "torch"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    # Any connection attempt fails loudly, so a refusal cannot be a download that merely failed.
+    script = ("import socket, sys\n"
+              "def refuse(*a, **k): raise SystemExit('tried to connect')\n"
+              "socket.socket.connect = refuse; socket.create_connection = refuse\n"
+              "from pathlib import Path\n"
+              "from bench.systems.autogluon_weights import PretrainedNotCached, write_checkpoint\n"
+              "try:\n"
+              "    write_checkpoint('resnet18', Path(sys.argv[1]), 0, pretrained=True)\n"
+              "except PretrainedNotCached as exc:\n"
+              "    print('REFUSED', exc)\n")
+    done = subprocess.run([python, "-P", "-c", script, str(tmp_path / "ck")], capture_output=True, text=True,
+                          env={**os.environ, **empty}, timeout=300)
+    assert done.stdout.startswith("REFUSED") and "never downloads" in done.stdout, done.stderr[-2000:]
+    assert done.stdout.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_autogluon_hpo_under_the_ray_executor_is_recorded_failed_in_one_line(tmp_path):
+    pytest.importorskip("ray")
+    autogluon_python()
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "autogluon-hpo",
+                           "--budget", "60s", "--max-train", "200", "--executor", "ray", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    record = table_rows(tmp_path / "runs.csv")[0]
+    assert done.returncode == 1 and record["status"] == "failed", done.stderr[-2000:]
+    assert "second Ray on the node" in record["error"] and "--executor local" in record["error"]
+
+
+@pytest.mark.slow
+def test_pretrained_takes_cached_weights_and_records_their_file_and_hash(tmp_path):
+    python = autogluon_python()
+    # A Hugging Face cache holding timm's resnet18 weights (here: a seeded random state, stored as the hub does).
+    script = ("import json, sys, timm, torch\n"
+              "from pathlib import Path\n"
+              "from bench.systems.autogluon_weights import write_checkpoint\n"
+              "repo = Path(sys.argv[1]) / 'hub' / 'models--timm--resnet18.a1_in1k'\n"
+              "(repo / 'snapshots' / 'abc').mkdir(parents=True)\n"
+              "(repo / 'refs').mkdir()\n"
+              "(repo / 'refs' / 'main').write_text('abc')\n"
+              "torch.manual_seed(3)\n"
+              "cached = timm.create_model('resnet18', pretrained=False).state_dict()\n"
+              "torch.save(cached, repo / 'snapshots' / 'abc' / 'pytorch_model.bin')\n"
+              "ck = write_checkpoint('resnet18', Path(sys.argv[2]), 0, pretrained=True)\n"
+              "got = torch.load(Path(sys.argv[2]) / 'pytorch_model.bin')\n"
+              "same = all(torch.equal(got[k], cached[k]) for k in got)\n"
+              "print(json.dumps({'source': ck.source, 'sha': ck.sha256, 'same': same, 'pretrained': ck.pretrained}))\n")
+    done = subprocess.run([python, "-P", "-c", script, str(tmp_path / "hf"), str(tmp_path / "ck")],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HOME": str(tmp_path / "hf"),
+                               "HF_HUB_CACHE": str(tmp_path / "hf" / "hub"), "HF_HUB_OFFLINE": "1"})
+    out = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    assert out.get("same") and out["pretrained"], done.stderr[-2000:]
+    assert out["source"].endswith("snapshots/abc/pytorch_model.bin") and len(out["sha"]) == 64
+
+
+@pytest.mark.slow
+def test_autogluon_runs_under_the_ray_executor(tmp_path):
+    pytest.importorskip("ray")
+    autogluon_python()
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "autogluon",
+                           "--budget", "60s", "--max-train", "300", "--max-test", "100", "--executor", "ray",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    record = table_rows(tmp_path / "runs.csv")[0]
+    assert done.returncode == 0 and record["status"] == "ok", (record["error"], done.stderr[-2000:])
+    assert record["node"] and float(record["overshoot_s"]) <= 15.0

@@ -1,0 +1,62 @@
+"""Worker environments of their own: how a run finds its python, what setup installs, the one-line failures."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from bench import environments
+from bench.cli import main
+from bench.environments import EnvironmentMissing, setup_commands, worker_interpreter, worker_python
+from bench.metadata import REPO_ROOT
+
+
+def test_most_systems_run_with_the_harness_python():
+    assert worker_interpreter("majority") == (sys.executable, {})
+    assert worker_interpreter("no-such-system") == (sys.executable, {})  # the worker records it as failed
+
+
+def test_a_missing_environment_says_how_to_set_it_up(monkeypatch, tmp_path):
+    monkeypatch.setenv("BENCH_AUTOGLUON_PYTHON", str(tmp_path / "bin" / "python"))
+    with pytest.raises(EnvironmentMissing, match=r"python -m bench setup autogluon") as err:
+        worker_interpreter("autogluon")
+    assert "\n" not in str(err.value)
+
+
+def test_an_environment_without_the_library_is_incomplete(monkeypatch):
+    monkeypatch.setenv("BENCH_AUTOGLUON_PYTHON", sys.executable)  # this one has bench but not AutoGluon
+    with pytest.raises(EnvironmentMissing, match="incomplete"):
+        worker_python("autogluon")
+
+
+def test_the_default_folder_follows_bench_envs_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("BENCH_AUTOGLUON_PYTHON", raising=False)
+    monkeypatch.setenv("BENCH_ENVS_DIR", str(tmp_path))
+    assert environments.interpreter("autogluon") == tmp_path / "autogluon" / "bin" / "python"
+
+
+def test_its_worker_leaves_the_checkout_off_its_path_and_waits_passively(monkeypatch):
+    monkeypatch.setattr(environments, "worker_python", lambda name: "/envs/autogluon/bin/python")
+    monkeypatch.setenv("BENCH_AUTOGLUON_PYTHON", "/envs/autogluon/bin/python")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO_ROOT), "/elsewhere"]))
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    python, env = worker_interpreter("autogluon-hpo")
+    assert python == "/envs/autogluon/bin/python"
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "PYTHONSAFEPATH": "1", "PYTHONPATH": "/elsewhere"}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the user's choice stands
+    assert "OMP_WAIT_POLICY" not in worker_interpreter("autogluon")[1]
+
+
+def test_setup_installs_isolated_then_this_checkout_without_dependencies(tmp_path):
+    commands = setup_commands("autogluon", tmp_path)
+    assert all(c[:3] == [str(tmp_path / "bin" / "python"), "-m", "pip"] and "--isolated" in c for c in commands)
+    assert "autogluon.multimodal==1.6.3" in commands[0] and "torchvision==0.28.0" in commands[0]
+    assert commands[-1][-3:] == ["--no-deps", "-e", str(REPO_ROOT)]
+
+
+def test_setup_of_an_unknown_environment_is_one_line_and_exit_2(capsys):
+    assert main(["setup", "tensorflow1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown environment 'tensorflow1'; valid: autogluon" in err
