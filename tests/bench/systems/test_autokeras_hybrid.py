@@ -168,11 +168,6 @@ def data() -> ImageData:
     return toy_data()
 
 
-def _run(budget: str, data: ImageData, tmp_path: Path, **kwargs: object
-         ) -> tuple[SystemResult, FitContext, list[dict[str, str]]]:
-    return run_search("autokeras-hybrid", budget, data, tmp_path, **kwargs)
-
-
 def _assert_clean(result: SystemResult, ctx: FitContext, data: ImageData) -> None:
     """The scaled network's training curve, the trials and the model asked for are all the run leaves."""
     assert_no_tuner_files(ctx, kept=("history.csv", "trials.csv"))
@@ -192,8 +187,8 @@ def test_a_trial_budget_scales_the_first_trial_and_trains_the_recipe_s_schedule(
     import importlib
 
     schedule = getattr(importlib.import_module(f"bench.baselines.{module}"), epochs)
-    result, ctx, rows = _run("t1", data, tmp_path, dataset=dataset, keep_models=True, block_types="vanilla",
-                             epochs=2)
+    result, ctx, rows = run_search("autokeras-hybrid", "t1", data, tmp_path, dataset=dataset, keep_models=True,
+                                   block_types="vanilla", epochs=2)
     assert [r["status"] for r in rows] == ["completed"] and result.trials == 1
     extras = result.extras
     assert extras["found_architecture"] == found_architecture(_small_cnn()).summary()
@@ -220,7 +215,8 @@ def test_a_budget_scoped_to_the_search_is_followed_by_the_recipe_s_schedule(
     from bench.baselines import generic
 
     clock = StepClock(step_s=1.0).install(monkeypatch)
-    result, ctx, rows = _run("15s", data, tmp_path, budget_scope="search", block_types="vanilla")
+    result, ctx, rows = run_search("autokeras-hybrid", "15s", data, tmp_path, budget_scope="search",
+                                   block_types="vanilla")
     extras = result.extras
     assert 0 <= extras["overshoot_s"] <= clock.step_s  # the step that crossed the deadline, no more
     assert not any(r["error"] for r in rows) and rows[-1]["status"] == "stopped"
@@ -257,7 +253,7 @@ def test_a_total_budget_bounds_search_and_training_together(
     """60 s scoped 'total', each training step "taking" half a second: the search stops at its share of the
     budget, the scaled network's schedule is fitted to the rest and ends by the budget's end, and learns."""
     clock = StepClock(step_s=0.5).install(monkeypatch)
-    result, ctx, rows = _run("60s", data, tmp_path, block_types="vanilla")
+    result, ctx, rows = run_search("autokeras-hybrid", "60s", data, tmp_path, block_types="vanilla")
     _assert_total_budget_kept(result, rows, 60)
     extras = result.extras
     # Each phase ends at most one step past its own end.
@@ -274,7 +270,7 @@ def test_a_total_budget_on_digits_bounds_search_and_training_together(tmp_path: 
     from bench.datasets import load_data
 
     digits = load_data("digits")
-    result, ctx, rows = _run("40s", digits, tmp_path, dataset="digits")
+    result, ctx, rows = run_search("autokeras-hybrid", "40s", digits, tmp_path, dataset="digits")
     _assert_total_budget_kept(result, rows, 40)
     assert _accuracy(result, digits) > _floor(digits)
     _assert_clean(result, ctx, digits)
