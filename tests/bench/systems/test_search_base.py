@@ -1,9 +1,8 @@
-"""A searcher written on bench.systems.search in one short file (tests/bench/search_fake.py) obeys a wall-clock
-budget through the harness, records its trials and cleans up."""
+"""A searcher written on bench.systems.search in one short file (tests/bench/search_fake.py) runs through the
+harness, obeys a wall-clock budget, records its trials and cleans up."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -12,27 +11,42 @@ from bench import rundir
 from bench.budget import parse_budget
 from bench.execute import LocalExecutor
 from bench.spec import DatasetRef, RunSpec
-from bench.systems.search import TRIAL_COLUMNS, TrialTimes
+from bench.systems.search import TrialTimes
+from tests.bench.systems.searches import StepClock, assert_no_tuner_files, run_search, trial_rows
 
 
-def test_a_fourth_searcher_obeys_a_10s_budget_within_the_overshoot_bound(tmp_path: Path) -> None:
-    spec = RunSpec(DatasetRef("digits"), "tests.bench.search_fake:TinyRandomSearch", parse_budget("10s"), 0,
-                   out_dir=str(tmp_path))
+def test_a_fourth_searcher_runs_through_the_harness_and_records_its_trials(tmp_path: Path) -> None:
+    spec = RunSpec(DatasetRef("digits", max_train=300), "tests.bench.search_fake:TinyRandomSearch",
+                   parse_budget("t2"), 0, out_dir=str(tmp_path))
     record = LocalExecutor().run(spec)
     assert record.status == "ok", record.error
-    assert record.role == "automl" and record.budget_scope == "search"
-    assert 0 <= record.overshoot_s <= max(0.05 * 10, 30)
-    assert 10 - 1 <= record.search_s <= record.fit_s <= 10 + max(0.05 * 10, 30)
-    with open(rundir.run_dir(tmp_path, record.run_id) / rundir.TRIALS, newline="") as fh:
-        reader = csv.DictReader(fh)
-        assert tuple(reader.fieldnames or ()) == TRIAL_COLUMNS
-        rows = list(reader)
-    assert record.trials == len(rows) >= 2
+    assert record.role == "automl" and record.budget_scope == "search" and record.overshoot_s is None
+    rows = trial_rows(rundir.run_dir(tmp_path, record.run_id))
+    assert record.trials == len(rows) == 2 and [r["status"] for r in rows] == ["completed"] * 2
     assert {r["worker"] for r in rows} == {""}  # one process ran the search
-    best = max(float(r["val_accuracy"]) for r in rows if r["val_accuracy"])
+    best = max(float(r["val_accuracy"]) for r in rows)
     assert record.search_val_accuracy == record.val_accuracy == pytest.approx(best, abs=1e-5)  # the best predicts
     # It tells the log no trial's epoch size and spends nothing on a refit: its FLOPs are not counted, not 0.
     assert record.train_flops is None and record.flops_per_s is None and record.flops_uncounted == ""
+
+
+def test_a_fourth_searcher_obeys_a_10s_budget_to_the_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each training step "taking" 20 ms (a trial of 5 epochs about 4 s): two trials complete, the one running at
+    the deadline stops at its next step, and the search ends there."""
+    from bench.datasets import load_data
+    from tests.bench.search_fake import TinyRandomSearch
+
+    clock = StepClock(step_s=0.02).install(monkeypatch)
+    system = TinyRandomSearch()
+    result, ctx, rows = run_search(system, "10s", load_data("digits"), tmp_path, dataset="digits", seed=0)
+    extras = result.extras
+    assert system.budget_scope() == "search"
+    assert 0 <= extras["overshoot_s"] <= clock.step_s
+    assert 10 <= extras["search_s"] <= result.fit_s <= 10 + clock.step_s
+    assert result.trials == len(rows) >= 3
+    assert [r["status"] for r in rows[:-1]] == ["completed"] * (len(rows) - 1) and rows[-1]["status"] == "stopped"
+    assert not any(r["error"] for r in rows)  # stopped at a step's end: no trial needed the watchdog
+    assert_no_tuner_files(ctx)
 
 
 def test_one_trial_time_model_predicts_trials_and_refits() -> None:
