@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,23 @@ def test_the_heartbeat_persists_the_spend_while_fit_runs_and_a_finished_run_leav
     assert not (tmp_path / RESUME_DIR).exists()
 
 
+def killed_once_ready(command: list[str], env: dict[str, str], out: Path, ready: Callable[[], bool],
+                      timeout_s: float = 240) -> None:
+    """Starts the user's command and, once ready() holds, kills its whole process tree with SIGKILL (a preempted
+    machine): the driver and the run's worker, which runs in a session of its own."""
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert first.poll() is None, "the run ended before it could be killed"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        subprocess.run(["pkill", "-9", "-f", f"bench.worker {out}"], check=False)
+
+
 def _history_rows(out: Path) -> int:
     found = list((out / "runs").glob("*/history.csv"))
     if not found:
@@ -104,17 +122,7 @@ def test_a_baseline_killed_mid_run_with_its_driver_continues_on_the_same_command
     command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "resnet", "--budget", "30s",
                "--system-option", "checkpoint=always", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while _history_rows(out) < 4 and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert first.poll() is None, "the run ended before it could be killed"
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the driver and its worker (its own session) die together
-        first.wait()
-        subprocess.run(["pkill", "-9", "-f", f"bench.worker {out}"], check=False)
+    killed_once_ready(command, env, out, lambda: _history_rows(out) >= 4)
     killed_at = _history_rows(out)
     assert not (out / "runs.csv").exists() or "ok" not in (out / "runs.csv").read_text()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
@@ -168,17 +176,7 @@ def test_a_search_killed_mid_search_continues_from_its_last_finished_trial_on_th
     command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system",
                "tests.bench.search_fake:TinyRandomSearch", "--budget", "25s", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while _trials_saved(out) < 1 and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert first.poll() is None, "the run ended before it could be killed"
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        subprocess.run(["pkill", "-9", "-f", f"bench.worker {out}"], check=False)
+    killed_once_ready(command, env, out, lambda: _trials_saved(out) >= 1)
     carried = _trials_saved(out)
     kept = json.loads(next((out / "runs").glob(f"*/{RESUME_DIR}/checkpoint/search.json")).read_text())["rows"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
