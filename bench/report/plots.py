@@ -413,7 +413,7 @@ def headline(
         if p.reached is not None and p.reached.compute_s:
             ax.scatter([p.reached.compute_s], [100 * p.reached.accuracy.mean], marker="*", s=260,
                        color=colors[p.system].color, edgecolors="black", linewidths=0.8, zorder=5,
-                       label=None if marked else "parity reached")
+                       label=None if marked else "matched the reference")
             marked = True
     accuracy_limits(ax, [100 * s.accuracy.mean for s in shown])
     for s in summaries:
@@ -437,8 +437,8 @@ def headline(
         folder,
         f"{group.slug}_headline",
         f"{group.label} ({hardware}): mean test accuracy against mean fit time, a point per budget, named by "
-        f"it; bands: {INTERVAL}; circle: the baseline's reference; star: parity (within {tolerance}); dotted: "
-        f"the floor.",
+        f"it; bands: {INTERVAL}; circle: the baseline's reference; star: the smallest budget shown no worse than "
+        f"it (the 90% interval of the difference above -{tolerance}); dotted: the floor.",
     )
 
 
