@@ -205,7 +205,9 @@ def watch(proc: subprocess.Popen, limits: Limits, timeout_s: float | None, what:
         rss = tree_rss_mb(proc.pid)
         watch.peak_rss_mb = max(watch.peak_rss_mb, rss)
         if work is not None and now >= next_disk:
-            watch.peak_disk_mb = max(watch.peak_disk_mb, rundir.folder_mb(work))
+            # A search that can continue after its process died keeps its tuner's project in resume/, not work/.
+            scratch = rundir.folder_mb(work) + rundir.folder_mb(work.parent / RESUME_DIR)
+            watch.peak_disk_mb = max(watch.peak_disk_mb, scratch)
             next_disk = now + DISK_POLL_S
         if limits.max_rss_mb is not None and rss > limits.max_rss_mb:
             watch.status, watch.reason = "failed", (

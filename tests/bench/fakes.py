@@ -209,3 +209,17 @@ class FakeNvml:
         if self.fail_reads:
             raise FakeNVMLError("GPU is lost")
         return SimpleNamespace(used=self.used_mb[h[1]] * MIB, total=141_000 * MIB, free=0)
+
+
+class FillsCheckpoint(_Prior):
+    """Writes 64 MiB into its resume checkpoint (where a continuing search keeps its tuner's project), then waits."""
+
+    name = "fills-checkpoint"
+    description = "fills its checkpoint folder"
+
+    def resumes(self, budget: object) -> bool:
+        return True
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        (ctx.resume.checkpoint_dir / "trial.bin").write_bytes(b"\0" * (64 << 20))
+        time.sleep(60)

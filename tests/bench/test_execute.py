@@ -243,3 +243,9 @@ def test_a_keras_run_writes_nothing_in_the_home_folder(tmp_path):
     finally:
         sandbox.close()
     assert (sandbox.cache / "keras" / "keras.json").exists()
+
+
+def test_the_disk_cap_counts_a_checkpoint_kept_for_resuming_as_scratch(tmp_path):
+    record = LocalExecutor(Limits(max_disk_mb=32)).run(spec(tmp_path, "tests.bench.fakes:FillsCheckpoint"))
+    assert record.status == "failed" and record.error.startswith("disk limit exceeded"), record.error
+    assert not (tmp_path / "runs" / record.run_id / "resume").exists()  # the harness's verdict: nothing to resume
