@@ -17,6 +17,7 @@ not start last on an otherwise idle cluster.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -59,8 +60,8 @@ KEPT_MODELS_DIR = Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" 
 # How long the driver waits for a cluster's address to accept a connection before it gives up: Ray's own
 # connect loop retries for minutes on an address where nothing listens.
 CONNECT_TIMEOUT_S = 5.0
-# How often a run on a node sends its changed resume state to the driver, and the most it sends: a search's
-# trial checkpoints can reach gigabytes; a larger state is not sent, and a retry of that run starts again.
+# How often a run on a node sends its resume state to the driver, and the most it sends of a checkpoint: a
+# search's trial checkpoints can reach gigabytes; a larger one is not sent, and a retry of that run starts again.
 SHIP_S = 10.0
 SHIP_MAX_MB = 512.0
 # The address a local Ray started by the harness gives its processes: its gRPC servers (GCS, raylet, workers)
@@ -235,7 +236,7 @@ def _run_on_node(spec_json: str, limits: Limits, events: Any, group: str = "") -
         resume = rundir.run_dir(scratch, spec.run_id) / RESUME_DIR
         with contextlib.suppress(ray.exceptions.RayError):
             _put_files(resume, ray.get(events.kept.remote(spec.out_dir, spec.run_id), timeout=EVENT_TIMEOUT_S))
-        with _Shipping(resume, lambda files: events.keep.remote(spec.out_dir, spec.run_id, files)):
+        with _Shipping(resume, lambda files, whole: events.keep.remote(spec.out_dir, spec.run_id, files, whole)):
             record = supervise(replace(spec, out_dir=str(scratch)), limits, env).replace(node=node)
         folder = rundir.run_dir(scratch, spec.run_id)
         model = folder / rundir.MODEL
@@ -270,14 +271,15 @@ def _put_files(folder: Path, files: dict[str, bytes]) -> None:
 
 
 class _Shipping:
-    """While a run goes, sends its resume folder to the driver whenever its attempt.json changes (at most every
-    SHIP_S seconds, SHIP_MAX_MB at most: a larger state stays on its node)."""
+    """While a run goes, sends its resume state to the driver every SHIP_S seconds: the whole folder when it holds
+    a new checkpoint (attempt.json's `carried` changed; SHIP_MAX_MB at most, a larger state is not sent), else
+    attempt.json alone, so the driver knows the compute spent."""
 
     def __init__(self, folder: Path, send: Any) -> None:
         self.folder, self.send = folder, send
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="resume-shipping", daemon=True)
-        self._sent: float | None = None
+        self._carried = ""  # what the last whole folder sent held
 
     def __enter__(self) -> _Shipping:
         self._thread.start()
@@ -292,12 +294,14 @@ class _Shipping:
 
         while not self._stop.wait(SHIP_S):
             try:
-                stamp = (self.folder / ATTEMPT).stat().st_mtime
-                if stamp == self._sent or rundir.folder_mb(self.folder) > SHIP_MAX_MB:
-                    continue
-                ray.get(self.send(_files_under(self.folder)), timeout=EVENT_TIMEOUT_S * 6)
-                self._sent = stamp
-            except (OSError, ray.exceptions.RayError):
+                attempt = (self.folder / ATTEMPT).read_bytes()
+                carried = json.loads(attempt).get("spent", {}).get("carried", "")
+                whole = carried != self._carried and rundir.folder_mb(self.folder) <= SHIP_MAX_MB
+                files = _files_under(self.folder) if whole else {ATTEMPT: attempt}
+                ray.get(self.send(files, whole), timeout=EVENT_TIMEOUT_S * 6)
+                if whole:
+                    self._carried = carried
+            except (OSError, ValueError, ray.exceptions.RayError):
                 continue  # not written yet, or the driver busy: the next look tries again
 
 
@@ -308,9 +312,14 @@ class _Events:
     def __init__(self) -> None:
         self._events: list[tuple[str, str]] = []
 
-    def keep(self, out_dir: str, run_id: str, files: dict[str, bytes]) -> None:
-        """Replaces the run's resume folder in the results folder with files."""
+    def keep(self, out_dir: str, run_id: str, files: dict[str, bytes], whole: bool = True) -> None:
+        """Replaces the run's resume folder in the results folder with files (whole), or writes these files
+        into it."""
         folder = rundir.run_dir(out_dir, run_id) / RESUME_DIR
+        if not whole:
+            for name, data in files.items():
+                rundir.write_atomic(folder / name, data.decode())
+            return
         staged = folder.with_name(f".{RESUME_DIR}.incoming")
         shutil.rmtree(staged, ignore_errors=True)
         _put_files(staged, files)
