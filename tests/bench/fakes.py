@@ -212,7 +212,7 @@ class FakeNvml:
 
 
 class FillsCheckpoint(_Prior):
-    """Writes 2^26 bytes into its resume checkpoint (where a continuing search keeps its tuner's project), then waits."""
+    """Writes 2^26 bytes into its resume checkpoint (where a continuing search keeps its project), then waits."""
 
     name = "fills-checkpoint"
     description = "fills its checkpoint folder"
