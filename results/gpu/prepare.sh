@@ -31,7 +31,7 @@ pure=(keras==3.12.0 autokeras==3.0.0 keras-tuner==1.4.8 kt-legacy namex absl-py 
 "$python" -m pip wheel -q --no-deps -w "$whl/any" airbench==0.1.8
 
 # Compiled, per CPython version: the machine's Python decides which folder run.sh installs from.
-# A call to that machine carries at most 64 MiB with the working tree (about 18.5 MiB): the pure and compiled
+# A command on that machine receives at most 67 MB with the working tree (about 18.5 MiB): the pure and compiled
 # wheels of one Python fit in one, the staged data and pillow (usually on the machine already) in another.
 compiled=(pandas==3.1.1 scikit-learn==1.9.1 h5py optree dm-tree grpcio psutil==7.2.2 isal==1.9.1 charset-normalizer)
 extra=(pillow==13.0.0)
@@ -53,4 +53,4 @@ code=$(git ls-files -z | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
 echo
 du -sb "$whl"/* .gpu-data | awk '{printf "%-20s %6.1f MiB\n", $2, $1 / 1048576}'
 printf "%-20s %6.1f MiB\n" "tracked tree" "$(echo "$code / 1048576" | bc -l)"
-echo "A call carries the working tree plus the paths it names, 64 MiB in all; see results/gpu/README.md."
+echo "A command receives the working tree plus the paths it names, 67 MB at most; see results/gpu/README.md."
