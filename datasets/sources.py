@@ -53,12 +53,19 @@ def keras_home() -> Path:
 
 def search(path: str | os.PathLike[str] | None, known_names: Sequence[str],
            fallbacks: Sequence[Path] = ()) -> Search:
-    """Looks in the explicit path, then each known name inside BENCH_DATA_DIR, then the fallbacks."""
+    """Looks in the explicit path, then each known name inside BENCH_DATA_DIR, then the fallbacks.
+
+    A relative explicit path is looked for from the working folder first, then inside BENCH_DATA_DIR, so a suite
+    can name a file of the data folder (path = "cells.zip") wherever that folder is.
+    """
     places: list[Path] = []
+    root = data_dir()
     if path is not None:
-        places.append(Path(path).expanduser())
+        explicit = Path(path).expanduser()
+        places.append(explicit)
+        if root is not None and not explicit.is_absolute():
+            places.append(root / explicit)
     else:
-        root = data_dir()
         if root is not None:
             places.extend(root / name for name in known_names)
         places.extend(fallbacks)

@@ -116,6 +116,23 @@ def test_invalid_options(options: dict, message: str) -> None:
         Malaria(**options)
 
 
+def test_a_relative_path_is_looked_for_from_the_working_folder_then_in_the_data_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_zip(tmp_path / "data" / "cells.zip", malaria_members(corrupt=0))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
+    assert len(Malaria(path="cells.zip").load().y_train) == N_CELLS * 4 // 5
+    # The working folder's copy comes first.
+    write_zip(work / "cells.zip", malaria_members(codes_per_class=3, corrupt=0))
+    assert len(Malaria(path="cells.zip", size=16).load().y_train) == N_CELLS // 2 * 4 // 5
+    monkeypatch.delenv("BENCH_DATA_DIR")
+    (work / "cells.zip").unlink()
+    status = Malaria(path="cells.zip").availability()
+    assert not status.ok and "cells.zip" in status.reason and str(tmp_path / "data") not in status.reason
+
+
 def test_offline_message_names_places_and_fixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BENCH_DATA_DIR", str(tmp_path / "data"))
     status = Malaria().availability()
