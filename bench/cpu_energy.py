@@ -86,6 +86,13 @@ class CpuEnergyMeter(WindowedMeter):
             self._result = self._uj / 1e6 if self._known and self._measured else None
         return self._result
 
+    def so_far(self) -> float | None:
+        """Joules up to the last read (at most one interval ago), an open window included; None where unknown."""
+        if self._result is not False:
+            return self._result  # type: ignore[return-value]
+        with self._lock:
+            return self._uj / 1e6 if self._known and (self._measured or self._depth > 0) else None
+
     def _closing(self) -> None:
         """Leaves a window, adding the last stretch when it is the outermost. Caller holds _lock."""
         if self._depth == 0:

@@ -9,6 +9,7 @@ GPU is held, so "no GPU" never reads as "a GPU that did nothing".
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import os
 import threading
@@ -194,6 +195,24 @@ class GpuSampler(WindowedMeter):
             self._result = self._usage()
             self._shutdown()
         return self._result
+
+    def so_far(self) -> GpuUsage:
+        """The totals up to now, the open window's held time and energy included."""
+        if self._result is not None:
+            return self._result
+        with self._lock:
+            usage = self._usage()
+            if self._depth == 0 or not self._handles:
+                return usage
+            held_s = len(self._handles) * (time.monotonic() - self._window_start)
+            energy_j = usage.gpu_energy_j if self._window_s > 0 else 0.0
+            now = self._energy_counters()
+            if energy_j is not None and self._energy_known and now is not None and self._energy_start is not None:
+                energy_j += sum((b - a) % ENERGY_COUNTER_WRAP_MJ
+                                for a, b in zip(self._energy_start, now, strict=True)) / 1000
+            else:
+                energy_j = None
+            return dataclasses.replace(usage, gpu_s=(usage.gpu_s or 0.0) + held_s, gpu_energy_j=energy_j)
 
     def _opening(self) -> bool:
         """Opens (or nests into) the window; False when there is nothing to measure. Caller holds _lock."""

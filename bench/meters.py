@@ -40,6 +40,10 @@ class WindowedMeter(ABC):
         """Stops measuring and returns the totals; later calls return the same totals."""
 
     @abstractmethod
+    def so_far(self) -> Any:
+        """The totals up to now, an open window included, without stopping (for a heartbeat that persists them)."""
+
+    @abstractmethod
     def _opening(self) -> bool:
         """Opens (or nests into) a window; False when there is nothing to measure. Caller holds _lock."""
 

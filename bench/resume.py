@@ -9,8 +9,8 @@ continues from it when its key matches: the same spec, data fingerprint, code, b
 it starts again, with one line saying what changed.
 
 The budget is the user's bill: an attempt's deadline is the budget less every earlier attempt's fit time, and the
-record's fit and CPU seconds add them up. The time between an attempt's last heartbeat and its death (at most
-HEARTBEAT_S) is the only compute left out.
+record's fit, CPU and GPU seconds and its energy add them up. The time between an attempt's last heartbeat and its
+death (at most HEARTBEAT_S) is the only compute left out.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -34,14 +34,36 @@ CHECKPOINT_DIR = "checkpoint"  # in RESUME_DIR: the system's own files
 HEARTBEAT_S = 10.0
 
 
+# The meters' figures a heartbeat persists beside fit_s and cpu_s (the record's fields of the same names).
+HELD_S = ("gpu_s", "gpu_busy_s")  # None: no GPU held, so nothing to add
+ENERGY_J = ("gpu_energy_j", "cpu_energy_j")  # None: not measured, so a sum over attempts is unknown too
+USAGE = HELD_S + ENERGY_J
+
+
 @dataclass(frozen=True)
 class Spent:
-    """Compute of the attempts before this one (fit_s: wall seconds in fit; cpu_s: this process's CPU seconds)."""
+    """Compute of the attempts so far (fit_s: wall seconds in fit; cpu_s: this process's CPU seconds; the GPU and
+    energy figures as the run record defines them, None where not measured)."""
 
     attempts: int = 0
     fit_s: float = 0.0
     cpu_s: float = 0.0
     carried: str = ""  # what the last checkpoint holds, e.g. 'epoch 3 of 8' ('' before any checkpoint)
+    gpu_s: float | None = None
+    gpu_busy_s: float | None = None
+    gpu_energy_j: float | None = None
+    cpu_energy_j: float | None = None
+    fits: int = 0  # attempts whose fit began (an attempt that died loading its data spent no fit compute)
+
+
+def add_usage(name: str, earlier: float | None, now: float | None, earlier_fits: int) -> float | None:
+    """One usage figure over attempts: held seconds add where known; energy is unknown once an attempt that
+    ran a fit did not measure it (a lower figure would pass for the whole)."""
+    if earlier_fits == 0:
+        return now
+    if name in ENERGY_J:
+        return None if earlier is None or now is None else earlier + now
+    return now if earlier is None else earlier if now is None else earlier + now
 
 
 class Attempt:
@@ -61,6 +83,7 @@ class Attempt:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._usage: Callable[[], Mapping[str, float | None]] | None = None
         state = self._read()
         if state is None:
             return
@@ -96,8 +119,9 @@ class Attempt:
         now = time.monotonic() if now is None else now
         return now + max(0.0, budget_s - self.before.fit_s)
 
-    def fit_started(self) -> None:
-        """Starts this attempt's fit clock and its heartbeat."""
+    def fit_started(self, usage: Callable[[], Mapping[str, float | None]] | None = None) -> None:
+        """Starts this attempt's fit clock and its heartbeat; `usage` reads the meters' totals so far (USAGE)."""
+        self._usage = usage
         self._fit_t0, self._cpu_t0 = time.monotonic(), _cpu_s()
         self.save()
         self._thread = threading.Thread(target=self._beat, name="resume-heartbeat", daemon=True)
@@ -115,7 +139,14 @@ class Attempt:
         cpu_s = 0.0 if self._fit_t0 is None else _cpu_s() - self._cpu_t0
         with self._lock:
             carried = self._carried
-        return Spent(self.before.attempts + 1, self.before.fit_s + fit_s, self.before.cpu_s + cpu_s, carried)
+        if self._fit_t0 is None:
+            usage = {name: getattr(self.before, name) for name in USAGE}
+        else:
+            now = self._usage() if self._usage is not None else {}
+            usage = {name: add_usage(name, getattr(self.before, name), now.get(name), self.before.fits)
+                     for name in USAGE}
+        return Spent(self.before.attempts + 1, self.before.fit_s + fit_s, self.before.cpu_s + cpu_s, carried,
+                     fits=self.before.fits + (self._fit_t0 is not None), **usage)
 
     def save(self) -> None:
         """Writes attempt.json (atomically: a kill mid-write leaves the previous one)."""
@@ -133,10 +164,20 @@ class Attempt:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def with_earlier(self, fit_s: float | None, cpu_s: float | None) -> tuple[float | None, float | None]:
-        """This attempt's fit and CPU seconds plus the earlier attempts'."""
-        return (None if fit_s is None else fit_s + self.before.fit_s,
-                None if cpu_s is None else cpu_s + self.before.cpu_s)
+    def with_earlier(self, compute: Mapping[str, object]) -> dict[str, object]:
+        """This attempt's record fields (fit_s, cpu_s and the USAGE figures) plus the earlier attempts'."""
+        total = dict(compute)
+        for name in ("fit_s", "cpu_s"):
+            if name in compute:
+                value = compute[name]
+                total[name] = None if value is None else float(value) + getattr(self.before, name)  # type: ignore[arg-type]
+        for name in USAGE:
+            if name in compute:
+                value = compute[name]
+                total[name] = add_usage(name, getattr(self.before, name),
+                                        None if value is None else float(value),  # type: ignore[arg-type]
+                                        self.before.fits)
+        return total
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):

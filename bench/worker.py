@@ -115,23 +115,23 @@ def execute(spec: RunSpec) -> RunRecord:
                          n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
                          deadline=attempt.deadline(spec.budget.seconds), keep_models=spec.keep_models,
                          resume=attempt)
-        attempt.fit_started()
+        attempt.fit_started(lambda: {**gpus.so_far().as_fields(), "cpu_energy_j": cpu_energy.so_far()})
         with meters:
             result = system.run(data, ctx, meters)
         attempt.stop()
-        fit_s, cpu_s = attempt.with_earlier(result.fit_s, result.cpu_s)
         common.update(attempts=attempt.before.attempts + 1, resumed_from=attempt.before.carried)
         scores = metrics.score(data.y_test, result.probabilities)
         meta = metadata.collect(packages)
         known = {k: v for k, v in result.extras.items() if k in RECORD_FIELDS}
         # A search over several processes: its workers' compute counts with the run's.
-        compute = whole_compute({"fit_s": fit_s, "cpu_s": cpu_s, **gpus.stop().as_fields()}, result.extras)
+        this_attempt = {"fit_s": result.fit_s, "cpu_s": result.cpu_s, **gpus.stop().as_fields(),
+                        "cpu_energy_j": cpu_energy.stop()}
+        compute = whole_compute(attempt.with_earlier(this_attempt), result.extras)
         train_flops, whole_fit_s = known.get("train_flops"), compute.get("fit_s")
         rate = train_flops / whole_fit_s if train_flops is not None and whole_fit_s else None
         record = record_for(
             spec, "ok", flops_per_s=rate, accuracy=scores.accuracy, balanced_accuracy=scores.balanced_accuracy,
             macro_f1=scores.macro_f1, log_loss=scores.log_loss, predict_s=result.predict_s, **compute,
-            cpu_energy_j=cpu_energy.stop(),
             params=result.params, trials=result.trials, device=meta["gpus"][0] if meta["gpus"] else "cpu",
             hardware=meta["hardware"], **known, **common)
         rundir.write_predictions(folder / rundir.PREDICTIONS, result.probabilities, data.y_test,

@@ -77,3 +77,14 @@ def test_a_counter_lost_mid_run_makes_the_total_unknown(tmp_path):
     with meter.window():
         (p0 / "energy_uj").unlink()
     assert meter.stop() is None
+
+
+def test_so_far_reads_an_open_window_and_is_none_before_any(tmp_path):
+    p0 = domain(tmp_path, "intel-rapl:0", "package-0", 0)
+    meter = CpuEnergyMeter(tmp_path, interval_s=INTERVAL).start()
+    assert meter.so_far() is None  # no window yet: nothing measured
+    with meter.window():
+        set_energy(p0, 2_000_000)
+        time.sleep(INTERVAL * 5)
+        assert meter.so_far() == pytest.approx(2.0)
+    assert meter.stop() == pytest.approx(2.0) and meter.so_far() == pytest.approx(2.0)

@@ -264,3 +264,24 @@ def test_energy_is_unknown_where_a_gpu_has_no_counter():
     timed_window(sampler, 0.01)
     usage = sampler.stop()
     assert usage.gpu_s is not None and usage.gpu_energy_j is None
+
+
+def test_so_far_counts_the_open_window_without_stopping_the_sampler():
+    nvml = EnergyNvml(step_mj=(0, 100_000, 0, 0))
+    sampler = GpuSampler(interval_s=10.0, nvml=nvml, visible="1").start()  # no thread sample: reads are explicit
+    timed_window(sampler, 0.01)  # a closed window: one step of 100 J
+    with sampler.window():
+        time.sleep(0.05)
+        mid = sampler.so_far()
+        assert mid.gpu_energy_j == pytest.approx(200.0)  # the closed window and the open one's read so far
+        assert mid.gpu_s >= 0.05
+    usage = sampler.stop()
+    assert usage.gpu_s >= mid.gpu_s and usage.gpu_energy_j > mid.gpu_energy_j
+    assert sampler.so_far() == usage  # after stop: the totals
+
+
+def test_so_far_is_unknown_energy_where_a_gpu_has_no_counter():
+    sampler = GpuSampler(interval_s=10.0, nvml=EnergyNvml(supported=False), visible="1").start()
+    with sampler.window():
+        assert sampler.so_far().gpu_energy_j is None and sampler.so_far().gpu_s is not None
+    sampler.stop()

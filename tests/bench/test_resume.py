@@ -40,8 +40,42 @@ def test_a_resumed_attempt_has_the_budget_less_what_the_earlier_ones_spent_and_c
     assert attempt.note == "resuming after 2 attempt(s) that spent 45 s in fit, from epoch 3 (30 of 90 steps)"
     assert attempt.deadline(60.0, now=100.0) == 115.0
     assert attempt.deadline(30.0, now=100.0) == 100.0  # spent already: no time left, straight to predict
-    assert attempt.with_earlier(10.0, 20.0) == (55.0, 100.0)
-    assert attempt.with_earlier(None, None) == (None, None)
+    assert attempt.with_earlier({"fit_s": 10.0, "cpu_s": 20.0}) == {"fit_s": 55.0, "cpu_s": 100.0}
+    assert attempt.with_earlier({"fit_s": None, "cpu_s": None}) == {"fit_s": None, "cpu_s": None}
+
+
+def test_gpu_time_and_energy_add_over_attempts_and_energy_unmeasured_once_is_unknown(tmp_path: Path) -> None:
+    left_by_a_dead_attempt(tmp_path, Spent(attempts=1, fit_s=40.0, cpu_s=70.0, fits=1, gpu_s=40.0, gpu_busy_s=30.0,
+                                           gpu_energy_j=9000.0, cpu_energy_j=None))
+    attempt = Attempt(tmp_path, KEY)
+    total = attempt.with_earlier({"fit_s": 20.0, "cpu_s": 30.0, "gpu_s": 20.0, "gpu_busy_s": None,
+                                  "gpu_energy_j": 4000.0, "cpu_energy_j": 500.0, "gpu_model": "NVIDIA H200"})
+    assert total == {"fit_s": 60.0, "cpu_s": 100.0, "gpu_s": 60.0, "gpu_busy_s": 30.0, "gpu_energy_j": 13000.0,
+                     "cpu_energy_j": None, "gpu_model": "NVIDIA H200"}  # CPU energy unmeasured before: unknown
+    # An earlier attempt that died before its fit began spent nothing: its unmeasured energy hides nothing.
+    left_by_a_dead_attempt(tmp_path, Spent(attempts=1))
+    assert Attempt(tmp_path, KEY).with_earlier({"cpu_energy_j": 500.0}) == {"cpu_energy_j": 500.0}
+
+
+def test_the_heartbeat_persists_the_meters_so_a_killed_attempt_leaves_its_gpu_time_and_energy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resume, "HEARTBEAT_S", 0.05)
+    readings = iter(range(1, 1000))
+
+    def meters() -> dict[str, float | None]:
+        n = next(readings)
+        return {"gpu_s": 2.0 * n, "gpu_busy_s": 1.0 * n, "gpu_energy_j": 100.0 * n, "cpu_energy_j": 10.0 * n}
+
+    attempt = Attempt(tmp_path, KEY)
+    attempt.fit_started(meters)
+    time.sleep(0.3)
+    attempt.stop()  # the process "dies": what the last heartbeat wrote stands
+    spent = json.loads((tmp_path / RESUME_DIR / ATTEMPT).read_text())["spent"]
+    n = spent["gpu_busy_s"]
+    assert n >= 2 and spent == {**spent, "fits": 1, "gpu_s": 2 * n, "gpu_energy_j": 100 * n, "cpu_energy_j": 10 * n}
+    resumed = Attempt(tmp_path, KEY)
+    assert resumed.before.gpu_energy_j == 100 * n
+    assert resumed.with_earlier({"gpu_energy_j": 50.0})["gpu_energy_j"] == 100 * n + 50
 
 
 @pytest.mark.parametrize("changed", ["data_fingerprint", "code", "backend", "precision", "run_id"])
