@@ -111,108 +111,156 @@ def adopt_finished(spec: RunSpec, now: DataCheck | None = None) -> RunRecord | N
     return record if ok else None
 
 
-def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force: bool = False,
-              console: Console | None = None) -> Summary:
-    """Executes what is missing from the table (everything with force) and records each run as it ends."""
-    console = console or Console(stderr=True)
-    store = ResultsStore(out_dir)
-    done = store.records()
-    summary = Summary()
-    unavailable = availability_reasons(specs)
+@dataclass(frozen=True)
+class Plan:
+    """What a suite's invocation will do: the runs to execute, the records to put without running, and why."""
 
-    def recorded_ok(spec: RunSpec) -> RunRecord | None:
-        record = done.get(spec.run_id)
-        ok = not force and record is not None and record.status == "ok" and same_arithmetic(spec, record)
+    todo: tuple[RunSpec, ...]
+    skipped: tuple[RunRecord, ...] = ()  # runs whose data set cannot be loaded here, with the reason
+    adopted: tuple[RunRecord, ...] = ()  # ok records a killed driver left in run folders, not yet in the table
+    already_done: int = 0  # runs already recorded as ok on the data as it loads now (adopted ones included)
+    notes: tuple[str, ...] = ()  # console lines (rich markup): data changed or unreadable, data sets skipped
+
+
+class _Recorded:
+    """The table's ok records a spec may count as done: same arithmetic, not forced, and the data as it loads now."""
+
+    def __init__(self, done: dict[str, RunRecord], force: bool) -> None:
+        self._done, self._force = done, force
+        self.now: dict[DatasetRef, DataCheck] = {}
+
+    def ok(self, spec: RunSpec) -> RunRecord | None:
+        """The spec's ok record in the table, whatever data it saw."""
+        record = self._done.get(spec.run_id)
+        ok = not self._force and record is not None and record.status == "ok" and same_arithmetic(spec, record)
         return record if ok else None
 
-    # A run_id does not name the data's bytes (a --data-dir may point at another copy): a recorded run counts
-    # as done only if it saw the data its data set loads as now. Data sets are loaded only where that decides,
-    # and every one with --force, which decodes them again.
-    to_check = {s.dataset for s in specs if s.dataset not in unavailable and (force
-                or ((r := recorded_ok(s)) is not None and r.data_fingerprint)
-                or (rundir.run_dir(s.out_dir, s.run_id) / rundir.RECORD).exists())}
-    now = check_data(specs, to_check, executor.limits, refresh=force)
-    for ref in sorted(now, key=lambda r: (r.name, r.label)):
-        stale = [s for s in specs if s.dataset == ref and (r := recorded_ok(s)) is not None
-                 and not same_data(r, now[ref])]
-        if not stale:
-            continue
-        from bench.report.formatting import plural  # the report's wording; imported only when it is needed
+    def finished(self, spec: RunSpec) -> bool:
+        """Recorded as ok on the data its data set loads as now."""
+        record = self.ok(spec)
+        return record is not None and same_data(record, self.now.get(spec.dataset))
 
-        label = f" ({ref.label})" if ref.label else ""
-        if not now[ref].ok:
-            console.print(f"[yellow]data unreadable[/]: {escape(ref.name)}{escape(label)} cannot be loaded now "
-                          f"({escape(now[ref].error)}); {plural(len(stale), 'run')} recorded on it run again")
-            continue
-        was = sorted({done[s.run_id].data_fingerprint for s in stale})
-        console.print(f"[yellow]data changed[/]: {escape(ref.name)}{escape(label)} loads as {now[ref].fingerprint} "
-                      f"now, {plural(len(stale), 'run')} recorded on {', '.join(was)}: run again")
+    def needs_check(self, spec: RunSpec) -> bool:
+        """Whether the spec's data must be loaded to decide it: a run_id does not name the data's bytes (a
+        --data-dir may point at another copy), so a recorded run counts as done only on the data as it loads now."""
+        record = self.ok(spec)
+        return (self._force or (record is not None and bool(record.data_fingerprint))
+                or (rundir.run_dir(spec.out_dir, spec.run_id) / rundir.RECORD).exists())
 
-    def finished(spec: RunSpec) -> bool:
-        record = recorded_ok(spec)
-        return record is not None and same_data(record, now.get(spec.dataset))
 
-    skipped = [record_for(s, "skipped", error=unavailable[s.dataset], **system_identity(s.system)) for s in specs
-               if s.dataset in unavailable and not finished(s)]
+def plan(specs: list[RunSpec], done: dict[str, RunRecord], limits: Limits, *, force: bool = False) -> Plan:
+    """Decides each run: skipped (no data), already done, adopted from its folder, or to execute. Data sets are
+    loaded (under a run's limits) only where that decides, and every one with force, which decodes them again."""
+    unavailable = availability_reasons(specs)
+    recorded = _Recorded(done, force)
+    to_check = {s.dataset for s in specs if s.dataset not in unavailable and recorded.needs_check(s)}
+    recorded.now = check_data(specs, to_check, limits, refresh=force)
+    notes = [note for ref in sorted(recorded.now, key=lambda r: (r.name, r.label))
+             if (note := _stale_note(ref, recorded.now[ref], [s for s in specs if s.dataset == ref], recorded))]
+    skipped = tuple(record_for(s, "skipped", error=unavailable[s.dataset], **system_identity(s.system))
+                    for s in specs if s.dataset in unavailable and not recorded.finished(s))
     if skipped:
-        store.put_many(skipped)
-        summary.counts["skipped"] += len(skipped)
-        for ref, reason in unavailable.items():
-            console.print(f"[yellow]skipped[/] {ref.name} {ref.label}: {escape(reason)}")
-
-    todo: list[RunSpec] = []
-    for spec in specs:
-        if spec.dataset in unavailable:
-            continue
-        if finished(spec):
-            summary.already_done += 1
-        elif not force and (adopted := adopt_finished(spec, now.get(spec.dataset))) is not None:
-            store.put(adopted)
-            summary.already_done += 1
+        notes += [f"[yellow]skipped[/] {ref.name} {ref.label}: {escape(reason)}" for ref, reason in unavailable.items()]
+    todo, adopted, already_done = [], [], 0
+    for spec in (s for s in specs if s.dataset not in unavailable):
+        if recorded.finished(spec):
+            already_done += 1
+        elif not force and (record := adopt_finished(spec, recorded.now.get(spec.dataset))) is not None:
+            adopted.append(record)
+            already_done += 1
         else:
             todo.append(spec)
+    return Plan(tuple(todo), skipped, tuple(adopted), already_done, tuple(notes))
+
+
+def _stale_note(ref: DatasetRef, now: DataCheck, specs: list[RunSpec], recorded: _Recorded) -> str:
+    """One line where runs recorded as ok saw other data than the data set loads as now ('' where none did)."""
+    stale = [r for s in specs if (r := recorded.ok(s)) is not None and not same_data(r, now)]
+    if not stale:
+        return ""
+    from bench.report.formatting import plural  # the report's wording; imported only when it is needed
+
+    label = f" ({ref.label})" if ref.label else ""
+    if not now.ok:
+        return (f"[yellow]data unreadable[/]: {escape(ref.name)}{escape(label)} cannot be loaded now "
+                f"({escape(now.error)}); {plural(len(stale), 'run')} recorded on it run again")
+    was = sorted({r.data_fingerprint for r in stale})
+    return (f"[yellow]data changed[/]: {escape(ref.name)}{escape(label)} loads as {now.fingerprint} now, "
+            f"{plural(len(stale), 'run')} recorded on {', '.join(was)}: run again")
+
+
+class _Display:
+    """The console while runs execute: a line as each starts and ends, and a live bar on a terminal."""
+
+    def __init__(self, todo: tuple[RunSpec, ...], console: Console) -> None:
+        self._console, self._total = console, len(todo)
+        self._position = {s.run_id: i for i, s in enumerate(todo, 1)}
+        self._running: dict[str, str] = {}  # run_id -> where it runs ('' on this machine)
+        self._ended = 0
+        self._t0 = time.monotonic()
+        # A live bar (elapsed time ticking while a run works) on a terminal; plain lines in logs.
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, disable=not console.is_terminal)
+        self._bar = self.progress.add_task("suite", total=self._total)
+
+    def started(self, spec: RunSpec, node: str) -> None:
+        """A run began (on `node`, '' for this machine)."""
+        self._running[spec.run_id] = node
+        on = f" on {node}" if node else ""
+        self._console.print(f"[bold]run {self._position[spec.run_id]}/{self._total}[/]{on} {escape(describe(spec))} "
+                            f"[dim](suite elapsed {time.monotonic() - self._t0:.0f} s, "
+                            f"limit {spec.timeout_s or 0:.0f} s)[/]")
+        self._show()
+
+    def ended(self, spec: RunSpec, record: RunRecord) -> None:
+        """A run ended with its record."""
+        self._running.pop(spec.run_id, None)
+        self._ended += 1
+        self.progress.advance(self._bar)
+        self._show()
+        self._console.print(f"    -> {escape(describe(spec))}: {outcome(record)}")
+
+    def _show(self) -> None:
+        """'pending 3, running 2 (1 on node-a, 1 on node-b), finished 5' across the cluster."""
+        where = Counter(node or "here" for node in self._running.values())
+        nodes = ", ".join(f"{n} on {node}" for node, n in sorted(where.items()))
+        pending = self._total - len(self._running) - self._ended
+        self.progress.update(self._bar, description=f"pending {pending}, running {len(self._running)}"
+                             + (f" ({nodes})" if nodes else "") + f", finished {self._ended}")
+
+
+def execute(planned: Plan, executor: Executor, store: ResultsStore, *, force: bool = False,
+            console: Console | None = None) -> Summary:
+    """Puts the plan's records without running, executes its runs and records each as it ends."""
+    console = console or Console(stderr=True)
+    summary = Summary(already_done=planned.already_done)
+    for note in planned.notes:
+        console.print(note)
+    if planned.skipped:
+        store.put_many(list(planned.skipped))
+        summary.counts["skipped"] += len(planned.skipped)
+    for record in planned.adopted:
+        store.put(record)
     if summary.already_done:
         console.print(f"{summary.already_done} run(s) already recorded as ok: not run again (--force reruns)")
     if force:  # a rerun starts from nothing: no earlier attempt's checkpoint is continued
-        for spec in todo:
+        for spec in planned.todo:
             shutil.rmtree(rundir.run_dir(spec.out_dir, spec.run_id) / RESUME_DIR, ignore_errors=True)
-
-    t_suite = time.monotonic()
-    position = {s.run_id: i for i, s in enumerate(todo, 1)}
-    running: dict[str, str] = {}  # run_id -> where it runs ('' on this machine)
-    ended = 0  # runs that ended in this invocation
-
-    # A live bar (elapsed time ticking while a run works) on a terminal; plain lines in logs.
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=console, disable=not console.is_terminal)
-    bar = progress.add_task("suite", total=len(todo))
-
-    def show() -> None:
-        """'pending 3, running 2 (1 on node-a, 1 on node-b), finished 5' across the cluster."""
-        where = Counter(node or "here" for node in running.values())
-        nodes = ", ".join(f"{n} on {node}" for node, n in sorted(where.items()))
-        pending = len(todo) - len(running) - ended
-        progress.update(bar, description=f"pending {pending}, running {len(running)}"
-                        + (f" ({nodes})" if nodes else "") + f", finished {ended}")
-
-    def started(spec: RunSpec, node: str) -> None:
-        running[spec.run_id] = node
-        elapsed = time.monotonic() - t_suite
-        on = f" on {node}" if node else ""
-        console.print(f"[bold]run {position[spec.run_id]}/{len(todo)}[/]{on} {escape(describe(spec))} "
-                      f"[dim](suite elapsed {elapsed:.0f} s, limit {spec.timeout_s or 0:.0f} s)[/]")
-        show()
-
-    with progress:
-        for spec, record in executor.map(todo, on_start=started):
-            running.pop(spec.run_id, None)
+    display = _Display(planned.todo, console)
+    with display.progress:
+        for spec, record in executor.map(list(planned.todo), on_start=display.started):
             store.put(record)
-            ended += 1
             summary.counts[record.status] += 1
-            progress.advance(bar)
-            show()
-            console.print(f"    -> {escape(describe(spec))}: {outcome(record)}")
+            display.ended(spec, record)
     return summary
+
+
+def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force: bool = False,
+              console: Console | None = None) -> Summary:
+    """Executes what is missing from the table (everything with force) and records each run as it ends."""
+    store = ResultsStore(out_dir)
+    planned = plan(specs, store.records(), executor.limits, force=force)
+    return execute(planned, executor, store, force=force, console=console)
 
 
 def system_identity(name: str) -> dict[str, str]:
