@@ -88,6 +88,8 @@ SEARCH_SHARE = 1 / 3
 # Images whose pixels give the per-channel mean and std when the found network normalises (plenty for 3
 # numbers a channel; the whole of CIFAR-10 in float64 would take 1.2 GB).
 NORM_SAMPLE = 10_000
+# In the run's resume folder, beside the search's tuner project: the scaled network's per-epoch checkpoint.
+TRAINING_FOLDER = "training"
 
 
 class AutoKerasHybrid(AutoKeras):
@@ -96,8 +98,9 @@ class AutoKerasHybrid(AutoKeras):
     name: ClassVar[str] = "autokeras-hybrid"
     description: ClassVar[str] = ("Auto-Keras 3 search on a stratified subset, best architecture scaled deeper "
                                   "by rule and trained on all data with the resnet recipe's practice")
-    # Its search, scale-up and training are three phases; only the first keeps a tuner project: it starts again.
-    carries_over: ClassVar[bool] = False
+    # A killed run continues: the search from its last finished trial (the tuner's project, as for `autokeras`),
+    # the scaled network's training from its last epoch (baselines/checkpoint.py, as `resnet` saves it).
+    carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options(AutoKeras.Options):
@@ -152,7 +155,8 @@ class AutoKerasHybrid(AutoKeras):
                             trial_epoch_examples=validation_tail(len(ys), self.options.validation_fraction)) as log:
             deadline = log.deadline
             if deadline is not None and self.options.budget_scope == "total":
-                log.deadline = t0 + SEARCH_SHARE * (deadline - t0)
+                # From the log's start, which a continued search moves back by the earlier attempts' fit time.
+                log.deadline = log.t0 + SEARCH_SHARE * (deadline - log.t0)
             trials = max_trials(ctx.budget, LIBRARY_MAX_TRIALS)
             model = self._auto_model(ak, self.tuner(log, refit=False), ctx, trials)
             # The tuner ends the search with SearchComplete where Auto-Keras would refit.
@@ -192,8 +196,11 @@ class AutoKerasHybrid(AutoKeras):
         self._train_deadline = deadline
         history_path = ctx.run_dir / rundir.HISTORY
         started = time.monotonic()
+        saving = self._carrying(ctx)
         self._trained = train(recipe, x, y, ctx.n_classes, seed=ctx.seed, deadline=deadline,
-                              history_path=history_path)
+                              history_path=history_path,
+                              checkpoint_dir=ctx.resume.checkpoint_dir / TRAINING_FOLDER if saving else None,
+                              on_checkpoint=ctx.resume.checkpointed if saving else None)
         assert self._log is not None
         self._log.refit_end = time.monotonic()  # the training is this system's refit
         if self._trained.history.empty:

@@ -231,6 +231,44 @@ def test_a_search_killed_mid_search_continues_from_its_last_finished_trial_on_th
     assert "resume: resuming after 1 attempt(s)" in log
 
 
+def _training_saved(out: Path) -> bool:
+    found = list((out / "runs").glob(f"*/{RESUME_DIR}/{ATTEMPT}"))
+    try:
+        return bool(found) and json.loads(found[0].read_text())["spent"]["carried"].startswith("epoch ")
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+@pytest.mark.slow
+def test_the_hybrid_killed_while_its_scaled_network_trains_keeps_its_search_and_continues_the_training(
+        tmp_path: Path) -> None:
+    """autokeras-hybrid killed after its search, once its scaled network saved an epoch: the command typed again
+    reloads the search (no trial run again) and continues the training from that epoch, within one budget."""
+    from tests.conftest import REPO
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "autokeras-hybrid",
+               "--budget", "60s", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    killed_once_ready(command, env, out, lambda: _training_saved(out), timeout_s=300)
+    kept = json.loads(next((out / "runs").glob(f"*/{RESUME_DIR}/checkpoint/search.json")).read_text())["rows"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(out / "runs.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "ok" and row["attempts"] == "2", row
+    assert row["resumed_from"].startswith("epoch "), row
+    with open(next((out / "runs").glob("*/trials.csv")), newline="") as f:
+        trials = list(csv.DictReader(f))
+    assert [t["trial_id"] for t in trials] == [k["trial_id"] for k in kept]  # the search was not run again
+    carried = int(row["resumed_from"].split()[1])
+    log = next((out / "runs").glob("*/log.txt")).read_text()
+    assert f"continuing from epoch {carried}" in log
+    history = next((out / "runs").glob("*/history.csv")).read_text().splitlines()
+    assert [int(line.split(",")[0]) for line in history[1:]][:carried] == list(range(1, carried + 1))
+    assert float(row["fit_s"]) <= 60 + 30  # one budget over both attempts, with its overshoot rule
+
+
 @pytest.mark.slow
 def test_under_ray_a_search_whose_node_is_lost_continues_on_another_node_from_its_last_trial(tmp_path: Path
                                                                                             ) -> None:
