@@ -22,8 +22,11 @@ from bench.systems.search.budget import allowed_overshoot_s
 from tests.bench.systems.searches import (
     CLASSES,
     StepClock,
+    accuracy,
     assert_no_tuner_files,
     assert_valid_probabilities,
+    learnt,
+    majority_rate,
     run_search,
     toy_data,
 )
@@ -248,15 +251,6 @@ def _assert_total_budget_kept(result: SystemResult, rows: list[dict[str, str]], 
     assert extras["scaled_spec"] != extras["found_spec"]
 
 
-def _floor(data: ImageData) -> float:
-    """The majority class's share of the test set."""
-    return float(np.bincount(data.y_test).max() / len(data.y_test))
-
-
-def _accuracy(result: SystemResult, data: ImageData) -> float:
-    return float(np.mean(result.probabilities.argmax(axis=1) == data.y_test))
-
-
 def test_a_total_budget_bounds_search_and_training_together(
         data: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """60 s scoped 'total', each training step "taking" half a second: the search stops at its share of the
@@ -268,7 +262,7 @@ def test_a_total_budget_bounds_search_and_training_together(
     # Each phase ends at most one step past its own end.
     assert extras["search_s"] <= SEARCH_SHARE * 60 + clock.step_s
     assert extras["overshoot_s"] <= clock.step_s
-    assert _accuracy(result, data) > _floor(data)
+    assert learnt(accuracy(result, data), len(data.y_test), majority_rate(data))
     _assert_clean(result, ctx, data)
 
 
@@ -281,5 +275,5 @@ def test_a_total_budget_on_digits_bounds_search_and_training_together(tmp_path: 
     digits = load_data("digits")
     result, ctx, rows = run_search("autokeras-hybrid", "40s", digits, tmp_path, dataset="digits")
     _assert_total_budget_kept(result, rows, 40)
-    assert _accuracy(result, digits) > _floor(digits)
+    assert learnt(accuracy(result, digits), len(digits.y_test), majority_rate(digits))
     _assert_clean(result, ctx, digits)
