@@ -41,7 +41,7 @@ def driver(tmp_path: Path, suite: Path, *args: str) -> subprocess.Popen:
 POLL_S = 0.2
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 90, what: str = "") -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float = 120, what: str = "") -> None:
     """Returns once predicate() holds, polling every POLL_S; fails the test after `timeout` seconds, saying `what`
     it waited for."""
     deadline = time.monotonic() + timeout
