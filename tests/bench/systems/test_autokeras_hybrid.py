@@ -219,6 +219,22 @@ def test_a_trial_budget_scales_the_first_trial_and_trains_the_recipe_s_schedule(
     assert extras["predict_flops"] > 0 and extras["flops_uncounted"] == ""
 
 
+def test_the_overshoot_is_measured_from_the_training_s_end_under_total_and_the_search_s_under_search() -> None:
+    from bench.systems.search import SearchLog
+
+    total = make_system("autokeras-hybrid")
+    total._train_deadline = 50.0
+    total._log = SearchLog(t0=0.0, deadline=20.0, scope="search")  # the search phase's own deadline
+    assert total.budget_end() == 50.0
+    searched = make_system("autokeras-hybrid", {"budget_scope": "search"})
+    assert searched.budget_end() is None  # nothing searched yet
+    searched._log = SearchLog(t0=0.0, deadline=40.0, scope="search")
+    assert searched.budget_end() == 40.0
+
+
+# A second real search of the same system in the default run; its scope's rules are the test above's and those of
+# autokeras' own budget_scope=search run on the step clock (tests/bench/systems/test_autokeras.py).
+@pytest.mark.slow
 def test_a_budget_scoped_to_the_search_is_followed_by_the_recipe_s_schedule(
         data: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """budget_scope=search (the 2019 protocol), each training step "taking" a second: the whole budget bounds the

@@ -222,6 +222,10 @@ def test_a_budget_too_short_for_one_epoch_fails_naming_the_fix(small_digits: Ima
     assert (row["status"], row["val_accuracy"], row["epochs"]) == ("stopped", "", "0")
 
 
+# The refit of the recipe's whole schedule makes this the slowest run of the file; the rules it checks are the
+# refit's missing deadline under 'search' (test_the_refit_ends_at_the_budget_under_total_and_has_no_deadline_under_
+# search), the search package's scope 'search' (autokeras' step-clock run) and the undeadlined refit (the t3 run).
+@pytest.mark.slow
 def test_a_search_budget_bounds_the_search_and_the_refit_trains_the_recipe_schedule_after_it(
         small_digits: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """budget_scope 'search' (the 2019 protocol, the paper suite's), each training step "taking" a quarter of a
