@@ -28,6 +28,9 @@ from tests.bench.systems.searches import (
     trial_rows,
 )
 
+# Auto-Keras validates on the last 20% of the training images.
+VALIDATION_IMAGES = N_TRAIN // 5
+
 
 @pytest.fixture(scope="module")
 def data() -> ImageData:
@@ -85,7 +88,8 @@ def test_time_budget_stops_search_within_overshoot_bound(
     assert rows[-1]["status"] == "stopped"
     assert all(float(r["ended_s"]) <= extras["search_s"] + 0.5 for r in rows)
     assert result.params and result.params > 0
-    assert 0 <= extras["val_accuracy"] <= 1
+    right = extras["val_accuracy"] * VALIDATION_IMAGES  # the refit model's score on Auto-Keras' validation split
+    assert extras["predicted_by"] == "refit" and right == pytest.approx(round(right))
     assert_valid_probabilities(result, data)
     assert_no_tuner_files(ctx)
 
@@ -167,7 +171,7 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     assert "block_type=vanilla" in rows[0]["summary"]
     extras = result.extras
     assert extras["search_val_accuracy"] == pytest.approx(max(float(r["val_accuracy"]) for r in rows), abs=1e-5)
-    right = extras["val_accuracy"] * 18  # images of the split the refit model classified correctly
+    right = extras["val_accuracy"] * VALIDATION_IMAGES  # images of the split the refit model classified correctly
     assert 0 <= extras["val_accuracy"] <= 1 and right == pytest.approx(round(right))
     assert {r["worker"] for r in rows} == {""}
     assert_valid_probabilities(result, data)
