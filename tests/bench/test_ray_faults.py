@@ -121,6 +121,11 @@ def test_ctrl_c_cancels_the_remaining_runs_and_leaves_a_whole_table(tmp_path):
     assert 1 <= len(done) < 5 and all(r.status == "ok" for r in done.values())
 
     def outlived() -> list[psutil.Process]:
-        return [p for p in workers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        alive = []
+        for p in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+        return alive
 
     wait_for(lambda: not outlived(), timeout=CANCEL_S, what="no run left after Ctrl-C")
