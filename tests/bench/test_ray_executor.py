@@ -99,6 +99,9 @@ def test_longest_runs_are_submitted_first() -> None:
     assert expected_cost(specs[0]) == (30.0, 200.0)
 
 
+# Ten seconds of sleeping runs; the order it times is checked in the default run by the test above, and the
+# executor's submitting and collecting by the comparison with the local executor.
+@pytest.mark.slow
 def test_the_makespan_is_close_to_ideal_with_longest_first(local_ray, tmp_path: Path) -> None:
     """Sleeping runs of known lengths on 2 slots: the suite takes about total / 2 (or the longest run)."""
     seconds = [1, 1, 1, 1, 5]  # short ones first, as a suite lists them: in this order the 5 s run would start last

@@ -174,6 +174,9 @@ def _own_network_namespace() -> bool:
     return probe.returncode == 0
 
 
+# A whole search of two processes under `bench all` (about 35 s): the rule it guards, Ray's loopback address kept,
+# is checked in the default run by the test of loopback_kept above.
+@pytest.mark.slow
 @pytest.mark.skipif(not _own_network_namespace(),
                     reason="needs root, unshare and ip to make a network namespace whose address is not loopback")
 def test_a_search_of_two_workers_under_bench_all_with_the_ray_executor_runs_where_the_address_is_not_loopback(

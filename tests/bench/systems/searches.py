@@ -1,5 +1,6 @@
 """What the searchers' tests share: tiny images a few epochs learn, a run as the harness makes it, trials.csv, the
-checks every searcher's run passes, and a clock that makes each training step "take" seconds."""
+checks every searcher's run passes, whether a model learnt, and a clock that makes each training step "take"
+seconds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.stats import binomtest
 
 from bench.budget import parse_budget
 from bench.datasets.base import ImageData
@@ -72,6 +74,28 @@ def assert_valid_probabilities(result: SystemResult, data: ImageData) -> None:
     """One probability row per test image, over the data set's classes, summing to 1."""
     assert result.probabilities.shape == (len(data.x_test), data.n_classes)
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+# The chance that a model which learnt nothing (right no more often than a constant guess) passes `learnt`.
+LEARNT_ALPHA = 1e-3
+
+
+def majority_rate(data: ImageData) -> float:
+    """The best a model that learnt nothing scores by a constant guess: the test set's commonest class's share (at
+    least the majority system's, which guesses the training set's commonest)."""
+    return float(np.bincount(data.y_test).max() / len(data.y_test))
+
+
+def accuracy(result: SystemResult, data: ImageData) -> float:
+    """The share of test images whose most probable class is right."""
+    return float(np.mean(result.probabilities.argmax(axis=1) == data.y_test))
+
+
+def learnt(accuracy: float, n_test: int, floor: float) -> bool:
+    """Whether `accuracy` on n_test images is above `floor` (the majority rate) beyond chance: a one-sided binomial
+    test at LEARNT_ALPHA, so a constant guess fails and a model a few epochs trained passes."""
+    right = round(accuracy * n_test)
+    return bool(binomtest(right, n_test, floor, alternative="greater").pvalue < LEARNT_ALPHA)
 
 
 class StepClock:

@@ -28,6 +28,9 @@ from tests.bench.systems.searches import (
     trial_rows,
 )
 
+# Auto-Keras validates on the last 20% of the training images.
+VALIDATION_IMAGES = N_TRAIN // 5
+
 
 @pytest.fixture(scope="module")
 def data() -> ImageData:
@@ -85,22 +88,23 @@ def test_time_budget_stops_search_within_overshoot_bound(
     assert rows[-1]["status"] == "stopped"
     assert all(float(r["ended_s"]) <= extras["search_s"] + 0.5 for r in rows)
     assert result.params and result.params > 0
-    assert 0 <= extras["val_accuracy"] <= 1
+    right = extras["val_accuracy"] * VALIDATION_IMAGES  # the refit model's score on Auto-Keras' validation split
+    assert extras["predicted_by"] == "refit" and right == pytest.approx(round(right))
     assert_valid_probabilities(result, data)
     assert_no_tuner_files(ctx)
 
 
 @pytest.mark.slow  # 60 s: the total scope's bound is checked in the default run on resnet-tuned and the hybrid
 def test_a_total_budget_on_digits_bounds_search_and_refit_together(tmp_path: Path) -> None:
-    """The overshoot bound: a 60 s budget scoped 'total' ends its search and refit within max(5%, 30 s) of 60 s;
+    """The overshoot bound: a 60 s budget scoped 'total' ends its search and refit within the allowed overshoot;
     the search stops early enough for the refit it predicted from the best trial's own epochs."""
     from bench.datasets import load_data
 
     digits = load_data("digits")
     result, _, rows = run_search("autokeras", "60s", digits, tmp_path)
     extras = result.extras
-    assert result.fit_s <= 60 + max(0.05 * 60, 30)
-    assert 0 <= extras["overshoot_s"] <= max(0.05 * 60, 30)
+    assert result.fit_s <= 60 + allowed_overshoot_s(60)
+    assert 0 <= extras["overshoot_s"] <= allowed_overshoot_s(60)
     assert extras["refit_reserved_s"] > 0
     assert extras["search_s"] < 60  # the search stopped before the budget's end, leaving room for the refit
     assert extras["search_s"] + extras["refit_s"] <= result.fit_s + 0.5
@@ -167,7 +171,7 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     assert "block_type=vanilla" in rows[0]["summary"]
     extras = result.extras
     assert extras["search_val_accuracy"] == pytest.approx(max(float(r["val_accuracy"]) for r in rows), abs=1e-5)
-    right = extras["val_accuracy"] * 18  # images of the split the refit model classified correctly
+    right = extras["val_accuracy"] * VALIDATION_IMAGES  # images of the split the refit model classified correctly
     assert 0 <= extras["val_accuracy"] <= 1 and right == pytest.approx(round(right))
     assert {r["worker"] for r in rows} == {""}
     assert_valid_probabilities(result, data)
@@ -362,12 +366,16 @@ def test_a_refit_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_batc
     assert extras["predicted_by"] == "best trial"
     # The trial's one epoch is its checkpoint: scored on the same validation split, it gives the trial's score.
     assert extras["val_accuracy"] == pytest.approx(extras["search_val_accuracy"], abs=1e-6)
-    assert 0 <= extras["overshoot_s"] <= max(0.05 * 200, 30)
+    assert 0 <= extras["overshoot_s"] <= allowed_overshoot_s(200)
     assert_valid_probabilities(result, data)
     assert_no_tuner_files(ctx)
 
 
-@pytest.mark.parametrize("block_type", ["vanilla", "resnet", "xception", "efficient"])
+# The default run counts the vanilla block, Auto-Keras' own layers around it included; the other blocks wrap
+# keras.applications networks (seconds to build each) whose layers' rules tests/bench/test_flops.py checks by hand
+# and on ResNet50, MobileNetV2 and EfficientNetB0.
+@pytest.mark.parametrize("block_type", ["vanilla", *(pytest.param(b, marks=pytest.mark.slow)
+                                                     for b in ("resnet", "xception", "efficient"))])
 def test_the_flop_counter_counts_every_layer_auto_keras_builds(block_type: str) -> None:
     """Each ImageBlock type, with normalisation and augmentation, on 32 px images: nothing is left uncounted
     (keras.applications' networks nested inside count too; ResNet50 at 32 px is its 224 px count / 49)."""

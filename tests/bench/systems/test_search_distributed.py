@@ -4,7 +4,6 @@ trials from every worker within one budget, compute summed, a worker or the chie
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -29,6 +28,8 @@ from bench.systems.search.distributed import (
     split_evenly,
     whole_compute,
 )
+from tests.bench.drivers import wait_for
+from tests.bench.systems.searches import trial_rows
 
 FAKE = "tests.bench.search_fake:TinyRandomSearch"
 REMOTE = "bench.search_worker"
@@ -255,11 +256,6 @@ def fake_spec(tmp_path: Path, budget: str, workers: int = 2) -> RunSpec:
         {"search_workers": workers}), out_dir=str(tmp_path), timeout_s=300)
 
 
-def trial_rows(tmp_path: Path, run_id: str) -> list[dict[str, str]]:
-    with open(rundir.run_dir(tmp_path, run_id) / rundir.TRIALS, newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def search_processes() -> list[psutil.Process]:
     """Worker processes of a distributed search alive on this machine."""
     return [p for p in psutil.process_iter(["cmdline"]) if REMOTE in " ".join(p.info["cmdline"] or [])]
@@ -268,14 +264,6 @@ def search_processes() -> list[psutil.Process]:
 def chief_port(tmp_path: Path, run_id: str) -> int:
     text = (rundir.run_dir(tmp_path, run_id) / rundir.LOG).read_text()
     return int(text.split("chief serving on 127.0.0.1:")[1].split()[0])
-
-
-def wait_for(predicate, timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("timed out waiting")
-        time.sleep(0.2)
 
 
 def worker_began_a_trial(tmp_path: Path, run_id: str) -> bool:
@@ -296,7 +284,7 @@ def while_running(action, run):
 def lost_a_trial(tmp_path: Path, run_id: str, reason: str) -> dict:
     """Asserts worker1's last trial failed for `reason` while the chief completed one; the run's metadata
     extras."""
-    rows = trial_rows(tmp_path, run_id)
+    rows = trial_rows(rundir.run_dir(tmp_path, run_id))
     lost = [r for r in rows if r["worker"] == "worker1" and r["status"] == "failed"]
     assert lost and reason in lost[-1]["error"], rows
     assert any(r["worker"] == "chief" and r["status"] == "completed" for r in rows)
@@ -308,7 +296,7 @@ def test_two_workers_share_one_budget_and_their_compute_is_summed(tmp_path: Path
     spec = fake_spec(tmp_path, "20s")
     record = LocalExecutor().run(spec)
     assert record.status == "ok", record.error
-    rows = trial_rows(tmp_path, spec.run_id)
+    rows = trial_rows(rundir.run_dir(tmp_path, spec.run_id))
     assert {r["worker"] for r in rows} == {"chief", "worker1"}, rows
     assert record.trials == len(rows) and len({r["trial_id"] for r in rows}) == len(rows)
     assert 0 <= record.overshoot_s <= max(0.05 * 20, 30)  # the same bound as one process
@@ -392,7 +380,7 @@ def test_an_autokeras_search_of_two_workers_on_a_local_ray_keeps_the_overshoot_b
                    system_options=freeze({"search_workers": 2}), out_dir=str(tmp_path), timeout_s=600)
     record = run_on_ray([spec])[spec.run_id]
     assert record.status == "ok", record.error
-    rows = trial_rows(tmp_path, spec.run_id)
+    rows = trial_rows(rundir.run_dir(tmp_path, spec.run_id))
     assert {r["worker"] for r in rows} == {"chief", "worker1"}, rows
     assert 0 <= record.overshoot_s <= max(0.05 * 60, 30)
     meta = json.loads((rundir.run_dir(tmp_path, spec.run_id) / rundir.METADATA).read_text())["extras"]
@@ -413,7 +401,7 @@ def test_under_ray_a_search_runs_on_a_placement_group_of_a_bundle_per_process(lo
     record = records[spec.run_id]
     assert record.status == "ok", record.error
     assert record.search_workers == 2 and len(record.node) == 8
-    assert {r["worker"] for r in trial_rows(tmp_path, spec.run_id)} == {"chief", "worker1"}
+    assert {r["worker"] for r in trial_rows(rundir.run_dir(tmp_path, spec.run_id))} == {"chief", "worker1"}
     assert (rundir.run_dir(tmp_path, spec.run_id) / "search-worker1.log").exists()  # came back from its task
     refused = records[too_big.run_id]
     assert refused.status == "failed" and "cannot hold 3 bundles" in refused.error
@@ -431,7 +419,7 @@ def test_every_searcher_runs_one_search_over_two_processes(tmp_path: Path, syste
                    system_options=freeze({"search_workers": 2}))
     record = LocalExecutor().run(spec)
     assert record.status == "ok", record.error
-    rows = trial_rows(tmp_path, spec.run_id)
+    rows = trial_rows(rundir.run_dir(tmp_path, spec.run_id))
     assert {r["worker"] for r in rows} == {"chief", "worker1"}, rows
     assert len({r["trial_id"] for r in rows}) == len(rows) == record.trials
     assert 0 <= record.overshoot_s <= max(0.05 * spec.budget.seconds, 30)
