@@ -72,7 +72,7 @@ import numpy as np
 from bench import rundir
 from bench.baselines.keras_support import count_params, seed_everything
 from bench.flops import Spent
-from bench.systems.autokeras_search import AutoKerasTrials, KerasRefit
+from bench.systems.autokeras_search import BEST_TRIAL, AutoKerasTrials, KerasRefit
 from bench.systems.autokeras_space import BLOCK_TYPES, parse_block_types
 from bench.systems.base import FitContext
 from bench.systems.search import BUDGET_SCOPES, SearchLog, SearchSystem, budgeted, max_trials
@@ -219,18 +219,20 @@ class _AutoKerasSystem(SearchSystem):
         return Spent.of(refit.model, refit.epochs_trained * self._refit_examples, self._predicted)
 
     def refit_extras(self) -> dict[str, Any]:
-        """val_accuracy (the predicting model on Auto-Keras' validation split, which a refit also trained on), the
-        refit's planned epochs (refit_epochs) and those trained (a cut epoch counted by its batches), whether the
-        budget's end cut it, and what predicts (predicted_by: 'refit' or 'best trial')."""
+        """The predicting model's accuracy on Auto-Keras' validation split: val_accuracy where the best trial's
+        checkpoint predicts (held out from it), refit_train_accuracy where the refit does (it trained on the split);
+        the refit's planned epochs (refit_epochs) and those trained (a cut epoch counted by its batches), whether
+        the budget's end cut it, and what predicts (predicted_by: 'refit' or 'best trial')."""
         refit = self._refit
-        val_accuracy = None
+        score = None
         if refit is not None and self._validation is not None:
-            # Scored here, after the harness's clocks: a bookkeeping figure is not the run's time. The refit trained
-            # on this split too (Auto-Keras refits on all data), so it is the refit's fit of data it saw.
+            # Scored here, after the harness's clocks: a bookkeeping figure is not the run's time.
             x_val, y_val = self._validation
-            val_accuracy = float(np.mean(self.predict_proba(x_val).argmax(axis=1) == y_val))
+            score = float(np.mean(self.predict_proba(x_val).argmax(axis=1) == y_val))
+        held_out = refit is not None and refit.predictor == BEST_TRIAL
         return {
-            "val_accuracy": val_accuracy,
+            "val_accuracy": score if held_out else None,
+            "refit_train_accuracy": None if held_out else score,
             "refit_epochs": None if refit is None else refit.epochs,
             "refit_epochs_trained": None if refit is None else refit.epochs_trained,
             "refit_stopped_at_deadline": None if refit is None else refit.stopped,
