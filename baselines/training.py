@@ -35,7 +35,7 @@ from bench.baselines.blocks import Augment, linear_schedule, mirror_where, retra
 from bench.baselines.keras_support import count_params, seed_everything
 from bench.rundir import HISTORY_COLUMNS
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # A wall-clock budget longer than the recipe's own schedule stretches it (more epochs, the same LR cycle and
 # warm-up shape) up to this many times the recipe's epochs. The recipes are one-cycle schedules tuned for
@@ -437,7 +437,7 @@ class Plan:
         """Sizes the schedule to the time left at step_s seconds a step (the probe's)."""
         schedule = self.schedule
         schedule.set_total(plan_steps(schedule.max_steps, 0, step_s, self.seconds_left()))
-        log.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", self.name, schedule.total_steps,
+        logger.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", self.name, schedule.total_steps,
                  schedule.total_steps / schedule.steps_per_epoch, step_s)
 
     def after_epoch(self, epoch: Epoch, k: int, done: int) -> bool:
@@ -456,7 +456,7 @@ class Plan:
                                      self.trace_s, schedule.steps_per_epoch)
         if new_total is None:
             return False
-        log.info("%s: re-planned to %d steps (%.2f epochs)", self.name, new_total,
+        logger.info("%s: re-planned to %d steps (%.2f epochs)", self.name, new_total,
                  new_total / schedule.steps_per_epoch)
         schedule.set_total(new_total)
         return True
@@ -581,7 +581,7 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
         plan.trace_s, plan.pace.step_seconds = saved.trace_s, list(saved.step_seconds)
         schedule.set_total(plan_steps(schedule.max_steps, done, step_s, plan.seconds_left())
                            if deadline is not None else saved.total_steps)
-        log.info("%s: continuing from epoch %d (%d of %d steps)", recipe.name, len(rows), done,
+        logger.info("%s: continuing from epoch %d (%d of %d steps)", recipe.name, len(rows), done,
                  schedule.total_steps)
     elif deadline is not None:
         plan.start(step_s)
@@ -615,7 +615,7 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
                 None if lookahead is None else lookahead.slow)
             if on_checkpoint is not None:
                 on_checkpoint(f"epoch {len(rows)} ({done} of {schedule.total_steps} steps)")
-        log.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, len(rows), done,
+        logger.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, len(rows), done,
                  schedule.total_steps, fit_s, rows[-1]["loss"], val_acc)
         if deadline is not None and not stopped and plan.after_epoch(epoch, len(losses), done) and retrace:
             model.train_function = None  # it holds the old span: the next step traces it again

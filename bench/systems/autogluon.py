@@ -67,7 +67,7 @@ MIN_TRIAL_S = 1.0  # the least time limit a trial starting at the search's end g
 # Offline for every process the fit starts (Ray's trial workers inherit the environment).
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class _AutoGluonSystem(System):

@@ -85,7 +85,7 @@ from bench.systems.search import (
 )
 from bench.systems.search.distributed import check_search_workers
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Hyperband's reduction factor: each rung keeps the best third for three times the epochs (Li et al.'s
 # recommended 3, and keras-tuner's default).
@@ -268,7 +268,7 @@ class ResNetTuned(SearchSystem):
             if best is None:
                 raise slog.no_completed_trial(self.name)
             self._best = space.searched(best.hyperparameters.values)
-            log.info("best configuration (trial %s, val_accuracy %.4f): %s; refit for %d epochs", best.trial_id,
+            logger.info("best configuration (trial %s, val_accuracy %.4f): %s; refit for %d epochs", best.trial_id,
                      best.score, space.summary(best.hyperparameters.values), recipe.epochs)
             _fresh_session()
             self._refit = train(space.configured(recipe, best.hyperparameters.values, recipe.epochs), x, y,
