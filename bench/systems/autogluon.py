@@ -43,7 +43,8 @@ from bench import rundir
 from bench.options import package_version
 from bench.systems.autogluon_budget import FinishGuard, FitClock, FitPlan, bounded_fit
 from bench.systems.base import RAY_NODE_ENV, FitContext, System
-from bench.systems.search.budget import BUDGET_SCOPES, budget_deadline
+from bench.systems.budget_options import check_budget_scope
+from bench.systems.search.budget import budget_deadline
 from bench.systems.search.log import TrialRow, write_trials_csv
 
 # The distribution whose version the record carries (`autogluon` itself is a meta-package, not installed here).
@@ -99,8 +100,7 @@ class _AutoGluonSystem(System):
                 raise ValueError(f"pretrained must be true or false, got {self.pretrained!r}")
             if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 0:
                 raise ValueError(f"image_size must be a whole number of pixels (0: native), got {self.image_size!r}")
-            if self.budget_scope not in BUDGET_SCOPES:
-                raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}")
+            check_budget_scope(self.budget_scope)
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)

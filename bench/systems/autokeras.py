@@ -75,8 +75,8 @@ from bench.flops import Spent
 from bench.systems.autokeras_search import BEST_TRIAL, AutoKerasTrials, KerasRefit
 from bench.systems.autokeras_space import BLOCK_TYPES, parse_block_types
 from bench.systems.base import FitContext
-from bench.systems.search import BUDGET_SCOPES, SearchLog, SearchSystem, budgeted, max_trials
-from bench.systems.search.distributed import check_search_workers
+from bench.systems.budget_options import SearchOptions
+from bench.systems.search import SearchLog, SearchSystem, budgeted, max_trials
 
 # Auto-Keras' own max_trials, used for the `full` budget.
 LIBRARY_MAX_TRIALS = 100
@@ -126,23 +126,14 @@ class _AutoKerasSystem(SearchSystem):
     carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
-    class Options:
-        """Batch size and validation fraction (library defaults), and what a wall-clock budget bounds."""
+    class Options(SearchOptions):
+        """Batch size and validation fraction (library defaults), and the budget options every searcher has."""
 
         batch_size: int = LIBRARY_BATCH_SIZE
         validation_fraction: float = LIBRARY_VALIDATION_FRACTION
-        # 'total': the budget bounds search and refit, as a user paying for it expects (and amlb does); the
-        # search stops early enough for the best trial's predicted refit. 'search': the budget bounds the
-        # search only and the refit follows (the 2019 protocol; the paper suite uses it).
-        budget_scope: str = "total"
-        # Processes the search runs in, each on its share of the run's cores and GPUs, under one budget; the
-        # first also serves the oracle and refits (bench.systems.search.distributed). 1: one process, as shipped.
-        search_workers: int = 1
 
         def __post_init__(self) -> None:
-            if self.budget_scope not in BUDGET_SCOPES:
-                raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}")
-            check_search_workers(self.search_workers)
+            super().__post_init__()
             if self.batch_size < 1:
                 raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
             if not 0 < self.validation_fraction < 1:

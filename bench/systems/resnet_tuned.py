@@ -72,9 +72,9 @@ import numpy as np
 from bench import rundir
 from bench.flops import Spent
 from bench.systems.base import FitContext
+from bench.systems.budget_options import SearchOptions
 from bench.systems.resnet import RECIPES, ResNet
 from bench.systems.search import (
-    BUDGET_SCOPES,
     MAX_ERROR_CHARS,
     BudgetedTuner,
     SearchLog,
@@ -83,7 +83,6 @@ from bench.systems.search import (
     budgeted,
     refit_stop_at,
 )
-from bench.systems.search.distributed import check_search_workers
 
 logger = logging.getLogger(__name__)
 
@@ -215,25 +214,17 @@ class ResNetTuned(SearchSystem):
     carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
-    class Options:
-        """Which recipe to search around, and what a wall-clock budget bounds."""
+    class Options(SearchOptions):
+        """Which recipe to search around, and the budget options every searcher has."""
 
         # 'auto' picks the recipe as `resnet` does (by data set and budget), or name one of TUNABLE_RECIPES.
         recipe: str = "auto"
-        # 'total': the budget bounds search and refit (the search ends early enough for the predicted refit);
-        # 'search': it bounds the search, and the refit follows (the 2019 protocol; the paper suite's).
-        budget_scope: str = "total"
-        # Processes the search runs in, each on its share of the run's cores and GPUs, under one budget; the
-        # first also serves the oracle and refits (bench.systems.search.distributed). 1: one process.
-        search_workers: int = 1
 
         def __post_init__(self) -> None:
-            check_search_workers(self.search_workers)
+            super().__post_init__()
             if self.recipe != "auto" and self.recipe not in TUNABLE_RECIPES:
                 raise ValueError(f"unknown or untunable recipe {self.recipe!r}; valid: auto, "
                                  f"{', '.join(TUNABLE_RECIPES)}")
-            if self.budget_scope not in BUDGET_SCOPES:
-                raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}")
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
