@@ -25,7 +25,7 @@ CHUNK = 1 << 22
 DEPTH = 4
 # A reader that stops early (an error, or it found what it wanted) leaves the helper waiting on a full queue;
 # it checks this often whether the reader has closed the stream.
-POLL_S = 0.1
+CLOSED_POLL_S = 0.1
 
 
 def is_gzip(path: Path) -> bool:
@@ -92,7 +92,7 @@ class GzipAhead(io.RawIOBase):
         """Hands item to the reader; False when the reader has closed the stream."""
         while not self._stop.is_set():
             try:
-                self._pieces.put(item, timeout=POLL_S)
+                self._pieces.put(item, timeout=CLOSED_POLL_S)
                 return True
             except queue.Full:
                 continue

@@ -13,7 +13,8 @@ AutoGluon 1.6.3 pins pandas, Pillow and Ray below this project's); their worker 
 - The presets are AutoGluon's default unless `presets` names another; `backbone=shipped` trains the preset's
   own backbone (caformer_b36 for the default: some 100 M parameters at 224 px, hours per epoch on a CPU).
 - Budgets (autogluon_budget.py): fit(time_limit) bounds AutoGluon's training loop only, so the harness plans
-  time_limit from the budget, interrupts fit past the usual bound and records search_s, refit_s, overshoot_s.
+  time_limit from the budget, interrupts fit at the hard stop every searcher keeps (docs/method.md) and records
+  search_s, refit_s, overshoot_s.
 - `autogluon-hpo`: hyperparameter_tune_kwargs with AutoGluon's searcher and scheduler (its defaults: bayes,
   ASHA) over its own default search space (learning rate, optimiser, epochs, batch size); trials bounded by the
   budget (num_trials from a trial budget; a time budget ends the search), each in trials.csv. Its Ray Tune runs
