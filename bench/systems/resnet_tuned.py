@@ -222,7 +222,8 @@ class ResNetTuned(SearchSystem):
         assert slog is not None
         if slog.deadline is None or self.options.budget_scope != "total":
             return None
-        return refit_stop_at(slog.deadline, slog.overshoot_allowed_s, times.refit_s(best_id, 1), RECIPE_REFIT_GRACE_SHARE)
+        return refit_stop_at(slog.deadline, slog.overshoot_allowed_s, times.refit_s(best_id, 1),
+                             RECIPE_REFIT_GRACE_SHARE)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities from the refit model, with the recipe's test-time augmentation."""
