@@ -49,9 +49,8 @@ MAX_SCALE_UP = 4.0
 PROBE_STEPS = 2
 # The plan grows (after the probe's estimate, or a shrink that proved too cautious) only when the time left
 # buys at least this many more epochs: each change moves the LR a little, and under JAX traces the train
-# step again. (Growth used to be allowed after the first epoch only, as every change re-traced: the slow
-# first epochs, or any slow one, shrank the plan for good, with STEP_TIME_SAFETY's margin each time, and
-# uncapped 4-minute budgets on the malaria subset trained 177 and 211 s of their 240.)
+# step again. Growth is allowed at every epoch, so slow first epochs (or any slow one) cannot shrink the plan
+# for good and leave the budget unused (results/budget_curve/README.md).
 GROW_MIN_EPOCHS = 0.5
 # Step-time estimates are padded by this factor before dividing the time left, so a slow stretch late in
 # the run does not push the end of the schedule past the deadline.
@@ -245,9 +244,8 @@ def use_xla(recipe: Recipe) -> bool | str:
     """The recipe's XLA choice under the TensorFlow backend (others keep Keras' 'auto'): on a GPU only.
 
     On a CPU XLA lost to TensorFlow's own kernels once batch norm ran fused (bench.baselines.kernels), the
-    fusion XLA had been paying for: cifar10 network, float32, 2-core AMD EPYC: 316 images/s without XLA,
-    210 with ('short': 1,035 against 619); in bfloat16 XLA's CPU backend has no native kernels (131 images/s
-    against 363 before the fused kernels).
+    fusion XLA had been paying for, and in bfloat16 XLA's CPU backend has no native kernels (the images/s of
+    each: results/baselines/README.md).
     """
     if keras.backend.backend() != "tensorflow":
         return "auto"

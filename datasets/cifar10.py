@@ -182,8 +182,8 @@ class _Side:
     read, in whatever order the archive holds them, with their per-image digests; each batch's raw rows can
     then be freed before the next is read, and the digests are taken while the helper thread inflates on.
 
-    Holding all raw batches and concatenating them at the end peaked at 1.7x the arrays: the freed batches
-    stay in the heap. The canonical batches are equal in size, so each has its slot from the first one's
+    Holding all raw batches and concatenating them at the end would keep the freed batches in the heap
+    (results/README.md#data-loading has the memory each way). The canonical batches are equal in size, so each has its slot from the first one's
     length, in the array `empty` gives (the cache entry's file); a file with uneven batches is put together at
     the end instead (more memory, the same arrays).
     """
