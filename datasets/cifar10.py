@@ -183,9 +183,9 @@ class _Side:
     then be freed before the next is read, and the digests are taken while the helper thread inflates on.
 
     Holding all raw batches and concatenating them at the end would keep the freed batches in the heap
-    (results/README.md#data-loading has the memory each way). The canonical batches are equal in size, so each has its slot from the first one's
-    length, in the array `empty` gives (the cache entry's file); a file with uneven batches is put together at
-    the end instead (more memory, the same arrays).
+    (results/README.md#data-loading has the memory each way). The canonical batches are equal in size, so each
+    has its slot from the first one's length, in the array `empty` gives (the cache entry's file); a file with
+    uneven batches is put together at the end instead (more memory, the same arrays).
     """
 
     def __init__(self, names: tuple[str, ...], empty: Callable[[tuple[int, ...]], np.ndarray]) -> None:
