@@ -92,6 +92,24 @@ def test_every_committed_results_table_reads_with_val_accuracy_held_out():
     assert any(r.system == "autokeras" and r.refit_train_accuracy is not None for r in ladder)
 
 
+def test_a_suite_resumed_into_an_older_results_folder_rewrites_its_rows_with_each_score_in_its_column(tmp_path):
+    """`bench run` into a folder whose runs.csv predates refit_train_accuracy: the new run is added, and the older
+    Auto-Keras row, rewritten with it, keeps its refit's score under refit_train_accuracy, not val_accuracy."""
+    old = record("old", system="autokeras", val_accuracy=0.97, search_val_accuracy=0.9)
+    columns = [c for c in COLUMNS if c not in ("refit_train_accuracy", "predicted_by")]
+    with open(tmp_path / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerow(old.to_row())
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "majority",
+                           "--budget", "full", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(tmp_path / "runs.csv", newline="") as f:
+        rows = {r["run_id"]: r for r in csv.DictReader(f)}
+    assert len(rows) == 2 and rows["old"]["refit_train_accuracy"] == "0.97" and rows["old"]["val_accuracy"] == ""
+    assert rows["old"]["search_val_accuracy"] == "0.9"
+
+
 def test_the_worker_records_what_data_a_run_saw_even_when_it_fails(tmp_path):
     from bench.budget import parse_budget
     from bench.datasets import load_data
