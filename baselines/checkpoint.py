@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ARRAYS = "epoch.npz"
 STATE = "epoch.json"
@@ -75,7 +75,7 @@ def restore(folder: Path, model: Any) -> tuple[Saved, list[np.ndarray]] | None:
     if (len(weights) != len(current) or any(a.shape != b.shape for a, b in zip(weights, current, strict=True))
             or len(opt) != len(variables) or any(a.shape != tuple(v.shape) for a, v in zip(opt, variables,
                                                                                              strict=True))):
-        log.warning("checkpoint in %s does not fit this model: training starts again", folder)
+        logger.warning("checkpoint in %s does not fit this model: training starts again", folder)
         return None
     model.set_weights(weights)
     for variable, value in zip(variables, opt, strict=True):

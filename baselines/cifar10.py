@@ -13,11 +13,9 @@ airbench's 1024 (the momentum-like constants converted to keep their horizon in 
 of 512 in a short schedule, and faster per image on a CPU. results/airbench/AIRBENCH_DIFF.md lists what still
 differs from airbench94 and why.
 
-What it reaches is measured, not promised: see results/baselines/README.md for the runs and commands.
-'full' is airbench94's network and 10-epoch schedule (about 94% on a GPU there, on the canonical images);
-on a 2-core CPU (AMD EPYC, the throughput benchmark) it trains at about 320 images/s in float32 and 480 in
-mixed bfloat16, so its 45,000 training images take 16-25 minutes for 10 epochs. 'short' halves the widths
-(about 3x the throughput) for a few-minute CPU run.
+'full' is airbench94's network and 10-epoch schedule (airbench reports 94% on a GPU, on the canonical images);
+'short' halves the widths for a few-minute CPU run. What each reaches, and at what speed, is measured, not
+promised: results/baselines/README.md has the runs, the throughput and the commands.
 
 Run: python -m bench.baselines.cifar10 --help
 """
@@ -37,17 +35,16 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)  # per-channel pixel std of the training se
 WHITEN_KERNEL = 2  # patch size of the whitening stem (2x2x3 patches -> 12 eigenvectors -> 24 filters)
 WHITEN_SAMPLE = 5000  # training images whose patches estimate the whitening (plenty for 12 dimensions)
 # Arithmetic of the input scaling and the whitening stem under any precision policy. The stem multiplies the
-# patches' weakest directions by up to 1/sqrt(5e-4) = 45 (on the JPEG copy two eigenvalues lie below 5e-4):
-# in bfloat16 (8-bit mantissa) its rounding became 31% and 21% of those channels' signal (measured on 512
-# CIFAR-10 JPEG images); airbench's float16 rounds 8x finer. 312 weights: float32 costs nothing.
+# patches' weakest directions by up to 1/sqrt(5e-4) = 45 (on the JPEG copy two eigenvalues lie below 5e-4), so
+# bfloat16's 8-bit mantissa would round away much of those channels' signal (results/baselines/README.md);
+# airbench's float16 rounds 8x finer. 312 weights: float32 costs nothing.
 STEM_DTYPE = "float32"
 WIDTHS = (64, 256, 256)  # stage widths of 'full', airbench94's
-SHORT_WIDTHS = (32, 128, 128)  # stage widths of 'short': 28% of the FLOPs, about 3x the CPU throughput
+SHORT_WIDTHS = (32, 128, 128)  # stage widths of 'short': 28% of the FLOPs
 RESIDUAL_CONVS = 1  # conv units after each stage's conv-pool unit (airbench94's ConvGroup: one)
 # Four of airbench94's values differed from this recipe's (results/airbench/AIRBENCH_DIFF.md, F1-F4); AIRBENCH94
-# below sets all four (`--set` each to try). results/airbench/cpu_ab.sh tried them one at a time (short preset,
-# 20,000 training images, 2 seeds; results/airbench/AB.txt): F1 gained 1.0 point (79.1% -> 80.1%) and is
-# airbench's; F2-F4 moved the mean by -0.2 to +0.1, less than the seeds differ, and stay at this recipe's.
+# below sets all four (`--set` each to try). F1 is airbench's; F2-F4 stay at this recipe's, as tried one at a
+# time they moved the accuracy less than the seeds differ (results/airbench/README.md, cpu_ab.sh).
 # F1: no explicit x + f(x) around each stage's second unit: airbench94's ConvGroup (conv-pool-BN-GELU,
 # conv-BN-GELU), its dirac init being the implicit residual. True restores the skip (all of CIFAR-10, 10
 # epochs, bf16, seed 0: 90.09% with it, 90.34% without).
@@ -64,7 +61,7 @@ KERNEL_INIT = {"class_name": "VarianceScaling",
 HEAD_INIT = "glorot_uniform"
 BIAS_LR_SCALE = 64.0  # BN offsets learn this many times faster (airbench's bias_scaler)
 LOGIT_SCALE = 1 / 9  # airbench's output scaling; keeps softmax from saturating at LR ~1
-BATCH_SIZE = 256  # images per step (airbench: 1024): more steps per epoch, and 1.1x the CPU images/s of 512
+BATCH_SIZE = 256  # images per step (airbench: 1024): more steps per epoch, and faster per image on a CPU than 512
 # The next three are airbench's, per 1024 images; recipe() converts them to BATCH_SIZE when it is called, so
 # they follow a changed BATCH_SIZE (`--set BATCH_SIZE=512`), each kept per image. At 256 images a step: BN
 # momentum 0.6 ** (256 / 1024) = 0.88, peak LR 1.5 * 256 / 1024 = 0.375, a Lookahead pull every 20 steps.

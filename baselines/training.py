@@ -35,7 +35,7 @@ from bench.baselines.blocks import Augment, linear_schedule, mirror_where, retra
 from bench.baselines.keras_support import count_params, seed_everything
 from bench.rundir import HISTORY_COLUMNS
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # A wall-clock budget longer than the recipe's own schedule stretches it (more epochs, the same LR cycle and
 # warm-up shape) up to this many times the recipe's epochs. The recipes are one-cycle schedules tuned for
@@ -49,9 +49,8 @@ MAX_SCALE_UP = 4.0
 PROBE_STEPS = 2
 # The plan grows (after the probe's estimate, or a shrink that proved too cautious) only when the time left
 # buys at least this many more epochs: each change moves the LR a little, and under JAX traces the train
-# step again. (Growth used to be allowed after the first epoch only, as every change re-traced: the slow
-# first epochs, or any slow one, shrank the plan for good, with STEP_TIME_SAFETY's margin each time, and
-# uncapped 4-minute budgets on the malaria subset trained 177 and 211 s of their 240.)
+# step again. Growth is allowed at every epoch, so slow first epochs (or any slow one) cannot shrink the plan
+# for good and leave the budget unused (results/budget_curve/README.md).
 GROW_MIN_EPOCHS = 0.5
 # Step-time estimates are padded by this factor before dividing the time left, so a slow stretch late in
 # the run does not push the end of the schedule past the deadline.
@@ -245,9 +244,8 @@ def use_xla(recipe: Recipe) -> bool | str:
     """The recipe's XLA choice under the TensorFlow backend (others keep Keras' 'auto'): on a GPU only.
 
     On a CPU XLA lost to TensorFlow's own kernels once batch norm ran fused (bench.baselines.kernels), the
-    fusion XLA had been paying for: cifar10 network, float32, 2-core AMD EPYC: 316 images/s without XLA,
-    210 with ('short': 1,035 against 619); in bfloat16 XLA's CPU backend has no native kernels (131 images/s
-    against 363 before the fused kernels).
+    fusion XLA had been paying for, and in bfloat16 XLA's CPU backend has no native kernels (the images/s of
+    each: results/baselines/README.md).
     """
     if keras.backend.backend() != "tensorflow":
         return "auto"
@@ -437,7 +435,7 @@ class Plan:
         """Sizes the schedule to the time left at step_s seconds a step (the probe's)."""
         schedule = self.schedule
         schedule.set_total(plan_steps(schedule.max_steps, 0, step_s, self.seconds_left()))
-        log.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", self.name, schedule.total_steps,
+        logger.info("%s: %d steps (%.2f epochs) fit the budget (step ~%.3fs)", self.name, schedule.total_steps,
                  schedule.total_steps / schedule.steps_per_epoch, step_s)
 
     def after_epoch(self, epoch: Epoch, k: int, done: int) -> bool:
@@ -456,7 +454,7 @@ class Plan:
                                      self.trace_s, schedule.steps_per_epoch)
         if new_total is None:
             return False
-        log.info("%s: re-planned to %d steps (%.2f epochs)", self.name, new_total,
+        logger.info("%s: re-planned to %d steps (%.2f epochs)", self.name, new_total,
                  new_total / schedule.steps_per_epoch)
         schedule.set_total(new_total)
         return True
@@ -581,7 +579,7 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
         plan.trace_s, plan.pace.step_seconds = saved.trace_s, list(saved.step_seconds)
         schedule.set_total(plan_steps(schedule.max_steps, done, step_s, plan.seconds_left())
                            if deadline is not None else saved.total_steps)
-        log.info("%s: continuing from epoch %d (%d of %d steps)", recipe.name, len(rows), done,
+        logger.info("%s: continuing from epoch %d (%d of %d steps)", recipe.name, len(rows), done,
                  schedule.total_steps)
     elif deadline is not None:
         plan.start(step_s)
@@ -615,7 +613,7 @@ def train(recipe: Recipe, x: np.ndarray, y: np.ndarray, n_classes: int, *, seed:
                 None if lookahead is None else lookahead.slow)
             if on_checkpoint is not None:
                 on_checkpoint(f"epoch {len(rows)} ({done} of {schedule.total_steps} steps)")
-        log.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, len(rows), done,
+        logger.info("%s epoch %d (%d/%d steps): fit %.1fs loss %.4f val_accuracy %.4f", recipe.name, len(rows), done,
                  schedule.total_steps, fit_s, rows[-1]["loss"], val_acc)
         if deadline is not None and not stopped and plan.after_epoch(epoch, len(losses), done) and retrace:
             model.train_function = None  # it holds the old span: the next step traces it again

@@ -73,7 +73,7 @@ RAY_CLIENT_PORT = 10001
 _LOST = ("NodeDiedError", "WorkerCrashedError", "OwnerDiedError", "ObjectLostError", "LocalRayletDiedError",
          "RaySystemError", "ObjectReconstructionFailedError", "ObjectReconstructionFailedMaxAttemptsExceededError")
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 def _ray() -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,12 +53,15 @@ class RunRecord:
     budget_scope: str = ""  # what a wall-clock budget bounds: 'total' (all of fit) or 'search' (not the refit)
     overshoot_s: float | None = None  # time beyond the wall-clock budget, of what budget_scope bounds
     trials_failed: int | None = None
-    # Validation accuracy of the final model, the one that predicted the test set, on the validation data of its
-    # own fit. resnet: its last epoch's (the last epoch's weights predict). resnet-tuned and autokeras-hybrid: the
-    # refit's (the scaled network's) last epoch on train()'s validation slice. autokeras: the refit model on Auto-
-    # Keras' validation split, which that refit also trained on (it refits on all data), so not an estimate;
-    # where the best trial's checkpoint predicted instead (predicted_by), a true held-out score.
+    # Held-out accuracy of the model that predicted the test set: on validation data that model never trained on.
+    # resnet, resnet-tuned, autokeras-hybrid: the last epoch (whose weights predict) on train()'s validation
+    # slice; autokeras where its best trial's checkpoint predicted (predicted_by 'best trial'): Auto-Keras'
+    # validation split; autogluon: its best checkpoint on its own hold-out. Empty where the predicting model
+    # trained on every image it could be scored on (autokeras' refit: refit_train_accuracy).
     val_accuracy: float | None = None
+    # Auto-Keras' refit (when it predicted): its accuracy on the search's validation split, images the refit also
+    # trained on (it refits on all the training data), so a fit of seen data, never an estimate of accuracy.
+    refit_train_accuracy: float | None = None
     # Searchers: the best trial's validation accuracy during the search (trials.csv's highest val_accuracy).
     search_val_accuracy: float | None = None
     # Auto-Keras: what predicted, 'refit' or 'best trial' (the best trial's search-time checkpoint, where the
@@ -130,7 +134,7 @@ class RunRecord:
             if f.name not in row:
                 continue
             kwargs[f.name] = _parse(row[f.name], _TYPES[f.name])
-        return cls(**kwargs)
+        return cls(**_older_meanings(kwargs, row.keys()))
 
     def to_json(self) -> str:
         """The record as a JSON object (None as null)."""
@@ -141,7 +145,29 @@ class RunRecord:
         """Inverse of to_json."""
         d = json.loads(text)
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**_older_meanings({k: v for k, v in d.items() if k in names}, d.keys()))
+
+
+# Tables (and record.json files) written before refit_train_accuracy existed gave val_accuracy other meanings for
+# some systems. Read, each such value moves to the field of its meaning, and a table rewritten keeps it there.
+# Before search_val_accuracy existed, these searchers recorded their best trial's score as val_accuracy:
+_BEST_TRIAL_SCORE_BEFORE = frozenset({"autokeras", "autokeras-default", "resnet-tuned"})
+# From then on, Auto-Keras' refit scored on the validation split it trained on, unless the best trial predicted:
+_REFIT_TRAIN_SCORE_BEFORE = frozenset({"autokeras", "autokeras-default"})
+
+
+def _older_meanings(fields: dict[str, Any], written: Collection[str]) -> dict[str, Any]:
+    """Record fields read from a table or record whose columns were `written`: a val_accuracy written before it
+    meant only a held-out score moved to the field of what it meant."""
+    if "refit_train_accuracy" in written or fields.get("val_accuracy") is None:
+        return fields
+    system, score = fields.get("system"), fields["val_accuracy"]
+    if "search_val_accuracy" not in written:
+        if system in _BEST_TRIAL_SCORE_BEFORE:
+            return {**fields, "val_accuracy": None, "search_val_accuracy": score}
+    elif system in _REFIT_TRAIN_SCORE_BEFORE and fields.get("predicted_by", "") != "best trial":
+        return {**fields, "val_accuracy": None, "refit_train_accuracy": score}
+    return fields
 
 
 def record_for(spec: RunSpec, status: str, **fields: Any) -> RunRecord:

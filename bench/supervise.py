@@ -36,7 +36,7 @@ from bench.systems.search.distributed import (
 )
 from bench.systems.search.processes import GROUP_ENV, tree_rss_mb
 
-POLL_S = 0.5  # how often the supervisor checks the child's clock and memory
+RUN_POLL_S = 0.5  # how often the supervisor checks the child's clock and memory
 DISK_POLL_S = 5.0  # scratch-folder size is costlier to read, so less often
 LOG_TAIL_LINES = 40  # lines of a crashed run's log searched for its last error
 # Without an explicit cap a run may use this share of the machine's memory: all a run could use while the
@@ -224,7 +224,7 @@ def watch(proc: subprocess.Popen, limits: Limits, timeout_s: float | None, what:
             kill_group(proc, signal.SIGTERM)
         elif soft_sent is not None and now - soft_sent >= limits.grace_s:
             kill_group(proc, signal.SIGKILL)
-        time.sleep(POLL_S)
+        time.sleep(RUN_POLL_S)
     return watch
 
 

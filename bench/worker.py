@@ -36,7 +36,7 @@ from bench.systems.base import FitContext
 from bench.systems.search.distributed import whole_compute
 from bench.timing import peak_rss_mb
 
-ERROR_CHARS = 500  # error cells stay one readable line; the full traceback is in log.txt
+RECORD_ERROR_CHARS = 500  # error cells stay one readable line; the full traceback is in log.txt
 
 
 class SoftStop(BaseException):
@@ -58,9 +58,9 @@ def die_with_parent() -> None:
 
 
 def error_text(exc: BaseException) -> str:
-    """'Type: message' on one line, cut to ERROR_CHARS."""
+    """'Type: message' on one line, cut to RECORD_ERROR_CHARS."""
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ").strip()
-    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+    return text if len(text) <= RECORD_ERROR_CHARS else text[: RECORD_ERROR_CHARS - 3] + "..."
 
 
 def prepare_keras(spec: RunSpec) -> precision.Precision:

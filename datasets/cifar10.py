@@ -16,8 +16,9 @@ from typing import IO, Any, ClassVar
 import numpy as np
 
 from bench.datasets import cache, gzip_ahead, sources
-from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData
+from bench.datasets.base import DatasetError, DatasetUnavailable, ImageData
 from bench.datasets.checks import check_flag, check_path
+from bench.datasets.fetchable import Fetchable
 from bench.datasets.fingerprint import DIGESTS, file_sha256, image_digests, of_cached, provenance
 from bench.datasets.folder import decode_layout, source_info
 from bench.datasets.layouts import scan
@@ -181,10 +182,10 @@ class _Side:
     read, in whatever order the archive holds them, with their per-image digests; each batch's raw rows can
     then be freed before the next is read, and the digests are taken while the helper thread inflates on.
 
-    Holding all raw batches and concatenating them at the end peaked at 1.7x the arrays: the freed batches
-    stay in the heap. The canonical batches are equal in size, so each has its slot from the first one's
-    length, in the array `empty` gives (the cache entry's file); a file with uneven batches is put together at
-    the end instead (more memory, the same arrays).
+    Holding all raw batches and concatenating them at the end would keep the freed batches in the heap
+    (results/README.md#data-loading has the memory each way). The canonical batches are equal in size, so each
+    has its slot from the first one's length, in the array `empty` gives (the cache entry's file); a file with
+    uneven batches is put together at the end instead (more memory, the same arrays).
     """
 
     def __init__(self, names: tuple[str, ...], empty: Callable[[tuple[int, ...]], np.ndarray]) -> None:
@@ -329,7 +330,7 @@ def fetch_with_keras() -> None:
 
 
 @dataclass(frozen=True)
-class Cifar10(Dataset):
+class Cifar10(Fetchable):
     """60,000 32x32 colour images in 10 classes, official 50,000/10,000 split, canonical label order."""
 
     name: ClassVar[str] = "cifar10"
@@ -345,34 +346,24 @@ class Cifar10(Dataset):
     def _search(self) -> sources.Search:
         return sources.search(self.path, KNOWN_NAMES, keras_places())
 
-    def _message(self, where: sources.Search) -> str:
-        return sources.unavailable_message(self.name, where, f"{BATCHES_DIR}/ or cifar-10-python.tar.gz",
-                                           self.download, URL)
+    def _source_url(self) -> str:
+        return URL
 
-    def availability(self) -> Availability:
-        """On disk, or downloadable right now (a quick connect to the server, never a download)."""
-        where = self._search()
-        if where.found is not None:
-            return Availability(ok=True)
-        if self.path is None and self.download and sources.is_online("www.cs.toronto.edu"):
-            return Availability(ok=True, reason="not on disk; will download through keras.datasets.cifar10")
-        return Availability(ok=False, reason=self._message(where))
+    def _wanted(self) -> str:
+        return f"{BATCHES_DIR}/ or cifar-10-python.tar.gz"
+
+    def _fetched_by(self) -> str:
+        return "through keras.datasets.cifar10"
+
+    def _fetch(self, where: sources.Search) -> None:
+        try:
+            fetch_with_keras()
+        except Exception as exc:  # Keras raises plain Exceptions for failed fetches and bad hashes
+            raise DatasetUnavailable(f"{self._message(where)} (the download through Keras failed: {exc})") from exc
 
     def load(self) -> ImageData:
         """Reads the first source found, downloading through Keras first when allowed and needed."""
-        where = self._search()
-        if where.found is None:
-            if not self.availability().ok:
-                raise DatasetUnavailable(self._message(where))
-            try:
-                fetch_with_keras()
-            except Exception as exc:  # Keras raises plain Exceptions for failed fetches and bad hashes
-                raise DatasetUnavailable(f"{self._message(where)} (the download through Keras failed: "
-                                         f"{exc})") from exc
-            where = self._search()
-            if where.found is None:
-                raise DatasetUnavailable(self._message(where))
-        path = where.found
+        path = self.located()
         if path.is_dir() and (path / BATCHES_DIR).is_dir():
             path = path / BATCHES_DIR
         return read_pickled(path) if is_pickled(path) else read_image_folders(path)

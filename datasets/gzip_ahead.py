@@ -3,8 +3,7 @@
 A .tar.gz is one compressed stream, so its members cannot be decoded in parallel; but the inflater releases the
 GIL, so inflating the next megabytes on one core while the reader unpickles the last ones on the other overlaps
 the two halves of the work. The inflater is ISA-L's (python-isal's isal_zlib, a drop-in for zlib with the same
-output): 1.54x zlib's speed on an archive made like CIFAR-10's (test_inflate_speed in
-tests/datasets/test_gzip_ahead.py, one run on this project's 2-core CPU).
+output), faster than zlib (results/README.md#data-loading has the measurement and its command).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ CHUNK = 1 << 22
 DEPTH = 4
 # A reader that stops early (an error, or it found what it wanted) leaves the helper waiting on a full queue;
 # it checks this often whether the reader has closed the stream.
-POLL_S = 0.1
+CLOSED_POLL_S = 0.1
 
 
 def is_gzip(path: Path) -> bool:
@@ -92,7 +91,7 @@ class GzipAhead(io.RawIOBase):
         """Hands item to the reader; False when the reader has closed the stream."""
         while not self._stop.is_set():
             try:
-                self._pieces.put(item, timeout=POLL_S)
+                self._pieces.put(item, timeout=CLOSED_POLL_S)
                 return True
             except queue.Full:
                 continue

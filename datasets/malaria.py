@@ -6,14 +6,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from bench.datasets import cache, sources
-from bench.datasets.base import Availability, Dataset, DatasetError, DatasetUnavailable, ImageData, OptionError
+from bench.datasets.base import DatasetError, ImageData, OptionError
 from bench.datasets.checks import check_choice, check_flag, check_fraction, check_path, check_seed, check_size
+from bench.datasets.fetchable import Fetchable
 from bench.datasets.fingerprint import of_cached, with_digests
 from bench.datasets.folder import source_info, source_meta, split_stratified
 from bench.datasets.images import MAX_SKIPPED_LISTED
@@ -85,7 +85,7 @@ def check_layout(layout: ClassLayout, tree: FileTree) -> None:
 
 
 @dataclass(frozen=True)
-class Malaria(Dataset):
+class Malaria(Fetchable):
     """27,558 thin-blood-smear cell images (or a subset), two classes, cell or patient split."""
 
     name: ClassVar[str] = "malaria"
@@ -112,30 +112,18 @@ class Malaria(Dataset):
     def _search(self) -> sources.Search:
         return sources.search(self.path, KNOWN_NAMES, (download_dir() / ZIP_NAME,))
 
-    def _message(self, where: sources.Search) -> str:
-        how = f"{ZIP_NAME} or cell_images/"
-        return sources.unavailable_message(self.name, where, how, self.download, URL)
+    def _source_url(self) -> str:
+        return URL
 
-    def availability(self) -> Availability:
-        """On disk, or downloadable right now (a quick connect to NIH's server, never a download)."""
-        where = self._search()
-        if where.found is not None:
-            return Availability(ok=True)
-        if self.path is None and self.download and sources.is_online(urlsplit(URL).hostname or ""):
-            return Availability(ok=True, reason=f"not on disk; will download {URL}")
-        return Availability(ok=False, reason=self._message(where))
+    def _wanted(self) -> str:
+        return f"{ZIP_NAME} or cell_images/"
+
+    def _fetch(self, where: sources.Search) -> None:
+        sources.download(URL, download_dir() / ZIP_NAME, verify_download)
 
     def load(self) -> ImageData:
         """Decodes and resizes the cells (or reads them from the cache), then splits them."""
-        where = self._search()
-        if where.found is None:
-            if not self.availability().ok:
-                raise DatasetUnavailable(self._message(where))
-            sources.download(URL, download_dir() / ZIP_NAME, verify_download)
-            where = self._search()
-            if where.found is None:
-                raise DatasetUnavailable(self._message(where))
-        source = where.found
+        source = self.located()
         with open_tree(source) as tree:
             arrays, meta, hit = cache.cached(self.name, source, tree.fingerprint(), {"size": self.size},
                                              lambda: self._decode(tree))

@@ -27,7 +27,7 @@ SECONDS_PER_HOUR = 3600.0
 # No price is assumed: a machine's hourly price differs by provider, region and year, and a price the reader did not
 # choose would turn a compute table into a cost claim nobody sourced. The cost columns appear only with a price the
 # user gives (`bench report --price-per-hour`, `--gpu-price-per-hour`, `--managed-automl-price-per-hour`).
-ERROR_CHARS = 160  # errors are cut to this length in the markdown tables (CSV keeps them whole)
+TABLE_ERROR_CHARS = 160  # errors are cut to this length in the markdown tables (CSV keeps them whole)
 NOT_OK = ("failed", "timeout", "skipped")
 
 
@@ -599,9 +599,9 @@ def failures(runs: pd.DataFrame) -> list[Any]:
 
 
 def short_error(text: str) -> str:
-    """The error on one line, cut to ERROR_CHARS; the missing mark for none."""
+    """The error on one line, cut to TABLE_ERROR_CHARS; the missing mark for none."""
     line = " ".join(str(text).split())
-    return (line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 1] + "…") or fmt.MISSING
+    return (line if len(line) <= TABLE_ERROR_CHARS else line[: TABLE_ERROR_CHARS - 1] + "…") or fmt.MISSING
 
 
 # Runs that did not end ok: which, how, and the error (the CSV keeps it whole).

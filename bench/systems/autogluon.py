@@ -13,7 +13,8 @@ AutoGluon 1.6.3 pins pandas, Pillow and Ray below this project's); their worker 
 - The presets are AutoGluon's default unless `presets` names another; `backbone=shipped` trains the preset's
   own backbone (caformer_b36 for the default: some 100 M parameters at 224 px, hours per epoch on a CPU).
 - Budgets (autogluon_budget.py): fit(time_limit) bounds AutoGluon's training loop only, so the harness plans
-  time_limit from the budget, interrupts fit past the usual bound and records search_s, refit_s, overshoot_s.
+  time_limit from the budget, interrupts fit at the hard stop every searcher keeps (docs/method.md) and records
+  search_s, refit_s, overshoot_s.
 - `autogluon-hpo`: hyperparameter_tune_kwargs with AutoGluon's searcher and scheduler (its defaults: bayes,
   ASHA) over its own default search space (learning rate, optimiser, epochs, batch size); trials bounded by the
   budget (num_trials from a trial budget; a time budget ends the search), each in trials.csv. Its Ray Tune runs
@@ -43,7 +44,8 @@ from bench import rundir
 from bench.options import package_version
 from bench.systems.autogluon_budget import FinishGuard, FitClock, FitPlan, bounded_fit
 from bench.systems.base import RAY_NODE_ENV, FitContext, System
-from bench.systems.search.budget import BUDGET_SCOPES, budget_deadline
+from bench.systems.budget_options import check_budget_scope
+from bench.systems.search.budget import budget_deadline
 from bench.systems.search.log import TrialRow, write_trials_csv
 
 # The distribution whose version the record carries (`autogluon` itself is a meta-package, not installed here).
@@ -67,7 +69,7 @@ MIN_TRIAL_S = 1.0  # the least time limit a trial starting at the search's end g
 # Offline for every process the fit starts (Ray's trial workers inherit the environment).
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 class _AutoGluonSystem(System):
@@ -99,8 +101,7 @@ class _AutoGluonSystem(System):
                 raise ValueError(f"pretrained must be true or false, got {self.pretrained!r}")
             if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) or self.image_size < 0:
                 raise ValueError(f"image_size must be a whole number of pixels (0: native), got {self.image_size!r}")
-            if self.budget_scope not in BUDGET_SCOPES:
-                raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}")
+            check_budget_scope(self.budget_scope)
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)

@@ -27,7 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.systems.search.budget import BUDGET_SCOPES, HARD_STOP_SHARE, allowed_overshoot_s, overshoot_s
+from bench.systems.budget_options import check_budget_scope
+from bench.systems.search.budget import HARD_STOP_SHARE, allowed_overshoot_s, overshoot_s
 from bench.systems.search.stop import DeadlineInterrupt, HardStop
 
 # Under scope 'total', the share of the budget kept back from time_limit for what AutoGluon does after its
@@ -81,8 +82,7 @@ class FitPlan:
     grace_s: float | None = None  # seconds past the end at which fit is interrupted; None: the usual bound
 
     def __post_init__(self) -> None:
-        if self.scope not in BUDGET_SCOPES:
-            raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.scope!r}")
+        check_budget_scope(self.scope)
 
     @property
     def finish_reserve_s(self) -> float:

@@ -1,63 +1,10 @@
 """Auto-Keras 3 as two contenders under honest budgets: `autokeras` (fair, offline) and `autokeras-default`.
 
-Both run Auto-Keras' own search (AutoModel.fit: keras-tuner's Greedy oracle, objective val_loss) on the
-training set only, shuffled with the run's seed before Auto-Keras takes the *last* `validation_fraction`
-of it as validation data, then refit the best trial's architecture and hyperparameters from scratch on the
-whole training set for the epochs that trial trained to its best epoch (as the 2019 run's
-final_fit(retrain=True)); predictions come from that refit model. Budgets (bench.budget):
-
-- a wall-clock budget: no trial starts after the search's deadline, a running trial stops at its next
-  batch (its epoch's validation still runs, so it keeps a score); a trial still inside one batch or its
-  validation half the allowed overshoot (max(5% of the budget, 30 s)) after that deadline is interrupted
-  there (a model's first batch, graph tracing included, can take minutes on a CPU) and recorded as
-  stopped without a score. With budget_scope 'total' (the default) the search's deadline is the budget's
-  end less the predicted refit of the best trial so far, and the refit stops at its next batch once the
-  budget's end has passed, inside an epoch if need be (a search that ran late leaves it up to one predicted
-  epoch within half the allowed overshoot), its weights as they are (refit_stopped_at_deadline,
-  refit_epochs_trained). A refit cut inside its first epoch does not predict: the best trial's search-time
-  checkpoint does, as in Auto-Keras' own default (predicted_by). With 'search' the deadline is the budget's end
-  and the refit follows.
-  Search and refit are timed separately (search_s + refit_s = fit_s); time beyond what the scope bounds is
-  overshoot_s;
-- a trial budget `tN`: exactly N trials (max_trials); with a time budget too, whichever ends first;
-- `full`: Auto-Keras' defaults, max_trials=100, no time limit (for `autokeras-default` also its epochs:
-  up to 1000 per trial with EarlyStopping(patience=10); `autokeras` keeps its epoch cap below).
-
-A budget shorter than one trial still trains the first trial until the deadline and refits that one.
-When no trial completes at all (every one failed), fit raises NoCompletedTrial naming each trial's error.
-
-`autokeras-default`: autokeras.ImageClassifier as users call it, untouched: its task tuner
-(ImageClassifierTuner) first tries a small CNN, then ResNet50 resized to 224 px with augmentation, then a
-pretrained EfficientNetB7 at 224 px (an ImageNet weights download), then greedy mutations of the best,
-over the full ImageBlock space below with `pretrained` and `imagenet_size` free. Offline, trials that need
-the download fail; they are counted (trials_failed) with their error in trials.csv, and the search goes on
-(keras-tuner's abort after 3 consecutive failures is raised to MAX_CONSECUTIVE_FAILURES).
-
-`autokeras` search space (the fair variant; no download, native input size; see autokeras_space.py):
-
-    ImageInput -> ImageBlock -> ClassificationHead, Greedy oracle, objective val_loss
-    ImageBlock
-      normalize          Boolean (per-channel Normalization adapted on the training split)
-      augment            Boolean; if True ImageAugmentation: translation_factor {0.0, 0.1},
-                         horizontal_flip Bool, vertical_flip Bool, rotation_factor {0.0, 0.1},
-                         zoom_factor {0.0, 0.1}, contrast_factor {0.0, 0.1}
-      block_type         the option block_types, default {vanilla, resnet}
-        vanilla          ConvBlock: kernel_size {3,5,7}, num_blocks {1,2,3}, num_layers {1,2},
-                         filters per layer {16,32,64,128,256,512}, max_pooling Bool, separable Bool,
-                         dropout {0.0,0.25,0.5}
-        resnet           ResNet v1/v2 from keras.applications, version {resnet50, resnet101, resnet152,
-                         resnet50_v2, resnet101_v2, resnet152_v2}, random init (pretrained fixed False),
-                         input at native size (imagenet_size fixed False; inputs under 32 px resized to 32)
-        xception         (only if listed) Xception, random init, native size (resized up to its 71 px minimum)
-        efficient        (only if listed) EfficientNet {b0..b7}, random init, native size (min 32 px)
-    ClassificationHead   spatial reduction {flatten, global_avg, global_max}, dropout {0.0,0.25,0.5},
-                         Dense + softmax (sigmoid unit for two classes)
-    optimizer            {adam, sgd, adam_weight_decay}; learning_rate {1e-1,1e-2,1e-3,1e-4,2e-5,1e-5}
-    initial trials       Auto-Keras' own first two for images: the small CNN (2 conv 32/64, max-pool,
-                         dropout 0.25, flatten, dropout 0.5, adam 1e-3) and ResNet50 with augmentation
-                         at native size (adam 1e-3); its third (pretrained EfficientNetB7) is dropped
-    per trial            at most `epochs` epochs (20), EarlyStopping on val_loss (patience `patience`=5,
-                         min_delta 1e-4), batch size `batch_size` (32)
+Both run Auto-Keras' own search (AutoModel.fit: keras-tuner's Greedy oracle, objective val_loss) on the training
+set only, under the budget machinery of bench.systems.search, then refit the best trial from scratch on the whole
+training set (autokeras_search.py). `autokeras` searches a space that runs offline at native image size
+(autokeras_space.py); `autokeras-default` is autokeras.ImageClassifier as users call it, untouched. What the
+budgets, the refit and the search space are, in full: docs/method.md, "The contenders".
 """
 
 from __future__ import annotations
@@ -72,11 +19,11 @@ import numpy as np
 from bench import rundir
 from bench.baselines.keras_support import count_params, seed_everything
 from bench.flops import Spent
-from bench.systems.autokeras_search import AutoKerasTrials, KerasRefit
+from bench.systems.autokeras_search import BEST_TRIAL, AutoKerasTrials, KerasRefit
 from bench.systems.autokeras_space import BLOCK_TYPES, parse_block_types
 from bench.systems.base import FitContext
-from bench.systems.search import BUDGET_SCOPES, SearchLog, SearchSystem, budgeted, max_trials
-from bench.systems.search.distributed import check_search_workers
+from bench.systems.budget_options import SearchOptions
+from bench.systems.search import SearchLog, SearchSystem, budgeted, max_trials
 
 # Auto-Keras' own max_trials, used for the `full` budget.
 LIBRARY_MAX_TRIALS = 100
@@ -126,23 +73,14 @@ class _AutoKerasSystem(SearchSystem):
     carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
-    class Options:
-        """Batch size and validation fraction (library defaults), and what a wall-clock budget bounds."""
+    class Options(SearchOptions):
+        """Batch size and validation fraction (library defaults), and the budget options every searcher has."""
 
         batch_size: int = LIBRARY_BATCH_SIZE
         validation_fraction: float = LIBRARY_VALIDATION_FRACTION
-        # 'total': the budget bounds search and refit, as a user paying for it expects (and amlb does); the
-        # search stops early enough for the best trial's predicted refit. 'search': the budget bounds the
-        # search only and the refit follows (the 2019 protocol; the paper suite uses it).
-        budget_scope: str = "total"
-        # Processes the search runs in, each on its share of the run's cores and GPUs, under one budget; the
-        # first also serves the oracle and refits (bench.systems.search.distributed). 1: one process, as shipped.
-        search_workers: int = 1
 
         def __post_init__(self) -> None:
-            if self.budget_scope not in BUDGET_SCOPES:
-                raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}")
-            check_search_workers(self.search_workers)
+            super().__post_init__()
             if self.batch_size < 1:
                 raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
             if not 0 < self.validation_fraction < 1:
@@ -219,18 +157,20 @@ class _AutoKerasSystem(SearchSystem):
         return Spent.of(refit.model, refit.epochs_trained * self._refit_examples, self._predicted)
 
     def refit_extras(self) -> dict[str, Any]:
-        """val_accuracy (the predicting model on Auto-Keras' validation split, which a refit also trained on), the
-        refit's planned epochs (refit_epochs) and those trained (a cut epoch counted by its batches), whether the
-        budget's end cut it, and what predicts (predicted_by: 'refit' or 'best trial')."""
+        """The predicting model's accuracy on Auto-Keras' validation split: val_accuracy where the best trial's
+        checkpoint predicts (held out from it), refit_train_accuracy where the refit does (it trained on the split);
+        the refit's planned epochs (refit_epochs) and those trained (a cut epoch counted by its batches), whether
+        the budget's end cut it, and what predicts (predicted_by: 'refit' or 'best trial')."""
         refit = self._refit
-        val_accuracy = None
+        score = None
         if refit is not None and self._validation is not None:
-            # Scored here, after the harness's clocks: a bookkeeping figure is not the run's time. The refit trained
-            # on this split too (Auto-Keras refits on all data), so it is the refit's fit of data it saw.
+            # Scored here, after the harness's clocks: a bookkeeping figure is not the run's time.
             x_val, y_val = self._validation
-            val_accuracy = float(np.mean(self.predict_proba(x_val).argmax(axis=1) == y_val))
+            score = float(np.mean(self.predict_proba(x_val).argmax(axis=1) == y_val))
+        held_out = refit is not None and refit.predictor == BEST_TRIAL
         return {
-            "val_accuracy": val_accuracy,
+            "val_accuracy": score if held_out else None,
+            "refit_train_accuracy": None if held_out else score,
             "refit_epochs": None if refit is None else refit.epochs,
             "refit_epochs_trained": None if refit is None else refit.epochs_trained,
             "refit_stopped_at_deadline": None if refit is None else refit.stopped,

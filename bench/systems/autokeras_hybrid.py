@@ -1,56 +1,11 @@
 """`autokeras-hybrid`: search small, then build deeper and train like an expert (the 2019 article's middle path).
 
-The article that ran Auto-Keras against a hand-built ResNet names a hybrid as the practice it recommends: run
-the architecture search on a much smaller subset of the training data, take the building blocks it finds,
-define a deeper version by hand and train that on the full set ("often this approach will lead to better
-accuracy than what the NAS finds on its own"). This system measures that claim, in three phases:
-
-1. Search. The `autokeras` system's search (its fair space, Greedy oracle, initial trials, per-trial epochs
-   and early stopping, budget machinery: bench.systems.search) on a stratified subset of the training set
-   (sklearn's train_test_split; `subset_fraction`, default SUBSET_FRACTION, at least MIN_SUBSET_PER_CLASS
-   images a class). Auto-Keras' own refit is skipped (the tuner is built with refit=False): the best trial's
-   hyperparameters are all this phase hands on. Trials go to trials.csv as for `autokeras`.
-2. Scale up (bench/systems/scale_up.py, a pure rule): the best trial's architecture (ConvBlock: kernel,
-   blocks, convs per block, widths, separable, pooling, dropout; or the ResNet version; normalisation; head)
-   becomes a deeper network: twice the conv blocks, added ones downsampling while the map allows (optionally
-   all widths x `width_factor`), or ResNet50 -> 101 -> 152; a flatten head becomes global average pooling;
-   built by hand in Keras with batch norm after each conv, as the baselines build theirs.
-3. Train like an expert. The scaled network replaces only the network of the recipe the `resnet` system
-   would run on this data set (its recipe_name(): cifar10, malaria or generic): the recipe's schedule (SGD,
-   one LR cycle, compressed to the time left by baselines.training.train), augmentation, label smoothing and
-   test-time augmentation, on the full training set. The recipe's data-dependent `prepare` (the CIFAR-10
-   whitening stem) and its XLA choice belong to its own network and are dropped. Predictions come from this
-   model. Its per-epoch history goes to history.csv, its fit_s counted from the start of fit (search
-   included), so time-to-accuracy curves show what the hybrid's accuracy cost.
-
-Budgets (bench.budget), with budget_scope as for `autokeras`:
-- a wall-clock budget, scope 'total' (the default): the budget bounds all three phases; the search may use
-  SEARCH_SHARE of it (a trial running at that point stops at its next batch, or is interrupted half the
-  allowed overshoot later), the training the rest, to the budget's end. Scope 'search': the budget bounds the
-  search (all of it, as in 2019 and the paper suite), then the network trains for its recipe's own schedule;
-- `tN`: N trials, then the recipe's own schedule; with a time budget too, the search ends at whichever comes
-  first and training at the budget's end;
-- `full`: Auto-Keras' max_trials (100) with no time limit, then the recipe's own schedule.
-A budget that leaves no time for training fails the run with that reason (an untrained network is no result).
-
-Recorded (records.RunRecord; the rest goes to metadata.json's extras): search_s (phase 1), refit_s (phases
-2-3: building and training the scaled network on all the data, the analogue of Auto-Keras' refit, so the
-report's columns mean the same for both), overshoot_s (past what the scope bounds), trials, trials_failed,
-val_accuracy (the trained network's, on the recipe's validation slice), params; and found_architecture,
-scaled_architecture (one readable line each) with found_spec, scaled_spec (their fields), best_trial,
-search_val_accuracy (on the subset's validation split), subset_size, recipe, epochs, epochs_trained (a cut
-epoch counted by its steps), epochs_planned, stopped_at_deadline (the budget's end cut the training at its
-next step, inside an epoch if need be).
-
-Why these defaults:
-- SUBSET_FRACTION 0.15: the article's "much smaller subset", inside the 10-20% a subset search usually gets. A
-  trial's epoch costs about the fraction of a full-data one, so the search sees some 6-7x the trials per second;
-  10% would leave digits (1,347 training images) 13 images a class, of which Auto-Keras validates on a fifth.
-- SEARCH_SHARE 1/3: a search on 15% of the data for a third of the budget tries about twice the models the
-  full-data `autokeras` search does in all of it (an epoch costs a seventh), while training is the costly
-  phase here: the scaled network is twice as deep as the found one and trains on all the data. In the first
-  malaria run (3 min) with half the budget for the search, the search used 105 s (a ResNet50 trial started
-  at 58 s was interrupted at 105 s without a score) and the training's 75 s fitted under one epoch.
+The article that ran Auto-Keras against a hand-built ResNet recommends a hybrid: run the architecture search on a
+much smaller subset of the training data, take the building blocks it finds, define a deeper version by hand and
+train that on the full set. This system measures that claim in three phases: the `autokeras` search on a
+stratified subset (no refit), the best architecture made deeper by rule (scale_up.py), and that network trained on
+all the data with the recipe the `resnet` system would run (baselines.training.train). Its budgets, records and
+defaults, with the reasons for them: docs/method.md, "The contenders".
 """
 
 from __future__ import annotations
@@ -79,7 +34,7 @@ from bench.systems.scale_up import (
 )
 from bench.systems.search import max_trials
 
-# Share of the training set the search sees (stratified): the article's "much smaller subset"; see above.
+# Share of the training set the search sees (stratified): the article's "much smaller subset" (docs/method.md).
 SUBSET_FRACTION = 0.15
 # The subset holds at least this many images a class, so Auto-Keras' validation fifth has a few of each.
 MIN_SUBSET_PER_CLASS = 20

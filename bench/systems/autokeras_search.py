@@ -26,6 +26,8 @@ from bench.systems.search import KerasFitTrials, SearchLog, deadline_callback, r
 
 # ConvBlock's per-layer filter hyperparameters: filters_<block>_<layer>.
 _FILTERS = re.compile(r".*/filters_(\d+)_(\d+)$")
+# KerasRefit.predictor when the best trial's search-time checkpoint predicts instead of the refit.
+BEST_TRIAL = "best trial"
 
 
 class SearchComplete(Exception):
@@ -102,7 +104,7 @@ class AutoKerasTrials(KerasFitTrials):
         files = [Path(self._get_checkpoint_fname(trial_id)), Path(self._pipeline_path(trial_id))]
         if not all(f.exists() for f in files):
             return pipeline, model, "refit (the best trial's checkpoint is not on this process's disk)"
-        return pipeline_module.load_pipeline(str(files[1])), self.load_model(best), "best trial"
+        return pipeline_module.load_pipeline(str(files[1])), self.load_model(best), BEST_TRIAL
 
 
 def summarize_hyperparameters(values: dict[str, Any]) -> str:

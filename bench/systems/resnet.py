@@ -29,8 +29,8 @@ RECIPES: dict[str, tuple[str, str]] = {
 # Data set name -> recipe under recipe="auto"; any other data set gets the generic recipe.
 AUTO_RECIPE = {"cifar10": "cifar10", "malaria": "malaria"}
 # Under recipe="auto", wall-clock budgets below this many seconds get the cheaper variant of a recipe: the
-# full CIFAR-10 network's 10 epochs take 16-25 minutes on a 2-core CPU (bf16 / float32), so a shorter budget
-# would compress its schedule hard while the short network completes its own and can stretch it.
+# full CIFAR-10 network's 10 epochs take longer than that on a 2-core CPU (results/baselines/README.md), so a
+# shorter budget would compress its schedule hard while the short network completes its own and can stretch it.
 SHORT_BELOW_S = 30 * 60
 AUTO_SHORT = {"cifar10": "cifar10-short"}
 # Under checkpoint="auto", runs with no wall-clock budget or one of at least this many seconds save their

@@ -1,61 +1,10 @@
 """`resnet-tuned`: KerasTuner's Hyperband searching the hand-built recipe's own hyperparameters.
 
-The middle contender between `resnet` (the expert's recipe as written) and `autokeras` (an architecture
-search): it keeps the recipe `resnet` picks for the data set and budget - its network family, its training
-loop (baselines/training.train), augmentation, LR cycle, and test-time augmentation - and searches only the
-numbers an expert would tune for the data in hand, so the difference to `resnet` is the search alone. Its
-role is 'automl': the report compares it with the baseline as it does every AutoML-style system.
-
-Search space (resnet_tuned_space.py; every range around the recipe's own value, stated there):
-    peak_lr          log-uniform, recipe's / 3 .. x 3
-    weight_decay     log-uniform, recipe's / 5 .. x 5
-    label_smoothing  0 .. 0.3 in steps of 0.05
-    width_multiplier {0.5, 0.75, 1.0, 1.5} on every stage (baselines' builds take it)
-    batch_size       recipe's {/2, x1, x2}
-    epochs           Hyperband's resource: rungs of max_epochs / 3^k epochs, max_epochs the recipe's schedule
-The first trial is the recipe as written (every default is the recipe's value), so a search that has time
-for one trial only trains the baseline, and any other configuration must beat it on validation to be chosen.
-
-Why Hyperband: most of what a budget buys here is epochs, and Hyperband spends epochs where they pay: many
-configurations on short schedules, only the better third of each rung promoted to three times the epochs. It
-needs no model of the space before it is useful (Bayesian optimisation pays off after tens of trials; a CPU
-budget of minutes affords a handful), and a search cut by a deadline has still ranked everything it ran at
-equal cost. keras-tuner's HyperbandOracle does the search; only its first random draw is replaced by the
-recipe's values.
-
-Rungs train from scratch: a trial promoted to a higher rung trains its configuration anew for the rung's
-epochs (keras-tuner's `tuner/trial_id` checkpoint is not resumed). The recipes run one LR cycle fitted to the
-schedule's length; resuming a finished cycle would warm up again from a model that had already annealed,
-which is no schedule the recipe describes, so a rung is a complete short schedule. This costs the lower
-rung's epochs again (a third of the rung's at factor 3), and leaves no checkpoints to store.
-
-Validation and refit: every trial is train() on the whole training set with the run's seed, so each carves
-the same stratified validation slice (the recipe's val_fraction) and reports its val_accuracy after the last
-epoch (the model the schedule ends with): that is the trial's score, and the test set is never seen. The
-best configuration is then refit on the training set by train() for the recipe's schedule length, exactly as
-`resnet` trains: train() carves the same slice again (watched, not trained on), so the final model and
-`resnet`'s learn from the same images with the same seed; only the hyperparameters differ. (Passing the whole
-set would give the tuned model a tenth more data than the baseline it is compared with.)
-
-Budgets, through the searchers' shared package bench.systems.search (SearchLog, HardStop, trials.csv, extras):
-- wall clock: the search has a deadline - under budget_scope 'total' (the default) the budget's end less the
-  predicted refit of the best configuration so far (its own measured times, padded by REFIT_SAFETY), under
-  'search' the budget's end, with the refit after it (the 2019 protocol). No trial starts once the time left
-  is shorter than the quickest trial times seen could train its rung; a running trial gets the search's
-  deadline as train()'s own deadline (its schedule is fitted inside it, and it is recorded 'stopped' when that
-  cut it), and a HardStop watchdog interrupts one still running half the allowed overshoot (max(5%, 30 s))
-  later. Under 'total' the refit gets the budget's end as its deadline, as `resnet` does (at least one
-  trial-timed epoch, within the allowed overshoot, should the search have run late), and train() stops it at
-  its next step once that has passed, inside an epoch if need be.
-- `tN`: N trials, no time limit; `full`: FULL_ITERATIONS complete Hyperband iterations, no time limit. Both
-  refit for the recipe's schedule (when the best trial already ran it uncut, the refit repeats it: every searcher
-  refits its best, and it costs one schedule of the dozen or more a full iteration trains).
-A trial trains exactly its rung's epochs or fewer (a deadline may compress its schedule, never stretch it:
-trials run with the recipe's max_scale_up set to 1; the digits test checks this); the refit, like `resnet`,
-may stretch the schedule to use the budget left. A budget too short for the first trial to finish one epoch
-ends in NoCompletedTrial.
-Search and refit are timed apart (search_s, refit_s); trials go to trials.csv; keras-tuner's project folder
-(trial records, no models) lives in the run's workdir and is deleted when fit ends.
+The middle contender between `resnet` (the expert's recipe as written) and `autokeras` (an architecture search):
+it keeps the recipe `resnet` picks for the data set and budget, its training loop (baselines.training.train) and
+its test-time augmentation, and searches only the numbers an expert would tune (resnet_tuned_space.py: peak LR,
+weight decay, label smoothing, width, batch size; epochs are Hyperband's resource), starting from the recipe as
+written. Why Hyperband, how rungs train, how validation, refit and budgets work: docs/method.md, "The contenders".
 """
 
 from __future__ import annotations
@@ -72,9 +21,9 @@ import numpy as np
 from bench import rundir
 from bench.flops import Spent
 from bench.systems.base import FitContext
+from bench.systems.budget_options import SearchOptions
 from bench.systems.resnet import RECIPES, ResNet
 from bench.systems.search import (
-    BUDGET_SCOPES,
     MAX_ERROR_CHARS,
     BudgetedTuner,
     SearchLog,
@@ -83,17 +32,14 @@ from bench.systems.search import (
     budgeted,
     refit_stop_at,
 )
-from bench.systems.search.distributed import check_search_workers
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 # Hyperband's reduction factor: each rung keeps the best third for three times the epochs (Li et al.'s
 # recommended 3, and keras-tuner's default).
 HYPERBAND_FACTOR = 3
 # Complete Hyperband iterations (every bracket once) under the `full` budget: one is the algorithm as
-# published. With rungs trained from scratch it is 90 trials and 23.5 of the recipe's schedules for the 30-epoch
-# generic recipe, 30 trials and 13.3 schedules for malaria's 12 epochs, 30 and 14.4 for cifar10's 10, 10 and 7
-# for cifar10-short's 5 (keras-tuner's bracket sizes).
+# published (docs/method.md counts its trials per recipe).
 FULL_ITERATIONS = 1
 # Iterations under a wall-clock or trial budget: the deadline or the trial count ends the search long before.
 UNBOUNDED_ITERATIONS = 1000
@@ -108,7 +54,7 @@ VERBOSE = 1
 # Share of the allowed overshoot the refit may run past the budget's end when the search ended too late for one
 # epoch: all of it, as `resnet` gets its deadline; train() checks it after every step and nothing follows the
 # refit but predicting.
-REFIT_GRACE_SHARE = 1.0
+RECIPE_REFIT_GRACE_SHARE = 1.0
 
 
 class RecipeTrials(BudgetedTuner):
@@ -215,25 +161,17 @@ class ResNetTuned(SearchSystem):
     carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
-    class Options:
-        """Which recipe to search around, and what a wall-clock budget bounds."""
+    class Options(SearchOptions):
+        """Which recipe to search around, and the budget options every searcher has."""
 
         # 'auto' picks the recipe as `resnet` does (by data set and budget), or name one of TUNABLE_RECIPES.
         recipe: str = "auto"
-        # 'total': the budget bounds search and refit (the search ends early enough for the predicted refit);
-        # 'search': it bounds the search, and the refit follows (the 2019 protocol; the paper suite's).
-        budget_scope: str = "total"
-        # Processes the search runs in, each on its share of the run's cores and GPUs, under one budget; the
-        # first also serves the oracle and refits (bench.systems.search.distributed). 1: one process.
-        search_workers: int = 1
 
         def __post_init__(self) -> None:
-            check_search_workers(self.search_workers)
+            super().__post_init__()
             if self.recipe != "auto" and self.recipe not in TUNABLE_RECIPES:
                 raise ValueError(f"unknown or untunable recipe {self.recipe!r}; valid: auto, "
                                  f"{', '.join(TUNABLE_RECIPES)}")
-            if self.budget_scope not in BUDGET_SCOPES:
-                raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {self.budget_scope!r}")
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -268,7 +206,7 @@ class ResNetTuned(SearchSystem):
             if best is None:
                 raise slog.no_completed_trial(self.name)
             self._best = space.searched(best.hyperparameters.values)
-            log.info("best configuration (trial %s, val_accuracy %.4f): %s; refit for %d epochs", best.trial_id,
+            logger.info("best configuration (trial %s, val_accuracy %.4f): %s; refit for %d epochs", best.trial_id,
                      best.score, space.summary(best.hyperparameters.values), recipe.epochs)
             _fresh_session()
             self._refit = train(space.configured(recipe, best.hyperparameters.values, recipe.epochs), x, y,
@@ -284,7 +222,8 @@ class ResNetTuned(SearchSystem):
         assert slog is not None
         if slog.deadline is None or self.options.budget_scope != "total":
             return None
-        return refit_stop_at(slog.deadline, slog.overshoot_allowed_s, times.refit_s(best_id, 1), REFIT_GRACE_SHARE)
+        return refit_stop_at(slog.deadline, slog.overshoot_allowed_s, times.refit_s(best_id, 1),
+                             RECIPE_REFIT_GRACE_SHARE)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities from the refit model, with the recipe's test-time augmentation."""

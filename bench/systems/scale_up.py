@@ -48,9 +48,8 @@ MAX_BLOCKS = 6
 MIN_SIDE = 4
 # Width multiplier of every block. 1: deeper, not wider. The found network runs at native resolution, so its
 # first block is already its costliest; a width factor w multiplies that cost by w squared, which a CPU
-# budget of minutes pays for in epochs (on the malaria cells, added blocks that doubled their width made the
-# scaled net 4x the found one's cost, 43 images/s, under one epoch in the 3-minute run). The system's
-# width_factor option changes it (e.g. 1.5 on a GPU).
+# budget of minutes pays for in epochs (results/example/README.md). The system's width_factor option changes it
+# (e.g. 1.5 on a GPU).
 WIDTH_FACTOR = 1.0
 # Widths are rounded up to a multiple of this (vector-friendly sizes, as the recipes' widths are).
 WIDTH_ROUNDING = 8
@@ -74,8 +73,8 @@ SCALABLE_BLOCK_TYPES = ("vanilla", "resnet")
 REDUCTIONS = ("flatten", "global_avg", "global_max")
 # Head reductions the scaled network changes. A flatten head feeds the dense layer thousands of inputs, so an
 # SGD step at the recipes' peak learning rates (0.1-0.4; Auto-Keras' trials used Adam at 1e-3) moves the
-# logits by thousands: the first malaria run diverged (training loss 126 after one epoch). Global average
-# pooling is the baselines' own head and keeps the dense layer's inputs to the channels.
+# logits by thousands, and training diverges (results/example/README.md). Global average pooling is the
+# baselines' own head and keeps the dense layer's inputs to the channels.
 SCALED_REDUCTION = {"flatten": "global_avg"}
 
 _IMAGE = "image_block_1/"

@@ -1,15 +1,18 @@
 import csv
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from bench.records import COLUMNS, RunRecord
 from bench.store import ResultsStore, StoreError
 
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 LEADING = ["run_id", "suite", "dataset", "split", "system", "budget", "seed", "status", "accuracy",
            "balanced_accuracy", "macro_f1", "log_loss", "fit_s", "predict_s", "cpu_s", "gpu_s", "peak_rss_mb",
            "params", "trials", "started_utc", "error"]
@@ -44,6 +47,67 @@ def test_data_provenance_columns_round_trip_after_the_other_further_columns():
     assert COLUMNS[i:i + 3] == ("data_fingerprint", "data_format", "data_pixels") and i > COLUMNS.index("model_path")
     old_row = {k: v for k, v in record().to_row().items() if not k.startswith("data_")}  # a table from before
     assert RunRecord.from_row(old_row).data_fingerprint == ""
+
+
+def _older(r: RunRecord, *dropped: str) -> dict[str, str]:
+    """r's row as a table written before the columns `dropped` existed."""
+    return {k: v for k, v in r.to_row().items() if k not in dropped}
+
+
+def test_val_accuracy_is_held_out_and_an_older_tables_other_meanings_move_to_their_own_columns():
+    """Since refit_train_accuracy, val_accuracy is only ever held out. Read from an older table (or record.json):
+    Auto-Keras' refit scored on the split it trained on moves to refit_train_accuracy (a best trial that predicted
+    stays held out); before search_val_accuracy, a searcher's best trial's score moves there; the baseline's and
+    the hybrid's were held out all along and stay."""
+    refit = record(system="autokeras", val_accuracy=0.97, search_val_accuracy=0.9, predicted_by="refit")
+    assert RunRecord.from_row(refit.to_row()) == refit  # a table of today: read as written
+    moved = RunRecord.from_row(_older(refit, "refit_train_accuracy"))
+    assert (moved.val_accuracy, moved.refit_train_accuracy, moved.search_val_accuracy) == (None, 0.97, 0.9)
+    old_json = {k: v for k, v in json.loads(refit.to_json()).items() if k != "refit_train_accuracy"}
+    assert RunRecord.from_json(json.dumps(old_json)).refit_train_accuracy == 0.97
+    before_predicted_by = RunRecord.from_row(_older(refit, "refit_train_accuracy", "predicted_by"))
+    assert (before_predicted_by.val_accuracy, before_predicted_by.refit_train_accuracy) == (None, 0.97)
+    best = record(system="autokeras", val_accuracy=0.9, search_val_accuracy=0.9, predicted_by="best trial")
+    assert RunRecord.from_row(_older(best, "refit_train_accuracy")) == best
+    for system in ("autokeras", "autokeras-default", "resnet-tuned"):
+        trial = RunRecord.from_row(_older(record(system=system, val_accuracy=0.8), "refit_train_accuracy",
+                                          "search_val_accuracy", "predicted_by"))
+        assert (trial.val_accuracy, trial.search_val_accuracy, trial.refit_train_accuracy) == (None, 0.8, None)
+    for system in ("resnet", "autokeras-hybrid"):
+        kept = record(system=system, val_accuracy=0.95)
+        assert RunRecord.from_row(_older(kept, "refit_train_accuracy", "search_val_accuracy")) == kept
+
+
+def test_every_committed_results_table_reads_with_val_accuracy_held_out():
+    """The study folders' tables, written before refit_train_accuracy, read without error; no Auto-Keras refit's
+    score on data it trained on is left under val_accuracy."""
+    tables = sorted(RESULTS.glob("**/runs.csv"))
+    assert tables
+    for table in tables:
+        runs = ResultsStore(table.parent).records().values()
+        assert runs, table
+        searched = [r for r in runs if r.system in ("autokeras", "autokeras-default") and r.status == "ok"]
+        assert all(r.val_accuracy is None or r.predicted_by == "best trial" for r in searched), table
+    ladder = ResultsStore(RESULTS / "ladder-subset").records().values()
+    assert any(r.system == "autokeras" and r.refit_train_accuracy is not None for r in ladder)
+
+
+def test_a_suite_resumed_into_an_older_results_folder_rewrites_its_rows_with_each_score_in_its_column(tmp_path):
+    """`bench run` into a folder whose runs.csv predates refit_train_accuracy: the new run is added, and the older
+    Auto-Keras row, rewritten with it, keeps its refit's score under refit_train_accuracy, not val_accuracy."""
+    old = record("old", system="autokeras", val_accuracy=0.97, search_val_accuracy=0.9)
+    columns = [c for c in COLUMNS if c not in ("refit_train_accuracy", "predicted_by")]
+    with open(tmp_path / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerow(old.to_row())
+    done = subprocess.run([sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "majority",
+                           "--budget", "full", "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(tmp_path / "runs.csv", newline="") as f:
+        rows = {r["run_id"]: r for r in csv.DictReader(f)}
+    assert len(rows) == 2 and rows["old"]["refit_train_accuracy"] == "0.97" and rows["old"]["val_accuracy"] == ""
+    assert rows["old"]["search_val_accuracy"] == "0.9"
 
 
 def test_the_worker_records_what_data_a_run_saw_even_when_it_fails(tmp_path):

@@ -77,7 +77,7 @@ def test_closing_early_ends_the_helper(tmp_path: Path) -> None:
     stream = GzipAhead(path)
     stream.read(10)
     stream.close()
-    stream._thread.join(timeout=10 * gzip_ahead.POLL_S + 5)
+    stream._thread.join(timeout=10 * gzip_ahead.CLOSED_POLL_S + 5)
     assert not stream._thread.is_alive()
 
 

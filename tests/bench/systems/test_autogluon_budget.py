@@ -41,7 +41,7 @@ def test_unknown_scope_is_refused():
 def test_hard_stop_covers_what_the_scope_bounds():
     clock = FitClock(t0=0.0)
     total, search = FitPlan("total", 100.0, 100.0), FitPlan("search", 100.0, 100.0)
-    # The usual bound: half of max(5% of the budget, 30 s) past the end.
+    # The hard stop: HARD_STOP_SHARE of the allowed overshoot (allowed_overshoot_s) past the end, 15 s here.
     assert total.hard_stop_at(clock) == search.hard_stop_at(clock) == 115.0
     ticks = iter([10.0, 90.0])
     with clock.loop(now=lambda: next(ticks)):

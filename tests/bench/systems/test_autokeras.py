@@ -88,8 +88,8 @@ def test_time_budget_stops_search_within_overshoot_bound(
     assert rows[-1]["status"] == "stopped"
     assert all(float(r["ended_s"]) <= extras["search_s"] + 0.5 for r in rows)
     assert result.params and result.params > 0
-    right = extras["val_accuracy"] * VALIDATION_IMAGES  # the refit model's score on Auto-Keras' validation split
-    assert extras["predicted_by"] == "refit" and right == pytest.approx(round(right))
+    right = extras["refit_train_accuracy"] * VALIDATION_IMAGES  # the refit model's score on the split it trained on
+    assert extras["predicted_by"] == "refit" and extras["val_accuracy"] is None and right == pytest.approx(round(right))
     assert_valid_probabilities(result, data)
     assert_no_tuner_files(ctx)
 
@@ -155,9 +155,9 @@ def test_the_float32_head_keeps_auto_kerass_name_so_the_fair_space_applies() -> 
 
 
 def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: Path) -> None:
-    """t2 runs two trials, no deadline, and keeps only the exported model with keep_models. val_accuracy scores
-    the model that predicts (the refit) on Auto-Keras' validation split (18 of 90 images); search_val_accuracy
-    is trials.csv's best."""
+    """t2 runs two trials, no deadline, and keeps only the exported model with keep_models. The model that
+    predicts (the refit) trained on Auto-Keras' validation split (18 of 90 images): its score there is
+    refit_train_accuracy, never val_accuracy; search_val_accuracy is trials.csv's best."""
     system = make_system("autokeras", {"block_types": "vanilla", "epochs": 2})
     result, ctx, rows = run_search(system, "t2", data, tmp_path, keep_models=True)
     assert result.trials == 2
@@ -171,8 +171,9 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     assert "block_type=vanilla" in rows[0]["summary"]
     extras = result.extras
     assert extras["search_val_accuracy"] == pytest.approx(max(float(r["val_accuracy"]) for r in rows), abs=1e-5)
-    right = extras["val_accuracy"] * VALIDATION_IMAGES  # images of the split the refit model classified correctly
-    assert 0 <= extras["val_accuracy"] <= 1 and right == pytest.approx(round(right))
+    right = extras["refit_train_accuracy"] * VALIDATION_IMAGES  # images of its split the refit classified right
+    assert 0 <= extras["refit_train_accuracy"] <= 1 and right == pytest.approx(round(right))
+    assert extras["val_accuracy"] is None
     assert {r["worker"] for r in rows} == {""}
     assert_valid_probabilities(result, data)
     assert_no_tuner_files(ctx)
@@ -366,6 +367,7 @@ def test_a_refit_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_batc
     assert extras["predicted_by"] == "best trial"
     # The trial's one epoch is its checkpoint: scored on the same validation split, it gives the trial's score.
     assert extras["val_accuracy"] == pytest.approx(extras["search_val_accuracy"], abs=1e-6)
+    assert extras["refit_train_accuracy"] is None
     assert 0 <= extras["overshoot_s"] <= allowed_overshoot_s(200)
     assert_valid_probabilities(result, data)
     assert_no_tuner_files(ctx)
