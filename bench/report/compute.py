@@ -77,11 +77,11 @@ class FlopsRatio:
 def flops_ratio(a: Flops, b: Flops) -> FlopsRatio:
     """a's training FLOPs over b's; a lower bound where a's count was partial, an upper one where b's was."""
     if a.value is None or b.value is None:
-        return FlopsRatio(None, why="FLOPs not counted")
+        return FlopsRatio(None, why="training FLOPs not counted")
     if not b.value:
-        return FlopsRatio(None, why="no FLOPs to compare with")
+        return FlopsRatio(None, why="no training FLOPs to compare with")
     if a.partial and b.partial:
-        return FlopsRatio(None, why="FLOP counts partial on both sides")
+        return FlopsRatio(None, why="training FLOP counts partial on both sides")
     return FlopsRatio(a.value / b.value, AT_LEAST if a.partial else AT_MOST if b.partial else EXACT)
 
 

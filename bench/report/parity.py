@@ -212,22 +212,29 @@ class Parity:
         """A budget's training FLOPs over the baseline's (None for no budget)."""
         return None if s is None or self.base is None else Versus(s, self.base).flops_ratio
 
-    def amount(self, s: ConfigSummary) -> str:
+    def amount(self, s: ConfigSummary, beside: bool = True) -> str:
         """A budget's ratio to the baseline as a reader says it: "2.4x the baseline's compute (1.8x in training
         FLOPs)", "at least 2.4x the baseline's training FLOPs" across kinds of hardware, or why there is none."""
         if self.measure == cmp.FLOPS:
             f = self.flops_ratio(s)
             return f"{f.words} the baseline's training FLOPs" if f.value is not None else self.not_taken(s)
         ratio = self._ratio(s)
-        return fmt.MISSING if ratio is None else f"{fmt.ratio_words(ratio)} the baseline's compute{self.beside(s)}"
+        if ratio is None:
+            return fmt.MISSING
+        return f"{fmt.ratio_words(ratio)} the baseline's compute" + (self.beside(s) if beside else "")
 
     def not_taken(self, s: ConfigSummary) -> str:
         """Why a ratio across kinds of hardware was not taken."""
         return f"no ratio (runs on different hardware, and {self.flops_ratio(s).why})"
 
     def beside(self, s: ConfigSummary) -> str:
-        """The FLOP ratio beside a ratio of seconds, '' where the ratios are of FLOPs already."""
+        """The FLOP ratio beside a ratio of seconds, ' (1.8x in training FLOPs)', '' where the ratios are of FLOPs
+        already."""
         return flops_beside(Versus(s, self.base)) if self.measure == cmp.TIME and self.base else ""
+
+    def flops_note(self, s: ConfigSummary) -> str:
+        """The FLOP ratio beside a ratio of seconds without its brackets: '1.8x in training FLOPs'."""
+        return self.beside(s).strip().removeprefix("(").removesuffix(")")
 
     @property
     def parity_ratio(self) -> float | None:
@@ -294,7 +301,8 @@ class Parity:
                 return f"at most {amount}: {verdict} at {s.budget}, the smallest budget run"
             below = [b.budget for b in self.undetermined if self.curve.index(b) < self.curve.index(s)]
             unsure = f" (undetermined at {', '.join(below)}: it may come sooner)" if below else ""
-            return f"{amount} ({verdict} at {s.budget}){unsure}"
+            note = f"; {n}" if (n := self.flops_note(s)) else ""
+            return f"{self.amount(s, beside=False)} ({verdict} at {s.budget}{note}){unsure}"
         if outcome == "undetermined":
             at = ", ".join(s.budget for s in self.undetermined)
             return f"undetermined at {at}: {self.design_text}"
@@ -384,12 +392,14 @@ class Parity:
         """Accuracy at equal compute as a reader says it: at the baseline's seconds with the equal-FLOPs point
         beside it, or (across kinds of hardware) at its training FLOPs alone."""
         flops = self.equal_flops
-        flops_words = self._equal_words(flops, self.equal_flops_measured) if flops.state != "none" else \
-            (self.flops_gap or fmt.MISSING)
+        if flops.state != "none":
+            flops_words = f"at its training FLOPs: {self._equal_words(flops, self.equal_flops_measured)}"
+        else:
+            flops_words = self.flops_gap or "at its training FLOPs: —"
         if self.measure == cmp.FLOPS:
-            return f"at its training FLOPs: {flops_words}" if flops.state != "none" else \
+            return flops_words if flops.state != "none" else \
                 f"no equal-compute point (runs on different hardware, and {flops_words})"
-        return f"{self._equal_words(self.equal, self.equal_measured)}; at its training FLOPs: {flops_words}"
+        return f"{self._equal_words(self.equal, self.equal_measured)}; {flops_words}"
 
     @property
     def largest_text(self) -> str:
@@ -573,38 +583,41 @@ def sentence(p: Parity) -> str | None:
     return text + (f"; {'; '.join(falls)}" if falls else "") + "."
 
 
-def _its(p: Parity, s: ConfigSummary, bound: str = "") -> str:
-    """A budget's share of the baseline's compute for the answer: "2.4x its compute (4m; 1.8x in training
-    FLOPs)", "at least 2.4x its training FLOPs (4m)", or why there is none."""
+def _share(p: Parity, s: ConfigSummary, bound: str = "") -> tuple[str, str]:
+    """A budget's ratio to the baseline for the answer, and the FLOP ratio beside it ('' in FLOPs already):
+    ('2.4x', '1.8x in training FLOPs'), ('at least 2.4x', ''), or why there is none."""
     if p.measure == cmp.FLOPS:
         f = p.flops_ratio(s)
         if f.value is None:
-            return f"an unmeasured share of its compute ({s.budget}; {p.not_taken(s)})"
-        words = f.words if not bound else f"{bound} {fmt.ratio_words(f.value)}"
-        return f"{words} its training FLOPs ({s.budget})"
+            return "an unmeasured share of", p.not_taken(s)
+        return (f.words if not bound else f"{bound} {fmt.ratio_words(f.value)}"), ""
     ratio = p._ratio(s)
-    words = fmt.MISSING if ratio is None else f"{bound} {fmt.ratio_words(ratio)}".strip()
-    beside = p.beside(s).strip().removeprefix("(").removesuffix(")")
-    return f"{words} its compute ({s.budget}; {beside})"
+    return (fmt.MISSING if ratio is None else f"{bound} {fmt.ratio_words(ratio)}".strip()), p.flops_note(s)
 
 
 def _match_clause(p: Parity, name: str) -> str:
     """How much of the baseline's compute the system needed to match it, as the answer says it (the system
     named first)."""
     tol = _tol(p.tolerance)
+    unit = p.unit
     if p.outcome == "reached":
         s = p.reached
         how = {eqv.EQUIVALENT: "matched", eqv.BETTER: "passed"}.get(p.states[p.curve.index(s)], "matched or passed")
+        words, note = _share(p, s)
         if s is p.curve[0]:
-            return f"{p.system} {how} {name} (within {tol}) with at most {_its(p, s)}, its smallest budget"
-        return f"{p.system} {how} {name} (within {tol}) with {_its(p, s)}"
+            return (f"{p.system} {how} {name} (within {tol}) with at most {words} its {unit}"
+                    + (f" ({note})" if note else "") + f", at {s.budget}, its smallest budget")
+        at = "at" if p.measure == cmp.TIME else "with"
+        return f"{p.system} {how} {name} (within {tol}) {at} {words} its {unit} ({s.budget}" \
+            + (f"; {note})" if note else ")")
     if p.outcome == "not reached":
         s = p.curve[-1]
         if p.measure == cmp.FLOPS and p.flops_ratio(s).bound == cmp.AT_MOST:
             need = p._more_than(s)
         else:
-            need = _its(p, s, "more than")
-        return f"{p.system} needed {need} to match {name} (every budget worse by more than {tol})"
+            words, note = _share(p, s, "more than")
+            need = f"{words} {name}'s {unit}" + (f" ({note})" if note else "")
+        return f"{p.system} needed {need} to match it (every budget worse by more than {tol})"
     budgets = p.undetermined
     at = f"every budget ({budgets[0].budget} to {budgets[-1].budget})" if len(budgets) == len(p.curve) > 1 else \
         ", ".join(s.budget for s in budgets)
