@@ -225,7 +225,7 @@ class Parity:
 
     def not_taken(self, s: ConfigSummary) -> str:
         """Why a ratio across kinds of hardware was not taken."""
-        return f"no ratio (runs on different hardware, and {self.flops_ratio(s).why})"
+        return f"no ratio: runs on different hardware, and {self.flops_ratio(s).why}"
 
     def beside(self, s: ConfigSummary) -> str:
         """The FLOP ratio beside a ratio of seconds, ' (1.8x in training FLOPs)', '' where the ratios are of FLOPs
