@@ -347,7 +347,10 @@ def _against_baseline(r: GroupResult, baseline: str, tolerance: float) -> list[B
     # The ratio is of fit (wall) time also where GPUs ran: GPU and GPU busy time are in the summary.
     ratio = " Compute ratio = AutoML fit time / baseline fit time" + (
         " (wall time, not GPU or GPU busy time)." if _gpu_paragraph(r.summaries) else "."
-    )
+    ) + (" FLOPs ratio = AutoML training FLOPs / the baseline's (\"at least\" or \"at most\" where a count left "
+         "layers out)." if all(s.seconds_comparable for s in r.summaries) else
+         " Here the runs came from several kinds of hardware: no ratio of seconds is shown, only the FLOPs ratio "
+         "(AutoML training FLOPs / the baseline's).")
     pairing = (
         " The 90% interval of the difference carries the seeds' and the test images' variance, paired by seed"
         " where 2 or more seeds ran both and by test image where both kept predictions; it resolves the"
