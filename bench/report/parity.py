@@ -499,7 +499,8 @@ PARITY: TableSpec[Parity] = TableSpec(
         Column("baseline_budget", "", _base(lambda b: b.budget)),
         Column("baseline_plateau", "", lambda p: p.plateau.state if p.plateau else None),
         Column("", "Baseline", _base(lambda b: f"{b.system} ({b.budget}): {fmt.pct(b.accuracy.mean)} "
-                                                f"in {fmt.duration(b.fit_s)}, {b.flops.text}"),
+                                                f"in {fmt.duration(b.fit_s)}, "
+                                                + (b.flops.text if b.flops.value else f"FLOPs {b.flops.text}")),
                lambda t: t or fmt.MISSING),
         Column("baseline_accuracy_mean", "", _base(lambda b: b.accuracy.mean)),
         Column("baseline_fit_s", "", _base(lambda b: b.fit_s)),
