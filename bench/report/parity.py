@@ -65,6 +65,7 @@ class EqualCompute:
 
     state: str  # 'interpolated', 'at budget', 'below' (the smallest budget), 'above' (the largest), 'none'
     point: ConfigSummary | None = None  # the system at the baseline's compute
+    between: tuple[ConfigSummary, ...] = ()  # the budgets it stands at or between
 
     def versus(self, base: ConfigSummary) -> Versus | None:
         """The point against the baseline reference."""
@@ -93,7 +94,7 @@ def _interpolate(lo: ConfigSummary, hi: ConfigSummary, at: float, key: Key, meas
         lo, budget=f"{lo.budget}–{hi.budget}", accuracy=accuracy, seed_accuracy=per_seed,
         runs=min(lo.runs, hi.runs), statuses=(), correct=correct, test_key=test_key, **placed,
     )
-    return EqualCompute("interpolated", point)
+    return EqualCompute("interpolated", point, (lo, hi))
 
 
 def _compute(s: ConfigSummary) -> float:
@@ -106,16 +107,21 @@ def _exact_flops(s: ConfigSummary) -> float | None:
     return None if f.partial else f.value
 
 
+def _flops_or_bound(s: ConfigSummary) -> float | None:
+    """Training FLOPs where every ok run counted them, a lower bound where a count left layers out."""
+    return s.flops.value
+
+
 def equal_compute(curve: tuple[ConfigSummary, ...], at_s: float | None, measure: str = cmp.TIME) -> EqualCompute:
     """The curve (ok budgets, ascending) at compute at_s: in seconds (ConfigSummary.compute_s: fit time, times a
     search's reserved bundles) or in training FLOPs; interpolated, at a budget, or outside the budgets run."""
-    key: Key = _compute if measure == cmp.TIME else _exact_flops
+    key: Key = _compute if measure == cmp.TIME else _flops_or_bound
     timed = [s for s in curve if key(s)]
     if not timed or not at_s:
         return EqualCompute("none")
     for s in timed:
         if math.isclose(key(s), at_s, rel_tol=1e-9):
-            return EqualCompute("at budget", s)
+            return EqualCompute("at budget", s, (s,))
     if at_s < min(key(s) for s in timed):
         return EqualCompute("below")
     if at_s > max(key(s) for s in timed):
@@ -333,15 +339,22 @@ class Parity:
 
     def equal_in(self, measure: str) -> EqualCompute:
         """The system at the baseline reference's compute in seconds ('time') or training FLOPs ('flops'); in
-        FLOPs only where every budget and the baseline counted them whole."""
+        FLOPs only where every budget and the baseline counted them, and the budgets it stands at or between
+        counted them whole: a lower bound places the curve's other budgets on the right side of the baseline,
+        but no point of its own."""
         if self.base is None:
             return EqualCompute("none")
         if measure == cmp.TIME:
             return equal_compute(self.curve, self.base.compute_s) if self.measure == cmp.TIME else \
                 EqualCompute("none")
-        if any(_exact_flops(s) is None for s in (*self.curve, self.base)):
+        if _exact_flops(self.base) is None or any(s.flops.value is None for s in self.curve):
             return EqualCompute("none")
-        return equal_compute(self.curve, _exact_flops(self.base), cmp.FLOPS)
+        eq = equal_compute(self.curve, _exact_flops(self.base), cmp.FLOPS)
+        # Above every budget's lower bound may still be below a budget's true count; below them all is below.
+        if any(s.flops.partial for s in eq.between) or (eq.state == "above" and
+                                                        any(s.flops.partial for s in self.curve)):
+            return EqualCompute("none")
+        return eq
 
     @property
     def equal_flops(self) -> EqualCompute:
@@ -369,8 +382,8 @@ class Parity:
         counts = [s.flops for s in (*self.curve, self.base) if s is not None]
         if any(f.value is None for f in counts):
             return "training FLOPs not counted"
-        if any(f.partial for f in counts):
-            return "training FLOP counts partial (lower bounds place no point)"
+        if self.equal_flops.state == "none" and any(f.partial for f in counts):
+            return "training FLOP counts partial, and a lower bound places no point"
         return ""
 
     def _equal_words(self, eq: EqualCompute, d: eqv.Difference | None) -> str:
@@ -398,7 +411,7 @@ class Parity:
             flops_words = self.flops_gap or "at its training FLOPs: —"
         if self.measure == cmp.FLOPS:
             return flops_words if flops.state != "none" else \
-                f"no equal-compute point (runs on different hardware, and {flops_words})"
+                f"no equal-compute point: runs on different hardware, and {flops_words}"
         return f"{self._equal_words(self.equal, self.equal_measured)}; {flops_words}"
 
     @property
@@ -658,7 +671,7 @@ def answer_sentences(found: list[Parity]) -> list[str]:
         if p.measure == cmp.TIME:
             text += _at_equal(p, name, cmp.TIME)
         flops = _at_equal(p, name, cmp.FLOPS)
-        text += flops if flops or p.measure == cmp.TIME else f"; no equal-compute point ({p.flops_gap or 'not placed'})"
+        text += flops if flops or p.measure == cmp.TIME else f"; no equal-compute point: {p.flops_gap or 'not placed'}"
         if p.plateau.state == "top":
             text += f"; {name}'s reference, {p.base.budget}, is the top of a ladder that may still be climbing"
         sentences.append(text + ".")

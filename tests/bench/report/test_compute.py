@@ -88,8 +88,12 @@ def test_a_partial_count_is_a_bound_and_places_no_equal_compute_point(tmp_path: 
     p = analyse(tmp_path, _baseline() + partial)
     assert p.flops_ratio(p.reached).bound == cmp.AT_LEAST
     assert p.parity_text == "2.4x the baseline's compute (equivalent at 4m; at least 1.5x in training FLOPs)"
-    assert p.equal_flops.state == "none"
-    assert p.equal_text.endswith("; training FLOP counts partial (lower bounds place no point)")
+    assert p.equal_flops.state == "none"  # the baseline's 1 PFLOP lies between 2m and 4m, 4m a lower bound
+    assert p.equal_text.endswith("; training FLOP counts partial, and a lower bound places no point")
+    # A partial count outside the bracket leaves the point where it was: 8m's lower bound is above it anyway.
+    late = [dataclasses.replace(r, flops_uncounted="Lambda") if r.budget == "8m" else r for r in automl]
+    whole = analyse(tmp_path / "whole", _baseline() + automl)
+    assert analyse(tmp_path / "late", _baseline() + late).equal_flops == whole.equal_flops
     # The baseline's count partial: the ratio can only be smaller than the figure.
     under = analyse(tmp_path / "base", _baseline(flops_uncounted="Lambda") + _automl())
     assert under.flops_ratio(under.reached).words == "at most 1.5x"
