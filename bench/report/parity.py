@@ -526,6 +526,7 @@ PARITY: TableSpec[Parity] = TableSpec(
         Column("parity_lower_bound_ratio", "", lambda p: p.lower_bound_ratio),
         Column("parity_flops_ratio", "", _flops(lambda p: p.reached)),
         Column("parity_flops_bound", "", _flops(lambda p: p.reached, "bound")),
+        Column("parity_energy_ratio", "", lambda p: Versus(p.reached, p.base).energy_ratio if p.reached else None),
         Column("resolvable_tolerance_points", "", _resolving(lambda d, t: 100 * d.half_width)),
         Column("images_needed", "", _resolving(lambda d, t: _count(d.needed(t, False, True), 1))),
         Column("seeds_needed", "", _resolving(lambda d, t: _count(d.needed(t, True, False), 0))),

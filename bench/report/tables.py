@@ -438,6 +438,15 @@ class Versus:
         return cmp.flops_ratio(self.automl.flops, self.baseline.flops)
 
     @property
+    def energy_ratio(self) -> float | None:
+        """AutoML mean energy per run over the baseline's, where both read the same counters (NVML's, RAPL's) on
+        one kind of hardware; None otherwise."""
+        if self.baseline is None or self.measure != cmp.TIME:
+            return None
+        a, b = _energy(self.automl), _energy(self.baseline)
+        return None if a is None or b is None or a[0] != b[0] or not b[1] else a[1] / b[1]
+
+    @property
     def compute_ratio(self) -> float | None:
         """The ratio every comparison uses: of seconds (time_ratio) on one kind of hardware, of training FLOPs
         across several (None where they were not counted)."""
@@ -453,6 +462,12 @@ class Versus:
         if d.low is None:
             return "too few seeds"
         return "overlap" if d.low <= 0.0 <= d.high else "resolved"
+
+
+def _energy(s: ConfigSummary) -> tuple[tuple[str, ...], float] | None:
+    """The counters a configuration read and its mean joules per run over them; None where it read none."""
+    read = [(name, j) for name, j in (("gpu", s.gpu_energy_j), ("cpu", s.cpu_energy_j)) if j is not None]
+    return (tuple(n for n, _ in read), sum(j for _, j in read)) if read else None
 
 
 def versus(summaries: list[ConfigSummary], tolerance: float = eqv.DEFAULT_TOLERANCE) -> list[Versus]:
@@ -524,6 +539,7 @@ VERSUS: TableSpec[Versus] = TableSpec(
         Column("flops_ratio", "", lambda v: v.flops_ratio.value),
         Column("flops_ratio_bound", "", lambda v: v.flops_ratio.bound),
         Column("", "FLOPs ratio", lambda v: v.flops_ratio.words or fmt.MISSING),
+        Column("energy_ratio", "Energy ratio", lambda v: v.energy_ratio, fmt.ratio, optional=True),
         Column("interval", "", lambda v: v.measured.source if v.measured else None),
         Column("interval_seeds", "", lambda v: v.measured.seeds if v.measured else None),
         Column("interval_images", "", lambda v: v.measured.images if v.measured else None),

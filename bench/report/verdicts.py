@@ -33,9 +33,13 @@ def _point_words(difference: float) -> str:
 
 
 def flops_beside(v: Versus) -> str:
-    """The FLOP ratio said beside a ratio of seconds: ' (1.8x in training FLOPs)', ' (FLOPs not counted)'."""
+    """The FLOP ratio said beside a ratio of seconds, and the energy ratio where both sides measured it:
+    ' (1.8x in training FLOPs; 2.1x in energy)', ' (training FLOPs not counted)'."""
     f = v.flops_ratio
-    return f" ({f.words} in training FLOPs)" if f.value is not None else f" ({f.why})"
+    said = f"{f.words} in training FLOPs" if f.value is not None else f.why
+    if v.energy_ratio is not None:
+        said += f"; {fmt.ratio_words(v.energy_ratio)} in energy"
+    return f" ({said})"
 
 
 def _compute_words(v: Versus) -> str:

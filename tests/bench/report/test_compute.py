@@ -82,6 +82,19 @@ def test_parity_and_equal_compute_in_flops_beside_seconds(tmp_path: Path):
     assert p.largest_text.startswith("8m: 4.8x the compute (3.0x in training FLOPs) for 0.4 points more")
 
 
+def test_energy_stands_beside_where_both_sides_read_the_same_counter(tmp_path: Path):
+    """RAPL read on both sides: 2 kJ a baseline run, 6 kJ a 4m run, so 3.0x in energy beside 2.4x in seconds;
+    a counter one side alone read gives no energy ratio."""
+    rows = _baseline(cpu_energy_j=2000.0) + [
+        dataclasses.replace(r, cpu_energy_j=6000.0 if r.budget == "4m" else 1000.0) for r in _automl()]
+    p = analyse(tmp_path, rows)
+    assert p.parity_text == ("2.4x the baseline's compute (equivalent at 4m; 1.5x in training FLOPs; 3.0x in "
+                             "energy)")
+    assert parity.PARITY.csv([p]).iloc[0]["parity_energy_ratio"] == pytest.approx(3.0)
+    gpu_only = analyse(tmp_path / "gpu", _baseline(gpu_energy_j=2000.0) + _automl())
+    assert tables.Versus(gpu_only.reached, gpu_only.base).energy_ratio is None
+
+
 def test_a_partial_count_is_a_bound_and_places_no_equal_compute_point(tmp_path: Path):
     automl = _automl()
     partial = [dataclasses.replace(r, flops_uncounted="Lambda") if r.budget == "4m" else r for r in automl]
