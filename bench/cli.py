@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="US dollars per hour of a managed cloud AutoML service, applied to AutoML fit hours")
     p_report.add_argument("--parity-tolerance", type=float, metavar="POINTS",
                           help="accuracy points within which AutoML counts as reaching the baseline (default: 0.5)")
+    p_report.add_argument("--compute", choices=("time", "flops"), default="time",
+                          help="the headline figure's x axis: mean fit time or mean training FLOPs per run "
+                               "(default: %(default)s)")
 
     sub.add_parser("list", help="datasets (with availability), systems, budget forms and suites")
 
@@ -397,7 +400,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return _report(out, console, baseline=args.baseline, price_per_hour=args.price_per_hour,
                    gpu_price_per_hour=args.gpu_price_per_hour,
                    managed_automl_price_per_hour=args.managed_automl_price_per_hour,
-                   parity_tolerance=None if args.parity_tolerance is None else args.parity_tolerance / 100)
+                   parity_tolerance=None if args.parity_tolerance is None else args.parity_tolerance / 100,
+                   compute=args.compute)
 
 
 def cmd_list(console: Console) -> int:

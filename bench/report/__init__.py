@@ -10,6 +10,7 @@ import pandas as pd
 
 from bench import rundir
 from bench.report import artifacts, parity, tables
+from bench.report import compute as cmp
 from bench.report import formatting as fmt
 from bench.report.amlb import AMLB_FILE, amlb_frame
 from bench.report.caveats import caveats
@@ -118,7 +119,7 @@ class GroupResult:
 
 
 def _analyse(group: Group, part: pd.DataFrame, out_dir: Path, *, baseline: str, prices: Prices,
-             tolerance: float, colors: dict[str, Look]) -> GroupResult:
+             tolerance: float, colors: dict[str, Look], compute: str = cmp.TIME) -> GroupResult:
     summaries = tables.summarize(group, part, baseline, out_dir)
     found = parity.parities(summaries, tolerance)
     return GroupResult(
@@ -129,11 +130,28 @@ def _analyse(group: Group, part: pd.DataFrame, out_dir: Path, *, baseline: str, 
         cost=tables.cost_rows(summaries, prices),
         failures=tables.failures(part),
         parities=found,
-        headline=headline_figure(group, summaries, found, out_dir, colors),
+        headline=headline_figure(group, summaries, found, out_dir, colors, compute),
         plots=plot_group(group, part, summaries, out_dir, colors),
         trials=trials(group, part, out_dir, colors),
         out_dir=out_dir,
     )
+
+
+def _not_counted(runs: pd.DataFrame) -> str:
+    """How many ok runs have no FLOP count, and what that means for the tables ('' where every one has)."""
+    ok = runs[runs["status"] == "ok"]
+    missing = int(ok["train_flops"].isna().sum())
+    if not missing:
+        return ""
+    return (f" {missing} of {fmt.plural(len(ok), 'ok run')} have no FLOP count (made before the counter existed): "
+            "their training FLOPs read \"not counted\" in every table, and no FLOP ratio is taken with them.")
+
+
+def _mixed(summaries: list[tables.ConfigSummary], runs: pd.DataFrame) -> str:
+    """The plain sentence of a group whose ok runs came from several kinds of hardware ('' on one kind)."""
+    compared = [s for s in summaries if s.system_class in ("baseline", "automl")]
+    missing, ok = sum(s.flops_missing for s in compared), sum(s.ok for s in compared)
+    return cmp.mixed_sentence(cmp.hardware_kinds(runs), missing, ok)
 
 
 def _intro(runs: pd.DataFrame, baseline: str, data_notes: tuple[str, ...]) -> list[Block]:
@@ -147,7 +165,7 @@ def _intro(runs: pd.DataFrame, baseline: str, data_notes: tuple[str, ...]) -> li
             f"each run's files in its folder under {rundir.RUNS_DIR}/; baseline: {baseline}; by the roles the "
             f"systems declare, AutoML: {_names(classes, 'automl')}; floor: {_names(classes, 'floor')}"
             + (f"; other: {others}" if others != "none" else "")
-            + ". Files:",
+            + "." + _not_counted(runs) + " Files:",
             items=(
                 Link(f"{rundir.RUNS_TABLE}: every run, one row each", rundir.RUNS_TABLE),
                 Link(f"{AMLB_FILE}: the amlb-style results", AMLB_FILE),
@@ -254,7 +272,8 @@ def _overview(r: GroupResult, baseline: str, tolerance: float) -> list[Block]:
         Heading(2, r.group.label),
         Paragraph(f"{fmt.plural(len(part), 'run')} on {where_run(part)}"
                   + _precision_text(arithmetic(part), keras_backend(part))
-                  + (f" Data fingerprint: {seen}." if (seen := data_seen(part)) else "")),
+                  + (f" Data fingerprint: {seen}." if (seen := data_seen(part)) else "")
+                  + (f" {mixed}" if (mixed := _mixed(r.summaries, part)) else "")),
         Paragraph(items=tuple(sentences)),
     ]
 
@@ -328,7 +347,10 @@ def _against_baseline(r: GroupResult, baseline: str, tolerance: float) -> list[B
     # The ratio is of fit (wall) time also where GPUs ran: GPU and GPU busy time are in the summary.
     ratio = " Compute ratio = AutoML fit time / baseline fit time" + (
         " (wall time, not GPU or GPU busy time)." if _gpu_paragraph(r.summaries) else "."
-    )
+    ) + (" FLOPs ratio = AutoML training FLOPs / the baseline's (\"at least\" or \"at most\" where a count left "
+         "layers out)." if all(s.seconds_comparable for s in r.summaries) else
+         " Here the runs came from several kinds of hardware: no ratio of seconds is shown, only the FLOPs ratio "
+         "(AutoML training FLOPs / the baseline's).")
     pairing = (
         " The 90% interval of the difference carries the seeds' and the test images' variance, paired by seed"
         " where 2 or more seeds ran both and by test image where both kept predictions; it resolves the"
@@ -417,11 +439,14 @@ def write_report(
     gpu_price_per_hour: float | None = None,
     managed_automl_price_per_hour: float | None = None,
     parity_tolerance: float = DEFAULT_PARITY_TOLERANCE,
+    compute: str = cmp.TIME,
 ) -> list[Path]:
     """Writes REPORT.md, report.html, tables/, plots/ and results_amlb.csv from runs.csv; returns paths.
 
     Prices are US dollars per hour, shown only where given; parity_tolerance is a fraction of accuracy (0.005:
-    half a point)."""
+    half a point); compute is the headline figure's x axis, 'time' (seconds) or 'flops' (training FLOPs)."""
+    if compute not in cmp.MEASURES:
+        raise ReportError(f"compute must be one of {', '.join(cmp.MEASURES)}, got {compute!r}")
     out_dir = Path(out_dir)
     recorded = load_runs(out_dir)
     runs, data_notes = label_data(label_variants(recorded))
@@ -432,7 +457,8 @@ def write_report(
     colors = palette(sorted(runs["system"].unique()))
     groups = grouped(runs)
     results = [
-        _analyse(group, part, out_dir, baseline=baseline, prices=prices, tolerance=parity_tolerance, colors=colors)
+        _analyse(group, part, out_dir, baseline=baseline, prices=prices, tolerance=parity_tolerance, colors=colors,
+                 compute=compute)
         for group, part in groups
     ]
     written: list[Path] = []

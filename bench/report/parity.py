@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.report import compute as cmp
 from bench.report import equivalence as eqv
 from bench.report import formatting as fmt
 from bench.report.runs import Group
@@ -36,7 +37,7 @@ from bench.report.tables import (
     interval_words,
     plateau,
 )
-from bench.report.verdicts import short_compare
+from bench.report.verdicts import flops_beside, short_compare
 
 DEFAULT_TOLERANCE = eqv.DEFAULT_TOLERANCE
 MATCHED = (eqv.EQUIVALENT, eqv.BETTER, eqv.NOT_WORSE)  # a budget shown no worse than the baseline matched it
@@ -64,54 +65,72 @@ class EqualCompute:
 
     state: str  # 'interpolated', 'at budget', 'below' (the smallest budget), 'above' (the largest), 'none'
     point: ConfigSummary | None = None  # the system at the baseline's compute
+    between: tuple[ConfigSummary, ...] = ()  # the budgets it stands at or between
 
     def versus(self, base: ConfigSummary) -> Versus | None:
         """The point against the baseline reference."""
         return None if self.point is None else Versus(self.point, base)
 
 
-def _interpolate(lo: ConfigSummary, hi: ConfigSummary, at_s: float) -> EqualCompute:
-    """The system between budgets lo and hi at compute at_s, their mean compute bracketing it."""
-    lo_s, hi_s = _compute(lo), _compute(hi)
-    span = math.log(hi_s) - math.log(lo_s)
-    w = 0.0 if span == 0 else (math.log(at_s) - math.log(lo_s)) / span
+Key = Callable[[ConfigSummary], "float | None"]
+
+
+def _interpolate(lo: ConfigSummary, hi: ConfigSummary, at: float, key: Key, measure: str) -> EqualCompute:
+    """The system between budgets lo and hi at compute `at` (by key), their compute bracketing it."""
+    lo_c, hi_c = key(lo), key(hi)
+    span = math.log(hi_c) - math.log(lo_c)
+    w = 0.0 if span == 0 else (math.log(at) - math.log(lo_c)) / span
     mixed = eqv.blend(lo.sample, hi.sample, w)
     if mixed is not None:
         per_seed = tuple(zip(mixed.seeds, (float(a) for a in mixed.accuracy), strict=True))
-        accuracy, correct, key = spread(mixed.accuracy), mixed.correct, mixed.test_key
+        accuracy, correct, test_key = spread(mixed.accuracy), mixed.correct, mixed.test_key
     else:
         # No seed in common: the mean alone, one pseudo-seed, so that the comparison says 'no interval'.
         mean = (1 - w) * lo.accuracy.mean + w * hi.accuracy.mean
-        per_seed, accuracy, correct, key = ((-1, mean),), spread([mean]), None, ""
+        per_seed, accuracy, correct, test_key = ((-1, mean),), spread([mean]), None, ""
+    placed = {"fit_s": at, "held_s": None} if measure == cmp.TIME else \
+        {"fit_s": None, "held_s": None, "train_flops": at, "flops_missing": 0, "flops_partial": False}
     point = dataclasses.replace(
-        lo, budget=f"{lo.budget}–{hi.budget}", fit_s=at_s, held_s=None, accuracy=accuracy, seed_accuracy=per_seed,
-        runs=min(lo.runs, hi.runs), statuses=(), correct=correct, test_key=key,
+        lo, budget=f"{lo.budget}–{hi.budget}", accuracy=accuracy, seed_accuracy=per_seed,
+        runs=min(lo.runs, hi.runs), statuses=(), correct=correct, test_key=test_key, **placed,
     )
-    return EqualCompute("interpolated", point)
+    return EqualCompute("interpolated", point, (lo, hi))
 
 
 def _compute(s: ConfigSummary) -> float:
     return s.compute_s or 0.0
 
 
-def equal_compute(curve: tuple[ConfigSummary, ...], at_s: float | None) -> EqualCompute:
-    """The curve (ok budgets, ascending) at compute at_s (ConfigSummary.compute_s: fit time, times a search's
-    reserved bundles): interpolated, at a budget, or outside the budgets run."""
-    timed = [s for s in curve if s.compute_s]
+def _exact_flops(s: ConfigSummary) -> float | None:
+    """Training FLOPs where every ok run counted them whole (a lower bound cannot place a point)."""
+    f = s.flops
+    return None if f.partial else f.value
+
+
+def _flops_or_bound(s: ConfigSummary) -> float | None:
+    """Training FLOPs where every ok run counted them, a lower bound where a count left layers out."""
+    return s.flops.value
+
+
+def equal_compute(curve: tuple[ConfigSummary, ...], at_s: float | None, measure: str = cmp.TIME) -> EqualCompute:
+    """The curve (ok budgets, ascending) at compute at_s: in seconds (ConfigSummary.compute_s: fit time, times a
+    search's reserved bundles) or in training FLOPs; interpolated, at a budget, or outside the budgets run."""
+    key: Key = _compute if measure == cmp.TIME else _flops_or_bound
+    timed = [s for s in curve if key(s)]
     if not timed or not at_s:
         return EqualCompute("none")
     for s in timed:
-        if math.isclose(_compute(s), at_s, rel_tol=1e-9):
-            return EqualCompute("at budget", s)
-    if at_s < min(_compute(s) for s in timed):
+        if math.isclose(key(s), at_s, rel_tol=1e-9):
+            return EqualCompute("at budget", s, (s,))
+    if at_s < min(key(s) for s in timed):
         return EqualCompute("below")
-    if at_s > max(_compute(s) for s in timed):
+    if at_s > max(key(s) for s in timed):
         return EqualCompute("above")
     # Compute need not rise with the budget (a search that stops early): take the first consecutive pair,
     # in budget order, whose compute brackets it; one exists since at_s is within their range.
     for lo, hi in zip(timed, timed[1:], strict=False):
-        if min(_compute(lo), _compute(hi)) <= at_s <= max(_compute(lo), _compute(hi)):
-            return _interpolate(lo, hi, at_s)
+        if min(key(lo), key(hi)) <= at_s <= max(key(lo), key(hi)):
+            return _interpolate(lo, hi, at_s, key, measure)
     return EqualCompute("none")  # unreachable; kept so that a bug reads as 'no value', not a wrong one
 
 
@@ -184,6 +203,46 @@ class Parity:
         return Versus(s, self.base).compute_ratio
 
     @property
+    def measure(self) -> str:
+        """What the ratios compare: 'time' (seconds) on one kind of hardware, 'flops' across several."""
+        if self.curve and not self.curve[0].seconds_comparable:
+            return cmp.FLOPS
+        return cmp.TIME
+
+    @property
+    def unit(self) -> str:
+        """What a ratio is of, as a sentence says it: 'compute' (seconds) or 'training FLOPs'."""
+        return "compute" if self.measure == cmp.TIME else "training FLOPs"
+
+    def flops_ratio(self, s: ConfigSummary | None) -> cmp.FlopsRatio | None:
+        """A budget's training FLOPs over the baseline's (None for no budget)."""
+        return None if s is None or self.base is None else Versus(s, self.base).flops_ratio
+
+    def amount(self, s: ConfigSummary, beside: bool = True) -> str:
+        """A budget's ratio to the baseline as a reader says it: "2.4x the baseline's compute (1.8x in training
+        FLOPs)", "at least 2.4x the baseline's training FLOPs" across kinds of hardware, or why there is none."""
+        if self.measure == cmp.FLOPS:
+            f = self.flops_ratio(s)
+            return f"{f.words} the baseline's training FLOPs" if f.value is not None else self.not_taken(s)
+        ratio = self._ratio(s)
+        if ratio is None:
+            return fmt.MISSING
+        return f"{fmt.ratio_words(ratio)} the baseline's compute" + (self.beside(s) if beside else "")
+
+    def not_taken(self, s: ConfigSummary) -> str:
+        """Why a ratio across kinds of hardware was not taken."""
+        return f"no ratio: runs on different hardware, and {self.flops_ratio(s).why}"
+
+    def beside(self, s: ConfigSummary) -> str:
+        """The FLOP ratio beside a ratio of seconds, ' (1.8x in training FLOPs)', '' where the ratios are of FLOPs
+        already."""
+        return flops_beside(Versus(s, self.base)) if self.measure == cmp.TIME and self.base else ""
+
+    def flops_note(self, s: ConfigSummary) -> str:
+        """The FLOP ratio beside a ratio of seconds without its brackets: '1.8x in training FLOPs'."""
+        return self.beside(s).strip().removeprefix("(").removesuffix(")")
+
+    @property
     def parity_ratio(self) -> float | None:
         """Compute at the parity budget over the baseline's; None unless reached."""
         return self._ratio(self.reached) if self.reached else None
@@ -241,21 +300,30 @@ class Parity:
             return "no ok run"
         if outcome == "reached":
             s = self.reached
-            ratio = self.parity_ratio
-            amount = fmt.MISSING if ratio is None else f"{fmt.ratio_words(ratio)} the baseline's compute"
+            amount = self.amount(s)
             verdict = self.states[self.curve.index(s)]
             if s is self.curve[0]:
                 # Nothing smaller was run, so parity may come sooner: an upper bound.
                 return f"at most {amount}: {verdict} at {s.budget}, the smallest budget run"
             below = [b.budget for b in self.undetermined if self.curve.index(b) < self.curve.index(s)]
             unsure = f" (undetermined at {', '.join(below)}: it may come sooner)" if below else ""
-            return f"{amount} ({verdict} at {s.budget}){unsure}"
+            note = f"; {n}" if (n := self.flops_note(s)) else ""
+            return f"{self.amount(s, beside=False)} ({verdict} at {s.budget}{note}){unsure}"
         if outcome == "undetermined":
             at = ", ".join(s.budget for s in self.undetermined)
             return f"undetermined at {at}: {self.design_text}"
-        ratio = self.lower_bound_ratio
-        bound = fmt.MISSING if ratio is None else f"more than {fmt.ratio_words(ratio)} the baseline's compute"
-        return f"{bound}: every budget up to {self.curve[-1].budget} worse by more than {_tol(self.tolerance)}"
+        last = self.curve[-1]
+        return f"{self._more_than(last)}: every budget up to {last.budget} worse by more than {_tol(self.tolerance)}"
+
+    def _more_than(self, s: ConfigSummary) -> str:
+        """'more than 2.4x the baseline's compute': what parity needs where every budget up to s is worse."""
+        ratio = self._ratio(s)
+        if ratio is None:
+            return self.not_taken(s) if self.measure == cmp.FLOPS else fmt.MISSING
+        if self.measure == cmp.FLOPS and self.flops_ratio(s).bound == cmp.AT_MOST:
+            # The baseline's count is a lower bound, so the ratio may be smaller: no bound follows from it.
+            return f"more than {s.budget}'s training FLOPs (at most {fmt.ratio_words(ratio)} the baseline's)"
+        return f"more than {fmt.ratio_words(ratio)} the baseline's {self.unit}{self.beside(s)}"
 
     @property
     def budgets_text(self) -> str:
@@ -266,19 +334,59 @@ class Parity:
 
     @property
     def equal(self) -> EqualCompute:
-        """The system at the baseline reference's compute."""
-        return equal_compute(self.curve, self.base.compute_s if self.base else None)
+        """The system at the baseline reference's compute, in the measure of the ratios."""
+        return self.equal_in(self.measure)
+
+    def equal_in(self, measure: str) -> EqualCompute:
+        """The system at the baseline reference's compute in seconds ('time') or training FLOPs ('flops'); in
+        FLOPs only where every budget and the baseline counted them, and the budgets it stands at or between
+        counted them whole: a lower bound places the curve's other budgets on the right side of the baseline,
+        but no point of its own."""
+        if self.base is None:
+            return EqualCompute("none")
+        if measure == cmp.TIME:
+            return equal_compute(self.curve, self.base.compute_s) if self.measure == cmp.TIME else \
+                EqualCompute("none")
+        if _exact_flops(self.base) is None or any(s.flops.value is None for s in self.curve):
+            return EqualCompute("none")
+        eq = equal_compute(self.curve, _exact_flops(self.base), cmp.FLOPS)
+        # Above every budget's lower bound may still be below a budget's true count; below them all is below.
+        if any(s.flops.partial for s in eq.between) or (eq.state == "above" and
+                                                        any(s.flops.partial for s in self.curve)):
+            return EqualCompute("none")
+        return eq
+
+    @property
+    def equal_flops(self) -> EqualCompute:
+        """The system at the baseline reference's training FLOPs."""
+        return self.equal_in(cmp.FLOPS)
+
+    def _measured_at(self, eq: EqualCompute) -> eqv.Difference | None:
+        v = eq.versus(self.base) if self.base else None
+        return None if v is None else v.measured
 
     @property
     def equal_measured(self) -> eqv.Difference | None:
         """The equal-compute point minus the reference, with its interval."""
-        v = self.equal.versus(self.base) if self.base else None
-        return None if v is None else v.measured
+        return self._measured_at(self.equal)
 
     @property
-    def equal_text(self) -> str:
-        """Accuracy at equal compute as a reader says it."""
-        eq = self.equal
+    def equal_flops_measured(self) -> eqv.Difference | None:
+        """The equal-FLOPs point minus the reference, with its interval."""
+        return self._measured_at(self.equal_flops)
+
+    @property
+    def flops_gap(self) -> str:
+        """Why there is no equal-FLOPs point where there is none: 'not counted', 'partial' ('' where there is
+        one, or the budgets' counts bracket nothing)."""
+        counts = [s.flops for s in (*self.curve, self.base) if s is not None]
+        if any(f.value is None for f in counts):
+            return "training FLOPs not counted"
+        if self.equal_flops.state == "none" and any(f.partial for f in counts):
+            return "training FLOP counts partial, and a lower bound places no point"
+        return ""
+
+    def _equal_words(self, eq: EqualCompute, d: eqv.Difference | None) -> str:
         if eq.state == "below":
             return "below the smallest budget run"
         if eq.state == "above":
@@ -287,11 +395,24 @@ class Parity:
             return fmt.MISSING
         budgets = eq.point.budget.replace("–", " and ")
         where = f"at {budgets}" if eq.state == "at budget" else f"between {budgets}"
-        d = self.equal_measured
         if d.low is None:
             return f"{fmt.pct(eq.point.accuracy.mean)} {where}; {100 * d.point:+.1f} points ({interval_words(d)})"
         return f"{fmt.pct(eq.point.accuracy.mean)} {where}; {100 * d.point:+.1f} points, 90% interval " \
             + interval_text(d)
+
+    @property
+    def equal_text(self) -> str:
+        """Accuracy at equal compute as a reader says it: at the baseline's seconds with the equal-FLOPs point
+        beside it, or (across kinds of hardware) at its training FLOPs alone."""
+        flops = self.equal_flops
+        if flops.state != "none":
+            flops_words = f"at its training FLOPs: {self._equal_words(flops, self.equal_flops_measured)}"
+        else:
+            flops_words = self.flops_gap or "at its training FLOPs: —"
+        if self.measure == cmp.FLOPS:
+            return flops_words if flops.state != "none" else \
+                f"no equal-compute point: runs on different hardware, and {flops_words}"
+        return f"{self._equal_words(self.equal, self.equal_measured)}; {flops_words}"
 
     @property
     def largest_text(self) -> str:
@@ -347,6 +468,26 @@ def _eq(value: Callable[[EqualCompute, eqv.Difference], Any]) -> Callable[[Parit
     return get
 
 
+def _eqf(value: Callable[[EqualCompute, eqv.Difference], Any]) -> Callable[[Parity], Any]:
+    """A value of the equal-FLOPs point against the baseline, None where there is none."""
+
+    def get(p: Parity) -> Any:
+        eq = p.equal_flops
+        return None if eq.point is None else value(eq, p.equal_flops_measured)
+
+    return get
+
+
+def _flops(budget: Callable[[Parity], ConfigSummary | None], part: str = "value") -> Callable[[Parity], Any]:
+    """The FLOP ratio of a budget to the baseline (or its bound), None where there is none."""
+
+    def get(p: Parity) -> Any:
+        f = p.flops_ratio(budget(p))
+        return None if f is None or f.value is None else getattr(f, part)
+
+    return get
+
+
 def _base(value: Callable[[ConfigSummary], Any]) -> Callable[[Parity], Any]:
     return lambda p: value(p.base) if p.base else None
 
@@ -371,14 +512,21 @@ PARITY: TableSpec[Parity] = TableSpec(
         Column("baseline_budget", "", _base(lambda b: b.budget)),
         Column("baseline_plateau", "", lambda p: p.plateau.state if p.plateau else None),
         Column("", "Baseline", _base(lambda b: f"{b.system} ({b.budget}): {fmt.pct(b.accuracy.mean)} "
-                                                f"in {fmt.duration(b.fit_s)}"), lambda t: t or fmt.MISSING),
+                                                f"in {fmt.duration(b.fit_s)}, "
+                                                + (b.flops.text if b.flops.value else f"FLOPs {b.flops.text}")),
+               lambda t: t or fmt.MISSING),
         Column("baseline_accuracy_mean", "", _base(lambda b: b.accuracy.mean)),
         Column("baseline_fit_s", "", _base(lambda b: b.fit_s)),
+        Column("baseline_train_flops", "", _base(lambda b: b.flops.value)),
+        Column("compute_measure", "", lambda p: p.measure),
         Column("tolerance_points", "", lambda p: 100 * p.tolerance),
         Column("parity", "", lambda p: p.outcome),
         Column("parity_budget", "", lambda p: p.reached.budget if p.reached else None),
         Column("parity_compute_ratio", "", lambda p: p.parity_ratio),
         Column("parity_lower_bound_ratio", "", lambda p: p.lower_bound_ratio),
+        Column("parity_flops_ratio", "", _flops(lambda p: p.reached)),
+        Column("parity_flops_bound", "", _flops(lambda p: p.reached, "bound")),
+        Column("parity_energy_ratio", "", lambda p: Versus(p.reached, p.base).energy_ratio if p.reached else None),
         Column("resolvable_tolerance_points", "", _resolving(lambda d, t: 100 * d.half_width)),
         Column("images_needed", "", _resolving(lambda d, t: _count(d.needed(t, False, True), 1))),
         Column("seeds_needed", "", _resolving(lambda d, t: _count(d.needed(t, True, False), 0))),
@@ -390,9 +538,17 @@ PARITY: TableSpec[Parity] = TableSpec(
         Column("equal_compute_ci90_low_points", "", _eq(lambda e, d: _points(d.low))),
         Column("equal_compute_ci90_high_points", "", _eq(lambda e, d: _points(d.high))),
         Column("equal_compute_interval", "", _eq(lambda e, d: d.source)),
+        Column("equal_flops", "", lambda p: p.equal_flops.state),
+        Column("equal_flops_between", "", _eqf(lambda e, d: e.point.budget)),
+        Column("equal_flops_accuracy", "", _eqf(lambda e, d: e.point.accuracy.mean)),
+        Column("equal_flops_difference_points", "", _eqf(lambda e, d: _points(d.point))),
+        Column("equal_flops_ci90_low_points", "", _eqf(lambda e, d: _points(d.low))),
+        Column("equal_flops_ci90_high_points", "", _eqf(lambda e, d: _points(d.high))),
         Column("", "Accuracy at the baseline's compute", lambda p: p.equal_text),
         Column("largest_budget", "", lambda p: p.largest.automl.budget if p.largest else None),
         Column("largest_compute_ratio", "", lambda p: p.largest.compute_ratio if p.largest else None),
+        Column("largest_flops_ratio", "", _flops(lambda p: p.curve[-1] if p.curve else None)),
+        Column("largest_flops_bound", "", _flops(lambda p: p.curve[-1] if p.curve else None, "bound")),
         Column("largest_difference_points", "", lambda p: _points(p.largest.difference) if p.largest else None),
         Column("largest_ci90_low_points", "", lambda p: _points(p.largest.measured.low) if p.largest else None),
         Column("largest_ci90_high_points", "", lambda p: _points(p.largest.measured.high) if p.largest else None),
@@ -418,7 +574,10 @@ def caption(tolerance: float) -> str:
         "\"more than\" only where every budget is worse. Accuracy at the baseline's compute is interpolated "
         "linearly in log fit time between the two budgets whose fit times bracket the baseline's, seed by seed "
         "and image by image, never extrapolated; then its difference from the baseline in points and the 90% "
-        "interval."
+        "interval. Beside each, the same in training FLOPs (counted from the models: every trial, refit and "
+        "epoch, forward and backward; augmentation and data loading not counted): \"at least\" or \"at most\" "
+        "where a count left layers out, \"not counted\" where a run has none. Where a group's runs came from "
+        "several kinds of hardware, seconds do not compare and every ratio is of training FLOPs alone."
     )
 
 
@@ -429,7 +588,9 @@ def sentence(p: Parity) -> str | None:
     name = p.base.system
     budgets = ", ".join(s.budget for s in p.curve)
     text = f"{p.system} over {budgets}: parity with {name} (within {_tol(p.tolerance)}) is {p.parity_text}"
-    if p.equal.point is not None:
+    if p.measure == cmp.FLOPS:
+        text += f"; {p.equal_text}"
+    elif p.equal.point is not None:
         text += f"; at {name}'s compute it has {p.equal_text}"
     elif p.equal.state in ("below", "above"):
         text += f"; {name}'s compute is {p.equal_text}"
@@ -437,20 +598,41 @@ def sentence(p: Parity) -> str | None:
     return text + (f"; {'; '.join(falls)}" if falls else "") + "."
 
 
+def _share(p: Parity, s: ConfigSummary, bound: str = "") -> tuple[str, str]:
+    """A budget's ratio to the baseline for the answer, and the FLOP ratio beside it ('' in FLOPs already):
+    ('2.4x', '1.8x in training FLOPs'), ('at least 2.4x', ''), or why there is none."""
+    if p.measure == cmp.FLOPS:
+        f = p.flops_ratio(s)
+        if f.value is None:
+            return "an unmeasured share of", p.not_taken(s)
+        return (f.words if not bound else f"{bound} {fmt.ratio_words(f.value)}"), ""
+    ratio = p._ratio(s)
+    return (fmt.MISSING if ratio is None else f"{bound} {fmt.ratio_words(ratio)}".strip()), p.flops_note(s)
+
+
 def _match_clause(p: Parity, name: str) -> str:
     """How much of the baseline's compute the system needed to match it, as the answer says it (the system
     named first)."""
     tol = _tol(p.tolerance)
+    unit = p.unit
     if p.outcome == "reached":
-        s, ratio = p.reached, fmt.ratio_words(p.parity_ratio) if p.parity_ratio else fmt.MISSING
+        s = p.reached
         how = {eqv.EQUIVALENT: "matched", eqv.BETTER: "passed"}.get(p.states[p.curve.index(s)], "matched or passed")
+        words, note = _share(p, s)
         if s is p.curve[0]:
-            return (f"{p.system} {how} {name} (within {tol}) with at most {ratio} its compute, at {s.budget}, its "
-                    "smallest budget")
-        return f"{p.system} {how} {name} (within {tol}) at {ratio} its compute ({s.budget})"
+            return (f"{p.system} {how} {name} (within {tol}) with at most {words} its {unit}"
+                    + (f" ({note})" if note else "") + f", at {s.budget}, its smallest budget")
+        at = "at" if p.measure == cmp.TIME else "with"
+        return f"{p.system} {how} {name} (within {tol}) {at} {words} its {unit} ({s.budget}" \
+            + (f"; {note})" if note else ")")
     if p.outcome == "not reached":
-        return (f"{p.system} needed more than {fmt.ratio_words(p.lower_bound_ratio)} {name}'s compute to match "
-                f"it (every budget worse by more than {tol})")
+        s = p.curve[-1]
+        if p.measure == cmp.FLOPS and p.flops_ratio(s).bound == cmp.AT_MOST:
+            need = p._more_than(s)
+        else:
+            words, note = _share(p, s, "more than")
+            need = f"{words} {name}'s {unit}" + (f" ({note})" if note else "")
+        return f"{p.system} needed {need} to match it (every budget worse by more than {tol})"
     budgets = p.undetermined
     at = f"every budget ({budgets[0].budget} to {budgets[-1].budget})" if len(budgets) == len(p.curve) > 1 else \
         ", ".join(s.budget for s in budgets)
@@ -462,24 +644,36 @@ def _match_clause(p: Parity, name: str) -> str:
     return f"whether {p.system} matched {name} within {tol} is undetermined at {at}{width}"
 
 
+def _at_equal(p: Parity, name: str, measure: str) -> str:
+    """'; at equal compute it was 4.9 points behind (...)' in seconds or training FLOPs ('' where there is no
+    point to say)."""
+    eq = p.equal_in(measure)
+    what = "compute" if measure == cmp.TIME else "training FLOPs"
+    d = p._measured_at(eq)
+    if d is not None:
+        return f"; at equal {what} it was {_difference_words(d)}"
+    if eq.state in ("below", "above"):
+        more = "more" if eq.state == "below" else "less"
+        amount = fmt.duration(p.base.compute_s) if measure == cmp.TIME else fmt.flops(p.base.flops.value)
+        return f"; every budget ran {more} than {name}'s {amount} of {what}, so none compares at equal {what}"
+    return ""
+
+
 def answer_sentences(found: list[Parity]) -> list[str]:
     """One sentence per data set and AutoML system that answers the report's question, for its top: the compute
-    the system needed to match the baseline and its accuracy at the baseline's compute, with the interval."""
+    the system needed to match the baseline and its accuracy at the baseline's compute, with the interval; in
+    seconds with training FLOPs beside them, or in training FLOPs alone across kinds of hardware."""
     sentences = []
     for p in found:
         if p.base is None or not p.curve:
             continue
         name = p.base.system
         text = f"On {p.group.label}, {_match_clause(p, name)}"
-        d = p.equal_measured
-        if d is not None:
-            text += f"; at equal compute it was {_difference_words(d)}"
-        elif p.equal.state in ("below", "above"):
-            more = "more" if p.equal.state == "below" else "less"
-            text += (f"; every budget ran {more} than {name}'s {fmt.duration(p.base.compute_s)} of compute, so "
-                     "none compares at equal compute")
+        if p.measure == cmp.TIME:
+            text += _at_equal(p, name, cmp.TIME)
+        flops = _at_equal(p, name, cmp.FLOPS)
+        text += flops if flops or p.measure == cmp.TIME else f"; no equal-compute point: {p.flops_gap or 'not placed'}"
         if p.plateau.state == "top":
             text += f"; {name}'s reference, {p.base.budget}, is the top of a ladder that may still be climbing"
         sentences.append(text + ".")
     return sentences
-

@@ -21,6 +21,7 @@ from sklearn.metrics import confusion_matrix, f1_score  # noqa: E402
 
 from bench import rundir  # noqa: E402
 from bench.report import artifacts  # noqa: E402
+from bench.report import compute as cmp  # noqa: E402
 from bench.report.parity import Parity  # noqa: E402
 from bench.report.runs import Group, budget_seconds, budget_trials, hardware_of  # noqa: E402
 from bench.report.style import (  # noqa: E402
@@ -28,6 +29,7 @@ from bench.report.style import (  # noqa: E402
     accuracy_limits,
     clip_percent,
     legend_below,
+    log_flops_axis,
     log_time_axis,
     looks,
     place_labels,
@@ -378,21 +380,32 @@ def confusion_matrices(group: Group, runs: pd.DataFrame, out_dir: Path, folder: 
     )
 
 
+def _x(s: ConfigSummary, compute: str) -> float | None:
+    """A configuration's place on the headline's x axis: its compute in seconds, or its training FLOPs where
+    every ok run counted them (a partial count places it at its lower bound)."""
+    return s.compute_s if compute == cmp.TIME else s.flops.value
+
+
 def headline(
-    group: Group, summaries: list[ConfigSummary], found: list[Parity], folder: Path, colors: dict[str, Look]
+    group: Group, summaries: list[ConfigSummary], found: list[Parity], folder: Path, colors: dict[str, Look],
+    compute: str = cmp.TIME,
 ) -> Figure | str:
-    """Every contender's accuracy against its mean compute (log axis: fit time; of a search spread over several
-    processes, times the bundles of resources it reserved): a line through each system's budgets with its 95%
-    interval over seeds, the floor as a horizontal line, a star where an AutoML system reaches parity."""
-    shown = [s for s in summaries if s.system_class != "floor" and s.accuracy.mean is not None and s.compute_s]
+    """Every contender's accuracy against its mean compute (log axis: fit time, of a search spread over several
+    processes times the bundles of resources it reserved; or training FLOPs): a line through each system's
+    budgets with its 95% interval over seeds, the floor as a horizontal line, a star where an AutoML system
+    reaches parity."""
+    contenders = [s for s in summaries if s.system_class != "floor" and s.accuracy.mean is not None]
+    shown = [s for s in contenders if _x(s, compute)]
     if not shown:
-        return "the headline figure: no ok run (besides the floor) with a recorded fit time"
+        what = "recorded fit time" if compute == cmp.TIME else "FLOP count"
+        return f"the headline figure: no ok run (besides the floor) with a {what}"
+    left_out = [f"{s.system} {s.budget}" for s in contenders if not _x(s, compute)]
     base = reference(summaries, "baseline")
     fig, ax = plt.subplots(figsize=(7.0, 4.0), layout="constrained")
     labels = []
     for system in dict.fromkeys(s.system for s in shown):  # summaries' order: baseline, then AutoML
-        mine = sorted((s for s in shown if s.system == system), key=lambda s: s.compute_s)
-        x = [s.compute_s for s in mine]
+        mine = sorted((s for s in shown if s.system == system), key=lambda s: _x(s, compute))
+        x = [_x(s, compute) for s in mine]
         y = [100 * s.accuracy.mean for s in mine]
         look = colors[system]
         ax.plot(x, y, marker=look.marker, color=look.color, linewidth=1.8, label=system, zorder=3)
@@ -404,14 +417,15 @@ def headline(
             for xi, band in zip(x, bands, strict=True):
                 if band:
                     ax.plot([xi, xi], band, color=look.color, linewidth=2.5, alpha=0.5)
-        labels += [(xi, yi, s.budget, look.color) for s, xi, yi in zip(mine, x, y, strict=True)]
-    if base is not None and base.compute_s:
-        ax.scatter([base.compute_s], [100 * base.accuracy.mean], s=180, facecolors="none",
+        labels += [(xi, yi, ("≥ " if compute == cmp.FLOPS and s.flops.partial else "") + s.budget, look.color)
+                   for s, xi, yi in zip(mine, x, y, strict=True)]
+    if base is not None and _x(base, compute):
+        ax.scatter([_x(base, compute)], [100 * base.accuracy.mean], s=180, facecolors="none",
                    edgecolors="black", linewidths=1.2, label=f"reference: {base.system} ({base.budget})", zorder=4)
     marked = False
     for p in found:
-        if p.reached is not None and p.reached.compute_s:
-            ax.scatter([p.reached.compute_s], [100 * p.reached.accuracy.mean], marker="*", s=260,
+        if p.reached is not None and _x(p.reached, compute):
+            ax.scatter([_x(p.reached, compute)], [100 * p.reached.accuracy.mean], marker="*", s=260,
                        color=colors[p.system].color, edgecolors="black", linewidths=0.8, zorder=5,
                        label=None if marked else "matched the reference")
             marked = True
@@ -420,10 +434,16 @@ def headline(
         if s.system_class == "floor" and s.accuracy.mean is not None:
             level = 100 * s.accuracy.mean
             ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=_floor_label(s.system, level, ax))
-    log_time_axis(ax, [s.compute_s for s in shown])
-    # Where a search ran in several processes, its x is the resources it held (held_s), not its wall time.
-    held = any(s.search_workers > 1 for s in shown)
-    what = "mean compute per run: fit time x resource bundles held" if held else "mean fit time per run"
+    xs = [_x(s, compute) for s in shown]
+    if compute == cmp.TIME:
+        log_time_axis(ax, xs)
+        # Where a search ran in several processes, its x is the resources it held (held_s), not its wall time.
+        held = any(s.search_workers > 1 for s in shown)
+        what = "mean compute per run: fit time x resource bundles held" if held else "mean fit time per run"
+        measured = "mean fit time"
+    else:
+        log_flops_axis(ax, xs)
+        what = measured = "mean training FLOPs per run"
     ax.set_xlabel(f"{what} (log scale)")
     ax.set_ylabel("test accuracy (%)")
     legend_below(ax)
@@ -432,24 +452,35 @@ def headline(
     place_labels(ax, labels)
     hardware = "; ".join(sorted({s.hardware for s in summaries if s.hardware})) or "hardware not recorded"
     tolerance = f"{100 * found[0].tolerance:g} points" if found else "the tolerance"
+    notes = ""
+    if compute == cmp.FLOPS:
+        notes += (" Training FLOPs: forward and backward passes counted from the models (augmentation and data "
+                  "loading not counted); ≥: a count that left layers out, placed at its lower bound.")
+        if left_out:
+            notes += f" Left out, FLOPs not counted: {', '.join(left_out)}."
+    elif not shown[0].seconds_comparable:
+        notes += (" These times come from several kinds of hardware and do not compare across them; "
+                  "`bench report --compute flops` places the runs by training FLOPs.")
     return save_figure(
         fig,
         folder,
         f"{group.slug}_headline",
-        f"{group.label} ({hardware}): mean test accuracy against mean fit time, a point per budget, named by "
+        f"{group.label} ({hardware}): mean test accuracy against {measured}, a point per budget, named by "
         f"it; bands: {INTERVAL}; circle: the baseline's reference; star: the smallest budget shown no worse than "
-        f"it (the 90% interval of the difference above -{tolerance}); dotted: the floor.",
+        f"it (the 90% interval of the difference above -{tolerance}); dotted: the floor." + notes,
     )
 
 
 def headline_figure(
-    group: Group, summaries: list[ConfigSummary], found: list[Parity], out_dir: Path, colors: dict[str, Look]
+    group: Group, summaries: list[ConfigSummary], found: list[Parity], out_dir: Path, colors: dict[str, Look],
+    compute: str = cmp.TIME,
 ) -> Figure | str:
-    """The headline figure of one group, written under out_dir/plots/ in the report's style."""
+    """The headline figure of one group, written under out_dir/plots/ in the report's style, its x axis the
+    compute in seconds ('time') or training FLOPs ('flops')."""
     folder = Path(out_dir) / PLOTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     with plt.rc_context(RC), sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
-        return headline(group, summaries, found, folder, colors)
+        return headline(group, summaries, found, folder, colors, compute)
 
 
 def plot_group(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 
+from bench.report import formatting as fmt
 from bench.report.runs import system_name
 
 # Okabe & Ito's colour-blind-safe palette (Okabe and Ito, "Color Universal Design", 2008), the colours seaborn's
@@ -109,6 +110,33 @@ def log_time_axis(ax: plt.Axes, values: Sequence[float], axis: str = "x") -> Non
     target = ax.xaxis if axis == "x" else ax.yaxis
     target.set_major_locator(mticker.FixedLocator(ticks))
     target.set_major_formatter(mticker.FuncFormatter(lambda v, _: duration_label(v)))
+    target.set_minor_locator(mticker.NullLocator())
+
+
+def log_flops_axis(ax: plt.Axes, values: Sequence[float], axis: str = "x") -> None:
+    """A log axis of FLOPs covering `values` (at least MIN_LOG_SPAN wide), ticked at powers of ten in SI units
+    ('100 GFLOP', '1 TFLOP', '10 PFLOP'), as the time axis is ticked in human durations."""
+    positive = [v for v in values if v and v > 0 and math.isfinite(v)]
+    low, high = (min(positive), max(positive)) if positive else (1e9, 1e10)
+    span = high / low
+    if span < MIN_LOG_SPAN:
+        grow = math.sqrt(MIN_LOG_SPAN / span)
+        low, high = low / grow, high * grow
+    else:
+        low, high = low / 1.25, high * 1.25
+    decades = range(math.ceil(math.log10(low)), math.floor(math.log10(high)) + 1)
+    if len(decades) < 2:
+        # Widen to the powers of ten on either side, so that the reader has a scale on both sides of the data.
+        low, high = 10 ** math.floor(math.log10(low)) / 1.15, 10 ** math.ceil(math.log10(high)) * 1.15
+        decades = range(math.ceil(math.log10(low)), math.floor(math.log10(high)) + 1)
+    ticks = [10.0 ** k for k in decades]
+    while len(ticks) > MAX_TIME_TICKS:
+        ticks = ticks[::2]
+    getattr(ax, f"set_{axis}scale")("log")
+    getattr(ax, f"set_{axis}lim")(low, high)
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(mticker.FixedLocator(ticks))
+    target.set_major_formatter(mticker.FuncFormatter(lambda v, _: fmt.flops(v)))
     target.set_minor_locator(mticker.NullLocator())
 
 

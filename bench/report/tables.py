@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench import rundir
+from bench.report import compute as cmp
 from bench.report import equivalence as eqv
 from bench.report import formatting as fmt
 from bench.report.runs import CLASS_ORDER, Group, budget_key, system_classes
@@ -130,6 +131,16 @@ class ConfigSummary:
     train_flops: float | None = None
     flops_per_s: float | None = None
     flops_partial: bool = False
+    flops_missing: int = 0  # ok runs without a FLOP count
+    # False where the group's ok runs came from several kinds of hardware: its seconds do not compare, and every
+    # ratio is of training FLOPs (bench/report/compute.py).
+    seconds_comparable: bool = True
+
+    @property
+    def flops(self) -> cmp.Flops:
+        """Mean training FLOPs per ok run, a figure only where every ok run counted them."""
+        value = self.train_flops if not self.flops_missing else None
+        return cmp.Flops(value, self.flops_partial, self.flops_missing, self.ok)
 
     @property
     def compute_s(self) -> float | None:
@@ -176,6 +187,7 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str, out_dir: Path | N
     out_dir, each configuration carries its runs' correctness per test image where they all kept predictions."""
     summaries = []
     classes = system_classes(runs, baseline)
+    one_kind = len(cmp.hardware_kinds(runs)) < 2
     for (system, budget), part in runs.groupby(["system", "budget"], sort=False):
         ok = part[part["status"] == "ok"]
         scored = ok[ok["accuracy"].notna()]
@@ -216,6 +228,8 @@ def summarize(group: Group, runs: pd.DataFrame, baseline: str, out_dir: Path | N
                 train_flops=_measured_mean(ok, "train_flops"),
                 flops_per_s=_measured_mean(ok, "flops_per_s"),
                 flops_partial=_flops_partial(ok),
+                flops_missing=int(ok["train_flops"].isna().sum()) if "train_flops" in ok else len(ok),
+                seconds_comparable=one_kind,
             )
         )
     return sorted(summaries, key=lambda s: (CLASS_ORDER[s.system_class], s.system, budget_key(s.budget)))
@@ -404,12 +418,39 @@ class Versus:
         return None if self.measured is None else self.measured.point
 
     @property
-    def compute_ratio(self) -> float | None:
-        """AutoML mean compute over the baseline's: fit time, or for a search spread over several processes the
-        resources it held (ConfigSummary.compute_s)."""
+    def measure(self) -> str:
+        """What the ratio compares: 'time' on one kind of hardware, 'flops' across several."""
+        return cmp.TIME if self.automl.seconds_comparable else cmp.FLOPS
+
+    @property
+    def time_ratio(self) -> float | None:
+        """AutoML mean compute over the baseline's in seconds: fit time, or for a search spread over several
+        processes the resources it held (ConfigSummary.compute_s); None across kinds of hardware."""
         if self.baseline is None or self.automl.compute_s is None or not self.baseline.compute_s:
             return None
-        return self.automl.compute_s / self.baseline.compute_s
+        return self.automl.compute_s / self.baseline.compute_s if self.measure == cmp.TIME else None
+
+    @property
+    def flops_ratio(self) -> cmp.FlopsRatio:
+        """AutoML training FLOPs over the baseline's, with its bound, or why there is none."""
+        if self.baseline is None:
+            return cmp.FlopsRatio(None, why="no baseline")
+        return cmp.flops_ratio(self.automl.flops, self.baseline.flops)
+
+    @property
+    def energy_ratio(self) -> float | None:
+        """AutoML mean energy per run over the baseline's, where both read the same counters (NVML's, RAPL's) on
+        one kind of hardware; None otherwise."""
+        if self.baseline is None or self.measure != cmp.TIME:
+            return None
+        a, b = _energy(self.automl), _energy(self.baseline)
+        return None if a is None or b is None or a[0] != b[0] or not b[1] else a[1] / b[1]
+
+    @property
+    def compute_ratio(self) -> float | None:
+        """The ratio every comparison uses: of seconds (time_ratio) on one kind of hardware, of training FLOPs
+        across several (None where they were not counted)."""
+        return self.time_ratio if self.measure == cmp.TIME else self.flops_ratio.value
 
     @property
     def resolution(self) -> str:
@@ -421,6 +462,12 @@ class Versus:
         if d.low is None:
             return "too few seeds"
         return "overlap" if d.low <= 0.0 <= d.high else "resolved"
+
+
+def _energy(s: ConfigSummary) -> tuple[tuple[str, ...], float] | None:
+    """The counters a configuration read and its mean joules per run over them; None where it read none."""
+    read = [(name, j) for name, j in (("gpu", s.gpu_energy_j), ("cpu", s.cpu_energy_j)) if j is not None]
+    return (tuple(n for n, _ in read), sum(j for _, j in read)) if read else None
 
 
 def versus(summaries: list[ConfigSummary], tolerance: float = eqv.DEFAULT_TOLERANCE) -> list[Versus]:
@@ -487,7 +534,12 @@ VERSUS: TableSpec[Versus] = TableSpec(
             lambda v: None if v.difference is None else 100 * v.difference,
             fmt.signed,
         ),
-        Column("compute_ratio", "Compute ratio", lambda v: v.compute_ratio, fmt.ratio),
+        Column("compute_measure", "", lambda v: v.measure),
+        Column("compute_ratio", "Compute ratio", lambda v: v.time_ratio, fmt.ratio),
+        Column("flops_ratio", "", lambda v: v.flops_ratio.value),
+        Column("flops_ratio_bound", "", lambda v: v.flops_ratio.bound),
+        Column("", "FLOPs ratio", lambda v: v.flops_ratio.words or fmt.MISSING),
+        Column("energy_ratio", "Energy ratio", lambda v: v.energy_ratio, fmt.ratio, optional=True),
         Column("interval", "", lambda v: v.measured.source if v.measured else None),
         Column("interval_seeds", "", lambda v: v.measured.seeds if v.measured else None),
         Column("interval_images", "", lambda v: v.measured.images if v.measured else None),
@@ -529,9 +581,8 @@ class CostRow:
     cpu_energy_j: float | None = None
     # Managed cloud AutoML's price per hour, given for the AutoML rows only: what their fit hours would cost there.
     managed_price_per_hour: float | None = None
-    train_flops: float | None = None
+    flops: cmp.Flops = cmp.Flops(None)
     flops_per_s: float | None = None
-    flops_partial: bool = False
 
     @property
     def cost_usd(self) -> float | None:
@@ -557,7 +608,7 @@ def cost_rows(summaries: list[ConfigSummary], prices: Prices) -> list[CostRow]:
         managed = prices.managed_automl if s.system_class == "automl" else None
         rows.append(CostRow(s.group, s.system, s.budget, s.fit_s, s.cpu_s, s.gpu_s, machine, rate,
                             s.gpu_energy_j, s.cpu_energy_j, managed_price_per_hour=managed,
-                            train_flops=s.train_flops, flops_per_s=s.flops_per_s, flops_partial=s.flops_partial))
+                            flops=s.flops, flops_per_s=s.flops_per_s))
     return rows
 
 
@@ -583,12 +634,12 @@ COST: TableSpec[CostRow] = TableSpec(
         # Shown where some run could read the counters (NVML's for GPUs, RAPL's for CPU packages).
         Column("gpu_energy_j", "GPU energy", lambda r: r.gpu_energy_j, fmt.energy, optional=True),
         Column("cpu_energy_j", "CPU energy", lambda r: r.cpu_energy_j, fmt.energy, optional=True),
-        # Shown where some run counted them; a run made before the counter reads 'not counted', never 0.
-        Column("train_flops", "", lambda r: r.train_flops),
-        Column("", "Training FLOPs", lambda r: None if r.train_flops is None else (r.train_flops, r.flops_partial),
-               lambda v: fmt.flops(*(v or (None,))), optional=True),
+        # Always shown: a run made before the counter reads 'not counted', never 0 and never left out unsaid.
+        Column("train_flops", "", lambda r: r.flops.value),
+        Column("", "Training FLOPs", lambda r: r.flops.text),
         Column("flops_per_s", "Achieved", lambda r: r.flops_per_s, fmt.flop_rate, optional=True),
-        Column("flops_partial", "", lambda r: r.flops_partial),
+        Column("flops_partial", "", lambda r: r.flops.partial),
+        Column("flops_not_counted", "", lambda r: r.flops.missing),
     )
 )
 

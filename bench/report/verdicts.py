@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from bench.report import compute as cmp
 from bench.report import formatting as fmt
 from bench.report.equivalence import DEFAULT_TOLERANCE
 from bench.report.runs import Group
@@ -31,15 +32,31 @@ def _point_words(difference: float) -> str:
     return f"{amount} point" if amount == "1.0" else f"{amount} points"
 
 
+def flops_beside(v: Versus) -> str:
+    """The FLOP ratio said beside a ratio of seconds, and the energy ratio where both sides measured it:
+    ' (1.8x in training FLOPs; 2.1x in energy)', ' (training FLOPs not counted)'."""
+    f = v.flops_ratio
+    said = f"{f.words} in training FLOPs" if f.value is not None else f.why
+    if v.energy_ratio is not None:
+        said += f"; {fmt.ratio_words(v.energy_ratio)} in energy"
+    return f" ({said})"
+
+
 def _compute_words(v: Versus) -> str:
-    """'26x the compute', with the wall time beside it for a search spread over several processes."""
-    if v.compute_ratio is None:
+    """'26x the compute (20x in training FLOPs)', with the wall time beside it for a search spread over several
+    processes; across kinds of hardware the ratio of training FLOPs alone, or why there is none."""
+    if v.measure == cmp.FLOPS:
+        f = v.flops_ratio
+        if f.value is None:
+            return f"no compute ratio (runs on different hardware and {f.why})"
+        return f"{f.words} the training FLOPs"
+    if v.time_ratio is None:
         return "fit time not recorded"
-    words = f"{fmt.ratio_words(v.compute_ratio)} the compute"
+    words = f"{fmt.ratio_words(v.time_ratio)} the compute"
     a = v.automl
     if a.search_workers > 1 and a.fit_s is not None:
         words += f" ({fmt.duration(a.fit_s)} of wall time on up to {a.search_workers} processes)"
-    return words
+    return words + flops_beside(v)
 
 
 def short_compare(v: Versus) -> str:

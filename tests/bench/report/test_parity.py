@@ -22,6 +22,7 @@ from bench.report.runs import grouped, label_data, load_runs
 from tests.bench.report.report_sample import run, write_correct, write_runs
 
 BASE = (0.970, 0.971, 0.972)
+NC = "training FLOPs not counted"  # what every ratio says beside seconds where the runs kept no FLOP count
 FIT = {"1m": 60.0, "2m": 120.0, "4m": 240.0, "8m": 480.0}
 
 
@@ -60,7 +61,7 @@ def test_parity_at_the_right_budget_paired(tmp_path: Path):
     at_4m = Versus_of(p, "4m").measured
     assert at_4m.paired and at_4m.source == "seeds only"
     assert p.parity_ratio == pytest.approx(2.4)
-    assert p.parity_text == "2.4x the baseline's compute (equivalent at 4m)"
+    assert p.parity_text == "2.4x the baseline's compute (equivalent at 4m; training FLOPs not counted)"
     assert "intervals over seeds only: the runs kept no predictions to pair test images" in p.notes
     row = parity.PARITY.csv([p]).iloc[0]
     assert row["parity"] == "reached" and row["parity_budget"] == "4m"
@@ -77,7 +78,7 @@ def test_parity_at_the_right_budget_unpaired(tmp_path: Path):
     p = analyse(tmp_path, _baseline() + _automl(CLIMB, seed_offset=10))  # no seed in common
     assert not Versus_of(p, "4m").measured.paired
     assert p.reached.budget == "4m"
-    assert p.parity_text == "2.4x the baseline's compute (equivalent at 4m)"
+    assert p.parity_text == "2.4x the baseline's compute (equivalent at 4m; training FLOPs not counted)"
 
 
 def test_every_budget_worse_gives_the_largest_budget_as_a_lower_bound(tmp_path: Path):
@@ -86,9 +87,9 @@ def test_every_budget_worse_gives_the_largest_budget_as_a_lower_bound(tmp_path: 
     assert p.states == ("worse",) * 4
     assert p.outcome == "not reached" and p.reached is None
     assert p.lower_bound_ratio == pytest.approx(4.8)
-    assert p.parity_text == ("more than 4.8x the baseline's compute: every budget up to 8m worse by more than "
-                             "0.5 points")
-    assert p.largest_text == "8m: 4.8x the compute for 4.6 points less (90% interval -4.6 to -4.6)"
+    assert p.parity_text == (f"more than 4.8x the baseline's compute ({NC}): every budget up to 8m worse by more "
+                             "than 0.5 points")
+    assert p.largest_text == f"8m: 4.8x the compute ({NC}) for 4.6 points less (90% interval -4.6 to -4.6)"
 
 
 def test_reached_at_the_first_budget_is_an_upper_bound(tmp_path: Path):
@@ -96,7 +97,7 @@ def test_reached_at_the_first_budget_is_an_upper_bound(tmp_path: Path):
     p = analyse(tmp_path, _baseline() + _automl(high))
     # 1.9 points above on average, its interval (+0.4 to +3.4) above -0.5 and reaching past +0.5: not worse.
     assert p.reached.budget == "1m" and p.states == ("not worse", "better", "better", "better")
-    assert p.parity_text == "at most 0.6x the baseline's compute: not worse at 1m, the smallest budget run"
+    assert p.parity_text == f"at most 0.6x the baseline's compute ({NC}): not worse at 1m, the smallest budget run"
 
 
 def test_equal_compute_is_interpolated_in_log_time_per_seed(tmp_path: Path):
@@ -116,7 +117,7 @@ def test_equal_compute_is_interpolated_in_log_time_per_seed(tmp_path: Path):
     assert row["equal_compute_accuracy"] == pytest.approx(0.941935, abs=1e-6)
     assert row["equal_compute_ci90_low_points"] == pytest.approx(100 * d.low)
     assert p.equal_text.startswith("94.2% between 1m and 2m; -2.9 points, 90% interval -")
-    assert p.equal_text.endswith("(3 paired seeds alone: no predictions to pair test images)")
+    assert p.equal_text.endswith(f"(3 paired seeds alone: no predictions to pair test images); {NC}")
 
 
 def test_equal_compute_between_budgets_sharing_no_seed_has_no_interval(tmp_path: Path):
@@ -131,7 +132,7 @@ def test_equal_compute_between_budgets_sharing_no_seed_has_no_interval(tmp_path:
                                              (1000.0, "above the largest budget run")])
 def test_baseline_time_outside_the_automl_range_is_not_extrapolated(tmp_path: Path, fit_s: float, text: str):
     p = analyse(tmp_path, _baseline(fit_s) + _automl(CLIMB))
-    assert p.equal.point is None and p.equal_text == text
+    assert p.equal.point is None and p.equal_text == f"{text}; training FLOPs not counted"
     assert fmt_absent(parity.PARITY.csv([p]).iloc[0]["equal_compute_accuracy"])
 
 
@@ -333,7 +334,8 @@ def test_the_test_set_size_changes_the_verdict(tmp_path: Path, n: int, verdict: 
         assert f"about {images:,} test images with these 3 seeds would narrow it to ±0.5 points" in p.parity_text
         assert "equivalence also needs the difference near 0" in p.parity_text
     else:
-        assert p.parity_text == "at most 2.4x the baseline's compute: equivalent at 4m, the smallest budget run"
+        assert p.parity_text == (f"at most 2.4x the baseline's compute ({NC}): equivalent at 4m, the smallest "
+                                 "budget run")
 
 
 def test_without_predictions_the_same_runs_fall_back_to_the_seeds_and_say_so(tmp_path: Path):
@@ -396,9 +398,9 @@ def test_the_answer_sentence_states_the_ratio_and_the_interval(tmp_path: Path):
     assert d.point == pytest.approx(-0.06) and d.source == "seeds and test images"
     [sentence] = parity.answer_sentences([p])
     assert sentence == (
-        "On d (x split), autokeras needed more than 2.0x resnet's compute to match it (every budget worse by more "
-        f"than 0.5 points); at equal compute it was 6.0 points behind (90% interval {-100 * d.high:.1f} to "
-        f"{-100 * d.low:.1f})."
+        f"On d (x split), autokeras needed more than 2.0x resnet's compute ({NC}) to match it (every budget worse "
+        f"by more than 0.5 points); at equal compute it was 6.0 points behind (90% interval {-100 * d.high:.1f} "
+        f"to {-100 * d.low:.1f})."
     )
     assert 0.5 < -100 * d.high < 6.0 < -100 * d.low < 11.5
 
@@ -418,8 +420,8 @@ def test_the_command_puts_the_answer_first(tmp_path: Path):
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     text = (tmp_path / "REPORT.md").read_text()
-    answer = ("- On d (x split), autokeras needed more than 2.0x resnet's compute to match it (every budget worse by "
-              "more than 0.5 points)")
+    answer = (f"- On d (x split), autokeras needed more than 2.0x resnet's compute ({NC}) to match it (every "
+              "budget worse by more than 0.5 points)")
     assert answer in text
     assert text.index(answer) < min(text.index("Made from"), text.index("!["), text.index("two one-sided tests"))
     assert "On d (x split), autokeras needed more than 2.0x" in (tmp_path / "report.html").read_text()

@@ -26,7 +26,8 @@ def known(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
 def test_resolved_difference_names_accuracy_time_ratio_and_points(known):
     assert known["malaria"] == [
         "autokeras (24h, 3 seeds) reached 96.1% in 24.0 h; "
-        "resnet (full, 3 seeds) reached 97.1% in 55.0 min: 26x the compute for 1.0 point less "
+        "resnet (full, 3 seeds) reached 97.1% in 55.0 min: 26x the compute (training FLOPs not counted) "
+        "for 1.0 point less "
         "(90% interval of the difference -1.0 to -1.0 points, 3 paired seeds alone: no predictions to pair test "
         "images)."
     ]
@@ -38,7 +39,8 @@ def test_an_interval_that_includes_0_leaves_the_difference_unresolved(tmp_path: 
     rows += [run("d", "x", "autokeras", "1h", s, accuracy=a, fit_s=3600.0) for s, a in enumerate((0.93, 0.91))]
     assert sentences_for(tmp_path, rows)["d"] == [
         "autokeras (1h, 2 seeds) reached 92.0% in 1.0 h; "
-        "resnet (full, 2 seeds) reached 91.0% in 30.0 min: 2.0x the compute; the difference of "
+        "resnet (full, 2 seeds) reached 91.0% in 30.0 min: 2.0x the compute (training FLOPs not counted); "
+        "the difference of "
         "1.0 point is not resolved (90% interval of the difference -11.6 to +13.6 points, 2 paired seeds alone: "
         "no predictions to pair test images, which includes 0)."
     ]
@@ -47,7 +49,8 @@ def test_an_interval_that_includes_0_leaves_the_difference_unresolved(tmp_path: 
 def test_fewer_than_two_seeds_is_said(known):
     assert known["digits"] == [
         "autokeras (t2, 1 seed) reached 95.0% in 2.0 min; "
-        "resnet (full, 1 seed) reached 98.0% in 30 s: 4.0x the compute; with fewer than 2 ok seeds "
+        "resnet (full, 1 seed) reached 98.0% in 30 s: 4.0x the compute (training FLOPs not counted); "
+        "with fewer than 2 ok seeds "
         "(autokeras 1, resnet 1), the difference of 3.0 points is not resolved."
     ]
 
@@ -74,7 +77,8 @@ def test_more_accurate_automl_with_resolved_gain(tmp_path: Path):
     rows += [run("d", "x", "autokeras", "t5", s, accuracy=a, fit_s=150.0) for s, a in enumerate((0.90, 0.91, 0.92))]
     assert sentences_for(tmp_path, rows)["d"] == [
         "autokeras (t5, 3 seeds) reached 91.0% in 2.5 min; "
-        "resnet (full, 3 seeds) reached 81.0% in 1.7 min: 1.5x the compute for 10.0 points more "
+        "resnet (full, 3 seeds) reached 81.0% in 1.7 min: 1.5x the compute (training FLOPs not counted) "
+        "for 10.0 points more "
         "(90% interval of the difference +10.0 to +10.0 points, 3 paired seeds alone: no predictions to pair test "
         "images)."
     ]
@@ -90,7 +94,8 @@ def test_a_paired_comparison_resolves_what_two_overlapping_intervals_do_not(tmp_
              for s, (a, g) in enumerate(zip(base, gain, strict=True))]
     [sentence] = sentences_for(tmp_path / "paired", rows)["d"]
     assert "(1m, 3 seeds)" in sentence
-    assert sentence.endswith("0.6x the compute for 2.5 points more (90% interval of the difference +1.7 to +3.3 "
+    assert sentence.endswith("0.6x the compute (training FLOPs not counted) for 2.5 points more "
+                             "(90% interval of the difference +1.7 to +3.3 "
                              "points, 3 paired seeds alone: no predictions to pair test images).")
     unpaired = [r.replace(seed=r.seed + 10) if r.system == "autokeras" else r for r in rows]  # no common seeds
     [sentence] = sentences_for(tmp_path / "unpaired", unpaired)["d"]
