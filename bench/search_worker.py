@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.systems.search.distributed import Ledger, WorkerFinished, WorkerPlan, machine_id, pin_process
+from bench.systems.search.distributed import Ledger, WorkerFinished, WorkerPlan, machine_id
+from bench.systems.search.placement import pin_process
 from bench.systems.search.processes import Unreachable, check_reachable
 
 

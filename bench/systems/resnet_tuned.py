@@ -75,7 +75,6 @@ from bench.systems.base import FitContext
 from bench.systems.resnet import RECIPES, ResNet
 from bench.systems.search import (
     BUDGET_SCOPES,
-    MAX_ERROR_CHARS,
     BudgetedTuner,
     SearchLog,
     SearchSystem,
@@ -107,8 +106,8 @@ PROJECT_FOLDER = "keras-tuner"
 VERBOSE = 1
 # Share of the allowed overshoot the refit may run past the budget's end when the search ended too late for one
 # epoch: all of it, as `resnet` gets its deadline; train() checks it after every step and nothing follows the
-# refit but predicting.
-REFIT_GRACE_SHARE = 1.0
+# refit but predicting (a Keras fit cut at its next batch keeps a margin: search.refit.REFIT_GRACE_SHARE).
+RECIPE_REFIT_GRACE_SHARE = 1.0
 
 
 class RecipeTrials(BudgetedTuner):
@@ -155,7 +154,7 @@ class RecipeTrials(BudgetedTuner):
             if hard_stop.fired:
                 self.interrupted(trial, None)
             else:
-                outcome.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+                outcome.error = rundir.error_text(exc)
             raise kt.errors.FailedTrialError(outcome.error) from exc
         self.times.note(trial.trial_id, time.monotonic() - t0, trained.history)
         outcome.spent = Spent.of(trained.model, trained.examples_trained)
@@ -284,7 +283,8 @@ class ResNetTuned(SearchSystem):
         assert slog is not None
         if slog.deadline is None or self.options.budget_scope != "total":
             return None
-        return refit_stop_at(slog.deadline, slog.overshoot_allowed_s, times.refit_s(best_id, 1), REFIT_GRACE_SHARE)
+        return refit_stop_at(slog.deadline, slog.overshoot_allowed_s, times.refit_s(best_id, 1),
+                             RECIPE_REFIT_GRACE_SHARE)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities from the refit model, with the recipe's test-time augmentation."""

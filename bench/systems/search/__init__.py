@@ -28,7 +28,6 @@ from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_call
 from bench.systems.search.system import SearchSystem
 from bench.systems.search.tuner import (
     MAX_CONSECUTIVE_FAILURES,
-    MAX_ERROR_CHARS,
     BudgetedTuner,
     KerasFitTrials,
     NotStarted,
@@ -36,7 +35,7 @@ from bench.systems.search.tuner import (
     budgeted,
 )
 
-__all__ = ["BUDGET_SCOPES", "HARD_STOP_SHARE", "MAX_CONSECUTIVE_FAILURES", "MAX_ERROR_CHARS",
+__all__ = ["BUDGET_SCOPES", "HARD_STOP_SHARE", "MAX_CONSECUTIVE_FAILURES",
            "OVERSHOOT_ALLOWED_MIN_S", "OVERSHOOT_ALLOWED_SHARE", "REFIT_GRACE_SHARE", "REFIT_SAFETY",
            "TIME_ONLY_MAX_TRIALS", "TRIAL_COLUMNS", "BudgetedTuner", "DeadlineInterrupt", "HardStop",
            "KerasFitTrials", "NoCompletedTrial", "NotStarted", "Outcome", "SearchLog", "SearchSystem", "TrialRow",

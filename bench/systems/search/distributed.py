@@ -48,6 +48,13 @@ from typing import Any
 
 from bench import rundir
 from bench.systems.search.budget import from_wall_clock, to_wall_clock
+from bench.systems.search.placement import (
+    SEARCH_CORES_ENV,
+    SEARCH_GPUS_ENV,
+    SEARCH_MAX_RSS_ENV,
+    pin_process,
+    split_evenly,
+)
 from bench.systems.search.processes import Cluster, Exit, LocalWorker, RayWorker, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -56,23 +63,16 @@ CHIEF = "chief"  # trials.csv's `worker` for the trials the chief runs
 HOST = "127.0.0.1"  # under the local executor the oracle and ledger listen here only: the workers are local
 LEDGER_METHOD = "/bench.SearchLedger/Report"
 # How often a worker asks for the search's deadline, and the chief looks at its workers.
-POLL_S = 1.0
+LEDGER_POLL_S = 1.0
 # Seconds past the search's deadline plus the hard-stop grace the chief waits for a worker to end its trial and
 # exit before it stops the worker: the worker's own hard stop fires at that moment (it hears a moved deadline
-# within POLL_S), so this covers only its report and exit. Every second of it comes out of the refit's time.
+# within LEDGER_POLL_S), so this covers only its report and exit. Every second of it comes out of the refit's time.
 JOIN_SLACK_S = 3.0
 # Seconds an answer of IDLE (Hyperband waiting for a rung's trials to end on other processes) is held back:
 # keras-tuner's trial loop asks again at once, which would keep a core and the server busy with requests.
 IDLE_WAIT_S = 0.5
 # Seconds between SIGTERM and SIGKILL for a worker that outstays the search.
 KILL_GRACE_S = 3.0
-# CUDA_VISIBLE_DEVICES of the whole run, and its cores, set by the supervisor when it gives the chief only its
-# share of them.
-SEARCH_GPUS_ENV = "BENCH_SEARCH_GPUS"
-SEARCH_CORES_ENV = "BENCH_SEARCH_CORES"
-# The run's memory cap (MiB), set by the supervisor of a run on a placement group: each worker on another bundle
-# keeps to it too (local workers are in the supervised process tree, under the run's one cap).
-SEARCH_MAX_RSS_ENV = "BENCH_SEARCH_MAX_RSS_MB"
 # The GPU figures a worker reports and whole_compute adds up.
 GPU_SUMS = ("gpu_s", "gpu_busy_s", "gpu_energy_j", "gpu_count")
 
@@ -111,37 +111,6 @@ class WorkerPlan:
         """Inverse of to_json."""
         d = json.loads(text)
         return cls(**{**d, "cores": tuple(d.get("cores", ()))})
-
-
-def split_evenly(items: list[Any], n: int) -> list[list[Any]]:
-    """items in n contiguous groups of equal size (any remainder left to the first groups)."""
-    size, extra = divmod(len(items), n)
-    groups, start = [], 0
-    for i in range(n):
-        end = start + size + (1 if i < extra else 0)
-        groups.append(items[start:end])
-        start = end
-    return groups
-
-
-def chief_gpus(visible: str | None, n: int) -> tuple[str | None, str | None]:
-    """(the chief's CUDA_VISIBLE_DEVICES, the whole run's) for a search of n processes: the chief gets the first
-    of n equal shares when the run's visible GPUs divide into n; else nothing changes (None, None)."""
-    if n <= 1 or not visible:
-        return None, None
-    ids = [v.strip() for v in visible.split(",") if v.strip()]
-    if len(ids) < n or len(ids) % n:
-        return None, None
-    return ",".join(split_evenly(ids, n)[0]), ",".join(ids)
-
-
-def pin_process(cores: tuple[int, ...] | list[int]) -> None:
-    """Runs every thread of this process (and those it starts later) on `cores` only."""
-    if not cores:
-        return
-    for tid in os.listdir("/proc/self/task"):
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(int(tid), set(cores))
 
 
 def machine_id() -> str:
@@ -283,7 +252,7 @@ class Chief:
 
     # --- the workers -----------------------------------------------------------------------------------
     def _watch(self) -> None:
-        while not self._stop.wait(POLL_S):
+        while not self._stop.wait(LEDGER_POLL_S):
             self.reap()
 
     def reap(self) -> None:
@@ -350,9 +319,9 @@ class Chief:
 
     def _done_with_trials(self, w: _Worker, end: float | None) -> bool:
         """Whether a running worker can start no more trials and runs none: the search's deadline has passed
-        long enough for it to have heard (2 x POLL_S), it has announced no trial, and the oracle holds none
+        long enough for it to have heard (2 x LEDGER_POLL_S), it has announced no trial, and the oracle holds none
         for it (one handed out but not yet announced)."""
-        if end is None or time.monotonic() < end + 2 * POLL_S:
+        if end is None or time.monotonic() < end + 2 * LEDGER_POLL_S:
             return False
         with self._lock:
             if w.trial is not None:
@@ -473,7 +442,7 @@ class Ledger:
         self.search_deadline = None if end is None else from_wall_clock(float(end))
 
     def _poll(self) -> None:
-        while not self._stop.wait(POLL_S):
+        while not self._stop.wait(LEDGER_POLL_S):
             with contextlib.suppress(Exception):  # the chief gone: the kernel ends this process soon
                 self.send("poll")
 

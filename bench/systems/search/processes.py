@@ -23,13 +23,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.systems.search.placement import CHIEF_ONLY_ENV, GROUP_ENV, NAMESPACE_ENV, NODE_IP_ENV, RAY_ADDRESS_ENV
+
 REMOTE_MODULE = "bench.search_worker"
-# Set by the Ray executor for a run whose search has a placement group: its name, the cluster's GCS address,
-# the driver's namespace (a placement group's name is looked up in it) and this node's address in the cluster.
-GROUP_ENV, RAY_ADDRESS_ENV, NAMESPACE_ENV, NODE_IP_ENV = (
-    "BENCH_SEARCH_GROUP", "BENCH_SEARCH_RAY_ADDRESS", "BENCH_SEARCH_NAMESPACE", "BENCH_SEARCH_NODE_IP")
 LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
-MEMORY_POLL_S = 0.5  # how often a Ray worker's task looks at its process's memory, as the supervisor does a run's
+# How often a process tree's memory is held against its cap: a run's by its supervisor (bench.supervise, which
+# looks at the run's clock as often), a search worker's by its Ray task.
+MEMORY_POLL_S = 0.5
 # On each node, where a search's Ray workers work (their tuner projects), as bench.ray_executor's runs do.
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-search"
 # How long a chief or worker waits for the address it must reach to accept a connection before it fails the run:
@@ -91,9 +91,7 @@ def exit_of(status: int, usage: Any) -> Exit:
 def worker_env(plan: Any) -> dict[str, str]:
     """A worker's environment: its GPUs, and thread pools sized to its cores (TensorFlow's follow its affinity;
     OpenMP's and OpenBLAS's, started on import before it pins itself, follow these)."""
-    from bench.systems.search.distributed import SEARCH_CORES_ENV, SEARCH_GPUS_ENV
-
-    env = {k: v for k, v in os.environ.items() if k not in (SEARCH_GPUS_ENV, SEARCH_CORES_ENV, GROUP_ENV)}
+    env = {k: v for k, v in os.environ.items() if k not in CHIEF_ONLY_ENV}
     if plan.cores:
         env["OMP_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = str(len(plan.cores))
     if plan.gpus is not None:

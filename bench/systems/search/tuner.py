@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import rundir
 from bench.flops import Spent
 from bench.systems.search.distributed import WorkerFinished
 from bench.systems.search.log import SearchLog
@@ -37,8 +38,6 @@ logger = logging.getLogger(__name__)
 # Failed trials in a row before the search gives up (keras-tuner's default is 3): high enough to get past
 # a run of trials that need a download, low enough that a search where nothing can run ends quickly.
 MAX_CONSECUTIVE_FAILURES = 10
-# Longest error text kept per trial in trials.csv (keras-tuner stores whole tracebacks).
-MAX_ERROR_CHARS = 600
 
 
 @dataclass
@@ -190,7 +189,7 @@ class BudgetedTuner:
             # A trial interrupted before it had a score is 'stopped' too, with the reason in its error.
             status="stopped" if outcome.stopped else ("completed" if ok else "failed"),
             summary=self.summarize(trial),
-            error="" if ok else outcome.error or error_text(trial.message) or str(trial.status),
+            error="" if ok else outcome.error or error_line(trial.message) or str(trial.status),
             interrupted=outcome.stopped and not ok, train_flops=None if spent is None else spent.train,
             flops_uncounted="" if spent is None else ",".join(spent.uncounted))
 
@@ -242,10 +241,7 @@ def budgeted(base: type, trials: type = KerasFitTrials) -> type:
     return type(f"Budgeted{base.__name__}", (trials, base), {})
 
 
-def error_text(message: str | None) -> str:
-    """The last line of a traceback (the exception), shortened for a CSV cell."""
-    if not message:
-        return ""
-    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
-    text = lines[-1] if lines else ""
-    return text[:MAX_ERROR_CHARS]
+def error_line(message: str | None) -> str:
+    """The error cell of a trial keras-tuner failed: the last line of its traceback (the exception)."""
+    lines = [line for line in str(message or "").splitlines() if line.strip()]
+    return rundir.error_text(lines[-1]) if lines else ""

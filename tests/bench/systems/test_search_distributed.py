@@ -21,14 +21,8 @@ from bench.budget import parse_budget
 from bench.execute import LocalExecutor
 from bench.options import ConfigError
 from bench.spec import DatasetRef, Resources, RunSpec, freeze
-from bench.supervise import search_gpu_env
-from bench.systems.search.distributed import (
-    SEARCH_GPUS_ENV,
-    WorkerPlan,
-    chief_gpus,
-    split_evenly,
-    whole_compute,
-)
+from bench.systems.search.distributed import WorkerPlan, whole_compute
+from bench.systems.search.placement import SEARCH_GPUS_ENV, chief_gpus, gpu_env, split_evenly
 
 FAKE = "tests.bench.search_fake:TinyRandomSearch"
 REMOTE = "bench.search_worker"
@@ -42,20 +36,26 @@ def test_cores_and_gpus_are_shared_evenly_and_the_chief_gets_the_first_share() -
     assert chief_gpus("GPU-aa, GPU-bb", 2) == ("GPU-aa", "GPU-aa,GPU-bb")
     # GPUs that do not divide evenly, too few, none, or one process: nothing changes.
     assert chief_gpus("0,1,2", 2) == chief_gpus("0", 2) == chief_gpus("", 2) == chief_gpus("0,1", 1) == (None, None)
-    env = search_gpu_env(2, "4,5")
+    env = gpu_env(2, "4,5")
     assert env["CUDA_VISIBLE_DEVICES"] == "4" and env[SEARCH_GPUS_ENV] == "4,5"
-    assert search_gpu_env(1, "4,5") == {}
+    assert gpu_env(1, "4,5") == {}
     # One GPU for two processes: they share it, neither taking its whole memory up front.
-    assert search_gpu_env(2, "4") == {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    assert gpu_env(2, "4") == {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
 
 
 def test_the_chief_starts_on_the_first_share_of_the_cores_and_knows_them_all(monkeypatch) -> None:
-    from bench.supervise import search_cores
+    from bench.systems.search.placement import GROUP_ENV, SEARCH_MAX_RSS_ENV, core_share, prepare_chief
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6, 7})
     env: dict[str, str] = {}
-    assert search_cores(2, env) == [4, 5] and env == {"BENCH_SEARCH_CORES": "4,5,6,7"}
-    assert search_cores(1, {}) == [] and search_cores(5, {}) == []  # one process; too few cores (the run says so)
+    assert core_share(2, env) == [4, 5] and env == {"BENCH_SEARCH_CORES": "4,5,6,7"}
+    assert core_share(1, {}) == [] and core_share(5, {}) == []  # one process; too few cores (the run says so)
+    # What the supervisor asks: the same, and on a placement group only the memory cap passed on.
+    env = {"CUDA_VISIBLE_DEVICES": "0,1"}
+    assert prepare_chief(2, env, 900.0) == [4, 5] and env["CUDA_VISIBLE_DEVICES"] == "0"
+    grouped = {GROUP_ENV: "g", "CUDA_VISIBLE_DEVICES": "0"}
+    assert prepare_chief(2, grouped, 900.0) == [] and grouped[SEARCH_MAX_RSS_ENV] == "900"
+    assert grouped["CUDA_VISIBLE_DEVICES"] == "0"
 
 
 def test_a_worker_plan_goes_to_its_process_and_back() -> None:
@@ -87,7 +87,7 @@ def test_the_record_counts_every_process_compute_and_a_single_process_run_is_unc
 
 
 def test_a_search_needs_a_bundle_of_the_run_resources_per_process() -> None:
-    from bench.ray_executor import bundles_that_fit
+    from bench.systems.search.placement import bundles_that_fit, fits
 
     def spec(**options: object) -> RunSpec:
         return RunSpec(DatasetRef("digits"), "autokeras", parse_budget("1m"), 0, system_options=freeze(options))
@@ -97,6 +97,8 @@ def test_a_search_needs_a_bundle_of_the_run_resources_per_process() -> None:
     assert bundles_that_fit({"num_cpus": 2.0, "num_gpus": 1.0}, gpu_nodes) == 16
     assert bundles_that_fit({"num_cpus": 4.0, "num_gpus": 1.0}, gpu_nodes) == 8  # the cores run out first
     assert bundles_that_fit({"num_cpus": 16.0, "num_gpus": 0.0}, gpu_nodes) == 2  # a whole CPU node each
+    assert fits({"num_cpus": 16.0, "num_gpus": 0.0}, gpu_nodes, 2) and not fits({"num_cpus": 16.0, "num_gpus": 0.0},
+                                                                                   gpu_nodes, 3)
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
