@@ -2,13 +2,14 @@
 run's placement group (bench.ray_executor reserves it; the chief's own task holds its first bundle).
 
 Either way a worker is `python -m bench.search_worker PLAN` (so it pins itself, dies with its parent and
-reports to the chief's ledger the same way), and the chief sees a WorkerProcess: poll() for its exit and CPU
-seconds (wait4, so a killed worker's are known too), stop() to end it.
+asks the chief's oracle the same way), and the chief sees a WorkerProcess: poll() for its exit, CPU seconds
+(wait4, so a killed worker's are known too) and usage file, stop() to end it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -79,6 +80,17 @@ class Exit:
     how: str  # 'exited with code 0', 'killed by SIGKILL', 'lost with its node (NodeDiedError)'
     ok: bool
     cpu_s: float = 0.0  # its CPU seconds, whole process (0 where it was lost)
+    report: dict[str, Any] | None = None  # its usage file (None: it wrote none)
+
+
+def usage_of(folder: Path) -> dict[str, Any] | None:
+    """The usage file a worker left in its folder, if any."""
+    from bench.systems.search.distributed import USAGE_FILE
+
+    try:
+        return json.loads((folder / USAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def exit_of(status: int, usage: Any) -> Exit:
@@ -127,6 +139,7 @@ class LocalWorker(WorkerProcess):
 
     def __init__(self, plan: Any, log_path: Path) -> None:
         self.proc = start_process(plan, log_path)
+        self.folder = Path(plan.run_dir)
 
     def poll(self) -> Exit | None:
         """Collected with wait4, so its CPU time is known however it ended."""
@@ -140,7 +153,7 @@ class LocalWorker(WorkerProcess):
         if pid == 0:
             return None
         self.proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
-        return exit_of(status, usage)
+        return replace(exit_of(status, usage), report=usage_of(self.folder))
 
     def stop(self, force: bool) -> None:
         if self.proc.returncode is None:
@@ -180,9 +193,9 @@ def tree_rss_mb(pid: int) -> float:
         return 0.0
 
 
-def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
+def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes, dict[str, Any] | None]:
     """The Ray task of one worker: the worker process in a scratch folder of this node; returns its Exit's
-    fields and the end of its log."""
+    fields, the end of its log and its usage file."""
     from bench.systems.search.distributed import WorkerPlan
 
     # One folder per run and worker on each node: a try killed outright cannot clean up after itself, so the
@@ -204,7 +217,7 @@ def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
         with open(log_path, "rb") as fh:
             fh.seek(max(0, log_path.stat().st_size - LOG_TAIL_BYTES))
             tail = fh.read()
-        return done.how, done.ok, done.cpu_s, tail
+        return done.how, done.ok, done.cpu_s, tail, usage_of(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -231,11 +244,11 @@ class RayWorker(WorkerProcess):
             return None
         self.collected = True
         try:
-            how, ok, cpu_s, tail = ray.get(self.ref)
+            how, ok, cpu_s, tail, report = ray.get(self.ref)
         except ray.exceptions.RayError as exc:
             return Exit(f"lost ({type(exc).__name__})", False)
         self.log_path.write_bytes(tail)
-        return Exit(how, ok, cpu_s)
+        return Exit(how, ok, cpu_s, report)
 
     def stop(self, force: bool) -> None:
         import ray
