@@ -1,39 +1,12 @@
-"""One budgeted search over several worker processes: KerasTuner's distributed mode under the harness's budget.
+"""One budgeted search over several processes: KerasTuner's distributed mode under the harness's budget (what it
+does and why: docs/using.md, "One search over several processes").
 
-A searcher with `search_workers = N` runs its search as N processes, each on its share of the run's resources:
-
-- the run's own process is the *chief*: it serves its tuner's budgeted oracle (bench.systems.search.oracle) over
-  gRPC (KerasTuner's Oracle service), runs trials itself, and after the search refits the best trial once, on
-  its own share, as a one-process search does;
-- N-1 *workers* (`python -m bench.search_worker`, bench.systems.search.processes) load the same data,
-  build the same tuner with a client of the chief's oracle in place of their own (KerasTuner's OracleClient),
-  and run trials until it answers STOPPED.
-
-Where: under the local executor the workers are processes on the chief's machine, each pinned to its share of
-the run's cores (and given its share of the GPUs the run holds), and the server listens on 127.0.0.1 only.
-Under Ray the executor reserves one placement group of N bundles, each the run's resources, atomically; the
-chief runs on the first, the workers as Ray tasks on the others (other nodes too), and the server listens on
-the chief's node address inside the cluster, never on every interface (bench.systems.search.placement).
-
-One budget for the whole search, kept by the chief's oracle as for one process: it hands out no trial past
-the search's deadline, and writes each trial's row on the chief's clock when the trial ends with it (what only
-the worker knows of the trial comes with its EndTrial call). Every answer of the oracle says how many seconds
-of search are left (under scope 'total' the deadline moves as the refit reserve does); a worker in a trial asks
-again every PEER_POLL_S, so its trial stops at its next batch after the deadline, with the same hard stop as
-one process. The chief refits once no process runs a trial.
-
-Faults: a worker that dies (or its node) loses its running trial (ended as failed in the oracle, with the
-reason in trials.csv) and the search goes on with the rest. Local workers die with the chief (the kernel's
-parent-death signal; they also share its process group, which the supervisor kills); Ray cancels the tasks of
-a chief that died. No worker outlives a failed run.
-
-Compute (whole_compute): the resources held are the run's declared resources times the bundles reserved for the
-whole run (a placement group's N; the local executor's one machine, whose cores the processes share), over
-fit_s: held_s. The chief collects each worker with wait4 (a Ray task does it on its node), so its CPU seconds
-(whole process: start-up and data loading are part of what the search costs) are known even for one that was
-killed, and added to cpu_s. GPU figures come from each worker's own sampler over its own GPUs (its usage file,
-USAGE_FILE) and are added; CPU package energy (RAPL, a whole package's) only from workers on other machines
-than the chief's.
+The run's own process is the *chief*: its tuner's budgeted oracle (bench.systems.search.oracle) keeps the budget
+of the whole search, and it serves it over gRPC (KerasTuner's Oracle service) to N-1 *workers* whose tuners ask
+it instead of their own (a ChiefClient). Every answer says the seconds of search left, which a worker in a trial
+asks again every PEER_POLL_S; what only a worker knows of its trial (its Outcome) comes with its EndTrial call.
+The chief starts the workers (bench.systems.search.processes, placed by bench.systems.search.placement), fails
+the trial of one that died, and adds their compute to the run's (whole_compute).
 """
 
 from __future__ import annotations
@@ -49,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bench import rundir
-from bench.systems.search.oracle import JOIN_SLACK_S, TrialReport, budgeted_oracle
+from bench.systems.search.oracle import JOIN_SLACK_S, Outcome, budgeted_oracle
 from bench.systems.search.placement import (
     SEARCH_CORES_ENV,
     SEARCH_GPUS_ENV,
@@ -66,12 +39,10 @@ HOST = "127.0.0.1"  # under the local executor the oracle listens here only: the
 # How often the chief looks for workers that exited, and a worker in a trial asks the chief's oracle for the time
 # left to the search.
 PEER_POLL_S = 1.0
-# gRPC metadata: the seconds of search left, on the oracle's answers; a trial's TrialReport, on EndTrial.
+# gRPC metadata: the seconds of search left, on the oracle's answers; a trial's Outcome, on EndTrial.
 SECONDS_LEFT_KEY, REPORT_KEY = "bench-seconds-left", "bench-trial-report"
 # Seconds between SIGTERM and SIGKILL for a worker that outstays the search.
 KILL_GRACE_S = 3.0
-# In a worker's own folder: its GPU and CPU-package figures and its error, read by the chief once it exited.
-USAGE_FILE = "usage.json"
 # The GPU figures a worker reports and whole_compute adds up.
 GPU_SUMS = ("gpu_s", "gpu_busy_s", "gpu_energy_j", "gpu_count")
 
@@ -175,7 +146,7 @@ class Chief:
         from keras_tuner.src import protos
 
         self.oracle = budgeted_oracle(oracle, tuner)
-        self.oracle.budget.overdue = self.stop_workers
+        self.oracle.overdue = self.stop_workers
         host = HOST if self.cluster is None else self.cluster.host
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.n + 4,
                                                              thread_name_prefix="search-oracle"))
@@ -282,13 +253,13 @@ class Chief:
 
 def _servicer(oracle: Any) -> Any:
     """KerasTuner's Oracle service over the budgeted oracle: its answers say the seconds of search left, and an
-    EndTrial brings the trial's TrialReport."""
+    EndTrial brings the trial's Outcome."""
     from keras_tuner.src import protos
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
     from keras_tuner.src.engine import trial as trial_module
 
     def left(context: Any) -> None:
-        end = oracle.budget.log.search_deadline()
+        end = oracle.search_log.search_deadline()
         context.set_trailing_metadata(((SECONDS_LEFT_KEY, "" if end is None else f"{end - time.monotonic():.3f}"),))
 
     class BudgetServicer(OracleServicer):
@@ -305,7 +276,7 @@ def _servicer(oracle: Any) -> Any:
         def EndTrial(self, request: Any, context: Any) -> Any:  # noqa: N802
             sent = dict(context.invocation_metadata()).get(REPORT_KEY)
             self.oracle.end_trial(trial_module.Trial.from_proto(request.trial),
-                                  None if sent is None else TrialReport.from_json(sent))
+                                  None if sent is None else Outcome.from_json(sent))
             left(context)
             return protos.get_service().EndTrialResponse()
 
@@ -333,7 +304,7 @@ def _client_class() -> type:
 
     class ChiefClient(OracleClient):
         """KerasTuner's OracleClient for a given address and worker name (not its environment variables) that
-        follows the search's deadline from the answers' seconds left, and sends each trial's TrialReport."""
+        follows the search's deadline from the answers' seconds left, and sends each trial's Outcome."""
 
         def __init__(self, oracle: Any, address: str, tuner_id: str) -> None:
             self._oracle = oracle
@@ -374,7 +345,7 @@ def _client_class() -> type:
             self._trial_id = trial.trial_id if trial.status == trial_module.TrialStatus.RUNNING else None
             return trial
 
-        def end_trial(self, trial: Any, report: TrialReport | None = None) -> None:
+        def end_trial(self, trial: Any, report: Outcome | None = None) -> None:
             self._trial_id = None
             metadata = () if report is None else ((REPORT_KEY, report.to_json()),)
             _, call = self.stub.EndTrial.with_call(protos.get_service().EndTrialRequest(trial=trial.to_proto()),

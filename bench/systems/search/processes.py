@@ -28,6 +28,8 @@ from bench.systems.search.placement import CHIEF_ONLY_ENV, GROUP_ENV, NAMESPACE_
 
 REMOTE_MODULE = "bench.search_worker"
 LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
+# In a worker's own folder: its GPU and CPU-package figures and its error, read by the chief once it exited.
+USAGE_FILE = "usage.json"
 # How often a process tree's memory is held against its cap: a run's by its supervisor (bench.supervise, which
 # looks at the run's clock as often), a search worker's by its Ray task.
 MEMORY_POLL_S = 0.5
@@ -85,8 +87,6 @@ class Exit:
 
 def usage_of(folder: Path) -> dict[str, Any] | None:
     """The usage file a worker left in its folder, if any."""
-    from bench.systems.search.distributed import USAGE_FILE
-
     try:
         return json.loads((folder / USAGE_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -22,14 +22,13 @@ out-of-memory) are recorded as failed and the search goes on.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import rundir
 from bench.flops import Spent
 from bench.systems.search.log import SearchLog
-from bench.systems.search.oracle import TrialReport, budgeted_oracle
+from bench.systems.search.oracle import Outcome, budgeted_oracle
 from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_callback, finished_epochs
 
 logger = logging.getLogger(__name__)
@@ -37,16 +36,6 @@ logger = logging.getLogger(__name__)
 # Failed trials in a row before the search gives up (keras-tuner's default is 3): high enough to get past
 # a run of trials that need a download, low enough that a search where nothing can run ends quickly.
 MAX_CONSECUTIVE_FAILURES = 10
-
-
-@dataclass
-class Outcome:
-    """How a running trial is ending, filled in by the trial's code for its trials.csv row."""
-
-    epochs: int | None = None  # epochs trained (None: none finished)
-    stopped: bool = False  # the search's deadline shortened or cut it
-    error: str = ""  # why it failed, when the trial's code knows better than keras-tuner's message
-    spent: Spent | None = None  # the FLOPs its training spent (None: no model to count)
 
 
 class NotStarted(Exception):
@@ -119,17 +108,16 @@ class BudgetedTuner:
         super().on_search_end()  # type: ignore[misc]
         self.oracle.search_ended()
 
-    def _report(self, trial: Any) -> TrialReport:
+    def _report(self, trial: Any) -> Outcome:
+        """The trial's outcome, its times and error filled in, as the oracle is told it."""
         outcome = self.outcomes.pop(trial.trial_id, None)
         if outcome is None:  # skipped: not a trial run
-            return TrialReport(not_started=self.not_started or "not started")
-        trial_id, log, spent = str(trial.trial_id), self.search_log, outcome.spent
-        return TrialReport(
-            epochs=outcome.epochs, stopped=outcome.stopped, error=outcome.error or error_line(trial.message),
-            train_flops=None if spent is None else spent.train,
-            flops_uncounted="" if spent is None else ",".join(spent.uncounted),
-            overhead_s=log.times.overhead_s.get(trial_id), epoch_s=log.times.epoch_s.get(trial_id),
-            epochs_s=tuple(log.epochs_of(trial_id)))
+            return Outcome(not_started=self.not_started or "not started")
+        trial_id, log = str(trial.trial_id), self.search_log
+        outcome.error = outcome.error or error_line(trial.message)
+        outcome.overhead_s, outcome.epoch_s = log.times.overhead_s.get(trial_id), log.times.epoch_s.get(trial_id)
+        outcome.epochs_s = tuple(log.epochs_of(trial_id))
+        return outcome
 
     def best_trial(self) -> Any:
         """The completed trial with the best score, or None (keras-tuner pads its list with unfinished ones)."""

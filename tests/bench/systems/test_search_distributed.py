@@ -140,7 +140,7 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
     from bench.systems.base import FitContext
     from bench.systems.search.distributed import PEER_POLL_S, Chief, follow_chief
     from bench.systems.search.log import SearchLog
-    from bench.systems.search.oracle import TrialReport
+    from bench.systems.search.oracle import Outcome
 
     budget = parse_budget("1m")
     ctx = FitContext(budget=budget, seed=0, workdir=tmp_path / "work", run_dir=tmp_path, n_classes=2,
@@ -162,7 +162,7 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
         assert worker_log.search_deadline() == pytest.approx(chief_log.search_deadline(), abs=0.05)
         client.update_trial(trial.trial_id, {"val_accuracy": 0.9}, step=2)
         trial.status = "COMPLETED"
-        client.end_trial(trial, TrialReport(epochs=3, overhead_s=0.5, epoch_s=0.5, epochs_s=(0.6, 0.5, 0.4)))
+        client.end_trial(trial, Outcome(epochs=3, overhead_s=0.5, epoch_s=0.5, epochs_s=(0.6, 0.5, 0.4)))
         row = chief_log.rows[-1]
         assert (row.worker, row.trial_id, row.epochs, row.val_accuracy) == ("worker1", trial.trial_id, 3, 0.9)
         assert chief_log.times.epoch_s[trial.trial_id] == 0.5
@@ -174,7 +174,7 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
         time.sleep(PEER_POLL_S)
         assert worker_log.search_deadline() == pytest.approx(chief_log.deadline - 20.0, abs=0.05)
         second.status = "FAILED"
-        client.end_trial(second, TrialReport(error="ValueError: no"))
+        client.end_trial(second, Outcome(error="ValueError: no"))
         assert (chief_log.rows[-1].status, chief_log.rows[-1].error) == ("failed", "ValueError: no")
         chief_log.deadline = time.monotonic() - 1  # past the deadline the oracle hands out nothing
         assert client.create_trial("worker1").status == "STOPPED"
@@ -251,7 +251,7 @@ def test_the_search_ends_once_no_process_runs_a_trial_and_stops_those_that_outst
         log = SearchLog(t0=now - 100, deadline=now - deadline_ago, hard_stop_grace_s=0.0, worker="chief")
         chief = Chief(search_log=log, n=2, ctx=None, cores=[])
         chief.oracle = budgeted_oracle(random_oracle(tmp_path / str(deadline_ago)), Searcher(log))
-        chief.oracle.budget.overdue = chief.stop_workers
+        chief.oracle.overdue = chief.stop_workers
         process = Running()
         chief.workers.append(_Worker("worker1", process, now))
         return chief, process
