@@ -23,13 +23,7 @@ from typing import Any
 
 from bench import rundir
 from bench.systems.search.oracle import JOIN_SLACK_S, Outcome, budgeted_oracle
-from bench.systems.search.placement import (
-    SEARCH_CORES_ENV,
-    SEARCH_GPUS_ENV,
-    SEARCH_MAX_RSS_ENV,
-    pin_process,
-    split_evenly,
-)
+from bench.systems.search.placement import Placement, pin_process, split_evenly
 from bench.systems.search.processes import Cluster, Exit, LocalWorker, RayWorker, WorkerProcess
 
 log = logging.getLogger(__name__)
@@ -39,6 +33,9 @@ HOST = "127.0.0.1"  # under the local executor the oracle listens here only: the
 # How often the chief looks for workers that exited, and a worker in a trial asks the chief's oracle for the time
 # left to the search.
 PEER_POLL_S = 1.0
+# The longest a worker's trial waits for that answer (on a busy machine the chief may be slow to give it); the
+# last answer stands meanwhile.
+ASK_TIMEOUT_S = 10.0
 # gRPC metadata: the seconds of search left, on the oracle's answers; a trial's Outcome, on EndTrial.
 SECONDS_LEFT_KEY, REPORT_KEY = "bench-seconds-left", "bench-trial-report"
 # Seconds between SIGTERM and SIGKILL for a worker that outstays the search.
@@ -110,6 +107,7 @@ class Chief:
     search_log: Any  # the chief's SearchLog
     n: int
     ctx: Any
+    place: Placement  # where the executor said the search's processes go
     cores: list[int]  # this machine's cores for the whole search (local workers)
     cluster: Cluster | None = None  # the Ray cluster of the run's placement group, if it has one
     workers: list[_Worker] = field(default_factory=list)
@@ -125,16 +123,16 @@ class Chief:
         """The chief of a search of n processes, once it is clear they can run: under Ray on the bundles of the
         run's placement group, else on shares of this process's cores. The server and workers start when the
         chief's tuner gives it its oracle (serve), and this process is then pinned to the first share."""
-        cluster = Cluster.here()
-        given = os.environ.get(SEARCH_CORES_ENV)
-        cores = [int(c) for c in given.split(",")] if given else sorted(os.sched_getaffinity(0))
+        place = Placement.here()
+        cluster = Cluster(place) if place.group else None
+        cores = list(place.cores) or sorted(os.sched_getaffinity(0))
         if cluster is None and len(cores) < n:
             raise RuntimeError(f"search_workers={n} needs a core per worker, and this run has {len(cores)}: "
                                f"lower search_workers to at most {len(cores)} or run it on a larger machine")
         if cluster is not None and cluster.size() != n:
             cluster.close()
             raise RuntimeError(f"the run's placement group has {cluster.size()} bundles for {n} search workers")
-        chief = cls(search_log=search_log, n=n, ctx=ctx, cores=cores, cluster=cluster)
+        chief = cls(search_log=search_log, n=n, ctx=ctx, place=place, cores=cores, cluster=cluster)
         search_log.worker, search_log.oracle_for = CHIEF, chief.serve
         return chief
 
@@ -157,17 +155,15 @@ class Chief:
         protos.get_service_grpc().add_OracleServicer_to_server(_servicer(self.oracle), self.server)
         self.server.start()
         shares = split_evenly(self.cores, self.n) if self.cluster is None else [[] for _ in range(self.n)]
-        gpus = os.environ.get(SEARCH_GPUS_ENV)
+        gpus = self.place.gpus
         gpu_shares = split_evenly(gpus.split(","), self.n) if gpus and self.cluster is None else None
-        cap = os.environ.get(SEARCH_MAX_RSS_ENV)
-        max_rss_mb = float(cap) if cap and self.cluster is not None else None
         spec, ctx = (self.ctx.run_dir / rundir.SPEC).read_text(), self.ctx
         for i in range(1, self.n):
             name = f"worker{i}"
             plan = WorkerPlan(worker=name, address=self.address, spec=spec, run_dir=str(ctx.workdir / name),
                               workdir=str(ctx.workdir / name / "work"), cores=tuple(shares[i]),
                               gpus=None if gpu_shares is None else ",".join(gpu_shares[i]),
-                              run_id=ctx.run_dir.name, max_rss_mb=max_rss_mb)
+                              run_id=ctx.run_dir.name, max_rss_mb=self.place.max_rss_mb)
             log_path = ctx.run_dir / f"search-{name}.log"
             process = (LocalWorker(plan, log_path) if self.cluster is None
                        else RayWorker(plan, log_path, self.cluster.group, bundle=i))
@@ -316,11 +312,13 @@ def _client_class() -> type:
             self._asked = 0.0
             self._asking = threading.Lock()
 
-        def _heard(self, call: Any) -> None:
+        def _heard(self, call: Any, asked: float) -> None:
+            """Takes the seconds left of an answer to a call made at `asked`: counted from then, the deadline
+            is never later than the chief's."""
             left = dict(call.trailing_metadata() or ()).get(SECONDS_LEFT_KEY)
             self._asked = time.monotonic()
             if left is not None:
-                self.deadline = None if left == "" else time.monotonic() + float(left)
+                self.deadline = None if left == "" else asked + float(left)
 
         def follow(self) -> float | None:
             """The search's deadline; during a trial asked again PEER_POLL_S after the last answer (which stands
@@ -328,9 +326,10 @@ def _client_class() -> type:
             due = self._trial_id is not None and time.monotonic() - self._asked >= PEER_POLL_S
             if due and self._asking.acquire(False):
                 try:
+                    asked = time.monotonic()
                     _, call = self.stub.GetTrial.with_call(
-                        protos.get_service().GetTrialRequest(trial_id=self._trial_id), timeout=PEER_POLL_S)
-                    self._heard(call)
+                        protos.get_service().GetTrialRequest(trial_id=self._trial_id), timeout=ASK_TIMEOUT_S)
+                    self._heard(call, asked)
                 except grpc.RpcError:
                     pass
                 finally:
@@ -338,19 +337,20 @@ def _client_class() -> type:
             return self.deadline
 
         def create_trial(self, tuner_id: str) -> Any:
+            asked = time.monotonic()
             answer, call = self.stub.CreateTrial.with_call(
                 protos.get_service().CreateTrialRequest(tuner_id=tuner_id), wait_for_ready=True, timeout=TIMEOUT)
-            self._heard(call)
+            self._heard(call, asked)
             trial = trial_module.Trial.from_proto(answer.trial)
             self._trial_id = trial.trial_id if trial.status == trial_module.TrialStatus.RUNNING else None
             return trial
 
         def end_trial(self, trial: Any, report: Outcome | None = None) -> None:
             self._trial_id = None
-            metadata = () if report is None else ((REPORT_KEY, report.to_json()),)
+            metadata, asked = () if report is None else ((REPORT_KEY, report.to_json()),), time.monotonic()
             _, call = self.stub.EndTrial.with_call(protos.get_service().EndTrialRequest(trial=trial.to_proto()),
                                                    metadata=metadata, wait_for_ready=True, timeout=TIMEOUT)
-            self._heard(call)
+            self._heard(call, asked)
 
         def search_ended(self) -> None:
             raise WorkerFinished

@@ -4,7 +4,7 @@ The run's own process is the search's chief (bench.systems.search.distributed), 
 executor only says where they may go, through this module:
 
 - local (bench.supervise): `prepare_chief` gives the run's process the first of equal shares of this machine's
-  cores and GPUs, and tells it all of them in its environment, to share out to its workers;
+  cores and GPUs, and tells it all of them (its Placement, in PLACEMENT_ENV), to share out to its workers;
 - Ray (bench.ray_executor): `fits` says whether the cluster holds a bundle of the run's resources per process,
   `reserve` makes the placement group (the run's task takes its first bundle), `group_env` tells the run's process
   where it is, and `release` frees the group when the run ends.
@@ -13,24 +13,43 @@ executor only says where they may go, through this module:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from bench.gpu_usage import held_gpus
 
-# CUDA_VISIBLE_DEVICES of the whole run, and its cores, given to the chief when it runs on only its share of them.
-SEARCH_GPUS_ENV = "BENCH_SEARCH_GPUS"
-SEARCH_CORES_ENV = "BENCH_SEARCH_CORES"
-# The run's memory cap (MiB), given to the chief of a run on a placement group: each worker on another bundle
-# keeps to it too (local workers are in the supervised process tree, under the run's one cap).
-SEARCH_MAX_RSS_ENV = "BENCH_SEARCH_MAX_RSS_MB"
-# A run whose search has a placement group: its name, the cluster's GCS address, the driver's namespace (a
-# placement group's name is looked up in it) and this node's address in the cluster.
-GROUP_ENV, RAY_ADDRESS_ENV, NAMESPACE_ENV, NODE_IP_ENV = (
-    "BENCH_SEARCH_GROUP", "BENCH_SEARCH_RAY_ADDRESS", "BENCH_SEARCH_NAMESPACE", "BENCH_SEARCH_NODE_IP")
-# What a process of a search must not pass on to the workers it starts.
-CHIEF_ONLY_ENV = (SEARCH_GPUS_ENV, SEARCH_CORES_ENV, GROUP_ENV)
+# The one environment variable an executor sets for the run's process (the search's chief): its Placement.
+PLACEMENT_ENV = "BENCH_SEARCH_PLACEMENT"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the processes of a run's search go, as the executor tells the chief (in PLACEMENT_ENV)."""
+
+    cores: tuple[int, ...] = ()  # local: this machine's cores for the whole search (none: this process's)
+    gpus: str | None = None  # local: the run's whole CUDA_VISIBLE_DEVICES, when the chief gets a share of it
+    group: str = ""  # Ray: the run's placement group, a bundle per process ('': none)
+    ray_address: str = ""  # Ray: the cluster's GCS address, the driver's namespace (the group's name is looked
+    namespace: str = ""  # up in it) and this node's address in the cluster
+    node_ip: str = ""
+    max_rss_mb: float | None = None  # Ray: the run's memory cap, which each worker keeps to too
+
+    @classmethod
+    def here(cls, env: Mapping[str, str] | None = None) -> Placement:
+        """The placement in env (default: this process's environment); an empty one where none is given."""
+        text = (os.environ if env is None else env).get(PLACEMENT_ENV)
+        if not text:
+            return cls()
+        d = json.loads(text)
+        return cls(**{**d, "cores": tuple(d["cores"])})
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives it to the run's process."""
+        return {PLACEMENT_ENV: json.dumps(asdict(self))}
 
 
 def split_evenly(items: list[Any], n: int) -> list[list[Any]]:
@@ -67,42 +86,31 @@ def pin_process(cores: tuple[int, ...] | list[int]) -> None:
 # --- local -------------------------------------------------------------------------------------------------
 def prepare_chief(workers: int, env: dict[str, str], max_rss_mb: float | None) -> list[int]:
     """Completes the environment of a run's process whose search spreads over `workers` processes, and returns
-    the cores it is to start on ([]: as inherited). On a placement group (GROUP_ENV in env) each process holds
-    its own bundle: the chief passes the run's memory cap on. Else see gpu_env and core_share."""
-    if GROUP_ENV in env:
-        if max_rss_mb is not None:
-            env[SEARCH_MAX_RSS_ENV] = f"{max_rss_mb:g}"
-        return []
-    env.update(gpu_env(workers, env.get("CUDA_VISIBLE_DEVICES")))
-    return core_share(workers, env)
+    the cores it is to start on ([]: as inherited).
 
-
-def gpu_env(workers: int, visible: str | None) -> dict[str, str]:
-    """Environment for the first process of a search spread over `workers`: the first of equal shares of the
-    run's GPUs (CUDA_VISIBLE_DEVICES as given, else all NVML sees), and the whole list for it to hand its workers.
+    On a placement group each process holds its own bundle: the chief passes the run's memory cap on. Else it
+    gets the first of equal shares of this process's cores (a core per process at least, else the search fails
+    saying so) and of the run's GPUs (CUDA_VISIBLE_DEVICES as given, else all NVML sees), and knows them all.
     Where the GPUs do not divide evenly (or there are none) the processes share what they see, so none may take
-    a GPU's whole memory up front (TensorFlow's and JAX's default), and the workers inherit that. Nothing for one
-    process."""
-    if workers <= 1:
-        return {}
+    a GPU's whole memory up front (TensorFlow's and JAX's default), and the workers inherit that.
+    """
+    given = Placement.here(env)
+    if given.group:
+        env.update(replace(given, max_rss_mb=max_rss_mb).to_env())
+        return []
+    cores = sorted(os.sched_getaffinity(0))
+    if workers <= 1 or len(cores) < workers:
+        return []
+    visible = env.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         indices = held_gpus()
         visible = ",".join(map(str, indices)) if indices else None
     mine, whole = chief_gpus(visible, workers)
-    if mine is None or whole is None:
-        return {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
-    # Integer indices as NVML numbers them (PCI bus order); CUDA's own default order may differ.
-    return {"CUDA_VISIBLE_DEVICES": mine, SEARCH_GPUS_ENV: whole, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-
-
-def core_share(workers: int, env: dict[str, str]) -> list[int]:
-    """For the first process of a search spread over `workers` on this machine: the first of equal shares of
-    this process's cores, with all of them put in env for it to share out; [] for one process, or cores too few
-    (the search then fails saying so)."""
-    cores = sorted(os.sched_getaffinity(0))
-    if workers <= 1 or len(cores) < workers:
-        return []
-    env[SEARCH_CORES_ENV] = ",".join(map(str, cores))
+    if mine is None:
+        env.update({"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"})
+    else:  # integer indices as NVML numbers them (PCI bus order); CUDA's own default order may differ
+        env.update({"CUDA_VISIBLE_DEVICES": mine, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"})
+    env.update(Placement(cores=tuple(cores), gpus=whole).to_env())
     return split_evenly(cores, workers)[0]
 
 
@@ -140,8 +148,8 @@ def group_env(name: str) -> dict[str, str]:
     import ray
 
     context = ray.get_runtime_context()
-    return {GROUP_ENV: name, RAY_ADDRESS_ENV: context.gcs_address, NAMESPACE_ENV: context.namespace,
-            NODE_IP_ENV: ray.util.get_node_ip_address()}
+    return Placement(group=name, ray_address=context.gcs_address, namespace=context.namespace,
+                     node_ip=ray.util.get_node_ip_address()).to_env()
 
 
 def release(group: Any) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.systems.search.placement import CHIEF_ONLY_ENV, GROUP_ENV, NAMESPACE_ENV, NODE_IP_ENV, RAY_ADDRESS_ENV
+from bench.systems.search.placement import PLACEMENT_ENV, Placement
 
 REMOTE_MODULE = "bench.search_worker"
 LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
@@ -103,7 +103,7 @@ def exit_of(status: int, usage: Any) -> Exit:
 def worker_env(plan: Any) -> dict[str, str]:
     """A worker's environment: its GPUs, and thread pools sized to its cores (TensorFlow's follow its affinity;
     OpenMP's and OpenBLAS's, started on import before it pins itself, follow these)."""
-    env = {k: v for k, v in os.environ.items() if k not in CHIEF_ONLY_ENV}
+    env = {k: v for k, v in os.environ.items() if k != PLACEMENT_ENV}
     if plan.cores:
         env["OMP_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = str(len(plan.cores))
     if plan.gpus is not None:
@@ -258,25 +258,19 @@ class RayWorker(WorkerProcess):
 
 
 class Cluster:
-    """The chief's connection to the Ray cluster its run's placement group is in (None outside Ray)."""
+    """The chief's connection to the Ray cluster its run's placement group is in."""
 
-    def __init__(self) -> None:
+    def __init__(self, place: Placement) -> None:
         import ray
 
         # The address the run's own task was given by the cluster (its GCS as Ray reports it), never a guess;
         # dialled first, so a chief that cannot reach it fails in seconds rather than at the run's hard limit.
-        address = os.environ[RAY_ADDRESS_ENV]
-        check_reachable(address, "the Ray cluster (its GCS)")
+        check_reachable(place.ray_address, "the Ray cluster (its GCS)")
         with loopback_kept():
-            ray.init(address=address, namespace=os.environ[NAMESPACE_ENV],
-                     _node_ip_address=os.environ[NODE_IP_ENV], log_to_driver=False, logging_level="WARNING")
-        self.group = ray.util.get_placement_group(os.environ[GROUP_ENV])
-        self.host = os.environ[NODE_IP_ENV]
-
-    @staticmethod
-    def here() -> Cluster | None:
-        """The cluster, when this run's search has a placement group."""
-        return Cluster() if os.environ.get(GROUP_ENV) else None
+            ray.init(address=place.ray_address, namespace=place.namespace, _node_ip_address=place.node_ip,
+                     log_to_driver=False, logging_level="WARNING")
+        self.group = ray.util.get_placement_group(place.group)
+        self.host = place.node_ip
 
     def size(self) -> int:
         """Bundles of the group: one per process of the search."""
