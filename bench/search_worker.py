@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from bench import rundir
-from bench.systems.search.distributed import USAGE_FILE, WorkerFinished, WorkerPlan, machine_id
+from bench.systems.search.distributed import WorkerFinished, WorkerPlan, machine_id
 from bench.systems.search.placement import pin_process
-from bench.systems.search.processes import Unreachable, check_reachable
+from bench.systems.search.processes import USAGE_FILE, Unreachable, check_reachable
 
 
 def run(plan: WorkerPlan) -> str:
