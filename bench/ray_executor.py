@@ -40,7 +40,8 @@ from bench.records import RunRecord, record_for
 from bench.resume import ATTEMPT, RESUME_DIR
 from bench.spec import Resources, RunSpec
 from bench.supervise import Limits, supervise
-from bench.systems.search.processes import GROUP_ENV, NAMESPACE_ENV, NODE_IP_ENV, RAY_ADDRESS_ENV, loopback_kept
+from bench.systems.search import placement
+from bench.systems.search.processes import loopback_kept
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]' (on the driver and on every node)"
 DEFAULT_MAX_RETRIES = 1  # a run whose node dies is tried once more before it is recorded as failed
@@ -180,36 +181,6 @@ def node_name(node_id: str) -> str:
     return node_id[:NODE_ID_CHARS]
 
 
-def bundles_that_fit(held: dict[str, float], nodes: list[dict[str, float]]) -> int:
-    """How many bundles of `held` (a run's resources) the nodes can hold at once."""
-    total = 0
-    for node in nodes:
-        fits = [node.get(key, 0.0) // need for key, need in (("CPU", held["num_cpus"]), ("GPU", held["num_gpus"]))
-                if need > 0]
-        total += int(min(fits)) if fits else 0
-    return total
-
-
-def search_group(spec: RunSpec, held: dict[str, float], workers: int) -> tuple[str, Any]:
-    """A placement group of one bundle of `held` per process of the run's search, packed onto as few nodes as
-    hold it, named for the run (the search's chief finds it by name); (name, group)."""
-    import uuid
-
-    from ray.util.placement_group import placement_group
-
-    bundle = {"CPU": held["num_cpus"], **({"GPU": held["num_gpus"]} if held["num_gpus"] else {})}
-    name = f"bench-search-{spec.run_id}-{uuid.uuid4().hex[:8]}"
-    return name, placement_group([dict(bundle) for _ in range(workers)], strategy="PACK", name=name)
-
-
-def remove_group(group: Any) -> None:
-    """Releases a search's placement group (its tasks have ended or are being cancelled)."""
-    from ray.util.placement_group import remove_placement_group
-
-    with contextlib.suppress(Exception):
-        remove_placement_group(group)
-
-
 def _run_on_node(spec_json: str, limits: Limits, events: Any, group: str = "") -> tuple[str, dict[str, bytes]]:
     """The Ray task: supervise the run in a scratch folder on this node; return its record and files. `group`
     names the placement group of a search spread over several processes, which the run's chief joins."""
@@ -226,11 +197,7 @@ def _run_on_node(spec_json: str, limits: Limits, events: Any, group: str = "") -
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        env = {}
-        if group:
-            context = ray.get_runtime_context()
-            env = {GROUP_ENV: group, RAY_ADDRESS_ENV: context.gcs_address, NAMESPACE_ENV: context.namespace,
-                   NODE_IP_ENV: ray.util.get_node_ip_address()}
+        env = placement.group_env(group)
         # An earlier try's resume state (kept in the driver's results folder) goes where this try's run resumes
         # it, and this try's goes back there as it is saved: a retry on another node continues where it was.
         resume = rundir.run_dir(scratch, spec.run_id) / RESUME_DIR
@@ -446,7 +413,7 @@ class RayExecutor(Executor):
                         f"no node of the cluster has the resources this run declares ({spec.resources}); "
                         "change the suite's resources or add such a node")), {})
                     continue
-                if workers > 1 and bundles_that_fit(held, nodes) < workers:
+                if not placement.fits(held, nodes, workers):
                     yield spec, self._write(spec, record_for(spec, "failed", error=(
                         f"the cluster cannot hold {workers} bundles of this run's resources ({held}) at once, one "
                         "per search worker; lower search_workers or add nodes")), {})
@@ -456,7 +423,7 @@ class RayExecutor(Executor):
                 if workers > 1:
                     # One search over several processes: a bundle of the run's resources per process, reserved
                     # at once; the run (the search's chief) takes the first, its workers the others.
-                    name, group = search_group(spec, held, workers)
+                    name, group = placement.reserve(spec.run_id, held, workers)
                     groups[spec.run_id] = group
                     options["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                         group, placement_group_bundle_index=0)
@@ -471,7 +438,7 @@ class RayExecutor(Executor):
                 for ref in ready:
                     spec = pending.pop(ref)
                     if spec.run_id in groups:
-                        remove_group(groups.pop(spec.run_id))
+                        placement.release(groups.pop(spec.run_id))
                     record, files = self._outcome(ref, spec)
                     record = record.replace(attempts=attempts[spec.run_id] or None)
                     yield spec, self._write(spec, record, files)
@@ -480,7 +447,7 @@ class RayExecutor(Executor):
                 with contextlib.suppress(ray.exceptions.RayError, ValueError):
                     ray.cancel(ref, force=True)
             for group in groups.values():
-                remove_group(group)
+                placement.release(group)
             with contextlib.suppress(ray.exceptions.RayError, ValueError):
                 ray.kill(events)
 

@@ -30,6 +30,9 @@ TRIALS = "trials.csv"  # searchers: one row per trial
 MODEL = "model.keras"  # the final model, only when the run keeps models
 WORK = "work"  # scratch for the system; deleted when the run ends
 WORKER_RESULT = "result.json"  # in WORK: the worker's part of the record, which the supervisor completes
+# An error cell (runs.csv, trials.csv) stays one readable line of at most this many characters; the whole
+# traceback is in the run's log.txt.
+ERROR_CHARS = 500
 # A temporary file's random name part (16 hex digits: a clash is all but impossible) and the names tried
 # before giving up (a clash each time would mean something else is wrong).
 TEMP_NAME_BYTES = 8
@@ -39,6 +42,13 @@ TEMP_NAME_TRIES = 100
 def run_dir(out_dir: Path | str, run_id: str) -> Path:
     """The folder of one run."""
     return Path(out_dir) / RUNS_DIR / run_id
+
+
+def error_text(exc: BaseException | str) -> str:
+    """An error cell: 'Type: message' of an exception (a text as it is) on one line, cut to ERROR_CHARS."""
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
 
 
 def folder_mb(path: Path) -> float:

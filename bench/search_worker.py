@@ -3,9 +3,9 @@
 Started by the chief as `python -m bench.search_worker PLAN_JSON`: it pins itself to its cores before
 any library sizes a thread pool, sets up Keras as the run's own process does (bench.worker.prepare_keras), loads
 the run's data and runs the system's fit with the plan in its FitContext, so the system builds the same tuner
-and the search package puts it under the chief's oracle and deadline. Its part ends with WorkerFinished when its
-trial loop does; it then sends its GPU and CPU-package energy figures to the chief's ledger and exits. It
-writes no record: its trials and compute are in the chief's.
+and the search package gives it a client of the chief's oracle. Its part ends with WorkerFinished when its
+trial loop does; it then leaves its GPU and CPU-package energy figures in its folder's usage file, which the
+chief reads once it exited. It writes no record: its trials and compute are in the chief's.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.systems.search.distributed import Ledger, WorkerFinished, WorkerPlan, machine_id, pin_process
-from bench.systems.search.processes import Unreachable, check_reachable
+from bench import rundir
+from bench.systems.search.distributed import WorkerFinished, WorkerPlan, machine_id
+from bench.systems.search.placement import pin_process
+from bench.systems.search.processes import USAGE_FILE, Unreachable, check_reachable
 
 
 def run(plan: WorkerPlan) -> str:
@@ -33,7 +35,6 @@ def run(plan: WorkerPlan) -> str:
     from bench.spec import RunSpec
     from bench.systems import make_system
     from bench.systems.base import FitContext
-    from bench.systems.search.budget import from_wall_clock
     from bench.worker import error_text, prepare_keras
 
     spec = RunSpec.from_json(plan.spec)
@@ -49,7 +50,6 @@ def run(plan: WorkerPlan) -> str:
         np.random.seed(spec.seed)
         ctx = FitContext(budget=spec.budget, seed=spec.seed, workdir=Path(plan.workdir), run_dir=Path(plan.run_dir),
                          n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
-                         deadline=None if plan.deadline_unix is None else from_wall_clock(plan.deadline_unix),
                          search_worker=plan)
         with Meters(gpus, cpu_energy) as meters, meters.window():
             system.fit(data.x_train, data.y_train, ctx)
@@ -62,12 +62,8 @@ def run(plan: WorkerPlan) -> str:
     finally:
         usage = gpus.stop()
         package_j = cpu_energy.stop()
-    ledger = Ledger(plan)
-    try:
-        ledger.send("done", usage={**usage.as_fields(), "cpu_energy_j": package_j, "machine": machine_id(),
-                                   "error": error})
-    finally:
-        ledger.close()
+    rundir.write_json(Path(plan.run_dir) / USAGE_FILE, {**usage.as_fields(), "cpu_energy_j": package_j,
+                                                        "machine": machine_id(), "error": error})
     return error
 
 

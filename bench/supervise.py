@@ -22,21 +22,13 @@ from pathlib import Path
 import psutil
 
 from bench import backend, environments, rundir
-from bench.gpu_usage import held_gpus
 from bench.records import RunRecord, record_for
 from bench.resume import RESUME_DIR
 from bench.spec import RunSpec
 from bench.systems.base import RAY_NODE_ENV
-from bench.systems.search.distributed import (
-    SEARCH_CORES_ENV,
-    SEARCH_GPUS_ENV,
-    SEARCH_MAX_RSS_ENV,
-    chief_gpus,
-    split_evenly,
-)
-from bench.systems.search.processes import GROUP_ENV, tree_rss_mb
+from bench.systems.search import placement
+from bench.systems.search.processes import MEMORY_POLL_S, tree_rss_mb
 
-RUN_POLL_S = 0.5  # how often the supervisor checks the child's clock and memory
 DISK_POLL_S = 5.0  # scratch-folder size is costlier to read, so less often
 LOG_TAIL_LINES = 40  # lines of a crashed run's log searched for its last error
 # Without an explicit cap a run may use this share of the machine's memory: all a run could use while the
@@ -83,12 +75,7 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            # Keras reads its backend once, on import: the worker must start with it set.
            backend.ENV: backend.resolve(spec.backend), **harness_env(), **given}
-    first_share: list[int] = []
-    if GROUP_ENV not in given:  # in a placement group each process of a search holds its own resources already
-        env.update(search_gpu_env(spec.search_workers, env.get("CUDA_VISIBLE_DEVICES")))
-        first_share = search_cores(spec.search_workers, env)
-    else:  # its workers on the group's other bundles keep to the run's cap each (set above when not given)
-        env[SEARCH_MAX_RSS_ENV] = f"{limits.max_rss_mb:g}"
+    first_share = placement.prepare_chief(spec.search_workers, env, limits.max_rss_mb)
     try:
         # A system whose libraries cannot share this environment runs its worker in its own (bench.environments).
         python, worker_env = environments.worker_interpreter(spec.system)
@@ -144,35 +131,6 @@ def harness_env() -> dict[str, str]:
     return {name: str(cache_dir() / folder) for name, folder in HOMES.items() if not os.environ.get(name)}
 
 
-def search_gpu_env(workers: int, visible: str | None) -> dict[str, str]:
-    """Environment for the first process of a search spread over `workers` (bench.systems.search.distributed):
-    the first of equal shares of the run's GPUs (CUDA_VISIBLE_DEVICES as given, else all NVML sees), and the
-    whole list for it to hand its workers. Where the GPUs do not divide evenly (or there are none) the processes
-    share what they see, so none may take a GPU's whole memory up front (TensorFlow's and JAX's default), and
-    the workers inherit that. Nothing for one process."""
-    if workers <= 1:
-        return {}
-    if visible is None:
-        indices = held_gpus()
-        visible = ",".join(map(str, indices)) if indices else None
-    mine, whole = chief_gpus(visible, workers)
-    if mine is None or whole is None:
-        return {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
-    # Integer indices as NVML numbers them (PCI bus order); CUDA's own default order may differ.
-    return {"CUDA_VISIBLE_DEVICES": mine, SEARCH_GPUS_ENV: whole, "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-
-
-def search_cores(workers: int, env: dict[str, str]) -> list[int]:
-    """For the first process of a search spread over `workers` on this machine: the first of equal shares of
-    this process's cores, with all of them put in env for it to share out; [] for one process, or cores too few
-    (the search then fails saying so)."""
-    cores = sorted(os.sched_getaffinity(0))
-    if workers <= 1 or len(cores) < workers:
-        return []
-    env[SEARCH_CORES_ENV] = ",".join(map(str, cores))
-    return split_evenly(cores, workers)[0]
-
-
 def default_rss_cap_mb() -> float:
     """The memory cap of a run given none: DEFAULT_RSS_SHARE of this machine's memory, in MiB."""
     return round(psutil.virtual_memory().total * DEFAULT_RSS_SHARE / 2**20)
@@ -224,7 +182,7 @@ def watch(proc: subprocess.Popen, limits: Limits, timeout_s: float | None, what:
             kill_group(proc, signal.SIGTERM)
         elif soft_sent is not None and now - soft_sent >= limits.grace_s:
             kill_group(proc, signal.SIGKILL)
-        time.sleep(RUN_POLL_S)
+        time.sleep(MEMORY_POLL_S)
     return watch
 
 

@@ -30,13 +30,12 @@ from bench.gpu_usage import GpuSampler
 from bench.meters import Meters
 from bench.records import RECORD_FIELDS, RunRecord, record_for
 from bench.resume import Attempt
+from bench.rundir import error_text
 from bench.spec import RunSpec
 from bench.systems import make_system
 from bench.systems.base import FitContext
 from bench.systems.search.distributed import whole_compute
 from bench.timing import peak_rss_mb
-
-RECORD_ERROR_CHARS = 500  # error cells stay one readable line; the full traceback is in log.txt
 
 
 class SoftStop(BaseException):
@@ -55,12 +54,6 @@ def die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
-
-
-def error_text(exc: BaseException) -> str:
-    """'Type: message' on one line, cut to RECORD_ERROR_CHARS."""
-    text = f"{type(exc).__name__}: {exc}".replace("\n", " ").strip()
-    return text if len(text) <= RECORD_ERROR_CHARS else text[: RECORD_ERROR_CHARS - 3] + "..."
 
 
 def prepare_keras(spec: RunSpec) -> precision.Precision:

@@ -24,7 +24,6 @@ from bench.systems.base import FitContext
 from bench.systems.budget_options import SearchOptions
 from bench.systems.resnet import RECIPES, ResNet
 from bench.systems.search import (
-    MAX_ERROR_CHARS,
     BudgetedTuner,
     SearchLog,
     SearchSystem,
@@ -53,7 +52,7 @@ PROJECT_FOLDER = "keras-tuner"
 VERBOSE = 1
 # Share of the allowed overshoot the refit may run past the budget's end when the search ended too late for one
 # epoch: all of it, as `resnet` gets its deadline; train() checks it after every step and nothing follows the
-# refit but predicting.
+# refit but predicting (a Keras fit cut at its next batch keeps a margin: search.refit.REFIT_GRACE_SHARE).
 RECIPE_REFIT_GRACE_SHARE = 1.0
 
 
@@ -101,7 +100,7 @@ class RecipeTrials(BudgetedTuner):
             if hard_stop.fired:
                 self.interrupted(trial, None)
             else:
-                outcome.error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+                outcome.error = rundir.error_text(exc)
             raise kt.errors.FailedTrialError(outcome.error) from exc
         self.times.note(trial.trial_id, time.monotonic() - t0, trained.history)
         outcome.spent = Spent.of(trained.model, trained.examples_trained)

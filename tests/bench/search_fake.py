@@ -63,7 +63,7 @@ class TinyRandomSearch(SearchSystem):
             best = tuner.best_trial()
             if best is None:
                 raise log.no_completed_trial(self.name)
-            if log.chief is None:
+            if not log.worker:  # one process: the best trial's model is on this process's disk
                 self._model = tuner.get_best_models(1)[0]
             else:
                 self._model = build(best.hyperparameters)

@@ -211,7 +211,7 @@ def test_a_search_of_two_workers_under_bench_all_with_the_ray_executor_runs_wher
         rows = list(csv.DictReader(f))
     assert [r["status"] for r in rows] == ["ok"], rows
     assert rows[0]["search_workers"] == "2"
-    # The worker ran as a Ray task on the run's placement group and reported to the chief's ledger (whether it
+    # The worker ran as a Ray task on the run's placement group and asked the chief's oracle (whether it
     # also finished a trial within 15 s depends on how fast its imports are on a loaded machine).
     worker_log = next((out / "runs").glob("*/search-worker1.log")).read_text()
     assert worker_log.rstrip().endswith("search worker1: done"), worker_log[-2000:]
@@ -227,8 +227,7 @@ def test_a_search_worker_that_cannot_reach_its_chief_exits_in_seconds_with_one_l
 
     address = f"127.0.0.1:{_free_loopback_port()}"
     plan = tmp_path / "plan.json"
-    plan.write_text(WorkerPlan("worker1", address, None, "{}", str(tmp_path), str(tmp_path / "work"), (),
-                               None).to_json())
+    plan.write_text(WorkerPlan("worker1", address, "{}", str(tmp_path), str(tmp_path / "work")).to_json())
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "bench.search_worker", str(plan)], capture_output=True, text=True,
                           timeout=120)

@@ -1,15 +1,19 @@
 """A budgeted KerasTuner search, shared by every searcher (autokeras, autokeras-hybrid, resnet-tuned).
 
-    budget.py   deadline, allowed overshoot, max_trials, and TrialTimes: the one model predicting a trial or refit
-    log.py      SearchLog (deadlines, refit reserve, trial rows) and trials.csv
-    stop.py     stopping at the next batch (deadline_callback) or inside one (HardStop)
-    tuner.py    BudgetedTuner / KerasFitTrials: mixins putting any keras_tuner tuner class under a SearchLog
-    refit.py    when a refit under scope 'total' stops
-    system.py   SearchSystem: the System frame (log per fit, trials.csv and cleanup, extras)
+    budget.py       deadline, allowed overshoot, max_trials, and TrialTimes: the one model predicting a trial or refit
+    log.py          SearchLog (deadlines, refit reserve, trial rows) and trials.csv
+    oracle.py       the budget in the oracle: STOPPED at the deadline, each trial's row as it ends
+    stop.py         stopping at the next batch (deadline_callback) or inside one (HardStop)
+    tuner.py        BudgetedTuner / KerasFitTrials: mixins putting any keras_tuner tuner class under a SearchLog
+    refit.py        when a refit under scope 'total' stops
+    system.py       SearchSystem: the System frame (log per fit, trials.csv and cleanup, extras)
+    distributed.py  one search over several processes: the chief serves its oracle, workers ask it
+    processes.py    the workers' processes, local or Ray tasks
+    placement.py    where they run: what an executor calls (shares of a machine, a Ray placement group)
 
 A searcher is a SearchSystem subclass that builds its tuner with budgeted(...) or its own BudgetedTuner mixin
-and refits the best trial. Deadlines are time.monotonic() values within a process; budget.to_wall_clock gives
-the Unix time to hand a worker of a distributed search, and trials.csv's `worker` column names who ran a trial.
+and refits the best trial. Deadlines are time.monotonic() values within a process (another process of a search
+is told seconds left), and trials.csv's `worker` column names who ran a trial.
 """
 
 from bench.systems.search.budget import (
@@ -28,7 +32,6 @@ from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_call
 from bench.systems.search.system import SearchSystem
 from bench.systems.search.tuner import (
     MAX_CONSECUTIVE_FAILURES,
-    MAX_ERROR_CHARS,
     BudgetedTuner,
     KerasFitTrials,
     NotStarted,
@@ -36,7 +39,7 @@ from bench.systems.search.tuner import (
     budgeted,
 )
 
-__all__ = ["BUDGET_SCOPES", "HARD_STOP_SHARE", "MAX_CONSECUTIVE_FAILURES", "MAX_ERROR_CHARS",
+__all__ = ["BUDGET_SCOPES", "HARD_STOP_SHARE", "MAX_CONSECUTIVE_FAILURES",
            "OVERSHOOT_ALLOWED_MIN_S", "OVERSHOOT_ALLOWED_SHARE", "REFIT_GRACE_SHARE", "REFIT_SAFETY",
            "TIME_ONLY_MAX_TRIALS", "TRIAL_COLUMNS", "BudgetedTuner", "DeadlineInterrupt", "HardStop",
            "KerasFitTrials", "NoCompletedTrial", "NotStarted", "Outcome", "SearchLog", "SearchSystem", "TrialRow",

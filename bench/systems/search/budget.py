@@ -3,7 +3,6 @@ that predicts what a trial or the refit will take before it starts."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,16 +42,6 @@ def max_trials(budget: Budget, full: int) -> int:
     if budget.trials is not None:
         return budget.trials
     return full if budget.seconds is None else TIME_ONLY_MAX_TRIALS
-
-
-def to_wall_clock(monotonic_t: float) -> float:
-    """A time.monotonic() deadline as Unix time, the form another process (a search worker) can be handed."""
-    return time.time() + (monotonic_t - time.monotonic())
-
-
-def from_wall_clock(unix_t: float) -> float:
-    """A Unix-time deadline received from another process, on this process's time.monotonic() clock."""
-    return time.monotonic() + (unix_t - time.time())
 
 
 def overshoot_s(end: float | None, bound: float | None) -> float | None:

@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,7 @@ from typing import Any
 from bench import rundir
 from bench.flops import Spent
 from bench.rundir import folder_mb
-from bench.systems.search.budget import (
-    HARD_STOP_SHARE,
-    TrialTimes,
-    allowed_overshoot_s,
-    budget_deadline,
-    from_wall_clock,
-    overshoot_s,
-    to_wall_clock,
-)
+from bench.systems.search.budget import HARD_STOP_SHARE, TrialTimes, allowed_overshoot_s, budget_deadline, overshoot_s
 
 # Columns of trials.csv, one row per trial. `worker` names the process that ran the trial: '' in a search run by
 # one process; 'chief', 'worker1', ... in a search over several (bench.systems.search.distributed).
@@ -75,10 +68,11 @@ class SearchLog:
     worker: str = ""  # the trials.csv `worker` of the trials this process runs
     times: TrialTimes = field(default_factory=TrialTimes)  # the one model predicting trials and the refit
     project_dir: Path | None = None
-    # A search over several processes (bench.systems.search.distributed): the chief's server and workers, or a
-    # worker's ledger (whose search deadline it follows).
-    chief: Any = None
-    ledger: Any = None
+    # How this process's tuner gets its oracle, from its own (None: bench.systems.search.oracle.budgeted_oracle;
+    # in a search over several processes, the chief serves that one and a worker asks it instead).
+    oracle_for: Callable[[Any, Any], Any] | None = None
+    # A worker of a search over several processes: the search's deadline, as the chief's oracle last said.
+    follow: Callable[[], float | None] | None = None
     rows: list[TrialRow] = field(default_factory=list)
     search_end: float | None = None  # monotonic time the search stopped and the refit began
     refit_end: float | None = None
@@ -109,9 +103,9 @@ class SearchLog:
 
     def search_deadline(self) -> float | None:
         """When the search must stop: the budget's end, less the predicted refit under scope 'total' (a worker of a
-        distributed search: the chief's, as last heard)."""
-        if self.ledger is not None:
-            return self.ledger.search_deadline
+        search over several processes: the chief's, as last heard)."""
+        if self.follow is not None:
+            return self.follow()
         if self.deadline is None:
             return None
         return self.deadline - (self.refit_reserve_s if self.scope == "total" else 0.0)
@@ -161,36 +155,31 @@ class SearchLog:
         if self.project_dir is not None:
             self.peak_disk_mb = max(self.peak_disk_mb, folder_mb(self.project_dir))
 
-    def record(self, trial_id: str, **row: Any) -> None:
-        """Adds a finished trial's row (started and ended from the log's clock); a worker of a distributed search
-        sends it to the chief, with the trial's times."""
+    def epochs_of(self, trial_id: str) -> list[float]:
+        """Seconds of each epoch of a trial this process ran."""
+        return self._epoch_s.get(trial_id, [])
+
+    def take_times(self, trial_id: str, overhead_s: float | None, epoch_s: float | None,
+                   epochs_s: list[float]) -> None:
+        """Takes a trial's timings (from the process that ran it) into the trial-time model."""
+        if overhead_s is not None:
+            self.times.overhead_s[trial_id] = overhead_s
+        if epoch_s is not None:
+            self.times.epoch_s[trial_id] = epoch_s
+        if epochs_s:
+            self._epoch_s[trial_id] = list(epochs_s)
+
+    def record(self, trial_id: str, started: float | None = None, **row: Any) -> None:
+        """Adds a finished trial's row, ended now, started at `started` (time.monotonic(); default: when
+        note_start saw it)."""
         ended = time.monotonic()
-        started = self._started.get(trial_id, ended)
+        if started is None:
+            started = self._started.get(trial_id, ended)
         self.rows.append(TrialRow(trial_id=trial_id, started_s=self.since_start(started),
-                                  ended_s=self.since_start(ended), worker=self.worker, **row))
+                                  ended_s=self.since_start(ended), **row))
         self.note_disk()
         if self.on_record is not None:
             self.on_record()
-        if self.ledger is not None:
-            self.ledger.send("trial", row={**asdict(self.rows[-1]), "started_unix": to_wall_clock(started),
-                                           "ended_unix": to_wall_clock(ended)},
-                             times={"overhead_s": self.times.overhead_s.get(trial_id),
-                                    "epoch_s": self.times.epoch_s.get(trial_id),
-                                    "epochs_s": self._epoch_s.get(trial_id, [])})
-
-    def add_remote_trial(self, row: dict[str, Any], times: dict[str, Any]) -> None:
-        """Adds a trial another process of the search ran (its row with Unix start and end, and its times)."""
-        fields = {k: v for k, v in row.items() if k in TrialRow.__dataclass_fields__}
-        fields.update(started_s=self.since_start(from_wall_clock(row["started_unix"])),
-                      ended_s=self.since_start(from_wall_clock(row["ended_unix"])))
-        self.rows.append(TrialRow(**fields))
-        trial_id = str(row["trial_id"])
-        if times.get("epoch_s") is not None:
-            self.times.epoch_s[trial_id] = float(times["epoch_s"])
-        if times.get("overhead_s") is not None:
-            self.times.overhead_s[trial_id] = float(times["overhead_s"])
-        if times.get("epochs_s"):
-            self._epoch_s[trial_id] = [float(t) for t in times["epochs_s"]]
 
     def save(self, path: Path) -> None:
         """Writes what the search has learnt (its trial rows and times) for an attempt that continues it."""
@@ -218,9 +207,8 @@ class SearchLog:
         if self.search_end is None:
             self.search_end = time.monotonic()
         self.note_disk()
-        if self.ledger is None:  # a worker's rows went to the chief, which writes the search's table
-            run_dir.mkdir(parents=True, exist_ok=True)
-            write_trials_csv(sorted(self.rows, key=lambda r: r.started_s), run_dir / rundir.TRIALS)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_trials_csv(sorted(self.rows, key=lambda r: r.started_s), run_dir / rundir.TRIALS)
         shutil.rmtree(project_root, ignore_errors=True)
 
     def no_completed_trial(self, searcher: str) -> NoCompletedTrial:

@@ -2,13 +2,14 @@
 run's placement group (bench.ray_executor reserves it; the chief's own task holds its first bundle).
 
 Either way a worker is `python -m bench.search_worker PLAN` (so it pins itself, dies with its parent and
-reports to the chief's ledger the same way), and the chief sees a WorkerProcess: poll() for its exit and CPU
-seconds (wait4, so a killed worker's are known too), stop() to end it.
+asks the chief's oracle the same way), and the chief sees a WorkerProcess: poll() for its exit, CPU seconds
+(wait4, so a killed worker's are known too) and usage file, stop() to end it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -23,13 +24,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.systems.search.placement import PLACEMENT_ENV, Placement
+
 REMOTE_MODULE = "bench.search_worker"
-# Set by the Ray executor for a run whose search has a placement group: its name, the cluster's GCS address,
-# the driver's namespace (a placement group's name is looked up in it) and this node's address in the cluster.
-GROUP_ENV, RAY_ADDRESS_ENV, NAMESPACE_ENV, NODE_IP_ENV = (
-    "BENCH_SEARCH_GROUP", "BENCH_SEARCH_RAY_ADDRESS", "BENCH_SEARCH_NAMESPACE", "BENCH_SEARCH_NODE_IP")
 LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
-MEMORY_POLL_S = 0.5  # how often a Ray worker's task looks at its process's memory, as the supervisor does a run's
+# In a worker's own folder: its GPU and CPU-package figures and its error, read by the chief once it exited.
+USAGE_FILE = "usage.json"
+# How often a process tree's memory is held against its cap: a run's by its supervisor (bench.supervise, which
+# looks at the run's clock as often), a search worker's by its Ray task.
+MEMORY_POLL_S = 0.5
 # On each node, where a search's Ray workers work (their tuner projects), as bench.ray_executor's runs do.
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-search"
 # How long a chief or worker waits for the address it must reach to accept a connection before it fails the run:
@@ -79,6 +82,15 @@ class Exit:
     how: str  # 'exited with code 0', 'killed by SIGKILL', 'lost with its node (NodeDiedError)'
     ok: bool
     cpu_s: float = 0.0  # its CPU seconds, whole process (0 where it was lost)
+    report: dict[str, Any] | None = None  # its usage file (None: it wrote none)
+
+
+def usage_of(folder: Path) -> dict[str, Any] | None:
+    """The usage file a worker left in its folder, if any."""
+    try:
+        return json.loads((folder / USAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def exit_of(status: int, usage: Any) -> Exit:
@@ -91,9 +103,7 @@ def exit_of(status: int, usage: Any) -> Exit:
 def worker_env(plan: Any) -> dict[str, str]:
     """A worker's environment: its GPUs, and thread pools sized to its cores (TensorFlow's follow its affinity;
     OpenMP's and OpenBLAS's, started on import before it pins itself, follow these)."""
-    from bench.systems.search.distributed import SEARCH_CORES_ENV, SEARCH_GPUS_ENV
-
-    env = {k: v for k, v in os.environ.items() if k not in (SEARCH_GPUS_ENV, SEARCH_CORES_ENV, GROUP_ENV)}
+    env = {k: v for k, v in os.environ.items() if k != PLACEMENT_ENV}
     if plan.cores:
         env["OMP_NUM_THREADS"] = env["OPENBLAS_NUM_THREADS"] = str(len(plan.cores))
     if plan.gpus is not None:
@@ -129,6 +139,7 @@ class LocalWorker(WorkerProcess):
 
     def __init__(self, plan: Any, log_path: Path) -> None:
         self.proc = start_process(plan, log_path)
+        self.folder = Path(plan.run_dir)
 
     def poll(self) -> Exit | None:
         """Collected with wait4, so its CPU time is known however it ended."""
@@ -142,7 +153,7 @@ class LocalWorker(WorkerProcess):
         if pid == 0:
             return None
         self.proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
-        return exit_of(status, usage)
+        return replace(exit_of(status, usage), report=usage_of(self.folder))
 
     def stop(self, force: bool) -> None:
         if self.proc.returncode is None:
@@ -182,9 +193,9 @@ def tree_rss_mb(pid: int) -> float:
         return 0.0
 
 
-def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
+def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes, dict[str, Any] | None]:
     """The Ray task of one worker: the worker process in a scratch folder of this node; returns its Exit's
-    fields and the end of its log."""
+    fields, the end of its log and its usage file."""
     from bench.systems.search.distributed import WorkerPlan
 
     # One folder per run and worker on each node: a try killed outright cannot clean up after itself, so the
@@ -206,7 +217,7 @@ def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
         with open(log_path, "rb") as fh:
             fh.seek(max(0, log_path.stat().st_size - LOG_TAIL_BYTES))
             tail = fh.read()
-        return done.how, done.ok, done.cpu_s, tail
+        return done.how, done.ok, done.cpu_s, tail, usage_of(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -233,11 +244,11 @@ class RayWorker(WorkerProcess):
             return None
         self.collected = True
         try:
-            how, ok, cpu_s, tail = ray.get(self.ref)
+            how, ok, cpu_s, tail, report = ray.get(self.ref)
         except ray.exceptions.RayError as exc:
             return Exit(f"lost ({type(exc).__name__})", False)
         self.log_path.write_bytes(tail)
-        return Exit(how, ok, cpu_s)
+        return Exit(how, ok, cpu_s, report)
 
     def stop(self, force: bool) -> None:
         import ray
@@ -247,25 +258,19 @@ class RayWorker(WorkerProcess):
 
 
 class Cluster:
-    """The chief's connection to the Ray cluster its run's placement group is in (None outside Ray)."""
+    """The chief's connection to the Ray cluster its run's placement group is in."""
 
-    def __init__(self) -> None:
+    def __init__(self, place: Placement) -> None:
         import ray
 
         # The address the run's own task was given by the cluster (its GCS as Ray reports it), never a guess;
         # dialled first, so a chief that cannot reach it fails in seconds rather than at the run's hard limit.
-        address = os.environ[RAY_ADDRESS_ENV]
-        check_reachable(address, "the Ray cluster (its GCS)")
+        check_reachable(place.ray_address, "the Ray cluster (its GCS)")
         with loopback_kept():
-            ray.init(address=address, namespace=os.environ[NAMESPACE_ENV],
-                     _node_ip_address=os.environ[NODE_IP_ENV], log_to_driver=False, logging_level="WARNING")
-        self.group = ray.util.get_placement_group(os.environ[GROUP_ENV])
-        self.host = os.environ[NODE_IP_ENV]
-
-    @staticmethod
-    def here() -> Cluster | None:
-        """The cluster, when this run's search has a placement group."""
-        return Cluster() if os.environ.get(GROUP_ENV) else None
+            ray.init(address=place.ray_address, namespace=place.namespace, _node_ip_address=place.node_ip,
+                     log_to_driver=False, logging_level="WARNING")
+        self.group = ray.util.get_placement_group(place.group)
+        self.host = place.node_ip
 
     def size(self) -> int:
         """Bundles of the group: one per process of the search."""

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from bench.budget import Budget
 from bench.flops import Spent
 from bench.systems.base import FitContext, System
-from bench.systems.search.distributed import CHIEF, Chief, Ledger
+from bench.systems.search.distributed import Chief, follow_chief
 from bench.systems.search.log import SearchLog
 
 
@@ -70,8 +70,9 @@ class SearchSystem(System):
                   **fields: Any) -> Iterator[SearchLog]:
         """A new log for a search started at t0 (scope: the options' budget_scope unless given); on leaving,
         however fit ended, trials.csv is written and the tuner's folder under ctx.workdir deleted. With
-        search_workers > 1 the search's other processes start here and are gone on leaving; in one of those
-        workers (ctx.search_worker) the log follows the chief's deadline."""
+        search_workers > 1 this process is the chief of the search's processes (they start with its tuner's
+        oracle and are gone on leaving); in one of those workers (ctx.search_worker) the tuner asks the chief's
+        oracle."""
         carrying = self._carrying(ctx)
         # A continued search's clock runs on from the earlier attempts' (its rows keep their times).
         start = t0 - (ctx.resume.before.fit_s if carrying else 0.0)
@@ -85,25 +86,20 @@ class SearchSystem(System):
                 ctx.resume.checkpointed(f"{len(log.rows)} trial(s)")
 
             log.on_record = persist
-        plan = ctx.search_worker
-        if plan is not None:  # a worker of a distributed search (its ctx.workdir is its own)
-            log.worker, log.ledger = plan.worker, Ledger(plan)
+        chief = None
+        if ctx.search_worker is not None:  # a worker of the search (its ctx.workdir is its own)
+            follow_chief(ctx.search_worker, log)
         elif self.search_workers() > 1:
-            log.worker = CHIEF
-            log.chief = Chief.start(log, self.search_workers(), ctx)
+            chief = Chief.prepare(log, self.search_workers(), ctx)
         try:
             yield log
         finally:
             try:
-                if log.chief is not None:  # first: the trials of workers it stops now are failed in the log
-                    log.chief.close()
-                    self._workers = log.chief.usage()
+                if chief is not None:  # first: the trials of workers it stops now are failed in the log
+                    chief.close()
+                    self._workers = chief.usage()
             finally:
-                try:
-                    log.finish(ctx.run_dir, ctx.workdir / project_folder)
-                finally:
-                    if log.ledger is not None:
-                        log.ledger.close()
+                log.finish(ctx.run_dir, ctx.workdir / project_folder)
 
     def search_workers(self) -> int:
         """Processes the search runs in (the options' search_workers; 1 for a searcher without it)."""

@@ -1,13 +1,13 @@
 """Mixins that put any KerasTuner tuner class under a SearchLog's budget.
 
-KerasTuner's trial loop (BaseTuner.search: pre_create_trial, oracle.create_trial, on_trial_begin, run_trial,
-on_trial_end) has no time limit; BudgetedTuner adds one without touching the search itself:
+KerasTuner's trial loop (BaseTuner.search: oracle.create_trial, on_trial_begin, run_trial, on_trial_end) has no
+time limit. The budget is kept where KerasTuner decides, in the oracle (bench.systems.search.oracle: STOPPED
+at the deadline, each trial's row and the refit's reserve as it ends); BudgetedTuner gives the tuner that
+oracle (log.oracle_for: its own, or in a search over several processes the chief's) and the rest:
 
-- pre_create_trial: once the search's deadline has passed, or under scope 'total' the time left could not give
-  a trial a score, or a trial was not started (the first trial always starts), the oracle's max_trials is
-  lowered to the trials already made, so oracle.create_trial answers STOPPED;
-- on_trial_begin / on_trial_end: each trial's row goes to the log, and the refit of the best trial so far is
-  reserved from the log's trial-time model;
+- on_trial_begin / on_trial_end: each trial's outcome, which its trial code fills in, goes to the oracle with
+  the trial (TrialReport);
+- skip(): a trial the time left could not train is not run, and this process's search ends;
 - hard_stop(): a watchdog that interrupts a trial still running hard_stop_grace_s after the deadline.
 
 KerasFitTrials adds the hooks for trials that are one model.fit (KerasTuner's own Tuner, Auto-Keras): a callback
@@ -22,14 +22,13 @@ out-of-memory) are recorded as failed and the search goes on.
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import rundir
 from bench.flops import Spent
-from bench.systems.search.distributed import WorkerFinished
 from bench.systems.search.log import SearchLog
+from bench.systems.search.oracle import Outcome, budgeted_oracle
 from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_callback, finished_epochs
 
 logger = logging.getLogger(__name__)
@@ -37,18 +36,6 @@ logger = logging.getLogger(__name__)
 # Failed trials in a row before the search gives up (keras-tuner's default is 3): high enough to get past
 # a run of trials that need a download, low enough that a search where nothing can run ends quickly.
 MAX_CONSECUTIVE_FAILURES = 10
-# Longest error text kept per trial in trials.csv (keras-tuner stores whole tracebacks).
-MAX_ERROR_CHARS = 600
-
-
-@dataclass
-class Outcome:
-    """How a running trial is ending, filled in by the trial's code for its trials.csv row."""
-
-    epochs: int | None = None  # epochs trained (None: none finished)
-    stopped: bool = False  # the search's deadline shortened or cut it
-    error: str = ""  # why it failed, when the trial's code knows better than keras-tuner's message
-    spent: Spent | None = None  # the FLOPs its training spent (None: no model to count)
 
 
 class NotStarted(Exception):
@@ -67,14 +54,9 @@ class BudgetedTuner:
         super().__init__(*args, **kwargs)
         self.oracle.max_consecutive_failed_trials = MAX_CONSECUTIVE_FAILURES
         search_log.project_dir = Path(self.project_dir)
-        # A search over several processes (bench.systems.search.distributed): the chief serves this oracle; a
-        # worker asks the chief's instead of its own.
-        if search_log.worker:
+        if search_log.worker:  # the name the oracle knows this process's trials by
             self.tuner_id = search_log.worker
-        if search_log.chief is not None:
-            search_log.chief.serve(self)
-        if search_log.ledger is not None:
-            self.oracle = search_log.ledger.oracle(self.oracle)
+        self.oracle = (search_log.oracle_for or budgeted_oracle)(self.oracle, self)
 
     # --- what a searcher may say ------------------------------------------------------------------------
     def summarize(self, trial: Any) -> str:
@@ -86,26 +68,11 @@ class BudgetedTuner:
         return None if trial.best_step is None else int(trial.best_step) + 1
 
     # --- the search -------------------------------------------------------------------------------------
-    def pre_create_trial(self) -> None:
-        """Ends the search at the deadline, when no trial could score in the time left, or after a trial was
-        not started (the first trial always starts)."""
-        log = self.search_log
-        if log.ledger is not None:
-            # A worker: its first trial does not always start (the chief's does), and it stops itself; the
-            # chief's oracle stops the others when the chief's own loop ends.
-            if self.not_started or log.past_deadline() or (log.rows and log.too_late_for_a_trial()):
-                self.oracle.close()
-        elif self.oracle.trials and (self.not_started or log.past_deadline() or log.too_late_for_a_trial()):
-            self.oracle.max_trials = len(self.oracle.trials)
-        super().pre_create_trial()  # type: ignore[misc]
-
     def on_trial_begin(self, trial: Any) -> None:
         """Starts the trial's clock and outcome."""
         self.search_log.note_start(str(trial.trial_id))
         self.outcomes[trial.trial_id] = Outcome()
-        if self.search_log.ledger is not None:  # so the chief can fail it if this worker dies
-            self.search_log.ledger.send("begin", trial_id=str(trial.trial_id), unix=time.time())
-            logger.info("trial %s begins on %s", trial.trial_id, self.search_log.worker)
+        logger.info("trial %s begins on %s", trial.trial_id, self.tuner_id)
         super().on_trial_begin(trial)  # type: ignore[misc]
 
     def skip(self, trial: Any, reason: str) -> None:
@@ -132,42 +99,25 @@ class BudgetedTuner:
         outcome.error = f"interrupted inside a step {self.search_log.hard_stop_grace_s:g} s after the deadline"
 
     def on_trial_end(self, trial: Any) -> None:
-        """Lets the oracle score the trial, logs it (also when the oracle aborts the search), and reserves the
-        refit of the best trial so far."""
-        try:
-            super().on_trial_end(trial)  # type: ignore[misc]
-        finally:
-            if trial.trial_id in self.outcomes:
-                self._record(self._oracle_trial(trial))
-            if self.search_log.ledger is None:  # a worker's trials reach the chief's reserve through its ledger
-                self.reserve_refit()
-
-    def reserve_refit(self) -> None:
-        """Reserves the predicted refit of the best trial so far (once its epochs are known)."""
-        best = self.best_trial()
-        epochs = None if best is None else self.refit_epochs(best)
-        if epochs is not None:
-            self.search_log.refit_reserve_s = self.search_log.refit_estimate(str(best.trial_id), epochs)
+        """Ends the trial with the oracle, which scores and logs it, with what only this process knows of it."""
+        self.oracle.end_trial(trial, self._report(trial))
+        self.save()
 
     def on_search_end(self) -> None:
-        """The chief of a distributed search waits for its workers' trials; a worker's part ends here."""
-        log = self.search_log
-        if log.chief is not None:
-            log.chief.join()
+        """Tells the oracle this process's trial loop is over (the search's end waits for trials still running)."""
         super().on_search_end()  # type: ignore[misc]
-        if log.ledger is not None:
-            raise WorkerFinished
+        self.oracle.search_ended()
 
-    def _is_worker(self) -> bool:
-        """A worker of a distributed search saves no oracle (keras-tuner tells one only by its environment)."""
-        return self.search_log.ledger is not None or super()._is_worker()  # type: ignore[misc]
-
-    def _oracle_trial(self, trial: Any) -> Any:
-        """The oracle's copy of a trial (scores and status), or the trial itself where the oracle has none."""
-        try:
-            return self.oracle.get_trial(trial.trial_id)
-        except KeyError:
-            return trial
+    def _report(self, trial: Any) -> Outcome:
+        """The trial's outcome, its times and error filled in, as the oracle is told it."""
+        outcome = self.outcomes.pop(trial.trial_id, None)
+        if outcome is None:  # skipped: not a trial run
+            return Outcome(not_started=self.not_started or "not started")
+        trial_id, log = str(trial.trial_id), self.search_log
+        outcome.error = outcome.error or error_line(trial.message)
+        outcome.overhead_s, outcome.epoch_s = log.times.overhead_s.get(trial_id), log.times.epoch_s.get(trial_id)
+        outcome.epochs_s = tuple(log.epochs_of(trial_id))
+        return outcome
 
     def best_trial(self) -> Any:
         """The completed trial with the best score, or None (keras-tuner pads its list with unfinished ones)."""
@@ -175,24 +125,6 @@ class BudgetedTuner:
 
         best = self.oracle.get_best_trials(1)
         return best[0] if best and best[0].status == trial_module.TrialStatus.COMPLETED else None
-
-    def _record(self, trial: Any) -> None:
-        from keras_tuner.src.engine import trial as trial_module
-
-        outcome = self.outcomes[trial.trial_id]
-        ok = trial.status == trial_module.TrialStatus.COMPLETED
-        spent = outcome.spent
-        score = None
-        if ok and trial.metrics.exists("val_accuracy"):
-            score = float(trial.metrics.get_best_value("val_accuracy"))
-        self.search_log.record(
-            str(trial.trial_id), epochs=outcome.epochs, val_accuracy=score,
-            # A trial interrupted before it had a score is 'stopped' too, with the reason in its error.
-            status="stopped" if outcome.stopped else ("completed" if ok else "failed"),
-            summary=self.summarize(trial),
-            error="" if ok else outcome.error or error_text(trial.message) or str(trial.status),
-            interrupted=outcome.stopped and not ok, train_flops=None if spent is None else spent.train,
-            flops_uncounted="" if spent is None else ",".join(spent.uncounted))
 
 
 class KerasFitTrials(BudgetedTuner):
@@ -242,10 +174,7 @@ def budgeted(base: type, trials: type = KerasFitTrials) -> type:
     return type(f"Budgeted{base.__name__}", (trials, base), {})
 
 
-def error_text(message: str | None) -> str:
-    """The last line of a traceback (the exception), shortened for a CSV cell."""
-    if not message:
-        return ""
-    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
-    text = lines[-1] if lines else ""
-    return text[:MAX_ERROR_CHARS]
+def error_line(message: str | None) -> str:
+    """The error cell of a trial keras-tuner failed: the last line of its traceback (the exception)."""
+    lines = [line for line in str(message or "").splitlines() if line.strip()]
+    return rundir.error_text(lines[-1]) if lines else ""

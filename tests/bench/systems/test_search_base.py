@@ -56,16 +56,6 @@ def test_one_trial_time_model_predicts_trials_and_refits() -> None:
     assert times.refit_s("unseen", 10) == 0.0
 
 
-def test_a_deadline_goes_to_another_process_as_unix_time_and_back() -> None:
-    import time
-
-    from bench.systems.search.budget import from_wall_clock, to_wall_clock
-
-    deadline = time.monotonic() + 30.0
-    assert abs(to_wall_clock(deadline) - (time.time() + 30.0)) < 0.1
-    assert abs(from_wall_clock(to_wall_clock(deadline)) - deadline) < 0.1
-
-
 def test_a_hard_stop_follows_a_deadline_that_moves_while_the_trial_runs() -> None:
     """A trial started before the refit reserve was known is stopped at the deadline as it stands later (the
     reserve grows; a worker hears the chief's)."""

@@ -1,5 +1,5 @@
 """One search over several processes (bench.systems.search.distributed): the plumbing without training (shares,
-GPU lists, the record's arithmetic, the chief's oracle and ledger over gRPC), then whole searches on digits:
+GPU lists, the record's arithmetic, the chief's budgeted oracle over gRPC), then whole searches on digits:
 trials from every worker within one budget, compute summed, a worker or the chief killed, nothing left behind."""
 
 from __future__ import annotations
@@ -20,14 +20,8 @@ from bench.budget import parse_budget
 from bench.execute import LocalExecutor
 from bench.options import ConfigError
 from bench.spec import DatasetRef, Resources, RunSpec, freeze
-from bench.supervise import search_gpu_env
-from bench.systems.search.distributed import (
-    SEARCH_GPUS_ENV,
-    WorkerPlan,
-    chief_gpus,
-    split_evenly,
-    whole_compute,
-)
+from bench.systems.search.distributed import WorkerPlan, whole_compute
+from bench.systems.search.placement import Placement, chief_gpus, prepare_chief, split_evenly
 from tests.bench.drivers import wait_for
 from tests.bench.systems.searches import trial_rows
 
@@ -36,32 +30,32 @@ REMOTE = "bench.search_worker"
 
 
 # --- plumbing -------------------------------------------------------------------------------------------
-def test_cores_and_gpus_are_shared_evenly_and_the_chief_gets_the_first_share() -> None:
+def test_cores_and_gpus_are_shared_evenly_and_the_chief_gets_the_first_share(monkeypatch) -> None:
     assert split_evenly([0, 1, 2, 3, 4], 2) == [[0, 1, 2], [3, 4]]
     assert split_evenly([0, 1], 2) == [[0], [1]]
     assert chief_gpus("0,1,2,3", 2) == ("0,1", "0,1,2,3")
     assert chief_gpus("GPU-aa, GPU-bb", 2) == ("GPU-aa", "GPU-aa,GPU-bb")
     # GPUs that do not divide evenly, too few, none, or one process: nothing changes.
     assert chief_gpus("0,1,2", 2) == chief_gpus("0", 2) == chief_gpus("", 2) == chief_gpus("0,1", 1) == (None, None)
-    env = search_gpu_env(2, "4,5")
-    assert env["CUDA_VISIBLE_DEVICES"] == "4" and env[SEARCH_GPUS_ENV] == "4,5"
-    assert search_gpu_env(1, "4,5") == {}
-    # One GPU for two processes: they share it, neither taking its whole memory up front.
-    assert search_gpu_env(2, "4") == {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
-
-
-def test_the_chief_starts_on_the_first_share_of_the_cores_and_knows_them_all(monkeypatch) -> None:
-    from bench.supervise import search_cores
-
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6, 7})
-    env: dict[str, str] = {}
-    assert search_cores(2, env) == [4, 5] and env == {"BENCH_SEARCH_CORES": "4,5,6,7"}
-    assert search_cores(1, {}) == [] and search_cores(5, {}) == []  # one process; too few cores (the run says so)
+    env = {"CUDA_VISIBLE_DEVICES": "4,5"}
+    assert prepare_chief(2, env, 900.0) == [4, 5] and env["CUDA_VISIBLE_DEVICES"] == "4"
+    assert Placement.here(env) == Placement(cores=(4, 5, 6, 7), gpus="4,5")  # all of them, to share out
+    # One GPU for two processes: they share it, neither taking its whole memory up front.
+    shared = {"CUDA_VISIBLE_DEVICES": "4"}
+    assert prepare_chief(2, shared, None) == [4, 5] and Placement.here(shared).gpus is None
+    assert shared["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" and shared["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    one = {"CUDA_VISIBLE_DEVICES": "4,5"}
+    assert prepare_chief(1, one, None) == [] and prepare_chief(5, one, None) == []  # one process; too few cores
+    assert one == {"CUDA_VISIBLE_DEVICES": "4,5"}
+    # On a placement group each process holds its bundle: the chief only passes the run's memory cap on.
+    grouped = {"CUDA_VISIBLE_DEVICES": "0", **Placement(group="g", node_ip="10.0.0.2").to_env()}
+    assert prepare_chief(2, grouped, 900.0) == [] and grouped["CUDA_VISIBLE_DEVICES"] == "0"
+    assert Placement.here(grouped) == Placement(group="g", node_ip="10.0.0.2", max_rss_mb=900.0)
 
 
 def test_a_worker_plan_goes_to_its_process_and_back() -> None:
-    plan = WorkerPlan("worker1", "127.0.0.1:5", 1.5e9, '{"seed": 0}', "/r/work/worker1", "/r/work/worker1/work",
-                      (2, 3), "1")
+    plan = WorkerPlan("worker1", "127.0.0.1:5", '{"seed": 0}', "/r/work/worker1", "/r/work/worker1/work", (2, 3), "1")
     assert WorkerPlan.from_json(plan.to_json()) == plan
 
 
@@ -88,7 +82,7 @@ def test_the_record_counts_every_process_compute_and_a_single_process_run_is_unc
 
 
 def test_a_search_needs_a_bundle_of_the_run_resources_per_process() -> None:
-    from bench.ray_executor import bundles_that_fit
+    from bench.systems.search.placement import bundles_that_fit, fits
 
     def spec(**options: object) -> RunSpec:
         return RunSpec(DatasetRef("digits"), "autokeras", parse_budget("1m"), 0, system_options=freeze(options))
@@ -98,6 +92,8 @@ def test_a_search_needs_a_bundle_of_the_run_resources_per_process() -> None:
     assert bundles_that_fit({"num_cpus": 2.0, "num_gpus": 1.0}, gpu_nodes) == 16
     assert bundles_that_fit({"num_cpus": 4.0, "num_gpus": 1.0}, gpu_nodes) == 8  # the cores run out first
     assert bundles_that_fit({"num_cpus": 16.0, "num_gpus": 0.0}, gpu_nodes) == 2  # a whole CPU node each
+    assert fits({"num_cpus": 16.0, "num_gpus": 0.0}, gpu_nodes, 2) and not fits({"num_cpus": 16.0, "num_gpus": 0.0},
+                                                                                   gpu_nodes, 3)
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
@@ -109,82 +105,106 @@ def test_search_workers_must_be_a_whole_number_of_processes(value: object) -> No
             make_system(system, {"search_workers": value})
 
 
-def test_the_chief_serves_its_oracle_and_ledger_to_a_worker_over_loopback(tmp_path: Path) -> None:
-    """A chief of one process (no worker started) and a worker's client in this process: the worker gets trials
-    from the chief's oracle, its trial row and times reach the chief's log, it follows the chief's deadline,
-    and closing its oracle ends its loop."""
+class Searcher:
+    """What a budgeted oracle asks of the tuner it serves."""
+
+    def __init__(self, log, tuner_id: str = "chief") -> None:
+        self.search_log, self.tuner_id = log, tuner_id
+
+    def summarize(self, trial) -> str:
+        return "lr"
+
+    def refit_epochs(self, trial) -> int:
+        return 3
+
+
+def random_oracle(tmp_path: Path):
     import keras_tuner as kt
 
+    hp = kt.HyperParameters()
+    hp.Float("lr", 1e-3, 1e-1)
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=5,
+                                           hyperparameters=hp, seed=0)
+    oracle._set_project_dir(str(tmp_path / "oracle"), "p")
+    return oracle
+
+
+def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path: Path) -> None:
+    """A chief of one process (no worker started) and a worker's client in this process: the worker gets trials
+    from the chief's oracle, its trial's row and times reach the chief's log as the trial ends, it follows the
+    chief's deadline, and past it the oracle answers STOPPED."""
     from bench.systems.base import FitContext
-    from bench.systems.search.distributed import Chief, Ledger
+    from bench.systems.search.distributed import PEER_POLL_S, Chief, follow_chief
     from bench.systems.search.log import SearchLog
+    from bench.systems.search.oracle import Outcome
 
     budget = parse_budget("1m")
+    # A deadline far off: on a loaded machine setting up keras-tuner alone can take minutes.
     ctx = FitContext(budget=budget, seed=0, workdir=tmp_path / "work", run_dir=tmp_path, n_classes=2,
-                     class_names=("a", "b"), dataset="digits", deadline=time.monotonic() + 60)
-    chief_log = SearchLog.start(ctx, time.monotonic(), "total", worker="chief")
-    chief = Chief.start(chief_log, 1, ctx)
+                     class_names=("a", "b"), dataset="digits", deadline=time.monotonic() + 3600)
+    (tmp_path / rundir.SPEC).write_text("{}")
+    chief_log = SearchLog.start(ctx, time.monotonic(), "total")
+    chief = Chief.prepare(chief_log, 1, ctx)
     try:
+        chief.serve(random_oracle(tmp_path), Searcher(chief_log))
         host, port = chief.address.rsplit(":", 1)
-        assert host == "127.0.0.1"
-
-        class Tuner:  # what Chief.serve uses of a tuner
-            def __init__(self) -> None:
-                hp = kt.HyperParameters()
-                hp.Float("lr", 1e-3, 1e-1)
-                self.oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"),
-                                                            max_trials=5, hyperparameters=hp, seed=0)
-                self.oracle._set_project_dir(str(tmp_path / "oracle"), "p")
-                self.reserved = 0
-
-            def reserve_refit(self) -> None:
-                self.reserved += 1
-
-        tuner = Tuner()
-        chief.serve(tuner)
-        plan = WorkerPlan("worker1", chief.address, None, "{}", str(tmp_path), str(tmp_path / "w1"))
-        ledger = Ledger(plan)
-        try:
-            client = ledger.oracle(tuner.oracle)
-            trial = client.create_trial("worker1")
-            assert trial.status == "RUNNING" and 1e-3 <= trial.hyperparameters.get("lr") <= 1e-1
-            assert tuner.oracle.ongoing_trials["worker1"].trial_id == trial.trial_id
-            now = time.time()
-            ledger.send("trial", row={"trial_id": trial.trial_id, "started_unix": now - 2, "ended_unix": now,
-                                      "epochs": 3, "val_accuracy": 0.9, "status": "completed", "summary": "lr",
-                                      "error": "", "interrupted": False, "worker": "worker1"},
-                        times={"overhead_s": 0.5, "epoch_s": 0.5, "epochs_s": [0.6, 0.5, 0.4]})
-            row = chief_log.rows[-1]
-            assert (row.worker, row.trial_id, row.epochs, row.val_accuracy) == ("worker1", trial.trial_id, 3, 0.9)
-            assert chief_log.times.epoch_s[trial.trial_id] == 0.5 and tuner.reserved == 1
-            assert ledger.search_deadline == pytest.approx(chief_log.search_deadline(), abs=0.05)
-            chief_log.refit_reserve_s = 20.0  # the chief reserves a refit: the worker's deadline follows
-            ledger.send("poll")
-            assert ledger.search_deadline == pytest.approx(chief_log.deadline - 20.0, abs=0.05)
-            client.close()
-            assert client.create_trial("worker1").status == "STOPPED"
-        finally:
-            ledger.close()
+        assert host == "127.0.0.1" and chief_log.worker == "chief"
+        plan = WorkerPlan("worker1", chief.address, "{}", str(tmp_path), str(tmp_path / "w1"))
+        worker_log = SearchLog.start(ctx, time.monotonic(), "total")
+        follow_chief(plan, worker_log)
+        client = worker_log.oracle_for(random_oracle(tmp_path / "w1"), Searcher(worker_log, "worker1"))
+        trial = client.create_trial("worker1")
+        assert trial.status == "RUNNING" and 1e-3 <= trial.hyperparameters.get("lr") <= 1e-1
+        assert chief.oracle.ongoing_trials["worker1"].trial_id == trial.trial_id
+        # Counted from when it asked: never later than the chief's, earlier by at most the call's time.
+        assert 0 <= chief_log.search_deadline() - worker_log.search_deadline() < 1
+        client.update_trial(trial.trial_id, {"val_accuracy": 0.9}, step=2)
+        trial.status = "COMPLETED"
+        client.end_trial(trial, Outcome(epochs=3, overhead_s=0.5, epoch_s=0.5, epochs_s=(0.6, 0.5, 0.4)))
+        row = chief_log.rows[-1]
+        assert (row.worker, row.trial_id, row.epochs, row.val_accuracy) == ("worker1", trial.trial_id, 3, 0.9)
+        assert chief_log.times.epoch_s[trial.trial_id] == 0.5
+        assert chief_log.epochs_of(trial.trial_id) == [0.6, 0.5, 0.4]
+        assert chief_log.refit_reserve_s == pytest.approx(chief_log.refit_estimate(trial.trial_id, 3))
+        assert chief_log.refit_reserve_s > 0
+        second = client.create_trial("worker1")  # the chief reserves a longer refit: the running trial hears it
+        chief_log.refit_reserve_s = 20.0
+        time.sleep(PEER_POLL_S)
+        assert 0 <= chief_log.deadline - 20.0 - worker_log.search_deadline() < 1
+        second.status = "FAILED"
+        client.end_trial(second, Outcome(error="ValueError: no"))
+        assert (chief_log.rows[-1].status, chief_log.rows[-1].error) == ("failed", "ValueError: no")
+        chief_log.deadline = time.monotonic() - 1  # past the deadline the oracle hands out nothing
+        assert client.create_trial("worker1").status == "STOPPED"
     finally:
         chief.close()
     with pytest.raises(OSError), socket.create_connection((host, int(port)), timeout=1):
         pass  # nothing listens once the chief has closed
 
 
-def test_an_idle_answer_is_held_back_so_a_waiting_process_does_not_spin(monkeypatch) -> None:
-    from bench.systems.search import distributed
+def test_an_idle_answer_is_held_back_so_a_waiting_process_does_not_spin(monkeypatch, tmp_path: Path) -> None:
+    from bench.systems.search import oracle as oracle_module
+    from bench.systems.search.log import SearchLog
 
     slept: list[float] = []
-    monkeypatch.setattr(distributed.time, "sleep", slept.append)
+    monkeypatch.setattr(oracle_module.time, "sleep", slept.append)
 
     class Answer:
         def __init__(self, status: str) -> None:
-            self.status = status
+            self.status, self.trial_id = status, "0"
 
-    answers = iter(["IDLE", "RUNNING", "STOPPED"])
-    create = distributed._waiting_when_idle(lambda tuner_id: Answer(next(answers)))
-    assert [create("worker1").status for _ in range(3)] == ["IDLE", "RUNNING", "STOPPED"]
-    assert slept == [distributed.IDLE_WAIT_S]  # only after IDLE
+    class Scripted:
+        trials: dict = {}
+
+        def __init__(self) -> None:
+            self.answers = iter(["IDLE", "RUNNING", "STOPPED"])
+
+        def create_trial(self, tuner_id: str) -> Answer:
+            return Answer(next(self.answers))
+
+    oracle = oracle_module.budgeted_oracle(Scripted(), Searcher(SearchLog(t0=0.0, deadline=None)))
+    assert [oracle.create_trial("worker1").status for _ in range(3)] == ["IDLE", "RUNNING", "STOPPED"]
+    assert slept == [oracle_module.IDLE_WAIT_S]  # only after IDLE
 
 
 def test_a_ray_worker_over_the_run_memory_cap_is_killed_and_says_why(tmp_path: Path) -> None:
@@ -202,14 +222,13 @@ def test_a_ray_worker_over_the_run_memory_cap_is_killed_and_says_why(tmp_path: P
     assert wait_capped(quiet, max_rss_mb=100).how == "exited with code 0"
 
 
-def test_the_chief_refits_once_its_workers_can_run_no_more_trials_and_stops_those_that_still_do() -> None:
-    """join: a worker past the search's deadline with no trial is left to exit on its own while the chief
-    refits; one still in a trial (announced, or handed out by the oracle only) is stopped at the deadline plus
-    the hard-stop grace and JOIN_SLACK_S, its trial failed."""
-    from types import SimpleNamespace
-
-    from bench.systems.search.distributed import JOIN_SLACK_S, Chief, _Worker
+def test_the_search_ends_once_no_process_runs_a_trial_and_stops_those_that_outstay_it(tmp_path: Path) -> None:
+    """The chief's trial loop over, the oracle hands out no more trials, and waits for trials running on other
+    processes; one still running at the deadline plus the hard-stop grace and JOIN_SLACK_S is stopped (overdue),
+    and the chief fails it when it has collected its worker."""
+    from bench.systems.search.distributed import Chief, _Worker
     from bench.systems.search.log import SearchLog
+    from bench.systems.search.oracle import JOIN_SLACK_S, budgeted_oracle
     from bench.systems.search.processes import Exit, WorkerProcess
 
     class Running(WorkerProcess):
@@ -225,29 +244,27 @@ def test_the_chief_refits_once_its_workers_can_run_no_more_trials_and_stops_thos
             self.stops.append(force)
             self.exit = Exit("exited with code 1", False)
 
-    def chief_with_one_worker(deadline_ago: float, ongoing: dict[str, object]) -> tuple[Chief, Running]:
+    def chief_with_one_worker(deadline_ago: float) -> tuple[Chief, Running]:
         now = time.monotonic()
         log = SearchLog(t0=now - 100, deadline=now - deadline_ago, hard_stop_grace_s=0.0, worker="chief")
-        chief = Chief(search_log=log, server=None, address="")
-        chief.tuner = SimpleNamespace(oracle=SimpleNamespace(ongoing_trials=ongoing, trials={}))
+        chief = Chief(search_log=log, n=2, ctx=None, place=Placement(), cores=[])
+        chief.oracle = budgeted_oracle(random_oracle(tmp_path / str(deadline_ago)), Searcher(log))
+        chief.oracle.overdue = chief.stop_workers
         process = Running()
         chief.workers.append(_Worker("worker1", process, now))
         return chief, process
 
-    idle, process = chief_with_one_worker(deadline_ago=3.0, ongoing={})
-    idle.join()
+    idle, process = chief_with_one_worker(deadline_ago=3.0)
+    idle.oracle.search_ended()
     assert process.stops == [] and idle.workers[0].ended is None and idle.search_log.rows == []
-    announced, process = chief_with_one_worker(deadline_ago=JOIN_SLACK_S + 1, ongoing={})
-    announced.workers[0].trial = ("0003", time.time() - 5)
-    announced.join()
-    assert process.stops == [False] and announced.workers[0].ended is not None
-    (row,) = announced.search_log.rows
-    assert (row.trial_id, row.status, row.worker) == ("0003", "failed", "worker1")
+    busy, process = chief_with_one_worker(deadline_ago=JOIN_SLACK_S + 1)
+    trial = busy.oracle.create_trial("worker1")  # the first trial always starts
+    busy.oracle.search_ended()
+    assert process.stops == [False] and busy.workers[0].ended is not None
+    (row,) = busy.search_log.rows
+    assert (row.trial_id, row.status, row.worker) == (trial.trial_id, "failed", "worker1")
     assert row.error == "its worker worker1 exited with code 1 during the trial"
-    handed_out, process = chief_with_one_worker(deadline_ago=JOIN_SLACK_S + 1,
-                                                ongoing={"worker1": SimpleNamespace(trial_id="0004")})
-    handed_out.join()
-    assert process.stops == [False] and [r.trial_id for r in handed_out.search_log.rows] == ["0004"]
+    assert busy.oracle.create_trial("chief").status == "STOPPED"  # the search is closed
 
 
 # --- whole searches --------------------------------------------------------------------------------------
