@@ -101,7 +101,7 @@ def scaled_bias(lr_scale: float, name: str | None = None, l2: float = 0.0) -> An
     class ScaledBias(keras.layers.Layer):
         """x + sqrt(lr_scale) * bias, bias one value per channel, zero-initialised."""
 
-        flops_per_output = 1  # the add (bench.flops reads it)
+        flops_per_output = 1  # the add (bench.measure.flops reads it)
 
         def build(self, input_shape: Any) -> None:
             # keras' L2(c) penalises c * sum(w^2), whose gradient is 2c * w: c = l2 / 2 gives l2 * w.

@@ -66,7 +66,7 @@ def main(dataset: str, make_recipe: Callable[[str], object], presets: Sequence[s
     from sklearn.metrics import accuracy_score
 
     from bench.baselines.training import TTA_AVERAGES, average_views, train
-    from bench.timing import measure
+    from bench.measure.timing import measure
 
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")

@@ -33,7 +33,7 @@ from sklearn.model_selection import train_test_split
 from bench.baselines import checkpoint, kernels
 from bench.baselines.blocks import Augment, linear_schedule, mirror_where, retrace_on_change
 from bench.baselines.keras_support import count_params, seed_everything
-from bench.rundir import HISTORY_COLUMNS
+from bench.core.rundir import HISTORY_COLUMNS
 
 logger = logging.getLogger(__name__)
 

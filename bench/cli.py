@@ -16,16 +16,16 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from bench.backend import BACKENDS
-from bench.budget import HELP as BUDGET_HELP
-from bench.budget import BudgetError, parse_budget
-from bench.options import ConfigError
-from bench.precision import PRECISIONS
-from bench.rundir import RUNS_DIR, RUNS_TABLE
-from bench.store import LOCK as STORE_LOCK
-from bench.store import ResultsStore, StoreError
-from bench.suite import MAX_SEED
-from bench.writer_lock import LOCK_FILE
+from bench.core.backend import BACKENDS
+from bench.core.budget import HELP as BUDGET_HELP
+from bench.core.budget import BudgetError, parse_budget
+from bench.core.options import ConfigError
+from bench.core.precision import PRECISIONS
+from bench.core.rundir import RUNS_DIR, RUNS_TABLE
+from bench.run.store import LOCK as STORE_LOCK
+from bench.run.store import ResultsStore, StoreError
+from bench.run.suite import MAX_SEED
+from bench.run.writer_lock import LOCK_FILE
 
 DEFAULT_OUT = "results"
 EXIT_FAILED_RUNS = 1
@@ -219,14 +219,14 @@ def _check_table(out: Path) -> None:
 
 def _executor(args: argparse.Namespace, max_rss_mb: float | None = None, max_disk_mb: float | None = None) -> Any:
     """The executor the arguments ask for, with the run limits (the command line's over the suite's)."""
-    from bench.execute import LocalExecutor
-    from bench.supervise import Limits
+    from bench.run.execute import LocalExecutor
+    from bench.run.supervise import Limits
 
     limits = Limits(max_rss_mb=max_rss_mb if args.max_rss_mb is None else args.max_rss_mb,
                     max_disk_mb=max_disk_mb if args.max_disk_mb is None else args.max_disk_mb)
     if args.executor == "local":
         return LocalExecutor(limits)
-    from bench.ray_executor import DEFAULT_MAX_RETRIES, RayExecutor
+    from bench.run.ray_executor import DEFAULT_MAX_RETRIES, RayExecutor
 
     retries = DEFAULT_MAX_RETRIES if args.max_retries is None else args.max_retries
     return RayExecutor(limits, address=args.ray_address, max_retries=retries)
@@ -236,8 +236,8 @@ def _run(specs: list[Any], args: argparse.Namespace, out: Path, console: Console
          announce: Callable[[], None] | None = None, **limits: Any) -> Any:
     """Runs the specs on the executor asked for, releasing it afterwards; announce (what is about to run) is
     called once the results folder is held, so a busy folder's error is all a refused command prints."""
-    from bench.driver import run_specs
-    from bench.writer_lock import FolderBusy, hold
+    from bench.run.driver import run_specs
+    from bench.run.writer_lock import FolderBusy, hold
 
     def waiting(who: str) -> None:
         console.print(f"waiting for results folder {out}, held by {who}")
@@ -265,7 +265,7 @@ def _finish(summary: Any, out: Path, console: Console, write_report: bool) -> in
 
 
 def _report(out: Path, console: Console, **kwargs: Any) -> int:
-    from bench.supervise import harness_env
+    from bench.run.supervise import harness_env
 
     # The plots import matplotlib, which writes its font cache where MPLCONFIGDIR says: in the harness's cache,
     # as for the run processes, unless the user names a place.
@@ -285,8 +285,8 @@ def _report(out: Path, console: Console, **kwargs: Any) -> int:
 
 def cmd_all(args: argparse.Namespace, console: Console) -> int:
     """Runs a suite (resuming by default), then writes the report."""
-    from bench.driver import describe
-    from bench.suite import DEFAULT_SUITE, load_suite
+    from bench.run.driver import describe
+    from bench.run.suite import DEFAULT_SUITE, load_suite
 
     _check_limits(args)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
@@ -345,8 +345,8 @@ def parse_assignments(items: list[str], what: str) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Runs one spec and records it in the same results table."""
     from bench.datasets.registry import open_dataset
-    from bench.spec import DatasetRef, RunSpec, freeze
-    from bench.suite import TimeoutRule
+    from bench.run.spec import DatasetRef, RunSpec, freeze
+    from bench.run.suite import TimeoutRule
     from bench.systems import make_system
 
     _check_limits(args)
@@ -407,7 +407,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_list(console: Console) -> int:
     """Prints datasets (with availability), systems, budget forms and suites."""
     from bench.datasets.registry import dataset_names, open_dataset
-    from bench.suite import load_suite, suite_names
+    from bench.run.suite import load_suite, suite_names
     from bench.systems import system_description, system_names
 
     print("datasets:")
@@ -438,8 +438,8 @@ if __name__ == "__main__":
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    """Builds a system environment (bench.environments); pip's progress goes to the terminal."""
-    from bench import environments
+    """Builds a system environment (bench.run.environments); pip's progress goes to the terminal."""
+    from bench.run import environments
 
     env = environments.environment(args.environment)  # an unknown name: one line, exit 2
     folder = Path(args.path).expanduser() if args.path else None

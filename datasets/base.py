@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.options import ConfigError
+from bench.core.options import ConfigError
 
 
 class DatasetError(Exception):

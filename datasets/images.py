@@ -338,7 +338,7 @@ def _decode_files(files: Sequence[bytes | str], start: int, size: int | None, na
 @contextlib.contextmanager
 def _main_module_hidden() -> Iterator[None]:
     """Hides the caller's __main__ while pool workers start. multiprocessing imports it again in every worker
-    it starts (for the harness's `python -m bench.worker`: the harness and scikit-learn, over a second each),
+    it starts (for the harness's `python -m bench.run.worker`: the harness and scikit-learn, over a second each),
     though the workers only run functions of this module."""
     main = sys.modules["__main__"]
     sys.modules["__main__"] = types.ModuleType("__main__")

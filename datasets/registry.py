@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bench.core.options import find_class, make_options
 from bench.datasets.base import Dataset, ImageData
 from bench.datasets.fingerprint import ensure
 from bench.datasets.subset import subset
-from bench.options import find_class, make_options
 
 # name -> "module:Class"; imported on use so listing names stays cheap.
 DATASETS: dict[str, str] = {
@@ -37,7 +37,7 @@ def open_dataset(name: str, options: Mapping[str, Any] | None = None) -> Dataset
         name = "folder"
     cls = _find_class(name) if name in DATASETS else None
     if cls is None:
-        from bench.options import ConfigError
+        from bench.core.options import ConfigError
 
         valid = [n for n in dataset_names() if n != "folder"]
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(valid)}, folder:PATH")

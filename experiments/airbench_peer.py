@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import rundir
+from bench.core import rundir
 
 # Seeds per recipe: a few, so a difference between the two can be told from the seed-to-seed spread
 # (airbench94's runs spread by about 0.14 points around 94.01% in its authors' 1000 runs). AIRBENCH_PEER_SEEDS

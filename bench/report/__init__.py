@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import rundir
+from bench.core import rundir
 from bench.report import artifacts, parity, tables
 from bench.report import compute as cmp
 from bench.report import formatting as fmt

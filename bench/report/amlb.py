@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import rundir
+from bench.core import rundir
 from bench.report import artifacts
 from bench.report.runs import declared_library
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import rundir
+from bench.core import rundir
 
 # The file names and columns are rundir's: rundir.HISTORY (rundir.HISTORY_COLUMNS), rundir.TRIALS (searchers:
 # trial_id, started_s, ended_s, epochs, val_accuracy, status, ...) and

@@ -1,7 +1,7 @@
 """Compute that travels between machines: which measure a group's ratios are taken in, and ratios of training FLOPs.
 
 Seconds are what a user pays, but they compare only between runs on one kind of hardware. Where a group's ok runs
-come from several kinds, every ratio is of training FLOPs (bench/flops.py) or, where some run has no count, not
+come from several kinds, every ratio is of training FLOPs (bench/measure/flops.py) or, where some run has no count, not
 taken at all: a ratio of seconds from different machines would be a wrong figure, not a rough one.
 """
 

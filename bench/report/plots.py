@@ -19,7 +19,7 @@ import seaborn as sns  # noqa: E402
 from PIL import Image  # noqa: E402
 from sklearn.metrics import confusion_matrix, f1_score  # noqa: E402
 
-from bench import rundir  # noqa: E402
+from bench.core import rundir
 from bench.report import artifacts  # noqa: E402
 from bench.report import compute as cmp  # noqa: E402
 from bench.report.parity import Parity  # noqa: E402

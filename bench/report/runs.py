@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.budget import BudgetError, parse_budget
-from bench.options import ConfigError
-from bench.records import COLUMNS, RunRecord
+from bench.core.budget import BudgetError, parse_budget
+from bench.core.options import ConfigError
 from bench.report import formatting as fmt
-from bench.store import ResultsStore, StoreError
+from bench.run.records import COLUMNS, RunRecord
+from bench.run.store import ResultsStore, StoreError
 from bench.systems import system_class as registered_class
 
 # Order of system classes in tables and legends: the floor first, then the baseline, then AutoML.

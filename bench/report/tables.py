@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import pandas as pd
 
-from bench import rundir
+from bench.core import rundir
 from bench.report import compute as cmp
 from bench.report import equivalence as eqv
 from bench.report import formatting as fmt

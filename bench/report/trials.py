@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from bench import rundir
+from bench.core import rundir
 from bench.report import artifacts
 from bench.report import formatting as fmt
 from bench.report.document import Link

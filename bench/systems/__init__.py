@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.options import ConfigError, find_class
+from bench.core.options import ConfigError, find_class
 from bench.systems.base import FitContext, System, SystemResult
 
 

@@ -1,7 +1,7 @@
 """AutoGluon as a second AutoML family: `autogluon` (MultiModalPredictor as its users call it) and `autogluon-hpo`
 (the same with AutoGluon's own hyperparameter search), held to the rules every contender keeps.
 
-Both run in the environment of their own that `python -m bench setup autogluon` builds (bench.environments:
+Both run in the environment of their own that `python -m bench setup autogluon` builds (bench.run.environments:
 AutoGluon 1.6.3 pins pandas, Pillow and Ray below this project's); their worker is started with its python.
 
 - The images go to AutoGluon as PNG files at their native size, one column of paths and one of labels, the way
@@ -40,8 +40,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench import rundir
-from bench.options import package_version
+from bench.core import rundir
+from bench.core.options import package_version
 from bench.systems.autogluon_budget import FinishGuard, FitClock, FitPlan, bounded_fit
 from bench.systems.base import RAY_NODE_ENV, FitContext, System
 from bench.systems.budget_options import check_budget_scope

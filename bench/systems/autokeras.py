@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench import rundir
 from bench.baselines.keras_support import count_params, seed_everything
-from bench.flops import Spent
+from bench.core import rundir
+from bench.measure.flops import Spent
 from bench.systems.autokeras_search import BEST_TRIAL, AutoKerasTrials, KerasRefit
 from bench.systems.autokeras_space import BLOCK_TYPES, parse_block_types
 from bench.systems.base import FitContext

@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench import rundir
 from bench.baselines.keras_support import seed_everything
-from bench.flops import Spent
+from bench.core import rundir
+from bench.measure.flops import Spent
 from bench.systems.autokeras import LIBRARY_MAX_TRIALS, PROJECT_FOLDER, VERBOSE, AutoKeras, targets, validation_tail
 from bench.systems.autokeras_search import SearchComplete, summarize_hyperparameters
 from bench.systems.base import FitContext

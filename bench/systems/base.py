@@ -1,7 +1,7 @@
 """The System concept (amlb's framework adapter): fit on training data, give class probabilities.
 
 The harness drives every system the same way (System.run): it times fit and predict separately
-with bench.timing, passes only training data to fit, and computes all metrics itself from the
+with bench.measure.timing, passes only training data to fit, and computes all metrics itself from the
 returned probabilities.
 """
 
@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.budget import Budget
+from bench.core.budget import Budget
+from bench.core.options import make_options, package_version
 from bench.datasets.base import ImageData
-from bench.meters import Windows
-from bench.options import make_options, package_version
-from bench.timing import measure
+from bench.measure.meters import Windows
+from bench.measure.timing import measure
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class FitContext:
     # time.monotonic() value by which the budget's time runs out (None: no time limit).
     deadline: float | None = None
     keep_models: bool = False
-    # This attempt of the run (bench.resume.Attempt): where a system that can continue after its process died
+    # This attempt of the run (bench.core.resume.Attempt): where a system that can continue after its process died
     # keeps its checkpoint, and what earlier attempts left there. None outside the harness's worker.
     resume: Any = None
     # Set in a worker process of a search spread over several (bench.systems.search.distributed.WorkerPlan).
@@ -60,7 +60,7 @@ class SystemResult:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
-# Set for a worker the Ray executor started on a node (bench.supervise): a system that would start a Ray of its own
+# Set for a worker the Ray executor started on a node (bench.run.supervise): a system that would start a Ray of its own
 # there refuses, since a second Ray on a node would compete with the cluster's for its cores and memory.
 RAY_NODE_ENV = "BENCH_ON_RAY_NODE"
 
@@ -80,7 +80,7 @@ class System(ABC):
     library: ClassVar[str] = "bench"
     # Whether the system computes with Keras: the harness then sets the run's precision policy before fit.
     uses_keras: ClassVar[bool] = False
-    # The worker environment the system runs in (bench.environments); '': the harness's own.
+    # The worker environment the system runs in (bench.run.environments); '': the harness's own.
     environment: ClassVar[str] = ""
 
     @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class System(ABC):
         """Class probabilities for uint8 images x, shape (len(x), n_classes)."""
 
     def resumes(self, budget: Budget) -> bool:
-        """Whether a run under this budget continues from its checkpoint after its process died (bench.resume);
+        """Whether a run under this budget continues from its checkpoint after its process died (bench.core.resume);
         a system that cannot starts again."""
         return False
 

@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench import rundir
-from bench.budget import Budget
-from bench.flops import Spent
+from bench.core import rundir
+from bench.core.budget import Budget
+from bench.measure.flops import Spent
 from bench.systems.base import FitContext, System
 
 # recipe option -> (module in baselines/, preset)

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench import rundir
-from bench.flops import Spent
+from bench.core import rundir
+from bench.measure.flops import Spent
 from bench.systems.base import FitContext
 from bench.systems.budget_options import SearchOptions
 from bench.systems.resnet import RECIPES, ResNet

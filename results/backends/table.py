@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import rundir
+from bench.core import rundir
 from bench.systems.resnet import RECIPES
 
 BACKENDS = ("tensorflow", "jax", "torch")

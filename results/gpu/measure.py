@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.gpu_usage import GpuSampler
+from bench.measure.gpu_usage import GpuSampler
 
 
 def main(argv: list[str]) -> int:

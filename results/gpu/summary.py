@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import rundir
+from bench.core import rundir
 
 COLUMNS = ["what", "dataset", "n_train", "status", "precision", "accuracy", "epochs", "median_epoch_s", "fit_s",
            "trials", "gpu_model", "gpu_s", "gpu_busy_s", "gpu_mem_peak_mb", "gpu_energy_j", "cpu_energy_j",

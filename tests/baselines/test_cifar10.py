@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from bench import flops
 from bench.baselines import cifar10, cli
 from bench.baselines.keras_support import count_params
+from bench.measure import flops
 
 # airbench94's hyperparameters (its `hyp`), the reference the port converts.
 AIRBENCH = dict(batch_size=1024, lr=11.5, momentum=0.85, weight_decay=0.0153, bias_scaler=64.0,

@@ -21,7 +21,7 @@ from bench.baselines import kernels
 from bench.baselines.blocks import linear_schedule
 from bench.baselines.keras_support import set_precision
 from bench.baselines.training import Batches, compile_model, train_steps, use_xla
-from bench.precision import choose
+from bench.core.precision import choose
 from experiments.throughput import CASES, ROUNDS, fit_images_per_s
 from tests.baselines.conftest import synthetic_images
 

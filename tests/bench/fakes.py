@@ -139,7 +139,7 @@ class OddLayerNet(_Prior):
         return super().predict_proba(x)
 
     def extras(self) -> dict[str, object]:
-        from bench.flops import Spent
+        from bench.measure.flops import Spent
 
         return Spent.of(self._model, self._trained, self._predicted).fields()
 

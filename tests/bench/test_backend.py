@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from bench import backend, rundir
-from bench.budget import parse_budget
-from bench.driver import run_specs
-from bench.execute import LocalExecutor
-from bench.spec import DatasetRef, RunSpec
-from bench.store import ResultsStore
+from bench.core import backend, rundir
+from bench.core.budget import parse_budget
+from bench.run.driver import run_specs
+from bench.run.execute import LocalExecutor
+from bench.run.spec import DatasetRef, RunSpec
+from bench.run.store import ResultsStore
 
 KERAS_FAKE = "tests.bench.fakes:SeesPolicy"
 
@@ -58,8 +58,8 @@ def test_records_from_before_the_option_count_as_tensorflow():
 
 def test_a_suite_and_the_command_line_set_one_backend_for_every_run(tmp_path):
     from bench.cli import main
-    from bench.options import ConfigError
-    from bench.suite import parse_suite
+    from bench.core.options import ConfigError
+    from bench.run.suite import parse_suite
 
     raw = {"seeds": [0], "budgets": ["full"], "datasets": [{"name": "digits"}], "systems": [{"name": "majority"}]}
     assert {s.backend for s in parse_suite({**raw, "backend": "torch"}, "s", "s.toml").specs("x")} == {"torch"}

@@ -22,11 +22,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench import rundir
-from bench.budget import parse_budget
+from bench.core import rundir
+from bench.core.budget import parse_budget
 from bench.datasets import load_data
-from bench.execute import LocalExecutor
-from bench.spec import DatasetRef, RunSpec, freeze
+from bench.run.execute import LocalExecutor
+from bench.run.spec import DatasetRef, RunSpec, freeze
 from tests.bench.systems.searches import learnt, majority_rate
 
 # digits has 10 classes: a run that learnt nothing has the uniform guess's log loss.

@@ -19,12 +19,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.budget import BudgetError, parse_budget
 from bench.cli import UsageError, main
-from bench.options import ConfigError
-from bench.spec import RunSpec
-from bench.store import ResultsStore
-from bench.suite import parse_suite
+from bench.core.budget import BudgetError, parse_budget
+from bench.core.options import ConfigError
+from bench.run.spec import RunSpec
+from bench.run.store import ResultsStore
+from bench.run.suite import parse_suite
 from tests.bench.outside import Sandbox
 from tests.datasets import hostile
 
@@ -50,7 +50,7 @@ _DATASET = st.fixed_dictionaries(
                                          _SCALAR | _ANY, max_size=2),
               "max_train": st.integers(-1, 200) | _SCALAR, "max_test": _SCALAR, "extra": _ANY})
 _SYSTEM = st.fixed_dictionaries(
-    {"name": st.sampled_from(["majority"] * 6 + ["nope", "bench.budget:Budget", "bench.systems.base:System"])},
+    {"name": st.sampled_from(["majority"] * 6 + ["nope", "bench.core.budget:Budget", "bench.systems.base:System"])},
     optional={"budgets": _BUDGETS | _ANY, "options": st.dictionaries(_KEY, _SCALAR, max_size=1),
               "resources": st.dictionaries(st.sampled_from(["num_cpus", "num_gpus", "gpus"]), _SCALAR, max_size=2)})
 _WILD_SUITE = st.fixed_dictionaries(
@@ -147,7 +147,8 @@ _RUN_PAIRS = st.lists(st.one_of(
 _INVALID = st.sampled_from([("--max-rss-mb", "0"), ("--max-disk-mb", "-1"), ("--seeds", "1,1"), ("--budget", "1x"),
                             ("--seed", "-1"), ("--timeout", "0.5s"), ("--max-train", "0"), ("--system", "nope"),
                             ("--dataset", "digitz"), ("--dataset", "folder:/nonexistent"), ("--max-retries", "-2"),
-                            ("--system-option", "x"), ("--budget", "1000001h"), ("--system", "bench.budget:Budget")])
+                            ("--system-option", "x"), ("--budget", "1000001h"),
+                            ("--system", "bench.core.budget:Budget")])
 SUITE = 'seeds = [0]\nbudgets = ["full"]\n[[datasets]]\nname = "digits"\n[[systems]]\nname = "majority"\n'
 
 

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.budget import Budget, BudgetError, parse_budget
+from bench.core.budget import Budget, BudgetError, parse_budget
 
 
 @pytest.mark.parametrize("text, seconds, trials", [

@@ -6,11 +6,11 @@ import sys
 
 import pytest
 
-from bench.budget import parse_budget
 from bench.cli import main, parse_assignments
-from bench.records import COLUMNS, record_for
-from bench.spec import DatasetRef, RunSpec
-from bench.store import ResultsStore
+from bench.core.budget import parse_budget
+from bench.run.records import COLUMNS, record_for
+from bench.run.spec import DatasetRef, RunSpec
+from bench.run.store import ResultsStore
 
 
 def run_cli(*args, cwd=None):
@@ -194,8 +194,8 @@ PLUGINS = {
     ("bench.systems.base:System", r"is abstract: it does not implement fit, predict_proba"),
     ("plugin_ok:Half", r"'plugin_ok:Half' is abstract: it does not implement predict_proba"),
     ("plugin_ok:thing", r"is not a class but a int"),
-    ("bench.budget:parse_budget", r"is not a class but a function"),
-    ("bench.budget:Budget", r"is not a subclass of bench.systems.base.System"),
+    ("bench.core.budget:parse_budget", r"is not a class but a function"),
+    ("bench.core.budget:Budget", r"is not a subclass of bench.systems.base.System"),
     ("plugin_ok:Nope", r"module 'plugin_ok' has no 'Nope'"),
     ("broken_syntax:X", r"module 'broken_syntax' cannot be imported: SyntaxError: .*broken_syntax.py, line 1"),
     ("raises_on_import:X", r"module 'raises_on_import' cannot be imported: RuntimeError: no GPU here second line"),
@@ -250,7 +250,7 @@ def test_an_empty_out_is_one_line_and_writes_nothing_here(tmp_path, capsys, monk
 
 
 def test_a_busy_folder_prints_its_one_line_error_alone(tmp_path, capsys):
-    from bench.writer_lock import hold
+    from bench.run.writer_lock import hold
 
     suite = tmp_path / "s.toml"
     suite.write_text(MAJORITY_SUITE)
@@ -274,7 +274,7 @@ def test_an_address_where_no_ray_answers_leaves_nothing_behind(tmp_path, capsys)
 
 
 def test_a_finished_command_leaves_no_lock_file(tmp_path):
-    from bench.writer_lock import LOCK_FILE
+    from bench.run.writer_lock import LOCK_FILE
 
     assert main([*RUN, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "runs.csv").exists() and not (tmp_path / LOCK_FILE).exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cpu_energy import CpuEnergyMeter, package_domains
+from bench.measure.cpu_energy import CpuEnergyMeter, package_domains
 
 INTERVAL = 0.02
 

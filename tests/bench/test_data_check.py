@@ -13,9 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import data_check
-from bench.spec import DatasetRef
-from bench.supervise import Limits
+from bench.run import data_check
+from bench.run.spec import DatasetRef
+from bench.run.supervise import Limits
 from tests.datasets.builders import class_members, corrupt_png, write_tree
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import rundir
-from bench.budget import parse_budget
-from bench.driver import plan
-from bench.records import RunRecord, record_for
-from bench.spec import DatasetRef, RunSpec
-from bench.supervise import Limits
+from bench.core import rundir
+from bench.core.budget import parse_budget
+from bench.run.driver import plan
+from bench.run.records import RunRecord, record_for
+from bench.run.spec import DatasetRef, RunSpec
+from bench.run.supervise import Limits
 
 
 def spec(out: Path, seed: int = 0, dataset: str = "digits") -> RunSpec:

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from bench import environments
 from bench.cli import main
-from bench.environments import EnvironmentMissing, setup_commands, worker_interpreter, worker_python
-from bench.metadata import REPO_ROOT
+from bench.run import environments
+from bench.run.environments import EnvironmentMissing, setup_commands, worker_interpreter, worker_python
+from bench.run.metadata import REPO_ROOT
 
 
 def test_most_systems_run_with_the_harness_python():

@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score
 
-from bench.budget import parse_budget
+from bench.core.budget import parse_budget
 from bench.datasets import load_data
-from bench.driver import run_specs
-from bench.execute import Limits, LocalExecutor
-from bench.spec import DatasetRef, RunSpec, freeze
-from bench.store import ResultsStore
+from bench.run.driver import run_specs
+from bench.run.execute import Limits, LocalExecutor
+from bench.run.spec import DatasetRef, RunSpec, freeze
+from bench.run.store import ResultsStore
 from tests.bench.drivers import SUITE, driver, wait_for
 
 
@@ -138,7 +138,7 @@ def test_probabilities_must_match_the_test_set(tmp_path):
 
 
 def test_metadata_records_the_commit_checked_out_when_the_run_started(tmp_path, monkeypatch):
-    from bench import metadata, worker
+    from bench.run import metadata, worker
     from tests.bench import fakes
 
     checked_out = ["a" * 40]
@@ -217,7 +217,7 @@ def test_an_adoptable_record_of_other_data_is_not_adopted(tmp_path):
 def test_a_run_given_no_memory_cap_runs_under_a_share_of_the_machines_memory(tmp_path):
     import psutil
 
-    from bench.supervise import DEFAULT_RSS_SHARE
+    from bench.run.supervise import DEFAULT_RSS_SHARE
 
     record = LocalExecutor().run(spec(tmp_path, "majority"))
     expected = psutil.virtual_memory().total * DEFAULT_RSS_SHARE / 2**20

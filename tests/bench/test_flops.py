@@ -15,8 +15,8 @@ import keras
 import pandas as pd
 import pytest
 
-from bench import flops
-from bench.budget import parse_budget
+from bench.core.budget import parse_budget
+from bench.measure import flops
 from bench.report.tables import Prices
 from tests.conftest import REPO
 
@@ -120,7 +120,7 @@ def test_mobilenet_v2_and_efficientnet_b0_match_their_papers() -> None:
 
 XLA_COUNT = textwrap.dedent("""
     import json, jax, keras
-    from bench import flops
+    from bench.measure import flops
     model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3, use_bias=False),
                               keras.layers.Conv2D(16, 3, strides=2, use_bias=False), keras.layers.Flatten(),
                               keras.layers.Dense(10, use_bias=False)])
@@ -180,10 +180,10 @@ def test_a_baseline_run_through_the_command_line_records_its_flops(tmp_path) -> 
 
 def test_a_layer_the_counter_cannot_count_is_named_in_the_record_and_metadata_and_the_report_says_at_least(
         tmp_path) -> None:
-    from bench.execute import LocalExecutor
     from bench.report.runs import Group
     from bench.report.tables import COST, cost_rows, summarize
-    from bench.spec import DatasetRef, RunSpec
+    from bench.run.execute import LocalExecutor
+    from bench.run.spec import DatasetRef, RunSpec
 
     spec = RunSpec(DatasetRef("digits"), "tests.bench.fakes:OddLayerNet", parse_budget("full"), 0,
                    out_dir=str(tmp_path))

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from bench.gpu_usage import SAMPLE_INTERVAL_S, GpuSampler, GpuUsage
+from bench.measure.gpu_usage import SAMPLE_INTERVAL_S, GpuSampler, GpuUsage
 from tests.bench.fakes import FakeNvml, FakeNVMLError
 
 INTERVAL = 0.02

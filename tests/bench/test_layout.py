@@ -12,23 +12,23 @@ from pathlib import Path
 
 from tests.conftest import REPO
 
-# Lower layers know nothing of higher ones. 0: small self-contained modules any layer may use;
-# 1: data sets; 2: the hand-built recipes (their command line loads data sets); 3: the systems that wrap
-# recipes and libraries; 4: the harness (specs, records, executors, worker, driver, report, command line).
-FOUNDATION = {"bench", "bench.options", "bench.budget", "bench.timing", "bench.rundir", "bench.gpu_usage",
-              "bench.precision", "bench.meters", "bench.cpu_energy", "bench.backend", "bench.resume",
-              "bench.flops"}
-PACKAGE_LAYERS = {"bench.datasets": 1, "bench.baselines": 2, "bench.systems": 3}
+# Lower layers know nothing of higher ones; a folder is one layer. 0: what every layer shares (bench.core) and the
+# measurements (bench.measure); 1: data sets; 2: the hand-built recipes (their command line loads data sets);
+# 3: the systems that wrap recipes and libraries; 4: the harness (bench.run), the report and the command line.
+LAYERS = {"bench.core": 0, "bench.measure": 0, "bench.datasets": 1, "bench.baselines": 2, "bench.systems": 3,
+          "bench.run": 4, "bench.report": 4}
+# Modules that sit directly in bench/: the package itself (no imports), the command line, the suites' files.
+TOP = {"bench": 0, "bench.cli": 4, "bench.__main__": 4, "bench.suites": 4}
 FOLDERS = {"bench": "bench", "datasets": "bench.datasets", "baselines": "bench.baselines"}
 
 
 def layer(module: str) -> int:
-    if module in FOUNDATION:
-        return 0
-    for package, rank in PACKAGE_LAYERS.items():
+    if module in TOP:
+        return TOP[module]
+    for package, rank in LAYERS.items():
         if module == package or module.startswith(package + "."):
             return rank
-    return 4
+    raise AssertionError(f"{module} sits in no layer's folder: move it into one of {', '.join(LAYERS)}")
 
 
 def project_modules() -> dict[str, Path]:
@@ -64,6 +64,12 @@ def upward_imports(modules: dict[str, Path]) -> list[str]:
     return upward
 
 
+def test_every_module_sits_in_a_layer_folder() -> None:
+    modules = project_modules()
+    loose = sorted(m for m in modules if m not in TOP and not any(m == p or m.startswith(p + ".") for p in LAYERS))
+    assert not loose, f"modules outside the layer folders: {loose}"
+
+
 def test_every_import_points_down_the_layers() -> None:
     modules = project_modules()
     assert "bench.datasets.cifar10" in modules and "bench.baselines.cifar10" in modules
@@ -75,12 +81,12 @@ def test_the_layer_rule_catches_an_upward_import(tmp_path: Path) -> None:
     lazy = tmp_path / "lazy.py"
     lazy.write_text("def f():\n    from bench.systems import make_system\n")
     plain = tmp_path / "plain.py"
-    plain.write_text("from bench import rundir, options\nimport bench.datasets.base\n")
+    plain.write_text("from bench.core import rundir, options\nimport bench.datasets.base\n")
     found = upward_imports({"bench.datasets.lazy": lazy, "bench.baselines.plain": plain,
-                            "bench.rundir": plain, "bench.options": plain})
-    assert found == ["bench.datasets.lazy (layer 1) imports bench.systems (layer 3)",
-                     "bench.options (layer 0) imports bench.datasets.base (layer 1)",
-                     "bench.rundir (layer 0) imports bench.datasets.base (layer 1)"]
+                            "bench.core.rundir": plain, "bench.core.options": plain})
+    assert found == ["bench.core.options (layer 0) imports bench.datasets.base (layer 1)",
+                     "bench.core.rundir (layer 0) imports bench.datasets.base (layer 1)",
+                     "bench.datasets.lazy (layer 1) imports bench.systems (layer 3)"]
 
 
 def test_a_regular_install_provides_bench_datasets_and_takes_no_other_name(tmp_path: Path) -> None:
@@ -92,7 +98,7 @@ def test_a_regular_install_provides_bench_datasets_and_takes_no_other_name(tmp_p
     assert {n.split("/")[0] for n in names} == {"bench", wheel.name.split("-py3")[0] + ".dist-info"}
     assert "bench/datasets/cifar10.py" in names and "bench/baselines/cifar10.py" in names
     assert "bench/suites/smoke.toml" in names
-    assert "bench/systems/search/tuner.py" in names and "bench/search_worker.py" in names  # every package
+    assert "bench/systems/search/tuner.py" in names and "bench/run/search_worker.py" in names  # every package
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     code = ("import importlib.util as u, bench.datasets as d, bench.baselines as b; "

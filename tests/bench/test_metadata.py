@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import metadata
+from bench.run import metadata
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.metrics import classification_report, score
+from bench.measure.metrics import classification_report, score
 
 
 def test_scores_match_hand_computed_values():

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from bench import precision, rundir
-from bench.budget import parse_budget
-from bench.driver import run_specs
-from bench.execute import LocalExecutor
-from bench.options import ConfigError
-from bench.spec import DatasetRef, RunSpec
-from bench.suite import parse_suite
+from bench.core import precision, rundir
+from bench.core.budget import parse_budget
+from bench.core.options import ConfigError
+from bench.run.driver import run_specs
+from bench.run.execute import LocalExecutor
+from bench.run.spec import DatasetRef, RunSpec
+from bench.run.suite import parse_suite
 from tests.bench.fakes import FakeNvml
 
 
@@ -48,7 +48,7 @@ def test_gpu_capabilities_come_from_the_held_gpus_through_nvml():
         def nvmlDeviceGetCudaComputeCapability(self, h):
             return [(9, 0), (8, 0), (7, 0), (7, 5)][h[1]]
 
-    from bench.gpu_usage import held_capabilities
+    from bench.measure.gpu_usage import held_capabilities
 
     nvml = WithCapabilities()
     assert held_capabilities(nvml, visible="1,0") == [(8, 0), (9, 0)]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.budget import parse_budget
-from bench.execute import LocalExecutor
-from bench.ray_executor import RayExecutor
-from bench.spec import DatasetRef, Resources, RunSpec
+from bench.core.budget import parse_budget
+from bench.run.execute import LocalExecutor
+from bench.run.ray_executor import RayExecutor
+from bench.run.spec import DatasetRef, Resources, RunSpec
 from tests.conftest import REPO, SHARED_DATA
 
 ROUNDS = 5  # runs timed per executor
@@ -90,7 +90,7 @@ def test_cifar10_through_the_object_store(benchmark, local_ray) -> None:
 
 # The modules every run imports before its system starts: the worker (in each run's fresh process) and the data
 # set registry (the worker and the CLI alike).
-RUN_IMPORTS = ["bench.worker", "bench.datasets.registry"]
+RUN_IMPORTS = ["bench.run.worker", "bench.datasets.registry"]
 IMPORT_ROUNDS = 3  # fresh interpreters timed per module: each pays the whole import again
 # Libraries that take seconds to import: the registry must not pull them in, since the CLI's every command and
 # each run's worker import it before knowing whether a system needs them.
@@ -168,10 +168,10 @@ import time:      1449 |      96625 | site
 import time:      6562 |       6562 |   bench
 import time:       374 |    3496221 |     sklearn
 import time:        12 |         30 |       sklearn.base
-import time:     12761 |    4188464 | bench.worker
+import time:     12761 |    4188464 | bench.run.worker
 """
     rows = import_tree(report)
     assert rows[:3] == [(0, "_frozen_importlib_external", 1.107), (0, "site", 96.625), (1, "bench", 6.562)]
-    assert top_level_ms(rows) == {"_frozen_importlib_external": 1.107, "site": 96.625, "bench.worker": 4188.464}
+    assert top_level_ms(rows) == {"_frozen_importlib_external": 1.107, "site": 96.625, "bench.run.worker": 4188.464}
     assert list(median_ms([packages_ms(rows)], top=2)) == ["sklearn", "site"]
     assert median_ms([{"a": 1.0, "b": 5.0}, {"a": 3.0}, {"a": 2.0, "b": 7.0}]) == {"b": 5.0, "a": 2.0}

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.budget import parse_budget
-from bench.driver import run_specs
-from bench.execute import LocalExecutor
-from bench.records import RunRecord
-from bench.spec import DatasetRef, Resources, RunSpec, freeze
-from bench.store import ResultsStore
-from bench.supervise import Limits
+from bench.core.budget import parse_budget
+from bench.run.driver import run_specs
+from bench.run.execute import LocalExecutor
+from bench.run.records import RunRecord
+from bench.run.spec import DatasetRef, Resources, RunSpec, freeze
+from bench.run.store import ResultsStore
+from bench.run.supervise import Limits
 from tests.conftest import REPO
 
 ray = pytest.importorskip("ray")
-from bench.ray_executor import RayExecutor, expected_cost, longest_first  # noqa: E402
+from bench.run.ray_executor import RayExecutor, expected_cost, longest_first  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 SLOTS = 2  # the local Ray's CPUs: runs that hold one CPU each run two at a time
@@ -139,7 +139,7 @@ def test_cpu_runs_hold_a_whole_node_by_default(local_ray) -> None:
 @pytest.mark.slow
 def test_the_smoke_suite_gives_the_same_runs_and_statuses_under_ray(local_ray, tmp_path: Path) -> None:
     """The shipped smoke suite (real training on digits, about 5 minutes each way on 2 cores)."""
-    from bench.suite import load_suite
+    from bench.run.suite import load_suite
 
     smoke = load_suite("smoke")
     local, remote = tmp_path / "local", tmp_path / "ray"

@@ -12,16 +12,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench.budget import parse_budget
-from bench.spec import DatasetRef, Resources, RunSpec, freeze
-from bench.store import ResultsStore
+from bench.core.budget import parse_budget
+from bench.run.spec import DatasetRef, Resources, RunSpec, freeze
+from bench.run.store import ResultsStore
 from tests.bench.drivers import SUITE, driver, wait_for
 from tests.conftest import REPO
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from bench.ray_executor import RayExecutor  # noqa: E402
+from bench.run.ray_executor import RayExecutor  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 # Ray's cancellation of a run's task ends its worker process within this.
@@ -114,7 +114,8 @@ def test_ctrl_c_cancels_the_remaining_runs_and_leaves_a_whole_table(tmp_path):
     """Ctrl-C: exit 130, no run left running, a table that parses. Resuming from that table under Ray is the
     SIGKILL test's second half (-m slow); the local executor's resume is in the default run (test_execute.py)."""
     _, _, table, first = start_suite(tmp_path, 1)
-    workers = [p for p in psutil.Process(first.pid).children(recursive=True) if "bench.worker" in " ".join(p.cmdline())]
+    workers = [p for p in psutil.Process(first.pid).children(recursive=True)
+               if "bench.run.worker" in " ".join(p.cmdline())]
     os.kill(first.pid, signal.SIGINT)
     assert first.wait(timeout=60) == 130  # the command line's code for an interrupted suite
     done = table.records()  # parses: no half-written row

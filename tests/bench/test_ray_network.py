@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.options import ConfigError
+from bench.core.options import ConfigError
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
-from bench.ray_executor import check_address, start_local_ray  # noqa: E402
+from bench.run.ray_executor import check_address, start_local_ray  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 # An address that nothing answers must fail well within this (Ray's own connect loop takes minutes).
@@ -229,7 +229,7 @@ def test_a_search_worker_that_cannot_reach_its_chief_exits_in_seconds_with_one_l
     plan = tmp_path / "plan.json"
     plan.write_text(WorkerPlan("worker1", address, "{}", str(tmp_path), str(tmp_path / "work")).to_json())
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "bench.search_worker", str(plan)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "bench.run.search_worker", str(plan)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 1
     assert time.monotonic() - started < FAIL_FAST_S + 30  # the interpreter's imports, then the 5-s dial

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.records import COLUMNS, RunRecord
-from bench.store import ResultsStore, StoreError
+from bench.run.records import COLUMNS, RunRecord
+from bench.run.store import ResultsStore, StoreError
 
 RESULTS = Path(__file__).resolve().parents[2] / "results"
 LEADING = ["run_id", "suite", "dataset", "split", "system", "budget", "seed", "status", "accuracy",
@@ -111,10 +111,10 @@ def test_a_suite_resumed_into_an_older_results_folder_rewrites_its_rows_with_eac
 
 
 def test_the_worker_records_what_data_a_run_saw_even_when_it_fails(tmp_path):
-    from bench.budget import parse_budget
+    from bench.core.budget import parse_budget
     from bench.datasets import load_data
-    from bench.spec import DatasetRef, RunSpec
-    from bench.worker import execute
+    from bench.run.spec import DatasetRef, RunSpec
+    from bench.run.worker import execute
 
     spec = RunSpec(dataset=DatasetRef("digits", max_train=150), system="tests.bench.fakes:Raises",
                    budget=parse_budget("full"), seed=0, out_dir=str(tmp_path))
@@ -150,8 +150,8 @@ def test_store_names_a_foreign_table(tmp_path):
 
 WRITER = """
 import sys
-from bench.records import RunRecord
-from bench.store import ResultsStore
+from bench.run.records import RunRecord
+from bench.run.store import ResultsStore
 store = ResultsStore(sys.argv[1])
 i = 0
 while True:

@@ -1,5 +1,5 @@
 """A run whose process died continues on the next invocation: what the earlier attempts spent is carried and
-counted, and a run of other data, code or arithmetic starts again saying why (bench.resume)."""
+counted, and a run of other data, code or arithmetic starts again saying why (bench.core.resume)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import resume
-from bench.resume import ATTEMPT, RESUME_DIR, Attempt, Spent
+from bench.core import resume
+from bench.core.resume import ATTEMPT, RESUME_DIR, Attempt, Spent
 from bench.systems.search.budget import allowed_overshoot_s
 
 KEY = {"run_id": "r1", "data_fingerprint": "abc", "code": "c0", "backend": "tensorflow", "precision": "float32"}
@@ -136,7 +136,7 @@ def killed_once_ready(command: list[str], env: dict[str, str], out: Path, ready:
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-        subprocess.run(["pkill", "-9", "-f", f"bench.worker {out}"], check=False)
+        subprocess.run(["pkill", "-9", "-f", f"bench.run.worker {out}"], check=False)
 
 
 def _history_rows(out: Path) -> int:
@@ -278,9 +278,9 @@ def test_under_ray_a_search_whose_node_is_lost_continues_on_another_node_from_it
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
 
-    from bench.budget import parse_budget
-    from bench.ray_executor import RayExecutor
-    from bench.spec import DatasetRef, Resources, RunSpec
+    from bench.core.budget import parse_budget
+    from bench.run.ray_executor import RayExecutor
+    from bench.run.spec import DatasetRef, Resources, RunSpec
     from tests.conftest import REPO
 
     env = {"PYTHONPATH": str(REPO), "BENCH_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}

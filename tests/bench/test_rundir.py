@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import rundir
+from bench.core import rundir
 from tests.conftest import REPO
 
 

@@ -1,7 +1,7 @@
 from dataclasses import replace
 
-from bench.budget import parse_budget
-from bench.spec import DatasetRef, Resources, RunSpec, freeze
+from bench.core.budget import parse_budget
+from bench.run.spec import DatasetRef, Resources, RunSpec, freeze
 
 
 def spec(**kw):

@@ -2,9 +2,9 @@ import textwrap
 
 import pytest
 
-from bench.options import ConfigError
-from bench.spec import Resources
-from bench.suite import load_suite, parse_suite, suite_names
+from bench.core.options import ConfigError
+from bench.run.spec import Resources
+from bench.run.suite import load_suite, parse_suite, suite_names
 
 GOOD = """
 description = "test"

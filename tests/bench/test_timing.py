@@ -9,7 +9,7 @@ from types import ModuleType, SimpleNamespace
 
 import pytest
 
-from bench import timing
+from bench.measure import timing
 
 
 def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, **makers: Callable[[list[str]], object]) -> list[str]:

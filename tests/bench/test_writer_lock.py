@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from bench.store import ResultsStore
-from bench.writer_lock import LOCK_FILE, FolderBusy, hold
+from bench.run.store import ResultsStore
+from bench.run.writer_lock import LOCK_FILE, FolderBusy, hold
 
 SUITE = """
 description = "two drivers, one folder"
@@ -35,7 +35,7 @@ def test_a_second_holder_is_refused_at_once_with_the_holder_named(tmp_path):
 
 
 def test_a_holder_killed_with_sigkill_leaves_the_folder_free(tmp_path):
-    code = (f"import time; from bench.writer_lock import hold\n"
+    code = (f"import time; from bench.run.writer_lock import hold\n"
             f"with hold({str(tmp_path)!r}):\n    print('held', flush=True); time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

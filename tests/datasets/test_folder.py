@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from bench.core.options import ConfigError
 from bench.datasets import DatasetError, DatasetUnavailable, load_data, open_dataset
 from bench.datasets.folder import ImageFolder
-from bench.options import ConfigError
 from tests.datasets import hostile
 from tests.datasets.builders import class_members, corrupt_png, png_bytes, write_tree, write_zip
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import worker
-from bench.budget import parse_budget
+from bench.core.budget import parse_budget
 from bench.datasets import load_data
-from bench.spec import DatasetRef, RunSpec, freeze
+from bench.run import worker
+from bench.run.spec import DatasetRef, RunSpec, freeze
 from tests.datasets.builders import class_members, write_zip
 
 

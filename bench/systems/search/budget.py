@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.budget import Budget
+from bench.core.budget import Budget
 
 # Overshoot the benchmark allows a search: max(5% of the budget, 30 s) ...
 OVERSHOOT_ALLOWED_SHARE, OVERSHOOT_ALLOWED_MIN_S = 0.05, 30.0

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench import rundir
+from bench.core import rundir
 from bench.systems.search.oracle import JOIN_SLACK_S, Outcome, budgeted_oracle
 from bench.systems.search.placement import Placement, pin_process, split_evenly
 from bench.systems.search.processes import Cluster, Exit, LocalWorker, RayWorker, WorkerProcess

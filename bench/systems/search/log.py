@@ -11,14 +11,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import rundir
-from bench.flops import Spent
-from bench.rundir import folder_mb
+from bench.core import rundir
+from bench.core.rundir import folder_mb
+from bench.measure.flops import Spent
 from bench.systems.search.budget import HARD_STOP_SHARE, TrialTimes, allowed_overshoot_s, budget_deadline, overshoot_s
 
 # Columns of trials.csv, one row per trial. `worker` names the process that ran the trial: '' in a search run by
 # one process; 'chief', 'worker1', ... in a search over several (bench.systems.search.distributed).
-# `train_flops` is the trial's training compute (bench.flops), empty where the trial built no model to count;
+# `train_flops` is the trial's training compute (bench.measure.flops), empty where the trial built no model to count;
 # `flops_uncounted` the layers its count left out.
 TRIAL_COLUMNS = ("trial_id", "started_s", "ended_s", "epochs", "val_accuracy", "status", "summary", "error", "worker",
                  "train_flops", "flops_uncounted")

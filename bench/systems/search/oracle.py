@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.flops import Spent
+from bench.measure.flops import Spent
 
 # Seconds an answer of IDLE (Hyperband waiting for a rung's trials to end on other processes) is held back:
 # keras-tuner's trial loop asks again at once, which would keep a core and the server busy with requests.

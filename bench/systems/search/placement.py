@@ -3,9 +3,9 @@
 The run's own process is the search's chief (bench.systems.search.distributed), and it starts the others. An
 executor only says where they may go, through this module:
 
-- local (bench.supervise): `prepare_chief` gives the run's process the first of equal shares of this machine's
+- local (bench.run.supervise): `prepare_chief` gives the run's process the first of equal shares of this machine's
   cores and GPUs, and tells it all of them (its Placement, in PLACEMENT_ENV), to share out to its workers;
-- Ray (bench.ray_executor): `fits` says whether the cluster holds a bundle of the run's resources per process,
+- Ray (bench.run.ray_executor): `fits` says whether the cluster holds a bundle of the run's resources per process,
   `reserve` makes the placement group (the run's task takes its first bundle), `group_env` tells the run's process
   where it is, and `release` frees the group when the run ends.
 """
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from bench.gpu_usage import held_gpus
+from bench.measure.gpu_usage import held_gpus
 
 # The one environment variable an executor sets for the run's process (the search's chief): its Placement.
 PLACEMENT_ENV = "BENCH_SEARCH_PLACEMENT"

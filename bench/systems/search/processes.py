@@ -1,7 +1,7 @@
 """Where a distributed search's workers run: processes on the chief's machine, or Ray tasks on the bundles of the
-run's placement group (bench.ray_executor reserves it; the chief's own task holds its first bundle).
+run's placement group (bench.run.ray_executor reserves it; the chief's own task holds its first bundle).
 
-Either way a worker is `python -m bench.search_worker PLAN` (so it pins itself, dies with its parent and
+Either way a worker is `python -m bench.run.search_worker PLAN` (so it pins itself, dies with its parent and
 asks the chief's oracle the same way), and the chief sees a WorkerProcess: poll() for its exit, CPU seconds
 (wait4, so a killed worker's are known too) and usage file, stop() to end it.
 """
@@ -26,14 +26,14 @@ from typing import Any
 
 from bench.systems.search.placement import PLACEMENT_ENV, Placement
 
-REMOTE_MODULE = "bench.search_worker"
+REMOTE_MODULE = "bench.run.search_worker"
 LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
 # In a worker's own folder: its GPU and CPU-package figures and its error, read by the chief once it exited.
 USAGE_FILE = "usage.json"
-# How often a process tree's memory is held against its cap: a run's by its supervisor (bench.supervise, which
+# How often a process tree's memory is held against its cap: a run's by its supervisor (bench.run.supervise, which
 # looks at the run's clock as often), a search worker's by its Ray task.
 MEMORY_POLL_S = 0.5
-# On each node, where a search's Ray workers work (their tuner projects), as bench.ray_executor's runs do.
+# On each node, where a search's Ray workers work (their tuner projects), as bench.run.ray_executor's runs do.
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-search"
 # How long a chief or worker waits for the address it must reach to accept a connection before it fails the run:
 # Ray's and gRPC's own connect loops retry for minutes, up to the run's hard limit.
@@ -112,7 +112,7 @@ def worker_env(plan: Any) -> dict[str, str]:
 
 
 def start_process(plan: Any, log_path: Path) -> subprocess.Popen:
-    """Starts `python -m bench.search_worker` on the plan (written into its workdir), output to log_path;
+    """Starts `python -m bench.run.search_worker` on the plan (written into its workdir), output to log_path;
     in this process's group, so a kill of the run's group reaches it."""
     plan_path = Path(plan.workdir) / "plan.json"
     plan_path.parent.mkdir(parents=True, exist_ok=True)

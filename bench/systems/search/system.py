@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bench.budget import Budget
-from bench.flops import Spent
+from bench.core.budget import Budget
+from bench.measure.flops import Spent
 from bench.systems.base import FitContext, System
 from bench.systems.search.distributed import Chief, follow_chief
 from bench.systems.search.log import SearchLog
@@ -57,7 +57,7 @@ class SearchSystem(System):
 
     def tuner_dir(self, ctx: FitContext, project_folder: str) -> Path:
         """Where the tuner keeps its project: in the run's resume folder when the search can continue (it then
-        outlives a killed process; bench.resume removes it when the run ends), else in the run's scratch."""
+        outlives a killed process; bench.core.resume removes it when the run ends), else in the run's scratch."""
         return (ctx.resume.checkpoint_dir if self._carrying(ctx) else ctx.workdir) / project_folder
 
     def overwrite(self, ctx: FitContext) -> bool:

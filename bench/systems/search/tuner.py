@@ -25,8 +25,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from bench import rundir
-from bench.flops import Spent
+from bench.core import rundir
+from bench.measure.flops import Spent
 from bench.systems.search.log import SearchLog
 from bench.systems.search.oracle import Outcome, budgeted_oracle
 from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_callback, finished_epochs

@@ -6,7 +6,7 @@ import csv
 import dataclasses
 from pathlib import Path
 
-from bench.records import COLUMNS, RunRecord
+from bench.run.records import COLUMNS, RunRecord
 
 HARDWARE = "test CPU, 2 cores"
 

@@ -18,11 +18,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from bench.records import COLUMNS
 from bench.report import compute as cmp
 from bench.report import parity, tables
 from bench.report.runs import grouped, load_runs
 from bench.report.style import log_flops_axis
+from bench.run.records import COLUMNS
 from tests.bench.report.report_sample import run, write_runs
 
 BASE = (0.970, 0.971, 0.972)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from bench.budget import parse_budget
+from bench.core.budget import parse_budget
 from bench.datasets.base import ImageData
 from bench.systems import FitContext, System, SystemResult, make_system
 from bench.systems.search import TRIAL_COLUMNS

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.budget import parse_budget
 from bench.cli import main
-from bench.environments import EnvironmentMissing, worker_python
+from bench.core.budget import parse_budget
+from bench.run.environments import EnvironmentMissing, worker_python
 from bench.systems import make_system
 from bench.systems.autogluon import AutoGluon, AutoGluonHPO, Setup, Toolkit, best_among_saved, class_columns
 from bench.systems.autogluon_budget import BudgetOverrun, FinishGuard, FitClock, FitPlan

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import flops
+from bench.core.options import ConfigError
 from bench.datasets.base import ImageData
-from bench.options import ConfigError
+from bench.measure import flops
 from bench.systems import make_system
 from bench.systems.autokeras import _shuffled
 from bench.systems.autokeras import targets as _targets

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import flops
+from bench.core.options import ConfigError
 from bench.datasets.base import ImageData
-from bench.options import ConfigError
+from bench.measure import flops
 from bench.systems import FitContext, SystemResult, make_system
 from bench.systems.autokeras_hybrid import MIN_SUBSET_PER_CLASS, SEARCH_SHARE
 from bench.systems.autokeras_space import fair_initial_hps

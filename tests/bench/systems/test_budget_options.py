@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.options import ConfigError
+from bench.core.options import ConfigError
 from bench.systems import make_system
 from bench.systems.budget_options import SearchOptions, check_budget_scope
 

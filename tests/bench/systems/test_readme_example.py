@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.budget import parse_budget
-from bench.execute import LocalExecutor
-from bench.spec import DatasetRef, RunSpec
+from bench.core.budget import parse_budget
+from bench.run.execute import LocalExecutor
+from bench.run.spec import DatasetRef, RunSpec
 from tests.conftest import REPO
 
 

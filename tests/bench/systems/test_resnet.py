@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.budget import Budget
+from bench.core.budget import Budget
+from bench.core.options import ConfigError
 from bench.datasets.registry import load_data
-from bench.options import ConfigError
 from bench.systems import FitContext, make_system
 
 

@@ -13,12 +13,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from bench import flops
 from bench.baselines.training import validation_split
-from bench.budget import parse_budget
+from bench.core.budget import parse_budget
+from bench.core.options import ConfigError
 from bench.datasets import load_data
 from bench.datasets.base import ImageData
-from bench.options import ConfigError
+from bench.measure import flops
 from bench.systems import FitContext, SystemResult, make_system, system_class
 from bench.systems import resnet_tuned_space as space
 from bench.systems.resnet_tuned import HYPERBAND_FACTOR, TUNABLE_RECIPES, TrialTimes

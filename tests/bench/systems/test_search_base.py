@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import rundir
-from bench.budget import parse_budget
-from bench.execute import LocalExecutor
-from bench.spec import DatasetRef, RunSpec
+from bench.core import rundir
+from bench.core.budget import parse_budget
+from bench.run.execute import LocalExecutor
+from bench.run.spec import DatasetRef, RunSpec
 from bench.systems.search import TrialTimes
 from tests.bench.systems.searches import StepClock, assert_no_tuner_files, run_search, trial_rows
 

@@ -15,18 +15,18 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import rundir
-from bench.budget import parse_budget
-from bench.execute import LocalExecutor
-from bench.options import ConfigError
-from bench.spec import DatasetRef, Resources, RunSpec, freeze
+from bench.core import rundir
+from bench.core.budget import parse_budget
+from bench.core.options import ConfigError
+from bench.run.execute import LocalExecutor
+from bench.run.spec import DatasetRef, Resources, RunSpec, freeze
 from bench.systems.search.distributed import WorkerPlan, whole_compute
 from bench.systems.search.placement import Placement, chief_gpus, prepare_chief, split_evenly
 from tests.bench.drivers import wait_for
 from tests.bench.systems.searches import trial_rows
 
 FAKE = "tests.bench.search_fake:TinyRandomSearch"
-REMOTE = "bench.search_worker"
+REMOTE = "bench.run.search_worker"
 
 
 # --- plumbing -------------------------------------------------------------------------------------------
@@ -351,7 +351,7 @@ def test_the_chief_killed_fails_the_run_and_leaves_no_worker(tmp_path: Path) -> 
     def kill_chief() -> None:
         wait_for(lambda: worker_began_a_trial(tmp_path, spec.run_id))
         for p in psutil.Process().children(recursive=True):
-            if "bench.worker" in " ".join(p.cmdline()):
+            if "bench.run.worker" in " ".join(p.cmdline()):
                 os.kill(p.pid, signal.SIGKILL)
 
     record = while_running(kill_chief, lambda: LocalExecutor().run(spec))
@@ -379,7 +379,7 @@ def local_ray():
 
 
 def run_on_ray(specs: list[RunSpec]) -> dict[str, object]:
-    from bench.ray_executor import RayExecutor
+    from bench.run.ray_executor import RayExecutor
 
     executor = RayExecutor()
     try:
@@ -496,7 +496,7 @@ def test_under_ray_the_chief_killed_fails_the_run_and_leaves_no_worker(local_ray
     def kill_chief() -> None:
         wait_for(lambda: ray_worker_began_a_trial(spec.run_id))
         for p in psutil.process_iter(["cmdline"]):
-            if "bench.worker" in " ".join(p.info["cmdline"] or []):
+            if "bench.run.worker" in " ".join(p.info["cmdline"] or []):
                 p.kill()
 
     record = while_running(kill_chief, lambda: run_on_ray([spec])[spec.run_id])

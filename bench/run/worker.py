@@ -1,6 +1,6 @@
 """One run, in its own process: load data, fit and predict through the system, score, write the run folder.
 
-Started by bench.supervise.supervise as `python -m bench.worker SPEC_JSON`. A SIGTERM from the
+Started by bench.run.supervise.supervise as `python -m bench.run.worker SPEC_JSON`. A SIGTERM from the
 supervisor (the soft stop) raises SoftStop wherever Python code is running; the run is then recorded as
 a timeout. The worker leaves its part of the record in the run folder (rundir.WORKER_RESULT); the
 supervisor completes it and writes record.json.
@@ -20,22 +20,24 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import metadata, metrics, precision, rundir
 from bench.baselines import kernels
 from bench.baselines.keras_support import set_precision
-from bench.cpu_energy import CpuEnergyMeter
+from bench.core import precision, rundir
+from bench.core.resume import Attempt
+from bench.core.rundir import error_text
 from bench.datasets import load_data
 from bench.datasets.folder import describe_left_out
-from bench.gpu_usage import GpuSampler
-from bench.meters import Meters
-from bench.records import RECORD_FIELDS, RunRecord, record_for
-from bench.resume import Attempt
-from bench.rundir import error_text
-from bench.spec import RunSpec
+from bench.measure import metrics
+from bench.measure.cpu_energy import CpuEnergyMeter
+from bench.measure.gpu_usage import GpuSampler
+from bench.measure.meters import Meters
+from bench.measure.timing import peak_rss_mb
+from bench.run import metadata
+from bench.run.records import RECORD_FIELDS, RunRecord, record_for
+from bench.run.spec import RunSpec
 from bench.systems import make_system
 from bench.systems.base import FitContext
 from bench.systems.search.distributed import whole_compute
-from bench.timing import peak_rss_mb
 
 
 class SoftStop(BaseException):

@@ -10,11 +10,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from bench.options import package_version
+from bench.core.options import package_version
 
 # Packages that shape every run's results; a run adds the library its system wraps (System.library).
 PACKAGES = ("bench", "numpy", "tensorflow", "keras", "scikit-learn", "pandas", "jax", "torch")
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """`--executor ray`: a suite spread over a Ray cluster, one Ray task per run.
 
-Each task runs the same run unit as the local executor (bench.supervise.supervise) on whichever node Ray
+Each task runs the same run unit as the local executor (bench.run.supervise.supervise) on whichever node Ray
 picks, holding the resources the run declares (a GPU run holds its GPUs, and Ray sets
 CUDA_VISIBLE_DEVICES so the run sees only those). The run works in a scratch folder on its node, and its
 folder's files (record, predictions, classification report, history or trials, log, metadata) come back
@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench import rundir
-from bench.execute import Executor, OnStart
-from bench.options import ConfigError
-from bench.records import RunRecord, record_for
-from bench.resume import ATTEMPT, RESUME_DIR
-from bench.spec import Resources, RunSpec
-from bench.supervise import Limits, supervise
+from bench.core import rundir
+from bench.core.options import ConfigError
+from bench.core.resume import ATTEMPT, RESUME_DIR
+from bench.run.execute import Executor, OnStart
+from bench.run.records import RunRecord, record_for
+from bench.run.spec import Resources, RunSpec
+from bench.run.supervise import Limits, supervise
 from bench.systems.search import placement
 from bench.systems.search.processes import loopback_kept
 
@@ -274,7 +274,7 @@ class _Shipping:
 
 class _Events:
     """Runs report here when they start (and start again after a lost node); the driver drains it. It runs on
-    the driver's node, where it also keeps each run's resume state in the results folder (bench.resume)."""
+    the driver's node, where it also keeps each run's resume state in the results folder (bench.core.resume)."""
 
     def __init__(self) -> None:
         self._events: list[tuple[str, str]] = []

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import rundir
+from bench.core import rundir
 
 RESUME_DIR = "resume"  # in the run's folder
 ATTEMPT = "attempt.json"

@@ -2,7 +2,7 @@
 
 As the AutoML Benchmark runs each framework in its own virtualenv: AutoGluon 1.6.3 pins pandas, Pillow and Ray
 below the versions this project pins, so its systems (System.environment = 'autogluon') run `python -m
-bench.worker` with that environment's interpreter; the worker process is the boundary, and it reads and writes
+bench.run.worker` with that environment's interpreter; the worker process is the boundary, and it reads and writes
 the same run folder as any other. `python -m bench setup autogluon` builds the environment: a virtualenv with
 the library, and this checkout installed without its dependencies (editable, so the worker runs this code).
 """
@@ -17,8 +17,8 @@ import venv
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.metadata import REPO_ROOT
-from bench.options import ConfigError
+from bench.core.options import ConfigError
+from bench.run.metadata import REPO_ROOT
 
 # Where `setup` puts an environment unless told otherwise, one folder per environment (BENCH_ENVS_DIR moves them).
 ENVS_DIR_ENV = "BENCH_ENVS_DIR"
@@ -109,7 +109,7 @@ def worker_python(name: str) -> str:
         last = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise EnvironmentMissing(f"the {name} environment at {python} is incomplete ({last}); {fix}")
     theirs = Path(out.stdout.strip()).resolve().parent
-    ours = Path(__file__).resolve().parent
+    ours = Path(__file__).resolve().parents[1]  # the bench package
     if theirs != ours:
         raise EnvironmentMissing(f"the {name} environment at {python} runs the bench of {theirs.parent}, not this "
                                  f"checkout's ({ours.parent}); {fix} from this checkout")

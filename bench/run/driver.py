@@ -12,16 +12,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import rundir
-from bench.backend import satisfies as backend_satisfies
-from bench.data_check import DataCheck
-from bench.execute import Executor
-from bench.precision import satisfies as precision_satisfies
-from bench.records import RunRecord, record_for
-from bench.resume import RESUME_DIR
-from bench.spec import DatasetRef, RunSpec
-from bench.store import ResultsStore
-from bench.supervise import Limits
+from bench.core import rundir
+from bench.core.backend import satisfies as backend_satisfies
+from bench.core.precision import satisfies as precision_satisfies
+from bench.core.resume import RESUME_DIR
+from bench.run.data_check import DataCheck
+from bench.run.execute import Executor
+from bench.run.records import RunRecord, record_for
+from bench.run.spec import DatasetRef, RunSpec
+from bench.run.store import ResultsStore
+from bench.run.supervise import Limits
 
 
 @dataclass
@@ -64,7 +64,7 @@ def same_arithmetic(spec: RunSpec, record: RunRecord) -> bool:
 
 def uses_keras(name: str) -> bool:
     """Whether the named system computes with Keras (unknown systems: assumed to)."""
-    from bench.options import ConfigError
+    from bench.core.options import ConfigError
     from bench.systems import system_class
 
     try:
@@ -85,8 +85,8 @@ def same_data(record: RunRecord, now: DataCheck | None) -> bool:
 def check_data(specs: list[RunSpec], refs: set[DatasetRef], limits: Limits,
                refresh: bool = False) -> dict[DatasetRef, DataCheck]:
     """What each data set loads as now, each loaded in a child process under a run's limits: the longest hard
-    time limit of its runs and the executor's memory cap (bench.data_check). refresh decodes each again."""
-    from bench.data_check import check
+    time limit of its runs and the executor's memory cap (bench.run.data_check). refresh decodes each again."""
+    from bench.run.data_check import check
 
     found: dict[DatasetRef, DataCheck] = {}
     for ref in sorted(refs, key=lambda r: (r.name, r.label)):
@@ -265,7 +265,7 @@ def run_specs(specs: list[RunSpec], executor: Executor, out_dir: Path, *, force:
 
 def system_identity(name: str) -> dict[str, str]:
     """A system's declared role, library and its version, for records the worker never made (skipped)."""
-    from bench.options import ConfigError
+    from bench.core.options import ConfigError
     from bench.systems import system_class
 
     try:

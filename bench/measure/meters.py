@@ -2,7 +2,7 @@
 
 A meter (the GPU sampler, the CPU energy meter) runs a background thread from `start()` to `stop()`, but
 adds to its totals only while a window is open: the harness opens one around fit and one around predict, so
-data loading and scoring stay out of every figure, as they stay out of the clocks (bench.timing).
+data loading and scoring stay out of every figure, as they stay out of the clocks (bench.measure.timing).
 """
 
 from __future__ import annotations

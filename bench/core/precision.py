@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.gpu_usage import held_capabilities
+from bench.measure.gpu_usage import held_capabilities
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # CPU flags (as /proc/cpuinfo spells them) that mean native bfloat16 arithmetic.

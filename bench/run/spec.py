@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bench.backend import check as check_backend
-from bench.budget import Budget, parse_budget
-from bench.precision import check as check_precision
+from bench.core.backend import check as check_backend
+from bench.core.budget import Budget, parse_budget
+from bench.core.precision import check as check_precision
 
 Options = tuple[tuple[str, Any], ...]
 
@@ -81,11 +81,11 @@ class RunSpec:
     keep_models: bool = False
     # What the run holds on a cluster; not part of the run's identity.
     resources: Resources = Resources()
-    # Arithmetic of Keras systems (bench.precision: auto, float32, mixed_bfloat16, mixed_float16). Not part of
+    # Arithmetic of Keras systems (bench.core.precision: auto, float32, mixed_bfloat16, mixed_float16). Not part of
     # the identity, like the hardware: `auto` means this machine's best; the policy used is recorded per run,
     # and a recorded run whose policy differs from an explicit request is run again (driver).
     precision: str = "auto"
-    # Keras backend of Keras systems (bench.backend: tensorflow, jax, torch; '' = KERAS_BACKEND, else tensorflow).
+    # Keras backend of Keras systems (bench.core.backend: tensorflow, jax, torch; '' = KERAS_BACKEND, else tensorflow).
     # Not part of the identity, like precision: recorded per run, and rerun when an explicit request differs.
     backend: str = ""
 

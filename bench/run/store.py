@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.records import COLUMNS, RunRecord
-from bench.rundir import RUNS_TABLE, write_atomic
+from bench.core.rundir import RUNS_TABLE, write_atomic
+from bench.run.records import COLUMNS, RunRecord
 
 LOCK = ".runs.lock"
 # Columns a row cannot do without (the record's fields with no default); the others may be missing, as in

@@ -3,10 +3,10 @@
 A recorded run counts as done only if it saw the data its data set loads as now. Loading reads the user's
 files (a folder may hold anything: a FIFO, a link to /dev/zero, a sparse file of terabytes), so the driver never
 loads one itself, while it holds the results folder: a child loads it under the same time and memory limits a
-run has (bench.supervise.watch), and a load that fails or is stopped says the data cannot be read now, which is
+run has (bench.run.supervise.watch), and a load that fails or is stopped says the data cannot be read now, which is
 not the data a run saw. The child also fills the data cache, so the runs that follow read it warm.
 
-Started as `python -m bench.data_check DATASET_REF_JSON`; its last line of output is a JSON object,
+Started as `python -m bench.run.data_check DATASET_REF_JSON`; its last line of output is a JSON object,
 {"fingerprint": ...} or {"error": ...}.
 """
 
@@ -21,11 +21,11 @@ import tempfile
 from dataclasses import asdict, dataclass
 
 from bench.datasets.cache import REFRESH_ENV
-from bench.spec import DatasetRef
-from bench.supervise import Limits, default_rss_cap_mb, harness_env, kill_group, watch
+from bench.run.spec import DatasetRef
+from bench.run.supervise import Limits, default_rss_cap_mb, harness_env, kill_group, watch
 
 # The child's module (its main loads the data set).
-CHILD_MODULE = "bench.data_check"
+CHILD_MODULE = "bench.run.data_check"
 # How much of the child's output is kept for an error without a last line (a crash).
 OUTPUT_TAIL_CHARS = 2000
 # A reason stays one readable line.

@@ -14,7 +14,7 @@ import re
 import threading
 from pathlib import Path
 
-from bench.meters import WindowedMeter
+from bench.measure.meters import WindowedMeter
 
 POWERCAP = Path("/sys/class/powercap")
 # Far below the fastest wrap seen (2^32 uJ at a few hundred watts: ~15-20 s), and a sysfs read is cheap.

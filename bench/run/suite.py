@@ -10,11 +10,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.backend import BACKENDS
-from bench.budget import Budget, BudgetError, parse_budget
-from bench.options import ConfigError
-from bench.precision import PRECISIONS
-from bench.spec import DatasetRef, Options, Resources, RunSpec, freeze, options_label
+from bench.core.backend import BACKENDS
+from bench.core.budget import Budget, BudgetError, parse_budget
+from bench.core.options import ConfigError
+from bench.core.precision import PRECISIONS
+from bench.run.spec import DatasetRef, Options, Resources, RunSpec, freeze, options_label
 
 DEFAULT_SUITE = "default"
 MAX_SEED = 2**32 - 1  # numpy's and Keras' seeding take no more
@@ -64,9 +64,9 @@ class Suite:
     max_rss_mb: float | None = None
     max_disk_mb: float | None = None
     resources: Resources = Resources()
-    # One arithmetic for every Keras system of the suite (bench.precision), so comparisons stay like for like.
+    # One arithmetic for every Keras system of the suite (bench.core.precision), so comparisons stay like for like.
     precision: str = "auto"
-    # One Keras backend for every Keras system of the suite (bench.backend; '' = KERAS_BACKEND, else tensorflow).
+    # One Keras backend for every Keras system of the suite (bench.core.backend; '' = KERAS_BACKEND, else tensorflow).
     backend: str = ""
 
     def specs(self, out_dir: str, keep_models: bool = False) -> list[RunSpec]:

@@ -1,7 +1,7 @@
 """A worker process of a search spread over several (bench.systems.search.distributed).
 
-Started by the chief as `python -m bench.search_worker PLAN_JSON`: it pins itself to its cores before
-any library sizes a thread pool, sets up Keras as the run's own process does (bench.worker.prepare_keras), loads
+Started by the chief as `python -m bench.run.search_worker PLAN_JSON`: it pins itself to its cores before
+any library sizes a thread pool, sets up Keras as the run's own process does (bench.run.worker.prepare_keras), loads
 the run's data and runs the system's fit with the plan in its FitContext, so the system builds the same tuner
 and the search package gives it a client of the chief's oracle. Its part ends with WorkerFinished when its
 trial loop does; it then leaves its GPU and CPU-package energy figures in its folder's usage file, which the
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import rundir
+from bench.core import rundir
 from bench.systems.search.distributed import WorkerFinished, WorkerPlan, machine_id
 from bench.systems.search.placement import pin_process
 from bench.systems.search.processes import USAGE_FILE, Unreachable, check_reachable
@@ -28,14 +28,14 @@ from bench.systems.search.processes import USAGE_FILE, Unreachable, check_reacha
 
 def run(plan: WorkerPlan) -> str:
     """This worker's part of the search; returns its error ('' when its part ended as planned)."""
-    from bench.cpu_energy import CpuEnergyMeter
     from bench.datasets import load_data
-    from bench.gpu_usage import GpuSampler
-    from bench.meters import Meters
-    from bench.spec import RunSpec
+    from bench.measure.cpu_energy import CpuEnergyMeter
+    from bench.measure.gpu_usage import GpuSampler
+    from bench.measure.meters import Meters
+    from bench.run.spec import RunSpec
+    from bench.run.worker import error_text, prepare_keras
     from bench.systems import make_system
     from bench.systems.base import FitContext
-    from bench.worker import error_text, prepare_keras
 
     spec = RunSpec.from_json(plan.spec)
     gpus, cpu_energy = GpuSampler(), CpuEnergyMeter()
@@ -69,7 +69,7 @@ def run(plan: WorkerPlan) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the plan file's path is the only argument."""
-    from bench.worker import SoftStop, die_with_parent
+    from bench.run.worker import SoftStop, die_with_parent
 
     args = sys.argv[1:] if argv is None else argv
     plan = WorkerPlan.from_json(Path(args[0]).read_text())

@@ -9,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from bench.spec import RunSpec, options_label
+from bench.run.spec import RunSpec, options_label
 
 STATUSES = ("ok", "failed", "timeout", "skipped")
 
@@ -68,7 +68,7 @@ class RunRecord:
     # budget cut the refit inside its first epoch); empty for other systems.
     predicted_by: str = ""
     peak_disk_mb: float | None = None
-    max_rss_mb: float | None = None  # the memory cap the run ran under (bench.supervise: given, or the default)
+    max_rss_mb: float | None = None  # the memory cap the run ran under (bench.run.supervise: given, or the default)
     device: str = ""  # 'cpu' or the GPU model
     hardware: str = ""  # short CPU/GPU description for plot titles
     # What the system is (its declared System.role: automl, baseline, floor, other) and the library it wraps.
@@ -85,7 +85,7 @@ class RunRecord:
     gpu_energy_j: float | None = None
     cpu_energy_j: float | None = None
     node: str = ""  # the Ray node that ran it (node id prefix); empty under the local executor
-    # Tries it took: a lost node's run tried again by Ray, or a run whose process died run again (bench.resume)
+    # Tries it took: a lost node's run tried again by Ray, or a run whose process died run again (bench.core.resume)
     attempts: int | None = None
     resumed_from: str = ""  # what an earlier attempt left that this one continued from, e.g. 'epoch 3 (...)'
     model_path: str = ""  # a kept model left on the node that made it (Ray), as 'node:path'
@@ -93,10 +93,10 @@ class RunRecord:
     data_fingerprint: str = ""  # 16 hex digits hashing the arrays the run saw (after subsetting), classes, split
     data_format: str = ""  # what the data was read from, e.g. 'JPEG image zip', 'sklearn bundled'
     data_pixels: str = ""  # 'canonical' (the data set's original pixels) or e.g. 'lossy: JPEG quality 75'
-    # The Keras dtype policy the system computed in (bench.precision); empty for systems without Keras.
+    # The Keras dtype policy the system computed in (bench.core.precision); empty for systems without Keras.
     # Runs recorded before the option existed were float32.
     precision: str = ""
-    # The Keras backend the system computed with (bench.backend); empty for systems without Keras. Runs recorded
+    # The Keras backend the system computed with (bench.core.backend); empty for systems without Keras. Runs recorded
     # before the option were TensorFlow's.
     backend: str = ""
     # A search spread over several processes (a searcher's search_workers option): how many, and the seconds of
@@ -104,7 +104,7 @@ class RunRecord:
     # machine's 1). cpu_s and the GPU figures of such a run are sums over its processes. Empty for one process.
     search_workers: int | None = None
     held_s: float | None = None
-    # Compute counted from the models themselves (bench.flops; a multiply-add is 2 FLOPs): training's forward and
+    # Compute counted from the models (bench.measure.flops; a multiply-add is 2 FLOPs): training's forward and
     # backward passes over every example trained (every trial of a search, its refit, the baseline's epochs; an
     # epoch cut short counted by its steps), predicting the test set (test-time views each count), and the rate
     # achieved, train_flops over fit_s. flops_uncounted names the layers the counter could not count (the figures

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bench.meters import WindowedMeter
+from bench.measure.meters import WindowedMeter
 
 # NVML refreshes utilisation every 1/6 s to 1 s depending on the GPU, so sampling faster gains little,
 # and one sample a second is negligible overhead next to training.

@@ -1,6 +1,6 @@
 """The run unit every executor schedules: `supervise(spec, limits) -> RunRecord`.
 
-It starts the worker process (`python -m bench.worker`), enforces the run's time, memory and disk limits
+It starts the worker process (`python -m bench.run.worker`), enforces the run's time, memory and disk limits
 on the machine it runs on, and finishes the record: the worker leaves its part (identity, metrics, timings)
 in the run folder, the supervisor adds what only it can see (the whole process's duration, the process
 tree's peak memory, the scratch folder's peak size, a timeout or a kill), writes record.json once and
@@ -21,10 +21,11 @@ from pathlib import Path
 
 import psutil
 
-from bench import backend, environments, rundir
-from bench.records import RunRecord, record_for
-from bench.resume import RESUME_DIR
-from bench.spec import RunSpec
+from bench.core import backend, rundir
+from bench.core.resume import RESUME_DIR
+from bench.run import environments
+from bench.run.records import RunRecord, record_for
+from bench.run.spec import RunSpec
 from bench.systems.base import RAY_NODE_ENV
 from bench.systems.search import placement
 from bench.systems.search.processes import MEMORY_POLL_S, tree_rss_mb
@@ -77,7 +78,7 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
            backend.ENV: backend.resolve(spec.backend), **harness_env(), **given}
     first_share = placement.prepare_chief(spec.search_workers, env, limits.max_rss_mb)
     try:
-        # A system whose libraries cannot share this environment runs its worker in its own (bench.environments).
+        # A system whose libraries cannot share this environment runs its worker in its own (bench.run.environments).
         python, worker_env = environments.worker_interpreter(spec.system)
     except environments.EnvironmentMissing as exc:
         record = record_for(spec, "failed", error=str(exc), max_rss_mb=limits.max_rss_mb)
@@ -89,7 +90,7 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
     t0 = time.monotonic()
     try:
         with open(folder / rundir.LOG, "w", encoding="utf-8") as log:
-            proc = subprocess.Popen([python, "-m", "bench.worker", str(spec_path)], stdout=log,
+            proc = subprocess.Popen([python, "-m", "bench.run.worker", str(spec_path)], stdout=log,
                                     stderr=subprocess.STDOUT, env=env, start_new_session=True)
             if first_share:
                 # The chief of a search over several processes: on its share from the start, so the thread

@@ -1,15 +1,15 @@
-"""Executors: where runs happen. Each schedules the same run unit, bench.supervise.supervise (a picklable
+"""Executors: where runs happen. Each schedules the same run unit, bench.run.supervise.supervise (a picklable
 RunSpec in, a RunRecord out, no shared state); the local one runs them one after the other on this machine,
-bench.ray_executor spreads them over a Ray cluster."""
+bench.run.ray_executor spreads them over a Ray cluster."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 
-from bench.records import RunRecord
-from bench.spec import RunSpec
-from bench.supervise import Limits, supervise
+from bench.run.records import RunRecord
+from bench.run.spec import RunSpec
+from bench.run.supervise import Limits, supervise
 
 # Called with a run and where it is running ('' on this machine, else a node's name) when it starts.
 OnStart = Callable[[RunSpec, str], None]
@@ -42,5 +42,5 @@ class LocalExecutor(Executor):
             yield spec, self.run(spec)
 
     def run(self, spec: RunSpec) -> RunRecord:
-        """Executes one spec (see bench.supervise.supervise)."""
+        """Executes one spec (see bench.run.supervise.supervise)."""
         return supervise(spec, self.limits)

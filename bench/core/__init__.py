@@ -1,0 +1,1 @@
+"""What every layer shares: checked options, budgets, arithmetic, the run folder and its resume state."""

@@ -1,0 +1,1 @@
+"""The measurements: clocks, meters (GPU, CPU energy), FLOPs and the scores of predictions."""
