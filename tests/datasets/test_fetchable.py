@@ -16,7 +16,8 @@ from bench.datasets.fetchable import Fetchable
 
 @dataclass(frozen=True)
 class _Files(Fetchable):
-    """A data set that is one file, 'fetched' by writing it."""
+    """A data set that is one file, "fetched" by writing it: nothing goes to the network (the probe is stubbed and
+    .invalid never resolves)."""
 
     name: ClassVar[str] = "files"
     description: ClassVar[str] = "one file"
@@ -29,7 +30,7 @@ class _Files(Fetchable):
         return sources.search(self.path, (), (self.folder / "data.bin",))
 
     def _source_url(self) -> str:
-        return "https://example.org/data.bin"
+        return "https://data.invalid/data.bin"
 
     def _wanted(self) -> str:
         return "data.bin"
@@ -53,8 +54,8 @@ def test_missing_data_is_downloaded_only_when_allowed_and_the_server_answers(
     hosts: list[str] = []
     monkeypatch.setattr(sources, "is_online", lambda host, *a, **k: hosts.append(host) or True)
     status = _Files(folder=tmp_path).availability()
-    assert status.ok and status.reason == "not on disk; will download https://example.org/data.bin"
-    assert _Files(folder=tmp_path).located() == tmp_path / "data.bin" and hosts[0] == "example.org"
+    assert status.ok and status.reason == "not on disk; will download https://data.invalid/data.bin"
+    assert _Files(folder=tmp_path).located() == tmp_path / "data.bin" and hosts[0] == "data.invalid"
     (tmp_path / "data.bin").unlink()
     off = _Files(folder=tmp_path, download=False)
     assert not off.availability().ok and "download=False" in off.availability().reason
