@@ -178,8 +178,13 @@ class Difference:
             return EQUIVALENT if self.high < tolerance + _EPS else NOT_WORSE
         return UNDETERMINED
 
+    def deciding_half_width(self, tolerance: float) -> float:
+        """The half-width that would decide an undetermined verdict were the difference to stay where it is: its
+        distance from -tolerance, the bound such an interval straddles (the tolerance itself at a difference of 0)."""
+        return abs(self.point + tolerance)
+
     def needed(self, tolerance: float, seeds: bool, images: bool) -> tuple[int, int] | None:
-        """(seeds, test images) that would bring the half-width to the tolerance, scaling the seeds, the images
+        """(seeds, test images) that would bring the half-width to `tolerance`, scaling the seeds, the images
         or both (as flagged) from this design: each term of the variance falls as 1/count, at the spread per
         seed and per image measured here, and t follows the degrees of freedom. None where the flagged ones
         cannot (the other term alone is wider, or no image term was measured for images)."""
