@@ -39,10 +39,12 @@ class Group:
 
     @property
     def label(self) -> str:
-        """Readable name, e.g. 'malaria (cell split)'."""
+        """Readable name, e.g. 'malaria (cell split)' or 'malaria (cell split; malaria-cells-64px.zip)'."""
         details = [f"{self.split} split"] if self.split else []
         # The split protocol is already named; other options (subset sizes, image size) follow it.
-        extra = [o for o in self.dataset_options.split(";") if o and o != f"split={self.split}"]
+        # A data file is named by itself: "malaria-cells-64px.zip", not "path=../data/malaria-cells-64px.zip".
+        extra = [o.removeprefix("path=").rsplit("/", 1)[-1] if o.startswith("path=") else o
+                 for o in self.dataset_options.split(";") if o and o != f"split={self.split}"]
         if extra:
             details.append(", ".join(extra))
         return f"{self.dataset} ({'; '.join(details)})" if details else self.dataset

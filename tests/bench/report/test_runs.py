@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.runs import label_variants
+from bench.report.runs import Group, label_variants
 
 
 def frame(*rows: tuple[str, str]) -> pd.DataFrame:
@@ -23,3 +23,9 @@ def test_pretrained_joins_the_variant_label_once():
     assert list(out["system"]) == ["autogluon (backbone=resnet18, pretrained=True)",
                                    "autogluon (backbone=resnet50, pretrained=True)",
                                    "autogluon (pretrained=False)", "resnet"]
+
+
+def test_a_data_group_names_its_split_and_its_data_file_by_the_file_alone():
+    group = Group("malaria", "cell", "path=../shared/data/malaria-cells-64px.zip;split=cell")
+    assert group.label == "malaria (cell split; malaria-cells-64px.zip)"
+    assert Group("cifar10", "", "n_train=5000").label == "cifar10 (n_train=5000)"
