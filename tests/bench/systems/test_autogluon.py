@@ -354,6 +354,14 @@ def test_autogluon_on_digits_through_the_cli(tmp_path):
     assert len(extras["weights_sha256"]) == 64
     predictions = pd.read_csv(folder / "predictions.csv")
     assert len(predictions) == 200
+    forward = float(record["predict_flops"]) / 200  # one forward pass per test image
+    assert 1e7 < forward < 1e8  # ResNet-18 at 8 px: 24 MFLOPs (its 3.6 G at 224 px shrinks less than the area)
+    trained = extras["examples_trained"]
+    assert 100 <= trained <= 20 * 600  # some batches, at most AutoGluon's 20 epochs of the training images
+    assert float(record["train_flops"]) == pytest.approx(3 * forward * trained, rel=1e-6)
+    assert record["flops_uncounted"] == ""
+    assert float(record["flops_per_s"]) == pytest.approx(float(record["train_flops"]) / float(record["fit_s"]),
+                                                          rel=1e-3)
 
 
 @pytest.mark.slow
@@ -362,6 +370,10 @@ def test_autogluon_hpo_on_digits_writes_its_trials(tmp_path):
     assert int(record["trials"]) >= 1 and float(record["accuracy"]) > 0.2
     trials = table_rows(next((tmp_path / "out" / "runs").iterdir()) / "trials.csv")
     assert trials and all("optim.lr" in json.loads(t["summary"]) for t in trials)
+    assert all(float(t["train_flops"]) > 0 for t in trials if t["epochs"])  # each trial that trained counted it
+    assert float(record["train_flops"]) == pytest.approx(sum(float(t["train_flops"] or 0) for t in trials), rel=1e-5)
+    forward = float(record["predict_flops"]) / 200
+    assert 1e7 < forward < 1e8 and record["flops_uncounted"] == ""
 
 
 @pytest.mark.slow
