@@ -120,15 +120,25 @@ def counting_callback(tally: Tally) -> Any:
             # the format the model reads whatever AutoGluon's preprocessing made of it); the architecture does
             # not change while it trains, and the predicting model is built from its checkpoints.
             if not tally.measured:
-                from autogluon.multimodal.models.utils import run_model
-
-                model = module.model
-                tally.measure(model, lambda: run_model(model, batch), _examples(batch, model))
+                model = _model(module)
+                tally.measure(model, lambda: _forward(model, batch), _examples(batch, model))
 
         def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-            tally.add(_examples(batch, module.model))
+            tally.add(_examples(batch, _model(module)))
 
     return CountExamples()
+
+
+def _model(module: Any) -> Any:
+    """The network inside AutoGluon's LightningModule."""
+    return getattr(module, "model", module)
+
+
+def _forward(model: Any, batch: Any) -> Any:
+    """A forward pass as AutoGluon's training step makes it."""
+    from autogluon.multimodal.models.utils import run_model
+
+    return run_model(model, batch)
 
 
 def _examples(batch: Any, model: Any) -> int:
