@@ -62,7 +62,10 @@ class Tally:
         self.path = path
         self.measured = False  # a forward pass was counted (or its count failed): once per training
         self.count = TrainingCount()
-        if path is not None and path.exists():  # a trial Ray Tune restarts from its checkpoint goes on counting
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)  # trials start at once: each may be the first
+        if path.exists():  # a trial Ray Tune restarts from its checkpoint goes on counting
             self.count = TrainingCount.from_json(path.read_text())
             self.measured = self.count.forward is not None
 
@@ -91,8 +94,11 @@ class Tally:
             return
         # Replaced whole (no fsync: the page cache outlives a killed process), so a reader never sees half of it.
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        temporary.write_text(self.count.to_json())
-        os.replace(temporary, self.path)
+        try:
+            temporary.write_text(self.count.to_json())
+            os.replace(temporary, self.path)
+        except OSError as exc:  # the trial trains on; the run names it as not counted if it trained
+            logger.warning("the count of %s could not be kept (%s)", self.path.stem, exc)
 
 
 def read_counts(folder: Path) -> dict[str, TrainingCount]:

@@ -215,7 +215,7 @@ def test_the_search_sums_every_trials_flops_and_predicts_with_the_chosen_trials_
 
 
 def test_a_tally_keeps_its_count_in_its_file_after_every_batch(tmp_path):
-    path = trial_path(tmp_path, "t1")
+    path = trial_path(tmp_path / "counts", "t1")  # the first trial makes the folder
     tally = Tally(path)
     tally.measure(object(), lambda: None, examples=4)  # no torch module: the count fails, the model is named
     tally.add(4)
@@ -223,7 +223,7 @@ def test_a_tally_keeps_its_count_in_its_file_after_every_batch(tmp_path):
     assert TrainingCount.from_json(path.read_text()) == TrainingCount(7, None, "object")
     again = Tally(path)  # a trial restarted from its checkpoint goes on counting
     again.add(2)
-    assert read_counts(tmp_path) == {"t1": TrainingCount(9, None, "object")}
+    assert read_counts(tmp_path / "counts") == {"t1": TrainingCount(9, None, "object")}
     counted = TrainingCount(5, Flops(40, ("Scale",)), "Net")
     assert TrainingCount.from_json(counted.to_json()) == counted
 
