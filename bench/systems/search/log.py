@@ -258,7 +258,7 @@ def trials_spent(rows: list[TrialRow]) -> Spent:
     for r in rows:
         if r.train_flops is not None:
             spent += Spent(r.train_flops, 0.0, tuple(filter(None, r.flops_uncounted.split(","))))
-        elif r.epochs or r.interrupted or r.status == "failed":  # it may have trained before it ended
+        elif r.epochs or r.val_accuracy is not None or r.interrupted or r.status == "failed":  # it trained or may have
             spent += Spent(uncounted=(f"trial {r.trial_id}",))
     return spent
 
