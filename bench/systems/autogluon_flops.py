@@ -10,9 +10,11 @@ the harness's environment has none, and its tests count with a fake.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,12 +66,13 @@ class Tally:
         self.count = TrainingCount()
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)  # trials start at once: each may be the first
+        with contextlib.suppress(OSError):  # trials start at once: each may be the first (a failure: see _save)
+            path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():  # a trial Ray Tune restarts from its checkpoint goes on counting
             self.count = TrainingCount.from_json(path.read_text())
             self.measured = self.count.forward is not None
 
-    def measure(self, model: Any, run: Any, examples: int) -> None:
+    def measure(self, model: Any, run: Callable[[], object], examples: int) -> None:
         """Counts one example's forward pass through `model` (a torch module): `run()` passes a batch of
         `examples` examples through it. A count that fails leaves the figures marked as lower bounds."""
         from bench.measure.torch_flops import forward_flops
