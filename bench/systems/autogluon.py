@@ -20,6 +20,8 @@ AutoGluon 1.6.3 pins pandas, Pillow and Ray below this project's); their worker 
   budget (num_trials from a trial budget; a time budget ends the search), each in trials.csv. Its Ray Tune runs
   on a Ray this worker starts with the run's cores, inside the run's process tree (so its memory cap); under
   the Ray executor that would be a second Ray on the node, so such a run fails saying so.
+- FLOPs (autogluon_flops.py): the examples each training batch held (every trial's, in a search) times three
+  forward passes of the model, one forward pass per test image predicted.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,11 +44,13 @@ import numpy as np
 
 from bench.core import rundir
 from bench.core.options import package_version
+from bench.measure.flops import Spent
 from bench.systems.autogluon_budget import FinishGuard, FitClock, FitPlan, bounded_fit
+from bench.systems.autogluon_flops import Tally, TrainingCount, counting_callback, read_counts, trial_path
 from bench.systems.base import RAY_NODE_ENV, FitContext, System
 from bench.systems.budget_options import check_budget_scope
 from bench.systems.search.budget import budget_deadline
-from bench.systems.search.log import TrialRow, write_trials_csv
+from bench.systems.search.log import TrialRow, trials_spent, write_trials_csv
 
 # The distribution whose version the record carries (`autogluon` itself is a meta-package, not installed here).
 DISTRIBUTION = "autogluon.multimodal"
@@ -60,6 +64,8 @@ SCHEDULERS = ("FIFO", "ASHA")
 # AutoGluon's own num_trials for its HPO presets; a time budget ends the search long before.
 LIBRARY_NUM_TRIALS = 512
 LABEL, IMAGE = "label", "image"
+# Under the work folder: each trial's count of what it trained (autogluon_flops.py).
+TRIAL_COUNTS = "trial-counts"
 # Ray's object store for the search: trials pass checkpoints through files, not objects.
 OBJECT_STORE_BYTES = 256 * 2**20
 # A trial's own time limit ends it this long before the search's (this share of it, at least the minimum), so it
@@ -112,6 +118,8 @@ class _AutoGluonSystem(System):
         self._plan: FitPlan | None = None
         self._info: dict[str, Any] = {}
         self._kit: Toolkit | None = None
+        self._count = TrainingCount()
+        self._predicted = 0  # test images predicted
 
     @classmethod
     def library_version(cls) -> str:
@@ -158,8 +166,9 @@ class _AutoGluonSystem(System):
 
             bounded_fit(plan, clock, run)
         self._predictor = predictor
+        self._count = kit.training_count()
         self._info.update(kit.describe(predictor), loop_stopped_for_finish=guard.stopped,
-                          validation_pass_s=guard.validation_s)
+                          validation_pass_s=guard.validation_s, examples_trained=self._count.examples)
         self.after_fit(kit, ctx)
         if ctx.keep_models:
             shutil.copytree(ctx.workdir / "autogluon", ctx.run_dir / "autogluon-model", dirs_exist_ok=True)
@@ -173,17 +182,24 @@ class _AutoGluonSystem(System):
             raise RuntimeError(f"{self.name}: call fit() before predict_proba()")
         test = write_images(x, self._workdir / "images" / f"test-{time.monotonic_ns()}")
         proba = self._predictor.predict_proba(test, as_pandas=True)
+        self._predicted += len(x)
         return class_columns(proba, self._n_classes)
 
     def params(self) -> int | None:
         """Parameters of the predicting model."""
         return self._info.get("params")
 
+    def spent(self) -> Spent:
+        """FLOPs of the training loop's examples (three forward passes each) and of the test images predicted."""
+        return self._count.spent(self._predicted)
+
     def extras(self) -> dict[str, Any]:
-        """search_s, refit_s, overshoot_s, val_accuracy, and what the run used (backbone, weights, size)."""
+        """search_s, refit_s, overshoot_s, val_accuracy, FLOPs spent, and what the run used (backbone, weights,
+        size)."""
         if self._plan is None or self._clock is None:
             return {}
-        return {**self._plan.extras(self._clock), **{k: v for k, v in self._info.items() if k != "params"}}
+        return {**self._plan.extras(self._clock), **{k: v for k, v in self._info.items() if k != "params"},
+                **self.spent().fields()}
 
 
 class AutoGluon(_AutoGluonSystem):
@@ -249,6 +265,12 @@ class AutoGluonHPO(_AutoGluonSystem):
         """Trials Ray Tune ran."""
         return len(self._trials) if self._plan is not None else None
 
+    def spent(self) -> Spent:
+        """Every trial's training (stopped and failed ones included) and the predicting model's test images: it is
+        the best trial's model, which AutoGluon loads without training it further."""
+        predicting = TrainingCount(0, self._count.forward, self._count.model)
+        return trials_spent(self._trials) + predicting.spent(self._predicted)
+
 
 # --- the library's side -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -285,6 +307,11 @@ class Toolkit:
         """What the fitted predictor used: image size, parameters, its validation score."""
         return {}
 
+    def training_count(self) -> TrainingCount:
+        """What the fit trained: examples (of every trial, in a search) and one example's forward FLOPs through
+        the predicting model."""
+        return TrainingCount()
+
     def trial_rows(self, clock: FitClock) -> list[TrialRow]:
         """The last search's trials."""
         return []
@@ -297,12 +324,16 @@ class AutoGluonToolkit(Toolkit):
         os.environ.update(OFFLINE_ENV)  # before AutoGluon imports huggingface_hub, which reads them once
         self._analysis: Any = None
         self._search_wall_t0 = 0.0
+        self._tally = Tally()  # a single fit's training, counted in this process
+        self._counts: Path | None = None  # a search's trials' counts
+        self._chosen: str | None = None  # the trial AutoGluon built the predicting model from
 
     def setup(self, options: Any, ctx: FitContext, native_size: int, search: bool) -> Setup:
         """The backbone as a local folder (random or cached pretrained weights), at native size unless told."""
         from bench.systems.autogluon_weights import write_checkpoint
 
         name = shipped_backbone(options.presets) if options.backbone == SHIPPED else options.backbone
+        self._counts = ctx.workdir / TRIAL_COUNTS
         checkpoint = write_checkpoint(name, ctx.workdir / "backbone", ctx.seed, options.pretrained)
         size = options.image_size or native_size
         hyperparameters = {"model.names": ["timm_image"], "model.timm_image.checkpoint_name": str(checkpoint.folder),
@@ -354,48 +385,37 @@ class AutoGluonToolkit(Toolkit):
     @contextlib.contextmanager
     def training_marks(self, clock: FitClock, guard: FinishGuard, search: bool) -> Iterator[None]:
         """Wraps Lightning's Trainer.fit (one fit's training loop, which then also hears `guard`) or AutoGluon's
-        Ray Tune run (a search, whose trials run in Ray's processes)."""
-        if search:
-            from autogluon.core.hpo import ray_hpo as owner
-
-            attribute = "run"
-        else:
-            import lightning.pytorch as owner  # type: ignore[no-redef]
-
-            attribute = "Trainer"
-        original = getattr(owner, attribute)
-        if search:
-            def marked(*args: Any, **kwargs: Any) -> Any:
-                self._search_wall_t0 = time.time() - (time.monotonic() - clock.t0)
-                budget = kwargs.get("time_budget_s")  # a timedelta (AutoGluon's max_time x 0.95) or None
-                budget = budget.total_seconds() if isinstance(budget, dt.timedelta) else budget
-                margin = 0.0 if budget is None else max(TRIAL_MARGIN_MIN_S, TRIAL_MARGIN_SHARE * budget)
-                kwargs["trainable"] = bounded_trial
-                kwargs["trainable_args"] = {
-                    **kwargs["trainable_args"], "experiment_dir": kwargs["save_dir"],
-                    "search_end": None if budget is None else time.time() + budget - margin}
-                with clock.loop():
-                    self._analysis = original(*args, **kwargs)
-                return best_among_saved(self._analysis, kwargs["save_dir"])
-
-            setattr(owner, attribute, marked)
-            try:
+        Ray Tune run (a search, whose trials run in Ray's processes); counts what a single fit trains."""
+        if not search:
+            with _fits_with(lambda: [_guard_callback(guard), counting_callback(self._tally)], clock.loop):
                 yield
-            finally:
-                setattr(owner, attribute, original)
             return
-        fit = original.fit
+        from autogluon.core.hpo import ray_hpo
 
-        def marked_fit(trainer: Any, *args: Any, **kwargs: Any) -> Any:
-            trainer.callbacks.append(_guard_callback(guard))
+        run = ray_hpo.run
+
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            self._search_wall_t0 = time.time() - (time.monotonic() - clock.t0)
+            budget = kwargs.get("time_budget_s")  # a timedelta (AutoGluon's max_time x 0.95) or None
+            budget = budget.total_seconds() if isinstance(budget, dt.timedelta) else budget
+            margin = 0.0 if budget is None else max(TRIAL_MARGIN_MIN_S, TRIAL_MARGIN_SHARE * budget)
+            kwargs["trainable"] = bounded_trial
+            kwargs["trainable_args"] = {
+                **kwargs["trainable_args"], "experiment_dir": kwargs["save_dir"],
+                "search_end": None if budget is None else time.time() + budget - margin,
+                "count_dir": None if self._counts is None else str(self._counts)}
             with clock.loop():
-                return fit(trainer, *args, **kwargs)
+                self._analysis = run(*args, **kwargs)
+            return best_among_saved(self._analysis, kwargs["save_dir"], self._choose)
 
-        original.fit = marked_fit
+        ray_hpo.run = marked
         try:
             yield
         finally:
-            original.fit = fit
+            ray_hpo.run = run
+
+    def _choose(self, trial: Any) -> None:
+        self._chosen = None if trial is None else str(trial.trial_id)
 
     def describe(self, predictor: Any) -> dict[str, Any]:
         """Image size AutoGluon used, parameters, and its best validation accuracy."""
@@ -406,10 +426,19 @@ class AutoGluonToolkit(Toolkit):
         return {"image_size": None if size is None else int(size), "params": int(predictor.total_parameters),
                 "val_accuracy": None if score is None else float(score)}
 
+    def training_count(self) -> TrainingCount:
+        """A single fit's count; a search's: its trials' examples, the forward pass of the trial AutoGluon chose."""
+        if self._analysis is None:
+            return self._tally.count
+        counts = read_counts(self._counts) if self._counts is not None else {}
+        chosen = counts.get(self._chosen or "", TrainingCount())
+        return TrainingCount(sum(c.examples for c in counts.values()), chosen.forward, chosen.model)
+
     def trial_rows(self, clock: FitClock) -> list[TrialRow]:
-        """One row per Ray Tune trial: its sampled configuration, validation accuracy, time and status."""
+        """One row per Ray Tune trial: its sampled configuration, validation accuracy, time, status and FLOPs."""
         if self._analysis is None:
             return []
+        counts = read_counts(self._counts) if self._counts is not None else {}
         rows = []
         for trial in self._analysis.trials:
             result = trial.last_result or {}
@@ -419,19 +448,26 @@ class AutoGluonToolkit(Toolkit):
             # Ends without a score: the search's time ran out before the trial's first validation.
             status = "failed" if trial.status == "ERROR" else "completed" if score is not None else "stopped"
             error = "" if trial.status != "ERROR" else _trial_error(trial)
+            # No count: the trial ended before its first batch did (or counted nothing: then it is named as not
+            # counted where it reported an epoch or failed, search.log.trials_spent).
+            count = counts.get(str(trial.trial_id))
+            spent = None if count is None else count.spent()
             rows.append(TrialRow(trial_id=str(trial.trial_id), started_s=max(0.0, started), ended_s=max(0.0, ended),
                                  epochs=result.get("epoch"), val_accuracy=None if score is None else float(score),
                                  status=status, summary=json.dumps(_plain(trial.config), sort_keys=True),
-                                 error=error))
+                                 error=error, train_flops=None if spent is None else spent.train,
+                                 flops_uncounted="" if spent is None else ",".join(spent.uncounted)))
         return sorted(rows, key=lambda r: r.started_s)
 
 
 def bounded_trial(sampled_hyperparameters: dict[str, Any], learner: Any, checkpoint_dir: str | None = None,
-                  experiment_dir: str = "", search_end: float | None = None, **fit_args: Any) -> None:
-    """One trial of AutoGluon's search (autogluon.multimodal.utils.hpo.hpo_trial, with two changes): it saves in
+                  experiment_dir: str = "", search_end: float | None = None, count_dir: str | None = None,
+                  **fit_args: Any) -> None:
+    """One trial of AutoGluon's search (autogluon.multimodal.utils.hpo.hpo_trial, with three changes): it saves in
     the experiment folder under its trial id, where AutoGluon reads the best trial from (with Ray 2.58 Ray Tune's
-    trial folder is in its session folder instead), and its training's time limit ends before the search's, so
-    it ends as a single fit does and saves its files (a trial Ray Tune stops exits before saving them)."""
+    trial folder is in its session folder instead); its training's time limit ends before the search's, so
+    it ends as a single fit does and saves its files (a trial Ray Tune stops exits before saving them); and it
+    counts what it trains in `count_dir` (autogluon_flops.py), outside AutoGluon's folders, which it prunes."""
     from autogluon.common.utils.context import set_torch_num_threads
     from autogluon.multimodal.constants import RAY_TUNE_CHECKPOINT
     from ray import tune
@@ -445,21 +481,45 @@ def bounded_trial(sampled_hyperparameters: dict[str, Any], learner: Any, checkpo
         fit_args["ckpt_path"] = os.path.join(checkpoint_dir, RAY_TUNE_CHECKPOINT)
     if search_end is not None:
         fit_args["max_time"] = dt.timedelta(seconds=max(MIN_TRIAL_S, search_end - time.time()))
-    with set_torch_num_threads(num_cpus=num_cpus):
+    counting = contextlib.nullcontext() if count_dir is None else _fits_with(
+        lambda: [counting_callback(Tally(trial_path(count_dir, context.get_trial_id())))])
+    with set_torch_num_threads(num_cpus=num_cpus), counting:
         learner.fit_per_run(**fit_args)
 
 
-def best_among_saved(analysis: Any, experiment_dir: str) -> Any:
+@contextlib.contextmanager
+def _fits_with(callbacks: Callable[[], list[Any]],
+               around: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext) -> Iterator[None]:
+    """While inside, each Lightning Trainer.fit gets `callbacks()` and runs inside `around()`."""
+    import lightning.pytorch as pl
+
+    fit = pl.Trainer.fit
+
+    def marked_fit(trainer: Any, *args: Any, **kwargs: Any) -> Any:
+        trainer.callbacks.extend(callbacks())
+        with around():
+            return fit(trainer, *args, **kwargs)
+
+    pl.Trainer.fit = marked_fit
+    try:
+        yield
+    finally:
+        pl.Trainer.fit = fit
+
+
+def best_among_saved(analysis: Any, experiment_dir: str, chosen: Callable[[Any], None] | None = None) -> Any:
     """Ray Tune's analysis, its best trial chosen among those that saved their files (a trial stopped by the
-    scheduler or the search's end has none, and AutoGluon could not build its model)."""
+    scheduler or the search's end has none, and AutoGluon could not build its model); `chosen` hears the choice."""
     choose = analysis.get_best_trial
 
     def get_best_trial(metric: str | None = None, mode: str | None = None, **kwargs: Any) -> Any:
         saved = [t for t in analysis.trials if os.path.exists(os.path.join(experiment_dir, t.trial_id, "config.yaml"))
                  and (t.last_result or {}).get(metric) is not None]
-        if not saved:
-            return choose(metric=metric, mode=mode, **kwargs)
-        return (max if mode == "max" else min)(saved, key=lambda t: t.last_result[metric])
+        best = (choose(metric=metric, mode=mode, **kwargs) if not saved
+                else (max if mode == "max" else min)(saved, key=lambda t: t.last_result[metric]))
+        if chosen is not None:
+            chosen(best)
+        return best
 
     analysis.get_best_trial = get_best_trial
     return analysis

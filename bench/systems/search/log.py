@@ -229,13 +229,7 @@ class SearchLog:
 
     def trials_spent(self) -> Spent:
         """The FLOPs the trials spent training (a trial that trained without a count makes the figure partial)."""
-        spent = Spent()
-        for r in self.rows:
-            if r.train_flops is not None:
-                spent += Spent(r.train_flops, 0.0, tuple(filter(None, r.flops_uncounted.split(","))))
-            elif r.epochs or r.interrupted or r.status == "failed":  # it may have trained before it ended
-                spent += Spent(uncounted=(f"trial {r.trial_id}",))
-        return spent
+        return trials_spent(self.rows)
 
     def best_val_accuracy(self) -> float | None:
         """Highest validation accuracy over all scored trials."""
@@ -256,6 +250,17 @@ class SearchLog:
             "peak_disk_mb": self.peak_disk_mb,
             "refit_reserved_s": self.refit_reserve_s if self.scope == "total" else None,
         }
+
+
+def trials_spent(rows: list[TrialRow]) -> Spent:
+    """The FLOPs trials spent training (a trial that trained without a count makes the figure partial)."""
+    spent = Spent()
+    for r in rows:
+        if r.train_flops is not None:
+            spent += Spent(r.train_flops, 0.0, tuple(filter(None, r.flops_uncounted.split(","))))
+        elif r.epochs or r.val_accuracy is not None or r.interrupted or r.status == "failed":  # it trained or may have
+            spent += Spent(uncounted=(f"trial {r.trial_id}",))
+    return spent
 
 
 def write_trials_csv(rows: list[TrialRow], path: Path) -> None:

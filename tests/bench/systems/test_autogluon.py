@@ -20,10 +20,21 @@ import pytest
 
 from bench.cli import main
 from bench.core.budget import parse_budget
+from bench.measure.flops import Flops
 from bench.run.environments import EnvironmentMissing, worker_python
 from bench.systems import make_system
-from bench.systems.autogluon import AutoGluon, AutoGluonHPO, Setup, Toolkit, best_among_saved, class_columns
+from bench.systems.autogluon import (
+    TRIAL_COUNTS,
+    AutoGluon,
+    AutoGluonHPO,
+    AutoGluonToolkit,
+    Setup,
+    Toolkit,
+    best_among_saved,
+    class_columns,
+)
 from bench.systems.autogluon_budget import BudgetOverrun, FinishGuard, FitClock, FitPlan
+from bench.systems.autogluon_flops import Tally, TrainingCount, read_counts, trial_path
 from bench.systems.base import RAY_NODE_ENV, FitContext
 from bench.systems.search.log import TRIAL_COLUMNS, TrialRow
 
@@ -58,8 +69,9 @@ class FakeToolkit(Toolkit):
     """The library's side without AutoGluon."""
 
     def __init__(self, need_s: float = 0.3, finish_s: float = 0.1, ignore_limit: bool = False,
-                 rows: list[TrialRow] | None = None) -> None:
+                 rows: list[TrialRow] | None = None, count: TrainingCount | None = None) -> None:
         self.need_s, self.finish_s, self.ignore_limit, self.rows = need_s, finish_s, ignore_limit, rows or []
+        self.count = count or TrainingCount()
         self.clock: Any = None
         self.made: list[FakePredictor] = []
 
@@ -77,6 +89,9 @@ class FakeToolkit(Toolkit):
 
     def trial_rows(self, clock: FitClock) -> list[TrialRow]:
         return self.rows
+
+    def training_count(self) -> TrainingCount:
+        return self.count
 
 
 def faked(cls: type, kit: FakeToolkit, grace_s: float = 0.5, **options: Any) -> Any:
@@ -160,6 +175,87 @@ def test_the_search_gets_searcher_scheduler_and_trials_from_the_budget_and_write
     table = table_rows(tmp_path / "trials.csv")
     assert tuple(table[0]) == TRIAL_COLUMNS and [r["trial_id"] for r in table] == ["a1", "a2"]
     assert AutoGluonHPO().tune_kwargs(context(tmp_path, "1m"))["num_trials"] == 512  # time ends the search
+
+
+def test_flops_are_the_examples_trained_times_three_forward_passes_and_one_per_image_predicted(tmp_path):
+    kit = FakeToolkit(count=TrainingCount(examples=480, forward=Flops(1_000, ("LayerScale",)), model="Timm"))
+    system = faked(AutoGluon, kit)
+    x, y = tiny()
+    system.fit(x, y, context(tmp_path, "2s"))
+    system.predict_proba(x[:4])
+    system.predict_proba(x[:3])
+    extras = system.extras()
+    assert extras["train_flops"] == 3 * 1_000 * 480 and extras["predict_flops"] == 1_000 * 7
+    assert extras["flops_uncounted"] == "LayerScale" and extras["examples_trained"] == 480
+
+
+def test_a_forward_pass_that_was_not_counted_makes_the_figures_lower_bounds(tmp_path):
+    system = faked(AutoGluon, FakeToolkit(count=TrainingCount(examples=96, forward=None, model="TimmModel")))
+    x, y = tiny()
+    system.fit(x, y, context(tmp_path, "2s"))
+    system.predict_proba(x)
+    extras = system.extras()
+    assert extras["train_flops"] == 0.0 and extras["predict_flops"] == 0.0 and extras["flops_uncounted"] == "TimmModel"
+
+
+def test_the_search_sums_every_trials_flops_and_predicts_with_the_chosen_trials_model(tmp_path):
+    rows = [TrialRow("a1", 0.5, 3.0, 2, 0.61, "completed", "{}", train_flops=6e6),
+            TrialRow("a2", 0.6, 2.0, None, None, "stopped", "{}", train_flops=1.5e6),
+            TrialRow("a3", 0.6, 2.0, 1, None, "failed", "{}", error="OOM"),
+            TrialRow("a4", 0.7, 2.5, None, 0.4, "completed", "{}")]
+    kit = FakeToolkit(rows=rows, count=TrainingCount(examples=2_500, forward=Flops(1_000), model="Timm"))
+    system = faked(AutoGluonHPO, kit)
+    x, y = tiny()
+    system.fit(x, y, context(tmp_path, "t3"))
+    system.predict_proba(x[:5])
+    extras = system.extras()
+    assert extras["train_flops"] == 7.5e6 and extras["predict_flops"] == 5_000
+    # Trials that trained (one was scored, one failed after an epoch) without a count: the sum is a lower bound.
+    assert extras["flops_uncounted"] == "trial a3,trial a4"
+    table = table_rows(tmp_path / "trials.csv")
+    assert [r["train_flops"] for r in table] == ["6e+06", "1.5e+06", "", ""]
+
+
+def test_a_tally_keeps_its_count_in_its_file_after_every_batch(tmp_path):
+    path = trial_path(tmp_path / "counts", "t1")  # the first trial makes the folder
+    tally = Tally(path)
+    tally.measure(object(), lambda: None, examples=4)  # no torch module: the count fails, the model is named
+    tally.add(4)
+    tally.add(3)
+    assert TrainingCount.from_json(path.read_text()) == TrainingCount(7, None, "object")
+    again = Tally(path)  # a trial restarted from its checkpoint goes on counting
+    again.add(2)
+    assert read_counts(tmp_path / "counts") == {"t1": TrainingCount(9, None, "object")}
+    counted = TrainingCount(5, Flops(40, ("Scale",)), "Net")
+    assert TrainingCount.from_json(counted.to_json()) == counted
+
+
+def test_the_toolkit_reads_each_trials_count_and_the_chosen_trials_forward_pass(tmp_path, monkeypatch):
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.setenv(name, "1")  # set back after the test
+
+    class Trial:
+        def __init__(self, trial_id: str, result: dict[str, Any], status: str = "TERMINATED") -> None:
+            self.trial_id, self.last_result, self.status, self.config = trial_id, result, status, {"optim.lr": 0.1}
+
+    class Analysis:
+        trials = [Trial("t1", {"val_accuracy": 0.5, "epoch": 1}), Trial("t2", {"val_accuracy": 0.7, "epoch": 2}),
+                  Trial("t3", {})]
+
+        def get_best_trial(self, metric=None, mode=None, **kwargs):
+            return self.trials[1]
+
+    kit = AutoGluonToolkit()
+    kit._counts = tmp_path / TRIAL_COUNTS
+    kit._counts.mkdir()
+    for trial_id, examples in (("t1", 100), ("t2", 300)):
+        trial_path(kit._counts, trial_id).write_text(TrainingCount(examples, Flops(10), "Timm").to_json())
+    kit._analysis = best_among_saved(Analysis(), str(tmp_path / "nowhere"), kit._choose)
+    kit._analysis.get_best_trial(metric="val_accuracy", mode="max")
+    assert kit.training_count() == TrainingCount(400, Flops(10), "Timm")
+    rows = {r.trial_id: r for r in kit.trial_rows(FitClock(time.monotonic()))}
+    assert rows["t1"].train_flops == 3 * 10 * 100 and rows["t2"].train_flops == 3 * 10 * 300
+    assert rows["t3"].train_flops is None  # it ended before its first batch: it trained nothing
 
 
 def test_the_search_refuses_to_start_a_second_ray_on_a_ray_node(tmp_path, monkeypatch):
@@ -260,6 +356,14 @@ def test_autogluon_on_digits_through_the_cli(tmp_path):
     assert len(extras["weights_sha256"]) == 64
     predictions = pd.read_csv(folder / "predictions.csv")
     assert len(predictions) == 200
+    forward = float(record["predict_flops"]) / 200  # one forward pass per test image
+    assert 1e7 < forward < 1e8  # ResNet-18 at 8 px: 24 MFLOPs (its 3.6 G at 224 px shrinks less than the area)
+    trained = extras["examples_trained"]
+    assert 100 <= trained <= 20 * 600  # some batches, at most AutoGluon's 20 epochs of the training images
+    assert float(record["train_flops"]) == pytest.approx(3 * forward * trained, rel=1e-6)
+    assert record["flops_uncounted"] == ""
+    assert float(record["flops_per_s"]) == pytest.approx(float(record["train_flops"]) / float(record["fit_s"]),
+                                                          rel=1e-3)
 
 
 @pytest.mark.slow
@@ -268,6 +372,11 @@ def test_autogluon_hpo_on_digits_writes_its_trials(tmp_path):
     assert int(record["trials"]) >= 1 and float(record["accuracy"]) > 0.2
     trials = table_rows(next((tmp_path / "out" / "runs").iterdir()) / "trials.csv")
     assert trials and all("optim.lr" in json.loads(t["summary"]) for t in trials)
+    scored = [t for t in trials if t["val_accuracy"]]  # it trained before it was scored
+    assert scored and all(float(t["train_flops"]) > 0 for t in scored)
+    assert float(record["train_flops"]) == pytest.approx(sum(float(t["train_flops"] or 0) for t in trials), rel=1e-5)
+    forward = float(record["predict_flops"]) / 200
+    assert 1e7 < forward < 1e8 and record["flops_uncounted"] == ""
 
 
 @pytest.mark.slow
