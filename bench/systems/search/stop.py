@@ -12,6 +12,15 @@ from typing import Any
 WATCHDOG_POLL_S = 0.5
 
 
+# Python-level calls after the disarm where a pending interrupt lands (each call's start is a point where the
+# eval loop delivers one).
+DRAIN_CALLS = 3
+
+
+def _boundary() -> None:
+    """Nothing: calling it gives a pending asynchronous exception a place to land."""
+
+
 class DeadlineInterrupt(Exception):
     """Raised into a trial still running past the deadline plus grace (e.g. inside a long first batch)."""
 
@@ -44,9 +53,8 @@ class HardStop:
             self._thread.start()
         return self
 
-    def _raise_in_target(self, exc: type[BaseException] | None) -> None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target),
-                                                   None if exc is None else ctypes.py_object(exc))
+    def _raise_in_target(self, exc: type[BaseException]) -> None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target), ctypes.py_object(exc))
 
     def _watch(self) -> None:
         while not self._done.wait(WATCHDOG_POLL_S):
@@ -60,11 +68,23 @@ class HardStop:
                 self._raise_in_target(DeadlineInterrupt)
 
     def __exit__(self, *exc_info: object) -> None:
+        # Disarm first, again if an interrupt lands while doing so; then let one raised before the disarm but not
+        # yet delivered land here. (Cancelling it with PyThreadState_SetAsyncExc(id, NULL) instead hangs
+        # CPython 3.11's eval loop whenever a trace function is set: coverage, a debugger, a profiler.)
+        while True:
+            try:
+                with self._lock:
+                    self._armed = False
+                break
+            except DeadlineInterrupt:
+                continue
+        if self.fired:
+            try:
+                for _ in range(DRAIN_CALLS):
+                    _boundary()
+            except DeadlineInterrupt:
+                pass
         self._done.set()
-        with self._lock:
-            self._armed = False
-            if self.fired:
-                self._raise_in_target(None)  # drop an interrupt not yet delivered
         if self._thread is not None:
             self._thread.join()
 

@@ -72,3 +72,36 @@ def test_a_hard_stop_follows_a_deadline_that_moves_while_the_trial_runs() -> Non
             deadline[0] = None if elapsed < 0.6 else (started + 3600 if elapsed < 1.2 else started + 1.2)
             time.sleep(0.01)
     assert hard_stop.fired and 1.2 <= time.monotonic() - started < 10
+
+
+def test_a_hard_stop_ends_cleanly_under_a_trace_function_and_no_interrupt_lands_after_it() -> None:
+    """Under coverage, a debugger or a profiler (a trace function set), the stop still ends its block, and no
+    interrupt raised before the block's end arrives after it. In a child process: a hang must fail, not hang."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, threading, time
+        from bench.systems.search import DeadlineInterrupt, HardStop
+
+        def trace(*args):
+            return trace
+
+        sys.settrace(trace)
+        threading.settrace(trace)
+        for _ in range(3):
+            started = time.monotonic()
+            try:
+                with HardStop(started + 0.5):
+                    while time.monotonic() - started < 30:
+                        time.sleep(0.01)
+            except DeadlineInterrupt:
+                pass
+            end = time.monotonic() + 1.2  # more than two of the watchdog's polls
+            while time.monotonic() < end:
+                time.sleep(0.01)
+        print("clean")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "clean", done.stderr[-2000:]
