@@ -86,14 +86,18 @@ class BudgetOracle:
             time.sleep(IDLE_WAIT_S)
         return trial
 
+    def over(self) -> bool:
+        """Whether the search hands out no more trials: after its first, once it is closed or its time is up (a
+        search an earlier attempt left with its budget spent is over before this attempt runs a trial)."""
+        log = self.search_log
+        return bool(self.trials) and (self.closed or log.past_deadline() or log.too_late_for_a_trial())
+
     @_synchronized
     def _create_trial(self, tuner_id: str) -> Any:
         from keras_tuner.src.engine import hyperparameters as hp_module
         from keras_tuner.src.engine import trial as trial_module
 
-        log = self.search_log
-        if self.trials and (self.closed or tuner_id in self.refused or log.past_deadline() or
-                            log.too_late_for_a_trial()):
+        if self.over() or self.trials and tuner_id in self.refused:
             return trial_module.Trial(hp_module.HyperParameters(), status=trial_module.TrialStatus.STOPPED)
         trial = super().create_trial(tuner_id)  # type: ignore[misc]
         if trial.status == trial_module.TrialStatus.RUNNING and trial.trial_id not in self.began:
