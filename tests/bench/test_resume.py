@@ -6,11 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from bench.core import resume
 from bench.core.resume import ATTEMPT, RESUME_DIR, Attempt, Spent
 from bench.systems.search.budget import allowed_overshoot_s
+from tests.bench.drivers import killed_once_ready, trials_saved
 
 KEY = {"run_id": "r1", "data_fingerprint": "abc", "code": "c0", "backend": "tensorflow", "precision": "float32"}
 
@@ -122,23 +121,6 @@ def test_the_heartbeat_persists_the_spend_while_fit_runs_and_a_finished_run_leav
     assert not (tmp_path / RESUME_DIR).exists()
 
 
-def killed_once_ready(command: list[str], env: dict[str, str], out: Path, ready: Callable[[], bool],
-                      timeout_s: float = 240) -> None:
-    """Starts the user's command and, once ready() holds, kills its whole process tree with SIGKILL (a preempted
-    machine): the driver and the run's worker, which runs in a session of its own."""
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not ready() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert first.poll() is None, "the run ended before it could be killed"
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        subprocess.run(["pkill", "-9", "-f", f"bench.run.worker {out}"], check=False)
-
-
 def _history_rows(out: Path) -> int:
     found = list((out / "runs").glob("*/history.csv"))
     if not found:
@@ -192,14 +174,6 @@ def test_a_search_log_saved_and_restored_keeps_its_rows_and_times(tmp_path: Path
     assert SearchLog(t0=0.0, deadline=None).restore(tmp_path / "missing.json") == 0
 
 
-def _trials_saved(out: Path) -> int:
-    found = list((out / "runs").glob(f"*/{RESUME_DIR}/checkpoint/search.json"))
-    try:
-        return len(json.loads(found[0].read_text())["rows"]) if found else 0
-    except (OSError, ValueError):
-        return 0
-
-
 @pytest.mark.slow
 def test_a_search_killed_mid_search_continues_from_its_last_finished_trial_on_the_same_command(
         tmp_path: Path) -> None:
@@ -211,8 +185,8 @@ def test_a_search_killed_mid_search_continues_from_its_last_finished_trial_on_th
     command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system",
                "tests.bench.search_fake:TinyRandomSearch", "--budget", "25s", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    killed_once_ready(command, env, out, lambda: _trials_saved(out) >= 1)
-    carried = _trials_saved(out)
+    killed_once_ready(command, env, out, lambda: trials_saved(out) >= 1)
+    carried = trials_saved(out)
     kept = json.loads(next((out / "runs").glob(f"*/{RESUME_DIR}/checkpoint/search.json")).read_text())["rows"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -298,9 +272,9 @@ def test_under_ray_a_search_whose_node_is_lost_continues_on_another_node_from_it
         runner.start()
         try:
             deadline = time.monotonic() + 180
-            while _trials_saved(out) < 1 and time.monotonic() < deadline and runner.is_alive():
+            while trials_saved(out) < 1 and time.monotonic() < deadline and runner.is_alive():
                 time.sleep(0.2)
-            carried = _trials_saved(out)
+            carried = trials_saved(out)
             assert carried >= 1, "no resume state reached the driver"
             cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
             cluster.remove_node(first)

@@ -290,27 +290,33 @@ def _servicer(oracle: Any, heard: dict[str, dict[str, Any]]) -> Any:
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
     from keras_tuner.src.engine import trial as trial_module
 
-    def left(context: Any) -> None:
+    def hear(context: Any) -> None:
+        """Takes the caller's compute so far (first: a trial it ends is saved with it)."""
         told = dict(context.invocation_metadata()).get(USAGE_KEY)
         if told is not None:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
                 figures = json.loads(told)
                 heard[str(figures.pop("worker"))] = figures
+
+    def left(context: Any) -> None:
         end = oracle.search_log.search_deadline()
         context.set_trailing_metadata(((SECONDS_LEFT_KEY, "" if end is None else f"{end - time.monotonic():.3f}"),))
 
     class BudgetServicer(OracleServicer):
         def CreateTrial(self, request: Any, context: Any) -> Any:  # noqa: N802 - the service's names
+            hear(context)
             answer = super().CreateTrial(request, context)
             left(context)
             return answer
 
         def GetTrial(self, request: Any, context: Any) -> Any:  # noqa: N802
+            hear(context)
             answer = super().GetTrial(request, context)
             left(context)
             return answer
 
         def EndTrial(self, request: Any, context: Any) -> Any:  # noqa: N802
+            hear(context)
             sent = dict(context.invocation_metadata()).get(REPORT_KEY)
             self.oracle.end_trial(trial_module.Trial.from_proto(request.trial),
                                   None if sent is None else Outcome.from_json(sent))
