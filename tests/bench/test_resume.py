@@ -78,6 +78,29 @@ def test_the_heartbeat_persists_the_meters_so_a_killed_attempt_leaves_its_gpu_ti
     assert resumed.with_earlier({"gpu_energy_j": 50.0})["gpu_energy_j"] == 100 * n + 50
 
 
+def test_the_heartbeat_of_an_attempt_spread_over_processes_persists_all_their_compute(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search over several processes: its chief's heartbeat persists the other processes' compute with its own
+    (as `whole` adds it), so the attempt that continues carries and bills the sum."""
+    monkeypatch.setattr(resume, "HEARTBEAT_S", 0.05)
+    attempt = Attempt(tmp_path, KEY)
+
+    def whole(fields: dict[str, float | None]) -> dict[str, object]:  # a worker that spent 40 CPU-s, 6 GPU-s
+        return {**fields, "cpu_s": (fields["cpu_s"] or 0.0) + 40.0, "gpu_s": (fields["gpu_s"] or 0.0) + 6.0,
+                "held_s": 99.0}
+
+    attempt.spread_over(whole)
+    attempt.fit_started(lambda: {"gpu_s": 4.0, "gpu_busy_s": 1.0})
+    time.sleep(0.2)
+    attempt.stop()  # the processes "die": what the last heartbeat wrote stands
+    spent = json.loads((tmp_path / RESUME_DIR / ATTEMPT).read_text())["spent"]
+    assert 40.0 <= spent["cpu_s"] < 40.0 + spent["fit_s"] * os.cpu_count()
+    assert (spent["gpu_s"], spent["gpu_busy_s"], spent["fits"]) == (10.0, 1.0, 1) and "held_s" not in spent
+    resumed = Attempt(tmp_path, KEY)
+    assert resumed.before.cpu_s == spent["cpu_s"]
+    assert resumed.with_earlier({"cpu_s": 5.0, "gpu_s": 2.0}) == {"cpu_s": spent["cpu_s"] + 5.0, "gpu_s": 12.0}
+
+
 @pytest.mark.parametrize("changed", ["data_fingerprint", "code", "backend", "precision", "run_id"])
 def test_an_attempt_of_other_data_code_or_arithmetic_starts_again_saying_what_changed(tmp_path: Path,
                                                                                      changed: str) -> None:

@@ -20,8 +20,12 @@ from bench.core.budget import parse_budget
 from bench.core.options import ConfigError
 from bench.run.execute import LocalExecutor
 from bench.run.spec import DatasetRef, Resources, RunSpec, freeze
-from bench.systems.search.distributed import WorkerPlan, whole_compute
+from bench.systems.base import FitContext
+from bench.systems.search import distributed
+from bench.systems.search.distributed import WorkerPlan, machine_id, whole_compute
+from bench.systems.search.log import SearchLog
 from bench.systems.search.placement import Placement, chief_gpus, prepare_chief, split_evenly
+from bench.systems.search.processes import Exit, WorkerProcess
 from tests.bench.drivers import wait_for
 from tests.bench.systems.searches import trial_rows
 
@@ -129,7 +133,7 @@ def random_oracle(tmp_path: Path):
     return oracle
 
 
-def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path: Path) -> None:
+def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path: Path, monkeypatch) -> None:
     """A chief of one process (no worker started) and a worker's client in this process: the worker gets trials
     from the chief's oracle, its trial's row and times reach the chief's log as the trial ends, it follows the
     chief's deadline, and past it the oracle answers STOPPED."""
@@ -138,6 +142,7 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
     from bench.systems.search.log import SearchLog
     from bench.systems.search.oracle import Outcome
 
+    monkeypatch.setattr(distributed, "_meters_so_far", lambda: {"gpu_s": 3.0})  # as a worker's process sets them
     budget = parse_budget("1m")
     # A deadline far off: on a loaded machine setting up keras-tuner alone can take minutes.
     ctx = FitContext(budget=budget, seed=0, workdir=tmp_path / "work", run_dir=tmp_path, n_classes=2,
@@ -155,6 +160,8 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
         client = worker_log.oracle_for(random_oracle(tmp_path / "w1"), Searcher(worker_log, "worker1"))
         trial = client.create_trial("worker1")
         assert trial.status == "RUNNING" and 1e-3 <= trial.hyperparameters.get("lr") <= 1e-1
+        told = chief.heard["worker1"]  # each call says the worker's compute so far: its CPU and its meters'
+        assert told["cpu_s"] > 0 and told["gpu_s"] == 3.0 and told["machine"] == machine_id()
         assert chief.oracle.ongoing_trials["worker1"].trial_id == trial.trial_id
         # Counted from when it asked: never later than the chief's, earlier by at most the call's time.
         assert 0 <= chief_log.search_deadline() - worker_log.search_deadline() < 1
@@ -229,20 +236,6 @@ def test_the_search_ends_once_no_process_runs_a_trial_and_stops_those_that_outst
     from bench.systems.search.distributed import Chief, _Worker
     from bench.systems.search.log import SearchLog
     from bench.systems.search.oracle import JOIN_SLACK_S, budgeted_oracle
-    from bench.systems.search.processes import Exit, WorkerProcess
-
-    class Running(WorkerProcess):
-        def __init__(self) -> None:
-            self.stops: list[bool] = []
-            self.exit: Exit | None = None
-
-        def poll(self) -> Exit | None:
-            done, self.exit = self.exit, None
-            return done
-
-        def stop(self, force: bool) -> None:
-            self.stops.append(force)
-            self.exit = Exit("exited with code 1", False)
 
     def chief_with_one_worker(deadline_ago: float) -> tuple[Chief, Running]:
         now = time.monotonic()
@@ -265,6 +258,104 @@ def test_the_search_ends_once_no_process_runs_a_trial_and_stops_those_that_outst
     assert (row.trial_id, row.status, row.worker) == (trial.trial_id, "failed", "worker1")
     assert row.error == "its worker worker1 exited with code 1 during the trial"
     assert busy.oracle.create_trial("chief").status == "STOPPED"  # the search is closed
+
+
+class Running(WorkerProcess):
+    """A worker process that runs until it is stopped."""
+
+    def __init__(self) -> None:
+        self.stops: list[bool] = []
+        self.exit: Exit | None = None
+
+    def poll(self) -> Exit | None:
+        done, self.exit = self.exit, None
+        return done
+
+    def stop(self, force: bool) -> None:
+        self.stops.append(force)
+        self.exit = Exit("exited with code 1", False)
+
+
+def chief_context(tmp_path: Path, deadline: float, resume: object = None) -> FitContext:
+    (tmp_path / rundir.SPEC).write_text("{}")
+    return FitContext(budget=parse_budget("1m"), seed=0, workdir=tmp_path / "work", run_dir=tmp_path, n_classes=2,
+                      class_names=("a", "b"), dataset="digits", deadline=deadline, resume=resume)
+
+
+def test_the_run_heartbeat_persists_the_workers_compute_as_they_last_told_the_chief(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """A chief killed with its run leaves in resume/ the compute of every process of the search: a running
+    worker's as its last call said, an exited one's as its exit did (CPU seconds from wait4)."""
+    from bench.core.resume import ATTEMPT, RESUME_DIR, Attempt
+    from bench.systems.search.distributed import Chief, _Worker
+
+    monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    attempt = Attempt(tmp_path, {"run_id": "r"})
+    ctx = chief_context(tmp_path, time.monotonic() + 3600, resume=attempt)
+    chief = Chief.prepare(SearchLog.start(ctx, time.monotonic(), "total"), 3, ctx)
+    now = time.monotonic()
+    chief.workers += [_Worker("worker1", Running(), now), _Worker("worker2", Running(), now, now,
+                                                                 Exit("killed by SIGKILL", False, cpu_s=12.0))]
+    chief.heard.update(worker1={"cpu_s": 30.0, "gpu_s": 5.0, "machine": machine_id()},
+                       worker2={"cpu_s": 10.0, "gpu_s": 2.0, "machine": machine_id()})
+    attempt.fit_started(lambda: {"gpu_s": 1.0})
+    attempt.stop()  # fit_started wrote the first heartbeat
+    spent = json.loads((tmp_path / RESUME_DIR / ATTEMPT).read_text())["spent"]
+    assert spent["cpu_s"] >= 42.0 and spent["gpu_s"] == 8.0
+    assert chief.usage()["workers_cpu_s"] == 42.0 and chief.usage()["workers_gpu_s"] == 7.0
+
+
+def test_a_chief_whose_budget_an_earlier_attempt_spent_starts_no_worker(tmp_path: Path, monkeypatch) -> None:
+    """Its reloaded oracle holds trials and the deadline has passed: no worker is started, no trial handed out,
+    and the record still says the search's processes."""
+    from bench.systems.search.distributed import Chief
+
+    monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(distributed, "pin_process", lambda cores: None)  # the test's own process stays as it is
+    ctx = chief_context(tmp_path, time.monotonic() - 1)
+    log = SearchLog.start(ctx, time.monotonic() - 61, "total")
+    chief = Chief.prepare(log, 2, ctx)
+    oracle = random_oracle(tmp_path)
+    oracle.create_trial("worker1")  # an earlier attempt's trial
+    try:
+        chief.serve(oracle, Searcher(log))
+        assert chief.workers == [] and chief.oracle.create_trial("chief").status == "STOPPED"
+    finally:
+        chief.close()
+    assert chief.usage()["search_workers"] == 2 and chief.usage()["workers_cpu_s"] == 0.0
+
+
+def test_the_next_attempt_chief_reloads_its_project_keeping_finished_trials_and_running_a_cut_one_again(
+        tmp_path: Path) -> None:
+    """keras-tuner reloads a project by the file of the tuner it finds: the chief's goes by its name from the
+    start, so a chief that died before any trial of its own ended still leaves one (a worker's trial ended)."""
+    import keras
+    import keras_tuner as kt
+
+    from bench.systems.search import budgeted
+    from bench.systems.search.oracle import Outcome
+
+    def build(hp: kt.HyperParameters) -> keras.Model:
+        hp.Float("lr", 1e-3, 1e-1)
+        return keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+
+    def chief_tuner(overwrite: bool) -> kt.Tuner:
+        log = SearchLog(t0=time.monotonic(), deadline=None, worker="chief")
+        return budgeted(kt.RandomSearch)(hypermodel=build, objective="val_accuracy", max_trials=5, seed=0,
+                                         directory=str(tmp_path), project_name="search", overwrite=overwrite,
+                                         search_log=log)
+
+    first = chief_tuner(overwrite=True)
+    done = first.oracle.create_trial("worker1")
+    first.oracle.update_trial(done.trial_id, {"val_accuracy": 0.7})
+    done.status = "COMPLETED"
+    first.oracle.end_trial(done, Outcome(epochs=1))
+    cut = first.oracle.create_trial("chief")  # running when the run died
+    again = chief_tuner(overwrite=False)
+    assert again.tuner_id == "chief" and set(again.oracle.trials) == {done.trial_id, cut.trial_id}
+    assert again.oracle.trials[done.trial_id].status == "COMPLETED" and again.oracle.ongoing_trials == {}
+    assert again.oracle.create_trial("worker1").trial_id == cut.trial_id  # the cut trial runs again
+    assert chief_tuner(overwrite=True).oracle.trials == {}  # a search that cannot continue starts afresh
 
 
 # --- whole searches --------------------------------------------------------------------------------------
