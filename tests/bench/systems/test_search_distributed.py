@@ -26,7 +26,7 @@ from bench.systems.search.distributed import WorkerPlan, machine_id, whole_compu
 from bench.systems.search.log import SearchLog
 from bench.systems.search.placement import Placement, chief_gpus, prepare_chief, split_evenly
 from bench.systems.search.processes import Exit, WorkerProcess
-from tests.bench.drivers import wait_for
+from tests.bench.drivers import killed_once_ready, trials_saved, wait_for
 from tests.bench.systems.searches import trial_rows
 
 FAKE = "tests.bench.search_fake:TinyRandomSearch"
@@ -534,6 +534,50 @@ def test_every_searcher_runs_one_search_over_two_processes(tmp_path: Path, syste
     assert record.accuracy > 0.8  # digits: 10 classes; a starved refit scores near 0.1
     assert record.search_workers == 2 and record.held_s == record.fit_s
     assert not search_processes()
+
+
+@pytest.mark.slow
+def test_a_search_over_two_processes_killed_mid_search_continues_from_its_finished_trials(tmp_path: Path) -> None:
+    """The user's command, resnet-tuned over a chief and a worker on digits, its whole process tree killed with
+    SIGKILL once a trial has ended, then typed again: the chief reloads its tuner's project from resume/ (the
+    trials that ended are kept, never run again), the budget is one bill over both attempts, and the compute the
+    first attempt spent in both processes is counted."""
+    import csv
+    import subprocess
+    import sys
+
+    from bench.core.resume import ATTEMPT, RESUME_DIR
+    from bench.systems.search.budget import allowed_overshoot_s
+    from tests.conftest import REPO
+
+    out, budget_s = tmp_path / "out", 60
+    command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "resnet-tuned",
+               "--budget", f"{budget_s}s", "--system-option", "search_workers=2", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    killed_once_ready(command, env, out, lambda: trials_saved(out) >= 1, timeout_s=300)
+    run_dir = next((out / "runs").glob("*/"))
+    kept = json.loads((run_dir / RESUME_DIR / "checkpoint" / "search.json").read_text())["rows"]
+    before = json.loads((run_dir / RESUME_DIR / ATTEMPT).read_text())["spent"]
+    assert kept and before["carried"].endswith("trial(s)")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(out / "runs.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "ok" and row["attempts"] == "2" and row["resumed_from"] == before["carried"], row
+    assert "resume: resuming after 1 attempt(s)" in (run_dir / rundir.LOG).read_text()
+    trials = {t["trial_id"]: t for t in trial_rows(run_dir)}
+    assert len(trials) == int(row["trials"])
+    for k in kept:  # kept as the first attempt ran them
+        assert (trials[k["trial_id"]]["started_s"], trials[k["trial_id"]]["worker"]) == (f"{k['started_s']:.3f}",
+                                                                                         k["worker"])
+    # The second attempt's trials run on the fit clock after the first attempt's time.
+    assert all(float(t["started_s"]) >= before["fit_s"] for i, t in trials.items()
+               if i not in {k["trial_id"] for k in kept})
+    assert before["fit_s"] <= float(row["fit_s"]) <= budget_s + allowed_overshoot_s(budget_s)
+    extras = json.loads((run_dir / rundir.METADATA).read_text())["extras"]
+    assert float(row["cpu_s"]) >= before["cpu_s"] + extras["workers_cpu_s"]
+    assert row["search_workers"] == "2" and float(row["accuracy"]) > 0.8  # digits: a starved refit scores ~0.1
+    assert not (run_dir / RESUME_DIR).exists() and not search_processes()
 
 
 def ray_worker_began_a_trial(run_id: str) -> bool:
