@@ -577,7 +577,8 @@ def test_a_search_over_two_processes_killed_mid_search_continues_from_its_finish
     extras = json.loads((run_dir / rundir.METADATA).read_text())["extras"]
     assert float(row["cpu_s"]) >= before["cpu_s"] + extras["workers_cpu_s"]
     assert row["search_workers"] == "2" and float(row["accuracy"]) > 0.8  # digits: a starved refit scores ~0.1
-    assert not (run_dir / RESUME_DIR).exists() and not search_processes()
+    assert not (run_dir / RESUME_DIR).exists()
+    assert not [p for p in search_processes() if str(out) in " ".join(p.info["cmdline"] or [])]
 
 
 def ray_worker_began_a_trial(run_id: str) -> bool:
