@@ -4,6 +4,7 @@ trials from every worker within one budget, compute summed, a worker or the chie
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -107,6 +108,21 @@ def test_search_workers_must_be_a_whole_number_of_processes(value: object) -> No
     for system in ("autokeras", "autokeras-default", "autokeras-hybrid", "resnet-tuned"):
         with pytest.raises(ConfigError, match="search_workers must be a whole number"):
             make_system(system, {"search_workers": value})
+
+
+def test_the_chief_keeps_its_tuner_project_where_the_next_attempt_finds_it_and_a_worker_in_its_scratch(
+        tmp_path: Path) -> None:
+    from bench.core.resume import Attempt
+    from bench.systems import make_system
+
+    system = make_system("resnet-tuned", {"search_workers": 2})
+    assert system.resumes(parse_budget("1m"))
+    attempt = Attempt(tmp_path, {"run_id": "r"})
+    chief = chief_context(tmp_path, time.monotonic() + 60, resume=attempt)
+    assert system.tuner_dir(chief, "p") == attempt.checkpoint_dir / "p" and not system.overwrite(chief)
+    plan = WorkerPlan("worker1", "127.0.0.1:1", "{}", str(tmp_path / "w1"), str(tmp_path / "w1" / "work"))
+    worker = dataclasses.replace(chief, workdir=tmp_path / "w1" / "work", search_worker=plan)
+    assert system.tuner_dir(worker, "p") == tmp_path / "w1" / "work" / "p" and system.overwrite(worker)
 
 
 class Searcher:
