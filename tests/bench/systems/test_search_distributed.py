@@ -566,7 +566,7 @@ def test_a_search_over_two_processes_killed_mid_search_continues_from_its_finish
     from bench.systems.search.budget import allowed_overshoot_s
     from tests.conftest import REPO
 
-    out, budget_s = tmp_path / "out", 60
+    out, budget_s = tmp_path / "out", 90
     command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "resnet-tuned",
                "--budget", f"{budget_s}s", "--system-option", "search_workers=2", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
