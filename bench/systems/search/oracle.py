@@ -117,7 +117,6 @@ class BudgetOracle:
                 self.refused.add(tuner_id)
             else:
                 self._record(self.trials.get(trial.trial_id, trial), tuner_id, started, outcome)
-                self._reserve_refit()
 
     @_synchronized
     def fail(self, tuner_id: str, reason: str) -> None:
@@ -143,6 +142,8 @@ class BudgetOracle:
     def _record(self, trial: Any, tuner_id: str, started: float | None, outcome: Outcome) -> None:
         log, trial_id, spent = self.search_log, str(trial.trial_id), outcome.spent
         log.take_times(trial_id, outcome.overhead_s, outcome.epoch_s, list(outcome.epochs_s))
+        # Before the row: a search that continues after its process died reloads the reserve saved with it.
+        self._reserve_refit()
         ok = trial.status == "COMPLETED"
         score = None
         if ok and trial.metrics.exists("val_accuracy"):

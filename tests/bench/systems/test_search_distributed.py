@@ -165,6 +165,8 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
                      class_names=("a", "b"), dataset="digits", deadline=time.monotonic() + 3600)
     (tmp_path / rundir.SPEC).write_text("{}")
     chief_log = SearchLog.start(ctx, time.monotonic(), "total")
+    saved: list[float] = []
+    chief_log.on_record = lambda: saved.append(chief_log.refit_reserve_s)
     chief = Chief.prepare(chief_log, 1, ctx)
     try:
         chief.serve(random_oracle(tmp_path), Searcher(chief_log))
@@ -190,6 +192,7 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
         assert chief_log.epochs_of(trial.trial_id) == [0.6, 0.5, 0.4]
         assert chief_log.refit_reserve_s == pytest.approx(chief_log.refit_estimate(trial.trial_id, 3))
         assert chief_log.refit_reserve_s > 0
+        assert saved == [chief_log.refit_reserve_s]  # the row is saved with the reserve it led to, for a resume
         second = client.create_trial("worker1")  # the chief reserves a longer refit: the running trial hears it
         chief_log.refit_reserve_s = 20.0
         time.sleep(PEER_POLL_S)
