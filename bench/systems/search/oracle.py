@@ -112,6 +112,9 @@ class BudgetOracle:
         try:
             super().end_trial(trial)  # type: ignore[misc]
         finally:
+            # keras-tuner saves the oracle before it lets go of the trial: saved again, an attempt that continues
+            # after a death once the row below is saved never finds the trial still running (and runs it again).
+            self.save()
             tuner_id, started = self.began.pop(trial.trial_id, (self.searcher.tuner_id, None))
             if outcome.not_started:
                 self.refused.add(tuner_id)

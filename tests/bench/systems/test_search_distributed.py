@@ -369,6 +369,8 @@ def test_the_next_attempt_chief_reloads_its_project_keeping_finished_trials_and_
     first.oracle.update_trial(done.trial_id, {"val_accuracy": 0.7})
     done.status = "COMPLETED"
     first.oracle.end_trial(done, Outcome(epochs=1))
+    # Saved as ended before its row is: a death right after never has it run again.
+    assert json.loads((tmp_path / "search" / "oracle.json").read_text())["ongoing_trials"] == {}
     cut = first.oracle.create_trial("chief")  # running when the run died
     again = chief_tuner(overwrite=False)
     assert again.tuner_id == "chief" and set(again.oracle.trials) == {done.trial_id, cut.trial_id}
