@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -84,6 +84,7 @@ class Attempt:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._usage: Callable[[], Mapping[str, float | None]] | None = None
+        self._whole: Callable[[dict[str, float | None]], Mapping[str, object]] | None = None
         state = self._read()
         if state is None:
             return
@@ -127,6 +128,11 @@ class Attempt:
         self._thread = threading.Thread(target=self._beat, name="resume-heartbeat", daemon=True)
         self._thread.start()
 
+    def spread_over(self, whole: Callable[[dict[str, float | None]], Mapping[str, object]]) -> None:
+        """This attempt also computes in other processes (a search's workers): `whole` turns this process's
+        figures so far (fit_s, cpu_s and USAGE) into the attempt's, which the heartbeat then persists."""
+        self._whole = whole
+
     def checkpointed(self, carried: str) -> None:
         """The system saved a checkpoint holding `carried` (e.g. 'epoch 3 of 8'): persist it with the spend."""
         with self._lock:
@@ -135,18 +141,17 @@ class Attempt:
 
     def spent(self) -> Spent:
         """Every attempt's compute so far, this one's included."""
-        fit_s = 0.0 if self._fit_t0 is None else time.monotonic() - self._fit_t0
-        cpu_s = 0.0 if self._fit_t0 is None else _cpu_s() - self._cpu_t0
         with self._lock:
             carried = self._carried
+        before = self.before
         if self._fit_t0 is None:
-            usage = {name: getattr(self.before, name) for name in USAGE}
-        else:
-            now = self._usage() if self._usage is not None else {}
-            usage = {name: add_usage(name, getattr(self.before, name), now.get(name), self.before.fits)
-                     for name in USAGE}
-        return Spent(self.before.attempts + 1, self.before.fit_s + fit_s, self.before.cpu_s + cpu_s, carried,
-                     fits=self.before.fits + (self._fit_t0 is not None), **usage)
+            return replace(before, attempts=before.attempts + 1, carried=carried)
+        now: dict[str, float | None] = {name: None for name in USAGE}
+        now.update(self._usage() if self._usage is not None else {})
+        now.update(fit_s=time.monotonic() - self._fit_t0, cpu_s=_cpu_s() - self._cpu_t0)
+        total = self.with_earlier(now if self._whole is None else self._whole(now))
+        return Spent(before.attempts + 1, total["fit_s"], total["cpu_s"], carried,  # type: ignore[arg-type]
+                     fits=before.fits + 1, **{name: total[name] for name in USAGE})  # type: ignore[misc]
 
     def save(self) -> None:
         """Writes attempt.json (atomically: a kill mid-write leaves the previous one)."""

@@ -3,9 +3,10 @@
 Started by the chief as `python -m bench.run.search_worker PLAN_JSON`: it pins itself to its cores before
 any library sizes a thread pool, sets up Keras as the run's own process does (bench.run.worker.prepare_keras), loads
 the run's data and runs the system's fit with the plan in its FitContext, so the system builds the same tuner
-and the search package gives it a client of the chief's oracle. Its part ends with WorkerFinished when its
-trial loop does; it then leaves its GPU and CPU-package energy figures in its folder's usage file, which the
-chief reads once it exited. It writes no record: its trials and compute are in the chief's.
+and the search package gives it a client of the chief's oracle, whose calls say its compute so far (its meters,
+report_meters). Its part ends with WorkerFinished when its trial loop does; it then leaves its GPU and CPU-package
+energy figures in its folder's usage file, which the chief reads once it exited. It writes no record: its trials
+and compute are in the chief's.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.core import rundir
-from bench.systems.search.distributed import WorkerFinished, WorkerPlan, machine_id
+from bench.systems.search.distributed import WorkerFinished, WorkerPlan, machine_id, report_meters
 from bench.systems.search.placement import pin_process
 from bench.systems.search.processes import USAGE_FILE, Unreachable, check_reachable
 
@@ -51,6 +52,7 @@ def run(plan: WorkerPlan) -> str:
         ctx = FitContext(budget=spec.budget, seed=spec.seed, workdir=Path(plan.workdir), run_dir=Path(plan.run_dir),
                          n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
                          search_worker=plan)
+        report_meters(lambda: {**gpus.so_far().as_fields(), "cpu_energy_j": cpu_energy.so_far()})
         with Meters(gpus, cpu_energy) as meters, meters.window():
             system.fit(data.x_train, data.y_train, ctx)
         error = "the search ended without this worker's part ending"

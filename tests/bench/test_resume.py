@@ -6,11 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ import pytest
 from bench.core import resume
 from bench.core.resume import ATTEMPT, RESUME_DIR, Attempt, Spent
 from bench.systems.search.budget import allowed_overshoot_s
+from tests.bench.drivers import killed_once_ready, trials_saved
 
 KEY = {"run_id": "r1", "data_fingerprint": "abc", "code": "c0", "backend": "tensorflow", "precision": "float32"}
 
@@ -79,6 +78,29 @@ def test_the_heartbeat_persists_the_meters_so_a_killed_attempt_leaves_its_gpu_ti
     assert resumed.with_earlier({"gpu_energy_j": 50.0})["gpu_energy_j"] == 100 * n + 50
 
 
+def test_the_heartbeat_of_an_attempt_spread_over_processes_persists_all_their_compute(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search over several processes: its chief's heartbeat persists the other processes' compute with its own
+    (as `whole` adds it), so the attempt that continues carries and bills the sum."""
+    monkeypatch.setattr(resume, "HEARTBEAT_S", 0.05)
+    attempt = Attempt(tmp_path, KEY)
+
+    def whole(fields: dict[str, float | None]) -> dict[str, object]:  # a worker that spent 40 CPU-s, 6 GPU-s
+        return {**fields, "cpu_s": (fields["cpu_s"] or 0.0) + 40.0, "gpu_s": (fields["gpu_s"] or 0.0) + 6.0,
+                "held_s": 99.0}
+
+    attempt.spread_over(whole)
+    attempt.fit_started(lambda: {"gpu_s": 4.0, "gpu_busy_s": 1.0})
+    time.sleep(0.2)
+    attempt.stop()  # the processes "die": what the last heartbeat wrote stands
+    spent = json.loads((tmp_path / RESUME_DIR / ATTEMPT).read_text())["spent"]
+    assert 40.0 <= spent["cpu_s"] < 40.0 + spent["fit_s"] * os.cpu_count()
+    assert (spent["gpu_s"], spent["gpu_busy_s"], spent["fits"]) == (10.0, 1.0, 1) and "held_s" not in spent
+    resumed = Attempt(tmp_path, KEY)
+    assert resumed.before.cpu_s == spent["cpu_s"]
+    assert resumed.with_earlier({"cpu_s": 5.0, "gpu_s": 2.0}) == {"cpu_s": spent["cpu_s"] + 5.0, "gpu_s": 12.0}
+
+
 @pytest.mark.parametrize("changed", ["data_fingerprint", "code", "backend", "precision", "run_id"])
 def test_an_attempt_of_other_data_code_or_arithmetic_starts_again_saying_what_changed(tmp_path: Path,
                                                                                      changed: str) -> None:
@@ -120,23 +142,6 @@ def test_the_heartbeat_persists_the_spend_while_fit_runs_and_a_finished_run_leav
     assert state["spent"]["carried"] == "epoch 4 (40 of 90 steps)"
     attempt.finish()
     assert not (tmp_path / RESUME_DIR).exists()
-
-
-def killed_once_ready(command: list[str], env: dict[str, str], out: Path, ready: Callable[[], bool],
-                      timeout_s: float = 240) -> None:
-    """Starts the user's command and, once ready() holds, kills its whole process tree with SIGKILL (a preempted
-    machine): the driver and the run's worker, which runs in a session of its own."""
-    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not ready() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert first.poll() is None, "the run ended before it could be killed"
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait()
-        subprocess.run(["pkill", "-9", "-f", f"bench.run.worker {out}"], check=False)
 
 
 def _history_rows(out: Path) -> int:
@@ -192,14 +197,6 @@ def test_a_search_log_saved_and_restored_keeps_its_rows_and_times(tmp_path: Path
     assert SearchLog(t0=0.0, deadline=None).restore(tmp_path / "missing.json") == 0
 
 
-def _trials_saved(out: Path) -> int:
-    found = list((out / "runs").glob(f"*/{RESUME_DIR}/checkpoint/search.json"))
-    try:
-        return len(json.loads(found[0].read_text())["rows"]) if found else 0
-    except (OSError, ValueError):
-        return 0
-
-
 @pytest.mark.slow
 def test_a_search_killed_mid_search_continues_from_its_last_finished_trial_on_the_same_command(
         tmp_path: Path) -> None:
@@ -211,8 +208,8 @@ def test_a_search_killed_mid_search_continues_from_its_last_finished_trial_on_th
     command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system",
                "tests.bench.search_fake:TinyRandomSearch", "--budget", "25s", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    killed_once_ready(command, env, out, lambda: _trials_saved(out) >= 1)
-    carried = _trials_saved(out)
+    killed_once_ready(command, env, out, lambda: trials_saved(out) >= 1)
+    carried = trials_saved(out)
     kept = json.loads(next((out / "runs").glob(f"*/{RESUME_DIR}/checkpoint/search.json")).read_text())["rows"]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -298,9 +295,9 @@ def test_under_ray_a_search_whose_node_is_lost_continues_on_another_node_from_it
         runner.start()
         try:
             deadline = time.monotonic() + 180
-            while _trials_saved(out) < 1 and time.monotonic() < deadline and runner.is_alive():
+            while trials_saved(out) < 1 and time.monotonic() < deadline and runner.is_alive():
                 time.sleep(0.2)
-            carried = _trials_saved(out)
+            carried = trials_saved(out)
             assert carried >= 1, "no resume state reached the driver"
             cluster.add_node(num_cpus=1, object_store_memory=80 * 2**20)
             cluster.remove_node(first)

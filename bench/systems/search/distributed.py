@@ -6,7 +6,10 @@ of the whole search, and it serves it over gRPC (KerasTuner's Oracle service) to
 it instead of their own (a ChiefClient). Every answer says the seconds of search left, which a worker in a trial
 asks again every PEER_POLL_S; what only a worker knows of its trial (its Outcome) comes with its EndTrial call.
 The chief starts the workers (bench.systems.search.processes, placed by bench.systems.search.placement), fails
-the trial of one that died, and adds their compute to the run's (whole_compute).
+the trial of one that died, and adds their compute to the run's (whole_compute). Each worker's calls also say its
+compute so far (USAGE_KEY), which the run's heartbeat persists (bench.core.resume), so a run whose chief died counts
+its workers' compute too when it continues: the chief's tuner keeps its project in the run's resume folder, as
+a search of one process does, and the next attempt's chief reloads it; workers keep nothing.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ PEER_POLL_S = 1.0
 # The longest a worker's trial waits for that answer (on a busy machine the chief may be slow to give it); the
 # last answer stands meanwhile.
 ASK_TIMEOUT_S = 10.0
-# gRPC metadata: the seconds of search left, on the oracle's answers; a trial's Outcome, on EndTrial.
-SECONDS_LEFT_KEY, REPORT_KEY = "bench-seconds-left", "bench-trial-report"
+# gRPC metadata: the seconds of search left, on the oracle's answers; a trial's Outcome, on EndTrial; a worker's
+# compute so far, on each of its calls.
+SECONDS_LEFT_KEY, REPORT_KEY, USAGE_KEY = "bench-seconds-left", "bench-trial-report", "bench-worker-usage"
 # Seconds between SIGTERM and SIGKILL for a worker that outstays the search.
 KILL_GRACE_S = 3.0
 # The GPU figures a worker reports and whole_compute adds up.
@@ -48,6 +52,25 @@ def check_search_workers(n: object) -> None:
     """Raises ValueError unless n is a whole number of processes, at least 1."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"search_workers must be a whole number of processes, at least 1, got {n!r}")
+
+
+# What a worker's meters read so far (its GPU and CPU-package figures), set by the worker process before its fit
+# (bench.run.search_worker); its calls to the chief add its CPU seconds.
+_meters_so_far: Callable[[], dict[str, Any]] = dict
+
+
+def report_meters(so_far: Callable[[], dict[str, Any]]) -> None:
+    """Sets what this worker process's calls tell the chief of its meters so far (the run's heartbeat keeps it)."""
+    global _meters_so_far
+    _meters_so_far = so_far
+
+
+def process_cpu_s() -> float:
+    """CPU seconds of this process and its collected children so far, as wait4 counts a worker's at its exit."""
+    import psutil
+
+    times = psutil.Process().cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 class WorkerFinished(Exception):  # noqa: N818 - an ending, not an error
@@ -111,6 +134,7 @@ class Chief:
     cores: list[int]  # this machine's cores for the whole search (local workers)
     cluster: Cluster | None = None  # the Ray cluster of the run's placement group, if it has one
     workers: list[_Worker] = field(default_factory=list)
+    heard: dict[str, dict[str, Any]] = field(default_factory=dict)  # each worker's compute, as it last told
     oracle: Any = None  # the budgeted oracle it serves, set by serve()
     server: Any = None
     address: str = ""
@@ -134,6 +158,8 @@ class Chief:
             raise RuntimeError(f"the run's placement group has {cluster.size()} bundles for {n} search workers")
         chief = cls(search_log=search_log, n=n, ctx=ctx, place=place, cores=cores, cluster=cluster)
         search_log.worker, search_log.oracle_for = CHIEF, chief.serve
+        if ctx.resume is not None:  # the run's heartbeat persists the whole search's compute, workers' included
+            ctx.resume.spread_over(lambda fields: whole_compute(fields, chief.usage()))
         return chief
 
     def serve(self, oracle: Any, tuner: Any) -> Any:
@@ -152,13 +178,16 @@ class Chief:
         if not port:
             raise RuntimeError(f"the search's oracle could not listen on {host}")
         self.address = f"{host}:{port}"
-        protos.get_service_grpc().add_OracleServicer_to_server(_servicer(self.oracle), self.server)
+        protos.get_service_grpc().add_OracleServicer_to_server(_servicer(self.oracle, self.heard), self.server)
         self.server.start()
         shares = split_evenly(self.cores, self.n) if self.cluster is None else [[] for _ in range(self.n)]
         gpus = self.place.gpus
         gpu_shares = split_evenly(gpus.split(","), self.n) if gpus and self.cluster is None else None
         spec, ctx = (self.ctx.run_dir / rundir.SPEC).read_text(), self.ctx
-        for i in range(1, self.n):
+        spent = self.oracle.over()  # an earlier attempt spent the budget: straight to the refit, no worker
+        if spent:
+            log.info("search of %d workers: its budget is spent, no worker started", self.n)
+        for i in range(1, 1 if spent else self.n):
             name = f"worker{i}"
             plan = WorkerPlan(worker=name, address=self.address, spec=spec, run_dir=str(ctx.workdir / name),
                               workdir=str(ctx.workdir / name / "work"), cores=tuple(shares[i]),
@@ -218,41 +247,56 @@ class Chief:
             if self.cluster is not None:
                 self.cluster.close()
 
+    def figures(self, worker: _Worker) -> dict[str, Any]:
+        """A worker's compute: at its exit, its CPU seconds (wait4) and usage file, else what it last told."""
+        heard = self.heard.get(worker.name, {})
+        done = worker.exit
+        if done is None:
+            return heard
+        return {**heard, **(done.report or {}), "cpu_s": done.cpu_s or heard.get("cpu_s", 0.0)}
+
     def usage(self) -> dict[str, Any]:
-        """The workers' share of the run's compute (whole_compute adds it to the chief's)."""
-        done = [w for w in self.workers if w.exit is not None]
-        reports = [w.exit.report for w in done if w.exit.report]
+        """The workers' share of the run's compute so far (whole_compute adds it to the chief's)."""
+        figures = {w.name: self.figures(w) for w in list(self.workers)}
         here = machine_id()
-        elsewhere = [r["cpu_energy_j"] for r in reports
-                     if r.get("machine") != here and r.get("cpu_energy_j") is not None]
+        elsewhere = [f["cpu_energy_j"] for f in figures.values()
+                     if f.get("machine") not in (None, here) and f.get("cpu_energy_j") is not None]
         out: dict[str, Any] = {
-            "search_workers": len(self.workers) + 1,
+            "search_workers": self.n,
             # Bundles of the run's resources held for the whole run: a placement group's N; the local
             # executor's one machine, whose cores the processes share.
-            "search_bundles": len(self.workers) + 1 if self.cluster is not None else 1,
-            "workers_cpu_s": sum(w.exit.cpu_s for w in done),
+            "search_bundles": self.n if self.cluster is not None else 1,
+            "workers_cpu_s": sum(f.get("cpu_s") or 0.0 for f in figures.values()),
             # RAPL reads a whole package: only workers on other machines add theirs.
             "workers_cpu_energy_j": sum(elsewhere) if elsewhere else None,
             "workers": [{"worker": w.name, "ran_s": None if w.ended is None else w.ended - w.launched,
-                         "cpu_s": None if w.exit is None else w.exit.cpu_s,
+                         "cpu_s": figures[w.name].get("cpu_s"),
                          "exit": "still running" if w.exit is None else w.exit.how,
                          "error": ((w.exit and w.exit.report) or {}).get("error", "no report: the process died")}
                         for w in self.workers],
         }
         for key in GPU_SUMS:
-            values = [r[key] for r in reports if r.get(key) is not None]
+            values = [f[key] for f in figures.values() if f.get(key) is not None]
             out[f"workers_{key}"] = sum(values) if values else None
-        peaks = [r["gpu_mem_peak_mb"] for r in reports if r.get("gpu_mem_peak_mb")]
+        peaks = [f["gpu_mem_peak_mb"] for f in figures.values() if f.get("gpu_mem_peak_mb")]
         out["workers_gpu_mem_peak_mb"] = max(peaks) if peaks else None
         return out
 
 
-def _servicer(oracle: Any) -> Any:
-    """KerasTuner's Oracle service over the budgeted oracle: its answers say the seconds of search left, and an
-    EndTrial brings the trial's Outcome."""
+def _servicer(oracle: Any, heard: dict[str, dict[str, Any]]) -> Any:
+    """KerasTuner's Oracle service over the budgeted oracle: its answers say the seconds of search left, an
+    EndTrial brings the trial's Outcome, and each call the caller's compute so far (kept in `heard`)."""
     from keras_tuner.src import protos
     from keras_tuner.src.distribute.oracle_chief import OracleServicer
     from keras_tuner.src.engine import trial as trial_module
+
+    def hear(context: Any) -> None:
+        """Takes the caller's compute so far (first: a trial it ends is saved with it)."""
+        told = dict(context.invocation_metadata()).get(USAGE_KEY)
+        if told is not None:
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+                figures = json.loads(told)
+                heard[str(figures.pop("worker"))] = figures
 
     def left(context: Any) -> None:
         end = oracle.search_log.search_deadline()
@@ -260,16 +304,19 @@ def _servicer(oracle: Any) -> Any:
 
     class BudgetServicer(OracleServicer):
         def CreateTrial(self, request: Any, context: Any) -> Any:  # noqa: N802 - the service's names
+            hear(context)
             answer = super().CreateTrial(request, context)
             left(context)
             return answer
 
         def GetTrial(self, request: Any, context: Any) -> Any:  # noqa: N802
+            hear(context)
             answer = super().GetTrial(request, context)
             left(context)
             return answer
 
         def EndTrial(self, request: Any, context: Any) -> Any:  # noqa: N802
+            hear(context)
             sent = dict(context.invocation_metadata()).get(REPORT_KEY)
             self.oracle.end_trial(trial_module.Trial.from_proto(request.trial),
                                   None if sent is None else Outcome.from_json(sent))
@@ -311,6 +358,13 @@ def _client_class() -> type:
             self._trial_id: str | None = None  # the trial running here
             self._asked = 0.0
             self._asking = threading.Lock()
+            self._machine = machine_id()
+
+        def _told(self, *metadata: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+            """A call's metadata: `metadata` and this worker's compute so far."""
+            so_far = {**_meters_so_far(), "worker": self.tuner_id, "machine": self._machine,
+                      "cpu_s": process_cpu_s()}
+            return (*metadata, (USAGE_KEY, json.dumps(so_far)))
 
         def _heard(self, call: Any, asked: float) -> None:
             """Takes the seconds left of an answer to a call made at `asked`: counted from then, the deadline
@@ -328,7 +382,8 @@ def _client_class() -> type:
                 try:
                     asked = time.monotonic()
                     _, call = self.stub.GetTrial.with_call(
-                        protos.get_service().GetTrialRequest(trial_id=self._trial_id), timeout=ASK_TIMEOUT_S)
+                        protos.get_service().GetTrialRequest(trial_id=self._trial_id), metadata=self._told(),
+                        timeout=ASK_TIMEOUT_S)
                     self._heard(call, asked)
                 except grpc.RpcError:
                     pass
@@ -339,7 +394,8 @@ def _client_class() -> type:
         def create_trial(self, tuner_id: str) -> Any:
             asked = time.monotonic()
             answer, call = self.stub.CreateTrial.with_call(
-                protos.get_service().CreateTrialRequest(tuner_id=tuner_id), wait_for_ready=True, timeout=TIMEOUT)
+                protos.get_service().CreateTrialRequest(tuner_id=tuner_id), metadata=self._told(),
+                wait_for_ready=True, timeout=TIMEOUT)
             self._heard(call, asked)
             trial = trial_module.Trial.from_proto(answer.trial)
             self._trial_id = trial.trial_id if trial.status == trial_module.TrialStatus.RUNNING else None
@@ -349,7 +405,8 @@ def _client_class() -> type:
             self._trial_id = None
             metadata, asked = () if report is None else ((REPORT_KEY, report.to_json()),), time.monotonic()
             _, call = self.stub.EndTrial.with_call(protos.get_service().EndTrialRequest(trial=trial.to_proto()),
-                                                   metadata=metadata, wait_for_ready=True, timeout=TIMEOUT)
+                                                   metadata=self._told(*metadata), wait_for_ready=True,
+                                                   timeout=TIMEOUT)
             self._heard(call, asked)
 
         def search_ended(self) -> None:

@@ -86,14 +86,18 @@ class BudgetOracle:
             time.sleep(IDLE_WAIT_S)
         return trial
 
+    def over(self) -> bool:
+        """Whether the search hands out no more trials: after its first, once it is closed or its time is up (a
+        search an earlier attempt left with its budget spent is over before this attempt runs a trial)."""
+        log = self.search_log
+        return bool(self.trials) and (self.closed or log.past_deadline() or log.too_late_for_a_trial())
+
     @_synchronized
     def _create_trial(self, tuner_id: str) -> Any:
         from keras_tuner.src.engine import hyperparameters as hp_module
         from keras_tuner.src.engine import trial as trial_module
 
-        log = self.search_log
-        if self.trials and (self.closed or tuner_id in self.refused or log.past_deadline() or
-                            log.too_late_for_a_trial()):
+        if self.over() or self.trials and tuner_id in self.refused:
             return trial_module.Trial(hp_module.HyperParameters(), status=trial_module.TrialStatus.STOPPED)
         trial = super().create_trial(tuner_id)  # type: ignore[misc]
         if trial.status == trial_module.TrialStatus.RUNNING and trial.trial_id not in self.began:
@@ -108,12 +112,14 @@ class BudgetOracle:
         try:
             super().end_trial(trial)  # type: ignore[misc]
         finally:
+            # keras-tuner saves the oracle before it lets go of the trial: saved again, an attempt that continues
+            # after a death once the row below is saved never finds the trial still running (and runs it again).
+            self.save()
             tuner_id, started = self.began.pop(trial.trial_id, (self.searcher.tuner_id, None))
             if outcome.not_started:
                 self.refused.add(tuner_id)
             else:
                 self._record(self.trials.get(trial.trial_id, trial), tuner_id, started, outcome)
-                self._reserve_refit()
 
     @_synchronized
     def fail(self, tuner_id: str, reason: str) -> None:
@@ -139,6 +145,8 @@ class BudgetOracle:
     def _record(self, trial: Any, tuner_id: str, started: float | None, outcome: Outcome) -> None:
         log, trial_id, spent = self.search_log, str(trial.trial_id), outcome.spent
         log.take_times(trial_id, outcome.overhead_s, outcome.epoch_s, list(outcome.epochs_s))
+        # Before the row: a search that continues after its process died reloads the reserve saved with it.
+        self._reserve_refit()
         ok = trial.status == "COMPLETED"
         score = None
         if ok and trial.metrics.exists("val_accuracy"):

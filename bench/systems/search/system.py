@@ -24,7 +24,8 @@ class SearchSystem(System):
     # as it gives the baseline.
     uses_keras: ClassVar[bool] = True
     # Whether the search continues from its tuner's saved project (KerasTuner's reload of its oracle and
-    # trials) when its process died: a search in one process whose tuner reloads with overwrite=False.
+    # trials) when its process died: a search whose tuner reloads with overwrite=False (over several processes,
+    # the chief's, which holds the oracle; the workers keep nothing).
     carries_over: ClassVar[bool] = False
     SEARCH_STATE: ClassVar[str] = "search.json"  # the log's rows and times, beside the tuner's project
 
@@ -48,9 +49,8 @@ class SearchSystem(System):
         return None if self._log is None else self._log.deadline
 
     def resumes(self, budget: Budget) -> bool:
-        """Whether the search continues from its last finished trial after its process died (carries_over, in
-        one process)."""
-        return self.carries_over and self.search_workers() == 1
+        """Whether the search continues from its last finished trial after its process (or its chief) died."""
+        return self.carries_over
 
     def _carrying(self, ctx: FitContext) -> bool:
         return ctx.resume is not None and ctx.search_worker is None and self.resumes(ctx.budget)

@@ -57,6 +57,15 @@ class BudgetedTuner:
         if search_log.worker:  # the name the oracle knows this process's trials by
             self.tuner_id = search_log.worker
         self.oracle = (search_log.oracle_for or budgeted_oracle)(self.oracle, self)
+        # keras-tuner reloads a project only if it finds this process's tuner file, which it first writes when one
+        # of this process's trials ends: a chief that dies before that, other processes' trials ended, must
+        # leave one.
+        self.save()
+
+    def _get_tuner_fname(self) -> str:
+        # keras-tuner names the tuner's file by tuner_id, which its __init__ sets to its default just before it
+        # looks for a project to reload: a chief's file must go by the name it is saved under.
+        return str(Path(self.project_dir) / f"{self.search_log.worker or self.tuner_id}.json")  # type: ignore[attr-defined]
 
     # --- what a searcher may say ------------------------------------------------------------------------
     def summarize(self, trial: Any) -> str:

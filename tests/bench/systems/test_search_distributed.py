@@ -4,6 +4,7 @@ trials from every worker within one budget, compute summed, a worker or the chie
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -20,9 +21,13 @@ from bench.core.budget import parse_budget
 from bench.core.options import ConfigError
 from bench.run.execute import LocalExecutor
 from bench.run.spec import DatasetRef, Resources, RunSpec, freeze
-from bench.systems.search.distributed import WorkerPlan, whole_compute
+from bench.systems.base import FitContext
+from bench.systems.search import distributed
+from bench.systems.search.distributed import WorkerPlan, machine_id, whole_compute
+from bench.systems.search.log import SearchLog
 from bench.systems.search.placement import Placement, chief_gpus, prepare_chief, split_evenly
-from tests.bench.drivers import wait_for
+from bench.systems.search.processes import Exit, WorkerProcess
+from tests.bench.drivers import killed_once_ready, trials_saved, wait_for
 from tests.bench.systems.searches import trial_rows
 
 FAKE = "tests.bench.search_fake:TinyRandomSearch"
@@ -105,6 +110,21 @@ def test_search_workers_must_be_a_whole_number_of_processes(value: object) -> No
             make_system(system, {"search_workers": value})
 
 
+def test_the_chief_keeps_its_tuner_project_where_the_next_attempt_finds_it_and_a_worker_in_its_scratch(
+        tmp_path: Path) -> None:
+    from bench.core.resume import Attempt
+    from bench.systems import make_system
+
+    system = make_system("resnet-tuned", {"search_workers": 2})
+    assert system.resumes(parse_budget("1m"))
+    attempt = Attempt(tmp_path, {"run_id": "r"})
+    chief = chief_context(tmp_path, time.monotonic() + 60, resume=attempt)
+    assert system.tuner_dir(chief, "p") == attempt.checkpoint_dir / "p" and not system.overwrite(chief)
+    plan = WorkerPlan("worker1", "127.0.0.1:1", "{}", str(tmp_path / "w1"), str(tmp_path / "w1" / "work"))
+    worker = dataclasses.replace(chief, workdir=tmp_path / "w1" / "work", search_worker=plan)
+    assert system.tuner_dir(worker, "p") == tmp_path / "w1" / "work" / "p" and system.overwrite(worker)
+
+
 class Searcher:
     """What a budgeted oracle asks of the tuner it serves."""
 
@@ -129,7 +149,7 @@ def random_oracle(tmp_path: Path):
     return oracle
 
 
-def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path: Path) -> None:
+def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path: Path, monkeypatch) -> None:
     """A chief of one process (no worker started) and a worker's client in this process: the worker gets trials
     from the chief's oracle, its trial's row and times reach the chief's log as the trial ends, it follows the
     chief's deadline, and past it the oracle answers STOPPED."""
@@ -138,12 +158,15 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
     from bench.systems.search.log import SearchLog
     from bench.systems.search.oracle import Outcome
 
+    monkeypatch.setattr(distributed, "_meters_so_far", lambda: {"gpu_s": 3.0})  # as a worker's process sets them
     budget = parse_budget("1m")
     # A deadline far off: on a loaded machine setting up keras-tuner alone can take minutes.
     ctx = FitContext(budget=budget, seed=0, workdir=tmp_path / "work", run_dir=tmp_path, n_classes=2,
                      class_names=("a", "b"), dataset="digits", deadline=time.monotonic() + 3600)
     (tmp_path / rundir.SPEC).write_text("{}")
     chief_log = SearchLog.start(ctx, time.monotonic(), "total")
+    saved: list[float] = []
+    chief_log.on_record = lambda: saved.append(chief_log.refit_reserve_s)
     chief = Chief.prepare(chief_log, 1, ctx)
     try:
         chief.serve(random_oracle(tmp_path), Searcher(chief_log))
@@ -155,6 +178,8 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
         client = worker_log.oracle_for(random_oracle(tmp_path / "w1"), Searcher(worker_log, "worker1"))
         trial = client.create_trial("worker1")
         assert trial.status == "RUNNING" and 1e-3 <= trial.hyperparameters.get("lr") <= 1e-1
+        told = chief.heard["worker1"]  # each call says the worker's compute so far: its CPU and its meters'
+        assert told["cpu_s"] > 0 and told["gpu_s"] == 3.0 and told["machine"] == machine_id()
         assert chief.oracle.ongoing_trials["worker1"].trial_id == trial.trial_id
         # Counted from when it asked: never later than the chief's, earlier by at most the call's time.
         assert 0 <= chief_log.search_deadline() - worker_log.search_deadline() < 1
@@ -167,6 +192,7 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
         assert chief_log.epochs_of(trial.trial_id) == [0.6, 0.5, 0.4]
         assert chief_log.refit_reserve_s == pytest.approx(chief_log.refit_estimate(trial.trial_id, 3))
         assert chief_log.refit_reserve_s > 0
+        assert saved == [chief_log.refit_reserve_s]  # the row is saved with the reserve it led to, for a resume
         second = client.create_trial("worker1")  # the chief reserves a longer refit: the running trial hears it
         chief_log.refit_reserve_s = 20.0
         time.sleep(PEER_POLL_S)
@@ -229,20 +255,6 @@ def test_the_search_ends_once_no_process_runs_a_trial_and_stops_those_that_outst
     from bench.systems.search.distributed import Chief, _Worker
     from bench.systems.search.log import SearchLog
     from bench.systems.search.oracle import JOIN_SLACK_S, budgeted_oracle
-    from bench.systems.search.processes import Exit, WorkerProcess
-
-    class Running(WorkerProcess):
-        def __init__(self) -> None:
-            self.stops: list[bool] = []
-            self.exit: Exit | None = None
-
-        def poll(self) -> Exit | None:
-            done, self.exit = self.exit, None
-            return done
-
-        def stop(self, force: bool) -> None:
-            self.stops.append(force)
-            self.exit = Exit("exited with code 1", False)
 
     def chief_with_one_worker(deadline_ago: float) -> tuple[Chief, Running]:
         now = time.monotonic()
@@ -265,6 +277,106 @@ def test_the_search_ends_once_no_process_runs_a_trial_and_stops_those_that_outst
     assert (row.trial_id, row.status, row.worker) == (trial.trial_id, "failed", "worker1")
     assert row.error == "its worker worker1 exited with code 1 during the trial"
     assert busy.oracle.create_trial("chief").status == "STOPPED"  # the search is closed
+
+
+class Running(WorkerProcess):
+    """A worker process that runs until it is stopped."""
+
+    def __init__(self) -> None:
+        self.stops: list[bool] = []
+        self.exit: Exit | None = None
+
+    def poll(self) -> Exit | None:
+        done, self.exit = self.exit, None
+        return done
+
+    def stop(self, force: bool) -> None:
+        self.stops.append(force)
+        self.exit = Exit("exited with code 1", False)
+
+
+def chief_context(tmp_path: Path, deadline: float, resume: object = None) -> FitContext:
+    (tmp_path / rundir.SPEC).write_text("{}")
+    return FitContext(budget=parse_budget("1m"), seed=0, workdir=tmp_path / "work", run_dir=tmp_path, n_classes=2,
+                      class_names=("a", "b"), dataset="digits", deadline=deadline, resume=resume)
+
+
+def test_the_run_heartbeat_persists_the_workers_compute_as_they_last_told_the_chief(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """A chief killed with its run leaves in resume/ the compute of every process of the search: a running
+    worker's as its last call said, an exited one's as its exit did (CPU seconds from wait4)."""
+    from bench.core.resume import ATTEMPT, RESUME_DIR, Attempt
+    from bench.systems.search.distributed import Chief, _Worker
+
+    monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    attempt = Attempt(tmp_path, {"run_id": "r"})
+    ctx = chief_context(tmp_path, time.monotonic() + 3600, resume=attempt)
+    chief = Chief.prepare(SearchLog.start(ctx, time.monotonic(), "total"), 3, ctx)
+    now = time.monotonic()
+    chief.workers += [_Worker("worker1", Running(), now), _Worker("worker2", Running(), now, now,
+                                                                 Exit("killed by SIGKILL", False, cpu_s=12.0))]
+    chief.heard.update(worker1={"cpu_s": 30.0, "gpu_s": 5.0, "machine": machine_id()},
+                       worker2={"cpu_s": 10.0, "gpu_s": 2.0, "machine": machine_id()})
+    attempt.fit_started(lambda: {"gpu_s": 1.0})
+    attempt.stop()  # fit_started wrote the first heartbeat
+    spent = json.loads((tmp_path / RESUME_DIR / ATTEMPT).read_text())["spent"]
+    assert spent["cpu_s"] >= 42.0 and spent["gpu_s"] == 8.0
+    assert chief.usage()["workers_cpu_s"] == 42.0 and chief.usage()["workers_gpu_s"] == 7.0
+
+
+def test_a_chief_whose_budget_an_earlier_attempt_spent_starts_no_worker(tmp_path: Path, monkeypatch) -> None:
+    """Its reloaded oracle holds trials and the deadline has passed: no worker is started, no trial handed out,
+    and the record still says the search's processes."""
+    from bench.systems.search.distributed import Chief
+
+    monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(distributed, "pin_process", lambda cores: None)  # the test's own process stays as it is
+    ctx = chief_context(tmp_path, time.monotonic() - 1)
+    log = SearchLog.start(ctx, time.monotonic() - 61, "total")
+    chief = Chief.prepare(log, 2, ctx)
+    oracle = random_oracle(tmp_path)
+    oracle.create_trial("worker1")  # an earlier attempt's trial
+    try:
+        chief.serve(oracle, Searcher(log))
+        assert chief.workers == [] and chief.oracle.create_trial("chief").status == "STOPPED"
+    finally:
+        chief.close()
+    assert chief.usage()["search_workers"] == 2 and chief.usage()["workers_cpu_s"] == 0.0
+
+
+def test_the_next_attempt_chief_reloads_its_project_keeping_finished_trials_and_running_a_cut_one_again(
+        tmp_path: Path) -> None:
+    """keras-tuner reloads a project by the file of the tuner it finds: the chief's goes by its name from the
+    start, so a chief that died before any trial of its own ended still leaves one (a worker's trial ended)."""
+    import keras
+    import keras_tuner as kt
+
+    from bench.systems.search import budgeted
+    from bench.systems.search.oracle import Outcome
+
+    def build(hp: kt.HyperParameters) -> keras.Model:
+        hp.Float("lr", 1e-3, 1e-1)
+        return keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+
+    def chief_tuner(overwrite: bool) -> kt.Tuner:
+        log = SearchLog(t0=time.monotonic(), deadline=None, worker="chief")
+        return budgeted(kt.RandomSearch)(hypermodel=build, objective="val_accuracy", max_trials=5, seed=0,
+                                         directory=str(tmp_path), project_name="search", overwrite=overwrite,
+                                         search_log=log)
+
+    first = chief_tuner(overwrite=True)
+    done = first.oracle.create_trial("worker1")
+    first.oracle.update_trial(done.trial_id, {"val_accuracy": 0.7})
+    done.status = "COMPLETED"
+    first.oracle.end_trial(done, Outcome(epochs=1))
+    # Saved as ended before its row is: a death right after never has it run again.
+    assert json.loads((tmp_path / "search" / "oracle.json").read_text())["ongoing_trials"] == {}
+    cut = first.oracle.create_trial("chief")  # running when the run died
+    again = chief_tuner(overwrite=False)
+    assert again.tuner_id == "chief" and set(again.oracle.trials) == {done.trial_id, cut.trial_id}
+    assert again.oracle.trials[done.trial_id].status == "COMPLETED" and again.oracle.ongoing_trials == {}
+    assert again.oracle.create_trial("worker1").trial_id == cut.trial_id  # the cut trial runs again
+    assert chief_tuner(overwrite=True).oracle.trials == {}  # a search that cannot continue starts afresh
 
 
 # --- whole searches --------------------------------------------------------------------------------------
@@ -443,6 +555,51 @@ def test_every_searcher_runs_one_search_over_two_processes(tmp_path: Path, syste
     assert record.accuracy > 0.8  # digits: 10 classes; a starved refit scores near 0.1
     assert record.search_workers == 2 and record.held_s == record.fit_s
     assert not search_processes()
+
+
+@pytest.mark.slow
+def test_a_search_over_two_processes_killed_mid_search_continues_from_its_finished_trials(tmp_path: Path) -> None:
+    """The user's command, resnet-tuned over a chief and a worker on digits, its whole process tree killed with
+    SIGKILL once a trial has ended, then typed again: the chief reloads its tuner's project from resume/ (the
+    trials that ended are kept, never run again), the budget is one bill over both attempts, and the compute the
+    first attempt spent in both processes is counted."""
+    import csv
+    import subprocess
+    import sys
+
+    from bench.core.resume import ATTEMPT, RESUME_DIR
+    from bench.systems.search.budget import allowed_overshoot_s
+    from tests.conftest import REPO
+
+    out, budget_s = tmp_path / "out", 90
+    command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", "resnet-tuned",
+               "--budget", f"{budget_s}s", "--system-option", "search_workers=2", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    killed_once_ready(command, env, out, lambda: trials_saved(out) >= 1, timeout_s=300)
+    run_dir = next((out / "runs").glob("*/"))
+    kept = json.loads((run_dir / RESUME_DIR / "checkpoint" / "search.json").read_text())["rows"]
+    before = json.loads((run_dir / RESUME_DIR / ATTEMPT).read_text())["spent"]
+    assert kept and before["carried"].endswith("trial(s)")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(out / "runs.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "ok" and row["attempts"] == "2" and row["resumed_from"] == before["carried"], row
+    assert "resume: resuming after 1 attempt(s)" in (run_dir / rundir.LOG).read_text()
+    trials = {t["trial_id"]: t for t in trial_rows(run_dir)}
+    assert len(trials) == int(row["trials"])
+    for k in kept:  # kept as the first attempt ran them
+        assert (trials[k["trial_id"]]["started_s"], trials[k["trial_id"]]["worker"]) == (f"{k['started_s']:.3f}",
+                                                                                         k["worker"])
+    # The second attempt's trials run on the fit clock after the first attempt's time.
+    assert all(float(t["started_s"]) >= before["fit_s"] for i, t in trials.items()
+               if i not in {k["trial_id"] for k in kept})
+    assert before["fit_s"] <= float(row["fit_s"]) <= budget_s + allowed_overshoot_s(budget_s)
+    extras = json.loads((run_dir / rundir.METADATA).read_text())["extras"]
+    assert float(row["cpu_s"]) >= before["cpu_s"] + extras["workers_cpu_s"]
+    assert row["search_workers"] == "2" and float(row["accuracy"]) > 0.8  # digits: a starved refit scores ~0.1
+    assert not (run_dir / RESUME_DIR).exists()
+    assert not [p for p in search_processes() if str(out) in " ".join(p.info["cmdline"] or [])]
 
 
 def ray_worker_began_a_trial(run_id: str) -> bool:
