@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerates this study: the ladder suite (all 27,558 malaria cells at 64 px split by cell; autokeras at 2, 4 and
-# 8 min against resnet at 2, 4 and 8 min, resnet-tuned at 4 min; 3 seeds; about 1.8 h on 2 cores), then its report.
+# Regenerates this study: the ladder suite (all 27,558 malaria cells at 64 px split by cell; autokeras at 2, 4, 8
+# and 16 min against resnet at 2, 4, 8 and 16 min, resnet-tuned at 4 min; 3 seeds; about 3 h on 2 cores), then
+# its report.
 # The data in BENCH_DATA_DIR, default ../shared/data beside the repository (malaria-cells-64px.zip). Runs already
 # recorded here are kept (resume); delete runs.csv and runs/ to start over. Run it alone on the machine: every
 # figure is a wall-clock time.
