@@ -29,7 +29,7 @@ from bench.systems.search.oracle import JOIN_SLACK_S, Outcome, budgeted_oracle
 from bench.systems.search.placement import Placement, pin_process, split_evenly
 from bench.systems.search.processes import Cluster, Exit, LocalWorker, RayWorker, WorkerProcess
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 CHIEF = "chief"  # trials.csv's `worker` for the trials the chief runs
 HOST = "127.0.0.1"  # under the local executor the oracle listens here only: the workers are local
@@ -186,7 +186,7 @@ class Chief:
         spec, ctx = (self.ctx.run_dir / rundir.SPEC).read_text(), self.ctx
         spent = self.oracle.over()  # an earlier attempt spent the budget: straight to the refit, no worker
         if spent:
-            log.info("search of %d workers: its budget is spent, no worker started", self.n)
+            logger.info("search of %d workers: its budget is spent, no worker started", self.n)
         for i in range(1, 1 if spent else self.n):
             name = f"worker{i}"
             plan = WorkerPlan(worker=name, address=self.address, spec=spec, run_dir=str(ctx.workdir / name),
@@ -200,7 +200,7 @@ class Chief:
         pin_process(shares[0])
         self._monitor = threading.Thread(target=self._watch, name="search-chief", daemon=True)
         self._monitor.start()
-        log.info("search of %d workers: chief serving on %s", self.n, self.address)
+        logger.info("search of %d workers: chief serving on %s", self.n, self.address)
         return self.oracle
 
     # --- the workers -----------------------------------------------------------------------------------

@@ -137,7 +137,8 @@ def test_fit_keeps_to_the_budget_and_records_its_phases(tmp_path):
     assert call["seed"] == 7 and call["hyperparameter_tune_kwargs"] is None
     extras = system.extras()
     assert extras["overshoot_s"] == 0.0
-    assert extras["search_s"] == pytest.approx(1.0, abs=0.4) and extras["refit_s"] == pytest.approx(0.2, abs=0.15)
+    # The loop ran its whole limit and the finishing its 0.2 s: a busy machine only lengthens them.
+    assert 1.0 <= extras["search_s"] < 1.6 and 0.2 <= extras["refit_s"] < 0.6
     assert extras["backbone"] == "resnet18" and extras["image_size_asked"] == 8 and extras["time_limit_s"] == 1.0
     proba = system.predict_proba(x[:4])
     assert proba.shape == (4, 3) and np.allclose(proba.sum(axis=1), 1.0) and not proba[:, 2].any()
