@@ -1,8 +1,10 @@
-"""Fetchable: on disk, else downloaded when allowed and the server answers, else one message naming every
-place looked in and every fix."""
+"""Fetchable: on disk, else fetched from its source when allowed and the source answers, else one message naming
+every place looked in and every fix. The source is a file the tests write (a file: address): nothing leaves the
+machine."""
 
 from __future__ import annotations
 
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -16,8 +18,7 @@ from bench.datasets.fetchable import Fetchable
 
 @dataclass(frozen=True)
 class _Files(Fetchable):
-    """A data set that is one file, "fetched" by writing it: nothing goes to the network (the probe is stubbed and
-    .invalid never resolves)."""
+    """A data set that is one file, fetched by copying it from a source file the test wrote beside it."""
 
     name: ClassVar[str] = "files"
     description: ClassVar[str] = "one file"
@@ -30,14 +31,15 @@ class _Files(Fetchable):
         return sources.search(self.path, (), (self.folder / "data.bin",))
 
     def _source_url(self) -> str:
-        return "https://data.invalid/data.bin"
+        return (self.folder / "source" / "data.bin").as_uri()
 
     def _wanted(self) -> str:
         return "data.bin"
 
     def _fetch(self, where: sources.Search) -> None:
         if self.fetch_works:
-            (self.folder / "data.bin").write_bytes(b"x")
+            with urllib.request.urlopen(self._source_url()) as source:
+                (self.folder / "data.bin").write_bytes(source.read())
 
     def load(self) -> ImageData:
         raise NotImplementedError
@@ -49,13 +51,22 @@ def test_data_on_disk_is_available_and_located_without_the_network(tmp_path: Pat
     assert _Files(folder=tmp_path).located() == tmp_path / "data.bin"
 
 
-def test_missing_data_is_downloaded_only_when_allowed_and_the_server_answers(
+def _source(folder: Path) -> str:
+    """Writes the data set's source file; its address."""
+    (folder / "source").mkdir()
+    (folder / "source" / "data.bin").write_bytes(b"x")
+    return (folder / "source" / "data.bin").as_uri()
+
+
+def test_missing_data_is_fetched_only_when_allowed_and_the_source_answers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    address = _source(tmp_path)
     hosts: list[str] = []
     monkeypatch.setattr(sources, "is_online", lambda host, *a, **k: hosts.append(host) or True)
     status = _Files(folder=tmp_path).availability()
-    assert status.ok and status.reason == "not on disk; will download https://data.invalid/data.bin"
-    assert _Files(folder=tmp_path).located() == tmp_path / "data.bin" and hosts[0] == "data.invalid"
+    assert status.ok and status.reason == f"not on disk; will download {address}"
+    assert _Files(folder=tmp_path).located() == tmp_path / "data.bin" and set(hosts) == {""}
+    assert (tmp_path / "data.bin").read_bytes() == b"x"
     (tmp_path / "data.bin").unlink()
     off = _Files(folder=tmp_path, download=False)
     assert not off.availability().ok and "download=False" in off.availability().reason
@@ -63,7 +74,7 @@ def test_missing_data_is_downloaded_only_when_allowed_and_the_server_answers(
         off.located()
 
 
-def test_a_download_that_leaves_nothing_is_unavailable_with_every_place_named(
+def test_a_fetch_that_leaves_nothing_is_unavailable_with_every_place_named(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sources, "is_online", lambda *a, **k: True)
     with pytest.raises(DatasetUnavailable, match=f"looked in {tmp_path / 'data.bin'}"):
