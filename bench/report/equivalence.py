@@ -120,6 +120,8 @@ def _half_width(parts: tuple[Component, ...]) -> float:
 
 
 MAX_FACTOR = 1e6  # a design scaled further than this is reported as out of reach
+# A difference this close to -tolerance (a fraction) is on it: no finite design decides it.
+MIN_DECIDABLE = 1e-4
 
 
 def _factor_needed(parts: tuple[Component, ...], tolerance: float, seeds: bool, images: bool) -> float | None:
@@ -182,6 +184,12 @@ class Difference:
         """The half-width that would decide an undetermined verdict were the difference to stay where it is: its
         distance from -tolerance, the bound such an interval straddles (the tolerance itself at a difference of 0)."""
         return abs(self.point + tolerance)
+
+    def needed_to_decide(self, tolerance: float, seeds: bool, images: bool) -> tuple[int, int] | None:
+        """`needed` at deciding_half_width: the design that would decide an undetermined verdict (None also where
+        the difference lies on -tolerance itself, which no design decides)."""
+        target = self.deciding_half_width(tolerance)
+        return None if target < MIN_DECIDABLE else self.needed(target, seeds, images)
 
     def needed(self, tolerance: float, seeds: bool, images: bool) -> tuple[int, int] | None:
         """(seeds, test images) that would bring the half-width to `tolerance`, scaling the seeds, the images

@@ -43,8 +43,6 @@ DEFAULT_TOLERANCE = eqv.DEFAULT_TOLERANCE
 MATCHED = (eqv.EQUIVALENT, eqv.BETTER, eqv.NOT_WORSE)  # a budget shown no worse than the baseline matched it
 # The assumption behind "N test images or K seeds would decide it", said wherever such a number is.
 SCALING = "each variance term falling as 1/count at the spread measured here, the difference staying where it is"
-# A difference this close to -tolerance (a fraction) is on it: no finite design decides it.
-MIN_DECIDABLE = 1e-4
 
 
 def _seeds(n: int) -> str:
@@ -282,9 +280,10 @@ class Parity:
                 f"{_tol(tol)}")
         if d.half_width <= tol:  # narrow enough; the difference measured sits too near -tolerance to decide
             text += (f", but its difference, {100 * d.point:+.2g} points, lies within it of -{_tol(tol)}")
-        if target < MIN_DECIDABLE:
+        if target < eqv.MIN_DECIDABLE:
             return text + "; a difference on the tolerance itself: no design decides it"
-        images, seeds, both = d.needed(target, False, True), d.needed(target, True, False), d.needed(target, True, True)
+        images, seeds, both = (d.needed_to_decide(tol, False, True), d.needed_to_decide(tol, True, False),
+                               d.needed_to_decide(tol, True, True))
         options = []
         if images:
             options.append(f"{images[1]:,} test images with these {d.seeds} seeds")
@@ -503,12 +502,6 @@ def _count(needed: tuple[int, int] | None, which: int) -> int | None:
     return None if needed is None else needed[which]
 
 
-def _needed(d: eqv.Difference, tolerance: float, seeds: bool, images: bool) -> tuple[int, int] | None:
-    """The design that would decide an undetermined difference (see Parity.design_text)."""
-    target = d.deciding_half_width(tolerance)
-    return None if target < MIN_DECIDABLE else d.needed(target, seeds, images)
-
-
 def _resolving(value: Callable[[eqv.Difference, float], Any]) -> Callable[[Parity], Any]:
     return lambda p: None if p.resolving is None else value(p.resolving, p.tolerance)
 
@@ -541,8 +534,8 @@ PARITY: TableSpec[Parity] = TableSpec(
         Column("parity_flops_bound", "", _flops(lambda p: p.reached, "bound")),
         Column("parity_energy_ratio", "", lambda p: Versus(p.reached, p.base).energy_ratio if p.reached else None),
         Column("resolvable_tolerance_points", "", _resolving(lambda d, t: 100 * d.half_width)),
-        Column("images_needed", "", _resolving(lambda d, t: _count(_needed(d, t, False, True), 1))),
-        Column("seeds_needed", "", _resolving(lambda d, t: _count(_needed(d, t, True, False), 0))),
+        Column("images_needed", "", _resolving(lambda d, t: _count(d.needed_to_decide(t, False, True), 1))),
+        Column("seeds_needed", "", _resolving(lambda d, t: _count(d.needed_to_decide(t, True, False), 0))),
         Column("", "Compute to parity", lambda p: p.parity_text),
         Column("equal_compute", "", lambda p: p.equal.state),
         Column("equal_compute_between", "", _eq(lambda e, d: e.point.budget)),
