@@ -157,7 +157,7 @@ class _AutoGluonSystem(System):
         self._info = {"presets": self.options.presets, **setup.info}
         guard = plan.guard()
         with kit.search_space(tune is not None) as space, kit.training_marks(clock, guard, search=tune is not None):
-            predictor = kit.predictor(ctx.workdir / "autogluon", self.options.presets)
+            predictor = kit.predictor(ctx.workdir / "autogluon", self.options.presets, ctx.n_classes)
 
             def run(limit: float | None) -> None:
                 self._info["time_limit_s"] = limit
@@ -288,8 +288,8 @@ class Toolkit:
         """Makes the backbone's checkpoint folder; returns the fixed hyperparameters and what to record."""
         raise NotImplementedError
 
-    def predictor(self, path: Path, presets: str) -> Any:
-        """A MultiModalPredictor saving under `path`."""
+    def predictor(self, path: Path, presets: str, n_classes: int) -> Any:
+        """A MultiModalPredictor for `n_classes` classes saving under `path`."""
         raise NotImplementedError
 
     @contextlib.contextmanager
@@ -344,11 +344,11 @@ class AutoGluonToolkit(Toolkit):
                 "weights_sha256": checkpoint.sha256, "image_size_asked": size, "native_size": native_size}
         return Setup(hyperparameters, info)
 
-    def predictor(self, path: Path, presets: str) -> Any:
-        """MultiModalPredictor for multiclass image classification, scored by accuracy."""
+    def predictor(self, path: Path, presets: str, n_classes: int) -> Any:
+        """MultiModalPredictor for image classification, scored by accuracy."""
         from autogluon.multimodal import MultiModalPredictor
 
-        return MultiModalPredictor(label=LABEL, problem_type="multiclass", eval_metric="accuracy", path=str(path),
+        return MultiModalPredictor(label=LABEL, problem_type=problem_type(n_classes), eval_metric="accuracy", path=str(path),
                                    presets=presets, verbosity=2)
 
     @contextlib.contextmanager
@@ -571,6 +571,11 @@ def write_images(x: np.ndarray, folder: Path, y: np.ndarray | None = None) -> An
     if y is not None:
         frame[LABEL] = np.asarray(y, dtype=np.int64)
     return frame
+
+
+def problem_type(n_classes: int) -> str:
+    """AutoGluon's name for the task: it refuses "multiclass" for two classes (malaria's cells)."""
+    return "binary" if n_classes == 2 else "multiclass"
 
 
 def class_columns(proba: Any, n_classes: int) -> np.ndarray:

@@ -37,6 +37,7 @@ from bench.systems.autogluon_budget import BudgetOverrun, FinishGuard, FitClock,
 from bench.systems.autogluon_flops import Tally, TrainingCount, read_counts, trial_path
 from bench.systems.base import RAY_NODE_ENV, FitContext
 from bench.systems.search.log import TRIAL_COLUMNS, TrialRow
+from tests.datasets.builders import class_members, write_tree
 
 
 def steps(seconds: float) -> None:
@@ -78,7 +79,8 @@ class FakeToolkit(Toolkit):
     def setup(self, options: Any, ctx: FitContext, native_size: int, search: bool) -> Setup:
         return Setup({"model.names": ["timm_image"]}, {"backbone": options.backbone, "image_size_asked": native_size})
 
-    def predictor(self, path: Path, presets: str) -> FakePredictor:
+    def predictor(self, path: Path, presets: str, n_classes: int) -> FakePredictor:
+        self.n_classes = n_classes
         self.made.append(FakePredictor(self))
         return self.made[-1]
 
@@ -135,6 +137,7 @@ def test_fit_keeps_to_the_budget_and_records_its_phases(tmp_path):
     call = kit.made[0].calls[0]
     assert call["time_limit"] == 1.0  # 2 s less the reserve: the least AutoGluon is given
     assert call["seed"] == 7 and call["hyperparameter_tune_kwargs"] is None
+    assert kit.n_classes == 3  # the predictor is made for the data's classes, not the labels the loop saw
     extras = system.extras()
     assert extras["overshoot_s"] == 0.0
     # The loop ran its whole limit and the finishing its 0.2 s: a busy machine only lengthens them.
@@ -332,9 +335,9 @@ def autogluon_python() -> str:
         pytest.skip(str(exc))
 
 
-def run_digits(tmp_path: Path, system: str, budget: str, *options: str) -> dict[str, str]:
+def run_digits(tmp_path: Path, system: str, budget: str, *options: str, dataset: str = "digits") -> dict[str, str]:
     autogluon_python()
-    argv = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--system", system, "--budget", budget,
+    argv = [sys.executable, "-m", "bench", "run", "--dataset", dataset, "--system", system, "--budget", budget,
             "--max-train", "600", "--max-test", "200", "--out", str(tmp_path / "out")]
     for option in options:
         argv += ["--system-option", option]
@@ -365,6 +368,16 @@ def test_autogluon_on_digits_through_the_cli(tmp_path):
     assert record["flops_uncounted"] == ""
     assert float(record["flops_per_s"]) == pytest.approx(float(record["train_flops"]) / float(record["fit_s"]),
                                                           rel=1e-3)
+
+
+@pytest.mark.slow
+def test_autogluon_takes_two_classes(tmp_path):
+    # AutoGluon refuses "multiclass" for two classes: malaria's cells are a binary task.
+    write_tree(tmp_path / "cells", class_members(("parasitized", "uninfected"), per_class=40, side=16))
+    record = run_digits(tmp_path, "autogluon", "45s", dataset=f"folder:{tmp_path / 'cells'}")
+    assert record["status"] == "ok" and record["n_classes"] == "2"
+    predictions = pd.read_csv(next((tmp_path / "out" / "runs").iterdir()) / "predictions.csv")
+    assert len(predictions) == int(record["n_test"])
 
 
 @pytest.mark.slow
