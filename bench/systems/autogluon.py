@@ -348,8 +348,8 @@ class AutoGluonToolkit(Toolkit):
         """MultiModalPredictor for image classification, scored by accuracy."""
         from autogluon.multimodal import MultiModalPredictor
 
-        return MultiModalPredictor(label=LABEL, problem_type=problem_type(n_classes), eval_metric="accuracy", path=str(path),
-                                   presets=presets, verbosity=2)
+        return MultiModalPredictor(label=LABEL, problem_type=problem_type(n_classes), eval_metric="accuracy",
+                                   path=str(path), presets=presets, verbosity=2)
 
     @contextlib.contextmanager
     def search_space(self, search: bool) -> Iterator[dict[str, Any]]:
