@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.datasets.base import DatasetError
+
 # Where prepared arrays live unless BENCH_CACHE_DIR says otherwise.
 DEFAULT_CACHE_DIR = Path("~/.cache/bench")
 # Bumped whenever what an adapter stores changes, so older entries are never read as current.
@@ -43,6 +45,26 @@ ABANDONED_AFTER_S = 24 * 3600
 
 # Set to 1 in a process's environment, every entry it asks for is decoded again and replaces the stored one.
 REFRESH_ENV = "BENCH_CACHE_REFRESH"
+# Set by the harness in the environment of a worker whose interpreter is not the harness's (a system with an
+# environment of its own): the decoder whose pixels that worker reads. Pillow versions resize differently, so a
+# worker decoding for itself would train and test on other pixels than the rest of the suite.
+DECODER_ENV = "BENCH_DECODER"
+
+
+class OtherDecoder(DatasetError):
+    """Pixels of another decoder were asked for and are not in the cache; the message says what to do."""
+
+
+def decoder() -> str:
+    """The library this process decodes and resizes images with, and its version."""
+    import PIL
+
+    return f"Pillow {PIL.__version__}"
+
+
+def wanted_decoder() -> str:
+    """Whose pixels this process reads: the harness's decoder where it names one (DECODER_ENV), else its own."""
+    return os.environ.get(DECODER_ENV) or decoder()
 
 
 class DamagedEntry(Exception):
@@ -59,8 +81,8 @@ def _digest(obj: Any) -> str:
 
 
 def entry_path(adapter: str, source: Path, options: Mapping[str, Any], fingerprint: str) -> Path:
-    """The cache folder for these arrays: '<adapter>-<which source+options>-<source state>'."""
-    which = _digest([FORMAT_VERSION, adapter, str(source.resolve()), dict(options)])[:16]
+    """The cache folder for these arrays: '<adapter>-<which source+options+decoder>-<source state>'."""
+    which = _digest([FORMAT_VERSION, adapter, str(source.resolve()), dict(options), wanted_decoder()])[:16]
     state = _digest(fingerprint)[:16]
     return cache_dir() / f"{adapter}-{which}-{state}"
 
@@ -239,6 +261,11 @@ def cached_into(adapter: str, source: Path, fingerprint: str, options: Mapping[s
         found = None
     if found is not None:
         return *found, "hit"
+    if wanted_decoder() != decoder():
+        raise OtherDecoder(f"the pixels of {source} decoded by {wanted_decoder()} are not in the data cache "
+                           f"({cache_dir()}), and this environment decodes with {decoder()}, which resizes "
+                           "differently; the harness prepares them before it starts such a worker: run the system "
+                           "through `python -m bench`")
     try:
         draft = Draft(_start(path))
     except OSError:
@@ -249,6 +276,7 @@ def cached_into(adapter: str, source: Path, fingerprint: str, options: Mapping[s
         if draft.folder is not None:
             shutil.rmtree(draft.folder, ignore_errors=True)
         raise
+    meta = {**meta, "decoder": decoder()}
     if save(path, arrays, meta, draft, replace=refresh):
         try:
             stored = load(path)

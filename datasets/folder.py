@@ -36,14 +36,14 @@ def source_meta(tree: FileTree, files: list[str]) -> dict[str, Any]:
 
 
 def source_info(meta: dict[str, Any], fingerprint: str, canonical: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The info entries fingerprint, format and pixels (and source_sha256) from an entry's source_meta.
+    """The info entries fingerprint, format and pixels (and source_sha256 and decoder) from an entry's metadata.
 
     canonical: the formats the data set's originals come in (lossless), reported as 'canonical' pixels.
     """
     encoding = Encoding.from_meta(meta["encoding"])
     pixels = encoding.pixels(canonical, meta.get("converted"))
     return {**provenance(fingerprint, encoding.describe_format(meta["container"]), pixels),
-            "source_sha256": meta["source_sha256"]}
+            "source_sha256": meta["source_sha256"], "decoder": meta.get("decoder", "")}
 
 
 def left_out_info(tree: FileTree) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,11 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
         rundir.write_atomic(record_path, record.to_json())
         return record
     env.update(worker_env)
+    if python != sys.executable:
+        failed = _prepare_pixels(spec, limits, env)
+        if failed is not None:
+            rundir.write_atomic(record_path, failed.to_json())
+            return failed
     if environments.under_ray():
         env[RAY_NODE_ENV] = "1"
     t0 = time.monotonic()
@@ -121,6 +127,22 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
     rundir.write_atomic(record_path, record.to_json())
     result_path.unlink(missing_ok=True)
     return record
+
+
+def _prepare_pixels(spec: RunSpec, limits: Limits, env: dict[str, str]) -> RunRecord | None:
+    """For a worker in another environment: its data set decoded here first (a child of this interpreter, under
+    the run's limits) and the worker told to read those pixels, not decode its own: another Pillow resizes
+    differently, and every system of a suite must see the same pixels. A failed record when it cannot be."""
+    from bench.datasets.cache import DECODER_ENV, REFRESH_ENV, decoder
+    from bench.run.data_check import check
+
+    prepared = check(spec.dataset, spec.timeout_s, limits, refresh=env.get(REFRESH_ENV) == "1")
+    if not prepared.ok:
+        return record_for(spec, "failed", error=f"the data set could not be prepared: {prepared.error}",
+                          max_rss_mb=limits.max_rss_mb)
+    env[DECODER_ENV] = decoder()
+    env.pop(REFRESH_ENV, None)  # decoded again just now, where asked
+    return None
 
 
 def harness_env() -> dict[str, str]:

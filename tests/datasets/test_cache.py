@@ -251,7 +251,7 @@ def test_a_drafted_array_is_stored_in_place_and_others_beside_it(tmp_path: Path,
         return {"x": x, "y": np.arange(4)}, {"n": 4}
 
     arrays, meta, hit = cache.cached_into("folder", tmp_path, "state", {}, build)
-    assert hit == "miss" and meta == {"n": 4}
+    assert hit == "miss" and meta == {"n": 4, "decoder": cache.decoder()}
     assert isinstance(made["x"], np.memmap) and not Path(made["x"].filename).exists()  # renamed into the entry
     [entry] = entries(cache_dir, "folder")
     assert sorted(p.name for p in entry.iterdir()) == [cache.META_FILE, "x.npy", "y.npy"]
@@ -285,3 +285,23 @@ def test_an_unwritable_cache_drafts_in_memory(tmp_path: Path, monkeypatch: pytes
     with pytest.warns(UserWarning, match="could not write the data cache"):
         arrays, _, hit = cache.cached_into("folder", tmp_path, "state", {}, build)
     assert hit == "miss" and not isinstance(arrays["x"], np.memmap) and arrays["x"].tolist() == [7, 7, 7]
+
+
+def test_pixels_of_another_decoder_are_another_entry_and_never_decoded_by_this_one(
+        tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pillow versions resize differently: an entry one decoded is not another's, and a process told to read the
+    # harness's pixels (BENCH_DECODER) reads them or fails in one line, never decodes its own.
+    path = write_zip(tmp_path / "cell_images.zip", malaria_members())
+    monkeypatch.setattr(cache, "decoder", lambda: "Pillow 1.0")
+    first = Malaria(path=str(path)).load()
+    assert first.info["decoder"] == "Pillow 1.0" and first.info["cache"] == "miss"
+    monkeypatch.setattr(cache, "decoder", lambda: "Pillow 2.0")
+    assert Malaria(path=str(path)).load().info["cache"] == "miss"  # not the other decoder's entry
+    assert len(entries(cache_dir, "malaria")) == 2
+    monkeypatch.setenv(cache.DECODER_ENV, "Pillow 1.0")
+    read = Malaria(path=str(path)).load()
+    assert (read.info["cache"], read.info["decoder"]) == ("hit", "Pillow 1.0")
+    monkeypatch.setenv(cache.DECODER_ENV, "Pillow 3.0")
+    with pytest.raises(cache.OtherDecoder, match=r"decoded by Pillow 3\.0 are not in the data cache.*Pillow 2\.0"):
+        Malaria(path=str(path)).load()
+    assert len(entries(cache_dir, "malaria")) == 2
