@@ -1,6 +1,7 @@
 """The harness's precision policy holds for a whole run, through the session resets libraries make."""
 
 import keras
+import pytest
 
 from bench.baselines.keras_support import set_precision
 
@@ -9,6 +10,7 @@ def computes_in_bfloat16() -> bool:
     return keras.mixed_precision.global_policy().compute_dtype == "bfloat16"
 
 
+@pytest.mark.slow
 def test_the_policy_survives_clear_session_as_keras_tuner_and_autokeras_call_it() -> None:
     try:
         set_precision("mixed_bfloat16")

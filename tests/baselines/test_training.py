@@ -14,6 +14,7 @@ from bench.baselines import generic
 from bench.baselines.training import HISTORY_COLUMNS, Batches, Schedule, probe_step_seconds, train
 
 
+@pytest.mark.slow
 def test_train_writes_history_with_monotone_fit_time(digits_like, tmp_path: Path) -> None:
     x, y = digits_like
     recipe = generic.recipe().with_overrides(epochs=3, batch_size=32)
@@ -36,6 +37,7 @@ def test_train_rejects_float_images(digits_like) -> None:
         train(generic.recipe(), x.astype(np.float32), y, 3)
 
 
+@pytest.mark.slow
 def test_train_stops_at_the_deadline_and_shrinks_the_schedule(digits_like, tmp_path: Path) -> None:
     x, y = digits_like
     recipe = generic.recipe().with_overrides(epochs=10_000, batch_size=16)
@@ -49,6 +51,7 @@ def test_train_stops_at_the_deadline_and_shrinks_the_schedule(digits_like, tmp_p
     assert trained.epochs_planned < 10_000  # the schedule was re-planned to fit, not just cut
 
 
+@pytest.mark.slow
 def test_a_budget_compresses_the_whole_lr_cycle_and_completes_it(digits_like) -> None:
     x, y = digits_like
     recipe = generic.recipe().with_overrides(epochs=10_000, batch_size=16)
@@ -62,6 +65,7 @@ def test_a_budget_compresses_the_whole_lr_cycle_and_completes_it(digits_like) ->
         recipe.peak_lr * recipe.end_lr_fraction, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_a_budget_longer_than_the_schedule_stretches_it_up_to_the_cap(digits_like, tmp_path: Path) -> None:
     x, y = digits_like
     recipe = generic.recipe().with_overrides(epochs=2, batch_size=16)
@@ -263,6 +267,7 @@ def test_a_recipe_with_an_unknown_tta_average_is_refused_before_training() -> No
         replace(generic.recipe(), tta_average="mean")
 
 
+@pytest.mark.slow
 def test_with_val_fraction_0_it_trains_without_a_validation_slice(digits_like) -> None:
     x, y = digits_like
     recipe = replace(generic.recipe().with_overrides(epochs=2, batch_size=16), val_fraction=0.0, max_scale_up=1.0)
@@ -314,6 +319,7 @@ def _slow_after_probe(monkeypatch: pytest.MonkeyPatch, step_s: float) -> tuple[F
     return clock, replace(base, build=build)
 
 
+@pytest.mark.slow
 def test_an_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_step(
         digits_like, monkeypatch: pytest.MonkeyPatch) -> None:
     """Steps of 100 s, epochs of 6 steps (600 s, beyond any allowed overshoot of a short budget): the deadline
@@ -332,6 +338,7 @@ def test_an_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_step(
     assert proba.shape == (5, 3) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_no_epoch_starts_once_a_validation_pass_ran_past_the_deadline(
         digits_like, monkeypatch: pytest.MonkeyPatch) -> None:
     """An epoch ends before the deadline, its validation pass after it: the re-plan ends the schedule there, the

@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -219,6 +220,7 @@ SLACK_S = 60  # a command's start, its report and the machine's load on top of t
 
 @settings(max_examples=2, deadline=dt.timedelta(seconds=2 * (RUN_LIMIT_S + SLACK_S)),
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@pytest.mark.slow
 @given(hostile.plans)
 def test_generated_hostile_folders_end_in_a_recorded_run_within_the_limits_writing_nothing_outside(plan):
     with tempfile.TemporaryDirectory() as tmp:

@@ -59,6 +59,7 @@ def test_list_shows_datasets_systems_budgets_suites():
         assert word in result.stdout
 
 
+@pytest.mark.slow
 def test_run_records_into_the_table_and_resumes(tmp_path):
     args = ["run", "--dataset", "digits", "--system", "majority", "--budget", "full", "--out", str(tmp_path)]
     first = run_cli(*args)
@@ -226,6 +227,7 @@ def test_seeds_replace_a_suites_seeds_and_change_nothing_else(tmp_path, capsys):
     assert seed0 in lines  # seed 0's run is the same run, so a resumed suite does not run it again
 
 
+@pytest.mark.slow
 def test_run_with_seeds_runs_one_spec_per_seed(tmp_path):
     result = run_cli(*RUN, "--seeds", "3,1", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import accuracy_score
 
 from bench.core.budget import parse_budget
@@ -76,6 +77,7 @@ def test_a_memory_hog_is_killed_and_recorded(tmp_path):
     assert record.peak_rss_mb >= 400
 
 
+@pytest.mark.slow
 def test_suite_goes_on_after_failures_and_resume_skips_finished_runs(tmp_path):
     specs = [spec(tmp_path, "tests.bench.fakes:Raises"), spec(tmp_path, "tests.bench.fakes:Hangs", timeout=2),
              spec(tmp_path, "majority")]
@@ -89,6 +91,7 @@ def test_suite_goes_on_after_failures_and_resume_skips_finished_runs(tmp_path):
                         "majority": "ok"}
 
 
+@pytest.mark.slow
 def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
     calls = tmp_path / "calls.txt"
     suite = tmp_path / "kill.toml"
@@ -202,6 +205,7 @@ def test_a_run_recorded_on_other_data_is_run_again_and_said_so(tmp_path):
     assert len((tmp_path / "calls.txt").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_an_adoptable_record_of_other_data_is_not_adopted(tmp_path):
     data = _image_folder(tmp_path / "images", seed=1)
     out = tmp_path / "out"
@@ -214,6 +218,7 @@ def test_an_adoptable_record_of_other_data_is_not_adopted(tmp_path):
     assert (again.already_done, again.counts["ok"]) == (0, 1)
 
 
+@pytest.mark.slow
 def test_a_run_given_no_memory_cap_runs_under_a_share_of_the_machines_memory(tmp_path):
     import psutil
 

@@ -144,6 +144,7 @@ def test_a_small_model_matches_xlas_own_count() -> None:
     assert counts["ours"] == pytest.approx(counts["xla"], rel=0.01)
 
 
+@pytest.mark.slow
 def test_a_baseline_run_through_the_command_line_records_its_flops(tmp_path) -> None:
     """runs.csv's train_flops is three forward passes of the recipe's network for every image its steps trained
     (the budget probe's included), predict_flops one per test image and view; the report's cost table shows them."""
@@ -178,6 +179,7 @@ def test_a_baseline_run_through_the_command_line_records_its_flops(tmp_path) -> 
     assert "Training FLOPs" in (tmp_path / "REPORT.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_layer_the_counter_cannot_count_is_named_in_the_record_and_metadata_and_the_report_says_at_least(
         tmp_path) -> None:
     from bench.report.runs import Group

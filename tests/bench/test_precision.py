@@ -1,5 +1,6 @@
 """The precision option: what `auto` picks from CPU flags and GPU capabilities, and how the harness applies it."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import pytest
 from bench.core import precision, rundir
 from bench.core.budget import parse_budget
 from bench.core.options import ConfigError
-from bench.run.driver import run_specs
+from bench.run.driver import run_specs, same_arithmetic
 from bench.run.execute import LocalExecutor
+from bench.run.records import record_for
 from bench.run.spec import DatasetRef, RunSpec
 from bench.run.suite import parse_suite
 from tests.bench.fakes import FakeNvml
@@ -85,6 +87,7 @@ def test_precision_is_carried_to_the_worker_but_not_part_of_the_run_id(tmp_path)
     assert RunSpec.from_json(b.to_json()).precision == "mixed_bfloat16"
 
 
+@pytest.mark.slow
 def test_the_harness_sets_the_policy_for_keras_systems_and_records_it(tmp_path):
     s = spec(tmp_path, "tests.bench.fakes:SeesPolicy", "mixed_bfloat16")
     record = LocalExecutor().run(s)
@@ -111,6 +114,7 @@ class Asked(LocalExecutor):
         return iter(())
 
 
+@pytest.mark.slow
 def test_resuming_reruns_a_keras_run_made_in_another_precision_than_asked(tmp_path):
     """The driver's choice of what to run again; a rerun's record of its precision is the test above's."""
     keras_run = "tests.bench.fakes:SeesPolicy"
@@ -125,6 +129,19 @@ def test_resuming_reruns_a_keras_run_made_in_another_precision_than_asked(tmp_pa
     rerun = spec(tmp_path, keras_run, "mixed_bfloat16")
     assert run_specs([rerun, spec(tmp_path, "majority", "mixed_bfloat16")], other, tmp_path).already_done == 1
     assert [(s.run_id, s.precision) for s in other.asked] == [(rerun.run_id, "mixed_bfloat16")]
+
+
+def test_a_recorded_keras_run_is_done_only_in_the_arithmetic_asked(tmp_path):
+    """The driver's rule behind the rerun above, without running: a Keras run's record must match the precision
+    and backend asked (auto takes any); a system without Keras has no arithmetic to match."""
+    keras_run = spec(tmp_path, "tests.bench.fakes:SeesPolicy", "mixed_bfloat16")
+    done = record_for(keras_run, "ok", precision="float32", backend="tensorflow")
+    assert not same_arithmetic(keras_run, done)
+    assert same_arithmetic(dataclasses.replace(keras_run, precision="auto"), done)
+    assert same_arithmetic(keras_run, done.replace(precision="mixed_bfloat16"))
+    assert not same_arithmetic(dataclasses.replace(keras_run, backend="jax"), done.replace(precision="mixed_bfloat16"))
+    majority = spec(tmp_path, "majority", "mixed_bfloat16")
+    assert same_arithmetic(majority, record_for(majority, "ok"))
 
 
 def test_records_from_before_the_option_count_as_float32():

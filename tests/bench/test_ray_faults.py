@@ -110,6 +110,7 @@ def test_a_driver_killed_with_sigkill_resumes_only_what_is_missing(tmp_path):
         assert len(f.read().splitlines()) == 6  # a header and five rows: nothing duplicated, nothing torn
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_remaining_runs_and_leaves_a_whole_table(tmp_path):
     """Ctrl-C: exit 130, no run left running, a table that parses. Resuming from that table under Ray is the
     SIGKILL test's second half (-m slow); the local executor's resume is in the default run (test_execute.py)."""

@@ -92,6 +92,7 @@ def test_every_committed_results_table_reads_with_val_accuracy_held_out():
     assert any(r.system == "autokeras" and r.refit_train_accuracy is not None for r in ladder)
 
 
+@pytest.mark.slow
 def test_a_suite_resumed_into_an_older_results_folder_rewrites_its_rows_with_each_score_in_its_column(tmp_path):
     """`bench run` into a folder whose runs.csv predates refit_train_accuracy: the new run is added, and the older
     Auto-Keras row, rewritten with it, keeps its refit's score under refit_train_accuracy, not val_accuracy."""

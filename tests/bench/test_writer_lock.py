@@ -69,6 +69,7 @@ def test_wait_blocks_until_the_holder_releases(tmp_path):
     assert len(told) == 1 and "first" in told[0]
 
 
+@pytest.mark.slow
 def test_two_drivers_started_together_one_runs_the_suite_the_other_exits_2(tmp_path):
     calls = tmp_path / "calls.txt"
     suite = tmp_path / "two.toml"

@@ -233,6 +233,7 @@ def test_a_class_folder_named_in_bytes_that_are_not_utf8_is_shown_escaped(tmp_pa
     assert predictions.read_text().splitlines()[0].startswith("b,caf\\xe9,")
 
 
+@pytest.mark.slow
 def test_an_image_replaced_under_its_old_size_and_time_is_seen(tmp_path: Path) -> None:
     # cp -p, rsync -a and tar restore a file's modification time; an uncompressed BMP keeps its size.
     root = write_tree(tmp_path / "d", {f"{c}/{i}.bmp": png_bytes(8, 10 * k + i, fmt="BMP")

@@ -183,6 +183,7 @@ def _write_without_flop_columns(out: Path, rows: list) -> None:
         writer.writerows(r.to_row() for r in rows)
 
 
+@pytest.mark.slow
 def test_the_command_reports_runs_older_than_the_counter_as_not_counted(tmp_path: Path):
     """`python -m bench report --out DIR` on a table written before the counter: every FLOP cell says 'not
     counted', and the report says how many runs have none."""

@@ -406,6 +406,7 @@ def test_the_answer_sentence_states_the_ratio_and_the_interval(tmp_path: Path):
     assert 0.5 < -100 * d.high < 6.0 < -100 * d.low < 11.5
 
 
+@pytest.mark.slow
 def test_the_command_puts_the_answer_first(tmp_path: Path):
     """`python -m bench report --out DIR` as a user types it: the sentence opens report.md, before any definition
     or figure."""

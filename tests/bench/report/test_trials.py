@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from bench.report.runs import Group, load_runs
 from bench.report.trials import display, parse_summary, trial_rows
@@ -54,6 +55,7 @@ def test_each_trial_says_what_differs_from_the_others_of_its_system_and_architec
     assert "—" in set(shown["Validation accuracy"])  # the trial without a score says so
 
 
+@pytest.mark.slow
 def test_the_report_shows_every_trial_as_a_figure_and_a_linked_table(tmp_path):
     _results(tmp_path)
     done = subprocess.run([sys.executable, "-m", "bench", "report", "--out", str(tmp_path)], capture_output=True,

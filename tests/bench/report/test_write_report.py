@@ -188,6 +188,7 @@ def test_a_study_without_the_baseline_headlines_what_it_compared(tmp_path: Path)
     assert "no baseline reference" not in head and "| System | Budget |" in head  # what ran, not an empty comparison
 
 
+@pytest.mark.slow
 def test_prices_come_only_from_the_command_line_and_each_configuration_is_one_row(tmp_path: Path):
     write_runs(tmp_path, records())
     main = [sys.executable, "-m", "bench", "report", "--out", str(tmp_path)]

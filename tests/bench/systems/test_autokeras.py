@@ -76,7 +76,7 @@ def test_time_budget_stops_search_within_overshoot_bound(
     """A 20 s budget on the search (the 2019 protocol), each training step "taking" a second: the trial running at
     the deadline stops at its next batch (long before the hard stop's grace), then the refit is timed apart."""
     clock = StepClock(step_s=1.0).install(monkeypatch)
-    result, ctx, rows = run_search("autokeras", "20s", data, tmp_path, budget_scope="search")
+    result, ctx, rows = run_search("autokeras", "20s", data, tmp_path, budget_scope="search", keep_models=True)
     extras = result.extras
     assert 0 <= extras["overshoot_s"] <= clock.step_s  # the step that crossed the deadline, no more
     assert not any(r["error"] for r in rows)  # no trial needed the watchdog
@@ -91,7 +91,7 @@ def test_time_budget_stops_search_within_overshoot_bound(
     right = extras["refit_train_accuracy"] * VALIDATION_IMAGES  # the refit model's score on the split it trained on
     assert extras["predicted_by"] == "refit" and extras["val_accuracy"] is None and right == pytest.approx(round(right))
     assert_valid_probabilities(result, data)
-    assert_no_tuner_files(ctx)
+    assert_no_tuner_files(ctx)  # the exported refit model (keep_models) and trials.csv only
 
 
 @pytest.mark.slow  # 60 s: the total scope's bound is checked in the default run on resnet-tuned and the hybrid
@@ -154,6 +154,7 @@ def test_the_float32_head_keeps_auto_kerass_name_so_the_fair_space_applies() -> 
     assert prefixes == {"image_block_1", head.name, "optimizer", "learning_rate"}
 
 
+@pytest.mark.slow  # a trial budget is counted in the default run on resnet-tuned (test_resnet_tuned.py)
 def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: Path) -> None:
     """t2 runs two trials, no deadline, and keeps only the exported model with keep_models. The model that
     predicts (the refit) trained on Auto-Keras' validation split (18 of 90 images): its score there is
@@ -187,6 +188,7 @@ def test_trial_budget_runs_exactly_that_many_trials(data: ImageData, tmp_path: P
     assert extras["predict_flops"] == forward * len(data.y_test) and extras["flops_uncounted"] == ""
 
 
+@pytest.mark.slow
 def test_budget_smaller_than_one_trial_refits_the_partial_best(
         data: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A 1 s budget, each training step "taking" half a second: the first trial is cut at its second step; that
@@ -224,6 +226,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch, first_trials: list[int]) -> None:
     monkeypatch.setattr(task_specific, "IMAGE_CLASSIFIER", reordered)
 
 
+@pytest.mark.slow
 def test_default_offline_records_the_download_failure(
         data: ImageData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """autokeras-default offline: the pretrained trial fails with its reason, the next one still runs (its

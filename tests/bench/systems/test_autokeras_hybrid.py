@@ -179,7 +179,9 @@ def _assert_clean(result: SystemResult, ctx: FitContext, data: ImageData) -> Non
 
 
 @pytest.mark.parametrize(("dataset", "recipe", "module", "epochs"), [
-    ("toy", "generic", "generic", "EPOCHS"),
+    # Each about 12 s of real training: the scaled network's path is also run (step clock) in the total budget
+    # test below.
+    pytest.param("toy", "generic", "generic", "EPOCHS", marks=pytest.mark.slow),
     # The same path with another recipe's schedule: minutes of training for no line the first case misses.
     pytest.param("cifar10", "cifar10-full", "cifar10", "FULL_EPOCHS", marks=pytest.mark.slow),
     pytest.param("malaria", "malaria-fast", "malaria", "EPOCHS", marks=pytest.mark.slow)])
@@ -272,7 +274,7 @@ def test_a_total_budget_bounds_search_and_training_together(
     """60 s scoped 'total', each training step "taking" half a second: the search stops at its share of the
     budget, the scaled network's schedule is fitted to the rest and ends by the budget's end, and learns."""
     clock = StepClock(step_s=0.5).install(monkeypatch)
-    result, ctx, rows = run_search("autokeras-hybrid", "60s", data, tmp_path, block_types="vanilla")
+    result, ctx, rows = run_search("autokeras-hybrid", "60s", data, tmp_path, keep_models=True, block_types="vanilla")
     _assert_total_budget_kept(result, rows, 60)
     extras = result.extras
     # Each phase ends at most one step past its own end.

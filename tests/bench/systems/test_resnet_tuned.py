@@ -130,6 +130,7 @@ def test_the_refit_ends_at_the_budget_under_total_and_has_no_deadline_under_sear
     assert searched._refit_deadline(times, "0") is None
 
 
+@pytest.mark.slow
 def test_a_fresh_session_between_trials_keeps_the_precision_policy_the_harness_set() -> None:
     import keras
 
@@ -263,6 +264,7 @@ def _assert_total_budget_kept(result: SystemResult, rows: list[dict[str, str]], 
     assert all(int(r["epochs"]) <= int(r["summary"].rsplit("epochs=", 1)[1]) for r in rows)
 
 
+@pytest.mark.slow
 def test_a_total_budget_bounds_search_and_refit_together(small_digits: ImageData, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Scope 'total' over 60 s, each training step "taking" a quarter of a second: the search stops early enough

@@ -15,6 +15,7 @@ from bench.systems.search import TrialTimes
 from tests.bench.systems.searches import StepClock, assert_no_tuner_files, run_search, trial_rows
 
 
+@pytest.mark.slow
 def test_a_fourth_searcher_runs_through_the_harness_and_records_its_trials(tmp_path: Path) -> None:
     spec = RunSpec(DatasetRef("digits", max_train=300), "tests.bench.search_fake:TinyRandomSearch",
                    parse_budget("t2"), 0, out_dir=str(tmp_path))
