@@ -75,7 +75,9 @@ def test_ray_records_what_the_local_executor_records(local_ray, tmp_path: Path) 
         other = b[run_id]
         assert (other.status, other.system, other.accuracy) == (record.status, record.system, record.accuracy)
         assert other.error.split(":")[0] == record.error.split(":")[0], (record.error, other.error)
-        assert folder_names(remote, run_id) == folder_names(local, run_id)
+        # A run stopped at 3 s may or may not have written its metadata by then on a busy machine.
+        optional = {"metadata.json"} if record.status == "timeout" else set()
+        assert folder_names(remote, run_id) - optional == folder_names(local, run_id) - optional
         assert record.node == "" and len(other.node) == 8 and other.attempts == 1
     by_system = {r.system: r for r in b.values()}
     assert by_system["tests.bench.fakes:Raises"].error == "RuntimeError: deliberate failure in fit"
