@@ -119,7 +119,9 @@ def execute(spec: RunSpec) -> RunRecord:
         meta = metadata.collect(packages)
         known = {k: v for k, v in result.extras.items() if k in RECORD_FIELDS}
         # A search over several processes: its workers' compute counts with the run's.
-        this_attempt = {"fit_s": result.fit_s, "cpu_s": result.cpu_s, **gpus.stop().as_fields(),
+        # CPU of the processes a library started for itself (AutoGluon's Ray Tune trials) counts with the run's.
+        cpu_s = result.cpu_s + (result.extras.get("descendants_cpu_s") or 0.0)
+        this_attempt = {"fit_s": result.fit_s, "cpu_s": cpu_s, **gpus.stop().as_fields(),
                         "cpu_energy_j": cpu_energy.stop()}
         compute = whole_compute(attempt.with_earlier(this_attempt), result.extras)
         train_flops, whole_fit_s = known.get("train_flops"), compute.get("fit_s")

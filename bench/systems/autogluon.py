@@ -44,6 +44,7 @@ import numpy as np
 
 from bench.core import rundir
 from bench.core.options import package_version
+from bench.measure.descendants import DescendantsCpu
 from bench.measure.flops import Spent
 from bench.systems.autogluon_budget import FinishGuard, FitClock, FitPlan, bounded_fit
 from bench.systems.autogluon_flops import Tally, TrainingCount, counting_callback, read_counts, trial_path
@@ -156,7 +157,9 @@ class _AutoGluonSystem(System):
         setup = kit.setup(self.options, ctx, native_size=int(x.shape[1]), search=tune is not None)
         self._info = {"presets": self.options.presets, **setup.info}
         guard = plan.guard()
-        with kit.search_space(tune is not None) as space, kit.training_marks(clock, guard, search=tune is not None):
+        # Ray Tune trains each trial in processes of its own, which this process's CPU clock does not see.
+        with DescendantsCpu() as others, kit.search_space(tune is not None) as space, \
+                kit.training_marks(clock, guard, search=tune is not None):
             predictor = kit.predictor(ctx.workdir / "autogluon", self.options.presets, ctx.n_classes)
 
             def run(limit: float | None) -> None:
@@ -166,6 +169,7 @@ class _AutoGluonSystem(System):
 
             bounded_fit(plan, clock, run)
         self._predictor = predictor
+        self._info["descendants_cpu_s"] = others.cpu_s
         self._count = kit.training_count()
         self._info.update(kit.describe(predictor), loop_stopped_for_finish=guard.stopped,
                           validation_pass_s=guard.validation_s, examples_trained=self._count.examples)

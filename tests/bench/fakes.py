@@ -223,3 +223,32 @@ class FillsCheckpoint(_Prior):
     def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
         (ctx.resume.checkpoint_dir / "trial.bin").write_bytes(b"\0" * (64 << 20))
         time.sleep(60)
+
+
+# Burns `seconds` of CPU time (not wall time: a busy machine only makes it take longer), then exits.
+BURN = "import sys, time\nwhile time.process_time() < float(sys.argv[1]):\n    pass\n"
+
+
+class StartsProcesses(_Prior):
+    """Trains in a process of its own, as a library's search does, and reports that process's CPU."""
+
+    name = "starts-processes"
+    description = "burns CPU in a child process, then predicts the prior"
+
+    @dataclass(frozen=True)
+    class Options:
+        seconds: float = 1.0
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        import subprocess
+        import sys
+
+        from bench.measure.descendants import DescendantsCpu
+
+        with DescendantsCpu(poll_s=0.1) as others:
+            subprocess.run([sys.executable, "-c", BURN, str(self.options.seconds)], check=True)
+        self._others_s = others.cpu_s
+        super().fit(x, y, ctx)
+
+    def extras(self) -> dict[str, object]:
+        return {"descendants_cpu_s": self._others_s}
