@@ -34,6 +34,7 @@ def test_an_unset_backend_is_keras_backend_else_tensorflow(monkeypatch):
     assert backend.resolve("") == "jax" and backend.resolve("torch") == "torch"
 
 
+@pytest.mark.slow  # the rule alone: test_precision.py's same_arithmetic test; a real JAX run: test_backend_systems.py
 def test_a_keras_run_computes_with_the_backend_asked_for_and_resuming_with_another_reruns_it(tmp_path, monkeypatch):
     pytest.importorskip("jax")
     monkeypatch.delenv(backend.ENV, raising=False)
