@@ -37,6 +37,7 @@ from bench.systems.autogluon_budget import BudgetOverrun, FinishGuard, FitClock,
 from bench.systems.autogluon_flops import Tally, TrainingCount, read_counts, trial_path
 from bench.systems.base import RAY_NODE_ENV, FitContext
 from bench.systems.search.log import TRIAL_COLUMNS, TrialRow
+from tests.bench.systems.searches import learnt
 from tests.datasets.builders import class_members, write_tree
 
 
@@ -335,6 +336,10 @@ def autogluon_python() -> str:
         pytest.skip(str(exc))
 
 
+# The commonest class's share of the 200 digits test images run_digits asks for (what a constant guess scores).
+DIGITS_MAJORITY = 0.105
+
+
 def run_digits(tmp_path: Path, system: str, budget: str, *options: str, dataset: str = "digits") -> dict[str, str]:
     autogluon_python()
     argv = [sys.executable, "-m", "bench", "run", "--dataset", dataset, "--system", system, "--budget", budget,
@@ -383,7 +388,10 @@ def test_autogluon_takes_two_classes(tmp_path):
 @pytest.mark.slow
 def test_autogluon_hpo_on_digits_writes_its_trials(tmp_path):
     record = run_digits(tmp_path, "autogluon-hpo", "3m")
-    assert int(record["trials"]) >= 1 and float(record["accuracy"]) > 0.2
+    # Above the majority rate beyond chance (a 3-minute search of a dozen short trials can end near 20%).
+    assert int(record["trials"]) >= 1 and learnt(float(record["accuracy"]), 200, DIGITS_MAJORITY)
+    # The trials train in Ray Tune's processes: their CPU counts (the driving process alone used ~10% of fit).
+    assert float(record["cpu_s"]) > 0.5 * float(record["fit_s"])
     trials = table_rows(next((tmp_path / "out" / "runs").iterdir()) / "trials.csv")
     assert trials and all("optim.lr" in json.loads(t["summary"]) for t in trials)
     scored = [t for t in trials if t["val_accuracy"]]  # it trained before it was scored
