@@ -4,7 +4,7 @@ machine."""
 
 from __future__ import annotations
 
-import urllib.request
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -31,15 +31,17 @@ class _Files(Fetchable):
         return sources.search(self.path, (), (self.folder / "data.bin",))
 
     def _source_url(self) -> str:
-        return (self.folder / "source" / "data.bin").as_uri()
+        return self._source().as_uri()
+
+    def _source(self) -> Path:
+        return self.folder / "source" / "data.bin"
 
     def _wanted(self) -> str:
         return "data.bin"
 
     def _fetch(self, where: sources.Search) -> None:
         if self.fetch_works:
-            with urllib.request.urlopen(self._source_url()) as source:
-                (self.folder / "data.bin").write_bytes(source.read())
+            shutil.copyfile(self._source(), self.folder / "data.bin")
 
     def load(self) -> ImageData:
         raise NotImplementedError
