@@ -26,7 +26,7 @@ from bench.core import backend, rundir
 from bench.core.resume import RESUME_DIR
 from bench.run import environments
 from bench.run.records import RunRecord, record_for
-from bench.run.spec import RunSpec
+from bench.run.spec import DatasetRef, RunSpec
 from bench.systems.base import RAY_NODE_ENV
 from bench.systems.search import placement
 from bench.systems.search.processes import MEMORY_POLL_S, tree_rss_mb
@@ -129,17 +129,25 @@ def supervise(spec: RunSpec, limits: Limits | None = None, env: dict[str, str] |
     return record
 
 
+# The data sets (and cache folders) this process has decoded for workers of other environments: once each.
+_PREPARED: set[tuple[DatasetRef, str]] = set()
+
+
 def _prepare_pixels(spec: RunSpec, limits: Limits, env: dict[str, str]) -> RunRecord | None:
     """For a worker in another environment: its data set decoded here first (a child of this interpreter, under
-    the run's limits) and the worker told to read those pixels, not decode its own: another Pillow resizes
-    differently, and every system of a suite must see the same pixels. A failed record when it cannot be."""
-    from bench.datasets.cache import DECODER_ENV, REFRESH_ENV, decoder
+    the run's limits, once per data set) and the worker told to read those pixels, not decode its own: another
+    Pillow resizes differently, and every system of a suite must see the same pixels. A failed record when it
+    cannot be."""
+    from bench.datasets.cache import DECODER_ENV, REFRESH_ENV, cache_dir, decoder
     from bench.run.data_check import check
 
-    prepared = check(spec.dataset, spec.timeout_s, limits, refresh=env.get(REFRESH_ENV) == "1")
-    if not prepared.ok:
-        return record_for(spec, "failed", error=f"the data set could not be prepared: {prepared.error}",
-                          max_rss_mb=limits.max_rss_mb)
+    key = (spec.dataset, str(cache_dir()))
+    if key not in _PREPARED:
+        prepared = check(spec.dataset, spec.timeout_s, limits, refresh=env.get(REFRESH_ENV) == "1")
+        if not prepared.ok:
+            return record_for(spec, "failed", error=f"the data set could not be prepared: {prepared.error}",
+                              max_rss_mb=limits.max_rss_mb)
+        _PREPARED.add(key)
     env[DECODER_ENV] = decoder()
     env.pop(REFRESH_ENV, None)  # decoded again just now, where asked
     return None
