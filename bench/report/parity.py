@@ -228,6 +228,17 @@ class Parity:
             return fmt.MISSING
         return f"{fmt.ratio_words(ratio)} the baseline's compute" + (self.beside(s) if beside else "")
 
+    def at_most(self, s: ConfigSummary, whose: str = "the baseline's") -> str:
+        """Parity at the smallest budget run, an upper bound: "at most 0.6x the baseline's compute (...)". In FLOPs
+        a ratio that is itself an upper bound says so once; one that is a lower bound (the AutoML count left layers
+        out) bounds nothing beside it, so the budget is named instead."""
+        f = self.flops_ratio(s) if self.measure == cmp.FLOPS else None
+        if f is None or f.value is None:
+            return f"at most {self.amount(s)}" if f is None else self.not_taken(s)
+        if f.bound == cmp.AT_LEAST:
+            return f"no more than {s.budget}'s training FLOPs (at least {fmt.ratio_words(f.value)} {whose})"
+        return f"at most {fmt.ratio_words(f.value)} {whose} training FLOPs"
+
     def not_taken(self, s: ConfigSummary) -> str:
         """Why a ratio across kinds of hardware was not taken."""
         return f"no ratio: runs on different hardware, and {self.flops_ratio(s).why}"
@@ -306,11 +317,10 @@ class Parity:
             return "no ok run"
         if outcome == "reached":
             s = self.reached
-            amount = self.amount(s)
             verdict = self.states[self.curve.index(s)]
             if s is self.curve[0]:
                 # Nothing smaller was run, so parity may come sooner: an upper bound.
-                return f"at most {amount}: {verdict} at {s.budget}, the smallest budget run"
+                return f"{self.at_most(s)}: {verdict} at {s.budget}, the smallest budget run"
             below = [b.budget for b in self.undetermined if self.curve.index(b) < self.curve.index(s)]
             unsure = f" (undetermined at {', '.join(below)}: it may come sooner)" if below else ""
             note = f"; {n}" if (n := self.flops_note(s)) else ""
@@ -625,6 +635,10 @@ def _match_clause(p: Parity, name: str) -> str:
         s = p.reached
         how = {eqv.EQUIVALENT: "matched", eqv.BETTER: "passed"}.get(p.states[p.curve.index(s)], "matched or passed")
         words, note = _share(p, s)
+        if s is p.curve[0] and p.measure == cmp.FLOPS and p.flops_ratio(s).value is not None:
+            bound = p.at_most(s, "its")
+            at = "" if bound.startswith("no more than") else f", at {s.budget}"
+            return f"{p.system} {how} {name} (within {tol}) with {bound}{at}, its smallest budget"
         if s is p.curve[0]:
             return (f"{p.system} {how} {name} (within {tol}) with at most {words} its {unit}"
                     + (f" ({note})" if note else "") + f", at {s.budget}, its smallest budget")

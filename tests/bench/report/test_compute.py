@@ -233,3 +233,28 @@ def test_the_flops_axis_is_ticked_at_powers_of_ten_in_si_units():
     labels = [ax.xaxis.get_major_formatter()(t, 0) for t in ax.xaxis.get_major_locator()()]
     plt.close(fig)
     assert labels == ["100 GFLOP", "1 TFLOP"]
+
+
+@pytest.mark.parametrize(("base_fields", "automl_fields", "parity_text", "clause"), [
+    ({}, {}, "at most 0.8x the baseline's training FLOPs: not worse at 1m, the smallest budget run",
+     "with at most 0.8x its training FLOPs, at 1m, its smallest budget"),
+    # The baseline's count left layers out: its ratio is an upper bound, as parity at the smallest budget is.
+    ({"flops_uncounted": "Lambda"}, {}, "at most 0.8x the baseline's training FLOPs: not worse at 1m, the smallest "
+     "budget run", "with at most 0.8x its training FLOPs, at 1m, its smallest budget"),
+    # The AutoML count left layers out: its ratio is a lower bound, parity's an upper one; no bound follows.
+    ({}, {"flops_uncounted": "Lambda"}, "no more than 1m's training FLOPs (at least 0.8x the baseline's): not worse "
+     "at 1m, the smallest budget run", "with no more than 1m's training FLOPs (at least 0.8x its), its smallest "
+     "budget"),
+])
+def test_parity_at_the_smallest_budget_in_flops_says_each_bound_once(tmp_path: Path, base_fields, automl_fields,
+                                                                     parity_text, clause):
+    high = {b: tuple(a + 0.08 for a in accs) for b, accs in CLIMB.items()}
+    rows = _baseline(**GPU, **base_fields) + [
+        run("d", "x", "autokeras", budget, seed, accuracy=a, fit_s=FIT[budget], train_flops=FLOPS[budget] * 4,
+            **automl_fields)
+        for budget, accs in high.items() for seed, a in enumerate(accs)]
+    p = analyse(tmp_path, rows)
+    assert p.measure == cmp.FLOPS and p.reached is p.curve[0]
+    assert p.parity_text == parity_text
+    [sentence] = parity.answer_sentences([p])
+    assert clause in sentence and "at most at" not in sentence
