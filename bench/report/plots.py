@@ -215,14 +215,22 @@ def accuracy_vs_compute(
     group: Group, runs: pd.DataFrame, folder: Path, colors: dict[str, Look], classes: dict[str, str]
 ) -> Figure | str:
     """Every ok run's accuracy against its fit time (log axis), with the Pareto front marked; the floor (a
-    constant predictor, no compute to speak of) is a horizontal reference line, not a point decades to the left."""
-    ok = runs[(runs["status"] == "ok") & (runs["fit_s"] > 0)].dropna(subset=["accuracy", "fit_s"])
-    floor = ok[ok["system"].map(classes) == "floor"]
+    constant predictor, no compute to speak of) is a horizontal reference line, not a point decades to the left.
+    Runs from several kinds of hardware are placed by their training FLOPs instead (seconds on different machines
+    do not compare, and a front across them would mix machines), those without a count left out and said so."""
+    kinds = cmp.hardware_kinds(runs)
+    column, x = ("train_flops", "training FLOPs") if len(kinds) > 1 else ("fit_s", "fit time")
+    ok = runs[runs["status"] == "ok"].dropna(subset=["accuracy", column])
+    ok = ok[ok[column].astype(float) > 0]
+    floor = runs[(runs["status"] == "ok") & (runs["system"].map(classes) == "floor")].dropna(subset=["accuracy"])
     ok = ok[ok["system"].map(classes) != "floor"]
     if ok.empty:
+        if len(kinds) > 1:
+            return (f"accuracy against compute: the runs come from {len(kinds)} kinds of hardware, whose seconds do "
+                    "not compare, and none (besides the floor) has a training FLOP count")
         return "accuracy against compute: no ok run (besides the floor) with a recorded fit time"
-    x = "fit time"
-    ok = _percent(ok).assign(**{x: ok["fit_s"].astype(float)})
+    left_out = int((runs["status"] == "ok").sum()) - len(ok) - len(floor)
+    ok = _percent(ok).assign(**{x: ok[column].astype(float)})
     fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
     shown = {s: colors[s] for s in ok["system"].unique()}
     sns.scatterplot(data=ok, x=x, y="accuracy (%)", hue="system", style="system", palette=_hue(shown),
@@ -234,8 +242,16 @@ def accuracy_vs_compute(
     for system, part in floor.groupby("system"):
         level = 100 * float(part["accuracy"].mean())
         ax.axhline(level, color="grey", linestyle=":", linewidth=1.2, label=_floor_label(system, level, ax))
-    log_time_axis(ax, ok[x].tolist())
-    ax.set_xlabel("fit time per run (log scale)")
+    if column == "fit_s":
+        log_time_axis(ax, ok[x].tolist())
+        ax.set_xlabel("fit time per run (log scale)")
+        against, cheaper, why = "its fit time", "faster", ""
+    else:
+        log_flops_axis(ax, ok[x].tolist())
+        ax.set_xlabel("training FLOPs per run (log scale)")
+        against, cheaper = "its training FLOPs", "cheaper"
+        why = (f" The runs come from {len(kinds)} kinds of hardware, whose seconds do not compare: runs are placed by "
+               "training FLOPs" + (f", and {left_out} ok run(s) without a count are left out." if left_out else "."))
     ax.set_ylabel("test accuracy (%)")
     legend_below(ax)
     ax.set_title(figure_title("accuracy against compute, every run", group, hardware_of(runs)))
@@ -243,8 +259,8 @@ def accuracy_vs_compute(
         fig,
         folder,
         f"{group.slug}_accuracy_vs_compute",
-        f"{group.label}: each run's test accuracy against its fit time; circled runs form the Pareto "
-        f"front (no run is both faster and more accurate); dotted: the floor. No intervals: one point per run.",
+        f"{group.label}: each run's test accuracy against {against}; circled runs form the Pareto front (no run is "
+        f"both {cheaper} and more accurate); dotted: the floor. No intervals: one point per run.{why}",
     )
 
 
@@ -259,6 +275,10 @@ def time_to_accuracy(
             curves.append(curve.assign(system=run.system, budget=str(run.budget), run_id=run.run_id))
     if not curves:
         return f"time to accuracy: no {rundir.HISTORY} or {rundir.TRIALS} among the ok runs' folders"
+    kinds = cmp.hardware_kinds(runs)
+    if len(kinds) > 1:
+        return (f"time to accuracy: the runs come from {len(kinds)} kinds of hardware, and seconds on different "
+                "machines do not compare")
     data = pd.concat(curves, ignore_index=True)
     data = data[data["seconds"] > 0].assign(**{"best validation accuracy (%)": 100 * data["best"]})
     if data.empty:

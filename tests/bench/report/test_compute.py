@@ -155,6 +155,12 @@ def test_several_kinds_of_hardware_take_every_ratio_in_flops_and_say_so(tmp_path
     assert "matched resnet (within 0.5 points) with 1.5x its training FLOPs (4m)" in text
     assert "2.4x" not in text  # the ratio of seconds from two machines is nowhere
     assert "3.0x the training FLOPs for 0.4 points more" in text  # the 2019 form at the best budget, in FLOPs
+    # The other figures: every run placed by its FLOPs, never by seconds from two machines.
+    assert ("each run's test accuracy against its training FLOPs; circled runs form the Pareto front (no run is both "
+            "cheaper and more accurate)") in text
+    assert "The runs come from 2 kinds of hardware, whose seconds do not compare: runs are placed by training FLOPs." \
+        in text
+    assert "against its fit time" not in text
 
 
 def test_several_kinds_of_hardware_without_counts_take_no_ratio_and_say_why(tmp_path: Path):
@@ -171,6 +177,39 @@ def test_several_kinds_of_hardware_without_counts_take_no_ratio_and_say_why(tmp_
             "compute ratio can be taken here: seconds from different machines are not mixed instead.") in text
     assert "2.4x" not in text and "4.8x" not in text
     assert "no compute ratio (runs on different hardware and training FLOPs not counted)" in text
+    assert ("Skipped accuracy against compute: the runs come from 2 kinds of hardware, whose seconds do not compare, "
+            "and none (besides the floor) has a training FLOP count.") in text
+    assert not list((tmp_path / "plots").glob("*_accuracy_vs_compute.png"))
+
+
+def test_one_run_without_a_count_among_several_kinds_of_hardware_is_left_out_of_the_compute_figure_and_said(
+        tmp_path: Path):
+    from bench.report import write_report
+
+    automl = _automl(**GPU)
+    automl[0] = dataclasses.replace(automl[0], train_flops=None)
+    write_runs(tmp_path, _baseline() + automl)
+    write_report(tmp_path)
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "runs are placed by training FLOPs, and 1 ok run(s) without a count are left out." in text
+
+
+@pytest.mark.parametrize("kinds", [1, 2])
+def test_learning_curves_share_a_time_axis_only_on_one_kind_of_hardware(tmp_path: Path, kinds: int):
+    from bench.report import write_report
+
+    rows = _baseline(**(GPU if kinds == 2 else {})) + _automl()
+    write_runs(tmp_path, rows)
+    for r in rows:
+        folder = tmp_path / "runs" / r.run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "history.csv").write_text("epoch,fit_s,val_accuracy\n1,10,0.8\n2,20,0.9\n")
+    write_report(tmp_path)
+    text = (tmp_path / "REPORT.md").read_text()
+    skipped = ("Skipped time to accuracy: the runs come from 2 kinds of hardware, and seconds on different machines "
+               "do not compare.")
+    assert (skipped in text) == (kinds == 2)
+    assert bool(list((tmp_path / "plots").glob("*_time_to_accuracy.png"))) == (kinds == 1)
 
 
 def _write_without_flop_columns(out: Path, rows: list) -> None:
