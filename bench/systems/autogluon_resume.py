@@ -89,8 +89,12 @@ def checkpoint_text(step: int, epoch: int, max_epochs: int | None) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    """The error's name and its message's first sentence (torch's go on for lines of advice)."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    sentence = text[0].split(". ")[0]
+    return f"{type(exc).__name__}: {sentence[:200]}"
 
 
 __all__ = ["COUNT_FILE", "LAST_CHECKPOINT", "PREDICTOR_DIR", "ResumePoint", "checkpoint_text", "resume_point"]

@@ -210,6 +210,33 @@ def test_the_real_toolkit_goes_on_counting_from_the_count_an_earlier_attempt_kep
     assert TrainingCount.from_json((tmp_path / COUNT_FILE).read_text()).examples == 496  # kept for a third
 
 
+@pytest.mark.slow
+def test_the_real_reader_continues_from_a_lightning_checkpoint_and_refuses_a_truncated_one(tmp_path: Path) -> None:
+    """torch reads what Lightning wrote (its loop position, its Timer's seconds); a last.ckpt cut short by a death
+    mid-write gives the one line that starts the training again."""
+    python = autogluon_python()
+    script = ("import sys, torch\n"
+              "from pathlib import Path\n"
+              "from bench.systems.autogluon import AutoGluonToolkit\n"
+              "from bench.systems.autogluon_resume import resume_point\n"
+              "whole, cut = Path(sys.argv[1]), Path(sys.argv[2])\n"
+              "whole.mkdir(); cut.mkdir()\n"
+              "state = {'epoch': 2, 'global_step': 9, 'state_dict': {'w': torch.ones(256, 256)},\n"
+              "         'callbacks': {'Timer': {'time_elapsed': {'train': 41.5, 'validate': 3.0}}}}\n"
+              "torch.save(state, whole / 'last.ckpt')\n"
+              "data = (whole / 'last.ckpt').read_bytes()\n"
+              "(cut / 'last.ckpt').write_bytes(data[: len(data) // 2])\n"
+              "kit = AutoGluonToolkit()\n"
+              "print(resume_point(whole, kit.read_checkpoint, 1).line())\n"
+              "print(resume_point(cut, kit.read_checkpoint, 1).line())\n")
+    done = subprocess.run([python, "-P", "-c", script, str(tmp_path / "whole"), str(tmp_path / "cut")],
+                          capture_output=True, text=True, timeout=300)
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 2, done.stderr[-2000:]
+    assert lines[0] == "autogluon: continuing its training from last.ckpt at step 9 (epoch 3), 42 s of training in it"
+    assert lines[1].startswith("autogluon: starting its training again: its last.ckpt could not be read (")
+
+
 # --- a real run, killed mid-fit and continued by the same command -------------------------------------------
 def _carried(out: Path) -> str:
     found = list((out / "runs").glob(f"*/{RESUME_DIR}/{ATTEMPT}"))
