@@ -194,7 +194,8 @@ def watch(proc: subprocess.Popen, limits: Limits, timeout_s: float | None, what:
         rss = tree_rss_mb(proc.pid)
         watch.peak_rss_mb = max(watch.peak_rss_mb, rss)
         if work is not None and now >= next_disk:
-            # A search that can continue after its process died keeps its tuner's project in resume/, not work/.
+            # A system that can continue after its process died keeps its checkpoint in resume/, not work/ (a
+            # search its tuner's project, autogluon its predictor's folder).
             scratch = rundir.folder_mb(work) + rundir.folder_mb(work.parent / RESUME_DIR)
             watch.peak_disk_mb = max(watch.peak_disk_mb, scratch)
             next_disk = now + DISK_POLL_S

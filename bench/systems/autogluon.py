@@ -22,6 +22,9 @@ AutoGluon 1.6.3 pins pandas, Pillow and Ray below this project's); their worker 
   the Ray executor that would be a second Ray on the node, so such a run fails saying so.
 - FLOPs (autogluon_flops.py): the examples each training batch held (every trial's, in a search) times three
   forward passes of the model, one forward pass per test image predicted.
+- After its process died (autogluon_resume.py), `autogluon` continues its training from the last.ckpt its
+  predictor's folder, kept in the run's resume folder, holds; `autogluon-hpo` starts again (AutoGluon cannot
+  resume a search).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -43,11 +46,20 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.core import rundir
+from bench.core.budget import Budget
 from bench.core.options import package_version
 from bench.measure.descendants import DescendantsCpu
 from bench.measure.flops import Spent
 from bench.systems.autogluon_budget import FinishGuard, FitClock, FitPlan, bounded_fit
 from bench.systems.autogluon_flops import Tally, TrainingCount, counting_callback, read_counts, trial_path
+from bench.systems.autogluon_resume import (
+    COUNT_FILE,
+    LAST_CHECKPOINT,
+    PREDICTOR_DIR,
+    ResumePoint,
+    checkpoint_text,
+    resume_point,
+)
 from bench.systems.base import RAY_NODE_ENV, FitContext, System
 from bench.systems.budget_options import check_budget_scope
 from bench.systems.search.budget import budget_deadline
@@ -85,6 +97,8 @@ class _AutoGluonSystem(System):
     role: ClassVar[str] = "automl"
     library: ClassVar[str] = "autogluon"
     environment: ClassVar[str] = "autogluon"
+    # Whether a run whose process died continues its training from AutoGluon's last checkpoint (autogluon_resume.py).
+    continues: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Options:
@@ -145,26 +159,50 @@ class _AutoGluonSystem(System):
         return None
 
     # --- the run ------------------------------------------------------------------------------------
+    def resumes(self, budget: Budget) -> bool:
+        """Whether a run continues its training from AutoGluon's last checkpoint after its process died."""
+        return self.continues
+
+    def _carrying(self, ctx: FitContext) -> bool:
+        return ctx.resume is not None and self.resumes(ctx.budget)
+
     def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
-        """Writes the images, builds the backbone's checkpoint folder, fits the predictor under the budget."""
+        """Writes the images, builds the backbone's checkpoint folder, fits the predictor under the budget; a run
+        that can continue keeps the predictor's folder in its resume folder and continues from its last.ckpt."""
         t0 = time.monotonic()  # fit's clock includes importing AutoGluon and writing the images
-        self._clock = clock = FitClock(t0)
+        carrying = self._carrying(ctx)
+        # A continued fit's clock runs on from the earlier attempts' (search_s + refit_s stays the record's fit_s).
+        self._clock = clock = FitClock(t0 - (ctx.resume.before.fit_s if carrying else 0.0))
         self._plan = plan = self.plan(ctx, t0)
         self._workdir, self._n_classes = ctx.workdir, ctx.n_classes
         self._kit = kit = self.toolkit()
+        folder = (ctx.resume.checkpoint_dir if carrying else ctx.workdir) / PREDICTOR_DIR
+        point = ResumePoint()
+        if carrying:
+            # Every attempt's batches count (those a death undid and the next attempt trained again included), as
+            # fit_s bills every attempt's time.
+            kit.keep(ctx.resume.checkpoint_dir / COUNT_FILE, ctx.resume.checkpointed)
+            point = resume_point(folder, kit.read_checkpoint, ctx.resume.before.attempts)
+            if point.line():
+                logger.info("%s", point.line())
+            if point.checkpoint is None:
+                shutil.rmtree(folder, ignore_errors=True)  # AutoGluon refuses a folder holding files
         train = write_images(x, ctx.workdir / "images" / "train", y)
         tune = self.tune_kwargs(ctx)
         setup = kit.setup(self.options, ctx, native_size=int(x.shape[1]), search=tune is not None)
         self._info = {"presets": self.options.presets, **setup.info}
+        if point.checkpoint is not None:
+            self._info.update(continued_from_step=point.step, carried_train_s=point.trained_s)
         guard = plan.guard()
         # Ray Tune trains each trial in processes of its own, which this process's CPU clock does not see.
         with DescendantsCpu() as others, kit.search_space(tune is not None) as space, \
                 kit.training_marks(clock, guard, search=tune is not None):
-            predictor = kit.predictor(ctx.workdir / "autogluon", self.options.presets, ctx.n_classes)
+            predictor = kit.predictor(folder, self.options.presets, ctx.n_classes, resume_from=point.checkpoint)
 
             def run(limit: float | None) -> None:
-                self._info["time_limit_s"] = limit
-                predictor.fit(train, time_limit=limit, hyperparameters={**setup.hyperparameters, **space},
+                given = point.time_limit(limit)
+                self._info["time_limit_s"] = given
+                predictor.fit(train, time_limit=given, hyperparameters={**setup.hyperparameters, **space},
                               seed=ctx.seed, hyperparameter_tune_kwargs=tune)
 
             bounded_fit(plan, clock, run)
@@ -175,7 +213,7 @@ class _AutoGluonSystem(System):
                           validation_pass_s=guard.validation_s, examples_trained=self._count.examples)
         self.after_fit(kit, ctx)
         if ctx.keep_models:
-            shutil.copytree(ctx.workdir / "autogluon", ctx.run_dir / "autogluon-model", dirs_exist_ok=True)
+            shutil.copytree(folder, ctx.run_dir / "autogluon-model", dirs_exist_ok=True)
 
     def after_fit(self, kit: Toolkit, ctx: FitContext) -> None:
         """What a subclass records once fit returned (the search's trials)."""
@@ -212,6 +250,7 @@ class AutoGluon(_AutoGluonSystem):
     name: ClassVar[str] = "autogluon"
     description: ClassVar[str] = ("AutoGluon MultiModalPredictor (timm backbone, default presets), random init "
                                   "from a local checkpoint, native image size, offline")
+    continues: ClassVar[bool] = True
 
 
 class AutoGluonHPO(_AutoGluonSystem):
@@ -220,6 +259,10 @@ class AutoGluonHPO(_AutoGluonSystem):
     name: ClassVar[str] = "autogluon-hpo"
     description: ClassVar[str] = ("AutoGluon MultiModalPredictor with its Ray Tune search (bayes searcher, ASHA "
                                   "scheduler, its default space), trials bounded by the budget")
+    # Starts again after its process died: AutoGluon refuses to resume a fit with hyperparameter_tune_kwargs (its
+    # learner asserts "You can not resume training with HPO"), and its search (autogluon.core.hpo.ray_hpo.run)
+    # builds a new Ray Tune experiment on every fit, with no way to restore one that was interrupted.
+    continues: ClassVar[bool] = False
 
     @dataclass(frozen=True)
     class Options(_AutoGluonSystem.Options):
@@ -292,8 +335,17 @@ class Toolkit:
         """Makes the backbone's checkpoint folder; returns the fixed hyperparameters and what to record."""
         raise NotImplementedError
 
-    def predictor(self, path: Path, presets: str, n_classes: int) -> Any:
-        """A MultiModalPredictor for `n_classes` classes saving under `path`."""
+    def predictor(self, path: Path, presets: str, n_classes: int, resume_from: Path | None = None) -> Any:
+        """A MultiModalPredictor for `n_classes` classes saving under `path`; with resume_from (a last.ckpt in
+        `path`), its fit continues that training."""
+        raise NotImplementedError
+
+    def keep(self, count: Path, on_checkpoint: Callable[[str], None]) -> None:
+        """A single fit that can continue after its process died: its training count is kept in the file `count`
+        (read back when it exists), and on_checkpoint hears what each last.ckpt saved holds."""
+
+    def read_checkpoint(self, path: Path) -> Mapping[str, Any]:
+        """A Lightning checkpoint's contents (raises when the file cannot be read)."""
         raise NotImplementedError
 
     @contextlib.contextmanager
@@ -329,6 +381,7 @@ class AutoGluonToolkit(Toolkit):
         self._analysis: Any = None
         self._search_wall_t0 = 0.0
         self._tally = Tally()  # a single fit's training, counted in this process
+        self._on_checkpoint: Callable[[str], None] | None = None  # hears each last.ckpt a single fit saves
         self._counts: Path | None = None  # a search's trials' counts
         self._chosen: str | None = None  # the trial AutoGluon built the predicting model from
 
@@ -348,12 +401,32 @@ class AutoGluonToolkit(Toolkit):
                 "weights_sha256": checkpoint.sha256, "image_size_asked": size, "native_size": native_size}
         return Setup(hyperparameters, info)
 
-    def predictor(self, path: Path, presets: str, n_classes: int) -> Any:
-        """MultiModalPredictor for image classification, scored by accuracy."""
+    def predictor(self, path: Path, presets: str, n_classes: int, resume_from: Path | None = None) -> Any:
+        """MultiModalPredictor for image classification, scored by accuracy; with resume_from, its learner is
+        told to continue from that checkpoint as MultiModalPredictor.load(path, resume=True) tells it (load itself
+        needs files AutoGluon writes only once a training loop ended: autogluon_resume.py)."""
         from autogluon.multimodal import MultiModalPredictor
 
-        return MultiModalPredictor(label=LABEL, problem_type=problem_type(n_classes), eval_metric="accuracy",
-                                   path=str(path), presets=presets, verbosity=2)
+        predictor = MultiModalPredictor(label=LABEL, problem_type=problem_type(n_classes), eval_metric="accuracy",
+                                        path=str(path), presets=presets, verbosity=2)
+        if resume_from is not None:
+            learner = predictor._learner
+            if not (hasattr(learner, "_resume") and hasattr(learner, "_ckpt_path")):
+                raise RuntimeError(f"this AutoGluon's learner ({type(learner).__name__}) has no _resume and "
+                                   "_ckpt_path to continue a training with; the versions verified are in README.md")
+            learner._resume, learner._ckpt_path = True, str(resume_from)
+        return predictor
+
+    def keep(self, count: Path, on_checkpoint: Callable[[str], None]) -> None:
+        """The count in `count` (rewritten after every batch), each last.ckpt saved told to on_checkpoint."""
+        self._tally = Tally(count)
+        self._on_checkpoint = on_checkpoint
+
+    def read_checkpoint(self, path: Path) -> Mapping[str, Any]:
+        """The checkpoint's contents, on the CPU; tensors and plain types only (it loads as Lightning loads it)."""
+        import torch
+
+        return dict(torch.load(path, map_location="cpu", weights_only=True))
 
     @contextlib.contextmanager
     def search_space(self, search: bool) -> Iterator[dict[str, Any]]:
@@ -391,7 +464,8 @@ class AutoGluonToolkit(Toolkit):
         """Wraps Lightning's Trainer.fit (one fit's training loop, which then also hears `guard`) or AutoGluon's
         Ray Tune run (a search, whose trials run in Ray's processes); counts what a single fit trains."""
         if not search:
-            with _fits_with(lambda: [_guard_callback(guard), counting_callback(self._tally)], clock.loop):
+            with _fits_with(lambda: [_guard_callback(guard), counting_callback(self._tally)], clock.loop), \
+                    _saves_told(self._on_checkpoint), _checkpoints_load_under_lightning_2_6():
                 yield
             return
         from autogluon.core.hpo import ray_hpo
@@ -509,6 +583,55 @@ def _fits_with(callbacks: Callable[[], list[Any]],
         yield
     finally:
         pl.Trainer.fit = fit
+
+
+@contextlib.contextmanager
+def _saves_told(on_checkpoint: Callable[[str], None] | None) -> Iterator[None]:
+    """While inside, on_checkpoint hears what each last.ckpt holds once Lightning has written it (not before:
+    attempt.json then never names a checkpoint that is not on disk)."""
+    if on_checkpoint is None:
+        yield
+        return
+    import lightning.pytorch as pl
+
+    save = pl.Trainer.save_checkpoint
+
+    def told(trainer: Any, filepath: Any, *args: Any, **kwargs: Any) -> Any:
+        result = save(trainer, filepath, *args, **kwargs)
+        if os.path.basename(str(filepath)) == LAST_CHECKPOINT:
+            on_checkpoint(checkpoint_text(trainer.global_step, trainer.current_epoch, trainer.max_epochs))
+        return result
+
+    pl.Trainer.save_checkpoint = told
+    try:
+        yield
+    finally:
+        pl.Trainer.save_checkpoint = save
+
+
+@contextlib.contextmanager
+def _checkpoints_load_under_lightning_2_6() -> Iterator[None]:
+    """While inside, AutoGluon's checkpoint plugin takes the `weights_only` Lightning 2.6 passes when a fit
+    continues from a checkpoint: AutoGluon 1.6.3's load_checkpoint(path, map_location) refuses it, so its own
+    resume fails with a TypeError. The plugin then loads as it does for AutoGluon's every other load (torch's
+    default); a plugin that takes the keyword is left as it is."""
+    import inspect
+
+    from autogluon.multimodal.utils.checkpoint import AutoMMModelCheckpointIO
+
+    load = AutoMMModelCheckpointIO.load_checkpoint
+    if "weights_only" in inspect.signature(load).parameters:
+        yield
+        return
+
+    def taking(plugin: Any, path: Any, map_location: Any = None, weights_only: bool | None = None) -> Any:
+        return load(plugin, path, map_location=map_location)
+
+    AutoMMModelCheckpointIO.load_checkpoint = taking
+    try:
+        yield
+    finally:
+        AutoMMModelCheckpointIO.load_checkpoint = load
 
 
 def best_among_saved(analysis: Any, experiment_dir: str, chosen: Callable[[Any], None] | None = None) -> Any:

@@ -76,14 +76,23 @@ class FakeToolkit(Toolkit):
         self.count = count or TrainingCount()
         self.clock: Any = None
         self.made: list[FakePredictor] = []
+        self.paths: list[tuple[Path, Path | None]] = []  # each predictor's folder and checkpoint to continue from
+        self.kept: Path | None = None  # where the count is kept across attempts
 
     def setup(self, options: Any, ctx: FitContext, native_size: int, search: bool) -> Setup:
         return Setup({"model.names": ["timm_image"]}, {"backbone": options.backbone, "image_size_asked": native_size})
 
-    def predictor(self, path: Path, presets: str, n_classes: int) -> FakePredictor:
+    def predictor(self, path: Path, presets: str, n_classes: int, resume_from: Path | None = None) -> FakePredictor:
         self.n_classes = n_classes
+        self.paths.append((path, resume_from))
         self.made.append(FakePredictor(self))
         return self.made[-1]
+
+    def keep(self, count: Path, on_checkpoint: Any) -> None:
+        self.kept = count
+
+    def read_checkpoint(self, path: Path) -> dict[str, Any]:
+        return json.loads(path.read_text())  # the fake's checkpoints are JSON: anything else cannot be read
 
     @contextlib.contextmanager
     def training_marks(self, clock: FitClock, guard: FinishGuard, search: bool) -> Iterator[None]:
