@@ -89,6 +89,27 @@ def test_the_layer_rule_catches_an_upward_import(tmp_path: Path) -> None:
                      "bench.datasets.lazy (layer 1) imports bench.systems (layer 3)"]
 
 
+def test_imports_between_test_files(tmp_path: Path) -> None:
+    """Tests share helpers through conftest or a helpers module, never by importing another test file (pytest would
+    collect its tests again wherever the helpers are imported)."""
+
+    def test_modules_imported(path: Path) -> list[str]:
+        names = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names += [a.name for a in node.names]
+        return sorted({n for n in names if n.startswith("tests.") and n.rsplit(".", 1)[-1].startswith("test_")})
+
+    found = {str(path.relative_to(REPO)): hit for path in (REPO / "tests").rglob("*.py")
+             if (hit := test_modules_imported(path))}
+    assert not found, f"test files importing test files (move what they share to a helpers module): {found}"
+    bad = tmp_path / "test_b.py"
+    bad.write_text("from tests.bench.systems.test_autogluon import FakeToolkit\n")
+    assert test_modules_imported(bad) == ["tests.bench.systems.test_autogluon"]
+
+
 def test_a_regular_install_provides_bench_datasets_and_takes_no_other_name(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",

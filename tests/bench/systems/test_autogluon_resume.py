@@ -35,8 +35,8 @@ from bench.systems.autogluon_resume import (
 from bench.systems.base import FitContext
 from bench.systems.search.budget import allowed_overshoot_s
 from tests.bench.drivers import killed_once_ready
+from tests.bench.systems.autogluon_fakes import DIGITS_MAJORITY, FakeToolkit, autogluon_python, faked, tiny
 from tests.bench.systems.searches import learnt
-from tests.bench.systems.test_autogluon import DIGITS_MAJORITY, FakeToolkit, autogluon_python, faked, tiny
 
 KEY = {"run_id": "r1", "data_fingerprint": "abc", "code": "c0", "backend": "", "precision": ""}
 
