@@ -54,6 +54,8 @@ class Spent:
     gpu_energy_j: float | None = None
     cpu_energy_j: float | None = None
     fits: int = 0  # attempts whose fit began (an attempt that died loading its data spent no fit compute)
+    # Fit seconds of attempts a system that cannot continue threw away (fit_s and the rest leave them out).
+    uncounted_fit_s: float = 0.0
 
 
 def add_usage(name: str, earlier: float | None, now: float | None, earlier_fits: int) -> float | None:
@@ -99,7 +101,8 @@ class Attempt:
         if not resumable:
             self.note = (f"starting again: this system cannot continue from its {self.before.attempts} earlier "
                          f"attempt(s), which spent {self.before.fit_s:.0f} s in fit")
-            self.before = Spent(attempts=self.before.attempts)
+            self.before = Spent(attempts=self.before.attempts,
+                                uncounted_fit_s=self.before.uncounted_fit_s + self.before.fit_s)
             shutil.rmtree(self.folder, ignore_errors=True)
             return
         self._carried = self.before.carried
@@ -151,7 +154,8 @@ class Attempt:
         now.update(fit_s=time.monotonic() - self._fit_t0, cpu_s=_cpu_s() - self._cpu_t0)
         total = self.with_earlier(now if self._whole is None else self._whole(now))
         return Spent(before.attempts + 1, total["fit_s"], total["cpu_s"], carried,  # type: ignore[arg-type]
-                     fits=before.fits + 1, **{name: total[name] for name in USAGE})  # type: ignore[misc]
+                     fits=before.fits + 1, uncounted_fit_s=before.uncounted_fit_s,
+                     **{name: total[name] for name in USAGE})  # type: ignore[misc]
 
     def save(self) -> None:
         """Writes attempt.json (atomically: a kill mid-write leaves the previous one)."""

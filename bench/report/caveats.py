@@ -1,5 +1,5 @@
 """What a reader must know to read the answer, said from the runs themselves: how many trials each search ran, the
-hardware in words, the data's size and source, and how many seeds."""
+hardware in words, the data's size and source, how many seeds, and runs whose earlier attempts are not counted."""
 
 from __future__ import annotations
 
@@ -113,9 +113,24 @@ def _seeds(runs: pd.DataFrame) -> str:
     return ""
 
 
+def _started_again(runs: pd.DataFrame) -> str:
+    """Runs a system that cannot continue started again after their process died: their figures leave out the
+    fit time their earlier attempts spent (records.RunRecord.uncounted_fit_s)."""
+    ok = runs[runs["status"] == "ok"]
+    lost = pd.to_numeric(ok.get("uncounted_fit_s", pd.Series(dtype=float)), errors="coerce").fillna(0.0)
+    hit = ok[lost > 0]
+    if hit.empty:
+        return ""
+    which = ", ".join(f"{system} {budget}" for system, budget in sorted(set(zip(hit["system"], hit["budget"],
+                                                                                 strict=True))))
+    return (f"{fmt.plural(len(hit), 'run')} ({which}) started again with the whole budget after the process died "
+            f"(the system cannot continue from where it stopped): the figures leave out the "
+            f"{fmt.duration(float(lost[lost > 0].sum()))} of fit the earlier attempts spent.")
+
+
 def caveats(out_dir: Path, results: list[tuple[Group, pd.DataFrame]], classes: dict[str, str]) -> tuple[str, ...]:
     """The caveats of the whole report: the hardware once, then per group of data its size and source, the
-    trials its searches ran and its seeds."""
+    trials its searches ran, its seeds and the runs whose earlier attempts' compute is not in their figures."""
     metas_of = {group: _metadata(out_dir, part["run_id"]) for group, part in results}
     found: list[str] = []
     if hardware := _hardware([m for metas in metas_of.values() for m in metas]):
@@ -124,5 +139,5 @@ def caveats(out_dir: Path, results: list[tuple[Group, pd.DataFrame]], classes: d
         if not (part["status"] == "ok").any():
             continue
         found.append(" ".join(t for t in (_data(group, part, metas_of[group]), _trials(part, classes),
-                                            _seeds(part)) if t))
+                                            _seeds(part), _started_again(part)) if t))
     return tuple(found)

@@ -88,6 +88,9 @@ class RunRecord:
     # Tries it took: a lost node's run tried again by Ray, or a run whose process died run again (bench.core.resume)
     attempts: int | None = None
     resumed_from: str = ""  # what an earlier attempt left that this one continued from, e.g. 'epoch 3 (...)'
+    # Fit seconds of earlier attempts that fit_s and the other figures leave out: a system that cannot continue
+    # (autogluon-hpo, majority) started again with its whole budget. Empty when every attempt is counted.
+    uncounted_fit_s: float | None = None
     model_path: str = ""  # a kept model left on the node that made it (Ray), as 'node:path'
     # What data the run saw (bench.datasets puts these in ImageData.info), so two results tables can be compared:
     data_fingerprint: str = ""  # 16 hex digits hashing the arrays the run saw (after subsetting), classes, split

@@ -114,7 +114,8 @@ def execute(spec: RunSpec) -> RunRecord:
         with meters:
             result = system.run(data, ctx, meters)
         attempt.stop()
-        common.update(attempts=attempt.before.attempts + 1, resumed_from=attempt.before.carried)
+        common.update(attempts=attempt.before.attempts + 1, resumed_from=attempt.before.carried,
+                      uncounted_fit_s=attempt.before.uncounted_fit_s or None)
         scores = metrics.score(data.y_test, result.probabilities)
         meta = metadata.collect(packages)
         known = {k: v for k, v in result.extras.items() if k in RECORD_FIELDS}

@@ -116,9 +116,14 @@ def test_a_system_that_cannot_continue_starts_again_with_its_whole_budget_and_co
         tmp_path: Path) -> None:
     left_by_a_dead_attempt(tmp_path, Spent(attempts=1, fit_s=45.0, cpu_s=50.0))
     attempt = Attempt(tmp_path, KEY, resumable=False)
-    assert attempt.before == Spent(attempts=1)
+    assert attempt.before == Spent(attempts=1, uncounted_fit_s=45.0)
     assert attempt.deadline(60.0, now=0.0) == 60.0
     assert "cannot continue from its 1 earlier attempt(s), which spent 45 s" in attempt.note
+    # This attempt dies too: the next one knows every attempt thrown away, not only the last.
+    attempt.fit_started()
+    attempt.stop()
+    again = Attempt(tmp_path, KEY, resumable=False)
+    assert again.before.attempts == 2 and again.before.uncounted_fit_s == pytest.approx(45.0, abs=0.5)
 
 
 def test_unreadable_state_starts_again(tmp_path: Path) -> None:
@@ -181,6 +186,43 @@ def test_a_baseline_killed_mid_run_with_its_driver_continues_on_the_same_command
     epochs = [int(line.split(",")[0]) for line in history[1:]]
     assert epochs == list(range(1, len(epochs) + 1)) and len(epochs) > carried
     assert not next((out / "runs").glob("*/")).joinpath(RESUME_DIR).exists()  # nothing left once it ended ok
+
+
+@pytest.mark.slow
+def test_a_system_that_cannot_continue_killed_and_run_again_says_what_its_figures_leave_out(tmp_path: Path) -> None:
+    """The user's command killed once the heartbeat has persisted some fit time, then typed again: the run starts
+    again with its whole budget, its record counts both attempts and the fit time it leaves out, and the report
+    says so."""
+    from tests.conftest import REPO
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--max-train", "100", "--system",
+               "tests.bench.fakes:Sleeps", "--budget", "60s", "--system-option", "seconds=15", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def persisted_fit_s() -> float:
+        found = list((out / "runs").glob(f"*/{RESUME_DIR}/{ATTEMPT}"))
+        try:
+            return float(json.loads(found[0].read_text())["spent"]["fit_s"]) if found else 0.0
+        except (OSError, ValueError, KeyError):
+            return 0.0
+
+    killed_once_ready(command, env, out, lambda: persisted_fit_s() > 5)  # a heartbeat's, not fit's start
+    lost = persisted_fit_s()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with open(out / "runs.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "ok" and row["attempts"] == "2" and row["resumed_from"] == "", row
+    # fit_s is the last attempt's alone (15 s of sleep), the killed one's is set apart.
+    assert float(row["uncounted_fit_s"]) == pytest.approx(lost) and 15 <= float(row["fit_s"]) < 15 + lost - 1
+    log = next((out / "runs").glob("*/log.txt")).read_text()
+    assert f"cannot continue from its 1 earlier attempt(s), which spent {lost:.0f} s in fit" in log
+    assert subprocess.run([sys.executable, "-m", "bench", "report", "--out", str(out)], env=env,
+                          capture_output=True, timeout=300).returncode == 0
+    report = (out / "REPORT.md").read_text()
+    assert ("1 run (tests.bench.fakes:Sleeps 1m) started again with the whole budget after the process died (the "
+            "system cannot continue from where it stopped): the figures leave out the ") in report
 
 
 def test_a_search_log_saved_and_restored_keeps_its_rows_and_times(tmp_path: Path) -> None:

@@ -40,3 +40,18 @@ def test_caveats_name_the_data_its_lossy_source_the_trials_and_a_single_seed(tmp
                            "cifar10-jpeg.zip (lossy")
     assert "Trials per search: autokeras 1-2 trials." in data
     assert "One seed per configuration" in data
+
+
+def test_runs_started_again_name_the_fit_time_their_figures_leave_out(tmp_path: Path):
+    rows = [run("d", "x", "autogluon-hpo", "2m", s, accuracy=0.5, fit_s=120.0,
+                uncounted_fit_s={0: 75.0, 1: None, 2: 30.0}[s]) for s in range(3)]
+    rows += [run("d", "x", "resnet", "2m", s, accuracy=0.9, fit_s=120.0) for s in range(3)]
+    write_runs(tmp_path, rows)
+    runs = load_runs(tmp_path)
+    [found] = caveats(tmp_path, grouped(runs), system_classes(runs, "resnet"))
+    assert found.endswith("2 runs (autogluon-hpo 2m) started again with the whole budget after the process died (the "
+                          "system cannot continue from where it stopped): the figures leave out the 1.8 min of fit "
+                          "the earlier attempts spent.")
+    write_runs(tmp_path / "none", rows[1:2] + rows[3:])
+    runs = load_runs(tmp_path / "none")
+    assert "started again" not in " ".join(caveats(tmp_path / "none", grouped(runs), system_classes(runs, "resnet")))
