@@ -90,8 +90,8 @@ def test_the_layer_rule_catches_an_upward_import(tmp_path: Path) -> None:
 
 
 def test_imports_between_test_files(tmp_path: Path) -> None:
-    """Tests share helpers through conftest or a helpers module, never by importing another test file (pytest would
-    collect its tests again wherever the helpers are imported)."""
+    """Tests share helpers through conftest or a helpers module, never by importing another test file: a test file
+    is no interface, and one that imports another breaks when that one's tests move or change."""
 
     def test_modules_imported(path: Path) -> list[str]:
         names = []
