@@ -163,14 +163,11 @@ class _AutoGluonSystem(System):
         """Whether a run continues its training from AutoGluon's last checkpoint after its process died."""
         return self.continues
 
-    def _carrying(self, ctx: FitContext) -> bool:
-        return ctx.resume is not None and self.resumes(ctx.budget)
-
     def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
         """Writes the images, builds the backbone's checkpoint folder, fits the predictor under the budget; a run
         that can continue keeps the predictor's folder in its resume folder and continues from its last.ckpt."""
         t0 = time.monotonic()  # fit's clock includes importing AutoGluon and writing the images
-        carrying = self._carrying(ctx)
+        carrying = self.continuing(ctx)
         # A continued fit's clock runs on from the earlier attempts' (search_s + refit_s stays the record's fit_s).
         self._clock = clock = FitClock(t0 - (ctx.resume.before.fit_s if carrying else 0.0))
         self._plan = plan = self.plan(ctx, t0)

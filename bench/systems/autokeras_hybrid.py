@@ -151,7 +151,7 @@ class AutoKerasHybrid(AutoKeras):
         self._train_deadline = deadline
         history_path = ctx.run_dir / rundir.HISTORY
         started = time.monotonic()
-        saving = self._carrying(ctx)
+        saving = self.continuing(ctx)
         self._trained = train(recipe, x, y, ctx.n_classes, seed=ctx.seed, deadline=deadline,
                               history_path=history_path,
                               checkpoint_dir=ctx.resume.checkpoint_dir / TRAINING_FOLDER if saving else None,

@@ -134,6 +134,11 @@ class System(ABC):
         a system that cannot starts again."""
         return False
 
+    def continuing(self, ctx: FitContext) -> bool:
+        """Whether this fit keeps what it needs to continue after its process died: the harness resumes the run
+        (ctx.resume) and the system can under its budget (resumes)."""
+        return ctx.resume is not None and self.resumes(ctx.budget)
+
     def budget_scope(self) -> str:
         """What a wall-clock budget bounds: 'total' (all of fit; systems with one phase) or 'search' (a searcher
         whose refit comes after the budget)."""

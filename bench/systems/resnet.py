@@ -116,7 +116,7 @@ class ResNet(System):
         recipe = self.make_recipe(ctx.dataset, ctx.budget.seconds)
         self._predicted = 0  # forward passes predict_proba makes, test-time views included
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
-        saving = ctx.resume is not None and self.resumes(ctx.budget)
+        saving = self.continuing(ctx)
         self._trained = train(recipe, x, y, ctx.n_classes, seed=ctx.seed, deadline=ctx.deadline,
                               history_path=ctx.run_dir / rundir.HISTORY,
                               checkpoint_dir=ctx.resume.checkpoint_dir if saving else None,

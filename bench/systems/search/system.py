@@ -52,17 +52,18 @@ class SearchSystem(System):
         """Whether the search continues from its last finished trial after its process (or its chief) died."""
         return self.carries_over
 
-    def _carrying(self, ctx: FitContext) -> bool:
-        return ctx.resume is not None and ctx.search_worker is None and self.resumes(ctx.budget)
+    def continuing(self, ctx: FitContext) -> bool:
+        """As System.continuing, in the run's own process only (a search's workers keep nothing)."""
+        return ctx.search_worker is None and super().continuing(ctx)
 
     def tuner_dir(self, ctx: FitContext, project_folder: str) -> Path:
         """Where the tuner keeps its project: in the run's resume folder when the search can continue (it then
         outlives a killed process; bench.core.resume removes it when the run ends), else in the run's scratch."""
-        return (ctx.resume.checkpoint_dir if self._carrying(ctx) else ctx.workdir) / project_folder
+        return (ctx.resume.checkpoint_dir if self.continuing(ctx) else ctx.workdir) / project_folder
 
     def overwrite(self, ctx: FitContext) -> bool:
         """The tuner's overwrite: False when it is to reload what an earlier attempt left."""
-        return not self._carrying(ctx)
+        return not self.continuing(ctx)
 
     # --- the search's frame ----------------------------------------------------------------------------
     @contextmanager
@@ -73,7 +74,7 @@ class SearchSystem(System):
         search_workers > 1 this process is the chief of the search's processes (they start with its tuner's
         oracle and are gone on leaving); in one of those workers (ctx.search_worker) the tuner asks the chief's
         oracle."""
-        carrying = self._carrying(ctx)
+        carrying = self.continuing(ctx)
         # A continued search's clock runs on from the earlier attempts' (its rows keep their times).
         start = t0 - (ctx.resume.before.fit_s if carrying else 0.0)
         self._log = log = SearchLog.start(ctx, start, scope or self.options.budget_scope, **fields)
