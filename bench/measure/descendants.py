@@ -1,7 +1,8 @@
-"""CPU seconds of the processes a run's worker starts (a library's own: Ray Tune's trial processes, data loader
-workers), which the worker's own clock (time.process_time) does not see.
+"""What a process tree uses: its memory (tree_rss_mb), and the CPU seconds of the processes a run's worker starts
+(a library's own: Ray Tune's trial processes, data loader workers), which the worker's own clock
+(time.process_time) does not see.
 
-Sampled every POLL_S seconds from /proc through psutil, per process (its own user and system time, not that of
+CPU is sampled every POLL_S seconds from /proc through psutil, per process (its own user and system time, not that of
 its children, which are counted as processes of their own): a process that ends between two samples loses at
 most its last POLL_S of CPU, so the figure is a lower bound that short-lived processes can undershoot.
 """
@@ -15,6 +16,19 @@ import psutil
 # How often the process tree is read: short enough that a trial process's last second or so is all that a
 # sample can miss, long enough that reading a tree of tens of processes costs nothing measurable.
 POLL_S = 1.0
+# How often a process tree's memory is held against its cap: a run's by its supervisor (bench.run.supervise, which
+# looks at the run's clock as often), a search worker's by its Ray task (bench.systems.search.processes).
+MEMORY_POLL_S = 0.5
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, in MiB (0 once it is gone)."""
+    try:
+        parent = psutil.Process(pid)
+        procs = [parent, *parent.children(recursive=True)]
+        return sum(p.memory_info().rss for p in procs) / 2**20
+    except psutil.Error:
+        return 0.0
 
 
 class DescendantsCpu:

@@ -4,9 +4,8 @@ Started by the chief as `python -m bench.run.search_worker PLAN_JSON`: it pins i
 any library sizes a thread pool, sets up Keras as the run's own process does (bench.run.worker.prepare_keras), loads
 the run's data and runs the system's fit with the plan in its FitContext, so the system builds the same tuner
 and the search package gives it a client of the chief's oracle, whose calls say its compute so far (its meters,
-report_meters). Its part ends with WorkerFinished when its trial loop does; it then leaves its GPU and CPU-package
-energy figures in its folder's usage file, which the chief reads once it exited. It writes no record: its trials
-and compute are in the chief's.
+report_meters). Its part ends with WorkerFinished when its trial loop does; its last line says how it ended, which
+the chief records. It writes no record: its trials and compute are in the chief's.
 """
 
 from __future__ import annotations
@@ -21,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core import rundir
-from bench.systems.search.distributed import WorkerFinished, WorkerPlan, machine_id, report_meters
+from bench.systems.search.distributed import DONE, WorkerFinished, WorkerPlan, report_meters
 from bench.systems.search.placement import pin_process
-from bench.systems.search.processes import USAGE_FILE, Unreachable, check_reachable
+from bench.systems.search.processes import Unreachable, check_reachable
 
 
 def run(plan: WorkerPlan) -> str:
@@ -40,7 +38,6 @@ def run(plan: WorkerPlan) -> str:
 
     spec = RunSpec.from_json(plan.spec)
     gpus, cpu_energy = GpuSampler(), CpuEnergyMeter()
-    error = ""
     try:
         system = make_system(spec.system, dict(spec.system_options))
         if system.uses_keras:
@@ -55,18 +52,12 @@ def run(plan: WorkerPlan) -> str:
         report_meters(lambda: {**gpus.so_far().as_fields(), "cpu_energy_j": cpu_energy.so_far()})
         with Meters(gpus, cpu_energy) as meters, meters.window():
             system.fit(data.x_train, data.y_train, ctx)
-        error = "the search ended without this worker's part ending"
     except WorkerFinished:
-        pass
+        return ""
     except BaseException as exc:  # noqa: BLE001 - reported to the chief, which records the search
         traceback.print_exc()
-        error = error_text(exc)
-    finally:
-        usage = gpus.stop()
-        package_j = cpu_energy.stop()
-    rundir.write_json(Path(plan.run_dir) / USAGE_FILE, {**usage.as_fields(), "cpu_energy_j": package_j,
-                                                        "machine": machine_id(), "error": error})
-    return error
+        return error_text(exc)
+    return "the search ended without this worker's part ending"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     error = run(plan)
-    print(f"search {plan.worker}: {error or 'done'}", flush=True)
+    print(f"search {plan.worker}: {error or DONE}", flush=True)  # the chief's record of it: last_words
     return 1 if error else 0
 
 

@@ -24,12 +24,12 @@ import psutil
 
 from bench.core import backend, rundir
 from bench.core.resume import RESUME_DIR
+from bench.measure.descendants import MEMORY_POLL_S, tree_rss_mb
 from bench.run import environments
 from bench.run.records import RunRecord, record_for
 from bench.run.spec import DatasetRef, RunSpec
 from bench.systems.base import RAY_NODE_ENV
 from bench.systems.search import placement
-from bench.systems.search.processes import MEMORY_POLL_S, tree_rss_mb
 
 DISK_POLL_S = 5.0  # scratch-folder size is costlier to read, so less often
 LOG_TAIL_LINES = 40  # lines of a crashed run's log searched for its last error

@@ -84,7 +84,7 @@ class AutoKerasTrials(KerasFitTrials):
         if log.deadline is not None and log.scope == "total":
             refit_end = refit_stop_at(log.deadline, log.overshoot_allowed_s,
                                       log.refit_estimate(str(best.trial_id), 1))
-        refit_stop = deadline_callback(refit_end, clock=time.monotonic)
+        refit_stop = deadline_callback(refit_end)
         kwargs["callbacks"] = [refit_stop]
         kwargs["epochs"] = epochs
         self.hypermodel.set_fit_args(0, epochs=epochs)

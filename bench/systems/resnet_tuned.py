@@ -52,7 +52,7 @@ PROJECT_FOLDER = "keras-tuner"
 VERBOSE = 1
 # Share of the allowed overshoot the refit may run past the budget's end when the search ended too late for one
 # epoch: all of it, as `resnet` gets its deadline; train() checks it after every step and nothing follows the
-# refit but predicting (a Keras fit cut at its next batch keeps a margin: search.refit.REFIT_GRACE_SHARE).
+# refit but predicting (a Keras fit cut at its next batch keeps a margin: search.budget.REFIT_GRACE_SHARE).
 RECIPE_REFIT_GRACE_SHARE = 1.0
 
 
@@ -102,7 +102,8 @@ class RecipeTrials(BudgetedTuner):
             else:
                 outcome.error = rundir.error_text(exc)
             raise kt.errors.FailedTrialError(outcome.error) from exc
-        self.times.note(trial.trial_id, time.monotonic() - t0, trained.history)
+        epochs_s = np.diff(trained.history["fit_s"].to_numpy(dtype=float), prepend=0.0)  # fit_s is cumulative
+        self.times.note(trial.trial_id, time.monotonic() - t0, list(epochs_s))
         outcome.spent = Spent.of(trained.model, trained.examples_trained)
         outcome.epochs = len(trained.history)
         # A schedule the deadline compressed (or cut) is not the rung's: marked, still scored.

@@ -1,11 +1,11 @@
 """A budgeted KerasTuner search, shared by every searcher (autokeras, autokeras-hybrid, resnet-tuned).
 
-    budget.py       deadline, allowed overshoot, max_trials, and TrialTimes: the one model predicting a trial or refit
+    budget.py       deadline, allowed overshoot, max_trials, when a refit stops, and TrialTimes: the one model
+                    predicting a trial or refit
     log.py          SearchLog (deadlines, refit reserve, trial rows) and trials.csv
     oracle.py       the budget in the oracle: STOPPED at the deadline, each trial's row as it ends
     stop.py         stopping at the next batch (deadline_callback) or inside one (HardStop)
     tuner.py        BudgetedTuner / KerasFitTrials: mixins putting any keras_tuner tuner class under a SearchLog
-    refit.py        when a refit under scope 'total' stops
     system.py       SearchSystem: the System frame (log per fit, trials.csv and cleanup, extras)
     distributed.py  one search over several processes: the chief serves its oracle, workers ask it
     processes.py    the workers' processes, local or Ray tasks
@@ -21,13 +21,14 @@ from bench.systems.search.budget import (
     HARD_STOP_SHARE,
     OVERSHOOT_ALLOWED_MIN_S,
     OVERSHOOT_ALLOWED_SHARE,
+    REFIT_GRACE_SHARE,
     REFIT_SAFETY,
     TIME_ONLY_MAX_TRIALS,
     TrialTimes,
     max_trials,
+    refit_stop_at,
 )
 from bench.systems.search.log import TRIAL_COLUMNS, NoCompletedTrial, SearchLog, TrialRow, write_trials_csv
-from bench.systems.search.refit import REFIT_GRACE_SHARE, refit_stop_at
 from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_callback, finished_epochs
 from bench.systems.search.system import SearchSystem
 from bench.systems.search.tuner import (

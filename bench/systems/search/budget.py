@@ -1,10 +1,11 @@
-"""How much a budgeted search may spend: its deadline, the overshoot it is allowed, and one model of trial times
-that predicts what a trial or the refit will take before it starts."""
+"""How much a budgeted search may spend: its deadline, the overshoot it is allowed, when a refit under scope
+'total' stops, and one model of trial times that predicts what a trial or the refit will take before it starts."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,9 @@ HARD_STOP_SHARE = 0.5
 BUDGET_SCOPES = ("total", "search")
 # max_trials under a time-only budget: the deadline ends the search long before this.
 TIME_ONLY_MAX_TRIALS = 10_000
+# Share of the allowed overshoot a refit may run past the budget's end when the search ended too late for one
+# epoch before it; the rest is for the batch running when that time is up, the fit's end and saving the model.
+REFIT_GRACE_SHARE = 0.5
 # A refit's predicted time is padded by this factor: on the malaria cells (3-minute budgets) refits took 1.1-1.3x
 # their trial-based prediction (building the model on the whole set, a first epoch that traces the graph).
 REFIT_SAFETY = 1.25
@@ -34,6 +38,14 @@ def budget_deadline(ctx_deadline: float | None, budget: Budget, t0: float) -> fl
     if ctx_deadline is None and budget.seconds is not None:
         return t0 + budget.seconds
     return ctx_deadline
+
+
+def refit_stop_at(deadline: float, allowed_s: float, one_epoch_s: float, grace_share: float = REFIT_GRACE_SHARE
+                  ) -> float:
+    """When a refit under scope 'total' stops (time.monotonic()): the budget's end; a search that ended too late
+    for one epoch (one_epoch_s, predicted) before it gets that epoch, up to grace_share of the allowed overshoot
+    past the end, so the refit, cut at its next batch, still ends within the bound."""
+    return min(max(deadline, time.monotonic() + one_epoch_s), deadline + grace_share * allowed_s)
 
 
 def max_trials(budget: Budget, full: int) -> int:
@@ -52,25 +64,28 @@ def overshoot_s(end: float | None, bound: float | None) -> float | None:
 @dataclass
 class TrialTimes:
     """Measured seconds per trial, to predict what a trial or the refit will take before it starts: a fixed
-    cost a trial pays once, plus one steady epoch times its epochs."""
+    cost a trial pays once (building and compiling the model, the first epoch's graph tracing), plus one steady
+    epoch times its epochs."""
 
-    # Seconds outside steady epochs: building and compiling the model, a probe, the first epoch's graph tracing.
     overhead_s: dict[str, float] = field(default_factory=dict)
-    epoch_s: dict[str, float] = field(default_factory=dict)  # one epoch's seconds
+    epoch_s: dict[str, float] = field(default_factory=dict)  # one steady epoch's seconds
 
-    def note(self, trial_id: str, wall_s: float, history: Any) -> None:
-        """Records a trained trial from its wall time and train()'s history (cumulative step seconds).
+    def note(self, trial_id: str, wall_s: float, epochs_s: Sequence[float]) -> None:
+        """Records a trial from its wall time so far and the seconds of each epoch it finished.
 
-        The first epoch's steps include tracing the train step (on digits 2-3x a steady epoch), so an epoch's
-        time is the mean of the later ones where there are any; scaling the first up to a 30-epoch refit
-        reserved over twice its time.
+        The first epoch includes tracing the train step (on digits 2-3x a steady epoch), so a steady epoch is
+        the mean of the later ones where there are any, and the first one's excess is part of the fixed cost:
+        scaling the first up to a 30-epoch refit reserved over twice its time.
         """
-        if history.empty:
+        if not epochs_s:
             return
-        seconds = np.diff(history["fit_s"].to_numpy(dtype=float), prepend=0.0)
-        epoch = float(seconds[1:].mean()) if len(seconds) > 1 else float(seconds[0])
+        epoch = float(np.mean(epochs_s[1:])) if len(epochs_s) > 1 else float(epochs_s[0])
         self.epoch_s[trial_id] = epoch
-        self.overhead_s[trial_id] = max(0.0, wall_s - epoch * len(seconds))
+        self.overhead_s[trial_id] = max(0.0, wall_s - epoch * len(epochs_s))
+
+    def quickest_score_s(self) -> float | None:
+        """The least time a trial has taken to finish its first epoch (building included), or None."""
+        return min((self.overhead_s[t] + e for t, e in self.epoch_s.items()), default=None)
 
     def least_s(self, epochs: int) -> float | None:
         """The least a trial of `epochs` epochs could take, at the quickest times seen (None: none seen)."""

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.core import rundir
@@ -44,6 +45,8 @@ ASK_TIMEOUT_S = 10.0
 SECONDS_LEFT_KEY, REPORT_KEY, USAGE_KEY = "bench-seconds-left", "bench-trial-report", "bench-worker-usage"
 # Seconds between SIGTERM and SIGKILL for a worker that outstays the search.
 KILL_GRACE_S = 3.0
+# A worker's last line for a part that ended as planned ('search NAME: done'; else the error).
+DONE = "done"
 # The GPU figures a worker reports and whole_compute adds up.
 GPU_SUMS = ("gpu_s", "gpu_busy_s", "gpu_energy_j", "gpu_count")
 
@@ -102,6 +105,17 @@ class WorkerPlan:
         return cls(**{**d, "cores": tuple(d.get("cores", ()))})
 
 
+def last_words(log: Path, name: str) -> str:
+    """A worker's error as its log's last line gives it (bench.run.search_worker: 'search NAME: done' or the error);
+    a log not ending so is a process that died."""
+    with contextlib.suppress(OSError):
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        if lines and lines[-1].startswith(f"search {name}: "):
+            said = lines[-1].removeprefix(f"search {name}: ")
+            return "" if said == DONE else said
+    return "no report: the process died"
+
+
 def machine_id() -> str:
     """What tells two machines apart within a search (compared in memory, never recorded)."""
     for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
@@ -119,6 +133,7 @@ class _Worker:
     name: str
     process: WorkerProcess
     launched: float  # time.monotonic()
+    log: Path  # its output, the run's search-<name>.log
     ended: float | None = None
     exit: Exit | None = None
 
@@ -196,7 +211,7 @@ class Chief:
             log_path = ctx.run_dir / f"search-{name}.log"
             process = (LocalWorker(plan, log_path) if self.cluster is None
                        else RayWorker(plan, log_path, self.cluster.group, bundle=i))
-            self.workers.append(_Worker(name, process, time.monotonic()))
+            self.workers.append(_Worker(name, process, time.monotonic(), log_path))
         pin_process(shares[0])
         self._monitor = threading.Thread(target=self._watch, name="search-chief", daemon=True)
         self._monitor.start()
@@ -248,12 +263,11 @@ class Chief:
                 self.cluster.close()
 
     def figures(self, worker: _Worker) -> dict[str, Any]:
-        """A worker's compute: at its exit, its CPU seconds (wait4) and usage file, else what it last told."""
+        """A worker's compute as it last told (a trial's calls come every PEER_POLL_S), its CPU seconds from its
+        exit (wait4) once it has one."""
         heard = self.heard.get(worker.name, {})
         done = worker.exit
-        if done is None:
-            return heard
-        return {**heard, **(done.report or {}), "cpu_s": done.cpu_s or heard.get("cpu_s", 0.0)}
+        return heard if done is None else {**heard, "cpu_s": done.cpu_s or heard.get("cpu_s", 0.0)}
 
     def usage(self) -> dict[str, Any]:
         """The workers' share of the run's compute so far (whole_compute adds it to the chief's)."""
@@ -272,7 +286,7 @@ class Chief:
             "workers": [{"worker": w.name, "ran_s": None if w.ended is None else w.ended - w.launched,
                          "cpu_s": figures[w.name].get("cpu_s"),
                          "exit": "still running" if w.exit is None else w.exit.how,
-                         "error": ((w.exit and w.exit.report) or {}).get("error", "no report: the process died")}
+                         "error": last_words(w.log, w.name)}
                         for w in self.workers],
         }
         for key in GPU_SUMS:

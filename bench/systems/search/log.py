@@ -83,7 +83,6 @@ class SearchLog:
     # batches, times this); 0 where the searcher's trials count their own.
     trial_epoch_examples: int = 0
     _started: dict[str, float] = field(default_factory=dict)
-    _epoch_s: dict[str, list[float]] = field(default_factory=dict)  # per trial: seconds of each epoch
 
     @classmethod
     def start(cls, ctx: Any, t0: float, scope: str, **fields: Any) -> SearchLog:
@@ -91,11 +90,6 @@ class SearchLog:
         allowed = allowed_overshoot_s(ctx.budget.seconds)
         return cls(t0=t0, deadline=budget_deadline(ctx.deadline, ctx.budget, t0), scope=scope,
                    overshoot_allowed_s=allowed, hard_stop_grace_s=HARD_STOP_SHARE * allowed, **fields)
-
-    @property
-    def _setup_s(self) -> dict[str, float]:
-        """Per trial: seconds until its first epoch began (the trial-time model's fixed cost)."""
-        return self.times.overhead_s
 
     def since_start(self, when: float | None = None) -> float:
         """Seconds from fit start to `when` (default: now)."""
@@ -120,15 +114,10 @@ class SearchLog:
         refit's data)."""
         return self.times.refit_s(trial_id, epochs * self.refit_data_factor)
 
-    def quickest_score_s(self) -> float | None:
-        """The least time a trial has taken to finish its first epoch (building included), or None."""
-        firsts = [self._setup_s.get(t, 0.0) + times[0] for t, times in self._epoch_s.items() if times]
-        return min(firsts) if firsts else None
-
     def too_late_for_a_trial(self) -> bool:
         """Under scope 'total': whether the search's time left is shorter than any trial has needed to score
         (a trial started then could only be cut or interrupted, eating into the refit's time)."""
-        end, quickest = self.search_deadline(), self.quickest_score_s()
+        end, quickest = self.search_deadline(), self.times.quickest_score_s()
         if self.scope != "total" or end is None or quickest is None:
             return False
         return time.monotonic() + quickest > end
@@ -137,37 +126,23 @@ class SearchLog:
         """Records when a trial started."""
         self._started[trial_id] = time.monotonic()
 
-    def note_first_epoch(self, trial_id: str) -> None:
-        """Records how long the trial took to reach its first epoch (building and compiling the model)."""
-        if trial_id in self._started and trial_id not in self._setup_s:
-            self._setup_s[trial_id] = time.monotonic() - self._started[trial_id]
-
-    def note_epoch(self, trial_id: str, seconds: float, first_trial: bool) -> None:
-        """Records an epoch's time; while no trial has finished, the running one sets the refit reserve."""
-        epochs = self._epoch_s.setdefault(trial_id, [])
-        epochs.append(seconds)
-        self.times.epoch_s[trial_id] = sum(epochs) / len(epochs)
+    def note_epochs(self, trial_id: str, epochs_s: list[float], first_trial: bool) -> None:
+        """Takes a running trial's epochs so far into the trial-time model (its wall time from note_start); while
+        no trial has finished, the running one sets the refit reserve."""
+        now = time.monotonic()
+        self.times.note(trial_id, now - self._started.get(trial_id, now - sum(epochs_s)), epochs_s)
         if first_trial:
-            self.refit_reserve_s = self.refit_estimate(trial_id, len(epochs))
+            self.refit_reserve_s = self.refit_estimate(trial_id, len(epochs_s))
 
     def note_disk(self) -> None:
         """Updates the peak size of the tuner's project folder."""
         if self.project_dir is not None:
             self.peak_disk_mb = max(self.peak_disk_mb, folder_mb(self.project_dir))
 
-    def epochs_of(self, trial_id: str) -> list[float]:
-        """Seconds of each epoch of a trial this process ran."""
-        return self._epoch_s.get(trial_id, [])
-
-    def take_times(self, trial_id: str, overhead_s: float | None, epoch_s: float | None,
-                   epochs_s: list[float]) -> None:
-        """Takes a trial's timings (from the process that ran it) into the trial-time model."""
-        if overhead_s is not None:
-            self.times.overhead_s[trial_id] = overhead_s
-        if epoch_s is not None:
-            self.times.epoch_s[trial_id] = epoch_s
-        if epochs_s:
-            self._epoch_s[trial_id] = list(epochs_s)
+    def take_times(self, trial_id: str, overhead_s: float | None, epoch_s: float | None) -> None:
+        """Takes a trial's times (from the process that ran it) into the trial-time model."""
+        if overhead_s is not None and epoch_s is not None:
+            self.times.overhead_s[trial_id], self.times.epoch_s[trial_id] = overhead_s, epoch_s
 
     def record(self, trial_id: str, started: float | None = None, **row: Any) -> None:
         """Adds a finished trial's row, ended now, started at `started` (time.monotonic(); default: when
@@ -185,7 +160,7 @@ class SearchLog:
         """Writes what the search has learnt (its trial rows and times) for an attempt that continues it."""
         rundir.write_atomic(path, json.dumps({
             "rows": [asdict(r) for r in self.rows], "overhead_s": self.times.overhead_s,
-            "epoch_s": self.times.epoch_s, "epochs_s": self._epoch_s, "refit_reserve_s": self.refit_reserve_s}))
+            "epoch_s": self.times.epoch_s, "refit_reserve_s": self.refit_reserve_s}))
 
     def restore(self, path: Path) -> int:
         """Takes back what save wrote (nothing when there is no readable file); returns the trials carried."""
@@ -197,7 +172,6 @@ class SearchLog:
         self.rows = rows
         self.times.overhead_s.update({k: float(v) for k, v in state.get("overhead_s", {}).items()})
         self.times.epoch_s.update({k: float(v) for k, v in state.get("epoch_s", {}).items()})
-        self._epoch_s.update({k: [float(t) for t in v] for k, v in state.get("epochs_s", {}).items()})
         self.refit_reserve_s = float(state.get("refit_reserve_s", 0.0))
         return len(rows)
 

@@ -42,7 +42,6 @@ class Outcome:
     not_started: str = ""  # why it was not run (the time left could not train it): no row, and no other trial
     overhead_s: float | None = None  # its times for the trial-time model (bench.systems.search.budget)
     epoch_s: float | None = None
-    epochs_s: tuple[float, ...] = ()
 
     def to_json(self) -> str:
         """One line of ASCII, as gRPC metadata carries it."""
@@ -53,7 +52,7 @@ class Outcome:
         """Inverse of to_json."""
         d = json.loads(text)
         spent = d["spent"] and Spent(d["spent"]["train"], d["spent"]["predict"], tuple(d["spent"]["uncounted"]))
-        return cls(**{**d, "spent": spent, "epochs_s": tuple(d["epochs_s"])})
+        return cls(**{**d, "spent": spent})
 
 
 def _synchronized(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,7 +143,7 @@ class BudgetOracle:
 
     def _record(self, trial: Any, tuner_id: str, started: float | None, outcome: Outcome) -> None:
         log, trial_id, spent = self.search_log, str(trial.trial_id), outcome.spent
-        log.take_times(trial_id, outcome.overhead_s, outcome.epoch_s, list(outcome.epochs_s))
+        log.take_times(trial_id, outcome.overhead_s, outcome.epoch_s)
         # Before the row: a search that continues after its process died reloads the reserve saved with it.
         self._reserve_refit()
         ok = trial.status == "COMPLETED"

@@ -2,14 +2,13 @@
 run's placement group (bench.run.ray_executor reserves it; the chief's own task holds its first bundle).
 
 Either way a worker is `python -m bench.run.search_worker PLAN` (so it pins itself, dies with its parent and
-asks the chief's oracle the same way), and the chief sees a WorkerProcess: poll() for its exit, CPU seconds
-(wait4, so a killed worker's are known too) and usage file, stop() to end it.
+asks the chief's oracle the same way), and the chief sees a WorkerProcess: poll() for its exit and CPU seconds
+(wait4, so a killed worker's are known too), stop() to end it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -24,15 +23,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.measure.descendants import MEMORY_POLL_S, tree_rss_mb
 from bench.systems.search.placement import PLACEMENT_ENV, Placement
 
 REMOTE_MODULE = "bench.run.search_worker"
 LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
-# In a worker's own folder: its GPU and CPU-package figures and its error, read by the chief once it exited.
-USAGE_FILE = "usage.json"
-# How often a process tree's memory is held against its cap: a run's by its supervisor (bench.run.supervise, which
-# looks at the run's clock as often), a search worker's by its Ray task.
-MEMORY_POLL_S = 0.5
 # On each node, where a search's Ray workers work (their tuner projects), as bench.run.ray_executor's runs do.
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-search"
 # How long a chief or worker waits for the address it must reach to accept a connection before it fails the run:
@@ -82,15 +77,6 @@ class Exit:
     how: str  # 'exited with code 0', 'killed by SIGKILL', 'lost with its node (NodeDiedError)'
     ok: bool
     cpu_s: float = 0.0  # its CPU seconds, whole process (0 where it was lost)
-    report: dict[str, Any] | None = None  # its usage file (None: it wrote none)
-
-
-def usage_of(folder: Path) -> dict[str, Any] | None:
-    """The usage file a worker left in its folder, if any."""
-    try:
-        return json.loads((folder / USAGE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def exit_of(status: int, usage: Any) -> Exit:
@@ -139,7 +125,6 @@ class LocalWorker(WorkerProcess):
 
     def __init__(self, plan: Any, log_path: Path) -> None:
         self.proc = start_process(plan, log_path)
-        self.folder = Path(plan.run_dir)
 
     def poll(self) -> Exit | None:
         """Collected with wait4, so its CPU time is known however it ended."""
@@ -153,7 +138,7 @@ class LocalWorker(WorkerProcess):
         if pid == 0:
             return None
         self.proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
-        return replace(exit_of(status, usage), report=usage_of(self.folder))
+        return exit_of(status, usage)
 
     def stop(self, force: bool) -> None:
         if self.proc.returncode is None:
@@ -181,21 +166,9 @@ def wait_capped(proc: subprocess.Popen, max_rss_mb: float | None) -> Exit:
     return replace(done, how=done.how + over) if over else done
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants, in MiB (0 once it is gone)."""
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        procs = [parent, *parent.children(recursive=True)]
-        return sum(p.memory_info().rss for p in procs) / 2**20
-    except psutil.Error:
-        return 0.0
-
-
-def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes, dict[str, Any] | None]:
+def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
     """The Ray task of one worker: the worker process in a scratch folder of this node; returns its Exit's
-    fields, the end of its log and its usage file."""
+    fields and the end of its log."""
     from bench.systems.search.distributed import WorkerPlan
 
     # One folder per run and worker on each node: a try killed outright cannot clean up after itself, so the
@@ -217,7 +190,7 @@ def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes, dict[st
         with open(log_path, "rb") as fh:
             fh.seek(max(0, log_path.stat().st_size - LOG_TAIL_BYTES))
             tail = fh.read()
-        return done.how, done.ok, done.cpu_s, tail, usage_of(scratch)
+        return done.how, done.ok, done.cpu_s, tail
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -244,11 +217,11 @@ class RayWorker(WorkerProcess):
             return None
         self.collected = True
         try:
-            how, ok, cpu_s, tail, report = ray.get(self.ref)
+            how, ok, cpu_s, tail = ray.get(self.ref)
         except ray.exceptions.RayError as exc:
             return Exit(f"lost ({type(exc).__name__})", False)
         self.log_path.write_bytes(tail)
-        return Exit(how, ok, cpu_s, report)
+        return Exit(how, ok, cpu_s)
 
     def stop(self, force: bool) -> None:
         import ray

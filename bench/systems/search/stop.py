@@ -99,19 +99,15 @@ def finished_epochs(callback: Any, objective: str) -> Any:
     return history if logs.get(objective) and logs.get("loss") else None
 
 
-
-def deadline_callback(deadline: float | None | Callable[[], float | None], on_epoch: Any = None,
-                      on_first_epoch: Any = None, min_epochs: int = 0,
-                      clock: Callable[[], float] | None = None) -> Any:
+def deadline_callback(deadline: float | None | Callable[[], float | None],
+                      on_epoch: Callable[[list[float]], None] | None = None) -> Any:
     """A Keras callback that stops training at the next batch once time.monotonic() passes the deadline (a
     time, or a function giving the current one), inside an epoch too (Keras 3 checks stop_training after every
-    batch), but not before min_epochs epochs have finished; on_epoch(seconds) hears each epoch's duration and
-    on_first_epoch() when the first epoch begins. Its epochs_trained counts a cut epoch by its batches. clock
-    is the one the deadline was read on (default time.monotonic)."""
+    batch); on_epoch hears the seconds of each epoch so far as each ends. Its epochs_trained counts a cut epoch
+    by its batches."""
     import keras
 
     current = deadline if callable(deadline) else (lambda: deadline)
-    now = time.monotonic if clock is None else clock
 
     class StopAtDeadline(keras.callbacks.Callback):
         """Stops fit() at the first batch end after the deadline."""
@@ -119,14 +115,14 @@ def deadline_callback(deadline: float | None | Callable[[], float | None], on_ep
         stopped = False
         epochs_trained = 0.0
         _epoch_t0 = 0.0
-        _epochs_done = 0
         _batches = 0  # batches of the running epoch
 
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.epochs_s: list[float] = []
+
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self._epoch_t0 = now()
+            self._epoch_t0 = time.monotonic()
             self._batches = 0
-            if epoch == 0 and on_first_epoch is not None:
-                on_first_epoch()
 
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             # Keras ends a stopped epoch like any other: whether it was whole, only its batches tell.
@@ -134,9 +130,9 @@ def deadline_callback(deadline: float | None | Callable[[], float | None], on_ep
             whole = not steps or self._batches >= steps
             self.epochs_trained += 1.0 if whole else self._batches / steps
             self._batches = 0
-            self._epochs_done += 1
+            self.epochs_s.append(time.monotonic() - self._epoch_t0)
             if on_epoch is not None:
-                on_epoch(now() - self._epoch_t0)
+                on_epoch(list(self.epochs_s))
 
         @property
         def epochs_so_far(self) -> float:
@@ -147,7 +143,7 @@ def deadline_callback(deadline: float | None | Callable[[], float | None], on_ep
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self._batches += 1
             end = current()
-            if end is not None and self._epochs_done >= min_epochs and now() >= end:
+            if end is not None and time.monotonic() >= end:
                 self.stopped = True
                 self.model.stop_training = True
 

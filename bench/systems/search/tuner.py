@@ -125,7 +125,6 @@ class BudgetedTuner:
         trial_id, log = str(trial.trial_id), self.search_log
         outcome.error = outcome.error or error_line(trial.message)
         outcome.overhead_s, outcome.epoch_s = log.times.overhead_s.get(trial_id), log.times.epoch_s.get(trial_id)
-        outcome.epochs_s = tuple(log.epochs_of(trial_id))
         return outcome
 
     def best_trial(self) -> Any:
@@ -144,8 +143,7 @@ class KerasFitTrials(BudgetedTuner):
         # While no trial has scored, the running one's epochs set the refit reserve.
         first = not any(r.status != "failed" for r in log.rows)
         # A live (not deep-copied) callback, so we learn whether the deadline cut this trial.
-        stopper = deadline_callback(log.search_deadline, lambda seconds: log.note_epoch(trial_id, seconds, first),
-                                    lambda: log.note_first_epoch(trial_id))
+        stopper = deadline_callback(log.search_deadline, lambda epochs_s: log.note_epochs(trial_id, epochs_s, first))
         kwargs["callbacks"] = [*kwargs.get("callbacks", []), stopper]
         hard_stop = self.hard_stop()
         try:

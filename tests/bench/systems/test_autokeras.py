@@ -116,15 +116,20 @@ def test_the_search_deadline_reserves_the_predicted_refit() -> None:
     safety = REFIT_SAFETY
     log = SearchLog(t0=0.0, deadline=100.0, scope="total", refit_data_factor=1.25)
     assert log.search_deadline() == 100.0  # nothing known yet
-    log.note_epoch("0", 2.0, first_trial=True)
-    log.note_epoch("0", 4.0, first_trial=True)
-    assert log.refit_reserve_s == pytest.approx(safety * 3.0 * 2 * 1.25)  # the running first trial: 2 epochs
-    assert log.search_deadline() == pytest.approx(100.0 - safety * 7.5)
-    log.note_epoch("1", 10.0, first_trial=False)  # a later trial does not move the reserve by itself
-    assert log.refit_reserve_s == pytest.approx(safety * 7.5)
+    log.note_start("0")
+    log._started["0"] -= 10.0  # built for 4 s, then a first epoch of 6 s (tracing) ...
+    log.note_epochs("0", [6.0], first_trial=True)
+    log._started["0"] -= 4.0  # ... and a steady one of 4 s
+    log.note_epochs("0", [6.0, 4.0], first_trial=True)
+    # The running first trial sets the reserve: 6 s fixed (build, tracing) and 4 s a steady epoch, its 2 epochs
+    # on 1.25x the data.
+    assert log.times.overhead_s["0"] == pytest.approx(6.0, abs=0.1)
+    assert log.refit_reserve_s == pytest.approx(safety * (6.0 + 4.0 * 2 * 1.25), abs=0.2)
+    assert log.search_deadline() == pytest.approx(100.0 - log.refit_reserve_s)
+    reserved = log.refit_reserve_s
+    log.note_epochs("1", [10.0], first_trial=False)  # a later trial does not move the reserve by itself
+    assert log.refit_reserve_s == reserved
     assert log.refit_estimate("1", 5) == pytest.approx(safety * 10.0 * 5 * 1.25)
-    log._setup_s["0"] = 4.0  # building the model before its first epoch counts once
-    assert log.refit_estimate("0", 2) == pytest.approx(safety * (4.0 + 7.5))
     searched = SearchLog(t0=0.0, deadline=100.0, scope="search", refit_reserve_s=30.0)
     assert searched.search_deadline() == 100.0
 
@@ -132,9 +137,9 @@ def test_the_search_deadline_reserves_the_predicted_refit() -> None:
 def test_no_trial_starts_when_the_time_left_could_not_give_it_a_score() -> None:
     now = time.monotonic()
     log = SearchLog(t0=now, deadline=now + 100.0, scope="total")
-    log._setup_s["0"], log._epoch_s["0"] = 5.0, [10.0, 9.0]  # the quickest trial scored after 15 s
+    log.times.note("0", 24.0, [10.0, 9.0])  # the quickest trial scored after 15 s: built in 5 s, first epoch 10 s
     log.refit_reserve_s = 80.0  # the search must end 20 s from now
-    assert log.quickest_score_s() == pytest.approx(15.0) and not log.too_late_for_a_trial()
+    assert log.times.quickest_score_s() == pytest.approx(15.0) and not log.too_late_for_a_trial()
     log.refit_reserve_s = 90.0  # 10 s left: a trial could not score
     assert log.too_late_for_a_trial()
     log.scope = "search"  # the 2019 protocol starts trials until its deadline, as the library did
@@ -290,9 +295,8 @@ def test_hard_stop_interrupts_a_stuck_fit_and_keeps_finished_epochs() -> None:
     time.sleep(1.0)  # no interrupt is left pending once the block has exited
 
 
-@pytest.mark.parametrize(("min_epochs", "full_epochs"), [(0, 0), (1, 1)])
-def test_a_refit_past_its_deadline_still_trains_its_minimum_epochs(min_epochs: int, full_epochs: int) -> None:
-    """The refit's stop waits for min_epochs whole epochs: a refit stopped before any would predict nothing."""
+def test_a_fit_past_its_deadline_stops_at_its_next_batch() -> None:
+    """Inside its first epoch too, which it counts by its batches."""
     import keras
 
     from bench.systems.search import deadline_callback
@@ -303,10 +307,10 @@ def test_a_refit_past_its_deadline_still_trains_its_minimum_epochs(min_epochs: i
     model.compile("adam", "sparse_categorical_crossentropy")
     batches: list[int] = []
     count = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches.append(batch))
-    stopper = deadline_callback(time.monotonic() - 1.0, min_epochs=min_epochs)  # already past
+    stopper = deadline_callback(time.monotonic() - 1.0)  # already past
     model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[stopper, count])
-    assert stopper.stopped
-    assert len(batches) == 8 * full_epochs + 1  # the whole epochs it must train, then one batch and the stop
+    assert stopper.stopped and len(batches) == 1 and len(stopper.epochs_s) == 1
+    assert stopper.epochs_trained == pytest.approx(1 / 8)
 
 
 def test_a_refit_past_the_budgets_end_stops_there_or_within_part_of_the_allowed_overshoot() -> None:
@@ -341,13 +345,14 @@ def test_a_refit_epoch_longer_than_the_allowed_overshoot_is_cut_at_its_next_batc
 
     from bench.systems import autokeras as autokeras_system
     from bench.systems import autokeras_search
+    from bench.systems.search import stop
 
     batch_s = 20.0
-    clock = _FakeClock()
+    clock = _FakeClock()  # the real clock until the refit's batches move it on
     fake_time = SimpleNamespace(monotonic=clock.monotonic, perf_counter=time.perf_counter, time=time.time,
                                 sleep=time.sleep)
-    monkeypatch.setattr(autokeras_search, "time", fake_time)
-    monkeypatch.setattr(autokeras_system, "time", fake_time)
+    for module in (autokeras_search, autokeras_system, stop):
+        monkeypatch.setattr(module, "time", fake_time)
     real_callback = autokeras_search.deadline_callback
 
     def slow_refit(deadline: object, *args: object, **kwargs: object) -> object:

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 
 from bench.baselines.training import validation_split
@@ -104,19 +103,21 @@ def test_a_configuration_changes_only_the_searched_numbers_and_the_width() -> No
 def test_trial_times_predict_a_trial_and_the_refit_from_measured_seconds() -> None:
     times = TrialTimes()
     assert times.least_s(4) is None and times.refit_s("0", 30) == 0.0
-    times.note("0", 10.0, pd.DataFrame({"fit_s": [2.0, 4.0]}))  # 2 s an epoch of steps, 6 s of the rest
+    times.note("0", 10.0, [2.0, 2.0])  # 2 s an epoch of steps, 6 s of the rest
     # The first epoch (tracing) took 7 s, the later ones 3 s: 3 s an epoch, 20 - 9 = 11 s of the rest.
-    times.note("1", 20.0, pd.DataFrame({"fit_s": [7.0, 10.0, 13.0]}))
-    times.note("2", 5.0, pd.DataFrame({"fit_s": [4.0]}))  # one epoch: all it tells
-    times.note("3", 5.0, pd.DataFrame({"fit_s": []}))  # nothing trained: nothing learnt
+    times.note("1", 20.0, [7.0, 3.0, 3.0])
+    times.note("2", 5.0, [4.0])  # one epoch: all it tells
+    times.note("3", 5.0, [])  # nothing trained: nothing learnt
     assert times.epoch_s == pytest.approx({"0": 2.0, "1": 3.0, "2": 4.0})
     assert times.least_s(4) == pytest.approx(1.0 + 2.0 * 4)
+    # A trial scores after its fixed cost and one steady epoch, which is its build and first epoch.
+    assert times.quickest_score_s() == pytest.approx(min(6.0 + 2.0, 11.0 + 3.0, 1.0 + 4.0))
     assert times.refit_s("1", 30) == pytest.approx(REFIT_SAFETY * (11.0 + 3.0 * 30))
 
 
 def test_the_refit_ends_at_the_budget_under_total_and_has_no_deadline_under_search() -> None:
     times = TrialTimes()
-    times.note("0", 10.0, pd.DataFrame({"fit_s": [2.0, 4.0]}))
+    times.note("0", 10.0, [2.0, 2.0])
     now = time.monotonic()
     total = make_system("resnet-tuned")
     total._log = SearchLog(t0=now, deadline=now + 100.0, scope="total", overshoot_allowed_s=30.0)
@@ -205,7 +206,7 @@ def test_no_trial_starts_that_the_search_time_left_could_not_train(small_digits:
     now = time.monotonic()
     slog = SearchLog(t0=now, deadline=now + 60.0, scope="total")
     times = TrialTimes()
-    times.note("earlier", 1000.0, pd.DataFrame({"fit_s": [500.0, 1000.0]}))
+    times.note("earlier", 1000.0, [500.0, 500.0])
     ctx = FitContext(budget=parse_budget("1m"), seed=0, workdir=tmp_path, run_dir=tmp_path,
                      n_classes=small_digits.n_classes, class_names=small_digits.class_names, dataset="digits",
                      deadline=slog.deadline)

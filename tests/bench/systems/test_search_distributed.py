@@ -185,11 +185,10 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
         assert 0 <= chief_log.search_deadline() - worker_log.search_deadline() < 1
         client.update_trial(trial.trial_id, {"val_accuracy": 0.9}, step=2)
         trial.status = "COMPLETED"
-        client.end_trial(trial, Outcome(epochs=3, overhead_s=0.5, epoch_s=0.5, epochs_s=(0.6, 0.5, 0.4)))
+        client.end_trial(trial, Outcome(epochs=3, overhead_s=0.6, epoch_s=0.5))
         row = chief_log.rows[-1]
         assert (row.worker, row.trial_id, row.epochs, row.val_accuracy) == ("worker1", trial.trial_id, 3, 0.9)
-        assert chief_log.times.epoch_s[trial.trial_id] == 0.5
-        assert chief_log.epochs_of(trial.trial_id) == [0.6, 0.5, 0.4]
+        assert chief_log.times.epoch_s[trial.trial_id] == 0.5 and chief_log.times.quickest_score_s() == 1.1
         assert chief_log.refit_reserve_s == pytest.approx(chief_log.refit_estimate(trial.trial_id, 3))
         assert chief_log.refit_reserve_s > 0
         assert saved == [chief_log.refit_reserve_s]  # the row is saved with the reserve it led to, for a resume
@@ -263,7 +262,7 @@ def test_the_search_ends_once_no_process_runs_a_trial_and_stops_those_that_outst
         chief.oracle = budgeted_oracle(random_oracle(tmp_path / str(deadline_ago)), Searcher(log))
         chief.oracle.overdue = chief.stop_workers
         process = Running()
-        chief.workers.append(_Worker("worker1", process, now))
+        chief.workers.append(_Worker("worker1", process, now, tmp_path / "search-worker1.log"))
         return chief, process
 
     idle, process = chief_with_one_worker(deadline_ago=3.0)
@@ -313,8 +312,9 @@ def test_the_run_heartbeat_persists_the_workers_compute_as_they_last_told_the_ch
     ctx = chief_context(tmp_path, time.monotonic() + 3600, resume=attempt)
     chief = Chief.prepare(SearchLog.start(ctx, time.monotonic(), "total"), 3, ctx)
     now = time.monotonic()
-    chief.workers += [_Worker("worker1", Running(), now), _Worker("worker2", Running(), now, now,
-                                                                 Exit("killed by SIGKILL", False, cpu_s=12.0))]
+    chief.workers += [_Worker("worker1", Running(), now, tmp_path / "1.log"),
+                      _Worker("worker2", Running(), now, tmp_path / "2.log", now,
+                              Exit("killed by SIGKILL", False, cpu_s=12.0))]
     chief.heard.update(worker1={"cpu_s": 30.0, "gpu_s": 5.0, "machine": machine_id()},
                        worker2={"cpu_s": 10.0, "gpu_s": 2.0, "machine": machine_id()})
     attempt.fit_started(lambda: {"gpu_s": 1.0})
@@ -322,6 +322,21 @@ def test_the_run_heartbeat_persists_the_workers_compute_as_they_last_told_the_ch
     spent = json.loads((tmp_path / RESUME_DIR / ATTEMPT).read_text())["spent"]
     assert spent["cpu_s"] >= 42.0 and spent["gpu_s"] == 8.0
     assert chief.usage()["workers_cpu_s"] == 42.0 and chief.usage()["workers_gpu_s"] == 7.0
+
+
+def test_a_worker_error_is_its_log_last_line_and_a_log_ending_otherwise_is_a_death(tmp_path: Path) -> None:
+    from bench.run.search_worker import DONE
+    from bench.systems.search.distributed import last_words
+
+    log = tmp_path / "search-worker1.log"
+    assert last_words(log, "worker1") == "no report: the process died"  # no log at all
+    log.write_text(f"Traceback ...\nsearch worker1: {DONE}\n")
+    assert last_words(log, "worker1") == ""
+    log.write_text("search worker1: OSError: no space left on device\n")
+    assert last_words(log, "worker1") == "OSError: no space left on device"
+    assert last_words(log, "worker2") == "no report: the process died"  # another worker's line
+    log.write_text("search worker1: done\nEpoch 3/10 ... (killed here)\n")
+    assert last_words(log, "worker1") == "no report: the process died"
 
 
 def test_a_chief_whose_budget_an_earlier_attempt_spent_starts_no_worker(tmp_path: Path, monkeypatch) -> None:
