@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.core import rundir
+from bench.core.network import CONNECT_TIMEOUT_S, loopback_kept
 from bench.core.options import ConfigError
 from bench.core.resume import ATTEMPT, RESUME_DIR
 from bench.run.execute import Executor, OnStart
@@ -41,7 +42,6 @@ from bench.run.records import RunRecord, record_for
 from bench.run.spec import Resources, RunSpec
 from bench.run.supervise import Limits, supervise
 from bench.systems.search import placement
-from bench.systems.search.processes import loopback_kept
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]' (on the driver and on every node)"
 DEFAULT_MAX_RETRIES = 1  # a run whose node dies is tried once more before it is recorded as failed
@@ -58,9 +58,6 @@ TOKEN_ENV = "RAY_AUTH_TOKEN"
 TOKEN_BYTES = 32
 # On each node, kept models (--keep-models) are moved here, out of the run's scratch folder.
 KEPT_MODELS_DIR = Path(os.environ.get("BENCH_CACHE_DIR", Path.home() / ".cache" / "bench")) / "ray-models"
-# How long the driver waits for a cluster's address to accept a connection before it gives up: Ray's own
-# connect loop retries for minutes on an address where nothing listens.
-CONNECT_TIMEOUT_S = 5.0
 # How often a run on a node sends its resume state to the driver, and the most it sends of a checkpoint: a
 # search's trial checkpoints can reach gigabytes; a larger one is not sent, and a retry of that run starts again.
 SHIP_S = 10.0

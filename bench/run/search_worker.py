@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.network import Unreachable, check_reachable
 from bench.systems.search.distributed import DONE, WorkerFinished, WorkerPlan, report_meters
 from bench.systems.search.placement import pin_process
-from bench.systems.search.processes import Unreachable, check_reachable
 
 
 def run(plan: WorkerPlan) -> str:
@@ -46,7 +46,7 @@ def run(plan: WorkerPlan) -> str:
                          spec.dataset.max_test)
         random.seed(spec.seed)
         np.random.seed(spec.seed)
-        ctx = FitContext(budget=spec.budget, seed=spec.seed, workdir=Path(plan.workdir), run_dir=Path(plan.run_dir),
+        ctx = FitContext(budget=spec.budget, seed=spec.seed, workdir=plan.workdir, run_dir=Path(plan.run_dir),
                          n_classes=data.n_classes, class_names=data.class_names, dataset=spec.dataset.name,
                          search_worker=plan)
         report_meters(lambda: {**gpus.so_far().as_fields(), "cpu_energy_j": cpu_energy.so_far()})

@@ -70,7 +70,6 @@ class _AutoKerasSystem(SearchSystem):
     """The shared search-refit-predict machinery; subclasses build the AutoModel and choose epochs."""
 
     library: ClassVar[str] = "autokeras"
-    carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options(SearchOptions):

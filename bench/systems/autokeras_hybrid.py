@@ -48,14 +48,13 @@ TRAINING_FOLDER = "training"
 
 
 class AutoKerasHybrid(AutoKeras):
-    """Auto-Keras searches a subset; its best network, made deeper by rule, trains on all data like a baseline."""
+    """Auto-Keras searches a subset; its best network, made deeper by rule, trains on all data like a baseline.
+    A killed run continues: the search from its last finished trial (SearchSystem.resumes), the scaled network's
+    training from its last epoch (baselines/checkpoint.py, as `resnet`)."""
 
     name: ClassVar[str] = "autokeras-hybrid"
     description: ClassVar[str] = ("Auto-Keras 3 search on a stratified subset, best architecture scaled deeper "
                                   "by rule and trained on all data with the resnet recipe's practice")
-    # A killed run continues: the search from its last finished trial (the tuner's project, as for `autokeras`),
-    # the scaled network's training from its last epoch (baselines/checkpoint.py, as `resnet` saves it).
-    carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options(AutoKeras.Options):

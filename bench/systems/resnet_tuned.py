@@ -158,7 +158,6 @@ class ResNetTuned(SearchSystem):
     description: ClassVar[str] = ("the hand-built ResNet recipe with LR, weight decay, label smoothing, width and "
                                   "batch size searched by Hyperband (keras-tuner); best refit as `resnet` trains")
     library: ClassVar[str] = "keras-tuner"
-    carries_over: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options(SearchOptions):

@@ -24,7 +24,6 @@ class TinyRandomSearch(SearchSystem):
     description: ClassVar[str] = "keras-tuner RandomSearch over a 2-unit Dense model (a test of bench.systems.search)"
     library: ClassVar[str] = "keras-tuner"
     uses_keras: ClassVar[bool] = True
-    carries_over: ClassVar[bool] = True  # keras-tuner reloads its project: a killed search continues
 
     @dataclass(frozen=True)
     class Options:

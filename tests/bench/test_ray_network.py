@@ -117,7 +117,7 @@ def test_the_command_line_reports_an_unreachable_address_in_one_line_with_exit_2
 
 
 def test_a_search_process_that_cannot_reach_its_address_fails_in_seconds_naming_it() -> None:
-    from bench.systems.search.processes import Unreachable, check_reachable
+    from bench.core.network import Unreachable, check_reachable
 
     address = f"127.0.0.1:{_free_loopback_port()}"
     started = time.monotonic()
@@ -131,7 +131,7 @@ def test_ray_keeps_a_loopback_address_loopback_while_the_harness_starts_or_joins
         monkeypatch: pytest.MonkeyPatch) -> None:
     from ray._private import ray_constants, services
 
-    from bench.systems.search.processes import loopback_kept
+    from bench.core.network import loopback_kept
 
     # As on a machine whose network address is not loopback (a server's eth0): Ray dials that instead.
     monkeypatch.setattr(ray_constants, "ENABLE_RAY_CLUSTER", True)
@@ -227,7 +227,7 @@ def test_a_search_worker_that_cannot_reach_its_chief_exits_in_seconds_with_one_l
 
     address = f"127.0.0.1:{_free_loopback_port()}"
     plan = tmp_path / "plan.json"
-    plan.write_text(WorkerPlan("worker1", address, "{}", str(tmp_path), str(tmp_path / "work")).to_json())
+    plan.write_text(WorkerPlan("worker1", address, "{}", str(tmp_path)).to_json())
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "bench.run.search_worker", str(plan)], capture_output=True, text=True,
                           timeout=120)

@@ -16,33 +16,11 @@ and refits the best trial. Deadlines are time.monotonic() values within a proces
 is told seconds left), and trials.csv's `worker` column names who ran a trial.
 """
 
-from bench.systems.search.budget import (
-    BUDGET_SCOPES,
-    HARD_STOP_SHARE,
-    OVERSHOOT_ALLOWED_MIN_S,
-    OVERSHOOT_ALLOWED_SHARE,
-    REFIT_GRACE_SHARE,
-    REFIT_SAFETY,
-    TIME_ONLY_MAX_TRIALS,
-    TrialTimes,
-    max_trials,
-    refit_stop_at,
-)
-from bench.systems.search.log import TRIAL_COLUMNS, NoCompletedTrial, SearchLog, TrialRow, write_trials_csv
-from bench.systems.search.stop import DeadlineInterrupt, HardStop, deadline_callback, finished_epochs
+from bench.systems.search.budget import BUDGET_SCOPES, TrialTimes, max_trials, refit_stop_at
+from bench.systems.search.log import SearchLog
+from bench.systems.search.stop import deadline_callback
 from bench.systems.search.system import SearchSystem
-from bench.systems.search.tuner import (
-    MAX_CONSECUTIVE_FAILURES,
-    BudgetedTuner,
-    KerasFitTrials,
-    NotStarted,
-    Outcome,
-    budgeted,
-)
+from bench.systems.search.tuner import BudgetedTuner, KerasFitTrials, budgeted
 
-__all__ = ["BUDGET_SCOPES", "HARD_STOP_SHARE", "MAX_CONSECUTIVE_FAILURES",
-           "OVERSHOOT_ALLOWED_MIN_S", "OVERSHOOT_ALLOWED_SHARE", "REFIT_GRACE_SHARE", "REFIT_SAFETY",
-           "TIME_ONLY_MAX_TRIALS", "TRIAL_COLUMNS", "BudgetedTuner", "DeadlineInterrupt", "HardStop",
-           "KerasFitTrials", "NoCompletedTrial", "NotStarted", "Outcome", "SearchLog", "SearchSystem", "TrialRow",
-           "TrialTimes", "budgeted", "deadline_callback", "finished_epochs", "max_trials", "refit_stop_at",
-           "write_trials_csv"]
+__all__ = ["BUDGET_SCOPES", "BudgetedTuner", "KerasFitTrials", "SearchLog", "SearchSystem", "TrialTimes", "budgeted",
+           "deadline_callback", "max_trials", "refit_stop_at"]

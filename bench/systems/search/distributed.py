@@ -1,15 +1,12 @@
-"""One budgeted search over several processes: KerasTuner's distributed mode under the harness's budget (what it
-does and why: docs/using.md, "One search over several processes").
+"""One budgeted search over several processes: KerasTuner's distributed mode under the harness's budget (why and
+how it is used: docs/using.md, "One search over several processes").
 
-The run's own process is the *chief*: its tuner's budgeted oracle (bench.systems.search.oracle) keeps the budget
-of the whole search, and it serves it over gRPC (KerasTuner's Oracle service) to N-1 *workers* whose tuners ask
-it instead of their own (a ChiefClient). Every answer says the seconds of search left, which a worker in a trial
-asks again every PEER_POLL_S; what only a worker knows of its trial (its Outcome) comes with its EndTrial call.
-The chief starts the workers (bench.systems.search.processes, placed by bench.systems.search.placement), fails
-the trial of one that died, and adds their compute to the run's (whole_compute). Each worker's calls also say its
-compute so far (USAGE_KEY), which the run's heartbeat persists (bench.core.resume), so a run whose chief died counts
-its workers' compute too when it continues: the chief's tuner keeps its project in the run's resume folder, as
-a search of one process does, and the next attempt's chief reloads it; workers keep nothing.
+The run's own process is the *chief*: it serves its tuner's budgeted oracle (bench.systems.search.oracle) over
+gRPC to N-1 *workers* (bench.systems.search.processes), whose tuners ask it instead of their own (ChiefClient).
+The service's metadata carries what KerasTuner's does not: the seconds of search left on every answer (a worker
+in a trial asks again every PEER_POLL_S), a trial's Outcome on EndTrial, and the caller's compute so far on every
+call, which the run's heartbeat persists so that a run whose chief died counts its workers' compute when it
+continues (the chief's project is kept in the run's resume folder; workers keep nothing).
 """
 
 from __future__ import annotations
@@ -57,13 +54,12 @@ def check_search_workers(n: object) -> None:
         raise ValueError(f"search_workers must be a whole number of processes, at least 1, got {n!r}")
 
 
-# What a worker's meters read so far (its GPU and CPU-package figures), set by the worker process before its fit
-# (bench.run.search_worker); its calls to the chief add its CPU seconds.
+# A worker's meters so far (its GPU and CPU-package figures), set by its process (bench.run.search_worker).
 _meters_so_far: Callable[[], dict[str, Any]] = dict
 
 
 def report_meters(so_far: Callable[[], dict[str, Any]]) -> None:
-    """Sets what this worker process's calls tell the chief of its meters so far (the run's heartbeat keeps it)."""
+    """Sets what this worker process's calls tell the chief of its meters so far."""
     global _meters_so_far
     _meters_so_far = so_far
 
@@ -87,12 +83,16 @@ class WorkerPlan:
     worker: str
     address: str  # host:port of the chief's oracle
     spec: str  # the run's RunSpec as JSON
-    run_dir: str  # the worker's own folders (its FitContext's run_dir and workdir): scratch, never the run's
-    workdir: str
+    run_dir: str  # the worker's own folder (its FitContext's run_dir, with workdir under it): never the run's
     cores: tuple[int, ...] = ()  # the cores it pins itself to (none: as inherited)
     gpus: str | None = None  # its CUDA_VISIBLE_DEVICES (None: as inherited)
     run_id: str = ""  # the run's, naming its scratch folder on another node
     max_rss_mb: float | None = None  # a Ray worker's memory cap, its whole process tree (None: none)
+
+    @property
+    def workdir(self) -> Path:
+        """Its FitContext's workdir."""
+        return Path(self.run_dir) / "work"
 
     def to_json(self) -> str:
         """The plan as JSON for the worker's command line file."""
@@ -106,10 +106,11 @@ class WorkerPlan:
 
 
 def last_words(log: Path, name: str) -> str:
-    """A worker's error as its log's last line gives it (bench.run.search_worker: 'search NAME: done' or the error);
-    a log not ending so is a process that died."""
-    with contextlib.suppress(OSError):
-        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    """An exited worker's error as its log's last line gives it (bench.run.search_worker: 'search NAME: done' or
+    the error); a log not ending so is a process that died."""
+    with contextlib.suppress(OSError), open(log, "rb") as fh:
+        fh.seek(max(0, log.stat().st_size - 4096))  # an error line is at most rundir.ERROR_CHARS
+        lines = fh.read().decode("utf-8", errors="replace").splitlines()
         if lines and lines[-1].startswith(f"search {name}: "):
             said = lines[-1].removeprefix(f"search {name}: ")
             return "" if said == DONE else said
@@ -205,7 +206,7 @@ class Chief:
         for i in range(1, 1 if spent else self.n):
             name = f"worker{i}"
             plan = WorkerPlan(worker=name, address=self.address, spec=spec, run_dir=str(ctx.workdir / name),
-                              workdir=str(ctx.workdir / name / "work"), cores=tuple(shares[i]),
+                              cores=tuple(shares[i]),
                               gpus=None if gpu_shares is None else ",".join(gpu_shares[i]),
                               run_id=ctx.run_dir.name, max_rss_mb=self.place.max_rss_mb)
             log_path = ctx.run_dir / f"search-{name}.log"
@@ -286,7 +287,7 @@ class Chief:
             "workers": [{"worker": w.name, "ran_s": None if w.ended is None else w.ended - w.launched,
                          "cpu_s": figures[w.name].get("cpu_s"),
                          "exit": "still running" if w.exit is None else w.exit.how,
-                         "error": last_words(w.log, w.name)}
+                         "error": "" if w.exit is None else last_words(w.log, w.name)}
                         for w in self.workers],
         }
         for key in GPU_SUMS:
@@ -312,32 +313,26 @@ def _servicer(oracle: Any, heard: dict[str, dict[str, Any]]) -> Any:
                 figures = json.loads(told)
                 heard[str(figures.pop("worker"))] = figures
 
-    def left(context: Any) -> None:
-        end = oracle.search_log.search_deadline()
-        context.set_trailing_metadata(((SECONDS_LEFT_KEY, "" if end is None else f"{end - time.monotonic():.3f}"),))
+    def answering(method: Callable[..., Any]) -> Callable[..., Any]:
+        """The service's method, hearing the caller first and saying the seconds of search left after."""
 
-    class BudgetServicer(OracleServicer):
-        def CreateTrial(self, request: Any, context: Any) -> Any:  # noqa: N802 - the service's names
+        def answer(self: Any, request: Any, context: Any) -> Any:
             hear(context)
-            answer = super().CreateTrial(request, context)
-            left(context)
-            return answer
+            response = method(self, request, context)
+            end = oracle.search_log.search_deadline()
+            left = "" if end is None else f"{end - time.monotonic():.3f}"
+            context.set_trailing_metadata(((SECONDS_LEFT_KEY, left),))
+            return response
 
-        def GetTrial(self, request: Any, context: Any) -> Any:  # noqa: N802
-            hear(context)
-            answer = super().GetTrial(request, context)
-            left(context)
-            return answer
+        return answer
 
-        def EndTrial(self, request: Any, context: Any) -> Any:  # noqa: N802
-            hear(context)
-            sent = dict(context.invocation_metadata()).get(REPORT_KEY)
-            self.oracle.end_trial(trial_module.Trial.from_proto(request.trial),
-                                  None if sent is None else Outcome.from_json(sent))
-            left(context)
-            return protos.get_service().EndTrialResponse()
+    def end_trial(self: Any, request: Any, context: Any) -> Any:
+        sent = dict(context.invocation_metadata()).get(REPORT_KEY)
+        oracle.end_trial(trial_module.Trial.from_proto(request.trial), sent and Outcome.from_json(sent))
+        return protos.get_service().EndTrialResponse()
 
-    return BudgetServicer(oracle)
+    methods = {"CreateTrial": OracleServicer.CreateTrial, "GetTrial": OracleServicer.GetTrial, "EndTrial": end_trial}
+    return type("BudgetServicer", (OracleServicer,), {k: answering(m) for k, m in methods.items()})(oracle)
 
 
 def follow_chief(plan: WorkerPlan, log: Any) -> Callable[[Any, Any], Any]:
@@ -374,19 +369,18 @@ def _client_class() -> type:
             self._asking = threading.Lock()
             self._machine = machine_id()
 
-        def _told(self, *metadata: tuple[str, str]) -> tuple[tuple[str, str], ...]:
-            """A call's metadata: `metadata` and this worker's compute so far."""
+        def _ask(self, method: Any, request: Any, *metadata: tuple[str, str], **options: Any) -> Any:
+            """The chief's answer to a call that says `metadata` and this worker's compute so far; its seconds left
+            are counted from when it was asked, so the deadline is never later than the chief's."""
+            asked = time.monotonic()
             so_far = {**_meters_so_far(), "worker": self.tuner_id, "machine": self._machine,
                       "cpu_s": process_cpu_s()}
-            return (*metadata, (USAGE_KEY, json.dumps(so_far)))
-
-        def _heard(self, call: Any, asked: float) -> None:
-            """Takes the seconds left of an answer to a call made at `asked`: counted from then, the deadline
-            is never later than the chief's."""
+            answer, call = method.with_call(request, metadata=(*metadata, (USAGE_KEY, json.dumps(so_far))), **options)
             left = dict(call.trailing_metadata() or ()).get(SECONDS_LEFT_KEY)
             self._asked = time.monotonic()
             if left is not None:
                 self.deadline = None if left == "" else asked + float(left)
+            return answer
 
         def follow(self) -> float | None:
             """The search's deadline; during a trial asked again PEER_POLL_S after the last answer (which stands
@@ -394,11 +388,8 @@ def _client_class() -> type:
             due = self._trial_id is not None and time.monotonic() - self._asked >= PEER_POLL_S
             if due and self._asking.acquire(False):
                 try:
-                    asked = time.monotonic()
-                    _, call = self.stub.GetTrial.with_call(
-                        protos.get_service().GetTrialRequest(trial_id=self._trial_id), metadata=self._told(),
-                        timeout=ASK_TIMEOUT_S)
-                    self._heard(call, asked)
+                    self._ask(self.stub.GetTrial, protos.get_service().GetTrialRequest(trial_id=self._trial_id),
+                              timeout=ASK_TIMEOUT_S)
                 except grpc.RpcError:
                     pass
                 finally:
@@ -406,22 +397,17 @@ def _client_class() -> type:
             return self.deadline
 
         def create_trial(self, tuner_id: str) -> Any:
-            asked = time.monotonic()
-            answer, call = self.stub.CreateTrial.with_call(
-                protos.get_service().CreateTrialRequest(tuner_id=tuner_id), metadata=self._told(),
-                wait_for_ready=True, timeout=TIMEOUT)
-            self._heard(call, asked)
+            answer = self._ask(self.stub.CreateTrial, protos.get_service().CreateTrialRequest(tuner_id=tuner_id),
+                               wait_for_ready=True, timeout=TIMEOUT)
             trial = trial_module.Trial.from_proto(answer.trial)
             self._trial_id = trial.trial_id if trial.status == trial_module.TrialStatus.RUNNING else None
             return trial
 
         def end_trial(self, trial: Any, report: Outcome | None = None) -> None:
             self._trial_id = None
-            metadata, asked = () if report is None else ((REPORT_KEY, report.to_json()),), time.monotonic()
-            _, call = self.stub.EndTrial.with_call(protos.get_service().EndTrialRequest(trial=trial.to_proto()),
-                                                   metadata=self._told(*metadata), wait_for_ready=True,
-                                                   timeout=TIMEOUT)
-            self._heard(call, asked)
+            metadata = () if report is None else ((REPORT_KEY, report.to_json()),)
+            self._ask(self.stub.EndTrial, protos.get_service().EndTrialRequest(trial=trial.to_proto()), *metadata,
+                      wait_for_ready=True, timeout=TIMEOUT)
 
         def search_ended(self) -> None:
             raise WorkerFinished

@@ -201,10 +201,6 @@ class SearchLog:
         """Trials that raised (build error, download offline, out of memory, NaN loss)."""
         return sum(r.status == "failed" for r in self.rows)
 
-    def trials_spent(self) -> Spent:
-        """The FLOPs the trials spent training (a trial that trained without a count makes the figure partial)."""
-        return trials_spent(self.rows)
-
     def best_val_accuracy(self) -> float | None:
         """Highest validation accuracy over all scored trials."""
         scores = [r.val_accuracy for r in self.rows if r.val_accuracy is not None]

@@ -12,17 +12,16 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.core.network import check_reachable, loopback_kept
 from bench.measure.descendants import MEMORY_POLL_S, tree_rss_mb
 from bench.systems.search.placement import PLACEMENT_ENV, Placement
 
@@ -30,46 +29,6 @@ REMOTE_MODULE = "bench.run.search_worker"
 LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
 # On each node, where a search's Ray workers work (their tuner projects), as bench.run.ray_executor's runs do.
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-search"
-# How long a chief or worker waits for the address it must reach to accept a connection before it fails the run:
-# Ray's and gRPC's own connect loops retry for minutes, up to the run's hard limit.
-CONNECT_TIMEOUT_S = 5.0
-
-
-class Unreachable(RuntimeError):
-    """A process of a search could not connect to the address it was given."""
-
-
-def check_reachable(address: str, what: str) -> None:
-    """Returns once something accepts a connection at host:port `address`; else raises Unreachable, one line
-    naming `what` and the address, within CONNECT_TIMEOUT_S."""
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except (OSError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
-        raise Unreachable(f"cannot reach {what} at {address} ({reason})") from None
-
-
-@contextlib.contextmanager
-def loopback_kept() -> Iterator[None]:
-    """While Ray starts or joins a cluster, an address of 127.0.0.1 stays 127.0.0.1.
-
-    Ray replaces a loopback address (a node's, or a cluster's it is told to join) with this machine's network
-    address unless it believes it runs on a laptop (its ENABLE_RAY_CLUSTER constant, read when an address is
-    resolved); a Ray listening on loopback only would then be dialled where nothing listens. Addresses that
-    are not loopback are untouched.
-    """
-    from ray._private import ray_constants
-
-    enabled = ray_constants.ENABLE_RAY_CLUSTER
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = enabled
-
-
 @dataclass(frozen=True)
 class Exit:
     """How a worker process ended."""
@@ -100,7 +59,7 @@ def worker_env(plan: Any) -> dict[str, str]:
 def start_process(plan: Any, log_path: Path) -> subprocess.Popen:
     """Starts `python -m bench.run.search_worker` on the plan (written into its workdir), output to log_path;
     in this process's group, so a kill of the run's group reaches it."""
-    plan_path = Path(plan.workdir) / "plan.json"
+    plan_path = plan.workdir / "plan.json"
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     plan_path.write_text(plan.to_json())
     with open(log_path, "w", encoding="utf-8") as out:
@@ -178,7 +137,7 @@ def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     try:
-        plan = replace(plan, run_dir=str(scratch), workdir=str(scratch / "work"))
+        plan = replace(plan, run_dir=str(scratch))
         log_path = scratch / "log.txt"
         proc = start_process(plan, log_path)
         try:

@@ -12,7 +12,7 @@ from bench.core.budget import Budget
 from bench.measure.flops import Spent
 from bench.systems.base import FitContext, System
 from bench.systems.search.distributed import Chief, follow_chief
-from bench.systems.search.log import SearchLog
+from bench.systems.search.log import SearchLog, trials_spent
 
 
 class SearchSystem(System):
@@ -23,10 +23,6 @@ class SearchSystem(System):
     # A KerasTuner search trains Keras models: the harness gives it the run's precision, backend and kernels,
     # as it gives the baseline.
     uses_keras: ClassVar[bool] = True
-    # Whether the search continues from its tuner's saved project (KerasTuner's reload of its oracle and
-    # trials) when its process died: a search whose tuner reloads with overwrite=False (over several processes,
-    # the chief's, which holds the oracle; the workers keep nothing).
-    carries_over: ClassVar[bool] = False
     SEARCH_STATE: ClassVar[str] = "search.json"  # the log's rows and times, beside the tuner's project
 
     def __init__(self, options: Any = None) -> None:
@@ -49,8 +45,9 @@ class SearchSystem(System):
         return None if self._log is None else self._log.deadline
 
     def resumes(self, budget: Budget) -> bool:
-        """Whether the search continues from its last finished trial after its process (or its chief) died."""
-        return self.carries_over
+        """A search continues from its last finished trial after its process (or its chief) died: its tuner reloads
+        its saved project (overwrite=False; over several processes the chief's, which holds the oracle)."""
+        return True
 
     def continuing(self, ctx: FitContext) -> bool:
         """As System.continuing, in the run's own process only (a search's workers keep nothing)."""
@@ -119,7 +116,7 @@ class SearchSystem(System):
         if self._log is None:
             return {}
         # Before refit_extras, which may predict more (a validation score) than the test set the run predicted.
-        spent = self._log.trials_spent() + self.refit_spent()
+        spent = trials_spent(self._log.rows) + self.refit_spent()
         # A searcher that counts nothing (no trial_epoch_examples, no refit_spent) is 'not counted', never 0.
         counted = spent.fields() if spent.train or spent.predict else {}
         return {**self._log.extras(self.budget_scope(), self.budget_end()), **self.refit_extras(), **self._workers,

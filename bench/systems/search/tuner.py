@@ -1,22 +1,10 @@
-"""Mixins that put any KerasTuner tuner class under a SearchLog's budget.
-
-KerasTuner's trial loop (BaseTuner.search: oracle.create_trial, on_trial_begin, run_trial, on_trial_end) has no
-time limit. The budget is kept where KerasTuner decides, in the oracle (bench.systems.search.oracle: STOPPED
-at the deadline, each trial's row and the refit's reserve as it ends); BudgetedTuner gives the tuner that
-oracle (log.oracle_for: its own, or in a search over several processes the chief's) and the rest:
-
-- on_trial_begin / on_trial_end: each trial's outcome, which its trial code fills in, goes to the oracle with
-  the trial (TrialReport);
-- skip(): a trial the time left could not train is not run, and this process's search ends;
-- hard_stop(): a watchdog that interrupts a trial still running hard_stop_grace_s after the deadline.
-
-KerasFitTrials adds the hooks for trials that are one model.fit (KerasTuner's own Tuner, Auto-Keras): a callback
-stops the fit at its next batch after the deadline (the epoch's validation still runs, so a cut trial keeps a
-score) and times its epochs for the model; an interrupted trial keeps the scores of its finished epochs.
-
-keras-tuner aborts a search after `max_consecutive_failed_trials` (default 3) failed trials in a row; the mixin
-raises that limit (MAX_CONSECUTIVE_FAILURES) so a few trials that cannot run here (a download offline, an
-out-of-memory) are recorded as failed and the search goes on.
+"""Mixins that put any KerasTuner tuner class under a SearchLog's budget, kept by its oracle
+(bench.systems.search.oracle): BudgetedTuner gives the tuner that oracle (its own, or the chief's in a search over
+several processes), sends each trial's Outcome with its end, skips a trial the time left could not train
+(skip) and interrupts one still running hard_stop_grace_s past the deadline (hard_stop). KerasFitTrials adds,
+for trials that are one model.fit (KerasTuner's own Tuner, Auto-Keras), a callback that stops the fit at its
+next batch after the deadline (the epoch's validation still runs, so a cut trial keeps a score) and times its
+epochs; an interrupted trial keeps the scores of its finished epochs.
 """
 
 from __future__ import annotations
@@ -150,7 +138,6 @@ class KerasFitTrials(BudgetedTuner):
             with hard_stop:
                 history = super()._build_and_fit_model(trial, *args, **kwargs)  # type: ignore[misc]
         except Exception as exc:
-            self._count(trial, stopper)
             # The interrupt can surface as another type (pybind11 turns it into a RuntimeError).
             if not hard_stop.fired:
                 raise
@@ -160,10 +147,12 @@ class KerasFitTrials(BudgetedTuner):
             if history is None:
                 raise DeadlineInterrupt("interrupted after the deadline before any epoch finished") from exc
             return history
-        outcome = self.outcomes[trial.trial_id]
-        outcome.epochs, outcome.stopped = len(history.history.get("loss", [])), stopper.stopped
-        self._count(trial, stopper)
-        return history
+        else:
+            outcome = self.outcomes[trial.trial_id]
+            outcome.epochs, outcome.stopped = len(history.history.get("loss", [])), stopper.stopped
+            return history
+        finally:
+            self._count(trial, stopper)
 
     def _count(self, trial: Any, stopper: Any) -> None:
         """The trial's training FLOPs: its model's, over the epochs it trained (a cut one by its batches)."""

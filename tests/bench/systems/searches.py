@@ -17,7 +17,7 @@ from scipy.stats import binomtest
 from bench.core.budget import parse_budget
 from bench.datasets.base import ImageData
 from bench.systems import FitContext, System, SystemResult, make_system
-from bench.systems.search import TRIAL_COLUMNS
+from bench.systems.search.log import TRIAL_COLUMNS
 
 N_TRAIN, N_TEST, SIZE, CLASSES = 90, 30, 16, ("a", "b", "c")
 

@@ -16,8 +16,9 @@ from bench.measure import flops
 from bench.systems import make_system
 from bench.systems.autokeras import _shuffled
 from bench.systems.autokeras import targets as _targets
-from bench.systems.search import REFIT_SAFETY, NoCompletedTrial, SearchLog
-from bench.systems.search.budget import allowed_overshoot_s
+from bench.systems.search import SearchLog
+from bench.systems.search.budget import REFIT_SAFETY, allowed_overshoot_s
+from bench.systems.search.log import NoCompletedTrial
 from tests.bench.systems.searches import (
     N_TRAIN,
     StepClock,
@@ -199,7 +200,7 @@ def test_budget_smaller_than_one_trial_refits_the_partial_best(
     """A 1 s budget, each training step "taking" half a second: the first trial is cut at its second step; that
     partial best is refit, not a hang. The search ended too late for the refit's one epoch, which it still gets,
     within REFIT_GRACE_SHARE of the allowed overshoot."""
-    from bench.systems.search import REFIT_GRACE_SHARE
+    from bench.systems.search.budget import REFIT_GRACE_SHARE
 
     clock = StepClock(step_s=0.5).install(monkeypatch)
     result, ctx, rows = run_search("autokeras", "1s", data, tmp_path)
@@ -264,8 +265,9 @@ def test_hard_stop_interrupts_a_stuck_fit_and_keeps_finished_epochs() -> None:
     """A batch that outlives the deadline is interrupted; the epochs finished before it keep their scores."""
     import keras
 
-    from bench.systems.search import DeadlineInterrupt, HardStop, deadline_callback
-    from bench.systems.search import finished_epochs as _finished_epochs
+    from bench.systems.search import deadline_callback
+    from bench.systems.search.stop import DeadlineInterrupt, HardStop
+    from bench.systems.search.stop import finished_epochs as _finished_epochs
 
     stuck_at: list[float] = []
 
@@ -316,7 +318,8 @@ def test_a_fit_past_its_deadline_stops_at_its_next_batch() -> None:
 def test_a_refit_past_the_budgets_end_stops_there_or_within_part_of_the_allowed_overshoot() -> None:
     """The refit stops at the budget's end; a search that ended too late for one epoch gets that epoch, but
     never more than REFIT_GRACE_SHARE of the allowed overshoot, leaving the rest for the batch then running."""
-    from bench.systems.search import REFIT_GRACE_SHARE, refit_stop_at
+    from bench.systems.search import refit_stop_at
+    from bench.systems.search.budget import REFIT_GRACE_SHARE
 
     now = time.monotonic()
     assert refit_stop_at(now + 100.0, 30.0, 20.0) == now + 100.0  # time enough: the budget's end

@@ -17,8 +17,8 @@ from bench.systems import FitContext, SystemResult, make_system
 from bench.systems.autokeras_hybrid import MIN_SUBSET_PER_CLASS, SEARCH_SHARE
 from bench.systems.autokeras_space import fair_initial_hps
 from bench.systems.scale_up import MAX_BLOCKS, MAX_FILTERS, found_architecture, scale_up
-from bench.systems.search import TRIAL_COLUMNS
 from bench.systems.search.budget import allowed_overshoot_s
+from bench.systems.search.log import TRIAL_COLUMNS
 from tests.bench.systems.searches import (
     CLASSES,
     StepClock,

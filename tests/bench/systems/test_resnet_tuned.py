@@ -21,8 +21,9 @@ from bench.measure import flops
 from bench.systems import FitContext, SystemResult, make_system, system_class
 from bench.systems import resnet_tuned_space as space
 from bench.systems.resnet_tuned import HYPERBAND_FACTOR, TUNABLE_RECIPES, TrialTimes
-from bench.systems.search import REFIT_SAFETY, NoCompletedTrial, SearchLog
-from bench.systems.search.budget import allowed_overshoot_s
+from bench.systems.search import SearchLog
+from bench.systems.search.budget import REFIT_SAFETY, allowed_overshoot_s
+from bench.systems.search.log import NoCompletedTrial
 from tests.bench.systems.searches import (
     StepClock,
     accuracy,

@@ -62,7 +62,7 @@ def test_a_hard_stop_follows_a_deadline_that_moves_while_the_trial_runs() -> Non
     reserve grows; a worker hears the chief's)."""
     import time
 
-    from bench.systems.search import DeadlineInterrupt, HardStop
+    from bench.systems.search.stop import DeadlineInterrupt, HardStop
 
     deadline: list[float | None] = [None]  # no deadline yet, then one far off, then one already past
     hard_stop = HardStop(lambda: deadline[0])
@@ -84,7 +84,7 @@ def test_a_hard_stop_ends_cleanly_under_a_trace_function_and_no_interrupt_lands_
 
     code = textwrap.dedent("""
         import sys, threading, time
-        from bench.systems.search import DeadlineInterrupt, HardStop
+        from bench.systems.search.stop import DeadlineInterrupt, HardStop
 
         def trace(*args):
             return trace

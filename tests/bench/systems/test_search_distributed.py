@@ -60,8 +60,8 @@ def test_cores_and_gpus_are_shared_evenly_and_the_chief_gets_the_first_share(mon
 
 
 def test_a_worker_plan_goes_to_its_process_and_back() -> None:
-    plan = WorkerPlan("worker1", "127.0.0.1:5", '{"seed": 0}', "/r/work/worker1", "/r/work/worker1/work", (2, 3), "1")
-    assert WorkerPlan.from_json(plan.to_json()) == plan
+    plan = WorkerPlan("worker1", "127.0.0.1:5", '{"seed": 0}', "/r/work/worker1", (2, 3), "1")
+    assert WorkerPlan.from_json(plan.to_json()) == plan and plan.workdir == Path("/r/work/worker1/work")
 
 
 def test_the_record_counts_every_process_compute_and_a_single_process_run_is_unchanged() -> None:
@@ -120,7 +120,7 @@ def test_the_chief_keeps_its_tuner_project_where_the_next_attempt_finds_it_and_a
     attempt = Attempt(tmp_path, {"run_id": "r"})
     chief = chief_context(tmp_path, time.monotonic() + 60, resume=attempt)
     assert system.tuner_dir(chief, "p") == attempt.checkpoint_dir / "p" and not system.overwrite(chief)
-    plan = WorkerPlan("worker1", "127.0.0.1:1", "{}", str(tmp_path / "w1"), str(tmp_path / "w1" / "work"))
+    plan = WorkerPlan("worker1", "127.0.0.1:1", "{}", str(tmp_path / "w1"))
     worker = dataclasses.replace(chief, workdir=tmp_path / "w1" / "work", search_worker=plan)
     assert system.tuner_dir(worker, "p") == tmp_path / "w1" / "work" / "p" and system.overwrite(worker)
 
@@ -172,7 +172,7 @@ def test_the_chief_serves_its_budgeted_oracle_to_a_worker_over_loopback(tmp_path
         chief.serve(random_oracle(tmp_path), Searcher(chief_log))
         host, port = chief.address.rsplit(":", 1)
         assert host == "127.0.0.1" and chief_log.worker == "chief"
-        plan = WorkerPlan("worker1", chief.address, "{}", str(tmp_path), str(tmp_path / "w1"))
+        plan = WorkerPlan("worker1", chief.address, "{}", str(tmp_path))
         worker_log = SearchLog.start(ctx, time.monotonic(), "total")
         follow_chief(plan, worker_log)
         client = worker_log.oracle_for(random_oracle(tmp_path / "w1"), Searcher(worker_log, "worker1"))
