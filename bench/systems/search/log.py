@@ -158,21 +158,19 @@ class SearchLog:
 
     def save(self, path: Path) -> None:
         """Writes what the search has learnt (its trial rows and times) for an attempt that continues it."""
-        rundir.write_atomic(path, json.dumps({
-            "rows": [asdict(r) for r in self.rows], "overhead_s": self.times.overhead_s,
-            "epoch_s": self.times.epoch_s, "refit_reserve_s": self.refit_reserve_s}))
+        rundir.write_atomic(path, json.dumps({"rows": [asdict(r) for r in self.rows], "times": asdict(self.times),
+                                              "refit_reserve_s": self.refit_reserve_s}))
 
     def restore(self, path: Path) -> int:
         """Takes back what save wrote (nothing when there is no readable file); returns the trials carried."""
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
-            rows = [TrialRow(**row) for row in state["rows"]]
+            rows, times = [TrialRow(**row) for row in state["rows"]], TrialTimes(**state["times"])
         except (OSError, ValueError, TypeError, KeyError):
             return 0
-        self.rows = rows
-        self.times.overhead_s.update({k: float(v) for k, v in state.get("overhead_s", {}).items()})
-        self.times.epoch_s.update({k: float(v) for k, v in state.get("epoch_s", {}).items()})
-        self.refit_reserve_s = float(state.get("refit_reserve_s", 0.0))
+        self.rows, self.refit_reserve_s = rows, float(state.get("refit_reserve_s", 0.0))
+        self.times.overhead_s.update(times.overhead_s)  # in place: a searcher's tuner may hold self.times
+        self.times.epoch_s.update(times.epoch_s)
         return len(rows)
 
     def finish(self, run_dir: Path, project_root: Path) -> None:
