@@ -23,7 +23,6 @@ class TinyRandomSearch(SearchSystem):
     name: ClassVar[str] = "tiny-random-search"
     description: ClassVar[str] = "keras-tuner RandomSearch over a 2-unit Dense model (a test of bench.systems.search)"
     library: ClassVar[str] = "keras-tuner"
-    uses_keras: ClassVar[bool] = True
 
     @dataclass(frozen=True)
     class Options:
