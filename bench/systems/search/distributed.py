@@ -137,6 +137,7 @@ class _Worker:
     log: Path  # its output, the run's search-<name>.log
     ended: float | None = None
     exit: Exit | None = None
+    error: str = ""  # its last words, read once at its exit
 
 
 @dataclass
@@ -229,7 +230,7 @@ class Chief:
         with self._reaping:
             for w in self.workers:
                 if w.ended is None and (done := w.process.poll()) is not None:
-                    w.ended, w.exit = time.monotonic(), done
+                    w.ended, w.exit, w.error = time.monotonic(), done, last_words(w.log, w.name)
                     if self.oracle is not None:
                         self.oracle.fail(w.name, f"its worker {w.name} {done.how} during the trial")
 
@@ -287,7 +288,7 @@ class Chief:
             "workers": [{"worker": w.name, "ran_s": None if w.ended is None else w.ended - w.launched,
                          "cpu_s": figures[w.name].get("cpu_s"),
                          "exit": "still running" if w.exit is None else w.exit.how,
-                         "error": "" if w.exit is None else last_words(w.log, w.name)}
+                         "error": w.error}
                         for w in self.workers],
         }
         for key in GPU_SUMS:

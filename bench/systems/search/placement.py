@@ -117,8 +117,12 @@ def prepare_chief(workers: int, env: dict[str, str], max_rss_mb: float | None) -
 # --- Ray ---------------------------------------------------------------------------------------------------
 def bundles_that_fit(held: dict[str, float], nodes: list[dict[str, float]]) -> int:
     """How many bundles of `held` (a run's resources: num_cpus, num_gpus) the nodes can hold at once."""
-    needs = [(key, need) for key, need in (("CPU", held["num_cpus"]), ("GPU", held["num_gpus"])) if need > 0]
-    return sum(int(min(node.get(key, 0.0) // need for key, need in needs)) for node in nodes) if needs else 0
+    total = 0
+    for node in nodes:
+        fits = [node.get(key, 0.0) // need for key, need in (("CPU", held["num_cpus"]), ("GPU", held["num_gpus"]))
+                if need > 0]
+        total += int(min(fits)) if fits else 0
+    return total
 
 
 def fits(held: dict[str, float], nodes: list[dict[str, float]], workers: int) -> bool:
