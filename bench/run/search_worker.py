@@ -10,8 +10,6 @@ the chief records. It writes no record: its trials and compute are in the chief'
 
 from __future__ import annotations
 
-import logging
-import os
 import random
 import signal
 import sys
@@ -62,7 +60,7 @@ def run(plan: WorkerPlan) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the plan file's path is the only argument."""
-    from bench.run.worker import SoftStop, die_with_parent
+    from bench.run.worker import SoftStop, die_with_parent, log_to_output
 
     args = sys.argv[1:] if argv is None else argv
     plan = WorkerPlan.from_json(Path(args[0]).read_text())
@@ -78,10 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     pin_process(plan.cores)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log_to_output()
     error = run(plan)
     print(f"search {plan.worker}: {error or DONE}", flush=True)  # the chief's record of it: last_words
     return 1 if error else 0

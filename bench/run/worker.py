@@ -162,16 +162,21 @@ def execute(spec: RunSpec) -> RunRecord:
     return record
 
 
+def log_to_output() -> None:
+    """The systems' progress (baseline epochs, budget plans, trials) to this process's output (a run's log.txt),
+    the libraries' own chatter left out."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: the spec file's path is the only argument."""
     args = sys.argv[1:] if argv is None else argv
     die_with_parent()
     signal.signal(signal.SIGTERM, _on_sigterm)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # The systems' progress (baseline epochs, budget plans, trials) goes to the run's log.txt.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log_to_output()
     spec = RunSpec.from_json(Path(args[0]).read_text())
     record = execute(spec)
     print(f"run {record.run_id}: {record.status} {record.error}", flush=True)

@@ -6,13 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.systems.search import BUDGET_SCOPES
-from bench.systems.search.distributed import check_search_workers
 
 
 def check_budget_scope(scope: object) -> None:
     """Raises ValueError unless scope is one of BUDGET_SCOPES."""
     if scope not in BUDGET_SCOPES:
         raise ValueError(f"budget_scope must be one of {', '.join(BUDGET_SCOPES)}, got {scope!r}")
+
+
+def check_search_workers(n: object) -> None:
+    """Raises ValueError unless n is a whole number of processes, at least 1."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"search_workers must be a whole number of processes, at least 1, got {n!r}")
 
 
 @dataclass(frozen=True)

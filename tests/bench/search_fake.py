@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.systems.base import FitContext
+from bench.systems.budget_options import check_search_workers
 from bench.systems.search import SearchSystem, budgeted, max_trials
-from bench.systems.search.distributed import check_search_workers
 
 EPOCHS = 5  # per trial: a few seconds on digits, so a 10 s budget sees several trials and a cut one
 LIBRARY_MAX_TRIALS = 10  # keras-tuner's RandomSearch default, for the `full` budget

@@ -23,8 +23,8 @@ TIME_ONLY_MAX_TRIALS = 10_000
 # Share of the allowed overshoot a refit may run past the budget's end when the search ended too late for one
 # epoch before it; the rest is for the batch running when that time is up, the fit's end and saving the model.
 REFIT_GRACE_SHARE = 0.5
-# A refit's predicted time is padded by this factor: on the malaria cells (3-minute budgets) refits took 1.1-1.3x
-# their trial-based prediction (building the model on the whole set, a first epoch that traces the graph).
+# A refit's predicted time is padded by this factor, for what a trial's times miss (building the model on more
+# data; measured: docs/method.md, autokeras).
 REFIT_SAFETY = 1.25
 
 
@@ -71,12 +71,8 @@ class TrialTimes:
     epoch_s: dict[str, float] = field(default_factory=dict)  # one steady epoch's seconds
 
     def note(self, trial_id: str, wall_s: float, epochs_s: Sequence[float]) -> None:
-        """Records a trial from its wall time so far and the seconds of each epoch it finished.
-
-        The first epoch includes tracing the train step (on digits 2-3x a steady epoch), so a steady epoch is
-        the mean of the later ones where there are any, and the first one's excess is part of the fixed cost:
-        scaling the first up to a 30-epoch refit reserved over twice its time.
-        """
+        """Records a trial from its wall time so far and the seconds of each epoch it finished: a steady epoch is
+        the mean of those after the first (which traces the train step), whose excess is part of the fixed cost."""
         if not epochs_s:
             return
         epoch = float(np.mean(epochs_s[1:])) if len(epochs_s) > 1 else float(epochs_s[0])

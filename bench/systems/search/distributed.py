@@ -25,7 +25,7 @@ from typing import Any
 from bench.core import rundir
 from bench.systems.search.oracle import JOIN_SLACK_S, Outcome, budgeted_oracle
 from bench.systems.search.placement import Placement, pin_process, split_evenly
-from bench.systems.search.processes import Cluster, Exit, LocalWorker, RayWorker, WorkerProcess
+from bench.systems.search.processes import Exit, LocalWorker, RayWorker, WorkerProcess, join_group, leave_cluster
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,6 @@ DONE = "done"
 GPU_SUMS = ("gpu_s", "gpu_busy_s", "gpu_energy_j", "gpu_count")
 
 
-def check_search_workers(n: object) -> None:
-    """Raises ValueError unless n is a whole number of processes, at least 1."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"search_workers must be a whole number of processes, at least 1, got {n!r}")
-
-
 # A worker's meters so far (its GPU and CPU-package figures), set by its process (bench.run.search_worker).
 _meters_so_far: Callable[[], dict[str, Any]] = dict
 
@@ -62,14 +56,6 @@ def report_meters(so_far: Callable[[], dict[str, Any]]) -> None:
     """Sets what this worker process's calls tell the chief of its meters so far."""
     global _meters_so_far
     _meters_so_far = so_far
-
-
-def process_cpu_s() -> float:
-    """CPU seconds of this process and its collected children so far, as wait4 counts a worker's at its exit."""
-    import psutil
-
-    times = psutil.Process().cpu_times()
-    return times.user + times.system + times.children_user + times.children_system
 
 
 class WorkerFinished(Exception):  # noqa: N818 - an ending, not an error
@@ -149,7 +135,7 @@ class Chief:
     ctx: Any
     place: Placement  # where the executor said the search's processes go
     cores: list[int]  # this machine's cores for the whole search (local workers)
-    cluster: Cluster | None = None  # the Ray cluster of the run's placement group, if it has one
+    group: Any = None  # the run's Ray placement group, a bundle per process, if it has one
     workers: list[_Worker] = field(default_factory=list)
     heard: dict[str, dict[str, Any]] = field(default_factory=dict)  # each worker's compute, as it last told
     oracle: Any = None  # the budgeted oracle it serves, set by serve()
@@ -165,15 +151,15 @@ class Chief:
         run's placement group, else on shares of this process's cores. The server and workers start when the
         chief's tuner gives it its oracle (serve), and this process is then pinned to the first share."""
         place = Placement.here()
-        cluster = Cluster(place) if place.group else None
+        group = join_group(place) if place.group else None
         cores = list(place.cores) or sorted(os.sched_getaffinity(0))
-        if cluster is None and len(cores) < n:
+        if group is None and len(cores) < n:
             raise RuntimeError(f"search_workers={n} needs a core per worker, and this run has {len(cores)}: "
                                f"lower search_workers to at most {len(cores)} or run it on a larger machine")
-        if cluster is not None and cluster.size() != n:
-            cluster.close()
-            raise RuntimeError(f"the run's placement group has {cluster.size()} bundles for {n} search workers")
-        chief = cls(search_log=search_log, n=n, ctx=ctx, place=place, cores=cores, cluster=cluster)
+        if group is not None and (size := len(group.bundle_specs)) != n:
+            leave_cluster()
+            raise RuntimeError(f"the run's placement group has {size} bundles for {n} search workers")
+        chief = cls(search_log=search_log, n=n, ctx=ctx, place=place, cores=cores, group=group)
         search_log.worker, search_log.oracle_for = CHIEF, chief.serve
         if ctx.resume is not None:  # the run's heartbeat persists the whole search's compute, workers' included
             ctx.resume.spread_over(lambda fields: whole_compute(fields, chief.usage()))
@@ -188,7 +174,7 @@ class Chief:
 
         self.oracle = budgeted_oracle(oracle, tuner)
         self.oracle.overdue = self.stop_workers
-        host = HOST if self.cluster is None else self.cluster.host
+        host = HOST if self.group is None else self.place.node_ip
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.n + 4,
                                                              thread_name_prefix="search-oracle"))
         port = self.server.add_insecure_port(f"{host}:0")
@@ -197,9 +183,9 @@ class Chief:
         self.address = f"{host}:{port}"
         protos.get_service_grpc().add_OracleServicer_to_server(_servicer(self.oracle, self.heard), self.server)
         self.server.start()
-        shares = split_evenly(self.cores, self.n) if self.cluster is None else [[] for _ in range(self.n)]
+        shares = split_evenly(self.cores, self.n) if self.group is None else [[] for _ in range(self.n)]
         gpus = self.place.gpus
-        gpu_shares = split_evenly(gpus.split(","), self.n) if gpus and self.cluster is None else None
+        gpu_shares = split_evenly(gpus.split(","), self.n) if gpus and self.group is None else None
         spec, ctx = (self.ctx.run_dir / rundir.SPEC).read_text(), self.ctx
         spent = self.oracle.over()  # an earlier attempt spent the budget: straight to the refit, no worker
         if spent:
@@ -211,8 +197,8 @@ class Chief:
                               gpus=None if gpu_shares is None else ",".join(gpu_shares[i]),
                               run_id=ctx.run_dir.name, max_rss_mb=self.place.max_rss_mb)
             log_path = ctx.run_dir / f"search-{name}.log"
-            process = (LocalWorker(plan, log_path) if self.cluster is None
-                       else RayWorker(plan, log_path, self.cluster.group, bundle=i))
+            process = (LocalWorker(plan, log_path) if self.group is None
+                       else RayWorker(plan, log_path, self.group, bundle=i))
             self.workers.append(_Worker(name, process, time.monotonic(), log_path))
         pin_process(shares[0])
         self._monitor = threading.Thread(target=self._watch, name="search-chief", daemon=True)
@@ -261,42 +247,36 @@ class Chief:
             if self.server is not None:
                 self.server.stop(grace=None).wait()
         finally:
-            if self.cluster is not None:
-                self.cluster.close()
-
-    def figures(self, worker: _Worker) -> dict[str, Any]:
-        """A worker's compute as it last told (a trial's calls come every PEER_POLL_S), its CPU seconds from its
-        exit (wait4) once it has one."""
-        heard = self.heard.get(worker.name, {})
-        done = worker.exit
-        return heard if done is None else {**heard, "cpu_s": done.cpu_s or heard.get("cpu_s", 0.0)}
+            if self.group is not None:
+                leave_cluster()
 
     def usage(self) -> dict[str, Any]:
-        """The workers' share of the run's compute so far (whole_compute adds it to the chief's)."""
-        figures = {w.name: self.figures(w) for w in list(self.workers)}
+        """The workers' share of the run's compute so far (whole_compute adds it to the chief's): their figures as
+        each last told (a trial's calls come every PEER_POLL_S), CPU seconds from wait4 once one has exited."""
+        workers = list(self.workers)
+        figures = [{**self.heard.get(w.name, {}), **({"cpu_s": w.exit.cpu_s} if w.exit and w.exit.cpu_s else {})}
+                   for w in workers]
+
+        def told(key: str) -> list[Any]:
+            return [f[key] for f in figures if f.get(key) is not None]
+
         here = machine_id()
-        elsewhere = [f["cpu_energy_j"] for f in figures.values()
-                     if f.get("machine") not in (None, here) and f.get("cpu_energy_j") is not None]
-        out: dict[str, Any] = {
+        # RAPL reads a whole package: only workers on other machines add theirs.
+        elsewhere = [f["cpu_energy_j"] for f in figures if f.get("machine") not in (None, here)
+                     and f.get("cpu_energy_j") is not None]
+        return {
             "search_workers": self.n,
             # Bundles of the run's resources held for the whole run: a placement group's N; the local
             # executor's one machine, whose cores the processes share.
-            "search_bundles": self.n if self.cluster is not None else 1,
-            "workers_cpu_s": sum(f.get("cpu_s") or 0.0 for f in figures.values()),
-            # RAPL reads a whole package: only workers on other machines add theirs.
+            "search_bundles": self.n if self.group is not None else 1,
+            "workers_cpu_s": sum(told("cpu_s")),
             "workers_cpu_energy_j": sum(elsewhere) if elsewhere else None,
+            **{f"workers_{key}": sum(told(key)) if told(key) else None for key in GPU_SUMS},
+            "workers_gpu_mem_peak_mb": max(filter(None, told("gpu_mem_peak_mb")), default=None),
             "workers": [{"worker": w.name, "ran_s": None if w.ended is None else w.ended - w.launched,
-                         "cpu_s": figures[w.name].get("cpu_s"),
-                         "exit": "still running" if w.exit is None else w.exit.how,
-                         "error": w.error}
-                        for w in self.workers],
+                         "cpu_s": f.get("cpu_s"), "exit": "still running" if w.exit is None else w.exit.how,
+                         "error": w.error} for w, f in zip(workers, figures, strict=True)],
         }
-        for key in GPU_SUMS:
-            values = [f[key] for f in figures.values() if f.get(key) is not None]
-            out[f"workers_{key}"] = sum(values) if values else None
-        peaks = [f["gpu_mem_peak_mb"] for f in figures.values() if f.get("gpu_mem_peak_mb")]
-        out["workers_gpu_mem_peak_mb"] = max(peaks) if peaks else None
-        return out
 
 
 def _servicer(oracle: Any, heard: dict[str, dict[str, Any]]) -> Any:
@@ -351,6 +331,7 @@ def follow_chief(plan: WorkerPlan, log: Any) -> Callable[[Any, Any], Any]:
 
 def _client_class() -> type:
     import grpc
+    import psutil
     from keras_tuner.src import protos
     from keras_tuner.src.distribute.oracle_client import TIMEOUT, OracleClient
     from keras_tuner.src.engine import trial as trial_module
@@ -374,8 +355,9 @@ def _client_class() -> type:
             """The chief's answer to a call that says `metadata` and this worker's compute so far; its seconds left
             are counted from when it was asked, so the deadline is never later than the chief's."""
             asked = time.monotonic()
+            cpu = psutil.Process().cpu_times()  # with its collected children, as wait4 counts a worker's at its exit
             so_far = {**_meters_so_far(), "worker": self.tuner_id, "machine": self._machine,
-                      "cpu_s": process_cpu_s()}
+                      "cpu_s": cpu.user + cpu.system + cpu.children_user + cpu.children_system}
             answer, call = method.with_call(request, metadata=(*metadata, (USAGE_KEY, json.dumps(so_far))), **options)
             left = dict(call.trailing_metadata() or ()).get(SECONDS_LEFT_KEY)
             self._asked = time.monotonic()
@@ -433,14 +415,10 @@ def whole_compute(fields: dict[str, Any], extras: dict[str, Any]) -> dict[str, A
     out = dict(fields)
     if fields.get("fit_s") is not None:
         out["held_s"] = fields["fit_s"] * (extras.get("search_bundles") or 1)
-    if fields.get("cpu_s") is not None:
-        out["cpu_s"] = fields["cpu_s"] + (extras.get("workers_cpu_s") or 0.0)
-    if extras.get("workers_cpu_energy_j") is not None:
-        out["cpu_energy_j"] = (fields.get("cpu_energy_j") or 0.0) + extras["workers_cpu_energy_j"]
-    for key in GPU_SUMS:
-        if extras.get(f"workers_{key}") is not None:
-            out[key] = (fields.get(key) or 0) + extras[f"workers_{key}"]
-    peak = extras.get("workers_gpu_mem_peak_mb")
-    if peak is not None:
-        out["gpu_mem_peak_mb"] = max(peak, fields.get("gpu_mem_peak_mb") or 0.0)
+    for key in ("cpu_s", "cpu_energy_j", *GPU_SUMS):
+        theirs = extras.get(f"workers_{key}")
+        if theirs is not None and (key != "cpu_s" or fields.get(key) is not None):
+            out[key] = (fields.get(key) or 0) + theirs
+    if extras.get("workers_gpu_mem_peak_mb") is not None:
+        out["gpu_mem_peak_mb"] = max(extras["workers_gpu_mem_peak_mb"], fields.get("gpu_mem_peak_mb") or 0.0)
     return out

@@ -1,13 +1,5 @@
-"""The search's budget where KerasTuner decides: in the oracle, which hands out and ends every trial of the
-search, run by this process or another (bench.systems.search.distributed), so one process and N are alike.
-
-- create_trial answers STOPPED once the search's deadline has passed, or under scope 'total' the time left could
-  not give a trial a score, or the search is closed (the first trial always starts); a process whose trial was
-  not started (the time left could not train it) gets no other;
-- end_trial lets the library score the trial, then writes its trials.csv row on this process's clock (started
-  when the oracle handed it out), takes its times into the trial-time model and reserves the refit of the best
-  trial so far. What only the process that ran the trial knows comes with it: its Outcome.
-"""
+"""The search's budget where KerasTuner decides: in the oracle, which hands out and ends every trial, run by this
+process or another (bench.systems.search.distributed), so one process and N are alike."""
 
 from __future__ import annotations
 
@@ -79,7 +71,8 @@ class BudgetOracle:
     overdue: Callable[[], None] | None  # stops trials of other processes that outlast the search's end
 
     def create_trial(self, tuner_id: str) -> Any:
-        """The library's next trial, or STOPPED when the search's time is up."""
+        """The library's next trial, or STOPPED when the search is over; a process whose trial was not started (the
+        time left could not train it) gets no other."""
         trial = self._create_trial(tuner_id)
         if trial.status == "IDLE":
             time.sleep(IDLE_WAIT_S)
@@ -105,8 +98,9 @@ class BudgetOracle:
 
     @_synchronized
     def end_trial(self, trial: Any, outcome: Outcome | None = None) -> None:
-        """Ends the trial with the library (which scores it), then logs it (also when the library aborts the
-        search) and reserves the refit of the best trial so far."""
+        """Ends the trial with the library (which scores it), then writes its row on this process's clock (from when
+        it was handed out; also when the library aborts the search), takes its times into the trial-time model
+        and reserves the refit of the best trial so far."""
         outcome = outcome or Outcome()
         try:
             super().end_trial(trial)  # type: ignore[misc]

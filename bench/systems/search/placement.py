@@ -1,14 +1,6 @@
-"""Where the processes of a search over several run: what the harness calls before the run's process starts.
-
-The run's own process is the search's chief (bench.systems.search.distributed), and it starts the others. An
-executor only says where they may go, through this module:
-
-- local (bench.run.supervise): `prepare_chief` gives the run's process the first of equal shares of this machine's
-  cores and GPUs, and tells it all of them (its Placement, in PLACEMENT_ENV), to share out to its workers;
-- Ray (bench.run.ray_executor): `fits` says whether the cluster holds a bundle of the run's resources per process,
-  `reserve` makes the placement group (the run's task takes its first bundle), `group_env` tells the run's process
-  where it is, and `release` frees the group when the run ends.
-"""
+"""Where the processes of a search over several run: what an executor calls before the run's process (the
+search's chief, bench.systems.search.distributed) starts, locally (prepare_chief) or on Ray (fits, reserve,
+group_env, release); the chief learns its Placement from PLACEMENT_ENV."""
 
 from __future__ import annotations
 

@@ -1,10 +1,5 @@
-"""Where a distributed search's workers run: processes on the chief's machine, or Ray tasks on the bundles of the
-run's placement group (bench.run.ray_executor reserves it; the chief's own task holds its first bundle).
-
-Either way a worker is `python -m bench.run.search_worker PLAN` (so it pins itself, dies with its parent and
-asks the chief's oracle the same way), and the chief sees a WorkerProcess: poll() for its exit and CPU seconds
-(wait4, so a killed worker's are known too), stop() to end it.
-"""
+"""A distributed search's worker processes as the chief sees them (WorkerProcess): `python -m
+bench.run.search_worker PLAN` on the chief's machine, or in a Ray task on a bundle of the run's placement group."""
 
 from __future__ import annotations
 
@@ -29,6 +24,8 @@ REMOTE_MODULE = "bench.run.search_worker"
 LOG_TAIL_BYTES = 1 << 20  # the most of a Ray worker's log brought back to the chief
 # On each node, where a search's Ray workers work (their tuner projects), as bench.run.ray_executor's runs do.
 SCRATCH_DIR = Path(tempfile.gettempdir()) / "bench-search"
+
+
 @dataclass(frozen=True)
 class Exit:
     """How a worker process ended."""
@@ -38,11 +35,19 @@ class Exit:
     cpu_s: float = 0.0  # its CPU seconds, whole process (0 where it was lost)
 
 
-def exit_of(status: int, usage: Any) -> Exit:
-    """An Exit from os.wait4's status and resource usage."""
-    code = os.waitstatus_to_exitcode(status)
+def collect(proc: subprocess.Popen) -> Exit | None:
+    """proc's Exit once it has ended, else None: collected with wait4, so its CPU time is known however it ended
+    (and Popen no longer waits for it)."""
+    try:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    except ChildProcessError:  # collected elsewhere: nothing to measure
+        proc.returncode = -1
+        return Exit("collected elsewhere", False)
+    if not pid:
+        return None
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
     how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-    return Exit(how, code == 0, 0.0 if usage is None else usage.ru_utime + usage.ru_stime)
+    return Exit(how, code == 0, usage.ru_utime + usage.ru_stime)
 
 
 def worker_env(plan: Any) -> dict[str, str]:
@@ -86,18 +91,7 @@ class LocalWorker(WorkerProcess):
         self.proc = start_process(plan, log_path)
 
     def poll(self) -> Exit | None:
-        """Collected with wait4, so its CPU time is known however it ended."""
-        if self.proc.returncode is not None:
-            return None
-        try:
-            pid, status, usage = os.wait4(self.proc.pid, os.WNOHANG)
-        except ChildProcessError:  # collected elsewhere: nothing to measure
-            self.proc.returncode = -1
-            return Exit("collected elsewhere", False)
-        if pid == 0:
-            return None
-        self.proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
-        return exit_of(status, usage)
+        return None if self.proc.returncode is not None else collect(self.proc)
 
     def stop(self, force: bool) -> None:
         if self.proc.returncode is None:
@@ -109,25 +103,18 @@ def wait_capped(proc: subprocess.Popen, max_rss_mb: float | None) -> Exit:
     """Waits for proc (collecting it with wait4), killing it if its process tree's memory passes max_rss_mb, as
     the supervisor does a run's; the Exit says so."""
     over = ""
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if max_rss_mb is not None and not over:
-            rss = tree_rss_mb(proc.pid)
-            if rss > max_rss_mb:
-                over = f" (memory limit exceeded: {rss:.0f} MB > {max_rss_mb:.0f} MB)"
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
+    while (done := collect(proc)) is None:
+        if max_rss_mb is not None and not over and (rss := tree_rss_mb(proc.pid)) > max_rss_mb:
+            over = f" (memory limit exceeded: {rss:.0f} MB > {max_rss_mb:.0f} MB)"
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
         time.sleep(MEMORY_POLL_S)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it
-    done = exit_of(status, usage)
     return replace(done, how=done.how + over) if over else done
 
 
-def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
-    """The Ray task of one worker: the worker process in a scratch folder of this node; returns its Exit's
-    fields and the end of its log."""
+def run_worker_on_node(plan_json: str) -> tuple[Exit, bytes]:
+    """The Ray task of one worker: the worker process in a scratch folder of this node; its Exit and the end of
+    its log."""
     from bench.systems.search.distributed import WorkerPlan
 
     # One folder per run and worker on each node: a try killed outright cannot clean up after itself, so the
@@ -149,7 +136,7 @@ def run_worker_on_node(plan_json: str) -> tuple[str, bool, float, bytes]:
         with open(log_path, "rb") as fh:
             fh.seek(max(0, log_path.stat().st_size - LOG_TAIL_BYTES))
             tail = fh.read()
-        return done.how, done.ok, done.cpu_s, tail
+        return done, tail
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -176,11 +163,11 @@ class RayWorker(WorkerProcess):
             return None
         self.collected = True
         try:
-            how, ok, cpu_s, tail = ray.get(self.ref)
+            done, tail = ray.get(self.ref)
         except ray.exceptions.RayError as exc:
             return Exit(f"lost ({type(exc).__name__})", False)
         self.log_path.write_bytes(tail)
-        return Exit(how, ok, cpu_s)
+        return done
 
     def stop(self, force: bool) -> None:
         import ray
@@ -189,27 +176,21 @@ class RayWorker(WorkerProcess):
             ray.cancel(self.ref, force=force)
 
 
-class Cluster:
-    """The chief's connection to the Ray cluster its run's placement group is in."""
+def join_group(place: Placement) -> Any:
+    """The run's placement group, from the Ray cluster it is in, which this process joins (until leave_cluster) at
+    the address the run's own task was given (its GCS as Ray reports it, never a guess): dialled first, so a chief
+    that cannot reach it fails in seconds rather than at the run's hard limit."""
+    import ray
 
-    def __init__(self, place: Placement) -> None:
-        import ray
+    check_reachable(place.ray_address, "the Ray cluster (its GCS)")
+    with loopback_kept():
+        ray.init(address=place.ray_address, namespace=place.namespace, _node_ip_address=place.node_ip,
+                 log_to_driver=False, logging_level="WARNING")
+    return ray.util.get_placement_group(place.group)
 
-        # The address the run's own task was given by the cluster (its GCS as Ray reports it), never a guess;
-        # dialled first, so a chief that cannot reach it fails in seconds rather than at the run's hard limit.
-        check_reachable(place.ray_address, "the Ray cluster (its GCS)")
-        with loopback_kept():
-            ray.init(address=place.ray_address, namespace=place.namespace, _node_ip_address=place.node_ip,
-                     log_to_driver=False, logging_level="WARNING")
-        self.group = ray.util.get_placement_group(place.group)
-        self.host = place.node_ip
 
-    def size(self) -> int:
-        """Bundles of the group: one per process of the search."""
-        return len(self.group.bundle_specs)
+def leave_cluster() -> None:
+    """Disconnects from the cluster join_group joined (the workers it started have ended or been cancelled)."""
+    import ray
 
-    def close(self) -> None:
-        """Disconnects (the workers it started have ended or been cancelled)."""
-        import ray
-
-        ray.shutdown()
+    ray.shutdown()

@@ -26,9 +26,9 @@ class DeadlineInterrupt(Exception):
 
 
 class HardStop:
-    """Context manager: while inside, a watchdog thread interrupts the calling thread after `at` (a time, or a
-    function giving the current one: a search's deadline moves as its refit reserve does, and a worker of a
-    search over several processes hears the chief's).
+    """Context manager: while inside, a watchdog thread interrupts the calling thread once time.monotonic() passes
+    `at()` (None: not yet; a search's deadline moves as its refit reserve does, and a worker of a search over
+    several processes hears the chief's).
 
     The batch-end callback cannot stop a trial inside one step, and a model's first step (graph tracing,
     e.g. a ResNet50 on a busy CPU) can take minutes. The exception arrives at the next Python bytecode of
@@ -36,9 +36,8 @@ class HardStop:
     every WATCHDOG_POLL_S until the block exits, in case library code swallows one.
     """
 
-    def __init__(self, at: float | None | Callable[[], float | None]) -> None:
-        self.at = at if callable(at) else (lambda: at)
-        self._watched = callable(at) or at is not None  # a fixed None: no deadline, nothing to watch
+    def __init__(self, at: Callable[[], float | None]) -> None:
+        self.at = at
         self.fired = False
         self._target = threading.get_ident()
         self._lock = threading.Lock()
@@ -47,10 +46,9 @@ class HardStop:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> HardStop:
-        if self._watched:
-            self._armed = True
-            self._thread = threading.Thread(target=self._watch, name="search-hard-stop", daemon=True)
-            self._thread.start()
+        self._armed = True
+        self._thread = threading.Thread(target=self._watch, name="search-hard-stop", daemon=True)
+        self._thread.start()
         return self
 
     def _raise_in_target(self, exc: type[BaseException]) -> None:

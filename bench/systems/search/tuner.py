@@ -1,11 +1,5 @@
-"""Mixins that put any KerasTuner tuner class under a SearchLog's budget, kept by its oracle
-(bench.systems.search.oracle): BudgetedTuner gives the tuner that oracle (its own, or the chief's in a search over
-several processes), sends each trial's Outcome with its end, skips a trial the time left could not train
-(skip) and interrupts one still running hard_stop_grace_s past the deadline (hard_stop). KerasFitTrials adds,
-for trials that are one model.fit (KerasTuner's own Tuner, Auto-Keras), a callback that stops the fit at its
-next batch after the deadline (the epoch's validation still runs, so a cut trial keeps a score) and times its
-epochs; an interrupted trial keeps the scores of its finished epochs.
-"""
+"""Mixins that put any KerasTuner tuner class under a SearchLog's budget, which its oracle keeps
+(bench.systems.search.oracle): BudgetedTuner for any trial, KerasFitTrials for trials that are one model.fit."""
 
 from __future__ import annotations
 

@@ -94,7 +94,7 @@ def test_a_hard_stop_ends_cleanly_under_a_trace_function_and_no_interrupt_lands_
         for _ in range(3):
             started = time.monotonic()
             try:
-                with HardStop(started + 0.5):
+                with HardStop(lambda: started + 0.5):
                     while time.monotonic() - started < 30:
                         time.sleep(0.01)
             except DeadlineInterrupt:
