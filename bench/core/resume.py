@@ -3,10 +3,11 @@ attempts spent, and the folder where a system keeps what it needs to continue.
 
 `runs/<run_id>/resume/` holds attempt.json (the attempt's key and the compute spent so far, rewritten every
 HEARTBEAT_S seconds while fit runs and whenever the system saves a checkpoint) and the system's own checkpoint
-files in `checkpoint/`. A run that ends (ok, failed or timed out) removes the folder; a run whose process dies
-leaves it, and the next attempt of the same run id (`bench all` / `bench run` again on the same results folder)
-continues from it when its key matches: the same spec, data fingerprint, code, backend and precision. Otherwise
-it starts again, with one line saying what changed.
+files in `checkpoint/`. A run that ends ok, or that the harness stopped at a limit, removes the folder; a run
+whose process dies leaves it, as does one that failed with an error (a refit that failed after a long search
+does not search again). The next attempt of the same run id (`bench all` / `bench run` again on the same results
+folder; `--force` starts afresh) continues from it when its key matches: the same spec, data fingerprint, code,
+backend and precision. Otherwise it starts again, with one line saying what changed.
 
 The budget is the user's bill: an attempt's deadline is the budget less every earlier attempt's fit time, and the
 record's fit, CPU and GPU seconds and its energy add them up. The time between an attempt's last heartbeat and its

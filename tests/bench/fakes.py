@@ -225,6 +225,25 @@ class FillsCheckpoint(_Prior):
         time.sleep(60)
 
 
+class FailsAfterACheckpoint(_Prior):
+    """Saves a checkpoint, then fails, the first time; continues from that checkpoint to the end the next."""
+
+    name = "fails-after-a-checkpoint"
+    description = "fails once after its first checkpoint"
+
+    def resumes(self, budget: object) -> bool:
+        return True
+
+    def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
+        saved = ctx.resume.checkpoint_dir / "stage.txt"
+        if not saved.exists():
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text("search done")
+            ctx.resume.checkpointed("the search")
+            raise RuntimeError("deliberate failure after the search")
+        super().fit(x, y, ctx)
+
+
 # Burns `seconds` of CPU time (not wall time: a busy machine only makes it take longer), then exits.
 BURN = "import sys, time\nwhile time.process_time() < float(sys.argv[1]):\n    pass\n"
 

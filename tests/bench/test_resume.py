@@ -225,6 +225,36 @@ def test_a_system_that_cannot_continue_killed_and_run_again_says_what_its_figure
             "system cannot continue from where it stopped): the figures leave out the ") in report
 
 
+@pytest.mark.slow
+def test_a_run_that_failed_with_an_error_continues_on_the_same_command_and_force_starts_it_afresh(
+        tmp_path: Path) -> None:
+    """A failure is not a verdict on what the run had done (a refit that failed after a long search): the run's
+    resume state stays, the same command continues from it within the one budget, and --force starts again."""
+    from tests.conftest import REPO
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "bench", "run", "--dataset", "digits", "--max-train", "100", "--system",
+               "tests.bench.fakes:FailsAfterACheckpoint", "--budget", "60s", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def row() -> dict[str, str]:
+        with open(out / "runs.csv", newline="") as f:
+            (only,) = list(csv.DictReader(f))
+        return only
+
+    subprocess.run(command, env=env, capture_output=True, timeout=300)
+    assert row()["status"] == "failed" and "deliberate failure after the search" in row()["error"]
+    (folder,) = (out / "runs").glob("*/")
+    assert (folder / RESUME_DIR / "checkpoint" / "stage.txt").exists()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert row()["status"] == "ok" and row()["attempts"] == "2" and row()["resumed_from"] == "the search", row()
+    assert not (folder / RESUME_DIR).exists()
+    for _ in range(2):  # the ok run done afresh fails again; then --force drops the state it left (else: ok)
+        subprocess.run([*command, "--force"], env=env, capture_output=True, timeout=300)
+        assert row()["status"] == "failed", row()
+
+
 def test_a_search_log_saved_and_restored_keeps_its_rows_and_times(tmp_path: Path) -> None:
     from bench.systems.search.log import SearchLog, TrialRow
 
