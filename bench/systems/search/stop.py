@@ -51,9 +51,6 @@ class HardStop:
         self._thread.start()
         return self
 
-    def _raise_in_target(self, exc: type[BaseException]) -> None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target), ctypes.py_object(exc))
-
     def _watch(self) -> None:
         while not self._done.wait(WATCHDOG_POLL_S):
             at = self.at()
@@ -63,7 +60,8 @@ class HardStop:
                 if not self._armed:
                     return
                 self.fired = True
-                self._raise_in_target(DeadlineInterrupt)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._target),
+                                                           ctypes.py_object(DeadlineInterrupt))
 
     def __exit__(self, *exc_info: object) -> None:
         # Disarm first, again if an interrupt lands while doing so; then let one raised before the disarm but not
@@ -102,7 +100,7 @@ def deadline_callback(deadline: float | None | Callable[[], float | None],
     """A Keras callback that stops training at the next batch once time.monotonic() passes the deadline (a
     time, or a function giving the current one), inside an epoch too (Keras 3 checks stop_training after every
     batch); on_epoch hears the seconds of each epoch so far as each ends. Its epochs_trained counts a cut epoch
-    by its batches."""
+    (and one still running) by its batches."""
     import keras
 
     current = deadline if callable(deadline) else (lambda: deadline)
@@ -111,7 +109,7 @@ def deadline_callback(deadline: float | None | Callable[[], float | None],
         """Stops fit() at the first batch end after the deadline."""
 
         stopped = False
-        epochs_trained = 0.0
+        _done = 0.0  # epochs finished, a cut one by its batches
         _epoch_t0 = 0.0
         _batches = 0  # batches of the running epoch
 
@@ -125,18 +123,17 @@ def deadline_callback(deadline: float | None | Callable[[], float | None],
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             # Keras ends a stopped epoch like any other: whether it was whole, only its batches tell.
             steps = (self.params or {}).get("steps")
-            whole = not steps or self._batches >= steps
-            self.epochs_trained += 1.0 if whole else self._batches / steps
+            self._done += 1.0 if not steps or self._batches >= steps else self._batches / steps
             self._batches = 0
             self.epochs_s.append(time.monotonic() - self._epoch_t0)
             if on_epoch is not None:
                 on_epoch(list(self.epochs_s))
 
         @property
-        def epochs_so_far(self) -> float:
-            """epochs_trained and the batches of an epoch still running (a fit interrupted inside one)."""
+        def epochs_trained(self) -> float:
+            """Epochs so far, counting an epoch cut or still running (a fit interrupted inside it) by its batches."""
             steps = (self.params or {}).get("steps")
-            return self.epochs_trained + (self._batches / steps if steps else 0.0)
+            return self._done + (self._batches / steps if steps else 0.0)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             self._batches += 1

@@ -155,7 +155,7 @@ class KerasFitTrials(BudgetedTuner):
             return
         model = getattr(stopper, "model", None)  # Keras sets it when fit starts: none, nothing trained
         self.outcomes[trial.trial_id].spent = (Spent() if model is None
-                                               else Spent.of(model, trained=stopper.epochs_so_far * examples))
+                                               else Spent.of(model, trained=stopper.epochs_trained * examples))
 
 
 def budgeted(base: type, trials: type = KerasFitTrials) -> type:
