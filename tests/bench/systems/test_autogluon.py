@@ -61,15 +61,16 @@ def test_fit_keeps_to_the_budget_and_records_its_phases(tmp_path):
     x, y = tiny()
     t0 = time.monotonic()
     system.fit(x, y, context(tmp_path, "2s"))
-    assert time.monotonic() - t0 < 2.0
+    took = time.monotonic() - t0
+    assert took < 2.0
     call = kit.made[0].calls[0]
     assert call["time_limit"] == 1.0  # 2 s less the reserve: the least AutoGluon is given
     assert call["seed"] == 7 and call["hyperparameter_tune_kwargs"] is None
     assert kit.n_classes == 3  # the predictor is made for the data's classes, not the labels the loop saw
     extras = system.extras()
     assert extras["overshoot_s"] == 0.0
-    # The loop ran its whole limit and the finishing its 0.2 s: a busy machine only lengthens them.
-    assert 1.0 <= extras["search_s"] < 1.6 and 0.2 <= extras["refit_s"] < 0.6
+    # The loop ran its whole limit and the finishing its 0.2 s (a busy machine only lengthens them), within fit.
+    assert extras["search_s"] >= 1.0 and extras["refit_s"] >= 0.2 and extras["search_s"] + extras["refit_s"] <= took
     assert extras["backbone"] == "resnet18" and extras["image_size_asked"] == 8 and extras["time_limit_s"] == 1.0
     proba = system.predict_proba(x[:4])
     assert proba.shape == (4, 3) and np.allclose(proba.sum(axis=1), 1.0) and not proba[:, 2].any()
