@@ -415,7 +415,7 @@ def whole_compute(fields: dict[str, Any], extras: dict[str, Any]) -> dict[str, A
     out = dict(fields)
     if fields.get("fit_s") is not None:
         out["held_s"] = fields["fit_s"] * (extras.get("search_bundles") or 1)
-    for key in ("cpu_s", "cpu_energy_j", *GPU_SUMS):
+    for key in ("cpu_s", "cpu_energy_j", *GPU_SUMS):  # sums over the processes; cpu_s where the chief's is known
         theirs = extras.get(f"workers_{key}")
         if theirs is not None and (key != "cpu_s" or fields.get(key) is not None):
             out[key] = (fields.get(key) or 0) + theirs
