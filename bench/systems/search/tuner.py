@@ -118,7 +118,9 @@ class BudgetedTuner:
 
 
 class KerasFitTrials(BudgetedTuner):
-    """BudgetedTuner for trials that are one model.fit (keras-tuner's Tuner._build_and_fit_model)."""
+    """BudgetedTuner for trials that are one model.fit (keras-tuner's Tuner._build_and_fit_model): a callback
+    stops the fit at its next batch after the deadline (the epoch's validation still runs, so a cut trial keeps a
+    score) and times its epochs."""
 
     def _build_and_fit_model(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         log, trial_id = self.search_log, str(trial.trial_id)
