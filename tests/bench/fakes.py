@@ -237,7 +237,6 @@ class FailsAfterACheckpoint(_Prior):
     def fit(self, x: np.ndarray, y: np.ndarray, ctx: FitContext) -> None:
         saved = ctx.resume.checkpoint_dir / "stage.txt"
         if not saved.exists():
-            saved.parent.mkdir(parents=True, exist_ok=True)
             saved.write_text("search done")
             ctx.resume.checkpointed("the search")
             raise RuntimeError("deliberate failure after the search")

@@ -260,6 +260,9 @@ class Chief:
         def told(key: str) -> list[Any]:
             return [f[key] for f in figures if f.get(key) is not None]
 
+        def total(values: list[Any]) -> Any:
+            return sum(values) if values else None  # None: no worker told one, never 0
+
         here = machine_id()
         # RAPL reads a whole package: only workers on other machines add theirs.
         elsewhere = [f["cpu_energy_j"] for f in figures if f.get("machine") not in (None, here)
@@ -270,8 +273,8 @@ class Chief:
             # executor's one machine, whose cores the processes share.
             "search_bundles": self.n if self.group is not None else 1,
             "workers_cpu_s": sum(told("cpu_s")),
-            "workers_cpu_energy_j": sum(elsewhere) if elsewhere else None,
-            **{f"workers_{key}": sum(told(key)) if told(key) else None for key in GPU_SUMS},
+            "workers_cpu_energy_j": total(elsewhere),
+            **{f"workers_{key}": total(told(key)) for key in GPU_SUMS},
             "workers_gpu_mem_peak_mb": max(filter(None, told("gpu_mem_peak_mb")), default=None),
             "workers": [{"worker": w.name, "ran_s": None if w.ended is None else w.ended - w.launched,
                          "cpu_s": f.get("cpu_s"), "exit": "still running" if w.exit is None else w.exit.how,
@@ -415,10 +418,9 @@ def whole_compute(fields: dict[str, Any], extras: dict[str, Any]) -> dict[str, A
     out = dict(fields)
     if fields.get("fit_s") is not None:
         out["held_s"] = fields["fit_s"] * (extras.get("search_bundles") or 1)
-    for key in ("cpu_s", "cpu_energy_j", *GPU_SUMS):  # sums over the processes; cpu_s where the chief's is known
-        theirs = extras.get(f"workers_{key}")
-        if theirs is not None and (key != "cpu_s" or fields.get(key) is not None):
-            out[key] = (fields.get(key) or 0) + theirs
+    for key in ("cpu_s", "cpu_energy_j", *GPU_SUMS):  # sums over the chief and its workers
+        if extras.get(f"workers_{key}") is not None:
+            out[key] = (fields.get(key) or 0) + extras[f"workers_{key}"]
     if extras.get("workers_gpu_mem_peak_mb") is not None:
         out["gpu_mem_peak_mb"] = max(extras["workers_gpu_mem_peak_mb"], fields.get("gpu_mem_peak_mb") or 0.0)
     return out

@@ -43,11 +43,10 @@ class HardStop:
         self._lock = threading.Lock()
         self._armed = False
         self._done = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = threading.Thread(target=self._watch, name="search-hard-stop", daemon=True)
 
     def __enter__(self) -> HardStop:
         self._armed = True
-        self._thread = threading.Thread(target=self._watch, name="search-hard-stop", daemon=True)
         self._thread.start()
         return self
 
@@ -81,8 +80,7 @@ class HardStop:
             except DeadlineInterrupt:
                 pass
         self._done.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._thread.join()
 
 
 def finished_epochs(callback: Any, objective: str) -> Any:
